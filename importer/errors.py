@@ -1,0 +1,123 @@
+"""The importer's exceptions, drawn once.
+
+    ImporterError                 every error a user can see; carries an exit code
+    ├── UsageError                bad options, key or base URL (exit 2)
+    │   ├── ManifestError         the manifest file as a whole is unreadable (exit 2)
+    │   ├── MappingError          the mapping file is wrong (exit 2)
+    │   └── LedgerError           the ledger cannot be used: busy, corrupt, read-only (exit 2)
+    ├── ApiError                  an answer (or no answer) from the API
+    │   ├── TransientError        worth retrying: 429, 5xx, 409, timeouts, resets, bad bodies
+    │   │   └── RateLimited       429, with the server's Retry-After
+    │   ├── PermanentError        the row itself is wrong: 400, 422 (never retried)
+    │   └── FatalError            the run cannot go on: 401, 403, 404 on create (exit 3)
+    └── RunAborted                the run stopped part-way: server unavailable (exit 3)
+
+Row-level validation problems are values (``validate.RowError``), not exceptions: an
+invalid row must never stop the valid ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXIT_OK = 0
+EXIT_ROWS_FAILED = 1
+EXIT_USAGE = 2
+EXIT_ABORTED = 3
+EXIT_INTERRUPTED = 130
+
+
+class ImporterError(Exception):
+    """Base of every error the CLI turns into a message and an exit code."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(ImporterError):
+    """Options, credentials or configuration that cannot work."""
+
+
+class ManifestError(UsageError):
+    """The manifest cannot be read as a whole (a bad row is a RowError instead)."""
+
+    def __init__(self, path: str, message: str, column: str | None = None) -> None:
+        self.path = path
+        self.column = column
+        super().__init__(f"{path}: {message}")
+
+
+class MappingError(UsageError):
+    """The TOML mapping file is malformed or names unknown fields."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+class LedgerError(UsageError):
+    """The ledger cannot be opened, locked or written."""
+
+
+class ApiError(ImporterError):
+    """An API answer we could not accept, with the problem+json details kept."""
+
+    exit_code = EXIT_ABORTED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        detail: str | None = None,
+        field_errors: list[dict[str, Any]] | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.status = status
+        self.detail = detail
+        self.field_errors = field_errors or []
+        self.request_id = request_id
+        super().__init__(message)
+
+    def describe(self) -> str:
+        """One line for reports and logs: status, detail and each field error."""
+        parts = [str(self)]
+        for item in self.field_errors:
+            field = item.get("field") or "?"
+            parts.append(f"{field}: {item.get('message') or item.get('code') or ''}".strip())
+        return "; ".join(parts)
+
+
+class TransientError(ApiError):
+    """Worth trying again later: the same request may well succeed."""
+
+
+class RateLimited(TransientError):
+    """429: the server asked us to wait ``retry_after`` seconds (None if it did not say)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class ServerUnavailable(TransientError):
+    """5xx, connection failures and timeouts: the server, not the row, is the problem."""
+
+
+class PermanentError(ApiError):
+    """The server rejected the row itself; sending it again unchanged cannot help."""
+
+
+class FatalError(ApiError):
+    """No request can succeed until the user fixes something: key, scope or base URL."""
+
+
+class RunAborted(ImporterError):
+    """The run stopped before the end; rows not yet sent are still pending."""
+
+    exit_code = EXIT_ABORTED
+
+
+class Interrupted(ImporterError):
+    """Ctrl-C or SIGTERM: stopped cleanly, ledger flushed."""
+
+    exit_code = EXIT_INTERRUPTED

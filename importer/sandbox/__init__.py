@@ -1,0 +1,1 @@
+"""A local server that speaks the AskElephant engagements API, faults included."""

@@ -1,0 +1,1 @@
+"""API targets: each speaks one vendor's API behind the ``Target`` interface."""
