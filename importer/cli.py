@@ -1,19 +1,434 @@
-"""The ``importer`` command: parses options, calls one stage function, maps errors to exits."""
+"""The ``importer`` command: parses options, calls one stage function, maps errors to exits.
+
+Exit codes: 0 every row is in AskElephant; 1 finished, but some rows are invalid, failed
+or changed; 2 bad usage, manifest, mapping or ledger; 3 aborted (credential, scope, wrong
+URL, server unavailable); 70 internal error; 130 interrupted.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import click
 
 from importer import __version__
-from importer.errors import EXIT_USAGE, ImporterError
+from importer.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ImporterError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class CommandFailed(click.ClickException):
+    """An ImporterError on its way out, with the importer's own exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class ImporterGroup(click.Group):
+    """Turns our exceptions into a message and an exit code: never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImporterError as error:
+            raise CommandFailed(str(error), error.exit_code) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:
+            if os.environ.get("IMPORTER_DEBUG"):
+                raise
+            raise CommandFailed(
+                f"internal error ({type(error).__name__}: {error}). This is a bug: please "
+                "report it; IMPORTER_DEBUG=1 shows the traceback",
+                EXIT_INTERNAL,
+            ) from None
+
+
+@click.group(
+    cls=ImporterGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="importer")
 def cli() -> None:
-    """Import call and meeting recordings from a CRM export into AskElephant, exactly once."""
+    """Import call and meeting recordings from a CRM export into AskElephant, exactly once.
+
+    \b
+    Exit codes:
+      0   every row is in AskElephant
+      1   the run finished, but some rows are invalid, failed or changed
+      2   bad usage, manifest, mapping or ledger
+      3   aborted: bad key, missing scope, wrong URL, server unavailable
+      70  internal error (a bug: please report it)
+      130 interrupted (Ctrl-C, SIGTERM); run again to resume
+    """
+
+
+# -- options shared by several commands, defined once ------------------------------------
+
+
+def _stack(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def apply(function: Any) -> Any:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+manifest_argument = click.argument(
+    "manifest", type=click.Path(path_type=Path, dir_okay=True, exists=False)
+)
+
+mapping_options = _stack(
+    click.option(
+        "--mapping",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="TOML file renaming columns and setting defaults (see `importer init`).",
+    ),
+    click.option(
+        "--source-system",
+        help="source_system for rows without one (e.g. salesforce); also the default prefix.",
+    ),
+    click.option(
+        "--prefix",
+        help="external_id prefix [default: '<source_system>:'; pass '' for none].",
+    ),
+    click.option(
+        "--timezone",
+        default="UTC",
+        show_default=True,
+        help="Time zone for start_at values without an offset (IANA name, e.g. Europe/Paris).",
+    ),
+    click.option(
+        "--run-workflows",
+        is_flag=True,
+        help="Let AskElephant run workflows and recap emails (off for historical imports).",
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(1, 100_000),
+        default=1000,
+        show_default=True,
+        help="Rows read at a time; memory stays bounded by it.",
+    ),
+)
+
+ledger_option = click.option(
+    "--ledger",
+    type=click.Path(path_type=Path),
+    default="state/ledger.db",
+    show_default=True,
+    help="SQLite ledger recording every row's outcome (one per import target).",
+)
+
+api_options = _stack(
+    click.option(
+        "--base-url",
+        help="API base URL [default: $ASKELEPHANT_BASE_URL or https://app.askelephant.ai/api]. "
+        "http:// is refused except on a loopback address (the sandbox).",
+    ),
+    click.option(
+        "--api-key-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="File holding the API key [default: $ASKELEPHANT_API_KEY]. Never on the command line.",
+    ),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(1, 256),
+        default=8,
+        show_default=True,
+        help="Requests in flight at once.",
+    ),
+    click.option("--rate", type=click.FloatRange(min=0.01), help="At most this many requests/s."),
+    click.option(
+        "--max-attempts",
+        type=click.IntRange(1, 100),
+        default=6,
+        show_default=True,
+        help="Requests per row before it is left failed (transient) for a later run.",
+    ),
+    click.option(
+        "--read-timeout",
+        type=click.FloatRange(min=1),
+        default=300.0,
+        show_default=True,
+        help="Seconds to wait for an answer; create fetches the media synchronously.",
+    ),
+)
+
+output_options = _stack(
+    click.option("--no-progress", is_flag=True, help="No progress bar (also off when not a TTY)."),
+    click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final exit code."),
+    click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="json: one event per line on stderr (run, rows, retries, summary).",
+    ),
+)
+
+plan_output_options = _stack(
+    click.option(
+        "--out",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Write every row's action and reason to this CSV file.",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON."),
+)
+
+on_change_option = click.option(
+    "--on-change",
+    type=click.Choice(["report", "skip"]),
+    default="report",
+    show_default=True,
+    help="A row changed since import cannot be updated by create: report it (exit 1) or skip.",
+)
+
+
+def _reporter(quiet: bool, no_progress: bool, log_format: str) -> Any:
+    from importer.events import HumanReporter, JsonReporter
+
+    if log_format == "json":
+        return JsonReporter()
+    return HumanReporter(progress=not no_progress, quiet=quiet)
+
+
+def _import_settings(
+    manifest: Path,
+    *,
+    mapping: Path | None,
+    source_system: str | None,
+    prefix: str | None,
+    timezone: str,
+    run_workflows: bool,
+    batch_size: int,
+    on_change: str = "report",
+    include_permanent: bool = False,
+    only_failed: bool = False,
+    concurrency: int = 8,
+    rate: float | None = None,
+    max_attempts: int = 6,
+) -> Any:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from importer.mapping import load_mapping
+    from importer.pipeline import ImportSettings
+    from importer.plan import PlanOptions
+    from importer.retry import RetrySettings
+    from importer.send import SendSettings
+    from importer.validate import MappingOptions
+
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(
+            f"unknown time zone {timezone!r}; use an IANA name such as UTC or America/New_York",
+            param_hint="--timezone",
+        ) from None
+    return ImportSettings(
+        manifest=manifest,
+        mapping=MappingOptions(
+            source_system=source_system,
+            prefix=prefix,
+            timezone=timezone,
+            run_workflows=run_workflows,
+            columns=load_mapping(mapping),
+        ),
+        plan=PlanOptions(include_permanent=include_permanent, only_failed=only_failed),
+        send=SendSettings(
+            concurrency=concurrency, rate=rate, retry=RetrySettings(max_attempts=max_attempts)
+        ),
+        on_change=on_change,
+        batch_size=batch_size,
+    )
+
+
+def _print_plan(settings: Any, ledger_path: Path, out: Path | None, as_json: bool) -> int:
+    from importer.ledger import Ledger
+    from importer.pipeline import plan_manifest
+    from importer.report import PlanPrinter
+
+    ledger = Ledger(ledger_path, readonly=True)
+    try:
+        handle = out.open("w", encoding="utf-8", newline="") if out else None
+        try:
+            printer = PlanPrinter(csv_handle=handle)
+            plan_manifest(settings, ledger, printer)
+        finally:
+            if handle:
+                handle.close()
+    finally:
+        ledger.close()
+    click.echo(
+        printer.as_json(str(settings.manifest)) if as_json else printer.text(str(settings.manifest))
+    )
+    if out:
+        click.echo(f"Wrote {out}", err=True)
+    return 1 if printer.counts.get("invalid") or printer.counts.get("duplicate") else 0
+
+
+def _print_summary(summary: Any, manifest: Path, quiet: bool) -> None:
+    from importer.report import format_counts
+
+    if quiet:
+        return
+    rate = sum(summary.counts[k] for k in ("created", "existing", "failed")) / max(
+        summary.seconds, 1e-9
+    )
+    click.echo(
+        format_counts(
+            summary.counts,
+            f"Summary for {manifest} ({summary.seconds:.1f} s, {summary.requests:,} requests, "
+            f"{rate:.1f} rows/s):",
+        )
+    )
+    if summary.stop_reason and summary.stop_reason != "interrupted":
+        click.echo(f"Stopped: {summary.stop_reason}", err=True)
+    elif summary.stop_reason == "interrupted":
+        click.echo("Interrupted: run the same command again to resume.", err=True)
+
+
+def _send(
+    command: str,
+    settings: Any,
+    *,
+    ledger: Path,
+    base_url: str | None,
+    api_key_file: Path | None,
+    read_timeout: float,
+    quiet: bool,
+    no_progress: bool,
+    log_format: str,
+    options: dict[str, Any],
+) -> int:
+    from importer.config import resolve_base_url
+    from importer.runner import askelephant_factory, import_manifest
+
+    factory = askelephant_factory(
+        resolve_base_url(base_url),
+        _api_key(api_key_file),
+        concurrency=settings.send.concurrency,
+        read_timeout=read_timeout,
+    )
+    reporter = _reporter(quiet, no_progress, log_format)
+    summary = import_manifest(
+        settings,
+        ledger_path=ledger,
+        target_factory=factory,
+        reporter=reporter,
+        command=command,
+        options=options,
+    )
+    if log_format != "json":
+        _print_summary(summary, settings.manifest, quiet)
+    return int(summary.exit_code)
+
+
+def _api_key(api_key_file: Path | None) -> str:
+    from importer.config import load_api_key
+
+    key, warnings = load_api_key(api_key_file)
+    for warning in warnings:
+        click.echo(warning, err=True)
+    return key
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+@cli.command()
+@manifest_argument
+@mapping_options
+@ledger_option
+@api_options
+@on_change_option
+@click.option("--dry-run", is_flag=True, help="Print the plan (as `importer plan`); send nothing.")
+@plan_output_options
+@output_options
+@click.pass_context
+def run(ctx: click.Context, manifest: Path, **options: Any) -> None:
+    """Import MANIFEST (CSV or Parquet): one create per valid row, recorded in the ledger.
+
+    Running it again resumes: rows already created are skipped, interrupted ones re-sent.
+    """
+    settings = _import_settings(
+        manifest,
+        **_pick(
+            options,
+            "mapping",
+            "source_system",
+            "prefix",
+            "timezone",
+            "run_workflows",
+            "batch_size",
+            "on_change",
+            "concurrency",
+            "rate",
+            "max_attempts",
+        ),
+    )
+    if options["dry_run"]:
+        ctx.exit(_print_plan(settings, options["ledger"], options["out"], options["as_json"]))
+    ctx.exit(
+        _send(
+            "run",
+            settings,
+            options=options,
+            **_pick(
+                options,
+                "ledger",
+                "base_url",
+                "api_key_file",
+                "read_timeout",
+                "quiet",
+                "no_progress",
+                "log_format",
+            ),
+        )
+    )
+
+
+@cli.command()
+@manifest_argument
+@mapping_options
+@ledger_option
+@on_change_option
+@plan_output_options
+@click.pass_context
+def plan(ctx: click.Context, manifest: Path, **options: Any) -> None:
+    """Show what `importer run MANIFEST` would do, sending nothing (a dry-run audit).
+
+    Every row is validated and compared with the ledger: new, already imported, changed
+    since import, invalid (with reasons), duplicate, retry. Exit 1 if any row is invalid.
+    """
+    settings = _import_settings(
+        manifest,
+        **_pick(
+            options,
+            "mapping",
+            "source_system",
+            "prefix",
+            "timezone",
+            "run_workflows",
+            "batch_size",
+            "on_change",
+        ),
+    )
+    ctx.exit(_print_plan(settings, options["ledger"], options["out"], options["as_json"]))
+
+
+def _pick(options: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: options[name] for name in names}
 
 
 def _parse_key(value: str) -> tuple[str, list[str] | None]:
@@ -23,7 +438,9 @@ def _parse_key(value: str) -> tuple[str, list[str] | None]:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one).")
+@click.option(
+    "--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one)."
+)
 @click.option(
     "--db",
     "db_path",
@@ -53,9 +470,13 @@ def _parse_key(value: str) -> tuple[str, list[str] | None]:
     show_default=True,
     help="Seconds an engagement spends in QUEUED and then in PROCESSING.",
 )
-@click.option("--latency-ms", type=int, default=0, show_default=True, help="Delay per create, +/-50% jitter.")
+@click.option(
+    "--latency-ms", type=int, default=0, show_default=True, help="Delay per create, +/-50% jitter."
+)
 @click.option("--rate-limit", type=float, help="Requests per second per key; beyond it 429.")
-@click.option("--fail-rate", type=float, default=0.0, show_default=True, help="Share of creates answered 500.")
+@click.option(
+    "--fail-rate", type=float, default=0.0, show_default=True, help="Share of creates answered 500."
+)
 @click.option(
     "--drop-after-commit-rate",
     type=float,
@@ -93,11 +514,15 @@ def sandbox(
             start_text, seconds_text = outage.split(":", 1)
             outage_start, outage_seconds = float(start_text), float(seconds_text)
         except ValueError:
-            raise click.BadParameter("expected START:SECONDS, e.g. 30:20", param_hint="--outage")
+            raise click.BadParameter(
+                "expected START:SECONDS, e.g. 30:20", param_hint="--outage"
+            ) from None
     api_keys = []
     for value in keys:
         key, scopes = _parse_key(value)
-        api_keys.append(ApiKey(key, frozenset(scopes) if scopes is not None else frozenset(contract.ALL_SCOPES)))
+        api_keys.append(
+            ApiKey(key, frozenset(scopes) if scopes is not None else frozenset(contract.ALL_SCOPES))
+        )
     settings = SandboxSettings(
         host=host,
         port=port,
@@ -120,14 +545,4 @@ def sandbox(
 
 def main() -> None:
     """Console entry point: the only place the importer exits."""
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(130)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(EXIT_USAGE if error.exit_code == 1 else error.exit_code)
-    except ImporterError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(error.exit_code)
+    sys.exit(cli.main(standalone_mode=True) or 0)

@@ -120,7 +120,9 @@ def utf8_length(text: str) -> int:
 def check_engagement_type(value: object) -> FieldProblem | None:
     """Only CALL and MEETING can be created through the public API."""
     if value not in ENGAGEMENT_TYPES:
-        return FieldProblem("type", "invalid_choice", f"type must be CALL or MEETING, not {value!r}")
+        return FieldProblem(
+            "type", "invalid_choice", f"type must be CALL or MEETING, not {value!r}"
+        )
     return None
 
 

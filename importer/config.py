@@ -1,0 +1,64 @@
+"""Where the key and the base URL come from; what of the options may be recorded."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from importer import contract
+from importer.errors import UsageError
+
+API_KEY_ENV = "ASKELEPHANT_API_KEY"
+BASE_URL_ENV = "ASKELEPHANT_BASE_URL"
+DEFAULT_LEDGER = Path("state/ledger.db")
+
+
+def load_api_key(
+    key_file: Path | None, environ: Mapping[str, str] | None = None
+) -> tuple[str, list[str]]:
+    """The API key from ``--api-key-file``, else ``ASKELEPHANT_API_KEY``; and any warnings.
+
+    Never from a command-line value: those end up in shell history and ``ps`` output.
+    """
+    env = os.environ if environ is None else environ
+    warnings: list[str] = []
+    if key_file is not None:
+        try:
+            key = key_file.read_text(encoding="utf-8").strip()
+            mode = key_file.stat().st_mode
+        except FileNotFoundError:
+            raise UsageError(f"--api-key-file {key_file}: no such file") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise UsageError(f"--api-key-file {key_file}: cannot be read ({error})") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            warnings.append(
+                f"warning: {key_file} can be read by other users; run: chmod 600 {key_file}"
+            )
+        if not key:
+            raise UsageError(f"--api-key-file {key_file} is empty")
+        return key, warnings
+    key = env.get(API_KEY_ENV, "").strip()
+    if not key:
+        raise UsageError(
+            f"no API key: pass --api-key-file PATH or set the environment variable {API_KEY_ENV}"
+        )
+    return key, warnings
+
+
+def resolve_base_url(base_url: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """``--base-url``, else ``ASKELEPHANT_BASE_URL``, else production."""
+    env = os.environ if environ is None else environ
+    return base_url or env.get(BASE_URL_ENV) or contract.PRODUCTION_BASE_URL
+
+
+def recordable_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options worth keeping in the runs table: paths and numbers, never a secret."""
+    hidden = {"api_key", "api_key_file_contents", "key"}
+    return {
+        name: str(value) if isinstance(value, Path) else value
+        for name, value in options.items()
+        if name not in hidden and value is not None
+    }

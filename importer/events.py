@@ -1,0 +1,130 @@
+"""Telling the user what happens: a progress bar for people, JSON lines for machines.
+
+Every stage reports through a ``Reporter``; the CLI picks the kind. Nothing here ever sees
+the API key: stages only hand over row ids, outcomes and server messages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from typing import IO, Any, Protocol
+
+from tqdm import tqdm
+
+
+class Reporter(Protocol):
+    """What a stage can say while it works."""
+
+    def run_started(self, command: str, info: dict[str, Any]) -> None:
+        """A command began; ``info`` holds its (secret-free) options."""
+
+    def progress_total(self, total: int, skipped: dict[str, int]) -> None:
+        """How many rows will be sent, and how many are skipped and why."""
+
+    def row_done(self, external_id: str, row: int, outcome: str, detail: str | None) -> None:
+        """One row reached an outcome (created, existing, failed, ...)."""
+
+    def retrying(self, external_id: str, row: int, reason: str, wait: float, attempt: int) -> None:
+        """A request failed transiently and will be tried again after ``wait`` seconds."""
+
+    def notice(self, message: str) -> None:
+        """Something the user should know (warnings, skips)."""
+
+    def run_finished(self, summary: dict[str, Any]) -> None:
+        """The command ended; ``summary`` holds its counts."""
+
+
+class HumanReporter:
+    """A tqdm bar on stderr (when it is a terminal) and notices as plain lines."""
+
+    def __init__(self, stream: IO[str] | None = None, progress: bool = True, quiet: bool = False):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.show_bar = progress and not quiet and _is_terminal(self.stream)
+        self.bar: tqdm[Any] | None = None
+        self.counts: dict[str, int] = {}
+
+    def run_started(self, command: str, info: dict[str, Any]) -> None:
+        pass
+
+    def progress_total(self, total: int, skipped: dict[str, int]) -> None:
+        skipped_text = ", ".join(f"{n:,} {what}" for what, n in skipped.items() if n)
+        if skipped_text:
+            self.notice(f"Skipping {skipped_text}.")
+        if not self.quiet:
+            self.notice(f"Sending {total:,} row(s).")
+        if self.show_bar:
+            self.bar = tqdm(total=total, file=self.stream, unit="row", dynamic_ncols=True)
+
+    def row_done(self, external_id: str, row: int, outcome: str, detail: str | None) -> None:
+        self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        if self.bar is not None:
+            if outcome in ("created", "existing", "failed"):
+                self.bar.update(1)
+            self.bar.set_postfix(
+                {k: self.counts.get(k, 0) for k in ("created", "existing", "failed")},
+                refresh=False,
+            )
+
+    def retrying(self, external_id: str, row: int, reason: str, wait: float, attempt: int) -> None:
+        pass
+
+    def notice(self, message: str) -> None:
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.write(message, file=self.stream)
+        else:
+            print(message, file=self.stream, flush=True)
+
+    def run_finished(self, summary: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class JsonReporter:
+    """One JSON object per line on stderr: for cron, log shippers and ``jq``."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        record = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")}
+        record["event"] = event
+        record.update(fields)
+        print(json.dumps(record, default=str, ensure_ascii=False), file=self.stream, flush=True)
+
+    def run_started(self, command: str, info: dict[str, Any]) -> None:
+        self._emit("run_started", command=command, options=info)
+
+    def progress_total(self, total: int, skipped: dict[str, int]) -> None:
+        self._emit("planned", to_send=total, skipped=skipped)
+
+    def row_done(self, external_id: str, row: int, outcome: str, detail: str | None) -> None:
+        self._emit("row", external_id=external_id, row=row, outcome=outcome, detail=detail)
+
+    def retrying(self, external_id: str, row: int, reason: str, wait: float, attempt: int) -> None:
+        self._emit(
+            "retry",
+            external_id=external_id,
+            row=row,
+            reason=reason,
+            wait_seconds=round(wait, 3),
+            attempt=attempt,
+        )
+
+    def notice(self, message: str) -> None:
+        self._emit("notice", message=message)
+
+    def run_finished(self, summary: dict[str, Any]) -> None:
+        self._emit("run_finished", **summary)
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

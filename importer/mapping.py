@@ -1,0 +1,130 @@
+"""Which manifest column feeds which field, and per-manifest defaults, from a TOML file.
+
+# mapping.toml
+[columns]
+id = "Activity ID"          # field = "column in the manifest"
+start_at = "Call Date"
+
+[defaults]
+type = "CALL"               # used when the column is absent or the cell is blank
+source_system = "salesforce"
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from importer.errors import ManifestError, MappingError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FIELDS = (
+    "id",
+    "type",
+    "title",
+    "media_url",
+    "start_at",
+    "is_private",
+    "participants",
+    "transcript_text",
+    "transcript_path",
+    "source_system",
+    "contact_ids",
+)
+REQUIRED_FIELDS = ("id", "type", "title", "media_url", "start_at")
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Field name to manifest column name, plus default values for fields."""
+
+    columns: dict[str, str] = field(default_factory=lambda: {name: name for name in FIELDS})
+    defaults: dict[str, str] = field(default_factory=dict)
+
+    def fields_of(self, cells: MappingABC[str, str]) -> dict[str, str]:
+        """The row's cells renamed to field names, defaults filling blanks."""
+        values: dict[str, str] = {}
+        for name in FIELDS:
+            column = self.columns.get(name, name)
+            value = cells.get(column, "")
+            if not value.strip() and name in self.defaults:
+                value = self.defaults[name]
+            values[name] = value
+        return values
+
+    def column_of(self, field_name: str) -> str:
+        """The manifest column a field is read from (for error messages)."""
+        return self.columns.get(field_name, field_name)
+
+    def check_columns(self, path: Path, present: list[str], source_system_given: bool) -> None:
+        """A missing required column is an error for the whole file."""
+        required = list(REQUIRED_FIELDS)
+        if not source_system_given:
+            required.append("source_system")
+        missing = [
+            self.column_of(name)
+            for name in required
+            if self.column_of(name) not in present and name not in self.defaults
+        ]
+        if not missing:
+            return
+        shown = ", ".join(repr(name) for name in present) or "none"
+        hint = ""
+        if len(present) == 1 and any(sep in present[0] for sep in ";\t|"):
+            hint = " The header looks like one column: is the file comma-separated?"
+        if missing == ["source_system"]:
+            hint += " Pass --source-system NAME or add a source_system column."
+        raise ManifestError(
+            str(path),
+            f"required column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(m) for m in missing)} not found; the file has: {shown}.{hint}",
+            column=missing[0],
+        )
+
+
+def load_mapping(path: Path | None) -> ColumnMapping:
+    """Read a TOML mapping file; no file means the default column names."""
+    if path is None:
+        return ColumnMapping()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise MappingError(str(path), "no such file") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise MappingError(str(path), f"cannot be read ({error})") from error
+    except tomllib.TOMLDecodeError as error:
+        raise MappingError(str(path), f"is not valid TOML ({error})") from error
+    unknown_sections = sorted(set(data) - {"columns", "defaults"})
+    if unknown_sections:
+        raise MappingError(
+            str(path),
+            f"unknown section(s) {', '.join(unknown_sections)}; use [columns] and [defaults]",
+        )
+    columns = {name: name for name in FIELDS}
+    columns.update(_string_table(path, data, "columns"))
+    defaults = _string_table(path, data, "defaults")
+    return ColumnMapping(columns=columns, defaults=defaults)
+
+
+def _string_table(path: Path, data: dict[str, object], section: str) -> dict[str, str]:
+    table = data.get(section, {})
+    if not isinstance(table, dict):
+        raise MappingError(str(path), f"[{section}] must be a table")
+    result: dict[str, str] = {}
+    for key, value in table.items():
+        if key not in FIELDS:
+            raise MappingError(
+                str(path), f"[{section}] names unknown field {key!r}; fields: {', '.join(FIELDS)}"
+            )
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, str | int | float):
+            raise MappingError(str(path), f"[{section}] {key} must be a string")
+        result[key] = str(value)
+    return result

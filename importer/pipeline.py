@@ -1,0 +1,312 @@
+"""The import pipeline: read, validate, index, plan, then send (or only show the plan).
+
+Two passes over the manifest keep memory bounded whatever its size: the first validates
+every row and indexes (external_id, row, payload hash) in SQLite's temp store, which finds
+duplicates across the whole file; the second plans each row against the ledger and feeds
+the sendable ones to the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from importer import contract
+from importer.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED
+from importer.events import Reporter
+from importer.ledger import Ledger, Reject
+from importer.manifest import read_columns, read_manifest
+from importer.plan import (
+    CHANGED,
+    DUPLICATE,
+    FAILED,
+    INVALID,
+    DuplicateInfo,
+    PlannedRow,
+    PlanOptions,
+    plan_row,
+)
+from importer.send import Sender, SendOutcome, SendSettings, WorkItem
+from importer.targets.base import Target
+from importer.validate import (
+    MappedRow,
+    MappingOptions,
+    TranscriptReader,
+    TranscriptUnavailable,
+    field_hashes,
+    map_row,
+)
+
+# A transcript file this much larger than the byte limit is refused without being read.
+TRANSCRIPT_READ_LIMIT = contract.TRANSCRIPT_MAX_BYTES * 4
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    """One import: which manifest, how rows map, how to plan and how to send."""
+
+    manifest: Path
+    mapping: MappingOptions = field(default_factory=MappingOptions)
+    plan: PlanOptions = field(default_factory=PlanOptions)
+    send: SendSettings = field(default_factory=SendSettings)
+    on_change: str = "report"
+    """``report``: a changed row counts against the exit code; ``skip``: it does not."""
+    batch_size: int = 1000
+
+
+@dataclass
+class RunSummary:
+    """What a run did, by outcome, and the exit code that follows."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+    seconds: float = 0.0
+    exit_code: int = EXIT_OK
+    stop_reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "counts": dict(self.counts),
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "exit_code": self.exit_code,
+            "stop_reason": self.stop_reason,
+        }
+
+
+def transcript_reader(manifest_dir: Path) -> TranscriptReader:
+    """Reads transcript_path cells relative to (and only inside) the manifest's folder."""
+    root = manifest_dir.resolve()
+
+    def read(relative: str) -> str:
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root):
+            raise TranscriptUnavailable(f"{relative!r} points outside the manifest's folder {root}")
+        if not path.is_file():
+            raise TranscriptUnavailable(f"{relative!r} not found in {root}")
+        size = path.stat().st_size
+        if size > TRANSCRIPT_READ_LIMIT:
+            raise TranscriptUnavailable(
+                f"{relative!r} is {size:,} bytes; the API allows at most "
+                f"{contract.TRANSCRIPT_MAX_BYTES:,} bytes of transcript"
+            )
+        try:
+            return path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise TranscriptUnavailable(
+                f"{relative!r} is not UTF-8 text (byte {error.start}); save it as UTF-8"
+            ) from None
+        except OSError as error:
+            raise TranscriptUnavailable(f"{relative!r} cannot be read ({error.strerror})") from None
+
+    return read
+
+
+def mapped_batches(
+    manifest: Path, options: MappingOptions, batch_size: int
+) -> Iterator[list[MappedRow]]:
+    """Every row of the manifest, mapped and validated, batch by batch."""
+    options.columns.check_columns(
+        manifest, read_columns(manifest), source_system_given=bool(options.source_system)
+    )
+    reader = transcript_reader(manifest.parent)
+    for batch in read_manifest(manifest, batch_size):
+        yield [
+            map_row(
+                row.cells,
+                row.row_number,
+                options,
+                file=str(manifest),
+                read_transcript=reader,
+                structural_problem=row.problem,
+            )
+            for row in batch
+        ]
+
+
+def index_manifest(
+    ledger: Ledger, settings: ImportSettings
+) -> tuple[dict[str, DuplicateInfo], Counter[str]]:
+    """Pass one: validate everything and find external_ids used on several rows."""
+    ledger.start_index()
+    seen: Counter[str] = Counter()
+    for batch in mapped_batches(settings.manifest, settings.mapping, settings.batch_size):
+        valid = [(r.external_id, r.row_number, r.payload_hash) for r in batch if r.valid]
+        ledger.index_rows(valid)  # type: ignore[arg-type]
+        seen["rows"] += len(batch)
+        seen["valid"] += len(valid)
+    duplicates = {
+        external_id: DuplicateInfo(first_row, conflicting)
+        for external_id, first_row, conflicting in ledger.repeated_ids()
+    }
+    return duplicates, seen
+
+
+def planned_batches(
+    ledger: Ledger, settings: ImportSettings, duplicates: dict[str, DuplicateInfo]
+) -> Iterator[list[PlannedRow]]:
+    """Pass two: each row's action, given the ledger."""
+    for batch in mapped_batches(settings.manifest, settings.mapping, settings.batch_size):
+        facts = ledger.facts_for(r.external_id for r in batch if r.external_id)
+        yield [
+            plan_row(
+                row,
+                facts.get(row.external_id) if row.external_id else None,
+                duplicates.get(row.external_id) if row.external_id else None,
+                settings.plan,
+            )
+            for row in batch
+        ]
+
+
+def reject_of(planned: PlannedRow) -> Reject | None:
+    """Invalid rows and conflicting duplicates are kept, with their cells, for errors.csv."""
+    if planned.action == INVALID or (
+        planned.action == DUPLICATE and not planned.reason.startswith("same as row")
+    ):
+        row = planned.row
+        return Reject(
+            row.file, row.row_number, row.external_id, planned.action, planned.reason, row.cells
+        )
+    return None
+
+
+def outcome_key(planned: PlannedRow) -> str:
+    """The counter a non-sending row adds to."""
+    if planned.action == DUPLICATE and planned.reason.startswith("same as row"):
+        return "repeated"
+    return planned.action
+
+
+def work_item(planned: PlannedRow, manifest: str) -> WorkItem:
+    """The create request (or contacts-only update) for a planned row."""
+    row = planned.row
+    assert row.payload is not None and row.external_id is not None
+    return WorkItem(
+        external_id=row.external_id,
+        manifest=manifest,
+        row_number=row.row_number,
+        payload=row.payload,
+        payload_hash=row.payload_hash or "",
+        field_hashes=field_hashes(row.payload),
+        cells=row.cells,
+        contact_ids=row.contact_ids,
+        contacts_only=not planned.sends,
+        engagement_id=planned.engagement_id,
+    )
+
+
+def exit_code_for(counts: Counter[str], on_change: str) -> int:
+    """0 when every row is in AskElephant; 1 when some are not (or changed, if reported)."""
+    bad = counts[INVALID] + counts[DUPLICATE] + counts["failed"] + counts["contacts_failed"]
+    bad += counts[FAILED]
+    if on_change == "report":
+        bad += counts[CHANGED]
+    return EXIT_ROWS_FAILED if bad else EXIT_OK
+
+
+async def run_import(
+    settings: ImportSettings,
+    ledger: Ledger,
+    target: Target,
+    reporter: Reporter,
+    run_id: int,
+    *,
+    install_signal_handlers: bool = True,
+) -> RunSummary:
+    """Plan the manifest against the ledger and send what needs sending."""
+    started = time.monotonic()
+    manifest_key = str(settings.manifest.resolve())
+    duplicates, _ = index_manifest(ledger, settings)
+    if not settings.plan.only_failed:
+        conflicting = [i for i, d in duplicates.items() if d.conflicting]
+        ledger.register_pending(manifest_key, conflicting)
+        ledger.clear_rejects(manifest_key)
+    ahead = ledger.index_summary()
+    reporter.progress_total(
+        ahead["to send"],
+        {"already imported": ahead["already imported"], "failed before": ahead["failed before"]},
+    )
+    summary = RunSummary()
+    sender = Sender(target, ledger, run_id, settings.send, reporter)
+
+    async def items() -> AsyncIterator[WorkItem]:
+        for batch in planned_batches(ledger, settings, duplicates):
+            rejects = []
+            for planned in batch:
+                reject = reject_of(planned)
+                if reject is not None:
+                    rejects.append(reject)
+                if planned.sends or planned.sync_contacts:
+                    yield work_item(planned, manifest_key)
+                if not planned.sends:
+                    summary.counts[outcome_key(planned)] += 1
+                    if planned.action in (INVALID, DUPLICATE, CHANGED, FAILED):
+                        reporter.row_done(
+                            planned.row.external_id or "",
+                            planned.row.row_number,
+                            outcome_key(planned),
+                            planned.reason,
+                        )
+            ledger.add_rejects(rejects, run_id)
+            await asyncio.sleep(0)  # let workers run between batches
+
+    with _signals_stop(sender, install_signal_handlers):
+        outcome = await sender.run(items())
+    _merge(summary, outcome)
+    summary.seconds = time.monotonic() - started
+    summary.exit_code = exit_code_for(summary.counts, settings.on_change)
+    if outcome.fatal is not None:
+        summary.stop_reason = str(outcome.fatal)
+        summary.exit_code = outcome.fatal.exit_code
+    elif outcome.aborted is not None:
+        summary.stop_reason = str(outcome.aborted)
+        summary.exit_code = outcome.aborted.exit_code
+    elif outcome.interrupted:
+        summary.stop_reason = "interrupted"
+        summary.exit_code = EXIT_INTERRUPTED
+    return summary
+
+
+def _merge(summary: RunSummary, outcome: SendOutcome) -> None:
+    summary.counts.update(outcome.counts)
+    summary.requests = outcome.requests
+
+
+@contextlib.contextmanager
+def _signals_stop(sender: Sender, install: bool) -> Iterator[None]:
+    """Ctrl-C and SIGTERM stop the sender cleanly instead of killing the process."""
+    if not install:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    installed = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, sender.interrupt)
+            installed.append(signum)
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+def plan_manifest(
+    settings: ImportSettings, ledger: Ledger, on_row: Callable[[PlannedRow], None]
+) -> Counter[str]:
+    """The plan alone: every row's action, sending nothing and writing nothing."""
+    duplicates, _ = index_manifest(ledger, settings)
+    counts: Counter[str] = Counter()
+    for batch in planned_batches(ledger, settings, duplicates):
+        for planned in batch:
+            counts[outcome_key(planned)] += 1
+            on_row(planned)
+    return counts

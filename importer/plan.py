@@ -1,0 +1,136 @@
+"""Planning: what to do with each manifest row, given what the ledger knows. Pure.
+
+The same plan drives ``importer plan``, ``importer run --dry-run`` and ``importer run``:
+
+    ===================  ==========================================================
+    action               meaning
+    ===================  ==========================================================
+    new                  not sent yet (or only planned): send it
+    retry                failed transiently, or interrupted mid-request: send again
+    already imported     created or existing, and unchanged since: skip
+    changed since import the row differs from what was sent; create cannot update it
+    failed               rejected by the server for good, and unchanged since: skip
+    invalid              breaks a rule; never sent
+    duplicate            shares its external_id with another row of the manifest
+    ===================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from importer.ledger import LedgerFact
+from importer.validate import MappedRow, contacts_hash, field_hashes
+
+NEW = "new"
+RETRY = "retry"
+IMPORTED = "already imported"
+CHANGED = "changed since import"
+FAILED = "failed"
+INVALID = "invalid"
+DUPLICATE = "duplicate"
+ACTIONS = (NEW, RETRY, IMPORTED, CHANGED, FAILED, INVALID, DUPLICATE)
+SENDING_ACTIONS = (NEW, RETRY)
+
+
+@dataclass(frozen=True)
+class DuplicateInfo:
+    """For an external_id seen on more than one row: the first row, and if payloads differ."""
+
+    first_row: int
+    conflicting: bool
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Choices that change the plan."""
+
+    include_permanent: bool = False
+    """Re-send rows the server rejected for good (after fixing a scope or a media host)."""
+    only_failed: bool = False
+    """``importer retry``: consider only rows that failed."""
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    """A row, its action and the reason, said for people."""
+
+    row: MappedRow
+    action: str
+    reason: str = ""
+    sync_contacts: bool = False
+    """The row's contact set differs from the one last applied."""
+    engagement_id: str | None = None
+
+    @property
+    def sends(self) -> bool:
+        return self.action in SENDING_ACTIONS
+
+
+def plan_row(
+    row: MappedRow,
+    fact: LedgerFact | None,
+    duplicate: DuplicateInfo | None = None,
+    options: PlanOptions | None = None,
+) -> PlannedRow:
+    """Decide one row's action."""
+    options = options or PlanOptions()
+    if not row.valid:
+        return PlannedRow(row, INVALID, row.error_text())
+    if duplicate is not None:
+        if duplicate.conflicting:
+            return PlannedRow(
+                row,
+                DUPLICATE,
+                f"external_id {row.external_id} is on other rows with different values "
+                "(the API would keep only the first); make the ids unique",
+            )
+        if duplicate.first_row != row.row_number:
+            return PlannedRow(row, DUPLICATE, f"same as row {duplicate.first_row}; sent once")
+    status = fact.status if fact else None
+    if options.only_failed and status != "failed":
+        return PlannedRow(
+            row,
+            IMPORTED if status in ("created", "existing") else FAILED,
+            "not a failed row; nothing to retry",
+        )
+    if fact is None or status in ("pending", None):
+        return PlannedRow(row, NEW)
+    if status == "in_flight":
+        return PlannedRow(row, RETRY, "interrupted mid-request; the re-send is safe")
+    changed = fact.payload_hash != row.payload_hash
+    if status == "failed":
+        if fact.transient:
+            return PlannedRow(row, RETRY, "failed transiently before")
+        if changed:
+            return PlannedRow(row, NEW, "rejected before, and the row has changed since")
+        if options.include_permanent:
+            return PlannedRow(row, RETRY, "rejected before; re-sent on request")
+        return PlannedRow(row, FAILED, "rejected by the server before; fix the row and run again")
+    # created or existing
+    sync = _contacts_differ(row, fact)
+    if changed:
+        return PlannedRow(
+            row,
+            CHANGED,
+            "fields differ from what was imported: " + ", ".join(changed_fields(row, fact)),
+            sync_contacts=sync,
+            engagement_id=fact.engagement_id,
+        )
+    return PlannedRow(row, IMPORTED, sync_contacts=sync, engagement_id=fact.engagement_id)
+
+
+def _contacts_differ(row: MappedRow, fact: LedgerFact) -> bool:
+    if row.contact_ids is None:
+        return False
+    return contacts_hash(row.contact_ids) != fact.contacts_hash
+
+
+def changed_fields(row: MappedRow, fact: LedgerFact) -> list[str]:
+    """The payload fields whose values differ from what was sent."""
+    assert row.payload is not None
+    now = field_hashes(row.payload)
+    before = fact.field_hashes
+    names = sorted(set(now) | set(before))
+    differ = [name for name in names if now.get(name) != before.get(name)]
+    return differ or ["(unknown: the earlier import predates per-field tracking)"]

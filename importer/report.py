@@ -1,0 +1,174 @@
+"""Reporting: the run summary, the plan, and the success/error files.
+
+Every CSV written here is safe to open in a spreadsheet: a cell that starts with ``=``,
+``+``, ``-``, ``@`` (or a tab or carriage return) gets a leading apostrophe, so it is shown
+as text instead of being run as a formula (CSV injection).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from importer.ledger import Ledger
+from importer.plan import ACTIONS, PlannedRow
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+PLAN_COLUMNS = ["row", "external_id", "action", "reason"]
+SUCCESS_COLUMNS = ["manifest", "row", "external_id", "engagement_id", "outcome", "when"]
+ERROR_EXTRA_COLUMNS = ["error_status", "error_message"]
+SUMMARY_ORDER = (
+    "created",
+    "existing",
+    "failed",
+    "already imported",
+    "changed since import",
+    "retry",
+    "invalid",
+    "duplicate",
+    "repeated",
+    "contacts_applied",
+    "contacts_failed",
+)
+
+
+def spreadsheet_safe(value: Any) -> str:
+    """A cell's text, defused if a spreadsheet would read it as a formula."""
+    text = "" if value is None else str(value)
+    if text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+class SafeCsvWriter:
+    """csv.writer that neutralises formula-like cells."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._writer = csv.writer(handle)
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([spreadsheet_safe(cell) for cell in row])
+
+
+def format_counts(counts: Counter[str] | dict[str, int], title: str) -> str:
+    """A small aligned table of counts, known outcomes first."""
+    names = [n for n in SUMMARY_ORDER if counts.get(n)] + sorted(
+        n for n in counts if n not in SUMMARY_ORDER and counts.get(n)
+    )
+    lines = [title]
+    width = max((len(n) for n in names), default=0)
+    lines += [f"  {name:<{width}}  {counts[name]:>9,}" for name in names]
+    if not names:
+        lines.append("  (no rows)")
+    return "\n".join(lines)
+
+
+class PlanPrinter:
+    """Collects planned rows: counts, the first few of each action, and optional CSV."""
+
+    def __init__(self, examples: int = 5, csv_handle: IO[str] | None = None) -> None:
+        self.examples = examples
+        self.counts: Counter[str] = Counter()
+        self.samples: dict[str, list[PlannedRow]] = {}
+        self.writer = SafeCsvWriter(csv_handle) if csv_handle else None
+        if self.writer:
+            self.writer.writerow(PLAN_COLUMNS)
+
+    def __call__(self, planned: PlannedRow) -> None:
+        action = planned.action
+        if action == "duplicate" and planned.reason.startswith("same as row"):
+            action = "repeated"
+        self.counts[action] += 1
+        bucket = self.samples.setdefault(action, [])
+        if len(bucket) < self.examples:
+            bucket.append(planned)
+        if self.writer:
+            row = planned.row
+            self.writer.writerow([row.row_number, row.external_id or "", action, planned.reason])
+
+    def text(self, manifest: str) -> str:
+        """The human summary: a table of actions, then examples of each."""
+        parts = [format_counts(self.counts, f"Plan for {manifest} (nothing was sent):")]
+        for action in (*ACTIONS, "repeated"):
+            rows = self.samples.get(action)
+            if not rows:
+                continue
+            parts.append(f"\n{action} (first {len(rows)} of {self.counts[action]:,}):")
+            for planned in rows:
+                reason = f": {planned.reason}" if planned.reason else ""
+                parts.append(
+                    f"  row {planned.row.row_number} {planned.row.external_id or '(no id)'}{reason}"
+                )
+        return "\n".join(parts)
+
+    def as_json(self, manifest: str) -> str:
+        """The machine summary."""
+        return json.dumps(
+            {
+                "manifest": manifest,
+                "counts": dict(self.counts),
+                "examples": {
+                    action: [
+                        {
+                            "row": p.row.row_number,
+                            "external_id": p.row.external_id,
+                            "reason": p.reason,
+                        }
+                        for p in rows
+                    ]
+                    for action, rows in self.samples.items()
+                },
+            },
+            indent=2,
+        )
+
+
+def success_rows(ledger: Ledger) -> Iterator[list[Any]]:
+    """One row per engagement in AskElephant: manifest row, ids, created or existing, when."""
+    for row in ledger.engagements("status IN ('created', 'existing')"):
+        yield [
+            row["manifest"],
+            row["row_number"],
+            row["external_id"],
+            row["engagement_id"],
+            row["status"],
+            row["completed_at"],
+        ]
+
+
+def error_rows(ledger: Ledger) -> Iterator[tuple[dict[str, str], str, str]]:
+    """Original cells, status and message of every row not in AskElephant."""
+    for row in ledger.rejects():
+        yield json.loads(row["cells"] or "{}"), row["status"], row["reason"]
+    for row in ledger.engagements("status = 'failed'"):
+        status = "failed (transient)" if row["transient"] else "failed"
+        if row["http_status"]:
+            status += f" HTTP {row['http_status']}"
+        yield json.loads(row["cells"] or "{}"), status, row["error_message"] or ""
+
+
+def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
+    """Write success.csv and errors.csv into ``out_dir``; return how many rows each has."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {"success.csv": 0, "errors.csv": 0}
+    with (out_dir / "success.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = SafeCsvWriter(handle)
+        writer.writerow(SUCCESS_COLUMNS)
+        for values in success_rows(ledger):
+            writer.writerow(values)
+            written["success.csv"] += 1
+    errors = list(error_rows(ledger))
+    columns: list[str] = []
+    for cells, _, _ in errors:
+        columns += [name for name in cells if name not in columns]
+    with (out_dir / "errors.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = SafeCsvWriter(handle)
+        writer.writerow([*columns, *ERROR_EXTRA_COLUMNS])
+        for cells, status, message in errors:
+            writer.writerow([*(cells.get(name, "") for name in columns), status, message])
+            written["errors.csv"] += 1
+    return written

@@ -1,0 +1,94 @@
+"""Runs a command end to end: ledger lock, run record, target, reporter, summary.
+
+The CLI gathers options into settings and calls one function here; everything that
+opens files or sockets for a command starts and ends in this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from importer.config import recordable_options
+from importer.errors import EXIT_INTERRUPTED, ImporterError
+from importer.events import Reporter
+from importer.ledger import Ledger
+from importer.pipeline import ImportSettings, RunSummary, run_import
+from importer.targets.askelephant import AskElephantTarget, build_timeout
+from importer.targets.base import Target
+
+TargetFactory = Callable[[], Target]
+
+
+def askelephant_factory(
+    base_url: str, api_key: str, *, concurrency: int, read_timeout: float
+) -> TargetFactory:
+    """A factory for the AskElephant target; builds (and checks the URL) up front."""
+    from importer.targets.askelephant import check_base_url
+
+    checked = check_base_url(base_url)
+
+    def build() -> Target:
+        return AskElephantTarget(
+            checked,
+            api_key,
+            timeout=build_timeout(read_timeout),
+            max_connections=max(concurrency, 1),
+        )
+
+    return build
+
+
+def import_manifest(
+    settings: ImportSettings,
+    *,
+    ledger_path: Path,
+    target_factory: TargetFactory,
+    reporter: Reporter,
+    command: str,
+    options: dict[str, Any],
+) -> RunSummary:
+    """``importer run`` and ``importer retry``: one locked, recorded run of the pipeline."""
+    ledger = Ledger(ledger_path)
+    try:
+        with ledger.exclusive():
+            run_id = ledger.start_run(command, str(settings.manifest), recordable_options(options))
+            reporter.run_started(command, recordable_options(options))
+            started = time.monotonic()
+            outcome, exit_code, counts = "error", 2, {}
+            try:
+                summary = asyncio.run(_run(settings, ledger, target_factory, reporter, run_id))
+                counts, exit_code = dict(summary.counts), summary.exit_code
+                outcome = (
+                    summary.stop_reason
+                    and ("interrupted" if exit_code == EXIT_INTERRUPTED else "aborted")
+                ) or ("ok" if exit_code == 0 else "rows failed")
+            except KeyboardInterrupt:
+                outcome, exit_code = "interrupted", EXIT_INTERRUPTED
+                raise
+            except ImporterError as error:
+                exit_code = error.exit_code
+                raise
+            finally:
+                ledger.finish_run(run_id, outcome, exit_code, counts, time.monotonic() - started)
+            reporter.run_finished({"run_id": run_id, **summary.as_dict()})
+            return summary
+    finally:
+        ledger.close()
+
+
+async def _run(
+    settings: ImportSettings,
+    ledger: Ledger,
+    target_factory: TargetFactory,
+    reporter: Reporter,
+    run_id: int,
+) -> RunSummary:
+    target = target_factory()
+    try:
+        return await run_import(settings, ledger, target, reporter, run_id)
+    finally:
+        await target.aclose()

@@ -1,0 +1,326 @@
+"""Sending: bounded concurrent workers turn work items into create calls, ledger first.
+
+Each item is marked ``in_flight`` in the ledger before its request leaves and gets its
+outcome after. Workers share one circuit breaker (an outage meets one probe at a time), one
+client-side rate limiter, and one stop signal (Ctrl-C, SIGTERM, or a fatal answer such as
+401), after which no new request is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from importer.breaker import CircuitBreaker, RateLimiter
+from importer.errors import (
+    ApiError,
+    FatalError,
+    PermanentError,
+    RateLimited,
+    RunAborted,
+    ServerUnavailable,
+    TransientError,
+)
+from importer.events import Reporter
+from importer.ledger import Ledger
+from importer.retry import RetrySettings, retry_policy
+from importer.targets.base import Target
+from importer.validate import contacts_hash
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One create to send, with what the ledger and reports need about it."""
+
+    external_id: str
+    manifest: str
+    row_number: int
+    payload: dict[str, Any]
+    payload_hash: str
+    field_hashes: dict[str, str]
+    cells: dict[str, str]
+    contact_ids: tuple[str, ...] | None = None
+    contacts_only: bool = False
+    """The engagement exists; only its contacts need re-applying."""
+    engagement_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    """How hard and how fast to send."""
+
+    concurrency: int = 8
+    rate: float | None = None
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    grace_seconds: float = 5.0
+    """After a stop, how long requests already in flight are given to finish."""
+    breaker_base: float = 1.0
+    breaker_cap: float = 30.0
+
+
+class _Stopped(Exception):
+    """The run is stopping: this item's next attempt is not sent."""
+
+
+@dataclass
+class SendOutcome:
+    """Counts by outcome, and why the run stopped early, if it did."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+    fatal: ApiError | None = None
+    aborted: RunAborted | None = None
+    interrupted: bool = False
+
+
+class Sender:
+    """Runs the workers for one run."""
+
+    def __init__(
+        self,
+        target: Target,
+        ledger: Ledger,
+        run_id: int,
+        settings: SendSettings,
+        reporter: Reporter,
+        *,
+        sleep: Callable[[float], Awaitable[Any]] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.target, self.ledger, self.run_id = target, ledger, run_id
+        self.settings, self.reporter = settings, reporter
+        self.stop_event = asyncio.Event()
+        self._sleep = sleep or self._interruptible_sleep
+        self.rng = rng or random.Random()
+        self.breaker = CircuitBreaker(
+            settings.breaker_base, settings.breaker_cap, sleep=self._sleep
+        )
+        self.limiter = RateLimiter(settings.rate, sleep=self._sleep)
+        self.outcome = SendOutcome()
+
+    # -- control -------------------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """Ctrl-C or SIGTERM: send nothing new, let in-flight requests finish."""
+        if not self.stop_event.is_set():
+            self.outcome.interrupted = True
+            self.reporter.notice("Stopping: no new requests; waiting for those in flight...")
+            self.stop_event.set()
+
+    def _abort(self, error: ApiError | RunAborted) -> None:
+        if isinstance(error, RunAborted):
+            self.outcome.aborted = self.outcome.aborted or error
+        elif self.outcome.fatal is None:
+            self.outcome.fatal = error
+        self.stop_event.set()
+
+    async def _interruptible_sleep(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stop_event.wait(), timeout=max(0.0, seconds))
+
+    # -- the run -------------------------------------------------------------------------
+
+    async def run(self, items: AsyncIterator[WorkItem]) -> SendOutcome:
+        """Send every item (until a stop), then return the counts."""
+        queue: asyncio.Queue[WorkItem | None] = asyncio.Queue(self.settings.concurrency * 2)
+        workers = {
+            asyncio.create_task(self._worker(queue)) for _ in range(self.settings.concurrency)
+        }
+        try:
+            async for item in items:
+                if self.stop_event.is_set():
+                    break
+                await self._put(queue, item)
+        finally:
+            for _ in workers:
+                await self._put(queue, None)
+            await self._finish(workers)
+        return self.outcome
+
+    async def _put(self, queue: asyncio.Queue[WorkItem | None], item: WorkItem | None) -> None:
+        """Queue an item; once stopping, waiting work is dropped (it stays pending)."""
+        while True:
+            try:
+                queue.put_nowait(item)
+                return
+            except asyncio.QueueFull:
+                if self.stop_event.is_set():
+                    with contextlib.suppress(asyncio.QueueEmpty):
+                        queue.get_nowait()
+                    continue
+                await asyncio.sleep(0.005)  # workers are busy; a stop must not wait on them
+
+    async def _finish(self, workers: set[asyncio.Task[None]]) -> None:
+        """Wait for the workers; after a stop, give in-flight requests a grace period."""
+        stopped = asyncio.ensure_future(self.stop_event.wait())
+        pending: set[Any] = set(workers)
+        try:
+            while pending and not stopped.done():
+                _, pending = await asyncio.wait(
+                    pending | {stopped}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(stopped)
+            if pending:
+                _, pending = await asyncio.wait(pending, timeout=self.settings.grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            stopped.cancel()
+        for task in workers:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    async def _worker(self, queue: asyncio.Queue[WorkItem | None]) -> None:
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            if self.stop_event.is_set():
+                continue
+            if item.contacts_only:
+                await self._sync_contacts(item, item.engagement_id or "")
+            else:
+                await self._send(item)
+
+    async def _send(self, item: WorkItem) -> None:
+        self.ledger.mark_in_flight(
+            item.external_id, item.manifest, item.row_number, item.payload_hash, self.run_id
+        )
+        attempts = 0
+        try:
+            result = None
+            async for attempt in self._policy(item):
+                with attempt:
+                    attempts += 1
+                    result = await self._attempt(item)
+            assert result is not None
+        except _Stopped:
+            if attempts <= 1:
+                self.ledger.return_to_pending(item.external_id)
+            return  # otherwise stays in_flight: an earlier attempt may have been applied
+        except FatalError as error:
+            self.ledger.return_to_pending(item.external_id)
+            self._abort(error)
+            return
+        except PermanentError as error:
+            self._fail(item, error, transient=False)
+            return
+        except RateLimited as error:
+            wait = error.retry_after or 0
+            error.args = (
+                f"{error} (Retry-After {wait:.0f}s is past the cap; left for a later run)",
+            )
+            self._fail(item, error, transient=True)
+            return
+        except ServerUnavailable as error:
+            if self.breaker.is_failing:
+                self.ledger.return_to_pending(item.external_id)
+                self._abort(
+                    RunAborted(
+                        f"the server is unavailable ({error}); gave up after "
+                        f"{attempts} attempts. Rows not yet sent are still pending: "
+                        "run the same command again later to resume"
+                    )
+                )
+                return
+            self._fail(item, error, transient=True)
+            return
+        except TransientError as error:
+            self._fail(item, error, transient=True)
+            return
+        status = "created" if result.created else "existing"
+        self.ledger.record_success(
+            item.external_id,
+            created=result.created,
+            engagement_id=result.engagement_id,
+            http_status=result.http_status,
+            payload_hash=item.payload_hash,
+            field_hashes=item.field_hashes,
+        )
+        self.outcome.counts[status] += 1
+        self.reporter.row_done(item.external_id, item.row_number, status, result.engagement_id)
+        if item.contact_ids is not None:
+            await self._sync_contacts(item, result.engagement_id)
+
+    def _policy(self, item: WorkItem) -> Any:
+        def announce(error: BaseException, wait: float, attempt: int) -> None:
+            self.reporter.retrying(item.external_id, item.row_number, str(error), wait, attempt)
+
+        return retry_policy(
+            self.settings.retry, sleep=self._sleep, rng=self.rng, before_sleep=announce
+        )
+
+    async def _attempt(self, item: WorkItem) -> Any:
+        if self.stop_event.is_set():
+            raise _Stopped()
+        probe = await self.breaker.acquire()
+        try:
+            await self.limiter.acquire()
+            if self.stop_event.is_set():
+                raise _Stopped()
+            self.ledger.count_attempt(item.external_id)
+            self.outcome.requests += 1
+            result = await self.target.create(item.payload)
+        except RateLimited as error:
+            self.breaker.server_answered()
+            self.breaker.pause(
+                max(error.retry_after or 0.0, self.settings.retry.min_rate_limit_wait)
+            )
+            raise
+        except ServerUnavailable:
+            self.breaker.server_failed(probe)
+            raise
+        except ApiError:
+            self.breaker.server_answered()
+            raise
+        except BaseException:
+            self.breaker.release(probe)
+            raise
+        self.breaker.server_answered()
+        return result
+
+    def _fail(self, item: WorkItem, error: ApiError, *, transient: bool) -> None:
+        self.ledger.record_failure(
+            item.external_id,
+            message=error.describe(),
+            transient=transient,
+            http_status=error.status,
+            detail=error.detail,
+            field_errors=error.field_errors,
+            request_id=error.request_id,
+            cells=item.cells,
+        )
+        self.outcome.counts["failed"] += 1
+        self.reporter.row_done(item.external_id, item.row_number, "failed", error.describe())
+
+    async def _sync_contacts(self, item: WorkItem, engagement_id: str) -> None:
+        """Apply the row's contact set with Replace engagement contacts."""
+        assert item.contact_ids is not None
+        try:
+            async for attempt in self._policy(item):
+                with attempt:
+                    if self.stop_event.is_set():
+                        raise _Stopped()
+                    await self.breaker.acquire()
+                    await self.limiter.acquire()
+                    self.outcome.requests += 1
+                    await self.target.replace_contacts(engagement_id, item.contact_ids)
+        except _Stopped:
+            return
+        except FatalError as error:
+            self._abort(error)
+            return
+        except ApiError as error:
+            self.outcome.counts["contacts_failed"] += 1
+            self.reporter.row_done(
+                item.external_id, item.row_number, "contacts_failed", error.describe()
+            )
+            return
+        self.ledger.record_contacts(item.external_id, contacts_hash(item.contact_ids))
+        self.outcome.counts["contacts_applied"] += 1

@@ -1,0 +1,165 @@
+"""The AskElephant public API (v2) as a ``Target``: httpx underneath, our errors on top."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from importer import __version__, contract
+from importer.errors import ServerUnavailable, TransientError, UsageError
+from importer.responses import classify, parse_problem
+from importer.targets.base import CreateResult, GetResult
+
+DEFAULT_READ_TIMEOUT = 300.0  # the server fetches the media synchronously during create
+
+
+def check_base_url(base_url: str) -> str:
+    """Refuse a base URL that would send the key in clear text, or is not a URL at all."""
+    parts = urlsplit(base_url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UsageError(
+            f"--base-url {base_url!r} is not an http(s) URL, e.g. {contract.PRODUCTION_BASE_URL}"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise UsageError(
+            f"--base-url {base_url!r} uses http: the API key would travel in clear text. "
+            "Use https (plain http is allowed only for a loopback address such as the sandbox)."
+        )
+    return base_url.strip().rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def build_timeout(read_timeout: float = DEFAULT_READ_TIMEOUT) -> httpx.Timeout:
+    """Connect fast, but give the server time to fetch the media during create."""
+    return httpx.Timeout(connect=10.0, read=read_timeout, write=60.0, pool=None)
+
+
+class AskElephantTarget:
+    """Speaks AskElephant's engagements API; the key lives only in the client's headers."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: httpx.Timeout | None = None,
+        max_connections: int = 8,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = check_base_url(base_url)
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": f"engagement-importer/{__version__}",
+                "Accept": "application/json",
+            },
+            timeout=timeout or build_timeout(),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def create(self, payload: dict[str, Any]) -> CreateResult:
+        """POST /v2/engagements: 201 created, 200 already there."""
+        response = await self._send("POST", "/v2/engagements", json_body=payload)
+        self._raise_for(response, "create", contract.SCOPE_WRITE)
+        body = response.json()
+        return CreateResult(
+            engagement_id=body["id"],
+            created=response.status_code == 201,
+            http_status=response.status_code,
+            body=body,
+        )
+
+    async def get(
+        self, engagement_id: str, *, etag: str | None = None, expand: Sequence[str] = ()
+    ) -> GetResult:
+        """GET /v2/engagements/{id}, conditional on ``etag``."""
+        headers = {"If-None-Match": etag} if etag else {}
+        params = {"expand": ",".join(expand)} if expand else None
+        response = await self._send(
+            "GET",
+            f"/v2/engagements/{quote(engagement_id, safe='')}",
+            headers=headers,
+            params=params,
+        )
+        self._raise_for(response, "get", contract.SCOPE_READ)
+        body = None if response.status_code == 304 else response.json()
+        return GetResult(response.status_code, body, response.headers.get("etag") or etag)
+
+    async def replace_contacts(
+        self, engagement_id: str, contact_ids: Sequence[str]
+    ) -> dict[str, Any]:
+        """PUT /v2/engagements/{id}/contacts with exactly these contact ids."""
+        response = await self._send(
+            "PUT",
+            f"/v2/engagements/{quote(engagement_id, safe='')}/contacts",
+            json_body={"contact_ids": list(contact_ids)},
+        )
+        self._raise_for(response, "replace_contacts", contract.SCOPE_WRITE)
+        return parse_problem(response.content)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        content = None
+        if json_body is not None:
+            content = json.dumps(json_body, ensure_ascii=False).encode("utf-8", "surrogatepass")
+            headers = {**(headers or {}), "Content-Type": "application/json"}
+        try:
+            return await self._client.request(
+                method, path, content=content, headers=headers, params=params
+            )
+        except httpx.TimeoutException as error:
+            raise ServerUnavailable(
+                f"no answer in time ({type(error).__name__}); the request may have been applied"
+            ) from None
+        except httpx.TransportError as error:
+            # Never echo the request: its headers hold the key.
+            raise ServerUnavailable(f"connection failed ({type(error).__name__})") from None
+
+    def _raise_for(self, response: httpx.Response, operation: str, scope: str) -> None:
+        error = classify(
+            response.status_code,
+            response.headers,
+            response.content,
+            operation=operation,
+            scope=scope,
+        )
+        if error is not None:
+            raise error
+        if response.status_code != 304 and not _is_json_object(response):
+            raise TransientError(f"HTTP {response.status_code} but the body is not JSON")
+
+
+def _is_json_object(response: httpx.Response) -> bool:
+    try:
+        return isinstance(response.json(), dict)
+    except ValueError:
+        return False

@@ -1,0 +1,54 @@
+"""The interface every API target implements, so the pipeline never names a vendor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """A create that the server accepted: new (``created``) or already there."""
+
+    engagement_id: str
+    created: bool
+    http_status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GetResult:
+    """An engagement read back; ``not_modified`` when the ETag still matched."""
+
+    http_status: int
+    body: dict[str, Any] | None
+    etag: str | None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.http_status == 304
+
+
+class Target(Protocol):
+    """Create, read back and re-link contacts; errors are ``importer.errors.ApiError``."""
+
+    async def create(self, payload: dict[str, Any]) -> CreateResult:
+        """Create an engagement, idempotently on ``payload['external_id']``."""
+        ...
+
+    async def get(
+        self, engagement_id: str, *, etag: str | None = None, expand: Sequence[str] = ()
+    ) -> GetResult:
+        """Read one engagement, conditionally on ``etag``."""
+        ...
+
+    async def replace_contacts(
+        self, engagement_id: str, contact_ids: Sequence[str]
+    ) -> dict[str, Any]:
+        """Replace the engagement's contacts with exactly ``contact_ids``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,435 @@
+"""Mapping and validating rows: manifest cells in, a create request or row errors out.
+
+Pure: no network, no disk. Reading a ``transcript_path`` is done by a function the caller
+passes in, so tests give a dictionary and the pipeline gives the file system.
+
+    >>> row = map_row({"id": "7", "type": "call", ...}, 2, options)  # doctest: +SKIP
+    >>> row.payload["external_id"]                                   # doctest: +SKIP
+    'salesforce:7'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from importer import contract
+from importer.mapping import ColumnMapping
+
+TranscriptReader = Callable[[str], str]
+"""Reads a transcript_path cell; raises ``TranscriptUnavailable`` with a reason."""
+
+# Recordings come from the past: anything outside these years is a mistaken column.
+EARLIEST_YEAR, LATEST_YEAR = 1990, 2100
+EPOCH_MS_THRESHOLD = 100_000_000_000  # larger numbers are milliseconds (year 5138 in seconds)
+TRUE_WORDS = {"true", "yes", "y", "1", "t"}
+FALSE_WORDS = {"false", "no", "n", "0", "f"}
+NAME_EMAIL = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<\s*(?P<email>[^<>]*)\s*>\s*$")
+
+
+class TranscriptUnavailable(Exception):
+    """A transcript_path that cannot be read, with a reason for the user."""
+
+
+class InvalidCell(ValueError):
+    """A cell that cannot be read as its field; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    """How rows become requests; fixed for one run."""
+
+    source_system: str | None = None
+    """Used when the row has no source_system cell."""
+    prefix: str | None = None
+    """external_id prefix; None means ``<source_system>:``."""
+    timezone: str = "UTC"
+    """Zone for naive start_at values."""
+    run_workflows: bool = False
+    columns: ColumnMapping = field(default_factory=ColumnMapping)
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One broken rule in one cell, said so the user can fix the cell."""
+
+    file: str
+    row: int
+    column: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}, row {self.row}, column {self.column!r}: {self.message}"
+
+
+@dataclass(frozen=True)
+class MappedRow:
+    """The outcome of mapping one manifest row."""
+
+    file: str
+    row_number: int
+    cells: dict[str, str]
+    external_id: str | None
+    payload: dict[str, Any] | None
+    errors: tuple[RowError, ...] = ()
+    contact_ids: tuple[str, ...] | None = None
+    """None: leave contacts alone; empty: clear them."""
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors and self.payload is not None
+
+    @property
+    def payload_hash(self) -> str | None:
+        return payload_hash(self.payload) if self.payload is not None else None
+
+    def error_text(self) -> str:
+        return "; ".join(f"{e.column}: {e.message}" for e in self.errors)
+
+
+def canonical_json(value: Any) -> str:
+    """Stable JSON text: the same payload always hashes the same."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    """The hash the ledger keeps of what was (or will be) sent."""
+    return _digest(payload)
+
+
+def field_hashes(payload: dict[str, Any]) -> dict[str, str]:
+    """A short hash per field, so a changed row can say which fields differ."""
+    return {name: _digest(value)[:16] for name, value in sorted(payload.items())}
+
+
+def contacts_hash(contact_ids: tuple[str, ...]) -> str:
+    """Order-free hash of a contact set."""
+    return _digest(sorted(set(contact_ids)))
+
+
+def map_row(
+    cells: dict[str, str],
+    row_number: int,
+    options: MappingOptions,
+    *,
+    file: str = "manifest",
+    read_transcript: TranscriptReader | None = None,
+    structural_problem: str | None = None,
+) -> MappedRow:
+    """Map one row's cells to a create request, or to the errors that prevent it."""
+    checker = _RowChecker(file, row_number, options.columns)
+    values = options.columns.fields_of(cells)
+    if structural_problem:
+        checker.fail("id", "row_shape", f"the row {structural_problem}")
+    for name, value in values.items():
+        if contract_has_undecodable(value):
+            checker.fail(name, "encoding", "has bytes that are not UTF-8; save the file as UTF-8")
+            values[name] = ""
+
+    payload: dict[str, Any] = {}
+    source_system = values["source_system"].strip() or (options.source_system or "")
+    if not source_system:
+        checker.fail("source_system", "required", "is blank; pass --source-system or fill it")
+    else:
+        checker.contract(
+            contract.check_text_length(
+                "source_system", source_system, contract.SOURCE_SYSTEM_MAX_CHARS
+            )
+        )
+    payload["source_system"] = source_system
+
+    external_id = _external_id(values["id"], source_system, options, checker)
+    payload["external_id"] = external_id
+
+    engagement_type = values["type"].strip().upper()
+    if engagement_type not in contract.ENGAGEMENT_TYPES:
+        shown = values["type"].strip() or "blank"
+        checker.fail("type", "invalid_choice", f"must be CALL or MEETING, not {shown!r}")
+    payload["type"] = engagement_type
+
+    title = values["title"].strip()
+    checker.contract(contract.check_text_length("title", title, contract.TITLE_MAX_CHARS))
+    payload["title"] = title
+
+    media_url = values["media_url"].strip()
+    checker.contract(contract.check_media_url(media_url))
+    if media_url and _has_credentials(media_url):
+        checker.fail(
+            "media_url", "credentials", "contains a user name or password; use a signed URL instead"
+        )
+    payload["media_url"] = media_url
+
+    payload["run_workflows"] = options.run_workflows
+    try:
+        payload["start_at"] = parse_start_at(values["start_at"], options.timezone)
+    except InvalidCell as error:
+        checker.fail("start_at", "date_time", str(error))
+
+    is_private = values["is_private"].strip().lower()
+    if is_private in TRUE_WORDS:
+        payload["is_private"] = True
+    elif is_private in FALSE_WORDS:
+        payload["is_private"] = False
+    elif is_private:
+        checker.fail("is_private", "boolean", f"must be true or false, not {is_private!r}")
+
+    try:
+        participants = parse_participants(values["participants"])
+    except InvalidCell as error:
+        checker.fail("participants", "participants", str(error))
+        participants = []
+    if participants:
+        payload["participants"] = participants
+
+    transcript = _transcript(values, read_transcript, checker)
+    if transcript:
+        payload["transcript_text"] = transcript
+
+    try:
+        contact_ids = parse_contact_ids(values["contact_ids"])
+    except InvalidCell as error:
+        checker.fail("contact_ids", "contact_ids", str(error))
+        contact_ids = None
+
+    errors = tuple(checker.errors)
+    return MappedRow(
+        file=file,
+        row_number=row_number,
+        cells=cells,
+        external_id=external_id,
+        payload=None if errors else payload,
+        errors=errors,
+        contact_ids=contact_ids,
+    )
+
+
+class _RowChecker:
+    """Collects a row's errors, naming the manifest column rather than the API field."""
+
+    def __init__(self, file: str, row: int, columns: ColumnMapping) -> None:
+        self.file, self.row, self.columns = file, row, columns
+        self.errors: list[RowError] = []
+
+    def fail(self, field_name: str, rule: str, message: str) -> None:
+        column = self.columns.column_of(field_name)
+        self.errors.append(RowError(self.file, self.row, column, rule, message))
+
+    def contract(self, problem: contract.FieldProblem | None) -> None:
+        if problem is not None:
+            field_name = "id" if problem.field == "external_id" else problem.field
+            self.fail(field_name, problem.code, problem.message)
+
+
+def contract_has_undecodable(text: str) -> bool:
+    """True when the cell held bytes that were not UTF-8 (kept as lone surrogates)."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _external_id(
+    raw_id: str, source_system: str, options: MappingOptions, checker: _RowChecker
+) -> str | None:
+    row_id = raw_id.strip()
+    if not row_id:
+        checker.fail("id", "required", "is blank; every row needs the CRM's id")
+        return None
+    prefix = options.prefix if options.prefix is not None else f"{source_system}:"
+    external_id = prefix + row_id
+    problem = contract.check_text_length("external_id", external_id, contract.EXTERNAL_ID_MAX_CHARS)
+    if problem is not None:
+        checker.fail(
+            "id",
+            problem.code,
+            f"external_id {problem.message.split(' ', 1)[1]}"
+            if problem.code == "too_long"
+            else problem.message,
+        )
+        return None
+    return external_id
+
+
+def _has_credentials(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return parts.username is not None or parts.password is not None
+    except ValueError:
+        return False
+
+
+def parse_start_at(text: str, timezone: str) -> str:
+    """An RFC 3339 UTC timestamp; ``InvalidCell`` when the cell cannot be read as one.
+
+    Accepts ISO 8601, ``YYYY-MM-DD HH:MM[:SS]``, and epoch seconds or milliseconds; naive
+    times are read in ``timezone``.
+    """
+    value = text.strip()
+    if not value:
+        raise InvalidCell(
+            "is blank; the API would use the time of the import instead of the recording's"
+        )
+    moment: dt.datetime | None = None
+    if re.fullmatch(r"-?\d+(\.\d+)?", value):
+        number = float(value)
+        seconds = number / 1000 if abs(number) >= EPOCH_MS_THRESHOLD else number
+        try:
+            moment = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidCell(f"{value!r} is not a usable epoch time") from None
+    else:
+        candidate = value.replace("z", "Z")
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", candidate):
+            raise InvalidCell(
+                f"{value!r} has a date but no time of day; add the time, e.g. {value}T14:30"
+            )
+        try:
+            moment = dt.datetime.fromisoformat(candidate)
+        except ValueError:
+            raise InvalidCell(
+                f"{value!r} is not a date and time; use ISO 8601 "
+                "(2024-03-05T14:30:00+01:00), 'YYYY-MM-DD HH:MM' or epoch seconds"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(timezone))
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise InvalidCell(f"{value!r} is in {moment.year}: outside {EARLIEST_YEAR}-{LATEST_YEAR}")
+    return format_rfc3339(moment)
+
+
+def format_rfc3339(moment: dt.datetime) -> str:
+    """UTC with a ``T`` and an explicit ``+00:00`` offset: the strictest ``date-time``."""
+    utc = moment.astimezone(dt.timezone.utc)
+    return utc.isoformat(timespec="seconds" if utc.microsecond == 0 else "milliseconds")
+
+
+def parse_participants(text: str) -> list[dict[str, Any]]:
+    """A JSON list of objects, or ``Name <email>; Name <email>``."""
+    value = text.strip()
+    if not value:
+        return []
+    if value.startswith("["):
+        try:
+            items = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise InvalidCell(
+                f"starts like JSON but is not valid JSON ({error.msg} at character {error.pos})"
+            ) from None
+        if not isinstance(items, list):
+            raise InvalidCell("must be a JSON list of objects")
+        return _check_participants(items)
+    if value.startswith("{"):
+        raise InvalidCell("must be a JSON list of objects ([{...}]), not a single object")
+    items = []
+    for part in re.split(r"[;\n]", value):
+        if not part.strip():
+            continue
+        match = NAME_EMAIL.match(part)
+        if match:
+            name, email = match.group("name").strip().strip('"'), match.group("email").strip()
+        elif "@" in part:
+            name, email = "", part.strip()
+        else:
+            name, email = part.strip(), ""
+        item: dict[str, Any] = {}
+        if name:
+            item["name"] = name
+        if email:
+            item["email"] = email
+        items.append(item)
+    return _check_participants(items)
+
+
+def _check_participants(items: list[Any]) -> list[dict[str, Any]]:
+    owners = 0
+    result = []
+    for index, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            raise InvalidCell(f"participant {index} is not an object")
+        name, email = item.get("name"), item.get("email")
+        if name is not None and not isinstance(name, str):
+            raise InvalidCell(f"participant {index}: name must be text")
+        if email is not None and not isinstance(email, str):
+            raise InvalidCell(f"participant {index}: email must be text")
+        name, email = (name or "").strip(), (email or "").strip()
+        if not name and not email:
+            raise InvalidCell(f"participant {index} has neither a name nor an email")
+        if email and not contract.check_email(email):
+            raise InvalidCell(f"participant {index}: {email!r} is not a valid email address")
+        clean: dict[str, Any] = {}
+        if name:
+            clean["name"] = name
+        if email:
+            clean["email"] = email
+        phone = item.get("phone")
+        if phone not in (None, ""):
+            clean["phone"] = str(phone)
+        if item.get("is_owner") is True:
+            owners += 1
+            clean["is_owner"] = True
+        result.append(clean)
+    if owners > 1:
+        raise InvalidCell("more than one participant has is_owner: true")
+    return result
+
+
+def parse_contact_ids(text: str) -> tuple[str, ...] | None:
+    """Blank: None (leave alone); ``[]``: clear; else ``cnt_`` ids."""
+    value = text.strip()
+    if not value:
+        return None
+    if value.startswith("["):
+        try:
+            items = json.loads(value)
+        except json.JSONDecodeError:
+            raise InvalidCell("is not a valid JSON list") from None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise InvalidCell("must be a JSON list of contact id strings")
+    else:
+        items = [part.strip() for part in re.split(r"[,;\s]+", value) if part.strip()]
+    bad = [item for item in items if not contract.CONTACT_ID_PATTERN.match(item)]
+    if bad:
+        raise InvalidCell(f"{bad[0]!r} is not a contact id (cnt_...)")
+    return tuple(dict.fromkeys(items))
+
+
+def _transcript(
+    values: dict[str, str], read_transcript: TranscriptReader | None, checker: _RowChecker
+) -> str:
+    inline, path = values["transcript_text"], values["transcript_path"].strip()
+    if inline.strip() and path:
+        checker.fail(
+            "transcript_path",
+            "ambiguous",
+            "both transcript_text and transcript_path are set; keep one",
+        )
+        return ""
+    field_name = "transcript_text"
+    text = inline
+    if path:
+        field_name = "transcript_path"
+        if read_transcript is None:
+            checker.fail(field_name, "unavailable", "transcript files cannot be read here")
+            return ""
+        try:
+            text = read_transcript(path)
+        except TranscriptUnavailable as error:
+            checker.fail(field_name, "unreadable", str(error))
+            return ""
+    if not text.strip():
+        return ""
+    problem = contract.check_transcript(text)
+    if problem is not None:
+        checker.fail(field_name, problem.code, problem.message)
+        return ""
+    return text
