@@ -36,6 +36,10 @@ class Reporter(Protocol):
         """The command ended; ``summary`` holds its counts."""
 
 
+PROBLEM_OUTCOMES = ("invalid", "duplicate", "failed", "changed since import", "contacts_failed")
+SHOWN_PROBLEMS = 10
+
+
 class HumanReporter:
     """A tqdm bar on stderr (when it is a terminal) and notices as plain lines."""
 
@@ -45,6 +49,8 @@ class HumanReporter:
         self.show_bar = progress and not quiet and _is_terminal(self.stream)
         self.bar: tqdm[Any] | None = None
         self.counts: dict[str, int] = {}
+        self.problems: list[str] = []
+        self.problem_count = 0
 
     def run_started(self, command: str, info: dict[str, Any]) -> None:
         pass
@@ -60,6 +66,10 @@ class HumanReporter:
 
     def row_done(self, external_id: str, row: int, outcome: str, detail: str | None) -> None:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        if outcome in PROBLEM_OUTCOMES:
+            self.problem_count += 1
+            if len(self.problems) < SHOWN_PROBLEMS:
+                self.problems.append(f"  row {row} {external_id or '(no id)'} {outcome}: {detail}")
         if self.bar is not None:
             if outcome in ("created", "existing", "failed"):
                 self.bar.update(1)
@@ -83,6 +93,13 @@ class HumanReporter:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        if self.problems and not self.quiet:
+            more = self.problem_count - len(self.problems)
+            lines = ["Rows that need attention:", *self.problems]
+            if more:
+                lines.append(f"  ... and {more:,} more")
+            lines.append("`importer report --out DIR` writes them all to errors.csv.")
+            print("\n".join(lines), file=self.stream, flush=True)
 
 
 class JsonReporter:

@@ -1,0 +1,79 @@
+"""Test data builders: manifest rows and files, and running the CLI in-process."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from importer.cli import cli
+
+COLUMNS = [
+    "id",
+    "type",
+    "title",
+    "media_url",
+    "start_at",
+    "is_private",
+    "participants",
+    "transcript_text",
+    "transcript_path",
+    "source_system",
+    "contact_ids",
+]
+
+
+def row(n: int, **changes: str) -> dict[str, str]:
+    """A valid manifest row numbered ``n``; ``changes`` override cells."""
+    cells = {
+        "id": f"rec-{n}",
+        "type": "CALL",
+        "title": f"Call number {n}",
+        "media_url": f"https://media.example.com/calls/{n}.mp3",
+        "start_at": f"2024-03-{1 + n % 28:02d}T10:{n % 60:02d}:00Z",
+        "is_private": "",
+        "participants": f"Person {n} <person{n}@example.com>",
+        "transcript_text": "",
+        "transcript_path": "",
+        "source_system": "crm",
+        "contact_ids": "",
+    }
+    cells.update(changes)
+    return cells
+
+
+def write_manifest(
+    path: Path, rows: Sequence[dict[str, str]], columns: list[str] | None = None
+) -> Path:
+    """Write rows as a CSV manifest with a header line."""
+    names = columns or COLUMNS
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def run_cli(args: Sequence[str], api_key: str | None = None, **env: str) -> Result:
+    """``importer ARGS`` in-process, with the key in the environment as users pass it."""
+    environment = {"ASKELEPHANT_API_KEY": api_key or "", "ASKELEPHANT_BASE_URL": "", **env}
+    return CliRunner().invoke(cli, list(args), env=environment, catch_exceptions=False)
+
+
+def ledger_rows(path: Path, where: str = "1") -> list[dict[str, Any]]:
+    """Engagement rows of a ledger file, read with plain sqlite3."""
+    with sqlite3.connect(path) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute(f"SELECT * FROM engagements WHERE {where}")]
+
+
+def status_counts(path: Path) -> dict[str, int]:
+    """Ledger rows by status (engagements table only)."""
+    counts: dict[str, int] = {}
+    for item in ledger_rows(path):
+        counts[item["status"]] = counts.get(item["status"], 0) + 1
+    return counts

@@ -1,0 +1,293 @@
+"""`importer run` against the sandbox over real HTTP: the core import's promises."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT, SandboxProcess
+from tests.factories import ledger_rows, row, run_cli, status_counts, write_manifest
+
+
+def run_args(manifest: Path, ledger: Path, sandbox: SandboxProcess, *extra: str) -> list[str]:
+    return [
+        "run",
+        str(manifest),
+        "--ledger",
+        str(ledger),
+        "--base-url",
+        sandbox.base_url,
+        "--no-progress",
+        *extra,
+    ]
+
+
+def created_counts(sandbox: SandboxProcess) -> dict[str, int]:
+    return dict(sandbox.stats()["created"])
+
+
+def test_clean_import_creates_each_row_once_and_records_ids(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(20)])
+    ledger = tmp_path / "ledger.db"
+
+    result = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
+
+    assert result.exit_code == 0, result.output
+    assert "created" in result.output and "20" in result.output
+    assert created_counts(sandbox) == {f"crm:rec-{n}": 1 for n in range(20)}
+    server_ids = {e["external_id"]: e["id"] for e in sandbox.engagements()}
+    ledger_ids = {r["external_id"]: r["engagement_id"] for r in ledger_rows(ledger)}
+    assert ledger_ids == server_ids
+    assert status_counts(ledger) == {"created": 20}
+    sent = {e["external_id"]: e for e in sandbox.engagements()}["crm:rec-3"]
+    assert sent["start_at"].startswith("2024-03-04T10:03:00")
+    assert sent["source_system"] == "crm"
+
+
+def test_rerun_sends_nothing(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(10)])
+    ledger = tmp_path / "ledger.db"
+    assert run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key).exit_code == 0
+    before = sandbox.stats()["requests"]
+
+    result = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
+
+    assert result.exit_code == 0, result.output
+    assert sandbox.stats()["requests"] == before
+    assert "Skipping 10 already imported" in result.output
+
+
+def test_existing_engagement_answers_200_and_is_recorded_as_existing(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(4)])
+    run_cli(run_args(manifest, tmp_path / "first.db", sandbox), sandbox.api_key)
+
+    # Another ledger (another machine, or a lost ledger): the API's idempotency holds.
+    result = run_cli(run_args(manifest, tmp_path / "second.db", sandbox), sandbox.api_key)
+
+    assert result.exit_code == 0, result.output
+    assert status_counts(tmp_path / "second.db") == {"existing": 4}
+    assert set(created_counts(sandbox).values()) == {1}
+
+
+def test_rate_limit_429_is_honoured_and_every_row_lands(
+    make_sandbox: object, tmp_path: Path
+) -> None:
+    server = make_sandbox("--rate-limit", "20")  # type: ignore[operator]
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(60)])
+    ledger = tmp_path / "ledger.db"
+
+    result = run_cli(run_args(manifest, ledger, server, "--max-attempts", "10"), server.api_key)
+
+    assert result.exit_code == 0, result.output
+    statuses = server.stats()["requests"]["POST /v2/engagements"]
+    assert statuses.get("429", 0) > 0
+    assert statuses["201"] == 60
+    # Honouring Retry-After means workers pause together: far fewer 429s than requests.
+    assert statuses["429"] < 60
+    assert set(created_counts(server).values()) == {1}
+
+
+def test_server_errors_are_retried(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    sandbox.set_faults(fail_rate=0.3)
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(30)])
+    ledger = tmp_path / "ledger.db"
+
+    result = run_cli(run_args(manifest, ledger, sandbox, "--max-attempts", "12"), sandbox.api_key)
+
+    assert result.exit_code == 0, result.output
+    assert sandbox.stats()["requests"]["POST /v2/engagements"].get("500", 0) > 0
+    assert status_counts(ledger) == {"created": 30}
+    assert max(r["attempts"] for r in ledger_rows(ledger)) > 1
+
+
+def test_422_is_recorded_as_permanent_with_the_servers_message(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    rows = [row(1), row(2, media_url="https://media.example.com/page.html"), row(3)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    ledger = tmp_path / "ledger.db"
+
+    result = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
+
+    assert result.exit_code == 1, result.output
+    failed = ledger_rows(ledger, "status = 'failed'")
+    assert [r["external_id"] for r in failed] == ["crm:rec-2"]
+    assert failed[0]["transient"] == 0
+    assert failed[0]["http_status"] == 422
+    assert failed[0]["attempts"] == 1
+    assert "audio/video" in failed[0]["error_message"]
+    assert failed[0]["request_id"]
+    assert "row 3" in result.output and "audio/video" in result.output
+    # A re-run does not resend a permanent failure of an unchanged row.
+    requests_before = sandbox.stats()["requests"]
+    assert run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key).exit_code == 1
+    assert sandbox.stats()["requests"] == requests_before
+
+
+def test_bad_key_aborts_with_exit_3_and_rows_stay_pending(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(25)])
+    ledger = tmp_path / "ledger.db"
+
+    result = run_cli(run_args(manifest, ledger, sandbox, "--concurrency", "4"), "sk-apik_wrong.KEY")
+
+    assert result.exit_code == 3, result.output
+    assert "401" in result.output and "API key" in result.output
+    assert status_counts(ledger) == {"pending": 25}
+    assert sandbox.stats()["requests"]["POST /v2/engagements"]["401"] <= 4 + 1
+    assert "sk-apik_wrong.KEY" not in result.output
+
+
+def test_missing_write_scope_aborts_naming_the_scope(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    sandbox.add_key("sk-apik_readonly.K1", ["engagements:read"])
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(5)])
+
+    result = run_cli(run_args(manifest, tmp_path / "l.db", sandbox), "sk-apik_readonly.K1")
+
+    assert result.exit_code == 3, result.output
+    assert "engagements:write" in result.output
+    assert status_counts(tmp_path / "l.db") == {"pending": 5}
+
+
+def test_wrong_base_url_aborts_with_exit_3(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+    args = [
+        "run",
+        str(manifest),
+        "--ledger",
+        str(tmp_path / "l.db"),
+        "--no-progress",
+        "--base-url",
+        sandbox.base_url + "/wrong/prefix",
+    ]
+
+    result = run_cli(args, sandbox.api_key)
+
+    assert result.exit_code == 3, result.output
+    assert "--base-url" in result.output
+
+
+def test_plain_http_base_url_is_refused_unless_loopback(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+    args = [
+        "run",
+        str(manifest),
+        "--ledger",
+        str(tmp_path / "l.db"),
+        "--base-url",
+        "http://api.example.com/api",
+    ]
+
+    result = run_cli(args, "sk-apik_x.Y")
+
+    assert result.exit_code == 2
+    assert "clear text" in result.output
+    assert not (tmp_path / "l.db").exists()
+
+
+def test_missing_key_is_a_usage_error(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+
+    result = run_cli(run_args(manifest, tmp_path / "l.db", sandbox), "")
+
+    assert result.exit_code == 2
+    assert "ASKELEPHANT_API_KEY" in result.output
+
+
+def test_duplicates_in_a_manifest(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    rows = [
+        row(1),
+        row(2),
+        row(2),  # identical copy: sent once
+        row(3),
+        row(3, title="A different title"),  # same id, different payload: neither is sent
+    ]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    ledger = tmp_path / "ledger.db"
+
+    result = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
+
+    assert result.exit_code == 1, result.output
+    assert created_counts(sandbox) == {"crm:rec-1": 1, "crm:rec-2": 1}
+    assert "same as row 3" not in result.output  # a repeat is not a problem to report
+    assert "row 5 crm:rec-3 duplicate" in result.output
+    assert "row 6 crm:rec-3 duplicate" in result.output
+
+
+def test_run_workflows_is_false_unless_asked(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    write_manifest(tmp_path / "a.csv", [row(1)])
+    write_manifest(tmp_path / "b.csv", [row(2)])
+    run_cli(run_args(tmp_path / "a.csv", tmp_path / "l.db", sandbox), sandbox.api_key)
+    run_cli(
+        run_args(tmp_path / "b.csv", tmp_path / "l.db", sandbox, "--run-workflows"),
+        sandbox.api_key,
+    )
+
+    flags = {e["external_id"]: e.get("run_workflows") for e in sandbox.engagements()}
+
+    assert flags == {"crm:rec-1": False, "crm:rec-2": True}
+
+
+def test_interrupted_run_resumes_and_creates_each_row_once(
+    make_sandbox: object, tmp_path: Path
+) -> None:
+    server = make_sandbox("--latency-ms", "60")  # type: ignore[operator]
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(120)])
+    ledger = tmp_path / "ledger.db"
+    env = {**os.environ, "ASKELEPHANT_API_KEY": server.api_key}
+    command = [sys.executable, "-m", "importer", *run_args(manifest, ledger, server)]
+    process = subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and server.stats()["engagements"] < 30:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=30)
+
+    assert process.returncode == 130, output
+    assert "resume" in output
+    partial = status_counts(ledger)
+    assert 0 < partial.get("created", 0) < 120
+    assert partial.get("in_flight", 0) == 0  # in-flight requests were given time to finish
+
+    result = run_cli(run_args(manifest, ledger, server), server.api_key)
+
+    assert result.exit_code == 0, result.output
+    assert status_counts(ledger) == {"created": 120}
+    assert created_counts(server) == {f"crm:rec-{n}": 1 for n in range(120)}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_parquet_and_csv_import_alike(sandbox: SandboxProcess, tmp_path: Path, fmt: str) -> None:
+    rows = [row(n) for n in range(6)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        manifest = tmp_path / "m.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), manifest)
+
+    result = run_cli(run_args(manifest, tmp_path / "l.db", sandbox), sandbox.api_key)
+
+    assert result.exit_code == 0, result.output
+    assert len(created_counts(sandbox)) == 6
