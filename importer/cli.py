@@ -186,6 +186,13 @@ plan_output_options = _stack(
     click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON."),
 )
 
+check_media_option = click.option(
+    "--check-media",
+    is_flag=True,
+    help="Before any create, check each distinct media URL: public host, 2xx, audio/video "
+    "content type (cached in the ledger for 24 h).",
+)
+
 on_change_option = click.option(
     "--on-change",
     type=click.Choice(["report", "skip"]),
@@ -215,6 +222,8 @@ def _import_settings(
     on_change: str = "report",
     include_permanent: bool = False,
     only_failed: bool = False,
+    contacts_only: bool = False,
+    check_media: bool = False,
     concurrency: int = 8,
     rate: float | None = None,
     max_attempts: int = 6,
@@ -250,6 +259,8 @@ def _import_settings(
         ),
         on_change=on_change,
         batch_size=batch_size,
+        contacts_only=contacts_only,
+        check_media=check_media,
     )
 
 
@@ -352,6 +363,7 @@ def _api_key(api_key_file: Path | None) -> str:
 @ledger_option
 @api_options
 @on_change_option
+@check_media_option
 @click.option("--dry-run", is_flag=True, help="Print the plan (as `importer plan`); send nothing.")
 @plan_output_options
 @output_options
@@ -363,39 +375,12 @@ def run(ctx: click.Context, manifest: Path, **options: Any) -> None:
     """
     settings = _import_settings(
         manifest,
-        **_pick(
-            options,
-            "mapping",
-            "source_system",
-            "prefix",
-            "timezone",
-            "run_workflows",
-            "batch_size",
-            "on_change",
-            "concurrency",
-            "rate",
-            "max_attempts",
-        ),
+        **_mapping_values(options),
+        **_pick(options, "on_change", "check_media", "concurrency", "rate", "max_attempts"),
     )
     if options["dry_run"]:
         ctx.exit(_print_plan(settings, options["ledger"], options["out"], options["as_json"]))
-    ctx.exit(
-        _send(
-            "run",
-            settings,
-            options=options,
-            **_pick(
-                options,
-                "ledger",
-                "base_url",
-                "api_key_file",
-                "read_timeout",
-                "quiet",
-                "no_progress",
-                "log_format",
-            ),
-        )
-    )
+    ctx.exit(_send("run", settings, options=options, **_send_options(options)))
 
 
 @cli.command()
@@ -403,6 +388,7 @@ def run(ctx: click.Context, manifest: Path, **options: Any) -> None:
 @mapping_options
 @ledger_option
 @on_change_option
+@check_media_option
 @plan_output_options
 @click.pass_context
 def plan(ctx: click.Context, manifest: Path, **options: Any) -> None:
@@ -412,23 +398,235 @@ def plan(ctx: click.Context, manifest: Path, **options: Any) -> None:
     since import, invalid (with reasons), duplicate, retry. Exit 1 if any row is invalid.
     """
     settings = _import_settings(
-        manifest,
-        **_pick(
-            options,
-            "mapping",
-            "source_system",
-            "prefix",
-            "timezone",
-            "run_workflows",
-            "batch_size",
-            "on_change",
-        ),
+        manifest, **_mapping_values(options), **_pick(options, "on_change", "check_media")
     )
     ctx.exit(_print_plan(settings, options["ledger"], options["out"], options["as_json"]))
 
 
 def _pick(options: dict[str, Any], *names: str) -> dict[str, Any]:
     return {name: options[name] for name in names}
+
+
+@cli.command()
+@ledger_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(ledger: Path, as_json: bool) -> None:
+    """Show the ledger: rows by status, frequent errors, last runs, changed rows."""
+    import json
+
+    from importer.ledger import Ledger
+    from importer.status import ledger_status, status_text
+
+    book = Ledger(ledger, readonly=True)
+    try:
+        data = ledger_status(book)
+    finally:
+        book.close()
+    click.echo(json.dumps(data, indent=2) if as_json else status_text(data))
+
+
+@cli.command()
+@ledger_option
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for success.csv and errors.csv (created if needed).",
+)
+def report(ledger: Path, out: Path) -> None:
+    """Write success.csv and errors.csv from the ledger.
+
+    errors.csv keeps the original manifest columns plus error_status and error_message:
+    fix the cells and run it as a manifest.
+    """
+    from importer.ledger import Ledger
+    from importer.report import write_reports
+
+    book = Ledger(ledger, readonly=True)
+    try:
+        written = write_reports(book, out)
+    finally:
+        book.close()
+    for name, count in written.items():
+        click.echo(f"Wrote {out / name} ({count:,} rows)")
+
+
+@cli.command()
+@ledger_option
+@api_options
+@click.option(
+    "--include-permanent",
+    is_flag=True,
+    help="Also re-send rows the server rejected for good (after fixing a scope or media host).",
+)
+@output_options
+@click.pass_context
+def retry(ctx: click.Context, **options: Any) -> None:
+    """Re-send the rows that failed transiently (rate limits, outages, timeouts).
+
+    Each manifest is read again with the options of its last run.
+    """
+    from importer.ledger import Ledger
+
+    book = Ledger(options["ledger"], readonly=True)
+    try:
+        manifests = book.failed_manifests(options["include_permanent"])
+        recorded = {m: book.last_options(m) for m in manifests}
+    finally:
+        book.close()
+    if not manifests:
+        click.echo("No failed rows to retry.")
+        ctx.exit(0)
+    worst = 0
+    for manifest in manifests:
+        last = recorded[manifest]
+        settings = _import_settings(
+            Path(manifest),
+            mapping=Path(last["mapping"]) if last.get("mapping") else None,
+            source_system=last.get("source_system"),
+            prefix=last.get("prefix"),
+            timezone=last.get("timezone", "UTC"),
+            run_workflows=bool(last.get("run_workflows")),
+            batch_size=int(last.get("batch_size", 1000)),
+            include_permanent=options["include_permanent"],
+            only_failed=True,
+            **_pick(options, "concurrency", "rate", "max_attempts"),
+        )
+        code = _send("retry", settings, options=options, **_send_options(options))
+        worst = max(worst, code)
+        if code >= 2:
+            break
+    ctx.exit(worst)
+
+
+@cli.command(name="sync-contacts")
+@manifest_argument
+@mapping_options
+@ledger_option
+@api_options
+@output_options
+@click.pass_context
+def sync_contacts(ctx: click.Context, manifest: Path, **options: Any) -> None:
+    """Apply the manifest's contact_ids to engagements already imported; create nothing.
+
+    A blank cell leaves contacts alone, [] clears them; a set is re-applied only when it
+    differs from the one last applied.
+    """
+    settings = _import_settings(
+        manifest,
+        **_mapping_values(options),
+        **_pick(options, "concurrency", "rate", "max_attempts"),
+        contacts_only=True,
+    )
+    ctx.exit(_send("sync-contacts", settings, options=options, **_send_options(options)))
+
+
+@cli.command()
+@ledger_option
+@api_options
+@click.option("--wait", is_flag=True, help="Poll until every processing_status is terminal.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=600.0,
+    show_default=True,
+    help="With --wait: give up after this many seconds.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@output_options
+@click.pass_context
+def verify(ctx: click.Context, **options: Any) -> None:
+    """Read every imported engagement back and record its processing_status.
+
+    Exit 1 if any engagement failed processing (or, with --wait, is still processing at
+    the timeout).
+    """
+    import json
+
+    from importer.config import resolve_base_url
+    from importer.runner import askelephant_factory, verify_ledger
+    from importer.verify import VerifySettings
+
+    factory = askelephant_factory(
+        resolve_base_url(options["base_url"]),
+        _api_key(options["api_key_file"]),
+        concurrency=options["concurrency"],
+        read_timeout=options["read_timeout"],
+    )
+    result = verify_ledger(
+        options["ledger"],
+        factory,
+        VerifySettings(
+            wait=options["wait"], timeout=options["timeout"], concurrency=options["concurrency"]
+        ),
+        _reporter(options["quiet"], options["no_progress"], options["log_format"]),
+    )
+    summary = {
+        "processing_status": dict(result.counts),
+        "failed": [{"external_id": e, "processing_status": s} for e, s in result.failed],
+        "rounds": result.rounds,
+        "timed_out": result.timed_out,
+    }
+    if options["as_json"]:
+        click.echo(json.dumps(summary, indent=2))
+    elif not options["quiet"]:
+        from importer.report import format_counts
+
+        click.echo(format_counts(result.counts, "Processing status:"))
+        for external_id, status_value in result.failed[:10]:
+            click.echo(f"  failed: {external_id} ({status_value})")
+        if result.timed_out:
+            click.echo(f"Still processing after {options['timeout']:.0f} s.", err=True)
+    ctx.exit(1 if result.failed or result.timed_out else 0)
+
+
+@cli.command()
+@manifest_argument
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default="mapping.toml",
+    show_default=True,
+    help="Where to write the mapping file.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(manifest: Path, out: Path, force: bool) -> None:
+    """Write a commented mapping file for MANIFEST, guessing its columns.
+
+    Knows common CRM export headers ("Recording URL", "Call Date", "Subject",
+    "Activity ID", ...) and lists what it could not map.
+    """
+    from importer.manifest import read_columns
+    from importer.mapping_init import guess_mapping, render_mapping
+
+    if out.exists() and not force:
+        raise click.ClickException(f"{out} exists; pass --force to overwrite it")
+    guess = guess_mapping(read_columns(manifest))
+    out.write_text(render_mapping(guess, str(manifest)), encoding="utf-8")
+    click.echo(f"Wrote {out}: {len(guess.columns)} field(s) mapped.")
+    for field in guess.unmapped_fields:
+        click.echo(f"  not found: {field}")
+    if guess.unused_columns:
+        click.echo(f"  columns not used: {', '.join(guess.unused_columns)}")
+
+
+def _mapping_values(options: dict[str, Any]) -> dict[str, Any]:
+    return _pick(
+        options, "mapping", "source_system", "prefix", "timezone", "run_workflows", "batch_size"
+    )
+
+
+def _send_options(options: dict[str, Any]) -> dict[str, Any]:
+    return _pick(
+        options,
+        "ledger",
+        "base_url",
+        "api_key_file",
+        "read_timeout",
+        "quiet",
+        "no_progress",
+        "log_format",
+    )
 
 
 def _parse_key(value: str) -> tuple[str, list[str] | None]:

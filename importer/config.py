@@ -58,7 +58,7 @@ def recordable_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The options worth keeping in the runs table: paths and numbers, never a secret."""
     hidden = {"api_key", "api_key_file_contents", "key"}
     return {
-        name: str(value) if isinstance(value, Path) else value
+        name: str(value.resolve()) if isinstance(value, Path) else value
         for name, value in options.items()
         if name not in hidden and value is not None
     }

@@ -78,6 +78,7 @@ class Ledger:
         self.path = path
         self.readonly = readonly
         self._lock_handle: Any = None
+        self._media_memory: dict[str, dict[str, Any]] = {}
         if readonly and not path.exists():
             self.db = sqlite_utils.Database(memory=True)
         else:
@@ -168,6 +169,7 @@ class Ledger:
                         "processing_status": str,
                         "processing_seen_at": str,
                         "etag": str,
+                        "changed_fields": str,
                         "run_id": int,
                         "first_seen_at": str,
                         "sent_at": str,
@@ -386,7 +388,8 @@ class Ledger:
                 "UPDATE engagements SET status = ?, transient = 0, http_status = ?, "
                 "engagement_id = ?, sent_hash = ?, payload_hash = ?, field_hashes = ?, "
                 "error_message = NULL, error_detail = NULL, error_errors = NULL, "
-                "request_id = NULL, cells = NULL, completed_at = ?, updated_at = ? "
+                "request_id = NULL, cells = NULL, changed_fields = NULL, completed_at = ?, "
+                "updated_at = ? "
                 "WHERE external_id = ?",
                 [
                     "created" if created else "existing",
@@ -442,6 +445,19 @@ class Ledger:
                 [now_iso(), external_id],
             )
 
+    def note_changes(self, changed: dict[str, list[str]], unchanged: list[str]) -> None:
+        """Remember which imported rows differ from the manifest now (for ``status``)."""
+        with self.db.conn:
+            self.db.conn.executemany(
+                "UPDATE engagements SET changed_fields = ? WHERE external_id = ?",
+                [(", ".join(fields), eid) for eid, fields in changed.items()],
+            )
+            self.db.conn.executemany(
+                "UPDATE engagements SET changed_fields = NULL "
+                "WHERE external_id = ? AND changed_fields IS NOT NULL",
+                [(eid,) for eid in unchanged],
+            )
+
     # -- after sending -------------------------------------------------------------------
 
     def record_contacts(self, external_id: str, contacts_hash: str) -> None:
@@ -466,11 +482,30 @@ class Ledger:
 
     def media_check(self, url: str) -> dict[str, Any] | None:
         """The cached preflight result for a media URL, if any."""
+        if url in self._media_memory:
+            return self._media_memory[url]
         rows = list(self.db.query("SELECT * FROM media_checks WHERE url = ?", [url]))
         return rows[0] if rows else None
 
+    def media_failures(self, urls: Iterable[str]) -> dict[str, str]:
+        """Of these URLs, the ones whose preflight failed, with the reason."""
+        failures = {}
+        for url in dict.fromkeys(urls):
+            result = self.media_check(url)
+            if result is not None and not result["ok"]:
+                failures[url] = result["detail"]
+        return failures
+
     def record_media_check(self, url: str, ok: bool, detail: str) -> None:
-        """Cache a preflight result with its time."""
+        """Cache a preflight result with its time (in memory for a read-only ledger)."""
+        if self.readonly:
+            self._media_memory[url] = {
+                "url": url,
+                "ok": int(ok),
+                "detail": detail,
+                "checked_at": now_iso(),
+            }
+            return
         with self.db.conn:
             self.db.execute(
                 "INSERT OR REPLACE INTO media_checks VALUES (?, ?, ?, ?)",
@@ -555,3 +590,74 @@ class Ledger:
         ):
             counts[row["kind"]] = row["n"]
         return counts
+
+    # -- for status, retry -------------------------------------------------------------------
+
+    def failed_manifests(self, include_permanent: bool) -> list[str]:
+        """Manifests that have failed rows worth re-sending."""
+        condition = "status = 'failed'" + ("" if include_permanent else " AND transient = 1")
+        return [
+            row["manifest"]
+            for row in self.db.query(
+                f"SELECT DISTINCT manifest FROM engagements WHERE {condition} ORDER BY manifest"
+            )
+        ]
+
+    def last_options(self, manifest: str) -> dict[str, Any]:
+        """The options of the last run of a manifest (to retry it the same way)."""
+        for row in self.db.query(
+            "SELECT options FROM runs WHERE manifest = ? ORDER BY id DESC LIMIT 1", [manifest]
+        ):
+            return dict(json.loads(row["options"] or "{}"))
+        return {}
+
+    def top_errors(self, limit: int = 10) -> list[tuple[str, int]]:
+        """The most frequent failure and rejection messages, with counts."""
+        rows = self.db.query(
+            "SELECT message, SUM(n) AS n FROM ("
+            " SELECT COALESCE(error_message, '(no message)') AS message, COUNT(*) AS n"
+            " FROM engagements WHERE status = 'failed' GROUP BY message"
+            " UNION ALL SELECT reason AS message, COUNT(*) AS n FROM rejects GROUP BY reason"
+            ") GROUP BY message ORDER BY n DESC, message LIMIT ?",
+            [limit],
+        )
+        return [(row["message"], row["n"]) for row in rows]
+
+    def changed_rows(self, limit: int = 10) -> tuple[int, list[tuple[str, str]]]:
+        """How many imported rows differ from their manifest now, and a few of them."""
+        total = next(
+            iter(
+                self.db.query(
+                    "SELECT COUNT(*) AS n FROM engagements WHERE changed_fields IS NOT NULL"
+                )
+            )
+        )["n"]
+        sample = [
+            (row["external_id"], row["changed_fields"])
+            for row in self.db.query(
+                "SELECT external_id, changed_fields FROM engagements "
+                "WHERE changed_fields IS NOT NULL ORDER BY manifest, row_number LIMIT ?",
+                [limit],
+            )
+        ]
+        return int(total), sample
+
+    def failed_split(self) -> dict[str, int]:
+        """Failed rows: transient (retried later) and permanent."""
+        counts = {"transient": 0, "permanent": 0}
+        for row in self.db.query(
+            "SELECT transient, COUNT(*) AS n FROM engagements WHERE status = 'failed' "
+            "GROUP BY transient"
+        ):
+            counts["transient" if row["transient"] else "permanent"] = row["n"]
+        return counts
+
+    def processing_counts(self) -> dict[str, int]:
+        """processing_status as last seen by ``verify``."""
+        return {
+            row["s"]: row["n"]
+            for row in self.db.query(
+                "SELECT COALESCE(processing_status, 'not verified') AS s, COUNT(*) AS n "
+                "FROM engagements WHERE status IN ('created', 'existing') GROUP BY s"
+            )
+        }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from importer.plan import (
     CHANGED,
     DUPLICATE,
     FAILED,
+    IMPORTED,
     INVALID,
     DuplicateInfo,
     PlannedRow,
@@ -38,6 +40,7 @@ from importer.targets.base import Target
 from importer.validate import (
     MappedRow,
     MappingOptions,
+    RowError,
     TranscriptReader,
     TranscriptUnavailable,
     field_hashes,
@@ -59,6 +62,14 @@ class ImportSettings:
     on_change: str = "report"
     """``report``: a changed row counts against the exit code; ``skip``: it does not."""
     batch_size: int = 1000
+    contacts_only: bool = False
+    """``importer sync-contacts``: apply contact sets; create nothing."""
+    check_media: bool = False
+    """Preflight every distinct media URL before planning (``--check-media``)."""
+    media_client: Any = None
+    """httpx.AsyncClient for the preflight (tests inject one); None builds one."""
+    media_resolver: Any = None
+    """Host resolver for the preflight (tests inject one); None uses the system's."""
 
 
 @dataclass
@@ -110,15 +121,22 @@ def transcript_reader(manifest_dir: Path) -> TranscriptReader:
 
 
 def mapped_batches(
-    manifest: Path, options: MappingOptions, batch_size: int
+    manifest: Path,
+    options: MappingOptions,
+    batch_size: int,
+    media_failures: Callable[[list[str]], dict[str, str]] | None = None,
 ) -> Iterator[list[MappedRow]]:
-    """Every row of the manifest, mapped and validated, batch by batch."""
+    """Every row of the manifest, mapped and validated, batch by batch.
+
+    ``media_failures`` (from a preflight) maps failing media URLs to the reason.
+    """
     options.columns.check_columns(
         manifest, read_columns(manifest), source_system_given=bool(options.source_system)
     )
     reader = transcript_reader(manifest.parent)
+    column = options.columns.column_of("media_url")
     for batch in read_manifest(manifest, batch_size):
-        yield [
+        mapped = [
             map_row(
                 row.cells,
                 row.row_number,
@@ -129,6 +147,47 @@ def mapped_batches(
             )
             for row in batch
         ]
+        if media_failures is not None:
+            failing = media_failures([r.payload["media_url"] for r in mapped if r.payload])
+            mapped = [
+                with_media_failure(r, failing[r.payload["media_url"]], column)
+                if r.payload and r.payload["media_url"] in failing
+                else r
+                for r in mapped
+            ]
+        yield mapped
+
+
+def with_media_failure(row: MappedRow, reason: str, column: str) -> MappedRow:
+    """The row, made invalid by a failed media preflight."""
+    error = RowError(row.file, row.row_number, column, "media_check", f"preflight: {reason}")
+    return dataclasses.replace(row, payload=None, errors=(*row.errors, error))
+
+
+async def preflight_media(ledger: Ledger, settings: ImportSettings, reporter: Reporter) -> None:
+    """Check every distinct media URL of the manifest (cached in the ledger)."""
+    from importer.media import preflight, system_resolver
+
+    totals: Counter[str] = Counter()
+    for batch in mapped_batches(settings.manifest, settings.mapping, settings.batch_size):
+        urls = [r.payload["media_url"] for r in batch if r.payload]
+        totals.update(
+            await preflight(
+                urls,
+                ledger,
+                client=settings.media_client,
+                resolve=settings.media_resolver or system_resolver,
+                concurrency=settings.send.concurrency,
+            )
+        )
+    reporter.notice(
+        f"Media preflight: {totals['checked']:,} URL(s) checked, {totals['cached']:,} cached, "
+        f"{totals['failed']:,} failing."
+    )
+
+
+def _media_filter(ledger: Ledger, settings: ImportSettings) -> Any:
+    return ledger.media_failures if settings.check_media else None
 
 
 def index_manifest(
@@ -137,7 +196,9 @@ def index_manifest(
     """Pass one: validate everything and find external_ids used on several rows."""
     ledger.start_index()
     seen: Counter[str] = Counter()
-    for batch in mapped_batches(settings.manifest, settings.mapping, settings.batch_size):
+    for batch in mapped_batches(
+        settings.manifest, settings.mapping, settings.batch_size, _media_filter(ledger, settings)
+    ):
         valid = [(r.external_id, r.row_number, r.payload_hash) for r in batch if r.valid]
         ledger.index_rows(valid)  # type: ignore[arg-type]
         seen["rows"] += len(batch)
@@ -153,7 +214,9 @@ def planned_batches(
     ledger: Ledger, settings: ImportSettings, duplicates: dict[str, DuplicateInfo]
 ) -> Iterator[list[PlannedRow]]:
     """Pass two: each row's action, given the ledger."""
-    for batch in mapped_batches(settings.manifest, settings.mapping, settings.batch_size):
+    for batch in mapped_batches(
+        settings.manifest, settings.mapping, settings.batch_size, _media_filter(ledger, settings)
+    ):
         facts = ledger.facts_for(r.external_id for r in batch if r.external_id)
         yield [
             plan_row(
@@ -224,8 +287,10 @@ async def run_import(
     """Plan the manifest against the ledger and send what needs sending."""
     started = time.monotonic()
     manifest_key = str(settings.manifest.resolve())
+    if settings.check_media:
+        await preflight_media(ledger, settings, reporter)
     duplicates, _ = index_manifest(ledger, settings)
-    if not settings.plan.only_failed:
+    if not (settings.plan.only_failed or settings.contacts_only):
         conflicting = [i for i, d in duplicates.items() if d.conflicting]
         ledger.register_pending(manifest_key, conflicting)
         ledger.clear_rejects(manifest_key)
@@ -240,12 +305,21 @@ async def run_import(
     async def items() -> AsyncIterator[WorkItem]:
         for batch in planned_batches(ledger, settings, duplicates):
             rejects = []
+            changed: dict[str, list[str]] = {}
+            unchanged: list[str] = []
             for planned in batch:
                 reject = reject_of(planned)
                 if reject is not None:
                     rejects.append(reject)
-                if planned.sends or planned.sync_contacts:
+                external_id = planned.row.external_id or ""
+                if planned.action == CHANGED:
+                    changed[external_id] = list(planned.changed)
+                elif planned.action == IMPORTED:
+                    unchanged.append(external_id)
+                if planned.sync_contacts or (planned.sends and not settings.contacts_only):
                     yield work_item(planned, manifest_key)
+                if planned.sends and settings.contacts_only:
+                    summary.counts["not imported yet"] += 1
                 if not planned.sends:
                     summary.counts[outcome_key(planned)] += 1
                     if planned.action in (INVALID, DUPLICATE, CHANGED, FAILED):
@@ -256,6 +330,7 @@ async def run_import(
                             planned.reason,
                         )
             ledger.add_rejects(rejects, run_id)
+            ledger.note_changes(changed, unchanged)
             await asyncio.sleep(0)  # let workers run between batches
 
     with _signals_stop(sender, install_signal_handlers):
@@ -300,9 +375,16 @@ def _signals_stop(sender: Sender, install: bool) -> Iterator[None]:
 
 
 def plan_manifest(
-    settings: ImportSettings, ledger: Ledger, on_row: Callable[[PlannedRow], None]
+    settings: ImportSettings,
+    ledger: Ledger,
+    on_row: Callable[[PlannedRow], None],
+    reporter: Reporter | None = None,
 ) -> Counter[str]:
-    """The plan alone: every row's action, sending nothing and writing nothing."""
+    """The plan alone: every row's action, sending no create and writing nothing."""
+    if settings.check_media:
+        from importer.events import HumanReporter
+
+        asyncio.run(preflight_media(ledger, settings, reporter or HumanReporter()))
     duplicates, _ = index_manifest(ledger, settings)
     counts: Counter[str] = Counter()
     for batch in planned_batches(ledger, settings, duplicates):

@@ -61,6 +61,8 @@ class PlannedRow:
     sync_contacts: bool = False
     """The row's contact set differs from the one last applied."""
     engagement_id: str | None = None
+    changed: tuple[str, ...] = ()
+    """For ``changed since import``: the fields that differ."""
 
     @property
     def sends(self) -> bool:
@@ -110,12 +112,14 @@ def plan_row(
     # created or existing
     sync = _contacts_differ(row, fact)
     if changed:
+        fields = tuple(changed_fields(row, fact))
         return PlannedRow(
             row,
             CHANGED,
-            "fields differ from what was imported: " + ", ".join(changed_fields(row, fact)),
+            "fields differ from what was imported: " + ", ".join(fields),
             sync_contacts=sync,
             engagement_id=fact.engagement_id,
+            changed=fields,
         )
     return PlannedRow(row, IMPORTED, sync_contacts=sync, engagement_id=fact.engagement_id)
 

@@ -19,6 +19,7 @@ from importer.ledger import Ledger
 from importer.pipeline import ImportSettings, RunSummary, run_import
 from importer.targets.askelephant import AskElephantTarget, build_timeout
 from importer.targets.base import Target
+from importer.verify import VerifyResult, VerifySettings, verify
 
 TargetFactory = Callable[[], Target]
 
@@ -55,8 +56,9 @@ def import_manifest(
     ledger = Ledger(ledger_path)
     try:
         with ledger.exclusive():
-            run_id = ledger.start_run(command, str(settings.manifest), recordable_options(options))
-            reporter.run_started(command, recordable_options(options))
+            recorded = recordable_options(options)
+            run_id = ledger.start_run(command, str(settings.manifest.resolve()), recorded)
+            reporter.run_started(command, recorded)
             started = time.monotonic()
             outcome, exit_code, counts = "error", 2, {}
             try:
@@ -90,5 +92,30 @@ async def _run(
     target = target_factory()
     try:
         return await run_import(settings, ledger, target, reporter, run_id)
+    finally:
+        await target.aclose()
+
+
+def verify_ledger(
+    ledger_path: Path,
+    target_factory: TargetFactory,
+    settings: VerifySettings,
+    reporter: Reporter,
+) -> VerifyResult:
+    """``importer verify``: GET every imported engagement, record processing_status."""
+    ledger = Ledger(ledger_path)
+    try:
+        with ledger.exclusive():
+            return asyncio.run(_verify(ledger, target_factory, settings, reporter))
+    finally:
+        ledger.close()
+
+
+async def _verify(
+    ledger: Ledger, target_factory: TargetFactory, settings: VerifySettings, reporter: Reporter
+) -> VerifyResult:
+    target = target_factory()
+    try:
+        return await verify(ledger, target, settings, reporter)
     finally:
         await target.aclose()

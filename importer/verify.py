@@ -1,0 +1,150 @@
+"""Verification: read every imported engagement back and record its processing_status.
+
+AskElephant does not publish its processing_status values, so they are kept as opaque
+strings; the ones below are treated as terminal (``--terminal`` adds more).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from importer.errors import ApiError, FatalError, PermanentError
+from importer.events import Reporter
+from importer.ledger import Ledger
+from importer.retry import RetrySettings, retry_policy
+from importer.targets.base import Target
+
+TERMINAL_OK = frozenset({"COMPLETED", "COMPLETE", "DONE", "SUCCEEDED", "PROCESSED", "READY"})
+TERMINAL_FAILED = frozenset({"FAILED", "ERROR", "ERRORED", "CANCELLED", "CANCELED"})
+NOT_FOUND = "NOT_FOUND"
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """How to verify."""
+
+    wait: bool = False
+    """Poll until every status is terminal, or the timeout passes."""
+    timeout: float = 600.0
+    concurrency: int = 8
+    poll_base: float = 1.0
+    poll_cap: float = 30.0
+    extra_terminal: frozenset[str] = frozenset()
+    retry: RetrySettings = field(default_factory=RetrySettings)
+
+
+@dataclass
+class VerifyResult:
+    """processing_status counts after the last round, and how it ended."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    rounds: int = 0
+    timed_out: bool = False
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    """(external_id, processing_status) of engagements that failed processing."""
+
+    @property
+    def pending(self) -> int:
+        return sum(n for s, n in self.counts.items() if not is_terminal(s))
+
+
+def is_terminal(status: str, extra: frozenset[str] = frozenset()) -> bool:
+    """Whether a processing_status will not change any more."""
+    upper = status.upper()
+    return upper in TERMINAL_OK or upper in TERMINAL_FAILED or upper == NOT_FOUND or upper in extra
+
+
+def is_failed(status: str) -> bool:
+    """Whether a processing_status means the recording was not processed."""
+    return status.upper() in TERMINAL_FAILED or status.upper() == NOT_FOUND
+
+
+async def verify(
+    ledger: Ledger,
+    target: Target,
+    settings: VerifySettings,
+    reporter: Reporter,
+    *,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> VerifyResult:
+    """GET each imported engagement (conditionally), record what was seen; poll if asked."""
+    deadline = clock() + settings.timeout
+    result = VerifyResult()
+    while True:
+        result.rounds += 1
+        rows = list(
+            ledger.engagements("status IN ('created', 'existing') AND engagement_id IS NOT NULL")
+        )
+        todo = [
+            r
+            for r in rows
+            if result.rounds == 1
+            or not is_terminal(r["processing_status"] or "", settings.extra_terminal)
+        ]
+        await _check_all(ledger, target, todo, settings)
+        result.counts = Counter()
+        result.failed = []
+        for r in ledger.engagements(
+            "status IN ('created', 'existing') AND engagement_id IS NOT NULL"
+        ):
+            status = r["processing_status"] or "UNKNOWN"
+            result.counts[status] += 1
+            if is_failed(status):
+                result.failed.append((r["external_id"], status))
+        pending = sum(
+            n for s, n in result.counts.items() if not is_terminal(s, settings.extra_terminal)
+        )
+        reporter.notice(
+            f"Verify round {result.rounds}: "
+            + ", ".join(f"{n:,} {s}" for s, n in sorted(result.counts.items()))
+        )
+        if not settings.wait or pending == 0:
+            return result
+        wait = min(settings.poll_cap, settings.poll_base * 2 ** (result.rounds - 1))
+        if clock() + wait > deadline:
+            result.timed_out = True
+            return result
+        await sleep(wait)
+
+
+async def _check_all(
+    ledger: Ledger, target: Target, rows: list[dict[str, Any]], settings: VerifySettings
+) -> None:
+    semaphore = asyncio.Semaphore(settings.concurrency)
+    fatal: list[FatalError] = []
+
+    async def check(row: dict[str, Any]) -> None:
+        async with semaphore:
+            if fatal:
+                return
+            try:
+                async for attempt in retry_policy(settings.retry):
+                    with attempt:
+                        got = await target.get(row["engagement_id"], etag=row["etag"])
+            except FatalError as error:
+                fatal.append(error)
+                return
+            except PermanentError as error:
+                if error.status == 404:
+                    ledger.record_processing(row["external_id"], NOT_FOUND, None)
+                return
+            except ApiError:
+                return  # transient past the retry budget: seen next round or next run
+            if got.not_modified:
+                ledger.record_processing(
+                    row["external_id"], row["processing_status"] or "UNKNOWN", got.etag
+                )
+            else:
+                body = got.body or {}
+                status = str(body.get("processing_status") or "UNKNOWN")
+                ledger.record_processing(row["external_id"], status, got.etag)
+
+    await asyncio.gather(*(check(r) for r in rows))
+    if fatal:
+        raise fatal[0]
