@@ -10,19 +10,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from importer.mapping import FIELDS
+
 HERE = Path(__file__).resolve().parent.parent / "manifests"
-COLUMNS = [
-    "id",
-    "type",
-    "title",
-    "media_url",
-    "start_at",
-    "is_private",
-    "participants",
-    "transcript_text",
-    "transcript_path",
-    "source_system",
-]
+COLUMNS = [name for name in FIELDS if name != "contact_ids"]
 FIRST = ["Ana", "Ben", "Chloe", "Dev", "Eli", "Fatima", "Gus", "Hana", "Ivan", "Jo"]
 LAST = ["Ng", "Okafor", "Petrov", "Quinn", "Rossi", "Sato", "Tan", "Ueda", "Vega", "Wu"]
 COMPANIES = ["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Wonka"]

@@ -11,20 +11,9 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from importer.cli import cli
+from importer.mapping import FIELDS
 
-COLUMNS = [
-    "id",
-    "type",
-    "title",
-    "media_url",
-    "start_at",
-    "is_private",
-    "participants",
-    "transcript_text",
-    "transcript_path",
-    "source_system",
-    "contact_ids",
-]
+COLUMNS = list(FIELDS)
 
 
 def row(n: int, **changes: str) -> dict[str, str]:
