@@ -42,11 +42,12 @@ EXPAND_VALUES = (
 )
 ALL_SCOPES = (SCOPE_WRITE, SCOPE_READ, SCOPE_PRIVATE_READ, *EXPAND_SCOPES.values())
 
-ENGAGEMENT_ID_PATTERN = re.compile(r"^ngmt_[A-Za-z0-9]+$")
-CONTACT_ID_PATTERN = re.compile(r"^cnt_[A-Za-z0-9]+$")
+# \Z, not $: "$" also matches before a trailing newline, which no id may carry.
+ENGAGEMENT_ID_PATTERN = re.compile(r"^ngmt_[A-Za-z0-9]+\Z")
+CONTACT_ID_PATTERN = re.compile(r"^cnt_[A-Za-z0-9]+\Z")
 # Deliberately simple: one @, no spaces, a dot in the domain. RFC 5322 in full accepts
 # addresses no CRM export contains, and rejecting them is kinder than a server 422.
-EMAIL_PATTERN = re.compile(r"^[^@\s<>(),;:\"]+@[^@\s<>(),;:\"]+\.[^@\s<>(),;:\"]+$")
+EMAIL_PATTERN = re.compile(r"^[^@\s<>(),;:\"]+@[^@\s<>(),;:\"]+\.[^@\s<>(),;:\"]+\Z")
 
 # Audio and video file extensions the sandbox accepts when it decides media type offline.
 MEDIA_EXTENSIONS = {
@@ -142,7 +143,9 @@ def parse_ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address
         return ipaddress.ip_address(bare.split("%", 1)[0])
     except ValueError:
         pass
-    if re.fullmatch(r"(0x[0-9a-fA-F]+|[0-9]+)(\.(0x[0-9a-fA-F]+|[0-9]+)){0,3}", bare):
+    # A resolver ignores one trailing dot (``127.0.0.1.`` is 127.0.0.1) and reads ``0X`` as hex.
+    bare = bare[:-1] if bare.endswith(".") else bare
+    if re.fullmatch(r"(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}", bare, re.IGNORECASE):
         try:
             return ipaddress.IPv4Address(socket.inet_aton(bare))
         except OSError:

@@ -135,6 +135,9 @@ def changed_fields(row: MappedRow, fact: LedgerFact) -> list[str]:
     assert row.payload is not None
     now = field_hashes(row.payload)
     before = fact.field_hashes
+    if not before:
+        # Without per-field hashes every field would look changed: say we cannot tell.
+        return ["(unknown: the earlier import predates per-field tracking)"]
     names = sorted(set(now) | set(before))
     differ = [name for name in names if now.get(name) != before.get(name)]
     return differ or ["(unknown: the earlier import predates per-field tracking)"]

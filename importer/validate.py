@@ -133,8 +133,10 @@ def map_row(
     if structural_problem:
         checker.fail("id", "row_shape", f"the row {structural_problem}")
     for name, value in values.items():
-        if contract_has_undecodable(value):
+        # Undecodable bytes arrive as lone surrogates; no other lone surrogate is text either.
+        if has_lone_surrogate(value):
             checker.fail(name, "encoding", "has bytes that are not UTF-8; save the file as UTF-8")
+            checker.silenced.add(name)
             values[name] = ""
 
     payload: dict[str, Any] = {}
@@ -206,7 +208,7 @@ def map_row(
     return MappedRow(
         file=file,
         row_number=row_number,
-        cells=cells,
+        cells={name: printable_text(value) for name, value in cells.items()},
         external_id=external_id,
         payload=None if errors else payload,
         errors=errors,
@@ -220,8 +222,12 @@ class _RowChecker:
     def __init__(self, file: str, row: int, columns: ColumnMapping) -> None:
         self.file, self.row, self.columns = file, row, columns
         self.errors: list[RowError] = []
+        self.silenced: set[str] = set()
+        """Fields already reported as undecodable: their blanked value says nothing more."""
 
     def fail(self, field_name: str, rule: str, message: str) -> None:
+        if field_name in self.silenced:
+            return
         column = self.columns.column_of(field_name)
         self.errors.append(RowError(self.file, self.row, column, rule, message))
 
@@ -234,6 +240,18 @@ class _RowChecker:
 def contract_has_undecodable(text: str) -> bool:
     """True when the cell held bytes that were not UTF-8 (kept as lone surrogates)."""
     return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """True for text UTF-8 cannot encode (e.g. a JSON ``\\ud83d`` escape with no partner)."""
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def printable_text(text: str) -> str:
+    """The cell as valid Unicode: undecodable bytes shown as U+FFFD, for ledger and reports."""
+    if not has_lone_surrogate(text):
+        return text
+    return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
 
 
 def _external_id(
@@ -302,8 +320,15 @@ def parse_start_at(text: str, timezone: str) -> str:
             ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=ZoneInfo(timezone))
+    # Checked before converting (year 9999 cannot be converted) and after: the UTC time is
+    # what is sent, and an offset can move it across a year boundary.
     if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
         raise InvalidCell(f"{value!r} is in {moment.year}: outside {EARLIEST_YEAR}-{LATEST_YEAR}")
+    utc_year = moment.astimezone(dt.timezone.utc).year
+    if not EARLIEST_YEAR <= utc_year <= LATEST_YEAR:
+        raise InvalidCell(
+            f"{value!r} is in {utc_year} in UTC: outside {EARLIEST_YEAR}-{LATEST_YEAR}"
+        )
     return format_rfc3339(moment)
 
 
@@ -325,6 +350,9 @@ def parse_participants(text: str) -> list[dict[str, Any]]:
             raise InvalidCell(
                 f"starts like JSON but is not valid JSON ({error.msg} at character {error.pos})"
             ) from None
+        except (ValueError, RecursionError):
+            # Numbers past int's digit limit, or nesting deeper than the parser goes.
+            raise InvalidCell("starts like JSON but cannot be read as JSON") from None
         if not isinstance(items, list):
             raise InvalidCell("must be a JSON list of objects")
         return _check_participants(items)
@@ -361,6 +389,13 @@ def _check_participants(items: list[Any]) -> list[dict[str, Any]]:
             raise InvalidCell(f"participant {index}: name must be text")
         if email is not None and not isinstance(email, str):
             raise InvalidCell(f"participant {index}: email must be text")
+        phone, owner = item.get("phone"), item.get("is_owner")
+        if phone is not None and (isinstance(phone, bool) or not isinstance(phone, str | int)):
+            raise InvalidCell(f"participant {index}: phone must be text")
+        if owner is not None and not isinstance(owner, bool):
+            raise InvalidCell(f"participant {index}: is_owner must be true or false")
+        if any(isinstance(v, str) and has_lone_surrogate(v) for v in (name, email, phone)):
+            raise InvalidCell(f"participant {index} has an unpaired \\u escape (not Unicode)")
         name, email = (name or "").strip(), (email or "").strip()
         if not name and not email:
             raise InvalidCell(f"participant {index} has neither a name nor an email")
@@ -371,10 +406,9 @@ def _check_participants(items: list[Any]) -> list[dict[str, Any]]:
             clean["name"] = name
         if email:
             clean["email"] = email
-        phone = item.get("phone")
         if phone not in (None, ""):
             clean["phone"] = str(phone)
-        if item.get("is_owner") is True:
+        if owner is True:
             owners += 1
             clean["is_owner"] = True
         result.append(clean)
@@ -391,7 +425,7 @@ def parse_contact_ids(text: str) -> tuple[str, ...] | None:
     if value.startswith("["):
         try:
             items = json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             raise InvalidCell("is not a valid JSON list") from None
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise InvalidCell("must be a JSON list of contact id strings")

@@ -1,0 +1,258 @@
+"""Reading manifests: CSV with the file's own line numbers, Parquet in batches, bad files."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from importer.errors import ManifestError
+from importer.manifest import ManifestRow, read_columns, read_manifest
+from importer.validate import MappingOptions, map_row
+
+HEADER = "id,type,title,media_url,start_at,source_system"
+ROW = "{id},CALL,{title},https://media.example.com/{id}.mp3,2024-03-05T14:30:00Z,crm"
+
+
+def rows_of(path: Path, batch_size: int = 1000) -> list[ManifestRow]:
+    return [row for batch in read_manifest(path, batch_size) for row in batch]
+
+
+def write(tmp_path: Path, content: str | bytes, name: str = "m.csv") -> Path:
+    path = tmp_path / name
+    if isinstance(content, str):
+        content = content.encode("utf-8")
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_utf8_csv_with_or_without_bom(tmp_path: Path, bom: bytes, newline: bytes) -> None:
+    lines = [HEADER, ROW.format(id=1, title="Café ☕"), ROW.format(id=2, title="日本語")]
+    path = write(tmp_path, bom + newline.join(line.encode() for line in lines) + newline)
+    assert read_columns(path)[0] == "id"  # the BOM is not part of the first name
+    rows = rows_of(path)
+    assert [(r.row_number, r.cells["id"], r.cells["title"]) for r in rows] == [
+        (2, "1", "Café ☕"),
+        (3, "2", "日本語"),
+    ]
+    assert all(r.problem is None for r in rows)
+
+
+def test_multi_line_cells_keep_the_line_the_record_starts_on(tmp_path: Path) -> None:
+    two_lines = '"two\nlines"'
+    content = (
+        f"{HEADER},transcript_text\n"
+        + ROW.format(id=1, title="a")
+        + ',"line one\nline two\nline three"\n'
+        + ROW.format(id=2, title="b")
+        + ",plain\n"
+        + ROW.format(id=3, title=two_lines)
+        + ',"x\r\ny"\n'
+        + ROW.format(id=4, title="d")
+        + ",\n"
+    )
+    rows = rows_of(write(tmp_path, content))
+    assert [(r.row_number, r.cells["id"]) for r in rows] == [(2, "1"), (5, "2"), (6, "3"), (9, "4")]
+    assert rows[0].cells["transcript_text"] == "line one\nline two\nline three"
+    assert rows[2].cells["title"] == "two\nlines"
+
+
+def test_blank_lines_are_skipped_but_counted(tmp_path: Path) -> None:
+    content = (
+        f"{HEADER}\n\n{ROW.format(id=1, title='a')}\n,,,,,\n   \n{ROW.format(id=2, title='b')}\n"
+    )
+    rows = rows_of(write(tmp_path, content))
+    assert [(r.row_number, r.cells["id"]) for r in rows] == [(3, "1"), (6, "2")]
+
+
+def test_too_many_cells_is_a_row_problem(tmp_path: Path) -> None:
+    content = (
+        f"{HEADER}\n"
+        f"{ROW.format(id=1, title='Call, with comma')}\n"
+        f"{ROW.format(id=2, title='ok')}\n"
+        f"{ROW.format(id=3, title='trailing')},,\n"
+    )
+    rows = rows_of(write(tmp_path, content))
+    assert rows[0].problem is not None and "7 cells" in rows[0].problem
+    assert rows[1].problem is None
+    assert rows[2].problem is None  # empty extra cells are harmless
+    mapped = map_row(
+        rows[0].cells, rows[0].row_number, MappingOptions(), structural_problem=rows[0].problem
+    )
+    assert not mapped.valid and mapped.errors[0].row == 2
+
+
+def test_short_rows_get_blank_cells(tmp_path: Path) -> None:
+    rows = rows_of(write(tmp_path, f"{HEADER}\n1,CALL\n"))
+    assert rows[0].cells == {
+        "id": "1",
+        "type": "CALL",
+        "title": "",
+        "media_url": "",
+        "start_at": "",
+        "source_system": "",
+    }
+
+
+def test_latin1_bytes_spoil_only_their_row(tmp_path: Path) -> None:
+    content = (
+        f"{HEADER}\n".encode()
+        + ROW.format(id=1, title="ok").encode()
+        + b"\n"
+        + ROW.format(id=2, title="caf\xe9").encode("latin-1")
+        + b"\n"
+        + ROW.format(id=3, title="fine").encode()
+        + b"\n"
+    )
+    rows = rows_of(write(tmp_path, content))
+    assert [r.row_number for r in rows] == [2, 3, 4]
+    mapped = [map_row(r.cells, r.row_number, MappingOptions(), file="m.csv") for r in rows]
+    assert [m.valid for m in mapped] == [True, False, True]
+    [error] = mapped[1].errors
+    assert (error.row, error.column) == (3, "title")
+    assert "UTF-8" in error.message
+
+
+def test_batches_are_bounded(tmp_path: Path) -> None:
+    lines = [HEADER] + [ROW.format(id=n, title="t") for n in range(7)]
+    batches = list(read_manifest(write(tmp_path, "\n".join(lines)), batch_size=3))
+    assert [len(b) for b in batches] == [3, 3, 1]
+    assert [r.row_number for b in batches for r in b] == list(range(2, 9))
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"", "is empty"),
+        (b"\n\nid,type\n", "no header row"),
+        (b"\x00\x01\x02binary\n\x00\x00\n", "not a UTF-8 CSV"),
+        (b"id,type,id\n1,CALL,2\n", "column twice: id"),
+    ],
+)
+def test_bad_csv_files(tmp_path: Path, content: bytes, fragment: str) -> None:
+    path = write(tmp_path, content)
+    with pytest.raises(ManifestError, match=fragment) as caught:
+        rows_of(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_folder_is_not_a_manifest(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="folder"):
+        rows_of(tmp_path)
+    with pytest.raises(ManifestError, match="folder"):
+        read_columns(tmp_path)
+
+
+def test_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="no such file"):
+        rows_of(tmp_path / "nope.csv")
+
+
+# -- Parquet ------------------------------------------------------------------------------
+
+
+def write_parquet(path: Path, table: pa.Table, row_group_size: int | None = None) -> Path:
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+def test_parquet_is_read_in_batches_numbered_from_one(tmp_path: Path) -> None:
+    n = 25
+    table = pa.table(
+        {
+            "id": [str(i) for i in range(n)],
+            "type": ["CALL"] * n,
+            "title": [f"t{i}" for i in range(n)],
+        }
+    )
+    path = write_parquet(tmp_path / "m.parquet", table, row_group_size=10)
+    batches = list(read_manifest(path, batch_size=8))
+    assert all(len(b) <= 8 for b in batches) and len(batches) >= 4
+    rows = [r for b in batches for r in b]
+    assert [r.row_number for r in rows] == list(range(1, n + 1))
+    assert rows[3].cells == {"id": "3", "type": "CALL", "title": "t3"}
+    assert read_columns(path) == ["id", "type", "title"]
+
+
+def test_parquet_without_extension_is_detected(tmp_path: Path) -> None:
+    path = write_parquet(tmp_path / "export", pa.table({"id": ["1"]}))
+    assert [r.cells for r in rows_of(path)] == [{"id": "1"}]
+
+
+def test_parquet_non_string_types_are_converted(tmp_path: Path) -> None:
+    utc = dt.timezone.utc
+    table = pa.table(
+        {
+            "id": pa.array([7, 8, None], pa.int64()),
+            "type": ["CALL", "meeting", "CALL"],
+            "title": ["a", "b", "c"],
+            "media_url": ["https://media.example.com/a.mp3"] * 3,
+            "start_at": pa.array(
+                [dt.datetime(2024, 3, 5, 14, 30, tzinfo=utc), dt.datetime(2024, 3, 5, 9, 30), None],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "naive_at": pa.array([dt.datetime(2024, 3, 5, 9, 30)] * 3, pa.timestamp("ms")),
+            "is_private": pa.array([True, False, None], pa.bool_()),
+            "score": pa.array([1.0, 2.5, float("nan")], pa.float64()),
+            "participants": pa.array(
+                [[{"name": "Ana", "email": "ana@acme.com"}], [], None],
+                pa.list_(pa.struct([("name", pa.string()), ("email", pa.string())])),
+            ),
+            "source_system": ["crm"] * 3,
+        }
+    )
+    path = write_parquet(tmp_path / "typed.parquet", table)
+    rows = rows_of(path)
+    first, second, third = (r.cells for r in rows)
+    assert first["id"] == "7" and third["id"] == ""
+    assert first["start_at"] == "2024-03-05T14:30:00+00:00"
+    assert first["naive_at"] == "2024-03-05T09:30:00"
+    assert (first["is_private"], second["is_private"], third["is_private"]) == ("true", "false", "")
+    assert (first["score"], second["score"], third["score"]) == ("1", "2.5", "")
+    assert third["start_at"] == ""
+    mapped = map_row(rows[0].cells, 1, MappingOptions())
+    assert mapped.payload is not None
+    assert mapped.payload["start_at"] == "2024-03-05T14:30:00+00:00"
+    assert mapped.payload["is_private"] is True
+    assert mapped.payload["participants"] == [{"name": "Ana", "email": "ana@acme.com"}]
+    assert mapped.external_id == "crm:7"
+
+
+def test_parquet_nanosecond_timestamps_are_readable(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "start_at": pa.array([1_709_649_000_123_456_789], pa.timestamp("ns", tz="UTC")),
+        }
+    )
+    [row] = rows_of(write_parquet(tmp_path / "ns.parquet", table))
+    from importer.validate import parse_start_at
+
+    assert parse_start_at(row.cells["start_at"], "UTC").startswith("2024-03-05T14:30:00.123")
+
+
+def test_parquet_rows_with_only_nulls_are_skipped(tmp_path: Path) -> None:
+    table = pa.table({"id": ["1", None, "3"], "title": ["a", None, "c"]})
+    rows = rows_of(write_parquet(tmp_path / "m.parquet", table))
+    assert [r.row_number for r in rows] == [1, 3]
+
+
+def test_truncated_parquet(tmp_path: Path) -> None:
+    good = write_parquet(tmp_path / "good.parquet", pa.table({"id": [str(i) for i in range(500)]}))
+    data = good.read_bytes()
+    path = write(tmp_path, data[: len(data) // 2], "cut.parquet")
+    with pytest.raises(ManifestError, match="not a readable Parquet") as caught:
+        rows_of(path)
+    assert str(path) in str(caught.value)
+    with pytest.raises(ManifestError):
+        read_columns(path)
+
+
+def test_garbage_with_a_parquet_extension(tmp_path: Path) -> None:
+    path = write(tmp_path, b"id,type\n1,CALL\n", "m.parquet")
+    with pytest.raises(ManifestError, match="Parquet"):
+        rows_of(path)
