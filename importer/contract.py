@@ -190,7 +190,7 @@ def check_media_url(url: object) -> FieldProblem | None:
         )
     if not host:
         return FieldProblem("media_url", "invalid_url", "media_url has no host")
-    if any(ch.isspace() for ch in url.strip()):
+    if re.search(r"\s", url.strip()):
         return FieldProblem("media_url", "invalid_url", "media_url contains white space")
     if is_local_name(host):
         return FieldProblem(

@@ -12,6 +12,7 @@ The same plan drives ``importer plan``, ``importer run --dry-run`` and ``importe
     failed               rejected by the server for good, and unchanged since: skip
     invalid              breaks a rule; never sent
     duplicate            shares its external_id with another row of the manifest
+    not retried          ``importer retry`` only: the row did not fail
     ===================  ==========================================================
 """
 
@@ -29,7 +30,8 @@ CHANGED = "changed since import"
 FAILED = "failed"
 INVALID = "invalid"
 DUPLICATE = "duplicate"
-ACTIONS = (NEW, RETRY, IMPORTED, CHANGED, FAILED, INVALID, DUPLICATE)
+NOT_RETRIED = "not retried"
+ACTIONS = (NEW, RETRY, IMPORTED, CHANGED, FAILED, INVALID, DUPLICATE, NOT_RETRIED)
 SENDING_ACTIONS = (NEW, RETRY)
 
 
@@ -91,11 +93,7 @@ def plan_row(
             return PlannedRow(row, DUPLICATE, f"same as row {duplicate.first_row}; sent once")
     status = fact.status if fact else None
     if options.only_failed and status != "failed":
-        return PlannedRow(
-            row,
-            IMPORTED if status in ("created", "existing") else FAILED,
-            "not a failed row; nothing to retry",
-        )
+        return PlannedRow(row, NOT_RETRIED, "did not fail; `importer run` handles it")
     if fact is None or status in ("pending", None):
         return PlannedRow(row, NEW)
     if status == "in_flight":

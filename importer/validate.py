@@ -11,9 +11,11 @@ passes in, so tests give a dictionary and the pipeline gives the file system.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +88,7 @@ class MappedRow:
     def valid(self) -> bool:
         return not self.errors and self.payload is not None
 
-    @property
+    @functools.cached_property
     def payload_hash(self) -> str | None:
         return payload_hash(self.payload) if self.payload is not None else None
 
@@ -132,12 +134,17 @@ def map_row(
     values = options.columns.fields_of(cells)
     if structural_problem:
         checker.fail("id", "row_shape", f"the row {structural_problem}")
-    for name, value in values.items():
-        # Undecodable bytes arrive as lone surrogates; no other lone surrogate is text either.
-        if has_lone_surrogate(value):
-            checker.fail(name, "encoding", "has bytes that are not UTF-8; save the file as UTF-8")
-            checker.silenced.add(name)
-            values[name] = ""
+    # Undecodable bytes arrive as lone surrogates; no other lone surrogate is text either.
+    # One search over the whole row first: almost every row has none.
+    undecodable_row = has_lone_surrogate("".join(cells.values()))
+    if undecodable_row:
+        for name, value in values.items():
+            if has_lone_surrogate(value):
+                checker.fail(
+                    name, "encoding", "has bytes that are not UTF-8; save the file as UTF-8"
+                )
+                checker.silenced.add(name)
+                values[name] = ""
 
     payload: dict[str, Any] = {}
     source_system = values["source_system"].strip() or (options.source_system or "")
@@ -169,6 +176,13 @@ def map_row(
     if media_url and _has_credentials(media_url):
         checker.fail(
             "media_url", "credentials", "contains a user name or password; use a signed URL instead"
+        )
+    invisible = next((ch for ch in media_url if unicodedata.category(ch) in ("Cc", "Cf")), None)
+    if invisible is not None:
+        checker.fail(
+            "media_url",
+            "invisible_character",
+            f"contains an invisible character (U+{ord(invisible):04X}); retype or re-copy the URL",
         )
     payload["media_url"] = media_url
 
@@ -208,7 +222,7 @@ def map_row(
     return MappedRow(
         file=file,
         row_number=row_number,
-        cells={name: printable_text(value) for name, value in cells.items()},
+        cells={n: printable_text(v) for n, v in cells.items()} if undecodable_row else cells,
         external_id=external_id,
         payload=None if errors else payload,
         errors=errors,
@@ -237,14 +251,19 @@ class _RowChecker:
             self.fail(field_name, problem.code, problem.message)
 
 
+# Regular expressions, not per-character loops: these run on every cell of every row.
+UNDECODABLE = re.compile("[\udc80-\udcff]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def contract_has_undecodable(text: str) -> bool:
     """True when the cell held bytes that were not UTF-8 (kept as lone surrogates)."""
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return UNDECODABLE.search(text) is not None
 
 
 def has_lone_surrogate(text: str) -> bool:
     """True for text UTF-8 cannot encode (e.g. a JSON ``\\ud83d`` escape with no partner)."""
-    return any("\ud800" <= ch <= "\udfff" for ch in text)
+    return LONE_SURROGATE.search(text) is not None
 
 
 def printable_text(text: str) -> str:

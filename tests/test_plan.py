@@ -12,6 +12,7 @@ from importer.plan import (
     IMPORTED,
     INVALID,
     NEW,
+    NOT_RETRIED,
     RETRY,
     DuplicateInfo,
     PlanOptions,
@@ -144,8 +145,10 @@ def test_invalid_wins_over_duplicate() -> None:
 @pytest.mark.parametrize(
     ("status", "transient", "action"),
     [
-        ("created", False, IMPORTED),
-        ("existing", False, IMPORTED),
+        ("created", False, NOT_RETRIED),
+        ("existing", False, NOT_RETRIED),
+        ("in_flight", False, NOT_RETRIED),
+        ("pending", False, NOT_RETRIED),
         ("failed", True, RETRY),
         ("failed", False, FAILED),
     ],
@@ -160,7 +163,7 @@ def test_only_failed(status: str, transient: bool, action: str) -> None:
 
 def test_only_failed_skips_rows_never_sent() -> None:
     planned = plan_row(row(), None, None, PlanOptions(only_failed=True))
-    assert not planned.sends
+    assert planned.action == NOT_RETRIED and not planned.sends
 
 
 def test_contacts_sync_when_the_set_differs() -> None:
