@@ -292,6 +292,8 @@ def _print_summary(summary: Any, manifest: Path, quiet: bool) -> None:
     from importer.report import format_counts
 
     if quiet:
+        if summary.stop_reason and summary.stop_reason != "interrupted":
+            click.echo(f"Stopped: {summary.stop_reason}", err=True)
         return
     rate = sum(summary.counts[k] for k in ("created", "existing", "failed")) / max(
         summary.seconds, 1e-9
@@ -596,11 +598,12 @@ def init(manifest: Path, out: Path, force: bool) -> None:
     Knows common CRM export headers ("Recording URL", "Call Date", "Subject",
     "Activity ID", ...) and lists what it could not map.
     """
+    from importer.errors import UsageError
     from importer.manifest import read_columns
     from importer.mapping_init import guess_mapping, render_mapping
 
     if out.exists() and not force:
-        raise click.ClickException(f"{out} exists; pass --force to overwrite it")
+        raise UsageError(f"{out} exists; pass --force to overwrite it")
     guess = guess_mapping(read_columns(manifest))
     out.write_text(render_mapping(guess, str(manifest)), encoding="utf-8")
     click.echo(f"Wrote {out}: {len(guess.columns)} field(s) mapped.")

@@ -42,6 +42,16 @@ except ImportError:  # pragma: no cover - Windows has no flock; locking is then 
     fcntl = None  # type: ignore[assignment]
 
 
+# Rejected rows still worth fixing: not imported or sent since, not rejected again later.
+CURRENT_REJECTS = (
+    "(SELECT r.* FROM rejects r WHERE NOT EXISTS (SELECT 1 FROM engagements e"
+    " WHERE e.external_id = r.external_id AND (e.status IN ('created', 'existing')"
+    " OR e.run_id > r.run_id))"
+    " AND NOT EXISTS (SELECT 1 FROM rejects later"
+    " WHERE later.external_id = r.external_id AND later.run_id > r.run_id))"
+)
+
+
 def now_iso() -> str:
     """The current UTC time as ISO 8601 text (what every timestamp column holds)."""
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
@@ -84,6 +94,8 @@ class Ledger:
         else:
             self.db = self._connect(path, readonly)
         self._check_is_ours()
+        if not readonly:
+            self._use_wal()
         if not readonly or not path.exists():
             self._create_tables()
 
@@ -111,13 +123,26 @@ class Ledger:
             else:
                 conn = sqlite3.connect(str(path), timeout=30)
             db = sqlite_utils.Database(conn)
-            if not readonly:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.OperationalError as error:
+            if path.exists():
+                raise LedgerError(self._not_a_ledger(error)) from error
+            raise LedgerError(
+                f"cannot create the ledger {path} ({error}); choose another location with --ledger"
+            ) from error
         except sqlite3.DatabaseError as error:
             raise LedgerError(self._not_a_ledger(error)) from error
         return db
+
+    def _use_wal(self) -> None:
+        """WAL journaling, switched on only once the file is known to be ours (or new)."""
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.OperationalError as error:
+            raise LedgerError(f"cannot write the ledger {self.path} ({error})") from error
+        except sqlite3.DatabaseError as error:
+            raise LedgerError(self._not_a_ledger(error)) from error
 
     def _not_a_ledger(self, error: Exception) -> str:
         return (
@@ -519,7 +544,9 @@ class Ledger:
         counts = dict.fromkeys(STATUSES, 0)
         for row in self.db.query("SELECT status, count(*) AS n FROM engagements GROUP BY status"):
             counts[row["status"]] = row["n"]
-        for row in self.db.query("SELECT status, count(*) AS n FROM rejects GROUP BY status"):
+        for row in self.db.query(
+            f"SELECT status, count(*) AS n FROM {CURRENT_REJECTS} GROUP BY status"
+        ):
             counts[row["status"]] = counts.get(row["status"], 0) + row["n"]
         return counts
 
@@ -532,6 +559,14 @@ class Ledger:
     def rejects(self) -> Iterator[dict[str, Any]]:
         """Every rejected manifest row, in manifest order."""
         yield from self.db.query("SELECT * FROM rejects ORDER BY manifest, row_number")
+
+    def current_rejects(self) -> Iterator[dict[str, Any]]:
+        """Rejected rows still worth fixing, in manifest order.
+
+        Left out: an external_id imported since, or sent by a later run (its outcome is in
+        ``engagements``), and an older rejection of an id rejected again by a later run.
+        """
+        yield from self.db.query(f"SELECT * FROM {CURRENT_REJECTS} ORDER BY manifest, row_number")
 
     # -- the manifest index (one run's scratch space, in SQLite's temp store) --------------
 
@@ -579,16 +614,33 @@ class Ledger:
             )
         return cursor.rowcount
 
-    def index_summary(self) -> dict[str, int]:
-        """Before sending: how many indexed ids are already final, and how many remain."""
+    def index_summary(
+        self, conflicting: Iterable[str] = (), *, only_failed: bool = False
+    ) -> dict[str, int]:
+        """Before sending: how many indexed ids are already final, and how many remain.
+
+        Conflicting duplicates are never sent, so they are not counted; with
+        ``only_failed`` (retry) only rows that failed transiently are to send.
+        """
         counts = {"already imported": 0, "failed before": 0, "to send": 0}
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS summary_skip (external_id TEXT)")
+        self.db.execute("DELETE FROM temp.summary_skip")
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT INTO temp.summary_skip VALUES (?)", [(i,) for i in conflicting]
+            )
+        to_send = "e.status = 'failed'" if only_failed else "1"
         for row in self.db.query(
             "SELECT CASE WHEN e.status IN ('created', 'existing') THEN 'already imported' "
             "WHEN e.status = 'failed' AND e.transient = 0 THEN 'failed before' "
-            "ELSE 'to send' END AS kind, COUNT(DISTINCT i.external_id) AS n "
-            "FROM temp.manifest_index i LEFT JOIN engagements e USING (external_id) GROUP BY kind"
+            f"WHEN {to_send} THEN 'to send' ELSE 'other' END AS kind, "
+            "COUNT(DISTINCT i.external_id) AS n "
+            "FROM temp.manifest_index i LEFT JOIN engagements e USING (external_id) "
+            "WHERE i.external_id NOT IN (SELECT external_id FROM temp.summary_skip) "
+            "GROUP BY kind"
         ):
-            counts[row["kind"]] = row["n"]
+            if row["kind"] in counts:
+                counts[row["kind"]] = row["n"]
         return counts
 
     # -- for status, retry -------------------------------------------------------------------
@@ -617,7 +669,8 @@ class Ledger:
             "SELECT message, SUM(n) AS n FROM ("
             " SELECT COALESCE(error_message, '(no message)') AS message, COUNT(*) AS n"
             " FROM engagements WHERE status = 'failed' GROUP BY message"
-            " UNION ALL SELECT reason AS message, COUNT(*) AS n FROM rejects GROUP BY reason"
+            f" UNION ALL SELECT reason AS message, COUNT(*) AS n FROM {CURRENT_REJECTS}"
+            " GROUP BY reason"
             ") GROUP BY message ORDER BY n DESC, message LIMIT ?",
             [limit],
         )

@@ -290,11 +290,11 @@ async def run_import(
     if settings.check_media:
         await preflight_media(ledger, settings, reporter)
     duplicates, _ = index_manifest(ledger, settings)
+    conflicting = [i for i, d in duplicates.items() if d.conflicting]
     if not (settings.plan.only_failed or settings.contacts_only):
-        conflicting = [i for i, d in duplicates.items() if d.conflicting]
         ledger.register_pending(manifest_key, conflicting)
         ledger.clear_rejects(manifest_key)
-    ahead = ledger.index_summary()
+    ahead = ledger.index_summary(conflicting, only_failed=settings.plan.only_failed)
     reporter.progress_total(
         ahead["to send"],
         {"already imported": ahead["already imported"], "failed before": ahead["failed before"]},

@@ -141,14 +141,37 @@ def success_rows(ledger: Ledger) -> Iterator[list[Any]]:
 
 
 def error_rows(ledger: Ledger) -> Iterator[tuple[dict[str, str], str, str]]:
-    """Original cells, status and message of every row not in AskElephant."""
-    for row in ledger.rejects():
-        yield json.loads(row["cells"] or "{}"), row["status"], row["reason"]
+    """Original cells, status and message of every row not in AskElephant, in manifest order.
+
+    A rejected row whose external_id was imported or sent since (say from a fixed
+    errors.csv) is left out, and so is an older rejection of an id rejected again later:
+    a row is never reported both imported and in error, nor twice.
+    """
+    found: list[tuple[tuple[str, int, int], dict[str, str], str, str]] = []
+    for row in ledger.current_rejects():
+        found.append(
+            (
+                (row["manifest"], row["row_number"], 0),
+                json.loads(row["cells"] or "{}"),
+                row["status"],
+                row["reason"],
+            )
+        )
     for row in ledger.engagements("status = 'failed'"):
         status = "failed (transient)" if row["transient"] else "failed"
         if row["http_status"]:
             status += f" HTTP {row['http_status']}"
-        yield json.loads(row["cells"] or "{}"), status, row["error_message"] or ""
+        found.append(
+            (
+                (row["manifest"], row["row_number"], 1),
+                json.loads(row["cells"] or "{}"),
+                status,
+                row["error_message"] or "",
+            )
+        )
+    found.sort(key=lambda item: item[0])
+    for _, cells, status, message in found:
+        yield cells, status, message
 
 
 def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
@@ -164,7 +187,8 @@ def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
     errors = list(error_rows(ledger))
     columns: list[str] = []
     for cells, _, _ in errors:
-        columns += [name for name in cells if name not in columns]
+        # A re-fed errors.csv brings the old error columns along: the fresh ones replace them.
+        columns += [n for n in cells if n not in columns and n not in ERROR_EXTRA_COLUMNS]
     with (out_dir / "errors.csv").open("w", encoding="utf-8", newline="") as handle:
         writer = SafeCsvWriter(handle)
         writer.writerow([*columns, *ERROR_EXTRA_COLUMNS])

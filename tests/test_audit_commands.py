@@ -1,0 +1,716 @@
+"""Audit commands against the sandbox: plan/dry-run, status, report, retry, verify,
+sync-contacts, init, JSON logs and --quiet."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from tests.audit_support import (
+    CREATE,
+    GET_ONE,
+    PUT_CONTACTS,
+    command,
+    json_lines,
+    read_csv,
+    requests_of,
+    run,
+    server_ids,
+)
+from tests.conftest import SandboxProcess
+from tests.factories import COLUMNS, ledger_rows, row, run_cli, status_counts, write_manifest
+
+HTML_422 = (
+    "HTTP 422: Validation failed: media_url; media_url: media_url is not audio/video: "
+    "its path has no audio or video extension"
+)
+BOGUS_TYPE = "type: must be CALL or MEETING, not 'BOGUS'"
+CONFLICT_5 = (
+    "external_id crm:rec-5 is on other rows with different values (the API would keep "
+    "only the first); make the ids unique"
+)
+
+
+# -- plan and run --dry-run ----------------------------------------------------------------
+
+
+def fail_transiently(
+    sandbox: SandboxProcess, tmp_path: Path, ledger: Path, *rows_: dict[str, str]
+) -> Result:
+    """Send ``rows_`` one at a time while the key allows 0.5 requests/s: the first is
+    created, the others get a 429 on their only attempt and are left failed (transient)."""
+    sandbox.set_faults(rate_limit=0.5)
+    try:
+        manifest = write_manifest(tmp_path / "limited.csv", list(rows_))
+        return run(sandbox, manifest, ledger, "--max-attempts", "1", "--concurrency", "1")
+    finally:
+        sandbox.set_faults(rate_limit=None)
+
+
+def prepare_history(sandbox: SandboxProcess, tmp_path: Path, ledger: Path) -> None:
+    """rec-1 and rec-2 imported; rec-3 failed transiently (429 on its only attempt)."""
+    first = write_manifest(tmp_path / "first.csv", [row(1), row(2)])
+    assert run(sandbox, first, ledger).exit_code == 0
+    assert fail_transiently(sandbox, tmp_path, ledger, row(9), row(3)).exit_code == 1
+    assert ledger_rows(ledger, "external_id = 'crm:rec-3'")[0]["transient"] == 1
+
+
+def audit_manifest(tmp_path: Path) -> Path:
+    rows = [
+        row(1),  # already imported
+        row(2, title="A new title"),  # changed since import
+        row(3),  # retry
+        row(4),  # new
+        row(5, type="BOGUS"),  # invalid
+        row(6),
+        row(6, title="Other"),  # duplicate with a different payload
+        row(4),  # repeated: same as row 5
+    ]
+    return write_manifest(tmp_path / "audit.csv", rows)
+
+
+EXPECTED_PLAN_COUNTS = {
+    "already imported": 1,
+    "changed since import": 1,
+    "retry": 1,
+    "new": 1,
+    "invalid": 1,
+    "duplicate": 2,
+    "repeated": 1,
+}
+EXPECTED_PLAN_CSV = [
+    ["row", "external_id", "action", "reason"],
+    ["2", "crm:rec-1", "already imported", ""],
+    ["3", "crm:rec-2", "changed since import", "fields differ from what was imported: title"],
+    ["4", "crm:rec-3", "retry", "failed transiently before"],
+    ["5", "crm:rec-4", "new", ""],
+    ["6", "crm:rec-5", "invalid", BOGUS_TYPE],
+    [
+        "7",
+        "crm:rec-6",
+        "duplicate",
+        CONFLICT_5.replace("rec-5", "rec-6"),
+    ],
+    ["8", "crm:rec-6", "duplicate", CONFLICT_5.replace("rec-5", "rec-6")],
+    ["9", "crm:rec-4", "repeated", "same as row 5; sent once"],
+]
+
+
+@pytest.mark.parametrize("how", [["plan"], ["run", "--dry-run"]])
+def test_plan_and_dry_run_classify_every_row_and_send_nothing(
+    sandbox: SandboxProcess, tmp_path: Path, how: list[str]
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    prepare_history(sandbox, tmp_path, ledger)
+    manifest = audit_manifest(tmp_path)
+    before_stats = sandbox.stats()
+    before_ledger = ledger_rows(ledger)
+    out = tmp_path / "plan.csv"
+    base = [*how, str(manifest), "--ledger", str(ledger)]
+    if how[0] == "run":
+        base += ["--base-url", sandbox.base_url]
+
+    as_json = run_cli([*base, "--json"], sandbox.api_key)
+    as_text = run_cli([*base, "--out", str(out)], sandbox.api_key)
+
+    assert as_json.exit_code == 1, as_json.output
+    assert as_text.exit_code == 1, as_text.output
+    plan = json.loads(as_json.stdout)
+    assert plan["manifest"] == str(manifest)
+    assert plan["counts"] == EXPECTED_PLAN_COUNTS
+    assert plan["examples"]["invalid"] == [
+        {"row": 6, "external_id": "crm:rec-5", "reason": BOGUS_TYPE}
+    ]
+    assert plan["examples"]["changed since import"][0]["reason"].endswith(": title")
+    assert read_csv(out) == EXPECTED_PLAN_CSV
+    text = as_text.stdout
+    assert text.startswith(f"Plan for {manifest} (nothing was sent):\n")
+    for action, count in EXPECTED_PLAN_COUNTS.items():
+        assert f"  {action:<20}  {count:>9,}" in text
+    assert "invalid (first 1 of 1):\n  row 6 crm:rec-5: " + BOGUS_TYPE in text
+    assert "duplicate (first 2 of 2):\n  row 7 crm:rec-6: " in text
+    assert sandbox.stats() == before_stats
+    assert ledger_rows(ledger) == before_ledger
+
+
+def test_plan_and_dry_run_print_the_same_plan(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    prepare_history(sandbox, tmp_path, ledger)
+    manifest = audit_manifest(tmp_path)
+
+    planned = run_cli(["plan", str(manifest), "--ledger", str(ledger)])
+    dry = run_cli(
+        ["run", str(manifest), "--ledger", str(ledger), "--dry-run", "--base-url", "http://x"]
+    )
+
+    assert planned.stdout == dry.stdout
+    assert planned.exit_code == dry.exit_code == 1
+
+
+def test_plan_exits_0_when_nothing_is_invalid_and_writes_no_ledger(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(3)])
+    ledger = tmp_path / "state" / "ledger.db"
+
+    result = run_cli(["plan", str(manifest), "--ledger", str(ledger), "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"] == {"new": 3}
+    assert not ledger.exists()
+
+
+# -- changed rows --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("on_change", "code"), [("report", 1), ("skip", 0)])
+def test_changed_row_is_reported_with_its_fields_never_counted_done(
+    sandbox: SandboxProcess, tmp_path: Path, on_change: str, code: int
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    manifest = tmp_path / "m.csv"
+    write_manifest(manifest, [row(1), row(2)])
+    assert run(sandbox, manifest, ledger).exit_code == 0
+    write_manifest(manifest, [row(1), row(2, title="Renamed", is_private="true")])
+    before = sandbox.stats()["requests"]
+
+    result = run(sandbox, manifest, ledger, "--on-change", on_change)
+
+    assert result.exit_code == code, result.output
+    assert sandbox.stats()["requests"] == before
+    assert "changed since import" in result.stdout
+    assert "row 3 crm:rec-2 changed since import: fields differ from what was imported: " in (
+        result.output
+    )
+    assert "is_private, title" in result.output
+    status = json.loads(run_cli(["status", "--ledger", str(ledger), "--json"]).stdout)
+    assert status["changed_since_import"] == {
+        "count": 1,
+        "examples": [{"external_id": "crm:rec-2", "fields": "is_private, title"}],
+    }
+    # Reverting the row clears the mark.
+    write_manifest(manifest, [row(1), row(2)])
+    assert run(sandbox, manifest, ledger).exit_code == 0
+    status = json.loads(run_cli(["status", "--ledger", str(ledger), "--json"]).stdout)
+    assert status["changed_since_import"] == {"count": 0, "examples": []}
+
+
+# -- status --------------------------------------------------------------------------------
+
+
+def test_status_counts_errors_runs_and_text(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    rows = [row(1), row(2), row(3, media_url="https://media.example.com/3.html")]
+    rows += [row(4, type="BOGUS"), row(5, type="BOGUS")]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    assert run(sandbox, manifest, ledger).exit_code == 1
+    assert run(sandbox, manifest, ledger).exit_code == 1
+
+    result = run_cli(["status", "--ledger", str(ledger), "--json"])
+    text = run_cli(["status", "--ledger", str(ledger)])
+
+    assert result.exit_code == 0 and text.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["counts"] == {"created": 2, "failed": 1, "invalid": 2}
+    assert data["failed"] == {"transient": 0, "permanent": 1}
+    assert data["processing"] == {"not verified": 2}
+    assert data["top_errors"] == [
+        {"message": BOGUS_TYPE, "count": 2},
+        {"message": HTML_422, "count": 1},
+    ]
+    runs = data["runs"]
+    assert [(r["id"], r["command"], r["outcome"], r["exit_code"]) for r in runs] == [
+        (2, "run", "rows failed", 1),
+        (1, "run", "rows failed", 1),
+    ]
+    assert runs[1]["counts"] == {"created": 2, "failed": 1, "invalid": 2}
+    assert runs[1]["seconds"] > 0
+    assert runs[1]["rows_per_second"] == round(3 / runs[1]["seconds"], 1)
+    assert dt.datetime.fromisoformat(runs[0]["started_at"]) >= dt.datetime.fromisoformat(
+        runs[1]["started_at"]
+    )
+    assert f"  {2:>7,}  {BOGUS_TYPE}" in text.stdout
+    assert "(failed: 0 transient, retried by `importer retry`; 1 permanent)" in text.stdout
+    assert "#1 run " in text.stdout and "rows failed (exit 1)" in text.stdout
+
+
+# -- report --------------------------------------------------------------------------------
+
+
+def mixed_manifest(tmp_path: Path) -> Path:
+    rows = [
+        row(1),  # created
+        row(2),  # existing (created earlier through another ledger)
+        row(3, media_url="https://media.example.com/3.html"),  # failed 422
+        row(4, type="BOGUS"),  # invalid
+        row(5),
+        row(5, title="Other"),  # duplicate, conflicting
+        row(1),  # repeated: the same engagement as row 2
+    ]
+    return write_manifest(tmp_path / "mixed.csv", rows)
+
+
+def expected_error_lines() -> list[list[str]]:
+    def line(cells: dict[str, str], status: str, message: str) -> list[str]:
+        return [*(cells[c] for c in COLUMNS), status, message]
+
+    return [
+        [*COLUMNS, "error_status", "error_message"],
+        line(row(3, media_url="https://media.example.com/3.html"), "failed HTTP 422", HTML_422),
+        line(row(4, type="BOGUS"), "invalid", BOGUS_TYPE),
+        line(row(5), "duplicate", CONFLICT_5),
+        line(row(5, title="Other"), "duplicate", CONFLICT_5),
+    ]
+
+
+def test_report_success_and_errors_exact_then_errors_csv_is_fixed_and_refed(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    earlier = write_manifest(tmp_path / "earlier.csv", [row(2)])
+    assert run(sandbox, earlier, tmp_path / "other.db").exit_code == 0
+    manifest = mixed_manifest(tmp_path)
+    assert run(sandbox, manifest, ledger).exit_code == 1
+    out = tmp_path / "report"
+
+    result = run_cli(["report", "--ledger", str(ledger), "--out", str(out)])
+
+    assert result.exit_code == 0, result.output
+    assert f"Wrote {out / 'success.csv'} (2 rows)" in result.stdout
+    assert f"Wrote {out / 'errors.csv'} (4 rows)" in result.stdout
+    ids = server_ids(sandbox)
+    when = {r["external_id"]: r["completed_at"] for r in ledger_rows(ledger)}
+    key = str(manifest.resolve())
+    assert read_csv(out / "success.csv") == [
+        ["manifest", "row", "external_id", "engagement_id", "outcome", "when"],
+        [key, "2", "crm:rec-1", ids["crm:rec-1"], "created", when["crm:rec-1"]],
+        [key, "3", "crm:rec-2", ids["crm:rec-2"], "existing", when["crm:rec-2"]],
+    ]
+    assert all(dt.datetime.fromisoformat(when[i]) for i in ("crm:rec-1", "crm:rec-2"))
+    assert read_csv(out / "errors.csv") == expected_error_lines()
+
+    # Fix the cells, drop the conflicting copy, and feed errors.csv back as a manifest.
+    with (out / "errors.csv").open(encoding="utf-8", newline="") as handle:
+        fixed = list(csv.DictReader(handle))
+    fixed[0]["media_url"] = "https://media.example.com/3.mp3"
+    fixed[1]["type"] = "CALL"
+    del fixed[3]
+    refed = tmp_path / "fixed.csv"
+    with refed.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(fixed[0]))
+        writer.writeheader()
+        writer.writerows(fixed)
+
+    again = run(sandbox, refed, ledger)
+
+    assert again.exit_code == 0, again.output
+    assert sandbox.stats()["created"] == {f"crm:rec-{n}": 1 for n in range(1, 6)}
+    assert status_counts(ledger) == {"created": 4, "existing": 1}
+    assert run_cli(["report", "--ledger", str(ledger), "--out", str(out)]).exit_code == 0
+    ids = server_ids(sandbox)
+    fixed_key = str(refed.resolve())
+    expected = [
+        [key, "2", "crm:rec-1", ids["crm:rec-1"], "created"],
+        [key, "3", "crm:rec-2", ids["crm:rec-2"], "existing"],
+        [fixed_key, "2", "crm:rec-3", ids["crm:rec-3"], "created"],
+        [fixed_key, "3", "crm:rec-4", ids["crm:rec-4"], "created"],
+        [fixed_key, "4", "crm:rec-5", ids["crm:rec-5"], "created"],
+    ]
+    success = read_csv(out / "success.csv")
+    assert [line[:5] for line in success[1:]] == sorted(expected, key=lambda e: (e[0], int(e[1])))
+    # Nothing is left to fix: no row is reported both imported and in error.
+    assert read_csv(out / "errors.csv") == [["error_status", "error_message"]]
+    status = json.loads(run_cli(["status", "--ledger", str(ledger), "--json"]).stdout)
+    assert status["counts"] == {"created": 4, "existing": 1}
+    assert status["top_errors"] == []
+
+
+def test_a_row_still_wrong_in_a_refed_errors_csv_is_reported_once(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    manifest = write_manifest(tmp_path / "m.csv", [row(1), row(4, type="BOGUS")])
+    assert run(sandbox, manifest, ledger).exit_code == 1
+    out = tmp_path / "report"
+    assert run_cli(["report", "--ledger", str(ledger), "--out", str(out)]).exit_code == 0
+    refed = tmp_path / "errors-again.csv"
+    refed.write_bytes((out / "errors.csv").read_bytes())
+    assert run(sandbox, refed, ledger).exit_code == 1
+
+    assert run_cli(["report", "--ledger", str(ledger), "--out", str(out)]).exit_code == 0
+
+    errors = read_csv(out / "errors.csv")
+    assert errors[0] == [*COLUMNS, "error_status", "error_message"]
+    assert [line[0] for line in errors[1:]] == ["rec-4"]
+    assert errors[1][-2:] == ["invalid", BOGUS_TYPE]
+    status = json.loads(run_cli(["status", "--ledger", str(ledger), "--json"]).stdout)
+    assert status["counts"] == {"created": 1, "invalid": 1}
+
+
+# -- CSV injection ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@"])
+def test_formula_cells_are_neutralised_in_every_csv(
+    sandbox: SandboxProcess, tmp_path: Path, start: str
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    good_id = f"{start}cmd|calc"
+    bad_title = f'{start}HYPERLINK("http://evil")'
+    rows = [
+        row(1, id=good_id),
+        row(2, title=bad_title, type="BOGUS"),
+    ]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    plan_csv = tmp_path / "plan.csv"
+    assert (
+        run_cli(
+            ["plan", str(manifest), "--ledger", str(ledger), "--prefix", "", "--out", str(plan_csv)]
+        ).exit_code
+        == 1
+    )
+    assert run(sandbox, manifest, ledger, "--prefix", "").exit_code == 1
+    assert sandbox.engagements()[0]["external_id"] == good_id  # sent as is
+    out = tmp_path / "report"
+    assert run_cli(["report", "--ledger", str(ledger), "--out", str(out)]).exit_code == 0
+
+    plan_lines = read_csv(plan_csv)
+    success = read_csv(out / "success.csv")
+    errors = read_csv(out / "errors.csv")
+
+    assert plan_lines[1][:3] == ["2", "'" + good_id, "new"]
+    assert success[1][2] == "'" + good_id
+    title = errors[0].index("title")
+    assert errors[1][title] == "'" + bad_title
+    assert errors[1][errors[0].index("error_status")] == "invalid"
+    every_cell = [c for f in (plan_lines, success, errors) for line in f for c in line]
+    assert not [c for c in every_cell if c[:1] in ("=", "+", "-", "@")]
+
+
+# -- retry ---------------------------------------------------------------------------------
+
+
+def test_retry_resends_transient_failures_and_permanent_only_on_request(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    rows = [row(1), row(2), row(3, media_url="https://media.example.com/3.html")]
+    assert fail_transiently(sandbox, tmp_path, ledger, *rows).exit_code == 1
+    assert status_counts(ledger) == {"created": 1, "failed": 2}
+    before = requests_of(sandbox, CREATE)
+
+    first = command(sandbox, "retry", ledger)
+
+    assert first.exit_code == 1, first.output  # the 422 row is now a permanent failure
+    after = requests_of(sandbox, CREATE)
+    assert after["201"] == before["201"] + 1  # rec-2 only: rec-1 is not sent again
+    assert after["422"] == 1
+    assert status_counts(ledger) == {"created": 2, "failed": 1}
+    assert sandbox.stats()["created"] == {"crm:rec-1": 1, "crm:rec-2": 1}
+    nothing = command(sandbox, "retry", ledger)
+    assert nothing.exit_code == 0 and nothing.stdout == "No failed rows to retry.\n"
+    assert requests_of(sandbox, CREATE) == after
+
+    again = command(sandbox, "retry", ledger, "--include-permanent")
+
+    assert again.exit_code == 1, again.output
+    assert requests_of(sandbox, CREATE) == {**after, "422": 2}
+    assert ledger_rows(ledger, "status = 'failed'")[0]["attempts"] == 2
+    runs = json.loads(run_cli(["status", "--ledger", str(ledger), "--json"]).stdout)["runs"]
+    assert [r["command"] for r in runs] == ["retry", "retry", "run"]
+
+
+# -- verify --------------------------------------------------------------------------------
+
+
+def test_verify_records_statuses_and_wait_sees_them_move(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    rows = [row(1), row(2), row(3, media_url="https://media.example.com/broken-call.mp3")]
+    assert run(sandbox, write_manifest(tmp_path / "m.csv", rows), ledger).exit_code == 0
+
+    first = command(sandbox, "verify", ledger, "--json")
+
+    assert first.exit_code == 0, first.output
+    early = json.loads(first.stdout)
+    assert set(early["processing_status"]) <= {"QUEUED", "PROCESSING"}
+    assert sum(early["processing_status"].values()) == 3
+    assert early["failed"] == [] and early["rounds"] == 1
+    seen = ledger_rows(ledger)
+    assert all(r["processing_status"] in ("QUEUED", "PROCESSING") for r in seen)
+    assert all(r["etag"] and r["processing_seen_at"] for r in seen)
+
+    waited = command(sandbox, "verify", ledger, "--wait", "--timeout", "20", "--json")
+
+    assert waited.exit_code == 1, waited.output
+    final = json.loads(waited.stdout)
+    assert final["processing_status"] == {"COMPLETED": 2, "FAILED": 1}
+    assert final["failed"] == [{"external_id": "crm:rec-3", "processing_status": "FAILED"}]
+    assert final["rounds"] >= 2 and final["timed_out"] is False
+    by_id = {r["external_id"]: r["processing_status"] for r in ledger_rows(ledger)}
+    assert by_id == {"crm:rec-1": "COMPLETED", "crm:rec-2": "COMPLETED", "crm:rec-3": "FAILED"}
+    # Unchanged engagements are read conditionally: the ETag gives 304s.
+    before = requests_of(sandbox, GET_ONE)
+    text = command(sandbox, "verify", ledger)
+    assert text.exit_code == 1
+    assert requests_of(sandbox, GET_ONE)["304"] == before.get("304", 0) + 3
+    assert "  failed: crm:rec-3 (FAILED)" in text.stdout
+    status = json.loads(run_cli(["status", "--ledger", str(ledger), "--json"]).stdout)
+    assert status["processing"] == {"COMPLETED": 2, "FAILED": 1}
+
+
+def test_verify_wait_exits_0_when_everything_completes(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1)]), ledger).exit_code == 0
+
+    result = command(sandbox, "verify", ledger, "--wait", "--timeout", "20", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["processing_status"] == {"COMPLETED": 1}
+
+
+def test_verify_wait_times_out_with_exit_1(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1)]), ledger).exit_code == 0
+
+    result = command(sandbox, "verify", ledger, "--wait", "--timeout", "0")
+
+    assert result.exit_code == 1, result.output
+    assert "Still processing after 0 s." in result.stderr
+
+
+# -- contacts --------------------------------------------------------------------------------
+
+
+def contacts_on_server(sandbox: SandboxProcess) -> dict[str, list[str]]:
+    return {
+        e["external_id"]: sorted(c["id"] for c in e.get("contacts") or [])
+        for e in sandbox.engagements()
+    }
+
+
+def test_contacts_applied_once_and_reapplied_only_after_a_change(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    manifest = tmp_path / "m.csv"
+    write_manifest(
+        manifest,
+        [row(1, contact_ids="cnt_a1,cnt_b2"), row(2, contact_ids="[]"), row(3)],
+    )
+
+    assert run(sandbox, manifest, ledger).exit_code == 0
+    assert requests_of(sandbox, PUT_CONTACTS) == {"200": 2}
+    assert contacts_on_server(sandbox) == {
+        "crm:rec-1": ["cnt_a1", "cnt_b2"],
+        "crm:rec-2": [],
+        "crm:rec-3": [],
+    }
+
+    # Same sets (another order, JSON form): nothing is re-applied, by run or sync-contacts.
+    write_manifest(
+        manifest,
+        [row(1, contact_ids='["cnt_b2", "cnt_a1"]'), row(2, contact_ids="[]"), row(3)],
+    )
+    assert run(sandbox, manifest, ledger).exit_code == 0
+    sync = ["sync-contacts", str(manifest), "--ledger", str(ledger)]
+    sync += ["--base-url", sandbox.base_url, "--no-progress"]
+    assert run_cli(sync, sandbox.api_key).exit_code == 0
+    assert requests_of(sandbox, PUT_CONTACTS) == {"200": 2}
+
+    # One set changes, one blank cell leaves contacts alone: exactly one PUT.
+    write_manifest(manifest, [row(1, contact_ids="cnt_c3"), row(2), row(3)])
+    before_creates = requests_of(sandbox, CREATE)
+    result = run_cli(sync, sandbox.api_key)
+    assert result.exit_code == 0, result.output
+    assert requests_of(sandbox, PUT_CONTACTS) == {"200": 3}
+    assert requests_of(sandbox, CREATE) == before_creates
+    assert contacts_on_server(sandbox)["crm:rec-1"] == ["cnt_c3"]
+    assert run_cli(sync, sandbox.api_key).exit_code == 0
+    assert requests_of(sandbox, PUT_CONTACTS) == {"200": 3}
+
+    # The same change seen by `run` instead.
+    write_manifest(manifest, [row(1, contact_ids="cnt_c3"), row(2, contact_ids="cnt_d4"), row(3)])
+    assert run(sandbox, manifest, ledger).exit_code == 0
+    assert requests_of(sandbox, PUT_CONTACTS) == {"200": 4}
+    assert contacts_on_server(sandbox)["crm:rec-2"] == ["cnt_d4"]
+
+
+def test_sync_contacts_creates_nothing(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    manifest = write_manifest(tmp_path / "m.csv", [row(1, contact_ids="cnt_a1")])
+    args = ["sync-contacts", str(manifest), "--ledger", str(ledger)]
+
+    result = run_cli([*args, "--base-url", sandbox.base_url, "--no-progress"], sandbox.api_key)
+
+    assert result.exit_code == 0, result.output
+    assert "not imported yet" in result.stdout
+    assert sandbox.stats()["requests"] == {}
+
+
+def test_unknown_contact_is_reported_as_contacts_failed(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    manifest = write_manifest(tmp_path / "m.csv", [row(1, contact_ids="cnt_unknown1")])
+
+    result = run(sandbox, manifest, ledger)
+
+    assert result.exit_code == 1, result.output
+    assert "contacts_failed" in result.output and "cnt_unknown1" in result.output
+    assert status_counts(ledger) == {"created": 1}
+    assert ledger_rows(ledger)[0]["contacts_hash"] is None
+
+
+# -- init ----------------------------------------------------------------------------------
+
+
+def test_init_guesses_a_mapping_from_crm_headers(tmp_path: Path) -> None:
+    headers = ["Activity ID", "Subject", "Recording URL", "Call Date", "Call Type", "Notes"]
+    manifest = tmp_path / "export.csv"
+    with manifest.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(headers)
+        writer.writerow(
+            ["A-1", "Intro", "https://media.example.com/a.mp3", "2024-01-02T03:04:05Z", "CALL", ""]
+        )
+    mapping = tmp_path / "mapping.toml"
+
+    result = run_cli(["init", str(manifest), "--out", str(mapping)])
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"Wrote {mapping}: 5 field(s) mapped.",
+        "  not found: is_private",
+        "  not found: participants",
+        "  not found: transcript_text",
+        "  not found: transcript_path",
+        "  not found: source_system",
+        "  not found: contact_ids",
+        "  columns not used: Notes",
+    ]
+    text = mapping.read_text(encoding="utf-8")
+    for line in (
+        'id = "Activity ID"',
+        'type = "Call Type"',
+        'title = "Subject"',
+        'media_url = "Recording URL"',
+        'start_at = "Call Date"',
+        '# participants = "..."   # not found (optional)',
+        "# Columns not used: Notes",
+    ):
+        assert line + "\n" in text
+    assert text.startswith("# ")
+    planned = run_cli(
+        [
+            "plan",
+            str(manifest),
+            "--mapping",
+            str(mapping),
+            "--source-system",
+            "hubspot",
+            "--ledger",
+            str(tmp_path / "l.db"),
+            "--json",
+        ]
+    )
+    assert planned.exit_code == 0, planned.output
+    assert json.loads(planned.stdout)["counts"] == {"new": 1}
+    assert json.loads(planned.stdout)["examples"]["new"][0]["external_id"] == "hubspot:A-1"
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text("keep me", encoding="utf-8")
+
+    refused = run_cli(["init", str(manifest), "--out", str(mapping)])
+
+    assert refused.exit_code == 2
+    assert "exists; pass --force" in refused.stderr
+    assert mapping.read_text(encoding="utf-8") == "keep me"
+    assert run_cli(["init", str(manifest), "--out", str(mapping), "--force"]).exit_code == 0
+    assert mapping.read_text(encoding="utf-8").startswith("# Mapping for")
+
+
+# -- unattended: JSON logs and --quiet -----------------------------------------------------------
+
+
+def test_json_log_has_one_event_per_line(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    rows = [row(1), row(2), row(3, type="BOGUS"), row(5), row(5, title="Other")]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    sandbox.set_faults(rate_limit=0.5)
+
+    result = run(
+        sandbox,
+        manifest,
+        ledger,
+        "--log-format",
+        "json",
+        "--max-attempts",
+        "2",
+        "--concurrency",
+        "1",
+    )
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    events = json_lines(result.stderr)
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert events[0]["command"] == "run" and events[0]["options"]["log_format"] == "json"
+    assert all(dt.datetime.fromisoformat(e["time"]) for e in events)
+    retries = [e for e in events if e["event"] == "retry"]
+    assert [(e["external_id"], e["row"], e["attempt"]) for e in retries] == [("crm:rec-2", 3, 1)]
+    assert "429" in retries[0]["reason"] and retries[0]["wait_seconds"] >= 1
+    outcomes = sorted((e["row"], e["outcome"]) for e in events if e["event"] == "row")
+    assert outcomes == [
+        (2, "created"),
+        (3, "created"),
+        (4, "invalid"),
+        (5, "duplicate"),
+        (6, "duplicate"),
+    ]
+    planned = [e for e in events if e["event"] == "planned"]
+    assert [(e["to_send"], e["skipped"]) for e in planned] == [
+        (2, {"already imported": 0, "failed before": 0})
+    ]
+    finished = events[-1]
+    assert finished["counts"] == {"created": 2, "invalid": 1, "duplicate": 2}
+    assert finished["exit_code"] == 1 and finished["requests"] == 3
+
+
+def test_json_log_for_verify_and_retry(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1)]), ledger).exit_code == 0
+
+    verify = command(sandbox, "verify", ledger, "--log-format", "json")
+    retry = command(sandbox, "retry", ledger, "--log-format", "json")
+
+    assert verify.exit_code == 0 and retry.exit_code == 0
+    notices = json_lines(verify.stderr)
+    assert [e["event"] for e in notices] == ["notice"]
+    assert notices[0]["message"].startswith("Verify round 1: 1 ")
+
+
+def test_quiet_prints_nothing_but_errors(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2, type="BOGUS")])
+
+    quiet = run(sandbox, manifest, ledger, "--quiet")
+    wrong_key = run(sandbox, manifest, tmp_path / "l2.db", "--quiet", key="sk-apik_no.NO")
+    verify = command(sandbox, "verify", ledger, "--quiet")
+
+    assert quiet.exit_code == 1
+    assert quiet.output == ""
+    assert verify.exit_code == 0 and verify.output == ""
+    assert wrong_key.exit_code == 3
+    assert wrong_key.stdout == ""
+    assert "401" in wrong_key.stderr
