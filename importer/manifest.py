@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from importer.errors import ManifestError
+from importer.spreadsheet import restore
 
 DEFAULT_BATCH_SIZE = 1000
 # A single cell may legitimately hold a whole transcript (up to 950,000 bytes) and more.
@@ -133,7 +134,7 @@ def _read_csv(path: Path, batch_size: int) -> Iterator[list[ManifestRow]]:
                         f"has {len(record)} cells but the header has {len(header)} columns "
                         "(a delimiter inside an unquoted cell?)"
                     )
-            cells = dict(zip(header, record, strict=False))
+            cells = {name: restore(cell) for name, cell in zip(header, record, strict=False)}
             for name in header[len(record) :]:
                 cells[name] = ""
             batch.append(ManifestRow(line, cells, problem))

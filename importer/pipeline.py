@@ -295,10 +295,16 @@ async def run_import(
         ledger.register_pending(manifest_key, conflicting)
         ledger.clear_rejects(manifest_key)
     ahead = ledger.index_summary(conflicting, only_failed=settings.plan.only_failed)
-    reporter.progress_total(
-        ahead["to send"],
-        {"already imported": ahead["already imported"], "failed before": ahead["failed before"]},
-    )
+    if settings.contacts_only:
+        reporter.notice("Applying contact sets that differ from the ones last applied.")
+    else:
+        reporter.progress_total(
+            ahead["to send"],
+            {
+                "already imported": ahead["already imported"],
+                "failed before": ahead["failed before"],
+            },
+        )
     summary = RunSummary()
     sender = Sender(target, ledger, run_id, settings.send, reporter)
 

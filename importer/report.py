@@ -16,8 +16,8 @@ from typing import IO, Any
 
 from importer.ledger import Ledger
 from importer.plan import ACTIONS, PlannedRow
+from importer.spreadsheet import defuse
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 PLAN_COLUMNS = ["row", "external_id", "action", "reason"]
 SUCCESS_COLUMNS = ["manifest", "row", "external_id", "engagement_id", "outcome", "when"]
 ERROR_EXTRA_COLUMNS = ["error_status", "error_message"]
@@ -36,14 +36,6 @@ SUMMARY_ORDER = (
 )
 
 
-def spreadsheet_safe(value: Any) -> str:
-    """A cell's text, defused if a spreadsheet would read it as a formula."""
-    text = "" if value is None else str(value)
-    if text.startswith(FORMULA_STARTS):
-        return "'" + text
-    return text
-
-
 class SafeCsvWriter:
     """csv.writer that neutralises formula-like cells."""
 
@@ -51,7 +43,7 @@ class SafeCsvWriter:
         self._writer = csv.writer(handle)
 
     def writerow(self, row: Iterable[Any]) -> None:
-        self._writer.writerow([spreadsheet_safe(cell) for cell in row])
+        self._writer.writerow([defuse(cell) for cell in row])
 
 
 def format_counts(counts: Counter[str] | dict[str, int], title: str) -> str:

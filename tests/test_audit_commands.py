@@ -389,6 +389,15 @@ def test_formula_cells_are_neutralised_in_every_csv(
     every_cell = [c for f in (plan_lines, success, errors) for line in f for c in line]
     assert not [c for c in every_cell if c[:1] in ("=", "+", "-", "@")]
 
+    # Fixed and fed back, the defused cell imports as the original text.
+    errors[1][errors[0].index("type")] = "CALL"
+    refed = tmp_path / "fixed.csv"
+    with refed.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(errors)
+    assert run(sandbox, refed, ledger, "--prefix", "").exit_code == 0
+    titles = {e["external_id"]: e["title"] for e in sandbox.engagements()}
+    assert titles[errors[1][errors[0].index("id")]] == bad_title
+
 
 # -- retry ---------------------------------------------------------------------------------
 
