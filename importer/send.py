@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -61,10 +62,20 @@ class SendSettings:
     """After a stop, how long requests already in flight are given to finish."""
     breaker_base: float = 1.0
     breaker_cap: float = 30.0
+    breaker_threshold: int = 3
+    """Server failures in a row that open the shared breaker (one alone is a row's bad luck)."""
 
 
 class _Stopped(Exception):
     """The run is stopping: this item's next attempt is not sent."""
+
+
+class _OutageTooLong(Exception):
+    """The shared back-off has failed ``max_attempts`` steps in a row: give up the run."""
+
+    def __init__(self, error: ServerUnavailable) -> None:
+        self.error = error
+        super().__init__(str(error))
 
 
 @dataclass
@@ -98,7 +109,11 @@ class Sender:
         self._sleep = sleep or self._interruptible_sleep
         self.rng = rng or random.Random()
         self.breaker = CircuitBreaker(
-            settings.breaker_base, settings.breaker_cap, sleep=self._sleep
+            settings.breaker_base,
+            settings.breaker_cap,
+            threshold=settings.breaker_threshold,
+            sleep=self._sleep,
+            stop=self.stop_event,
         )
         self.limiter = RateLimiter(settings.rate, sleep=self._sleep)
         self.outcome = SendOutcome()
@@ -208,6 +223,10 @@ class Sender:
             self.ledger.return_to_pending(item.external_id)
             self._abort(error)
             return
+        except _OutageTooLong as outage:
+            self.ledger.return_to_pending(item.external_id)
+            self._abort(self._unavailable(outage.error, self.breaker.failures, "back-off steps"))
+            return
         except PermanentError as error:
             self._fail(item, error, transient=False)
             return
@@ -221,13 +240,7 @@ class Sender:
         except ServerUnavailable as error:
             if self.breaker.is_failing:
                 self.ledger.return_to_pending(item.external_id)
-                self._abort(
-                    RunAborted(
-                        f"the server is unavailable ({error}); gave up after "
-                        f"{attempts} attempts. Rows not yet sent are still pending: "
-                        "run the same command again later to resume"
-                    )
-                )
+                self._abort(self._unavailable(error, attempts, "attempts"))
                 return
             self._fail(item, error, transient=True)
             return
@@ -256,33 +269,54 @@ class Sender:
             self.settings.retry, sleep=self._sleep, rng=self.rng, before_sleep=announce
         )
 
+    @staticmethod
+    def _unavailable(error: ApiError, count: int, what: str) -> RunAborted:
+        return RunAborted(
+            f"the server is unavailable ({error}); gave up after {count} {what}. "
+            "Rows not yet sent are still pending: run the same command again later to resume"
+        )
+
     async def _attempt(self, item: WorkItem) -> Any:
+        def count() -> None:
+            self.ledger.count_attempt(item.external_id)
+
+        return await self._call(lambda: self.target.create(item.payload), count)
+
+    async def _call(
+        self, request: Callable[[], Awaitable[Any]], before: Callable[[], None] | None = None
+    ) -> Any:
+        """One request through the shared breaker and rate limiter, its outcome reported."""
         if self.stop_event.is_set():
             raise _Stopped()
         probe = await self.breaker.acquire()
+        sent_at: float | None = None
         try:
             await self.limiter.acquire()
             if self.stop_event.is_set():
                 raise _Stopped()
-            self.ledger.count_attempt(item.external_id)
+            if before is not None:
+                before()
             self.outcome.requests += 1
-            result = await self.target.create(item.payload)
+            sent_at = self.breaker.clock()
+            result = await request()
         except RateLimited as error:
-            self.breaker.server_answered()
+            self.breaker.server_answered(sent_at)
             self.breaker.pause(
                 max(error.retry_after or 0.0, self.settings.retry.min_rate_limit_wait)
             )
             raise
-        except ServerUnavailable:
-            self.breaker.server_failed(probe)
+        except ServerUnavailable as error:
+            self.breaker.server_failed(probe, sent_at)
+            if probe and self.breaker.failures >= self.settings.retry.max_attempts:
+                raise _OutageTooLong(error) from None
             raise
         except ApiError:
-            self.breaker.server_answered()
+            self.breaker.server_answered(sent_at)
             raise
         except BaseException:
             self.breaker.release(probe)
             raise
-        self.breaker.server_answered()
+        self.breaker.server_answered(sent_at)
         return result
 
     def _fail(self, item: WorkItem, error: ApiError, *, transient: bool) -> None:
@@ -305,16 +339,18 @@ class Sender:
         try:
             async for attempt in self._policy(item):
                 with attempt:
-                    if self.stop_event.is_set():
-                        raise _Stopped()
-                    await self.breaker.acquire()
-                    await self.limiter.acquire()
-                    self.outcome.requests += 1
-                    await self.target.replace_contacts(engagement_id, item.contact_ids)
+                    await self._call(
+                        functools.partial(
+                            self.target.replace_contacts, engagement_id, item.contact_ids
+                        )
+                    )
         except _Stopped:
             return
         except FatalError as error:
             self._abort(error)
+            return
+        except _OutageTooLong as outage:
+            self._abort(self._unavailable(outage.error, self.breaker.failures, "back-off steps"))
             return
         except ApiError as error:
             self.outcome.counts["contacts_failed"] += 1

@@ -36,7 +36,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -71,6 +71,7 @@ UNRESOLVABLE_DOMAINS = ("test", "invalid")
 DNS_TIMEOUT_SECONDS = 2.0
 FETCH_TIMEOUT_SECONDS = 10.0
 DEFAULT_PAGE_SIZE = 20
+CLIENT_CLOSED = 499  # nginx's status for a request the client abandoned; never delivered
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolve = Callable[[str], list[str]]
@@ -722,7 +723,13 @@ def require_scope(scopes: frozenset[str], scope: str, action: str) -> None:
 
 async def json_object(request: Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400."""
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        # The client went away mid-body (e.g. killed): nobody reads the answer, but the
+        # stats should say what happened rather than count a server error.
+        detail = "The client closed the connection before sending the whole body"
+        raise Problem(CLIENT_CLOSED, "Client Closed Request", detail) from None
     try:
         # JSON on the wire is UTF-8 (RFC 8259); json.loads alone would also take UTF-16/32.
         body = json.loads(raw.decode("utf-8"))
