@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import random
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -101,8 +102,10 @@ class Sender:
         reporter: Reporter,
         *,
         sleep: Callable[[float], Awaitable[Any]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
+        """``sleep`` and ``clock`` are for tests, which pass a fake pair."""
         self.target, self.ledger, self.run_id = target, ledger, run_id
         self.settings, self.reporter = settings, reporter
         self.stop_event = asyncio.Event()
@@ -112,10 +115,11 @@ class Sender:
             settings.breaker_base,
             settings.breaker_cap,
             threshold=settings.breaker_threshold,
+            clock=clock,
             sleep=self._sleep,
             stop=self.stop_event,
         )
-        self.limiter = RateLimiter(settings.rate, sleep=self._sleep)
+        self.limiter = RateLimiter(settings.rate, clock=clock, sleep=self._sleep)
         self.outcome = SendOutcome()
 
     # -- control -------------------------------------------------------------------------
@@ -231,10 +235,12 @@ class Sender:
             self._fail(item, error, transient=False)
             return
         except RateLimited as error:
-            wait = error.retry_after or 0
-            error.args = (
-                f"{error} (Retry-After {wait:.0f}s is past the cap; left for a later run)",
-            )
+            wait, cap = error.retry_after or 0, self.settings.retry.retry_after_cap
+            if wait > cap:
+                why = f"Retry-After {wait:.0f}s is past the {cap:.0f}s cap"
+            else:
+                why = f"still rate limited after {attempts} attempts"
+            error.args = (f"{error} ({why}; left for a later run)",)
             self._fail(item, error, transient=True)
             return
         except ServerUnavailable as error:

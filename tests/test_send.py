@@ -1,0 +1,125 @@
+"""The sender with answers the sandbox cannot give (a Retry-After of minutes, a bad 2xx body).
+
+These use httpx.MockTransport on purpose: the rare case a real server does not produce.
+Sleeping is patched out and every wait is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+
+from importer.events import JsonReporter
+from importer.ledger import Ledger
+from importer.retry import RetrySettings
+from importer.send import Sender, SendSettings, WorkItem
+from importer.targets.askelephant import AskElephantTarget
+from importer.validate import field_hashes, payload_hash
+
+PAYLOAD = {
+    "type": "CALL",
+    "title": "t",
+    "source_system": "crm",
+    "external_id": "crm:1",
+    "media_url": "https://media.example.com/1.mp3",
+    "run_workflows": False,
+}
+ENGAGEMENT = {"id": "ngmt_abc123", "title": "t"}
+
+
+async def items() -> AsyncIterator[WorkItem]:
+    yield WorkItem(
+        external_id="crm:1",
+        manifest="m.csv",
+        row_number=2,
+        payload=PAYLOAD,
+        payload_hash=payload_hash(PAYLOAD),
+        field_hashes=field_hashes(PAYLOAD),
+        cells={"id": "1"},
+    )
+
+
+def send_with(
+    tmp_path: Path, answer: Callable[[int], httpx.Response], max_attempts: int = 4
+) -> tuple[dict[str, object], list[float], int]:
+    """Send one row through answers given by attempt number; the ledger row, waits, calls."""
+    calls = 0
+    waits: list[float] = []
+    now = [0.0]  # the fake clock, moved only by the fake sleep
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return answer(calls)
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    async def main() -> None:
+        target = AskElephantTarget(
+            "http://127.0.0.1:9", "sk-apik_x.Y", transport=httpx.MockTransport(handler)
+        )
+        ledger = Ledger(tmp_path / "l.db")
+        settings = SendSettings(concurrency=1, retry=RetrySettings(max_attempts=max_attempts))
+        sender = Sender(
+            target, ledger, 1, settings, JsonReporter(), sleep=fake_sleep, clock=lambda: now[0]
+        )
+        await sender.run(items())
+        await target.aclose()
+        ledger.close()
+
+    asyncio.run(main())
+    book = Ledger(tmp_path / "l.db", readonly=True)
+    row = next(book.engagements())
+    book.close()
+    return row, waits, calls
+
+
+def too_many(retry_after: str) -> httpx.Response:
+    return httpx.Response(
+        429, headers={"Retry-After": retry_after}, json={"status": 429, "detail": "slow down"}
+    )
+
+
+def test_retry_after_past_the_cap_leaves_the_row_for_a_later_run(tmp_path: Path) -> None:
+    row, waits, calls = send_with(tmp_path, lambda n: too_many("600"))
+
+    assert calls == 1
+    assert not any(w >= 600 for w in waits)
+    assert row["status"] == "failed" and row["transient"] == 1
+    assert "past the 120s cap" in str(row["error_message"])
+
+
+def test_rate_limited_until_attempts_run_out_says_so(tmp_path: Path) -> None:
+    row, waits, calls = send_with(tmp_path, lambda n: too_many("3"), max_attempts=3)
+
+    assert calls == 3
+    assert len(waits) >= 2 and all(w >= 3 for w in waits)  # Retry-After honoured each time
+    assert row["status"] == "failed" and row["transient"] == 1
+    assert "still rate limited after 3 attempts" in str(row["error_message"])
+
+
+def test_retry_after_as_http_date_is_honoured(tmp_path: Path) -> None:
+    answers = [too_many("Wed, 21 Oct 2099 07:28:00 GMT"), httpx.Response(201, json=ENGAGEMENT)]
+    row, _, calls = send_with(tmp_path, lambda n: answers[n - 1])
+
+    # An HTTP date far away is past the cap: the row is left for later, not slept on.
+    assert calls == 1 and row["status"] == "failed" and row["transient"] == 1
+
+
+def test_a_2xx_that_is_not_an_engagement_is_retried(tmp_path: Path) -> None:
+    answers = [
+        httpx.Response(200, text="<html>proxy error</html>"),
+        httpx.Response(201, json={"unexpected": True}),
+        httpx.Response(201, content=json.dumps(ENGAGEMENT).encode()),
+    ]
+    row, _, calls = send_with(tmp_path, lambda n: answers[n - 1])
+
+    assert calls == 3
+    assert row["status"] == "created" and row["engagement_id"] == "ngmt_abc123"
+    assert row["attempts"] == 3
