@@ -220,6 +220,9 @@ class Ledger:
                     pk=("manifest", "row_number"),
                     if_not_exists=True,
                 )
+                self.db.execute(
+                    "CREATE INDEX IF NOT EXISTS rejects_external_id ON rejects (external_id)"
+                )
                 self.db.table("runs").create(
                     {
                         "id": int,
@@ -559,6 +562,16 @@ class Ledger:
     def rejects(self) -> Iterator[dict[str, Any]]:
         """Every rejected manifest row, in manifest order."""
         yield from self.db.query("SELECT * FROM rejects ORDER BY manifest, row_number")
+
+    def error_records(self) -> Iterator[dict[str, Any]]:
+        """Current rejects and failed rows together, in manifest order, straight from SQLite."""
+        yield from self.db.query(
+            "SELECT manifest, row_number, 0 AS kind, cells, status, reason AS message, "
+            f"0 AS transient, NULL AS http_status FROM {CURRENT_REJECTS} "
+            "UNION ALL SELECT manifest, row_number, 1 AS kind, cells, status, error_message, "
+            "transient, http_status FROM engagements WHERE status = 'failed' "
+            "ORDER BY manifest, row_number, kind"
+        )
 
     def current_rejects(self) -> Iterator[dict[str, Any]]:
         """Rejected rows still worth fixing, in manifest order.

@@ -139,31 +139,13 @@ def error_rows(ledger: Ledger) -> Iterator[tuple[dict[str, str], str, str]]:
     errors.csv) is left out, and so is an older rejection of an id rejected again later:
     a row is never reported both imported and in error, nor twice.
     """
-    found: list[tuple[tuple[str, int, int], dict[str, str], str, str]] = []
-    for row in ledger.current_rejects():
-        found.append(
-            (
-                (row["manifest"], row["row_number"], 0),
-                json.loads(row["cells"] or "{}"),
-                row["status"],
-                row["reason"],
-            )
-        )
-    for row in ledger.engagements("status = 'failed'"):
-        status = "failed (transient)" if row["transient"] else "failed"
-        if row["http_status"]:
-            status += f" HTTP {row['http_status']}"
-        found.append(
-            (
-                (row["manifest"], row["row_number"], 1),
-                json.loads(row["cells"] or "{}"),
-                status,
-                row["error_message"] or "",
-            )
-        )
-    found.sort(key=lambda item: item[0])
-    for _, cells, status, message in found:
-        yield cells, status, message
+    for row in ledger.error_records():
+        status = row["status"]
+        if row["kind"] == 1:
+            status = "failed (transient)" if row["transient"] else "failed"
+            if row["http_status"]:
+                status += f" HTTP {row['http_status']}"
+        yield json.loads(row["cells"] or "{}"), status, row["message"] or ""
 
 
 def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
@@ -176,15 +158,15 @@ def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
         for values in success_rows(ledger):
             writer.writerow(values)
             written["success.csv"] += 1
-    errors = list(error_rows(ledger))
+    # Two passes keep memory flat: the first only learns the columns.
     columns: list[str] = []
-    for cells, _, _ in errors:
+    for cells, _, _ in error_rows(ledger):
         # A re-fed errors.csv brings the old error columns along: the fresh ones replace them.
         columns += [n for n in cells if n not in columns and n not in ERROR_EXTRA_COLUMNS]
     with (out_dir / "errors.csv").open("w", encoding="utf-8", newline="") as handle:
         writer = SafeCsvWriter(handle)
         writer.writerow([*columns, *ERROR_EXTRA_COLUMNS])
-        for cells, status, message in errors:
+        for cells, status, message in error_rows(ledger):
             writer.writerow([*(cells.get(name, "") for name in columns), status, message])
             written["errors.csv"] += 1
     return written

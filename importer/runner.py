@@ -64,10 +64,7 @@ def import_manifest(
             try:
                 summary = asyncio.run(_run(settings, ledger, target_factory, reporter, run_id))
                 counts, exit_code = dict(summary.counts), summary.exit_code
-                outcome = (
-                    summary.stop_reason
-                    and ("interrupted" if exit_code == EXIT_INTERRUPTED else "aborted")
-                ) or ("ok" if exit_code == 0 else "rows failed")
+                outcome = run_outcome(summary)
             except KeyboardInterrupt:
                 outcome, exit_code = "interrupted", EXIT_INTERRUPTED
                 raise
@@ -80,6 +77,15 @@ def import_manifest(
             return summary
     finally:
         ledger.close()
+
+
+def run_outcome(summary: RunSummary) -> str:
+    """One word for the runs table: ok, rows failed, aborted or interrupted."""
+    if summary.exit_code == EXIT_INTERRUPTED:
+        return "interrupted"
+    if summary.stop_reason:
+        return "aborted"
+    return "ok" if summary.exit_code == 0 else "rows failed"
 
 
 async def _run(
