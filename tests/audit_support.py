@@ -10,20 +10,14 @@ from typing import Any
 from click.testing import Result
 
 from tests.conftest import SandboxProcess
-from tests.factories import run_cli
-
-
-def api_args(sandbox: SandboxProcess, ledger: Path, *extra: str) -> list[str]:
-    """``--ledger L --base-url URL --no-progress`` plus ``extra``."""
-    return ["--ledger", str(ledger), "--base-url", sandbox.base_url, "--no-progress", *extra]
+from tests.factories import api_args, run_args, run_cli
 
 
 def run(
     sandbox: SandboxProcess, manifest: Path, ledger: Path, *extra: str, key: str | None = None
 ) -> Result:
     """``importer run MANIFEST`` against ``sandbox``."""
-    args = ["run", str(manifest), *api_args(sandbox, ledger, *extra)]
-    return run_cli(args, key or sandbox.api_key)
+    return run_cli(run_args(manifest, ledger, sandbox, *extra), key or sandbox.api_key)
 
 
 def command(

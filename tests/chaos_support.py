@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import PROJECT_ROOT, SandboxProcess
-from tests.factories import ledger_rows, row, write_manifest
+from tests.factories import ledger_rows, row, run_args, write_manifest
 
 CHAOS_FULL = os.environ.get("CHAOS_FULL") == "1"
 CREATE = "POST /v2/engagements"
@@ -77,16 +77,7 @@ class ImporterProcess:
             sys.executable,
             "-m",
             "importer",
-            "run",
-            str(manifest),
-            "--ledger",
-            str(ledger),
-            "--base-url",
-            sandbox.base_url,
-            "--no-progress",
-            "--log-format",
-            "json",
-            *extra,
+            *run_args(manifest, ledger, sandbox, "--log-format", "json", *extra),
         ]
         env = {**os.environ, "ASKELEPHANT_API_KEY": api_key or sandbox.api_key}
         env.pop("ASKELEPHANT_BASE_URL", None)

@@ -47,6 +47,16 @@ def write_manifest(
     return path
 
 
+def api_args(sandbox: Any, ledger: Path, *extra: str) -> list[str]:
+    """``--ledger L --base-url URL --no-progress`` plus ``extra``, for a sandbox."""
+    return ["--ledger", str(ledger), "--base-url", sandbox.base_url, "--no-progress", *extra]
+
+
+def run_args(manifest: Path, ledger: Path, sandbox: Any, *extra: str) -> list[str]:
+    """``run MANIFEST`` with the sandbox's API options."""
+    return ["run", str(manifest), *api_args(sandbox, ledger, *extra)]
+
+
 def run_cli(args: Sequence[str], api_key: str | None = None, **env: str) -> Result:
     """``importer ARGS`` in-process, with the key in the environment as users pass it."""
     environment = {"ASKELEPHANT_API_KEY": api_key or "", "ASKELEPHANT_BASE_URL": "", **env}

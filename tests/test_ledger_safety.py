@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.audit_support import api_args
 from tests.conftest import PROJECT_ROOT, SandboxProcess
-from tests.factories import row, run_cli, write_manifest
+from tests.factories import api_args, row, run_cli, write_manifest
 
 GARBAGE = bytes(range(256)) * 64
 

@@ -12,20 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT_ROOT, SandboxProcess
-from tests.factories import ledger_rows, row, run_cli, status_counts, write_manifest
-
-
-def run_args(manifest: Path, ledger: Path, sandbox: SandboxProcess, *extra: str) -> list[str]:
-    return [
-        "run",
-        str(manifest),
-        "--ledger",
-        str(ledger),
-        "--base-url",
-        sandbox.base_url,
-        "--no-progress",
-        *extra,
-    ]
+from tests.factories import (
+    ledger_rows,
+    row,
+    run_args,
+    run_cli,
+    status_counts,
+    write_manifest,
+)
 
 
 def created_counts(sandbox: SandboxProcess) -> dict[str, int]:

@@ -11,9 +11,8 @@ from click.testing import CliRunner, Result
 
 from importer import contract
 from importer.cli import cli
-from tests.audit_support import api_args
 from tests.conftest import SandboxProcess
-from tests.factories import row, write_manifest
+from tests.factories import api_args, row, write_manifest
 
 SECRET = "sk-apik_leak.SUPERSECRET-c4f2"
 WRONG = "sk-apik_leak.WRONGSECRET-9d1e"
