@@ -167,7 +167,9 @@ api_options = _stack(
 
 output_options = _stack(
     click.option("--no-progress", is_flag=True, help="No progress bar (also off when not a TTY)."),
-    click.option("--quiet", "-q", is_flag=True, help="Print only errors and the final exit code."),
+    click.option(
+        "--quiet", "-q", is_flag=True, help="Print only errors; the exit code tells the rest."
+    ),
     click.option(
         "--log-format",
         type=click.Choice(["text", "json"]),
@@ -382,6 +384,8 @@ def run(ctx: click.Context, manifest: Path, **options: Any) -> None:
     )
     if options["dry_run"]:
         ctx.exit(_print_plan(settings, options["ledger"], options["out"], options["as_json"]))
+    if options["out"] or options["as_json"]:
+        raise click.UsageError("--out and --json print the plan: use them with --dry-run")
     ctx.exit(_send("run", settings, options=options, **_send_options(options)))
 
 
@@ -389,7 +393,6 @@ def run(ctx: click.Context, manifest: Path, **options: Any) -> None:
 @manifest_argument
 @mapping_options
 @ledger_option
-@on_change_option
 @check_media_option
 @plan_output_options
 @click.pass_context
@@ -400,7 +403,7 @@ def plan(ctx: click.Context, manifest: Path, **options: Any) -> None:
     since import, invalid (with reasons), duplicate, retry. Exit 1 if any row is invalid.
     """
     settings = _import_settings(
-        manifest, **_mapping_values(options), **_pick(options, "on_change", "check_media")
+        manifest, **_mapping_values(options), **_pick(options, "check_media")
     )
     ctx.exit(_print_plan(settings, options["ledger"], options["out"], options["as_json"]))
 
@@ -416,10 +419,10 @@ def status(ledger: Path, as_json: bool) -> None:
     """Show the ledger: rows by status, frequent errors, last runs, changed rows."""
     import json
 
-    from importer.ledger import Ledger
+    from importer.ledger import Ledger, require_ledger
     from importer.status import ledger_status, status_text
 
-    book = Ledger(ledger, readonly=True)
+    book = Ledger(require_ledger(ledger), readonly=True)
     try:
         data = ledger_status(book)
     finally:
@@ -441,10 +444,10 @@ def report(ledger: Path, out: Path) -> None:
     errors.csv keeps the original manifest columns plus error_status and error_message:
     fix the cells and run it as a manifest.
     """
-    from importer.ledger import Ledger
+    from importer.ledger import Ledger, require_ledger
     from importer.report import write_reports
 
-    book = Ledger(ledger, readonly=True)
+    book = Ledger(require_ledger(ledger), readonly=True)
     try:
         written = write_reports(book, out)
     finally:
@@ -468,9 +471,9 @@ def retry(ctx: click.Context, **options: Any) -> None:
 
     Each manifest is read again with the options of its last run.
     """
-    from importer.ledger import Ledger
+    from importer.ledger import Ledger, require_ledger
 
-    book = Ledger(options["ledger"], readonly=True)
+    book = Ledger(require_ledger(options["ledger"]), readonly=True)
     try:
         manifests = book.failed_manifests(options["include_permanent"])
         recorded = {m: book.last_options(m) for m in manifests}
@@ -546,9 +549,11 @@ def verify(ctx: click.Context, **options: Any) -> None:
     import json
 
     from importer.config import resolve_base_url
+    from importer.ledger import require_ledger
     from importer.runner import askelephant_factory, verify_ledger
     from importer.verify import VerifySettings
 
+    require_ledger(options["ledger"])
     factory = askelephant_factory(
         resolve_base_url(options["base_url"]),
         _api_key(options["api_key_file"]),
@@ -582,6 +587,16 @@ def verify(ctx: click.Context, **options: Any) -> None:
     ctx.exit(1 if result.failed or result.timed_out else 0)
 
 
+FIELD_HINTS = {
+    "id": " (required: map it in [columns])",
+    "title": " (required: map it in [columns])",
+    "media_url": " (required: map it in [columns])",
+    "start_at": " (required: map it in [columns])",
+    "type": ' (required: the file sets [defaults] type = "CALL"; change it if need be)',
+    "source_system": " (required: set [defaults] source_system or pass --source-system)",
+}
+
+
 @cli.command()
 @manifest_argument
 @click.option(
@@ -605,10 +620,13 @@ def init(manifest: Path, out: Path, force: bool) -> None:
     if out.exists() and not force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
     guess = guess_mapping(read_columns(manifest))
-    out.write_text(render_mapping(guess, str(manifest)), encoding="utf-8")
+    try:
+        out.write_text(render_mapping(guess, str(manifest)), encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write {out} ({error.strerror})") from None
     click.echo(f"Wrote {out}: {len(guess.columns)} field(s) mapped.")
     for field in guess.unmapped_fields:
-        click.echo(f"  not found: {field}")
+        click.echo(f"  not found: {field}{FIELD_HINTS.get(field, '')}")
     if guess.unused_columns:
         click.echo(f"  columns not used: {', '.join(guess.unused_columns)}")
 

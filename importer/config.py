@@ -51,7 +51,13 @@ def load_api_key(
 def resolve_base_url(base_url: str | None, environ: Mapping[str, str] | None = None) -> str:
     """``--base-url``, else ``ASKELEPHANT_BASE_URL``, else production."""
     env = os.environ if environ is None else environ
-    return base_url or env.get(BASE_URL_ENV) or contract.PRODUCTION_BASE_URL
+    if base_url is not None and not base_url.strip():
+        # An empty value is a script's unset variable, not a wish for production.
+        raise UsageError("--base-url is empty; give the URL, or leave the option out")
+    chosen = base_url or env.get(BASE_URL_ENV)
+    if chosen is not None and not chosen.strip() and BASE_URL_ENV in env and base_url is None:
+        chosen = None  # an exported-but-empty variable means "not set"
+    return chosen or contract.PRODUCTION_BASE_URL
 
 
 def recordable_options(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,16 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+def require_ledger(path: Path) -> Path:
+    """The path of a ledger that must already exist (status, report, retry, verify)."""
+    if not path.exists():
+        raise LedgerError(
+            f"no ledger at {path}: nothing has been imported with it yet "
+            "(check --ledger, or run `importer run` first)"
+        )
+    return path
+
+
 @dataclass(frozen=True)
 class LedgerFact:
     """What the ledger knows of one external_id, as planning needs it."""

@@ -600,7 +600,8 @@ def test_init_guesses_a_mapping_from_crm_headers(tmp_path: Path) -> None:
         "  not found: participants",
         "  not found: transcript_text",
         "  not found: transcript_path",
-        "  not found: source_system",
+        "  not found: source_system (required: set [defaults] source_system"
+        " or pass --source-system)",
         "  not found: contact_ids",
         "  columns not used: Notes",
     ]

@@ -140,9 +140,17 @@ def test_sqlite_file_of_another_program_is_left_untouched(
     assert sandbox.stats()["requests"] == {}
 
 
-@pytest.mark.parametrize("name", ["run", "verify", "sync-contacts"])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("run", "cannot create the ledger folder {blocker} ("),
+        ("sync-contacts", "cannot create the ledger folder {blocker} ("),
+        # verify reads an existing ledger: it says there is none rather than creating one.
+        ("verify", "no ledger at {blocker}/ledger.db: "),
+    ],
+)
 def test_ledger_inside_a_regular_file_fails_before_anything_is_sent(
-    sandbox: SandboxProcess, tmp_path: Path, name: str
+    sandbox: SandboxProcess, tmp_path: Path, name: str, message: str
 ) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file\n", encoding="utf-8")
@@ -152,7 +160,7 @@ def test_ledger_inside_a_regular_file_fails_before_anything_is_sent(
     result = run_cli(api_command(name, sandbox, ledger, manifest), sandbox.api_key)
 
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith(f"error: cannot create the ledger folder {blocker} (")
+    assert result.stderr.startswith("error: " + message.format(blocker=blocker))
     assert "Traceback" not in result.output
     assert blocker.read_text(encoding="utf-8") == "a file\n"
     assert sandbox.stats()["requests"] == {}
