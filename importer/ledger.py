@@ -201,6 +201,7 @@ class Ledger:
                         "cells": str,
                         "contacts_hash": str,
                         "contacts_applied_at": str,
+                        "contacts_error": str,
                         "processing_status": str,
                         "processing_seen_at": str,
                         "etag": str,
@@ -504,9 +505,44 @@ class Ledger:
         with self.db.conn:
             self.db.execute(
                 "UPDATE engagements SET contacts_hash = ?, contacts_applied_at = ?, "
+                "contacts_error = NULL, "
                 "updated_at = ? WHERE external_id = ?",
                 [contacts_hash, stamp, stamp, external_id],
             )
+
+    def record_contacts_failure(self, external_id: str, message: str) -> None:
+        """Replace contacts failed: kept for ``status``; the next run tries again."""
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE engagements SET contacts_error = ?, updated_at = ? WHERE external_id = ?",
+                [message, now_iso(), external_id],
+            )
+
+    def contacts_failures(self, limit: int = 10) -> tuple[int, list[tuple[str, str]]]:
+        """How many engagements still lack their contact set, and a few with the reason."""
+        total = self.db.execute(
+            "SELECT COUNT(*) FROM engagements WHERE contacts_error IS NOT NULL"
+        ).fetchone()[0]
+        sample = [
+            (row["external_id"], row["contacts_error"])
+            for row in self.db.query(
+                "SELECT external_id, contacts_error FROM engagements "
+                "WHERE contacts_error IS NOT NULL ORDER BY manifest, row_number LIMIT ?",
+                [limit],
+            )
+        ]
+        return int(total), sample
+
+    def unfinished(self, manifest: str) -> dict[str, int]:
+        """A manifest's rows still pending or in flight (after a stopped run)."""
+        return {
+            row["status"]: row["n"]
+            for row in self.db.query(
+                "SELECT status, COUNT(*) AS n FROM engagements WHERE manifest = ? "
+                "AND status IN ('pending', 'in_flight') GROUP BY status",
+                [manifest],
+            )
+        }
 
     def record_processing(self, external_id: str, processing_status: str, etag: str | None) -> None:
         """What ``verify`` saw, and when."""

@@ -342,6 +342,8 @@ async def run_import(
     with _signals_stop(sender, install_signal_handlers):
         outcome = await sender.run(items())
     _merge(summary, outcome)
+    if outcome.fatal or outcome.aborted or outcome.interrupted:
+        summary.counts.update(ledger.unfinished(manifest_key))
     summary.seconds = time.monotonic() - started
     summary.exit_code = exit_code_for(summary.counts, settings.on_change)
     if outcome.fatal is not None:

@@ -19,7 +19,15 @@ from importer.plan import ACTIONS, PlannedRow
 from importer.spreadsheet import defuse
 
 PLAN_COLUMNS = ["row", "external_id", "action", "reason"]
-SUCCESS_COLUMNS = ["manifest", "row", "external_id", "engagement_id", "outcome", "when"]
+SUCCESS_COLUMNS = [
+    "manifest",
+    "row",
+    "external_id",
+    "engagement_id",
+    "outcome",
+    "when",
+    "processing_status",
+]
 ERROR_EXTRA_COLUMNS = ["error_status", "error_message"]
 SUMMARY_ORDER = (
     "created",
@@ -33,6 +41,8 @@ SUMMARY_ORDER = (
     "repeated",
     "contacts_applied",
     "contacts_failed",
+    "pending",
+    "in_flight",
 )
 
 
@@ -129,6 +139,7 @@ def success_rows(ledger: Ledger) -> Iterator[list[Any]]:
             row["engagement_id"],
             row["status"],
             row["completed_at"],
+            row["processing_status"] or "",
         ]
 
 

@@ -80,12 +80,12 @@ def import_manifest(
 
 
 def run_outcome(summary: RunSummary) -> str:
-    """One word for the runs table: ok, rows failed, aborted or interrupted."""
+    """For the runs table: ok, rows need attention, aborted or interrupted."""
     if summary.exit_code == EXIT_INTERRUPTED:
         return "interrupted"
     if summary.stop_reason:
         return "aborted"
-    return "ok" if summary.exit_code == 0 else "rows failed"
+    return "ok" if summary.exit_code == 0 else "rows need attention"
 
 
 async def _run(

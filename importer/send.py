@@ -359,6 +359,7 @@ class Sender:
             self._abort(self._unavailable(outage.error, self.breaker.failures, "back-off steps"))
             return
         except ApiError as error:
+            self.ledger.record_contacts_failure(item.external_id, error.describe())
             self.outcome.counts["contacts_failed"] += 1
             self.reporter.row_done(
                 item.external_id, item.row_number, "contacts_failed", error.describe()

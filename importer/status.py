@@ -12,6 +12,7 @@ from importer.report import format_counts
 def ledger_status(ledger: Ledger, runs: int = 5) -> dict[str, Any]:
     """Counts by status, frequent errors, recent runs and changed rows, as plain data."""
     changed_total, changed_sample = ledger.changed_rows()
+    contacts_total, contacts_sample = ledger.contacts_failures()
     recent = []
     for run in ledger.recent_runs(runs):
         counts = json.loads(run["counts"] or "{}")
@@ -40,6 +41,10 @@ def ledger_status(ledger: Ledger, runs: int = 5) -> dict[str, Any]:
             "count": changed_total,
             "examples": [{"external_id": e, "fields": f} for e, f in changed_sample],
         },
+        "contacts_not_applied": {
+            "count": contacts_total,
+            "examples": [{"external_id": e, "error": m} for e, m in contacts_sample],
+        },
         "runs": recent,
     }
 
@@ -59,6 +64,10 @@ def status_text(status: dict[str, Any]) -> str:
     if changed["count"]:
         parts.append(f"Changed since import: {changed['count']:,} row(s), e.g.")
         parts += [f"  {e['external_id']}: {e['fields']}" for e in changed["examples"]]
+    contacts = status["contacts_not_applied"]
+    if contacts["count"]:
+        parts.append(f"Contacts not applied: {contacts['count']:,} engagement(s), e.g.")
+        parts += [f"  {e['external_id']}: {e['error']}" for e in contacts["examples"]]
     if status["top_errors"]:
         parts.append("Most frequent errors:")
         parts += [f"  {e['count']:>7,}  {e['message']}" for e in status["top_errors"]]
@@ -66,8 +75,9 @@ def status_text(status: dict[str, Any]) -> str:
         parts.append("Last runs:")
         for run in status["runs"]:
             speed = f"{run['rows_per_second']:.1f} rows/s" if run["rows_per_second"] else "-"
+            code = "" if run["exit_code"] is None else f" (exit {run['exit_code']})"
             parts.append(
                 f"  #{run['id']} {run['command']} {run['started_at']} "
-                f"{run['seconds'] or 0:.1f} s {speed} {run['outcome']} (exit {run['exit_code']})"
+                f"{run['seconds'] or 0:.1f} s {speed} {run['outcome']}{code}"
             )
     return "\n".join(parts)

@@ -223,8 +223,8 @@ def test_status_counts_errors_runs_and_text(sandbox: SandboxProcess, tmp_path: P
     ]
     runs = data["runs"]
     assert [(r["id"], r["command"], r["outcome"], r["exit_code"]) for r in runs] == [
-        (2, "run", "rows failed", 1),
-        (1, "run", "rows failed", 1),
+        (2, "run", "rows need attention", 1),
+        (1, "run", "rows need attention", 1),
     ]
     assert runs[1]["counts"] == {"created": 2, "failed": 1, "invalid": 2}
     assert runs[1]["seconds"] > 0
@@ -234,7 +234,7 @@ def test_status_counts_errors_runs_and_text(sandbox: SandboxProcess, tmp_path: P
     )
     assert f"  {2:>7,}  {BOGUS_TYPE}" in text.stdout
     assert "(failed: 0 transient, retried by `importer retry`; 1 permanent)" in text.stdout
-    assert "#1 run " in text.stdout and "rows failed (exit 1)" in text.stdout
+    assert "#1 run " in text.stdout and "rows need attention (exit 1)" in text.stdout
 
 
 # -- report --------------------------------------------------------------------------------
@@ -285,9 +285,9 @@ def test_report_success_and_errors_exact_then_errors_csv_is_fixed_and_refed(
     when = {r["external_id"]: r["completed_at"] for r in ledger_rows(ledger)}
     key = str(manifest.resolve())
     assert read_csv(out / "success.csv") == [
-        ["manifest", "row", "external_id", "engagement_id", "outcome", "when"],
-        [key, "2", "crm:rec-1", ids["crm:rec-1"], "created", when["crm:rec-1"]],
-        [key, "3", "crm:rec-2", ids["crm:rec-2"], "existing", when["crm:rec-2"]],
+        ["manifest", "row", "external_id", "engagement_id", "outcome", "when", "processing_status"],
+        [key, "2", "crm:rec-1", ids["crm:rec-1"], "created", when["crm:rec-1"], ""],
+        [key, "3", "crm:rec-2", ids["crm:rec-2"], "existing", when["crm:rec-2"], ""],
     ]
     assert all(dt.datetime.fromisoformat(when[i]) for i in ("crm:rec-1", "crm:rec-2"))
     assert read_csv(out / "errors.csv") == expected_error_lines()
@@ -470,6 +470,10 @@ def test_verify_records_statuses_and_wait_sees_them_move(
     assert "  failed: crm:rec-3 (FAILED)" in text.stdout
     status = json.loads(run_cli(["status", "--ledger", str(ledger), "--json"]).stdout)
     assert status["processing"] == {"COMPLETED": 2, "FAILED": 1}
+    out = tmp_path / "report"
+    assert run_cli(["report", "--ledger", str(ledger), "--out", str(out)]).exit_code == 0
+    processing = {line[2]: line[6] for line in read_csv(out / "success.csv")[1:]}
+    assert processing == {"crm:rec-1": "COMPLETED", "crm:rec-2": "COMPLETED", "crm:rec-3": "FAILED"}
 
 
 def test_verify_wait_exits_0_when_everything_completes(
@@ -575,6 +579,12 @@ def test_unknown_contact_is_reported_as_contacts_failed(
     assert "contacts_failed" in result.output and "cnt_unknown1" in result.output
     assert status_counts(ledger) == {"created": 1}
     assert ledger_rows(ledger)[0]["contacts_hash"] is None
+    status = json.loads(run_cli(["status", "--ledger", str(ledger), "--json"]).stdout)
+    assert status["contacts_not_applied"]["count"] == 1
+    assert status["contacts_not_applied"]["examples"][0]["external_id"] == "crm:rec-1"
+    assert "cnt_unknown1" in status["contacts_not_applied"]["examples"][0]["error"]
+    text = run_cli(["status", "--ledger", str(ledger)]).stdout
+    assert "Contacts not applied: 1 engagement(s)" in text
 
 
 # -- init ----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -139,6 +140,7 @@ def test_bad_key_aborts_with_exit_3_and_rows_stay_pending(
     assert result.exit_code == 3, result.output
     assert "401" in result.output and "API key" in result.output
     assert status_counts(ledger) == {"pending": 25}
+    assert re.search(r"^  pending\s+25$", result.output, re.M)  # the summary says so
     assert sandbox.stats()["requests"]["POST /v2/engagements"]["401"] <= 4 + 1
     assert "sk-apik_wrong.KEY" not in result.output
 
