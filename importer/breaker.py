@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -131,25 +132,74 @@ class CircuitBreaker:
 
 
 class RateLimiter:
-    """At most ``rate`` requests per second across all workers (None: no limit)."""
+    """Paces requests across all workers: at most ``rate`` per second, slower after 429s.
+
+    Without ``--rate`` there is no limit until the server answers 429. Then the limiter
+    starts at half the rate it just saw, halves again on later 429s (at most once a
+    second, so one burst of refusals counts once, and never below ``floor``), and each
+    success raises it by ``step``: additive increase, multiplicative decrease, as TCP does.
+    It never goes above ``--rate``.
+    """
+
+    WINDOW = 5.0
 
     def __init__(
         self,
         rate: float | None,
         *,
+        floor: float = 0.2,
+        step: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        self.interval = 1.0 / rate if rate else 0.0
+        self.ceiling = rate
+        self.rate = rate
+        self.floor, self.step = floor, step
         self.clock, self.sleep = clock, sleep
         self.next_slot = 0.0
+        self.last_slow_down = -float("inf")
+        self.recent: deque[float] = deque()
+        """When the requests of the last WINDOW seconds were sent."""
+
+    @property
+    def interval(self) -> float:
+        return 1.0 / self.rate if self.rate else 0.0
 
     async def acquire(self) -> None:
         """Wait for this request's slot."""
-        if not self.interval:
-            return
         now = self.clock()
+        self._remember(now)
+        if not self.rate:
+            return
         slot = max(now, self.next_slot)
         self.next_slot = slot + self.interval
         if slot > now:
             await self.sleep(slot - now)
+
+    def _remember(self, now: float) -> None:
+        self.recent.append(now)
+        while self.recent and self.recent[0] < now - self.WINDOW:
+            self.recent.popleft()
+
+    def slow_down(self) -> None:
+        """A 429: halve the pace (once per second at most)."""
+        now = self.clock()
+        if now - self.last_slow_down < 1.0:
+            return
+        self.last_slow_down = now
+        if self.rate is None:
+            span = max(now - self.recent[0], 1.0) if self.recent else 1.0
+            current = len(self.recent) / span
+        else:
+            current = self.rate
+        self.rate = max(self.floor, current / 2)
+        if self.ceiling is not None:
+            self.rate = min(self.rate, self.ceiling)
+
+    def speed_up(self) -> None:
+        """A success: a little faster, up to the ceiling."""
+        if self.rate is None:
+            return
+        self.rate += self.step
+        if self.ceiling is not None:
+            self.rate = min(self.rate, self.ceiling)

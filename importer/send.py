@@ -307,6 +307,7 @@ class Sender:
             result = await request()
         except RateLimited as error:
             self.breaker.server_answered(sent_at)
+            self.limiter.slow_down()
             self.breaker.pause(
                 max(error.retry_after or 0.0, self.settings.retry.min_rate_limit_wait)
             )
@@ -323,6 +324,7 @@ class Sender:
             self.breaker.release(probe)
             raise
         self.breaker.server_answered(sent_at)
+        self.limiter.speed_up()
         return result
 
     def _fail(self, item: WorkItem, error: ApiError, *, transient: bool) -> None:

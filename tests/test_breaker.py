@@ -176,3 +176,50 @@ def test_no_rate_means_no_limit() -> None:
         assert time.sleeps == []
 
     asyncio.run(main())
+
+
+def test_a_429_starts_pacing_at_half_the_rate_just_seen() -> None:
+    async def main() -> None:
+        time = FakeTime()
+        limiter = RateLimiter(None, clock=time.clock, sleep=time.sleep)
+        for _ in range(40):  # 40 requests in 2 seconds: 20/s
+            await limiter.acquire()
+            time.now += 0.05
+        limiter.slow_down()
+        assert limiter.rate == pytest.approx(10.0)
+        time.sleeps.clear()
+        await limiter.acquire()
+        await limiter.acquire()
+        assert time.sleeps == pytest.approx([0.1])
+
+    asyncio.run(main())
+
+
+def test_a_burst_of_429s_halves_once_per_second_down_to_the_floor() -> None:
+    time = FakeTime()
+    limiter = RateLimiter(8.0, floor=0.5, clock=time.clock, sleep=time.sleep)
+    for _ in range(8):  # the same burst: one halving
+        limiter.slow_down()
+    assert limiter.rate == 4.0
+    for _ in range(10):
+        time.now += 1.0
+        limiter.slow_down()
+    assert limiter.rate == 0.5
+
+
+def test_successes_raise_the_pace_additively_up_to_the_ceiling() -> None:
+    time = FakeTime()
+    limiter = RateLimiter(3.0, step=0.5, clock=time.clock, sleep=time.sleep)
+    limiter.slow_down()
+    assert limiter.rate == 1.5
+    limiter.speed_up()
+    assert limiter.rate == 2.0
+    for _ in range(10):
+        limiter.speed_up()
+    assert limiter.rate == 3.0  # never above --rate
+
+
+def test_without_429s_successes_add_no_limit() -> None:
+    limiter = RateLimiter(None)
+    limiter.speed_up()
+    assert limiter.rate is None

@@ -92,6 +92,22 @@ def test_rate_limit_429_is_honoured_and_every_row_lands(
     assert set(created_counts(server).values()) == {1}
 
 
+def test_a_low_rate_limit_slows_the_importer_down_instead_of_failing_rows(
+    make_sandbox: object, tmp_path: Path
+) -> None:
+    server = make_sandbox("--rate-limit", "4")  # type: ignore[operator]
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(24)])
+    ledger = tmp_path / "ledger.db"
+
+    # Eight workers against four requests a second, with the default six attempts per row.
+    result = run_cli(run_args(manifest, ledger, server, "--concurrency", "8"), server.api_key)
+
+    assert result.exit_code == 0, result.output
+    assert status_counts(ledger) == {"created": 24}
+    statuses = server.stats()["requests"]["POST /v2/engagements"]
+    assert 0 < statuses["429"] < 24  # it paced itself after the first refusals
+
+
 def test_server_errors_are_retried(sandbox: SandboxProcess, tmp_path: Path) -> None:
     sandbox.set_faults(fail_rate=0.3)
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(30)])
