@@ -42,6 +42,10 @@ class ManifestRow:
 def manifest_format(path: Path) -> str:
     """``csv`` or ``parquet``, from the extension, else from the file's magic bytes."""
     suffix = path.suffix.lower()
+    if suffix in {".xlsx", ".xls", ".xlsm", ".ods", ".numbers"}:
+        raise ManifestError(
+            str(path), "is a spreadsheet workbook: save it as CSV (UTF-8) or Parquet first"
+        )
     if suffix in {".parquet", ".pq"}:
         return "parquet"
     if suffix in {".csv", ".tsv", ".txt"}:

@@ -29,7 +29,11 @@ TranscriptReader = Callable[[str], str]
 
 # Recordings come from the past: anything outside these years is a mistaken column.
 EARLIEST_YEAR, LATEST_YEAR = 1990, 2100
-EPOCH_MS_THRESHOLD = 100_000_000_000  # larger numbers are milliseconds (year 5138 in seconds)
+EPOCH_MS_THRESHOLD = 100_000_000_000
+# Excel stores dates as days since 1899-12-30: 5-digit numbers, often with a fraction.
+EXCEL_SERIAL = re.compile(
+    r"[1-9]\d{4}(\.\d+)?"
+)  # larger numbers are milliseconds (year 5138 in seconds)
 TRUE_WORDS = {"true", "yes", "y", "1", "t"}
 FALSE_WORDS = {"false", "no", "n", "0", "f"}
 NAME_EMAIL = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<\s*(?P<email>[^<>]*)\s*>\s*$")
@@ -338,17 +342,37 @@ def parse_start_at(text: str, timezone: str) -> str:
                 "(2024-03-05T14:30:00+01:00), 'YYYY-MM-DD HH:MM' or epoch seconds"
             ) from None
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=ZoneInfo(timezone))
+            moment = _localise(moment, ZoneInfo(timezone), value, timezone)
     # Checked before converting (year 9999 cannot be converted) and after: the UTC time is
     # what is sent, and an offset can move it across a year boundary.
     if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
-        raise InvalidCell(f"{value!r} is in {moment.year}: outside {EARLIEST_YEAR}-{LATEST_YEAR}")
+        hint = ""
+        if EXCEL_SERIAL.fullmatch(value):
+            hint = " (it looks like an Excel serial date: export dates as text, e.g. ISO 8601)"
+        raise InvalidCell(
+            f"{value!r} is in {moment.year}: outside {EARLIEST_YEAR}-{LATEST_YEAR}{hint}"
+        )
     utc_year = moment.astimezone(dt.timezone.utc).year
     if not EARLIEST_YEAR <= utc_year <= LATEST_YEAR:
         raise InvalidCell(
             f"{value!r} is in {utc_year} in UTC: outside {EARLIEST_YEAR}-{LATEST_YEAR}"
         )
     return format_rfc3339(moment)
+
+
+def _localise(naive: dt.datetime, zone: ZoneInfo, value: str, name: str) -> dt.datetime:
+    """A wall-clock time in ``zone``; a time skipped by a clock change is an error.
+
+    A time that happens twice (clocks going back) is read as the first of the two.
+    """
+    moment = naive.replace(tzinfo=zone)
+    back = moment.astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
+    if back != naive:
+        raise InvalidCell(
+            f"{value!r} does not exist in {name}: the clocks skipped that hour; "
+            "give the time with its offset"
+        )
+    return moment
 
 
 def format_rfc3339(moment: dt.datetime) -> str:

@@ -256,3 +256,12 @@ def test_garbage_with_a_parquet_extension(tmp_path: Path) -> None:
     path = write(tmp_path, b"id,type\n1,CALL\n", "m.parquet")
     with pytest.raises(ManifestError, match="Parquet"):
         rows_of(path)
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".xls"])
+def test_a_spreadsheet_workbook_is_refused_with_advice(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"export{suffix}"
+    path.write_bytes(b"PK\x03\x04 not really a workbook")
+
+    with pytest.raises(ManifestError, match="save it as CSV"):
+        next(read_manifest(path))

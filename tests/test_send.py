@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from importer.errors import ServerUnavailable
 from importer.events import JsonReporter
 from importer.ledger import Ledger
 from importer.retry import RetrySettings
@@ -123,3 +124,25 @@ def test_a_2xx_that_is_not_an_engagement_is_retried(tmp_path: Path) -> None:
     assert calls == 3
     assert row["status"] == "created" and row["engagement_id"] == "ngmt_abc123"
     assert row["attempts"] == 3
+
+
+def test_a_tls_failure_says_what_may_be_wrong(tmp_path: Path) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[SSL: WRONG_VERSION_NUMBER] wrong version number")
+
+    async def main() -> str:
+        target = AskElephantTarget(
+            "https://127.0.0.1:9", "sk-apik_x.SECRET", transport=httpx.MockTransport(refuse)
+        )
+        try:
+            await target.create(PAYLOAD)
+        except ServerUnavailable as error:
+            return str(error)
+        finally:
+            await target.aclose()
+        return ""
+
+    message = asyncio.run(main())
+
+    assert "WRONG_VERSION_NUMBER" in message and "plain http" in message
+    assert "SECRET" not in message

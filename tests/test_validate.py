@@ -628,3 +628,18 @@ def test_length_limits_count_characters(
         assert row.payload is None
         assert column in [e.column for e in row.errors]
         assert any(e.rule == "too_long" for e in row.errors)
+
+
+def test_a_time_skipped_by_a_clock_change_is_an_error() -> None:
+    with pytest.raises(InvalidCell, match="does not exist in Europe/Paris"):
+        parse_start_at("2024-03-31 02:30", "Europe/Paris")
+
+
+def test_a_time_that_happens_twice_is_read_as_the_first() -> None:
+    # 02:30 on 27 October 2024 happens at +02:00, then again at +01:00.
+    assert parse_start_at("2024-10-27 02:30", "Europe/Paris") == "2024-10-27T00:30:00+00:00"
+
+
+def test_an_excel_serial_date_gets_a_hint() -> None:
+    with pytest.raises(InvalidCell, match="Excel serial date"):
+        parse_start_at("45356.6041", "UTC")

@@ -141,8 +141,15 @@ class AskElephantTarget:
                 f"no answer in time ({type(error).__name__}); the request may have been applied"
             ) from None
         except httpx.TransportError as error:
-            # Never echo the request: its headers hold the key.
-            raise ServerUnavailable(f"connection failed ({type(error).__name__})") from None
+            # Never echo the request: its headers hold the key. The error's own text is
+            # the socket's or TLS library's words, which help (e.g. https to an http port).
+            reason = str(error).strip()[:200]
+            hint = ""
+            if "SSL" in reason or "TLS" in reason:
+                hint = "; does the server speak https? (the sandbox speaks plain http)"
+            raise ServerUnavailable(
+                f"connection failed ({type(error).__name__}{': ' + reason if reason else ''}{hint})"
+            ) from None
 
     def _raise_for(self, response: httpx.Response, operation: str, scope: str) -> None:
         error = classify(
