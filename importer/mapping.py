@@ -62,6 +62,13 @@ class ColumnMapping:
         """The manifest column a field is read from (for error messages)."""
         return self.columns.get(field_name, field_name)
 
+    def unused_columns(self, present: list[str]) -> list[str]:
+        """Manifest columns no field reads (a typo in the mapping shows up here)."""
+        used = {self.column_of(name) for name in FIELDS}
+        # errors.csv fed back as a manifest brings these along; they are expected.
+        expected = {"error_status", "error_message"}
+        return [name for name in present if name not in used and name not in expected]
+
     def check_columns(self, path: Path, present: list[str], source_system_given: bool) -> None:
         """A missing required column is an error for the whole file."""
         required = list(REQUIRED_FIELDS)

@@ -290,6 +290,9 @@ async def run_import(
     if settings.check_media:
         await preflight_media(ledger, settings, reporter)
     duplicates, _ = index_manifest(ledger, settings)
+    unused = settings.mapping.columns.unused_columns(read_columns(settings.manifest))
+    if unused:
+        reporter.notice(f"Columns not used (not in the mapping): {', '.join(unused)}")
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
     if not (settings.plan.only_failed or settings.contacts_only):
         ledger.register_pending(manifest_key, conflicting)

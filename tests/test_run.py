@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT, SandboxProcess
 from tests.factories import (
+    COLUMNS,
     ledger_rows,
     row,
     run_args,
@@ -303,3 +304,16 @@ def test_parquet_and_csv_import_alike(sandbox: SandboxProcess, tmp_path: Path, f
 
     assert result.exit_code == 0, result.output
     assert len(created_counts(sandbox)) == 6
+
+
+def test_columns_no_field_reads_are_named(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    manifest = write_manifest(
+        tmp_path / "m.csv",
+        [{**row(1), "Notes": "x", "Recording": "y"}],
+        columns=[*COLUMNS, "Notes", "Recording"],
+    )
+
+    result = run_cli(run_args(manifest, tmp_path / "l.db", sandbox), sandbox.api_key)
+
+    assert result.exit_code == 0, result.output
+    assert "Columns not used (not in the mapping): Notes, Recording" in result.output
