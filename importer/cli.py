@@ -303,7 +303,8 @@ def _print_summary(summary: Any, manifest: Path, quiet: bool) -> None:
     click.echo(
         format_counts(
             summary.counts,
-            f"Summary for {manifest} ({summary.seconds:.1f} s, {summary.requests:,} requests, "
+            f"Summary for {manifest} ({summary.seconds:.1f} s, {summary.requests:,} "
+            f"request{'' if summary.requests == 1 else 's'}, "
             f"{rate:.1f} rows/s):",
         )
     )

@@ -63,7 +63,7 @@ def format_counts(counts: Counter[str] | dict[str, int], title: str) -> str:
     )
     lines = [title]
     width = max((len(n) for n in names), default=0)
-    lines += [f"  {name:<{width}}  {counts[name]:>9,}" for name in names]
+    lines += [f"  {name.replace('_', ' '):<{width}}  {counts[name]:>9,}" for name in names]
     if not names:
         lines.append("  (no rows)")
     return "\n".join(lines)
