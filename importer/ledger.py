@@ -520,14 +520,18 @@ class Ledger:
 
     def contacts_failures(self, limit: int = 10) -> tuple[int, list[tuple[str, str]]]:
         """How many engagements still lack their contact set, and a few with the reason."""
+        return self._flagged("contacts_error", limit)
+
+    def _flagged(self, column: str, limit: int) -> tuple[int, list[tuple[str, str]]]:
+        """Rows whose ``column`` is set: how many, and the first few (id, value)."""
         total = self.db.execute(
-            "SELECT COUNT(*) FROM engagements WHERE contacts_error IS NOT NULL"
+            f"SELECT COUNT(*) FROM engagements WHERE {column} IS NOT NULL"
         ).fetchone()[0]
         sample = [
-            (row["external_id"], row["contacts_error"])
+            (row["external_id"], row[column])
             for row in self.db.query(
-                "SELECT external_id, contacts_error FROM engagements "
-                "WHERE contacts_error IS NOT NULL ORDER BY manifest, row_number LIMIT ?",
+                f"SELECT external_id, {column} FROM engagements "
+                f"WHERE {column} IS NOT NULL ORDER BY manifest, row_number LIMIT ?",
                 [limit],
             )
         ]
@@ -737,22 +741,7 @@ class Ledger:
 
     def changed_rows(self, limit: int = 10) -> tuple[int, list[tuple[str, str]]]:
         """How many imported rows differ from their manifest now, and a few of them."""
-        total = next(
-            iter(
-                self.db.query(
-                    "SELECT COUNT(*) AS n FROM engagements WHERE changed_fields IS NOT NULL"
-                )
-            )
-        )["n"]
-        sample = [
-            (row["external_id"], row["changed_fields"])
-            for row in self.db.query(
-                "SELECT external_id, changed_fields FROM engagements "
-                "WHERE changed_fields IS NOT NULL ORDER BY manifest, row_number LIMIT ?",
-                [limit],
-            )
-        ]
-        return int(total), sample
+        return self._flagged("changed_fields", limit)
 
     def failed_split(self) -> dict[str, int]:
         """Failed rows: transient (retried later) and permanent."""

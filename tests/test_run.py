@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,37 +76,39 @@ def test_existing_engagement_answers_200_and_is_recorded_as_existing(
     assert set(created_counts(sandbox).values()) == {1}
 
 
+def import_under_rate_limit(
+    make_sandbox: Any, tmp_path: Path, limit: str, rows: int, *extra: str
+) -> dict[str, int]:
+    """Import ``rows`` rows against a sandbox allowing ``limit`` requests/s; create statuses."""
+    server = make_sandbox("--rate-limit", limit)
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(rows)])
+    ledger = tmp_path / "ledger.db"
+
+    result = run_cli(run_args(manifest, ledger, server, *extra), server.api_key)
+
+    assert result.exit_code == 0, result.output
+    assert status_counts(ledger) == {"created": rows}
+    assert set(created_counts(server).values()) == {1}
+    return dict(server.stats()["requests"]["POST /v2/engagements"])
+
+
 def test_rate_limit_429_is_honoured_and_every_row_lands(
     make_sandbox: object, tmp_path: Path
 ) -> None:
-    server = make_sandbox("--rate-limit", "20")  # type: ignore[operator]
-    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(60)])
-    ledger = tmp_path / "ledger.db"
+    statuses = import_under_rate_limit(make_sandbox, tmp_path, "20", 60, "--max-attempts", "10")
 
-    result = run_cli(run_args(manifest, ledger, server, "--max-attempts", "10"), server.api_key)
-
-    assert result.exit_code == 0, result.output
-    statuses = server.stats()["requests"]["POST /v2/engagements"]
     assert statuses.get("429", 0) > 0
     assert statuses["201"] == 60
     # Honouring Retry-After means workers pause together: far fewer 429s than requests.
     assert statuses["429"] < 60
-    assert set(created_counts(server).values()) == {1}
 
 
 def test_a_low_rate_limit_slows_the_importer_down_instead_of_failing_rows(
     make_sandbox: object, tmp_path: Path
 ) -> None:
-    server = make_sandbox("--rate-limit", "4")  # type: ignore[operator]
-    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(24)])
-    ledger = tmp_path / "ledger.db"
-
     # Eight workers against four requests a second, with the default six attempts per row.
-    result = run_cli(run_args(manifest, ledger, server, "--concurrency", "8"), server.api_key)
+    statuses = import_under_rate_limit(make_sandbox, tmp_path, "4", 24, "--concurrency", "8")
 
-    assert result.exit_code == 0, result.output
-    assert status_counts(ledger) == {"created": 24}
-    statuses = server.stats()["requests"]["POST /v2/engagements"]
     assert 0 < statuses["429"] < 24  # it paced itself after the first refusals
 
 
