@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +28,7 @@ def load_api_key(
     warnings: list[str] = []
     if key_file is not None:
         try:
-            key = key_file.read_text(encoding="utf-8").strip()
+            key = key_file.read_text(encoding="utf-8-sig").strip()
             mode = key_file.stat().st_mode
         except FileNotFoundError:
             raise UsageError(f"--api-key-file {key_file}: no such file") from None
@@ -39,13 +40,24 @@ def load_api_key(
             )
         if not key:
             raise UsageError(f"--api-key-file {key_file} is empty")
+        check_key_shape(key, f"the key in {key_file}")
         return key, warnings
     key = env.get(API_KEY_ENV, "").strip()
     if not key:
         raise UsageError(
             f"no API key: pass --api-key-file PATH or set the environment variable {API_KEY_ENV}"
         )
+    check_key_shape(key, f"the key in {API_KEY_ENV}")
     return key, warnings
+
+
+def check_key_shape(key: str, where: str) -> None:
+    """One token of printable ASCII, as keys are; the message never quotes the key."""
+    if not re.fullmatch(r"[\x21-\x7e]+", key):
+        raise UsageError(
+            f"{where} contains spaces, line breaks or non-ASCII characters; "
+            "an API key is one line of plain characters (sk-apik_...)"
+        )
 
 
 def resolve_base_url(base_url: str | None, environ: Mapping[str, str] | None = None) -> str:

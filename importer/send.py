@@ -30,7 +30,7 @@ from importer.errors import (
 )
 from importer.events import Reporter
 from importer.ledger import Ledger
-from importer.retry import RetrySettings, retry_policy
+from importer.retry import RetrySettings, retry_policy, shared_pause
 from importer.targets.base import Target
 from importer.validate import contacts_hash
 
@@ -121,6 +121,9 @@ class Sender:
         )
         self.limiter = RateLimiter(settings.rate, clock=clock, sleep=self._sleep)
         self.outcome = SendOutcome()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._crash: Exception | None = None
+        """An unexpected error in a worker: re-raised once the others have stopped."""
 
     # -- control -------------------------------------------------------------------------
 
@@ -150,6 +153,7 @@ class Sender:
         workers = {
             asyncio.create_task(self._worker(queue)) for _ in range(self.settings.concurrency)
         }
+        self._workers = workers
         try:
             async for item in items:
                 if self.stop_event.is_set():
@@ -168,6 +172,8 @@ class Sender:
                 queue.put_nowait(item)
                 return
             except asyncio.QueueFull:
+                if all(worker.done() for worker in self._workers):
+                    return  # nobody left to take it: the row stays pending
                 if self.stop_event.is_set():
                     with contextlib.suppress(asyncio.QueueEmpty):
                         queue.get_nowait()
@@ -191,11 +197,18 @@ class Sender:
             await asyncio.gather(*pending, return_exceptions=True)
         finally:
             stopped.cancel()
-        for task in workers:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        if self._crash is not None:
+            raise self._crash
 
     async def _worker(self, queue: asyncio.Queue[WorkItem | None]) -> None:
+        """Take items until the end; an unexpected error stops the whole run, not one worker."""
+        try:
+            await self._work(queue)
+        except Exception as error:
+            self._crash = self._crash or error
+            self.stop_event.set()
+
+    async def _work(self, queue: asyncio.Queue[WorkItem | None]) -> None:
         while True:
             item = await queue.get()
             if item is None:
@@ -308,9 +321,7 @@ class Sender:
         except RateLimited as error:
             self.breaker.server_answered(sent_at)
             self.limiter.slow_down()
-            self.breaker.pause(
-                max(error.retry_after or 0.0, self.settings.retry.min_rate_limit_wait)
-            )
+            self.breaker.pause(shared_pause(error, self.settings.retry))
             raise
         except ServerUnavailable as error:
             self.breaker.server_failed(probe, sent_at)

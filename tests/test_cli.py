@@ -88,3 +88,53 @@ def test_init_into_a_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "cannot write" in result.output
     assert "Traceback" not in result.output and "internal error" not in result.output
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"sk-apik_a.FIRSTHALF\nSECONDHALF\n", "sk-apik_a.\u00e9SECRET".encode(), b"sk-apik a.SECRET"],
+)
+def test_a_malformed_key_is_refused_without_quoting_it(tmp_path: Path, content: bytes) -> None:
+    key_file = tmp_path / "key.txt"
+    key_file.write_bytes(content)
+    key_file.chmod(0o600)
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+
+    result = run_cli(
+        [
+            "run",
+            str(manifest),
+            "--ledger",
+            str(tmp_path / "l.db"),
+            "--api-key-file",
+            str(key_file),
+            "--base-url",
+            "http://127.0.0.1:9",
+        ]
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "one line of plain characters" in result.output
+    assert "SECRET" not in result.output and "HALF" not in result.output
+
+
+def test_a_key_file_saved_with_a_bom_works(tmp_path: Path) -> None:
+    from importer.config import load_api_key
+
+    key_file = tmp_path / "key.txt"
+    key_file.write_bytes(b"\xef\xbb\xbfsk-apik_a.B\r\n")
+    key_file.chmod(0o600)
+
+    assert load_api_key(key_file) == ("sk-apik_a.B", [])
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "https://host:notaport/api"])
+def test_a_malformed_base_url_is_a_usage_error(tmp_path: Path, url: str) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+
+    result = run_cli(
+        ["run", str(manifest), "--ledger", str(tmp_path / "l.db"), "--base-url", url], "k"
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "not a valid URL" in result.output

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from importer.errors import ServerUnavailable
 from importer.events import JsonReporter
@@ -146,3 +147,106 @@ def test_a_tls_failure_says_what_may_be_wrong(tmp_path: Path) -> None:
 
     assert "WRONG_VERSION_NUMBER" in message and "plain http" in message
     assert "SECRET" not in message
+
+
+def test_one_extreme_retry_after_does_not_stall_the_other_rows(tmp_path: Path) -> None:
+    waits: list[float] = []
+    now = [0.0]
+    first = [True]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if body["external_id"] == "crm:0" and first[0]:
+            first[0] = False
+            return too_many("86400")
+        return httpx.Response(201, json={"id": "ngmt_" + body["external_id"][4:] + "x"})
+
+    async def fake_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    async def many() -> AsyncIterator[WorkItem]:
+        for n in range(3):
+            payload = {**PAYLOAD, "external_id": f"crm:{n}"}
+            yield WorkItem(
+                f"crm:{n}",
+                "m.csv",
+                n + 2,
+                payload,
+                payload_hash(payload),
+                field_hashes(payload),
+                {"id": str(n)},
+            )
+
+    async def main() -> None:
+        target = AskElephantTarget(
+            "http://127.0.0.1:9", "k", transport=httpx.MockTransport(handler)
+        )
+        ledger = Ledger(tmp_path / "l.db")
+        sender = Sender(
+            target,
+            ledger,
+            1,
+            SendSettings(concurrency=1),
+            JsonReporter(),
+            sleep=fake_sleep,
+            clock=lambda: now[0],
+        )
+        await asyncio.wait_for(sender.run(many()), 10)
+        await target.aclose()
+        ledger.close()
+
+    asyncio.run(main())
+
+    assert max(waits) <= 120  # the others waited at most the cap, not a day
+    book = Ledger(tmp_path / "l.db", readonly=True)
+    statuses = {r["external_id"]: r["status"] for r in book.engagements()}
+    book.close()
+    assert statuses == {"crm:0": "failed", "crm:1": "created", "crm:2": "created"}
+
+
+def test_an_unexpected_error_in_a_worker_stops_the_run_instead_of_hanging(
+    tmp_path: Path,
+) -> None:
+    class Broken:
+        async def create(self, payload: dict[str, object]) -> object:
+            raise RuntimeError("bug")
+
+        async def aclose(self) -> None:
+            pass
+
+    async def many() -> AsyncIterator[WorkItem]:
+        for n in range(50):  # more than the queue holds
+            payload = {**PAYLOAD, "external_id": f"crm:{n}"}
+            yield WorkItem(
+                f"crm:{n}",
+                "m.csv",
+                n + 2,
+                payload,
+                payload_hash(payload),
+                field_hashes(payload),
+                {"id": str(n)},
+            )
+
+    async def main() -> None:
+        ledger = Ledger(tmp_path / "l.db")
+        sender = Sender(Broken(), ledger, 1, SendSettings(concurrency=2), JsonReporter())  # type: ignore[arg-type]
+        try:
+            await asyncio.wait_for(sender.run(many()), 10)
+        finally:
+            ledger.close()
+
+    with pytest.raises(RuntimeError, match="bug"):
+        asyncio.run(main())
+
+
+def test_an_unreadable_body_is_a_transient_error_not_a_crash(tmp_path: Path) -> None:
+    answers = [
+        httpx.Response(
+            201, headers={"Content-Encoding": "gzip"}, stream=httpx.ByteStream(b"not gzip")
+        ),
+        httpx.Response(201, json=ENGAGEMENT),
+    ]
+    row, _, calls = send_with(tmp_path, lambda n: answers[n - 1])
+
+    assert calls == 2 and row["status"] == "created"

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from importer import __version__, contract
-from importer.errors import ServerUnavailable, TransientError, UsageError
+from importer.errors import FatalError, ServerUnavailable, TransientError, UsageError
 from importer.responses import classify, parse_problem
 from importer.targets.base import CreateResult, GetResult
 
@@ -20,7 +20,11 @@ DEFAULT_READ_TIMEOUT = 300.0  # the server fetches the media synchronously durin
 
 def check_base_url(base_url: str) -> str:
     """Refuse a base URL that would send the key in clear text, or is not a URL at all."""
-    parts = urlsplit(base_url.strip())
+    try:
+        parts = urlsplit(base_url.strip())
+        parts.port  # noqa: B018 - a malformed port raises here
+    except ValueError as error:
+        raise UsageError(f"--base-url {base_url!r} is not a valid URL ({error})") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UsageError(
             f"--base-url {base_url!r} is not an http(s) URL, e.g. {contract.PRODUCTION_BASE_URL}"
@@ -60,6 +64,7 @@ class AskElephantTarget:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
+        self._key = api_key
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers={
@@ -140,16 +145,29 @@ class AskElephantTarget:
             raise ServerUnavailable(
                 f"no answer in time ({type(error).__name__}); the request may have been applied"
             ) from None
+        except httpx.LocalProtocolError as error:
+            # Raised before anything is sent, e.g. for a header value h11 refuses: its text
+            # would quote the Authorization header, so it is never shown.
+            raise FatalError(
+                f"the request could not be formed ({type(error).__name__}); "
+                "check that the API key is one line of plain characters"
+            ) from None
         except httpx.TransportError as error:
-            # Never echo the request: its headers hold the key. The error's own text is
-            # the socket's or TLS library's words, which help (e.g. https to an http port).
-            reason = str(error).strip()[:200]
+            # The socket's or TLS library's words help (e.g. https to an http port); the key
+            # is scrubbed from them all the same.
+            reason = self._scrub(str(error).strip()[:200])
             hint = ""
             if "SSL" in reason or "TLS" in reason:
                 hint = "; does the server speak https? (the sandbox speaks plain http)"
             raise ServerUnavailable(
                 f"connection failed ({type(error).__name__}{': ' + reason if reason else ''}{hint})"
             ) from None
+        except httpx.HTTPError as error:
+            # E.g. a body that cannot be decoded: the request may have been applied.
+            raise TransientError(f"the answer could not be read ({type(error).__name__})") from None
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._key, "[API key]") if self._key else text
 
     def _raise_for(self, response: httpx.Response, operation: str, scope: str) -> None:
         error = classify(
