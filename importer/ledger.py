@@ -350,10 +350,12 @@ class Ledger:
                 )
         return facts
 
-    def clear_rejects(self, manifest: str) -> None:
-        """Forget a manifest's earlier rejects: this run decides them afresh."""
+    def drop_stale_rejects(self, manifest: str, run_id: int) -> None:
+        """After a complete pass: rejects of this manifest that the run did not confirm."""
         with self.db.conn:
-            self.db.execute("DELETE FROM rejects WHERE manifest = ?", [manifest])
+            self.db.execute(
+                "DELETE FROM rejects WHERE manifest = ? AND run_id != ?", [manifest, run_id]
+            )
 
     def add_rejects(self, rejects: list[Reject], run_id: int) -> None:
         """Record rows that will not be sent, with their cells for errors.csv."""

@@ -229,14 +229,14 @@ def planned_batches(
         ]
 
 
-def reject_of(planned: PlannedRow) -> Reject | None:
+def reject_of(planned: PlannedRow, manifest: str) -> Reject | None:
     """Invalid rows and conflicting duplicates are kept, with their cells, for errors.csv."""
     if planned.action == INVALID or (
         planned.action == DUPLICATE and not planned.reason.startswith("same as row")
     ):
         row = planned.row
         return Reject(
-            row.file, row.row_number, row.external_id, planned.action, planned.reason, row.cells
+            manifest, row.row_number, row.external_id, planned.action, planned.reason, row.cells
         )
     return None
 
@@ -296,7 +296,6 @@ async def run_import(
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
     if not (settings.plan.only_failed or settings.contacts_only):
         ledger.register_pending(manifest_key, conflicting)
-        ledger.clear_rejects(manifest_key)
     ahead = ledger.index_summary(conflicting, only_failed=settings.plan.only_failed)
     if settings.contacts_only:
         reporter.notice("Applying contact sets that differ from the ones last applied.")
@@ -311,13 +310,15 @@ async def run_import(
     summary = RunSummary()
     sender = Sender(target, ledger, run_id, settings.send, reporter)
 
+    read_to_the_end: list[bool] = []
+
     async def items() -> AsyncIterator[WorkItem]:
         for batch in planned_batches(ledger, settings, duplicates):
             rejects = []
             changed: dict[str, list[str]] = {}
             unchanged: list[str] = []
             for planned in batch:
-                reject = reject_of(planned)
+                reject = reject_of(planned, manifest_key)
                 if reject is not None:
                     rejects.append(reject)
                 external_id = planned.row.external_id or ""
@@ -341,9 +342,14 @@ async def run_import(
             ledger.add_rejects(rejects, run_id)
             ledger.note_changes(changed, unchanged)
             await asyncio.sleep(0)  # let workers run between batches
+        read_to_the_end.append(True)
 
     with _signals_stop(sender, install_signal_handlers):
         outcome = await sender.run(items())
+    if read_to_the_end:
+        # Only a complete pass knows every reject: older ones of this manifest are now stale.
+        # A stopped run keeps them, so nothing is forgotten before it is decided again.
+        ledger.drop_stale_rejects(manifest_key, run_id)
     _merge(summary, outcome)
     if outcome.fatal or outcome.aborted or outcome.interrupted:
         summary.counts.update(ledger.unfinished(manifest_key))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -320,3 +321,39 @@ def test_columns_no_field_reads_are_named(sandbox: SandboxProcess, tmp_path: Pat
 
     assert result.exit_code == 0, result.output
     assert "Columns not used (not in the mapping): Notes, Recording" in result.output
+
+
+def invalid_count(ledger: Path) -> int:
+    status = run_cli(["status", "--ledger", str(ledger), "--json"])
+    return int(json.loads(status.stdout)["counts"].get("invalid", 0))
+
+
+def test_rejects_are_kept_once_whatever_path_names_the_manifest(
+    sandbox: SandboxProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_manifest(tmp_path / "m.csv", [row(1), row(2, id=""), row(3, type="VIDEO")])
+    ledger = tmp_path / "l.db"
+    monkeypatch.chdir(tmp_path)
+
+    for name in ("m.csv", str(tmp_path / "m.csv"), "m.csv"):
+        assert run_cli(run_args(Path(name), ledger, sandbox), sandbox.api_key).exit_code == 1
+        assert invalid_count(ledger) == 2
+    write_manifest(tmp_path / "m.csv", [row(1), row(3, type="VIDEO")])  # the id-less row gone
+    assert run_cli(run_args(Path("m.csv"), ledger, sandbox), sandbox.api_key).exit_code == 1
+    assert invalid_count(ledger) == 1
+
+
+def test_a_stopped_run_forgets_no_reject(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    # The invalid rows sit at the end, where a run stopped early never reads.
+    rows = [row(n, title="" if n > 194 else f"t{n}") for n in range(1, 201)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    ledger = tmp_path / "l.db"
+    assert run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key).exit_code == 1
+    assert invalid_count(ledger) == 6
+    more = write_manifest(tmp_path / "m.csv", [*(row(n) for n in range(300, 400)), *rows])
+
+    # A bad key stops the next run at its first requests, long before the end of the file.
+    stopped = run_cli(run_args(more, ledger, sandbox, "--batch-size", "10"), "sk-apik_bad.K")
+
+    assert stopped.exit_code == 3
+    assert invalid_count(ledger) == 6
