@@ -721,9 +721,11 @@ class Ledger:
         ]
 
     def last_options(self, manifest: str) -> dict[str, Any]:
-        """The options of the last run of a manifest (to retry it the same way)."""
+        """The options of the last `run` of a manifest (retry and sync-contacts record fewer)."""
         for row in self.db.query(
-            "SELECT options FROM runs WHERE manifest = ? ORDER BY id DESC LIMIT 1", [manifest]
+            "SELECT options FROM runs WHERE manifest = ? AND command = 'run' "
+            "ORDER BY id DESC LIMIT 1",
+            [manifest],
         ):
             return dict(json.loads(row["options"] or "{}"))
         return {}

@@ -734,3 +734,45 @@ def test_quiet_prints_nothing_but_errors(sandbox: SandboxProcess, tmp_path: Path
     assert wrong_key.exit_code == 3
     assert wrong_key.stdout == ""
     assert "401" in wrong_key.stderr
+
+
+def test_retry_keeps_the_mapping_and_options_of_the_run_across_retries(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('[columns]\nid = "Activity ID"\n[defaults]\ntype = "CALL"\n', "utf-8")
+    columns = ["Activity ID", "title", "media_url", "start_at"]
+    rows = [
+        {
+            "Activity ID": f"a{n}",
+            "title": f"t{n}",
+            "start_at": "2024-01-15 09:00",
+            "media_url": f"https://media.example.com/{n}.mp3",
+        }
+        for n in range(3)
+    ]
+    manifest = write_manifest(tmp_path / "crm.csv", rows, columns=columns)
+    options = [
+        "--mapping",
+        str(mapping),
+        "--source-system",
+        "hub",
+        "--timezone",
+        "America/New_York",
+        "--prefix",
+        "hub-",
+    ]
+    sandbox.set_faults(rate_limit=0.5)
+    first = run(sandbox, manifest, ledger, *options, "--max-attempts", "1", "--concurrency", "1")
+    assert first.exit_code == 1, first.output
+    # Still limited: the first retry leaves rows failed again (and records its own run).
+    command(sandbox, "retry", ledger, "--max-attempts", "1", "--concurrency", "1")
+    sandbox.set_faults(rate_limit=None)
+
+    second = command(sandbox, "retry", ledger)
+
+    assert second.exit_code == 0, second.output
+    stored = {e["external_id"]: e["start_at"] for e in sandbox.engagements()}
+    assert set(stored) == {"hub-a0", "hub-a1", "hub-a2"}
+    assert {value[:19] for value in stored.values()} == {"2024-01-15T14:00:00"}
