@@ -18,7 +18,9 @@ The same plan drives ``importer plan``, ``importer run --dry-run`` and ``importe
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from importer.ledger import LedgerFact
 from importer.validate import MappedRow, contacts_hash, field_hashes
@@ -139,3 +141,43 @@ def changed_fields(row: MappedRow, fact: LedgerFact) -> list[str]:
     names = sorted(set(now) | set(before))
     differ = [name for name in names if now.get(name) != before.get(name)]
     return differ or ["(unknown: the earlier import predates per-field tracking)"]
+
+
+# Create fields the engagement answer shows back, by the name it uses for them.
+ECHOED_FIELDS = {
+    "title": "title",
+    "type": "engagement_type",
+    "start_at": "start_at",
+    "is_private": "is_private",
+}
+
+
+def server_view(payload: dict[str, Any], engagement: dict[str, Any]) -> dict[str, Any]:
+    """The payload with the values AskElephant actually holds, where its answer shows them.
+
+    A ``200`` returns the engagement that already existed, unchanged: made by an earlier
+    attempt whose answer was lost, or by another tool, maybe from other values.
+    """
+    view = dict(payload)
+    for field, answer_field in ECHOED_FIELDS.items():
+        held = engagement.get(answer_field)
+        if held is None or field not in payload:
+            continue
+        if field == "start_at":
+            if _same_instant(str(payload[field]), str(held)):
+                continue
+            view[field] = str(held)
+        elif held != payload[field]:
+            view[field] = held
+    return view
+
+
+def _same_instant(a: str, b: str) -> bool:
+    try:
+        first = dt.datetime.fromisoformat(a.replace("Z", "+00:00"))
+        second = dt.datetime.fromisoformat(b.replace("Z", "+00:00"))
+    except ValueError:
+        return a == b
+    if (first.tzinfo is None) != (second.tzinfo is None):
+        return False
+    return first == second

@@ -30,9 +30,10 @@ from importer.errors import (
 )
 from importer.events import Reporter
 from importer.ledger import Ledger
+from importer.plan import CHANGED, server_view
 from importer.retry import RetrySettings, retry_policy, shared_pause
 from importer.targets.base import Target
-from importer.validate import contacts_hash
+from importer.validate import contacts_hash, field_hashes, payload_hash
 
 
 @dataclass(frozen=True)
@@ -267,16 +268,27 @@ class Sender:
             self._fail(item, error, transient=True)
             return
         status = "created" if result.created else "existing"
+        held = item.payload if result.created else server_view(item.payload, result.body)
+        # Record what AskElephant holds: if it differs, the next plan says "changed".
         self.ledger.record_success(
             item.external_id,
             created=result.created,
             engagement_id=result.engagement_id,
             http_status=result.http_status,
-            payload_hash=item.payload_hash,
-            field_hashes=item.field_hashes,
+            payload_hash=item.payload_hash if held is item.payload else payload_hash(held),
+            field_hashes=item.field_hashes if held is item.payload else field_hashes(held),
         )
         self.outcome.counts[status] += 1
         self.reporter.row_done(item.external_id, item.row_number, status, result.engagement_id)
+        differ = sorted(name for name in held if held[name] != item.payload[name])
+        if differ:
+            self.outcome.counts[CHANGED] += 1
+            self.reporter.row_done(
+                item.external_id,
+                item.row_number,
+                CHANGED,
+                "AskElephant already held this engagement with other values: " + ", ".join(differ),
+            )
         if item.contact_ids is not None:
             await self._sync_contacts(item, result.engagement_id)
 

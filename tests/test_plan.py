@@ -174,3 +174,24 @@ def test_contacts_sync_when_the_set_differs() -> None:
     assert other.action == IMPORTED and other.sync_contacts
     untouched = plan_row(row(), fact("created", contacts=("cnt_a",)))
     assert not untouched.sync_contacts  # a blank cell leaves contacts alone
+
+
+def test_server_view_takes_the_values_the_engagement_shows() -> None:
+    from importer.plan import server_view
+
+    payload = {
+        "title": "New",
+        "type": "CALL",
+        "start_at": "2024-03-01T10:00:00+00:00",
+        "media_url": "https://m.example.com/a.mp3",
+    }
+    same_instant = {"title": "New", "engagement_type": "CALL", "start_at": "2024-03-01T10:00:00Z"}
+    assert server_view(payload, same_instant) == payload
+    other = {"title": "Old", "engagement_type": "MEETING", "start_at": "2024-03-01T11:00:00Z"}
+    view = server_view(payload, other)
+    assert (view["title"], view["type"], view["start_at"]) == (
+        "Old",
+        "MEETING",
+        "2024-03-01T11:00:00Z",
+    )
+    assert view["media_url"] == payload["media_url"]  # not shown back: kept

@@ -357,3 +357,24 @@ def test_a_stopped_run_forgets_no_reject(sandbox: SandboxProcess, tmp_path: Path
 
     assert stopped.exit_code == 3
     assert invalid_count(ledger) == 6
+
+
+def test_a_row_changed_after_a_lost_answer_is_reported_not_hidden(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "l.db"
+    old = write_manifest(tmp_path / "m.csv", [row(1, title="Old title")])
+    sandbox.set_faults(drop_after_commit_rate=1.0)  # stored, but the answer is lost
+    lost = run_cli(run_args(old, ledger, sandbox, "--max-attempts", "1"), sandbox.api_key)
+    assert lost.exit_code == 1, lost.output
+    sandbox.set_faults(drop_after_commit_rate=0.0)
+    new = write_manifest(tmp_path / "m.csv", [row(1, title="New title")])
+
+    result = run_cli(run_args(new, ledger, sandbox), sandbox.api_key)
+
+    assert result.exit_code == 1, result.output
+    assert "other values: title" in result.output
+    assert status_counts(ledger) == {"existing": 1}
+    assert [e["title"] for e in sandbox.engagements()] == ["Old title"]
+    again = run_cli(["plan", str(new), "--ledger", str(ledger)])
+    assert "changed since import" in again.output and "title" in again.output
