@@ -273,7 +273,7 @@ def _print_plan(settings: Any, ledger_path: Path, out: Path | None, as_json: boo
 
     ledger = Ledger(ledger_path, readonly=True)
     try:
-        handle = out.open("w", encoding="utf-8", newline="") if out else None
+        handle = _open_for_writing(out) if out else None
         try:
             printer = PlanPrinter(csv_handle=handle)
             plan_manifest(settings, ledger, printer)
@@ -288,6 +288,15 @@ def _print_plan(settings: Any, ledger_path: Path, out: Path | None, as_json: boo
     if out:
         click.echo(f"Wrote {out}", err=True)
     return 1 if printer.counts.get("invalid") or printer.counts.get("duplicate") else 0
+
+
+def _open_for_writing(path: Path) -> Any:
+    from importer.errors import UsageError
+
+    try:
+        return path.open("w", encoding="utf-8", newline="")
+    except OSError as error:
+        raise UsageError(f"cannot write {path} ({error.strerror})") from None
 
 
 def _print_summary(summary: Any, manifest: Path, quiet: bool) -> None:
@@ -445,12 +454,15 @@ def report(ledger: Path, out: Path) -> None:
     errors.csv keeps the original manifest columns plus error_status and error_message:
     fix the cells and run it as a manifest.
     """
+    from importer.errors import UsageError
     from importer.ledger import Ledger, require_ledger
     from importer.report import write_reports
 
     book = Ledger(require_ledger(ledger), readonly=True)
     try:
         written = write_reports(book, out)
+    except OSError as error:
+        raise UsageError(f"cannot write the reports into {out} ({error.strerror})") from None
     finally:
         book.close()
     for name, count in written.items():

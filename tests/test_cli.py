@@ -138,3 +138,26 @@ def test_a_malformed_base_url_is_a_usage_error(tmp_path: Path, url: str) -> None
 
     assert result.exit_code == 2, result.output
     assert "not a valid URL" in result.output
+
+
+def test_plan_out_into_a_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+    out = tmp_path / "no" / "plan.csv"
+
+    result = run_cli(["plan", str(manifest), "--ledger", str(tmp_path / "l.db"), "--out", str(out)])
+
+    assert result.exit_code == 2 and f"cannot write {out}" in result.output
+
+
+def test_report_into_a_path_under_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    from importer.ledger import Ledger
+
+    Ledger(tmp_path / "l.db").close()
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+
+    result = run_cli(
+        ["report", "--ledger", str(tmp_path / "l.db"), "--out", str(tmp_path / "file" / "r")]
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "cannot write the reports" in result.output
