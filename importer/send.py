@@ -238,11 +238,12 @@ class Sender:
                 self.ledger.return_to_pending(item.external_id)
             return  # otherwise stays in_flight: an earlier attempt may have been applied
         except FatalError as error:
-            self.ledger.return_to_pending(item.external_id)
-            self._abort(error)
+            if attempts <= 1:  # refused outright: nothing was applied
+                self.ledger.return_to_pending(item.external_id)
+            self._abort(error)  # otherwise in_flight: an earlier attempt may have been applied
             return
         except _OutageTooLong as outage:
-            self.ledger.return_to_pending(item.external_id)
+            # Left in_flight: a timed-out attempt may have been applied; the re-send is safe.
             self._abort(self._unavailable(outage.error, self.breaker.failures, "back-off steps"))
             return
         except PermanentError as error:
@@ -259,7 +260,6 @@ class Sender:
             return
         except ServerUnavailable as error:
             if self.breaker.is_failing:
-                self.ledger.return_to_pending(item.external_id)
                 self._abort(self._unavailable(error, attempts, "attempts"))
                 return
             self._fail(item, error, transient=True)
