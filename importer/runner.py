@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from importer.config import recordable_options
 from importer.errors import EXIT_INTERRUPTED, ImporterError
@@ -22,6 +22,7 @@ from importer.targets.base import Target
 from importer.verify import VerifyResult, VerifySettings, verify
 
 TargetFactory = Callable[[], Target]
+T = TypeVar("T")
 
 
 def askelephant_factory(
@@ -62,7 +63,12 @@ def import_manifest(
             started = time.monotonic()
             outcome, exit_code, counts = "error", 2, {}
             try:
-                summary = asyncio.run(_run(settings, ledger, target_factory, reporter, run_id))
+                summary = asyncio.run(
+                    _with_target(
+                        target_factory,
+                        lambda target: run_import(settings, ledger, target, reporter, run_id),
+                    )
+                )
                 counts, exit_code = dict(summary.counts), summary.exit_code
                 outcome = run_outcome(summary)
             except KeyboardInterrupt:
@@ -88,16 +94,11 @@ def run_outcome(summary: RunSummary) -> str:
     return "ok" if summary.exit_code == 0 else "rows need attention"
 
 
-async def _run(
-    settings: ImportSettings,
-    ledger: Ledger,
-    target_factory: TargetFactory,
-    reporter: Reporter,
-    run_id: int,
-) -> RunSummary:
+async def _with_target(target_factory: TargetFactory, use: Callable[[Target], Awaitable[T]]) -> T:
+    """Open a target, use it, close its connections whatever happens."""
     target = target_factory()
     try:
-        return await run_import(settings, ledger, target, reporter, run_id)
+        return await use(target)
     finally:
         await target.aclose()
 
@@ -112,16 +113,10 @@ def verify_ledger(
     ledger = Ledger(ledger_path)
     try:
         with ledger.exclusive():
-            return asyncio.run(_verify(ledger, target_factory, settings, reporter))
+            return asyncio.run(
+                _with_target(
+                    target_factory, lambda target: verify(ledger, target, settings, reporter)
+                )
+            )
     finally:
         ledger.close()
-
-
-async def _verify(
-    ledger: Ledger, target_factory: TargetFactory, settings: VerifySettings, reporter: Reporter
-) -> VerifyResult:
-    target = target_factory()
-    try:
-        return await verify(ledger, target, settings, reporter)
-    finally:
-        await target.aclose()
