@@ -144,3 +144,37 @@ def test_fetch_mode_reports_connection_failures() -> None:
         "https://media.acme.io/a.mp3", media_check="fetch", dns=PUBLIC, media=refuse
     )
     assert codes(response) == {"unreachable"}
+
+
+def redirecting(to: str) -> Handler:
+    """A media server that sends /start elsewhere and serves audio everywhere else."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/start":
+            return httpx.Response(302, headers={"location": to})
+        return serving("audio/mpeg")(request)
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("to", "dns", "status"),
+    [
+        ("https://cdn.acme.io/a.mp3", {"cdn.acme.io": ["93.184.215.14"]}, 201),
+        ("/elsewhere.mp3", {}, 201),
+        ("https://inside.acme.io/a.mp3", {"inside.acme.io": ["10.1.2.3"]}, 422),
+        ("https://127.0.0.1/a.mp3", {}, 422),
+        ("http://cdn.acme.io/a.mp3", {"cdn.acme.io": ["93.184.215.14"]}, 422),
+    ],
+    ids=["public", "relative", "private-name", "loopback", "plain-http"],
+)
+def test_fetch_mode_checks_every_redirect(to: str, dns: dict[str, Any], status: int) -> None:
+    response = post_create(
+        "https://media.acme.io/start",
+        media_check="fetch",
+        dns={**PUBLIC, **dns},
+        media=redirecting(to),
+    )
+    assert response.status_code == status, response.text
+    if status == 422:
+        assert codes(response) == {"redirect"}

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from starlette.applications import Starlette
@@ -69,6 +69,7 @@ TEXT_LIMITS = (
 DOCUMENTATION_DOMAINS = ("example", "example.com", "example.net", "example.org")
 UNRESOLVABLE_DOMAINS = ("test", "invalid")
 DNS_TIMEOUT_SECONDS = 2.0
+MAX_REDIRECTS = 5
 FETCH_TIMEOUT_SECONDS = 10.0
 DEFAULT_PAGE_SIZE = 20
 CLIENT_CLOSED = 499  # nginx's status for a request the client abandoned; never delivered
@@ -290,24 +291,32 @@ class MediaChecker:
 
     async def check(self, url: str) -> FieldProblem | None:
         """The problem with a syntactically valid https media URL, if any."""
-        host = urlsplit(url.strip()).hostname or ""
-        if contract.parse_ip_literal(host) is None:
-            addresses = await self.addresses(host)
-            if addresses is None and self.mode == "fetch":
-                message = f"media_url host {host!r} cannot be resolved"
-                return FieldProblem("media_url", "unresolvable", message)
-            for address in addresses or ():
-                if not contract.is_public_address(address):
-                    message = (
-                        f"media_url host {host!r} resolves to {address}, a private, "
-                        "loopback or link-local address"
-                    )
-                    return FieldProblem("media_url", "private_address", message)
+        problem = await self._host_problem(url)
+        if problem is not None:
+            return problem
         if self.mode == "fetch":
             return await self._fetch(url.strip())
         if contract.media_type_from_extension(url) is None:
             message = "media_url is not audio/video: its path has no audio or video extension"
             return FieldProblem("media_url", "unsupported_media_type", message)
+        return None
+
+    async def _host_problem(self, url: str) -> FieldProblem | None:
+        """Where the URL's host points: never private; unresolvable only in fetch mode."""
+        host = urlsplit(url.strip()).hostname or ""
+        if contract.parse_ip_literal(host) is not None:
+            return None
+        addresses = await self.addresses(host)
+        if addresses is None and self.mode == "fetch":
+            message = f"media_url host {host!r} cannot be resolved"
+            return FieldProblem("media_url", "unresolvable", message)
+        for address in addresses or ():
+            if not contract.is_public_address(address):
+                message = (
+                    f"media_url host {host!r} resolves to {address}, a private, "
+                    "loopback or link-local address"
+                )
+                return FieldProblem("media_url", "private_address", message)
         return None
 
     async def addresses(self, host: str) -> list[Address] | None:
@@ -331,27 +340,62 @@ class MediaChecker:
         return [ipaddress.ip_address(text.split("%", 1)[0]) for text in found]
 
     async def _fetch(self, url: str) -> FieldProblem | None:
-        # HEAD first; many signed URLs refuse HEAD, so a one-byte GET has the last word.
+        # Redirects are followed by hand: each hop must pass the same rules as the URL.
         async with httpx.AsyncClient(
-            transport=self._transport, timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True
+            transport=self._transport, timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=False
         ) as client:
-            try:
-                head = await client.head(url)
-                head_type = head.headers.get("content-type")
-                if head.is_success and contract.is_media_content_type(head_type):
-                    return None
-                async with client.stream("GET", url, headers={"Range": "bytes=0-0"}) as got:
-                    status, content_type = got.status_code, got.headers.get("content-type")
-            except httpx.HTTPError as error:
-                message = f"media_url could not be fetched ({type(error).__name__}: {error})"
-                return FieldProblem("media_url", "unreachable", message)
-        if status >= 400:
-            message = f"media_url could not be fetched (HTTP {status})"
-            return FieldProblem("media_url", "unreachable", message)
-        if not contract.is_media_content_type(content_type):
-            message = f"media_url is not audio/video: it serves {content_type or 'no content type'}"
-            return FieldProblem("media_url", "unsupported_media_type", message)
-        return None
+            current = url
+            for _ in range(MAX_REDIRECTS + 1):
+                try:
+                    # HEAD first; many signed URLs refuse HEAD, so a one-byte GET decides.
+                    head = await client.head(current)
+                    if head.is_redirect:
+                        current, problem = await self._next_hop(current, head)
+                        if problem is not None:
+                            return problem
+                        continue
+                    if head.is_success and contract.is_media_content_type(
+                        head.headers.get("content-type")
+                    ):
+                        return None
+                    # Streamed and closed unread: a server ignoring Range must not send it all.
+                    async with client.stream("GET", current, headers={"Range": "bytes=0-0"}) as got:
+                        pass
+                    if got.is_redirect:
+                        current, problem = await self._next_hop(current, got)
+                        if problem is not None:
+                            return problem
+                        continue
+                except httpx.HTTPError as error:
+                    message = f"media_url could not be fetched ({type(error).__name__}: {error})"
+                    return FieldProblem("media_url", "unreachable", message)
+                return _media_problem(got.status_code, got.headers.get("content-type"))
+        return FieldProblem("media_url", "unreachable", f"more than {MAX_REDIRECTS} redirects")
+
+    async def _next_hop(
+        self, current: str, response: httpx.Response
+    ) -> tuple[str, FieldProblem | None]:
+        target = urljoin(current, response.headers.get("location", ""))
+        static = contract.check_media_url(target)
+        if static is not None:
+            return target, FieldProblem(
+                "media_url", "redirect", f"media_url redirects to {target}: {static.message}"
+            )
+        problem = await self._host_problem(target)
+        if problem is not None:
+            return target, FieldProblem("media_url", "redirect", f"redirected: {problem.message}")
+        return target, None
+
+
+def _media_problem(status: int, content_type: str | None) -> FieldProblem | None:
+    if status >= 400:
+        return FieldProblem(
+            "media_url", "unreachable", f"media_url could not be fetched (HTTP {status})"
+        )
+    if not contract.is_media_content_type(content_type):
+        message = f"media_url is not audio/video: it serves {content_type or 'no content type'}"
+        return FieldProblem("media_url", "unsupported_media_type", message)
+    return None
 
 
 def _under(name: str, domains: Iterable[str]) -> bool:
