@@ -33,16 +33,23 @@ PAYLOAD = {
 ENGAGEMENT = {"id": "ngmt_abc123", "title": "t"}
 
 
-async def items() -> AsyncIterator[WorkItem]:
-    yield WorkItem(
-        external_id="crm:1",
+def work_item(n: int) -> WorkItem:
+    """Row ``n``: external_id ``crm:n``."""
+    payload = {**PAYLOAD, "external_id": f"crm:{n}"}
+    return WorkItem(
+        external_id=f"crm:{n}",
         manifest="m.csv",
-        row_number=2,
-        payload=PAYLOAD,
-        payload_hash=payload_hash(PAYLOAD),
-        field_hashes=field_hashes(PAYLOAD),
-        cells={"id": "1"},
+        row_number=n + 2,
+        payload=payload,
+        payload_hash=payload_hash(payload),
+        field_hashes=field_hashes(payload),
+        cells={"id": str(n)},
     )
+
+
+async def items(count: int = 1) -> AsyncIterator[WorkItem]:
+    for n in range(count):
+        yield work_item(n)
 
 
 def send_with(
@@ -165,19 +172,6 @@ def test_one_extreme_retry_after_does_not_stall_the_other_rows(tmp_path: Path) -
         waits.append(seconds)
         now[0] += seconds
 
-    async def many() -> AsyncIterator[WorkItem]:
-        for n in range(3):
-            payload = {**PAYLOAD, "external_id": f"crm:{n}"}
-            yield WorkItem(
-                f"crm:{n}",
-                "m.csv",
-                n + 2,
-                payload,
-                payload_hash(payload),
-                field_hashes(payload),
-                {"id": str(n)},
-            )
-
     async def main() -> None:
         target = AskElephantTarget(
             "http://127.0.0.1:9", "k", transport=httpx.MockTransport(handler)
@@ -192,7 +186,7 @@ def test_one_extreme_retry_after_does_not_stall_the_other_rows(tmp_path: Path) -
             sleep=fake_sleep,
             clock=lambda: now[0],
         )
-        await asyncio.wait_for(sender.run(many()), 10)
+        await asyncio.wait_for(sender.run(items(3)), 10)
         await target.aclose()
         ledger.close()
 
@@ -215,24 +209,11 @@ def test_an_unexpected_error_in_a_worker_stops_the_run_instead_of_hanging(
         async def aclose(self) -> None:
             pass
 
-    async def many() -> AsyncIterator[WorkItem]:
-        for n in range(50):  # more than the queue holds
-            payload = {**PAYLOAD, "external_id": f"crm:{n}"}
-            yield WorkItem(
-                f"crm:{n}",
-                "m.csv",
-                n + 2,
-                payload,
-                payload_hash(payload),
-                field_hashes(payload),
-                {"id": str(n)},
-            )
-
     async def main() -> None:
         ledger = Ledger(tmp_path / "l.db")
         sender = Sender(Broken(), ledger, 1, SendSettings(concurrency=2), JsonReporter())  # type: ignore[arg-type]
         try:
-            await asyncio.wait_for(sender.run(many()), 10)
+            await asyncio.wait_for(sender.run(items(50)), 10)
         finally:
             ledger.close()
 
