@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from importer import __version__
+from importer.config import DEFAULT_LEDGER
 from importer.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ImporterError
 
 
@@ -125,7 +126,7 @@ mapping_options = _stack(
 ledger_option = click.option(
     "--ledger",
     type=click.Path(path_type=Path),
-    default="state/ledger.db",
+    default=str(DEFAULT_LEDGER),
     show_default=True,
     help="SQLite ledger recording every row's outcome (one per import target).",
 )

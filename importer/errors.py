@@ -116,9 +116,3 @@ class RunAborted(ImporterError):
     """The run stopped before the end; rows not yet sent are still pending."""
 
     exit_code = EXIT_ABORTED
-
-
-class Interrupted(ImporterError):
-    """Ctrl-C or SIGTERM: stopped cleanly, ledger flushed."""
-
-    exit_code = EXIT_INTERRUPTED

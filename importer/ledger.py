@@ -97,7 +97,6 @@ class Ledger:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self.readonly = readonly
-        self._lock_handle: Any = None
         self._media_memory: dict[str, dict[str, Any]] = {}
         if readonly and not path.exists():
             self.db = sqlite_utils.Database(memory=True)
@@ -611,10 +610,6 @@ class Ledger:
             f"SELECT * FROM engagements WHERE {where} ORDER BY manifest, row_number", list(params)
         )
 
-    def rejects(self) -> Iterator[dict[str, Any]]:
-        """Every rejected manifest row, in manifest order."""
-        yield from self.db.query("SELECT * FROM rejects ORDER BY manifest, row_number")
-
     def error_records(self) -> Iterator[dict[str, Any]]:
         """Current rejects and failed rows together, in manifest order, straight from SQLite."""
         yield from self.db.query(
@@ -624,16 +619,6 @@ class Ledger:
             "transient, http_status FROM engagements WHERE status = 'failed' "
             "ORDER BY manifest, row_number, kind"
         )
-
-    def current_rejects(self) -> Iterator[dict[str, Any]]:
-        """Rejected rows still worth fixing, in manifest order.
-
-        Left out: an external_id imported since, or sent by a later run (its outcome is in
-        ``engagements``), and an older rejection of an id rejected again by a later run.
-        """
-        yield from self.db.query(f"SELECT * FROM {CURRENT_REJECTS} ORDER BY manifest, row_number")
-
-    # -- the manifest index (one run's scratch space, in SQLite's temp store) --------------
 
     def start_index(self) -> None:
         """An empty scratch table of (external_id, row, payload hash) for this manifest."""

@@ -255,14 +255,8 @@ class _RowChecker:
             self.fail(field_name, problem.code, problem.message)
 
 
-# Regular expressions, not per-character loops: these run on every cell of every row.
-UNDECODABLE = re.compile("[\udc80-\udcff]")
+# A regular expression, not a per-character loop: it runs on every row.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def contract_has_undecodable(text: str) -> bool:
-    """True when the cell held bytes that were not UTF-8 (kept as lone surrogates)."""
-    return UNDECODABLE.search(text) is not None
 
 
 def has_lone_surrogate(text: str) -> bool:

@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from importer.ledger import FINAL_SUCCESS
 from tests.conftest import PROJECT_ROOT, SandboxProcess
 from tests.factories import ledger_rows, row, run_args, write_manifest
 
 CHAOS_FULL = os.environ.get("CHAOS_FULL") == "1"
 CREATE = "POST /v2/engagements"
-FINAL_SUCCESS = {"created", "existing"}
 
 
 def size(full: int, reduced: int) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
 
 from tests.conftest import PROJECT_ROOT, SandboxProcess
 from tests.factories import (
@@ -179,36 +180,25 @@ def test_missing_write_scope_aborts_naming_the_scope(
     assert status_counts(tmp_path / "l.db") == {"pending": 5}
 
 
-def test_wrong_base_url_aborts_with_exit_3(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def import_one_row_to(tmp_path: Path, base_url: str, key: str) -> Result:
+    """Run a one-row manifest against ``base_url``."""
     manifest = write_manifest(tmp_path / "m.csv", [row(1)])
-    args = [
-        "run",
-        str(manifest),
-        "--ledger",
-        str(tmp_path / "l.db"),
-        "--no-progress",
-        "--base-url",
-        sandbox.base_url + "/wrong/prefix",
-    ]
+    ledger = tmp_path / "l.db"
+    return run_cli(
+        ["run", str(manifest), "--ledger", str(ledger), "--no-progress", "--base-url", base_url],
+        key,
+    )
 
-    result = run_cli(args, sandbox.api_key)
+
+def test_wrong_base_url_aborts_with_exit_3(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    result = import_one_row_to(tmp_path, sandbox.base_url + "/wrong/prefix", sandbox.api_key)
 
     assert result.exit_code == 3, result.output
     assert "--base-url" in result.output
 
 
 def test_plain_http_base_url_is_refused_unless_loopback(tmp_path: Path) -> None:
-    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
-    args = [
-        "run",
-        str(manifest),
-        "--ledger",
-        str(tmp_path / "l.db"),
-        "--base-url",
-        "http://api.example.com/api",
-    ]
-
-    result = run_cli(args, "sk-apik_x.Y")
+    result = import_one_row_to(tmp_path, "http://api.example.com/api", "sk-apik_x.Y")
 
     assert result.exit_code == 2
     assert "clear text" in result.output

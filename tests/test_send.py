@@ -52,10 +52,13 @@ async def items(count: int = 1) -> AsyncIterator[WorkItem]:
         yield work_item(n)
 
 
-def send_with(
-    tmp_path: Path, answer: Callable[[int], httpx.Response], max_attempts: int = 4
-) -> tuple[dict[str, object], list[float], int]:
-    """Send one row through answers given by attempt number; the ledger row, waits, calls."""
+def send_many(
+    tmp_path: Path,
+    answer: Callable[[httpx.Request, int], httpx.Response],
+    count: int = 1,
+    max_attempts: int = 4,
+) -> tuple[list[dict[str, object]], list[float], int]:
+    """Send ``count`` rows through ``answer(request, call number)``; ledger rows, waits, calls."""
     calls = 0
     waits: list[float] = []
     now = [0.0]  # the fake clock, moved only by the fake sleep
@@ -63,7 +66,7 @@ def send_with(
     def handler(request: httpx.Request) -> httpx.Response:
         nonlocal calls
         calls += 1
-        return answer(calls)
+        return answer(request, calls)
 
     async def fake_sleep(seconds: float) -> None:
         waits.append(seconds)
@@ -78,15 +81,23 @@ def send_with(
         sender = Sender(
             target, ledger, 1, settings, JsonReporter(), sleep=fake_sleep, clock=lambda: now[0]
         )
-        await sender.run(items())
+        await asyncio.wait_for(sender.run(items(count)), 10)
         await target.aclose()
         ledger.close()
 
     asyncio.run(main())
     book = Ledger(tmp_path / "l.db", readonly=True)
-    row = next(book.engagements())
+    rows = list(book.engagements())
     book.close()
-    return row, waits, calls
+    return rows, waits, calls
+
+
+def send_with(
+    tmp_path: Path, answer: Callable[[int], httpx.Response], max_attempts: int = 4
+) -> tuple[dict[str, object], list[float], int]:
+    """Send one row through answers given by attempt number; the ledger row, waits, calls."""
+    rows, waits, calls = send_many(tmp_path, lambda _, n: answer(n), max_attempts=max_attempts)
+    return rows[0], waits, calls
 
 
 def too_many(retry_after: str) -> httpx.Response:
@@ -157,45 +168,16 @@ def test_a_tls_failure_says_what_may_be_wrong(tmp_path: Path) -> None:
 
 
 def test_one_extreme_retry_after_does_not_stall_the_other_rows(tmp_path: Path) -> None:
-    waits: list[float] = []
-    now = [0.0]
-    first = [True]
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        if body["external_id"] == "crm:0" and first[0]:
-            first[0] = False
+    def answer(request: httpx.Request, call: int) -> httpx.Response:
+        external_id = json.loads(request.content)["external_id"]
+        if call == 1:
             return too_many("86400")
-        return httpx.Response(201, json={"id": "ngmt_" + body["external_id"][4:] + "x"})
+        return httpx.Response(201, json={"id": "ngmt_" + external_id[4:] + "x"})
 
-    async def fake_sleep(seconds: float) -> None:
-        waits.append(seconds)
-        now[0] += seconds
-
-    async def main() -> None:
-        target = AskElephantTarget(
-            "http://127.0.0.1:9", "k", transport=httpx.MockTransport(handler)
-        )
-        ledger = Ledger(tmp_path / "l.db")
-        sender = Sender(
-            target,
-            ledger,
-            1,
-            SendSettings(concurrency=1),
-            JsonReporter(),
-            sleep=fake_sleep,
-            clock=lambda: now[0],
-        )
-        await asyncio.wait_for(sender.run(items(3)), 10)
-        await target.aclose()
-        ledger.close()
-
-    asyncio.run(main())
+    rows, waits, _ = send_many(tmp_path, answer, count=3, max_attempts=6)
 
     assert max(waits) <= 120  # the others waited at most the cap, not a day
-    book = Ledger(tmp_path / "l.db", readonly=True)
-    statuses = {r["external_id"]: r["status"] for r in book.engagements()}
-    book.close()
+    statuses = {r["external_id"]: r["status"] for r in rows}
     assert statuses == {"crm:0": "failed", "crm:1": "created", "crm:2": "created"}
 
 
