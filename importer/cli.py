@@ -1,8 +1,8 @@
 """The ``importer`` command: parses options, calls one stage function, maps errors to exits.
 
-Exit codes: 0 every row is in AskElephant; 1 finished, but some rows are invalid, failed
-or changed; 2 bad usage, manifest, mapping or ledger; 3 aborted (credential, scope, wrong
-URL, server unavailable); 70 internal error; 130 interrupted.
+Exit codes: 0 every row is in AskElephant (or skipped); 1 finished, but some rows are
+invalid, failed or changed; 2 bad usage, manifest, mapping or ledger; 3 aborted
+(credential, scope, wrong URL, server unavailable); 70 internal error; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def cli() -> None:
 
     \b
     Exit codes:
-      0   every row is in AskElephant
+      0   every row is in AskElephant (or skipped: nothing to import)
       1   the run finished, but some rows are invalid, failed or changed
       2   bad usage, manifest, mapping or ledger
       3   aborted: bad key, missing scope, wrong URL, server unavailable
@@ -113,6 +113,12 @@ mapping_options = _stack(
         "--run-workflows",
         is_flag=True,
         help="Let AskElephant run workflows and recap emails (off for historical imports).",
+    ),
+    click.option(
+        "--skip-without-media",
+        is_flag=True,
+        help="Rows with a blank media URL (calls without a recording) are skipped, not invalid "
+        "(also [rows] skip_without_media in the mapping).",
     ),
     click.option(
         "--batch-size",
@@ -222,6 +228,7 @@ def _import_settings(
     timezone: str,
     run_workflows: bool,
     batch_size: int,
+    skip_without_media: bool = False,
     on_change: str = "report",
     include_permanent: bool = False,
     only_failed: bool = False,
@@ -247,6 +254,7 @@ def _import_settings(
             f"unknown time zone {timezone!r}; use an IANA name such as UTC or America/New_York",
             param_hint="--timezone",
         ) from None
+    columns = load_mapping(mapping)
     return ImportSettings(
         manifest=manifest,
         mapping=MappingOptions(
@@ -254,7 +262,8 @@ def _import_settings(
             prefix=prefix,
             timezone=timezone,
             run_workflows=run_workflows,
-            columns=load_mapping(mapping),
+            columns=columns,
+            skip_without_media=skip_without_media or columns.skip_without_media,
         ),
         plan=PlanOptions(include_permanent=include_permanent, only_failed=only_failed),
         send=SendSettings(
@@ -507,6 +516,7 @@ def retry(ctx: click.Context, **options: Any) -> None:
             timezone=last.get("timezone", "UTC"),
             run_workflows=bool(last.get("run_workflows")),
             batch_size=int(last.get("batch_size", 1000)),
+            skip_without_media=bool(last.get("skip_without_media")),
             include_permanent=options["include_permanent"],
             only_failed=True,
             **_pick(options, "concurrency", "rate", "max_attempts"),
@@ -647,7 +657,14 @@ def init(manifest: Path, out: Path, force: bool) -> None:
 
 def _mapping_values(options: dict[str, Any]) -> dict[str, Any]:
     return _pick(
-        options, "mapping", "source_system", "prefix", "timezone", "run_workflows", "batch_size"
+        options,
+        "mapping",
+        "source_system",
+        "prefix",
+        "timezone",
+        "run_workflows",
+        "batch_size",
+        "skip_without_media",
     )
 
 

@@ -7,7 +7,7 @@ Tables:
   id, attempts, the last error, contact and verification state.
 - ``rejects``: manifest rows that were never sendable (``invalid`` or ``duplicate``), keyed
   by manifest and row number, with their original cells so ``errors.csv`` can be fixed and
-  fed back.
+  fed back; and rows with nothing to import (``skipped``), listed in ``skipped.csv``.
 - ``runs``: each run's command, options (never the API key), times, counts and outcome.
 - ``media_checks``: cached ``--check-media`` results per URL.
 
@@ -34,7 +34,16 @@ from importer.errors import LedgerError
 
 SCHEMA_VERSION = 1
 FINAL_SUCCESS = ("created", "existing")
-STATUSES = ("pending", "in_flight", "created", "existing", "failed", "invalid", "duplicate")
+STATUSES = (
+    "pending",
+    "in_flight",
+    "created",
+    "existing",
+    "failed",
+    "invalid",
+    "duplicate",
+    "skipped",
+)
 
 try:
     import fcntl
@@ -615,9 +624,17 @@ class Ledger:
         yield from self.db.query(
             "SELECT manifest, row_number, 0 AS kind, cells, status, reason AS message, "
             f"0 AS transient, NULL AS http_status FROM {CURRENT_REJECTS} "
+            "WHERE status != 'skipped' "
             "UNION ALL SELECT manifest, row_number, 1 AS kind, cells, status, error_message, "
             "transient, http_status FROM engagements WHERE status = 'failed' "
             "ORDER BY manifest, row_number, kind"
+        )
+
+    def skipped_records(self) -> Iterator[dict[str, Any]]:
+        """Current skipped rows (nothing to import), in manifest order."""
+        yield from self.db.query(
+            "SELECT manifest, row_number, external_id, reason, cells "
+            f"FROM {CURRENT_REJECTS} WHERE status = 'skipped' ORDER BY manifest, row_number"
         )
 
     def start_index(self) -> None:

@@ -8,10 +8,21 @@ start_at = "Call Date"
 [defaults]
 type = "CALL"               # used when the column is absent or the cell is blank
 source_system = "salesforce"
+
+[formats]
+start_at = "%m/%d/%Y %I:%M %p"   # strptime format; or "dayfirst" / "monthfirst"
+
+[values.type]               # a cell's value, as the CRM writes it, to the field's value
+Inbound = "CALL"
+"Video Meeting" = "MEETING"
+
+[rows]
+skip_without_media = true   # a row without a media URL is skipped, not invalid
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
@@ -38,6 +49,7 @@ FIELDS = (
     "contact_ids",
 )
 REQUIRED_FIELDS = ("id", "type", "title", "media_url", "start_at")
+SECTIONS = ("columns", "defaults", "formats", "values", "rows")
 
 
 @dataclass(frozen=True)
@@ -46,17 +58,32 @@ class ColumnMapping:
 
     columns: dict[str, str] = field(default_factory=lambda: {name: name for name in FIELDS})
     defaults: dict[str, str] = field(default_factory=dict)
+    formats: dict[str, str] = field(default_factory=dict)
+    """Field to date format: a strptime format, ``dayfirst`` or ``monthfirst``."""
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Field to {value as the CRM writes it: value to use}; matched ignoring case."""
+    skip_without_media: bool = False
+    """``[rows] skip_without_media``: rows with a blank media URL are skipped."""
 
     def fields_of(self, cells: MappingABC[str, str]) -> dict[str, str]:
-        """The row's cells renamed to field names, defaults filling blanks."""
+        """The row's cells renamed to field names, value maps applied, defaults filling blanks."""
         values: dict[str, str] = {}
         for name in FIELDS:
             column = self.columns.get(name, name)
             value = cells.get(column, "")
+            if name in self._folded_values:
+                value = self._folded_values[name].get(value.strip().casefold(), value)
             if not value.strip() and name in self.defaults:
                 value = self.defaults[name]
             values[name] = value
         return values
+
+    @functools.cached_property
+    def _folded_values(self) -> dict[str, dict[str, str]]:
+        return {
+            name: {source.strip().casefold(): target for source, target in table.items()}
+            for name, table in self.values.items()
+        }
 
     def column_of(self, field_name: str) -> str:
         """The manifest column a field is read from (for error messages)."""
@@ -107,16 +134,73 @@ def load_mapping(path: Path | None) -> ColumnMapping:
         raise MappingError(str(path), f"cannot be read ({error})") from error
     except tomllib.TOMLDecodeError as error:
         raise MappingError(str(path), f"is not valid TOML ({error})") from error
-    unknown_sections = sorted(set(data) - {"columns", "defaults"})
+    unknown_sections = sorted(set(data) - set(SECTIONS))
     if unknown_sections:
         raise MappingError(
             str(path),
-            f"unknown section(s) {', '.join(unknown_sections)}; use [columns] and [defaults]",
+            f"unknown section(s) {', '.join(unknown_sections)}; "
+            f"use {', '.join(f'[{name}]' for name in SECTIONS)}",
         )
     columns = {name: name for name in FIELDS}
     columns.update(_string_table(path, data, "columns"))
     defaults = _string_table(path, data, "defaults")
-    return ColumnMapping(columns=columns, defaults=defaults)
+    formats = _string_table(path, data, "formats")
+    for name, form in formats.items():
+        if name != "start_at":
+            raise MappingError(str(path), f"[formats] {name}: only start_at has a date format")
+        if "%" not in form and form not in ("dayfirst", "monthfirst"):
+            raise MappingError(
+                str(path),
+                f"[formats] {name} = {form!r} is not a date format; use strptime codes "
+                '(e.g. "%m/%d/%Y %I:%M %p"), "dayfirst" or "monthfirst"',
+            )
+    return ColumnMapping(
+        columns=columns,
+        defaults=defaults,
+        formats=formats,
+        values=_value_maps(path, data),
+        skip_without_media=_rows_settings(path, data),
+    )
+
+
+def _value_maps(path: Path, data: dict[str, object]) -> dict[str, dict[str, str]]:
+    tables = data.get("values", {})
+    if not isinstance(tables, dict):
+        raise MappingError(str(path), "[values] must hold tables such as [values.type]")
+    result: dict[str, dict[str, str]] = {}
+    for name, table in tables.items():
+        if name not in FIELDS:
+            raise MappingError(
+                str(path), f"[values.{name}] names unknown field; fields: {', '.join(FIELDS)}"
+            )
+        if not isinstance(table, dict):
+            raise MappingError(
+                str(path), f'[values.{name}] must be a table: "value in the file" = "value"'
+            )
+        result[name] = {}
+        for source, target in table.items():
+            if isinstance(target, bool):
+                target = "true" if target else "false"
+            if not isinstance(target, str | int | float):
+                raise MappingError(str(path), f"[values.{name}] {source!r} must map to a string")
+            result[name][source] = str(target)
+    return result
+
+
+def _rows_settings(path: Path, data: dict[str, object]) -> bool:
+    table = data.get("rows", {})
+    if not isinstance(table, dict):
+        raise MappingError(str(path), "[rows] must be a table")
+    unknown = sorted(set(table) - {"skip_without_media"})
+    if unknown:
+        raise MappingError(
+            str(path),
+            f"[rows] has unknown setting(s) {', '.join(unknown)}; known: skip_without_media",
+        )
+    skip = table.get("skip_without_media", False)
+    if not isinstance(skip, bool):
+        raise MappingError(str(path), "[rows] skip_without_media must be true or false")
+    return skip
 
 
 def _string_table(path: Path, data: dict[str, object], section: str) -> dict[str, str]:

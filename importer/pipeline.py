@@ -30,6 +30,7 @@ from importer.plan import (
     FAILED,
     IMPORTED,
     INVALID,
+    SKIPPED,
     DuplicateInfo,
     PlannedRow,
     PlanOptions,
@@ -230,8 +231,11 @@ def planned_batches(
 
 
 def reject_of(planned: PlannedRow, manifest: str) -> Reject | None:
-    """Invalid rows and conflicting duplicates are kept, with their cells, for errors.csv."""
-    if planned.action == INVALID or (
+    """Invalid, skipped rows and conflicting duplicates are kept, with their cells.
+
+    Invalid rows and duplicates go to errors.csv, skipped ones to skipped.csv.
+    """
+    if planned.action in (INVALID, SKIPPED) or (
         planned.action == DUPLICATE and not planned.reason.startswith("same as row")
     ):
         row = planned.row

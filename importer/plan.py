@@ -13,6 +13,8 @@ The same plan drives ``importer plan``, ``importer run --dry-run`` and ``importe
     invalid              breaks a rule; never sent
     duplicate            shares its external_id with another row of the manifest
     not retried          ``importer retry`` only: the row did not fail
+    skipped              nothing to import (e.g. no media URL with ``--skip-without-media``);
+                         recorded, never sent, and not a problem for the exit code
     ===================  ==========================================================
 """
 
@@ -33,7 +35,8 @@ FAILED = "failed"
 INVALID = "invalid"
 DUPLICATE = "duplicate"
 NOT_RETRIED = "not retried"
-ACTIONS = (NEW, RETRY, IMPORTED, CHANGED, FAILED, INVALID, DUPLICATE, NOT_RETRIED)
+SKIPPED = "skipped"
+ACTIONS = (NEW, RETRY, IMPORTED, CHANGED, FAILED, INVALID, DUPLICATE, NOT_RETRIED, SKIPPED)
 SENDING_ACTIONS = (NEW, RETRY)
 
 
@@ -81,6 +84,8 @@ def plan_row(
 ) -> PlannedRow:
     """Decide one row's action."""
     options = options or PlanOptions()
+    if row.skip_reason is not None and not row.errors:
+        return PlannedRow(row, SKIPPED, row.skip_reason)
     if not row.valid:
         return PlannedRow(row, INVALID, row.error_text())
     if duplicate is not None:

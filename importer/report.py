@@ -29,6 +29,7 @@ SUCCESS_COLUMNS = [
     "processing_status",
 ]
 ERROR_EXTRA_COLUMNS = ["error_status", "error_message"]
+SKIPPED_COLUMNS = ["manifest", "row", "external_id", "reason"]
 SUMMARY_ORDER = (
     "created",
     "existing",
@@ -39,6 +40,7 @@ SUMMARY_ORDER = (
     "invalid",
     "duplicate",
     "repeated",
+    "skipped",
     "contacts_applied",
     "contacts_failed",
     "pending",
@@ -160,9 +162,9 @@ def error_rows(ledger: Ledger) -> Iterator[tuple[dict[str, str], str, str]]:
 
 
 def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
-    """Write success.csv and errors.csv into ``out_dir``; return how many rows each has."""
+    """Write success.csv, errors.csv and skipped.csv; return how many rows each has."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = {"success.csv": 0, "errors.csv": 0}
+    written = {"success.csv": 0, "errors.csv": 0, "skipped.csv": 0}
     with (out_dir / "success.csv").open("w", encoding="utf-8", newline="") as handle:
         writer = SafeCsvWriter(handle)
         writer.writerow(SUCCESS_COLUMNS)
@@ -180,4 +182,17 @@ def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
         for cells, status, message in error_rows(ledger):
             writer.writerow([*(cells.get(name, "") for name in columns), status, message])
             written["errors.csv"] += 1
+    with (out_dir / "skipped.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = SafeCsvWriter(handle)
+        writer.writerow(SKIPPED_COLUMNS)
+        for record in ledger.skipped_records():
+            writer.writerow(
+                [
+                    record["manifest"],
+                    record["row_number"],
+                    record["external_id"] or "",
+                    record["reason"],
+                ]
+            )
+            written["skipped.csv"] += 1
     return written

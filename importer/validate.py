@@ -59,6 +59,8 @@ class MappingOptions:
     """Zone for naive start_at values."""
     run_workflows: bool = False
     columns: ColumnMapping = field(default_factory=ColumnMapping)
+    skip_without_media: bool = False
+    """A row with a blank media URL is ``skipped`` (nothing to import), not invalid."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class MappedRow:
     errors: tuple[RowError, ...] = ()
     contact_ids: tuple[str, ...] | None = None
     """None: leave contacts alone; empty: clear them."""
+    skip_reason: str | None = None
+    """Why the row has nothing to import (it is then ``skipped``, never sent)."""
 
     @property
     def valid(self) -> bool:
@@ -176,7 +180,11 @@ def map_row(
     payload["title"] = title
 
     media_url = values["media_url"].strip()
-    checker.contract(contract.check_media_url(media_url))
+    skip_reason = None
+    if not media_url and options.skip_without_media:
+        skip_reason = "no media URL (a call without a recording): nothing to import"
+    else:
+        checker.contract(contract.check_media_url(media_url))
     if media_url and _has_credentials(media_url):
         checker.fail(
             "media_url", "credentials", "contains a user name or password; use a signed URL instead"
@@ -228,9 +236,10 @@ def map_row(
         row_number=row_number,
         cells={n: printable_text(v) for n, v in cells.items()} if undecodable_row else cells,
         external_id=external_id,
-        payload=None if errors else payload,
+        payload=None if errors or skip_reason else payload,
         errors=errors,
         contact_ids=contact_ids,
+        skip_reason=skip_reason,
     )
 
 
