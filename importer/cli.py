@@ -277,12 +277,11 @@ def _import_settings(
 
 
 def _print_plan(settings: Any, ledger_path: Path, out: Path | None, as_json: bool) -> int:
-    from importer.ledger import Ledger
+    from importer.ledger import open_ledger
     from importer.pipeline import plan_manifest
     from importer.report import PlanPrinter
 
-    ledger = Ledger(ledger_path, readonly=True)
-    try:
+    with open_ledger(ledger_path, readonly=True) as ledger:
         handle = _open_for_writing(out) if out else None
         try:
             printer = PlanPrinter(csv_handle=handle)
@@ -290,8 +289,6 @@ def _print_plan(settings: Any, ledger_path: Path, out: Path | None, as_json: boo
         finally:
             if handle:
                 handle.close()
-    finally:
-        ledger.close()
     click.echo(
         printer.as_json(str(settings.manifest)) if as_json else printer.text(str(settings.manifest))
     )
@@ -439,14 +436,11 @@ def status(ledger: Path, as_json: bool) -> None:
     """Show the ledger: rows by status, frequent errors, last runs, changed rows."""
     import json
 
-    from importer.ledger import Ledger, require_ledger
+    from importer.ledger import open_ledger, require_ledger
     from importer.status import ledger_status, status_text
 
-    book = Ledger(require_ledger(ledger), readonly=True)
-    try:
+    with open_ledger(require_ledger(ledger), readonly=True) as book:
         data = ledger_status(book)
-    finally:
-        book.close()
     click.echo(json.dumps(data, indent=2) if as_json else status_text(data))
 
 
@@ -465,16 +459,14 @@ def report(ledger: Path, out: Path) -> None:
     fix the cells and run it as a manifest.
     """
     from importer.errors import UsageError
-    from importer.ledger import Ledger, require_ledger
+    from importer.ledger import open_ledger, require_ledger
     from importer.report import write_reports
 
-    book = Ledger(require_ledger(ledger), readonly=True)
-    try:
-        written = write_reports(book, out)
-    except OSError as error:
-        raise UsageError(f"cannot write the reports into {out} ({error.strerror})") from None
-    finally:
-        book.close()
+    with open_ledger(require_ledger(ledger), readonly=True) as book:
+        try:
+            written = write_reports(book, out)
+        except OSError as error:
+            raise UsageError(f"cannot write the reports into {out} ({error.strerror})") from None
     for name, count in written.items():
         click.echo(f"Wrote {out / name} ({count:,} rows)")
 
@@ -494,14 +486,11 @@ def retry(ctx: click.Context, **options: Any) -> None:
 
     Each manifest is read again with the options of its last run.
     """
-    from importer.ledger import Ledger, require_ledger
+    from importer.ledger import open_ledger, require_ledger
 
-    book = Ledger(require_ledger(options["ledger"]), readonly=True)
-    try:
+    with open_ledger(require_ledger(options["ledger"]), readonly=True) as book:
         manifests = book.failed_manifests(options["include_permanent"])
         recorded = {m: book.last_options(m) for m in manifests}
-    finally:
-        book.close()
     if not manifests:
         click.echo("No failed rows to retry.")
         ctx.exit(0)

@@ -22,8 +22,10 @@ from typing import Any
 from importer import contract
 from importer.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED
 from importer.events import Reporter
-from importer.ledger import Ledger, Reject
+from importer.facts import Reject
+from importer.ledger import Ledger
 from importer.manifest import read_columns, read_manifest
+from importer.manifest_index import ManifestIndex
 from importer.plan import (
     CHANGED,
     DUPLICATE,
@@ -193,22 +195,23 @@ def _media_filter(ledger: Ledger, settings: ImportSettings) -> Any:
 
 def index_manifest(
     ledger: Ledger, settings: ImportSettings
-) -> tuple[dict[str, DuplicateInfo], Counter[str]]:
+) -> tuple[ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
     """Pass one: validate everything and find external_ids used on several rows."""
-    ledger.start_index()
+    index = ManifestIndex(ledger)
+    index.start()
     seen: Counter[str] = Counter()
     for batch in mapped_batches(
         settings.manifest, settings.mapping, settings.batch_size, _media_filter(ledger, settings)
     ):
         valid = [(r.external_id, r.row_number, r.payload_hash) for r in batch if r.valid]
-        ledger.index_rows(valid)  # type: ignore[arg-type]
+        index.add(valid)  # type: ignore[arg-type]
         seen["rows"] += len(batch)
         seen["valid"] += len(valid)
     duplicates = {
         external_id: DuplicateInfo(first_row, conflicting)
-        for external_id, first_row, conflicting in ledger.repeated_ids()
+        for external_id, first_row, conflicting in index.repeated()
     }
-    return duplicates, seen
+    return index, duplicates, seen
 
 
 def planned_batches(
@@ -293,14 +296,14 @@ async def run_import(
     manifest_key = str(settings.manifest.resolve())
     if settings.check_media:
         await preflight_media(ledger, settings, reporter)
-    duplicates, _ = index_manifest(ledger, settings)
+    index, duplicates, _ = index_manifest(ledger, settings)
     unused = settings.mapping.columns.unused_columns(read_columns(settings.manifest))
     if unused:
         reporter.notice(f"Columns not used (not in the mapping): {', '.join(unused)}")
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
     if not (settings.plan.only_failed or settings.contacts_only):
-        ledger.register_pending(manifest_key, conflicting)
-    ahead = ledger.index_summary(conflicting, only_failed=settings.plan.only_failed)
+        index.register_pending(manifest_key, conflicting)
+    ahead = index.summary(conflicting, only_failed=settings.plan.only_failed)
     if settings.contacts_only:
         reporter.notice("Applying contact sets that differ from the ones last applied.")
     else:
@@ -406,7 +409,7 @@ def plan_manifest(
         from importer.events import HumanReporter
 
         asyncio.run(preflight_media(ledger, settings, reporter or HumanReporter()))
-    duplicates, _ = index_manifest(ledger, settings)
+    _, duplicates, _ = index_manifest(ledger, settings)
     counts: Counter[str] = Counter()
     for batch in planned_batches(ledger, settings, duplicates):
         for planned in batch:

@@ -24,7 +24,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from importer.ledger import LedgerFact
+from importer.facts import LedgerFact
 from importer.validate import MappedRow, contacts_hash, field_hashes
 
 NEW = "new"

@@ -133,7 +133,7 @@ class PlanPrinter:
 
 def success_rows(ledger: Ledger) -> Iterator[list[Any]]:
     """One row per engagement in AskElephant: manifest row, ids, created or existing, when."""
-    for row in ledger.engagements("status IN ('created', 'existing')"):
+    for row in ledger.imported_rows():
         yield [
             row["manifest"],
             row["row_number"],

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from importer.config import recordable_options
 from importer.errors import EXIT_INTERRUPTED, ImporterError
 from importer.events import Reporter
-from importer.ledger import Ledger
+from importer.ledger import open_ledger
 from importer.pipeline import ImportSettings, RunSummary, run_import
 from importer.targets.askelephant import AskElephantTarget, build_timeout
 from importer.targets.base import Target
@@ -54,35 +54,31 @@ def import_manifest(
     options: dict[str, Any],
 ) -> RunSummary:
     """``importer run`` and ``importer retry``: one locked, recorded run of the pipeline."""
-    ledger = Ledger(ledger_path)
-    try:
-        with ledger.exclusive():
-            recorded = recordable_options(options)
-            run_id = ledger.start_run(command, str(settings.manifest.resolve()), recorded)
-            reporter.run_started(command, recorded)
-            started = time.monotonic()
-            outcome, exit_code, counts = "error", 2, {}
-            try:
-                summary = asyncio.run(
-                    _with_target(
-                        target_factory,
-                        lambda target: run_import(settings, ledger, target, reporter, run_id),
-                    )
+    with open_ledger(ledger_path, exclusive=True) as ledger:
+        recorded = recordable_options(options)
+        run_id = ledger.start_run(command, str(settings.manifest.resolve()), recorded)
+        reporter.run_started(command, recorded)
+        started = time.monotonic()
+        outcome, exit_code, counts = "error", 2, {}
+        try:
+            summary = asyncio.run(
+                _with_target(
+                    target_factory,
+                    lambda target: run_import(settings, ledger, target, reporter, run_id),
                 )
-                counts, exit_code = dict(summary.counts), summary.exit_code
-                outcome = run_outcome(summary)
-            except KeyboardInterrupt:
-                outcome, exit_code = "interrupted", EXIT_INTERRUPTED
-                raise
-            except ImporterError as error:
-                exit_code = error.exit_code
-                raise
-            finally:
-                ledger.finish_run(run_id, outcome, exit_code, counts, time.monotonic() - started)
-            reporter.run_finished({"run_id": run_id, **summary.as_dict()})
-            return summary
-    finally:
-        ledger.close()
+            )
+            counts, exit_code = dict(summary.counts), summary.exit_code
+            outcome = run_outcome(summary)
+        except KeyboardInterrupt:
+            outcome, exit_code = "interrupted", EXIT_INTERRUPTED
+            raise
+        except ImporterError as error:
+            exit_code = error.exit_code
+            raise
+        finally:
+            ledger.finish_run(run_id, outcome, exit_code, counts, time.monotonic() - started)
+        reporter.run_finished({"run_id": run_id, **summary.as_dict()})
+        return summary
 
 
 def run_outcome(summary: RunSummary) -> str:
@@ -110,13 +106,7 @@ def verify_ledger(
     reporter: Reporter,
 ) -> VerifyResult:
     """``importer verify``: GET every imported engagement, record processing_status."""
-    ledger = Ledger(ledger_path)
-    try:
-        with ledger.exclusive():
-            return asyncio.run(
-                _with_target(
-                    target_factory, lambda target: verify(ledger, target, settings, reporter)
-                )
-            )
-    finally:
-        ledger.close()
+    with open_ledger(ledger_path, exclusive=True) as ledger:
+        return asyncio.run(
+            _with_target(target_factory, lambda target: verify(ledger, target, settings, reporter))
+        )

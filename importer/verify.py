@@ -78,9 +78,7 @@ async def verify(
     result = VerifyResult()
     while True:
         result.rounds += 1
-        rows = list(
-            ledger.engagements("status IN ('created', 'existing') AND engagement_id IS NOT NULL")
-        )
+        rows = list(ledger.verifiable_rows())
         todo = [
             r
             for r in rows
@@ -90,9 +88,7 @@ async def verify(
         await _check_all(ledger, target, todo, settings)
         result.counts = Counter()
         result.failed = []
-        for r in ledger.engagements(
-            "status IN ('created', 'existing') AND engagement_id IS NOT NULL"
-        ):
+        for r in ledger.verifiable_rows():
             status = r["processing_status"] or "UNKNOWN"
             result.counts[status] += 1
             if is_failed(status):

@@ -140,9 +140,8 @@ def bench_import(rows: int, workdir: Path, latency_ms: int, concurrency: int) ->
     finally:
         sandbox.terminate()
         sandbox.wait()
-    book = Ledger(ledger, readonly=True)
-    created = book.status_counts()["created"]
-    book.close()
+    with Ledger(ledger, readonly=True) as book:
+        created = book.status_counts()["created"]
     print(
         f"import: {created:,}/{rows:,} rows created in {seconds:.1f} s = "
         f"{created / seconds:,.0f} rows/s (server latency {latency_ms} ms, "

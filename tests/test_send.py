@@ -21,6 +21,7 @@ from importer.retry import RetrySettings
 from importer.send import Sender, SendSettings, WorkItem
 from importer.targets.askelephant import AskElephantTarget
 from importer.validate import field_hashes, payload_hash
+from tests.factories import ledger_rows
 
 PAYLOAD = {
     "type": "CALL",
@@ -86,10 +87,7 @@ def send_many(
         ledger.close()
 
     asyncio.run(main())
-    book = Ledger(tmp_path / "l.db", readonly=True)
-    rows = list(book.engagements())
-    book.close()
-    return rows, waits, calls
+    return ledger_rows(tmp_path / "l.db", "1 ORDER BY manifest, row_number"), waits, calls
 
 
 def send_with(

@@ -1,0 +1,252 @@
+"""Opening a ledger: checks that the file is ours, the schema, WAL, the run lock, closing."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlite_utils
+
+from importer.errors import LedgerError
+
+SCHEMA_VERSION = 1
+FINAL_SUCCESS = ("created", "existing")
+STATUSES = (
+    "pending",
+    "in_flight",
+    "created",
+    "existing",
+    "failed",
+    "invalid",
+    "duplicate",
+    "skipped",
+)
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows has no flock; locking is then skipped
+    fcntl = None  # type: ignore[assignment]
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601 text (what every timestamp column holds)."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def require_ledger(path: Path) -> Path:
+    """The path of a ledger that must already exist (status, report, retry, verify)."""
+    if not path.exists():
+        raise LedgerError(
+            f"no ledger at {path}: nothing has been imported with it yet "
+            "(check --ledger, or run `importer run` first)"
+        )
+    return path
+
+
+class LedgerDB:
+    """The open SQLite connection of one ledger file; the concern modules build on it."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        self.readonly = readonly
+        if readonly and not path.exists():
+            self.db = sqlite_utils.Database(memory=True)
+        else:
+            self.db = self._connect(path, readonly)
+        self._check_is_ours()
+        if not readonly:
+            self._use_wal()
+        if not readonly or not path.exists():
+            self._create_tables()
+
+    def _connect(self, path: Path, readonly: bool) -> sqlite_utils.Database:
+        if path.is_dir():
+            raise LedgerError(f"ledger {path} is a folder; pass a file path to --ledger")
+        if not readonly:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise LedgerError(
+                    f"cannot create the ledger folder {path.parent} ({error.strerror})"
+                ) from error
+            if not os.access(path.parent, os.W_OK) or (
+                path.exists() and not os.access(path, os.W_OK)
+            ):
+                raise LedgerError(
+                    f"ledger {path} is not writable; choose another location with --ledger"
+                )
+        try:
+            if readonly:
+                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            else:
+                conn = sqlite3.connect(str(path), timeout=30)
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.OperationalError as error:
+            if path.exists():
+                raise LedgerError(self._not_a_ledger(error)) from error
+            raise LedgerError(
+                f"cannot create the ledger {path} ({error}); choose another location with --ledger"
+            ) from error
+        except sqlite3.DatabaseError as error:
+            raise LedgerError(self._not_a_ledger(error)) from error
+        return db
+
+    def _use_wal(self) -> None:
+        """WAL journaling, switched on only once the file is known to be ours (or new)."""
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.OperationalError as error:
+            raise LedgerError(f"cannot write the ledger {self.path} ({error})") from error
+        except sqlite3.DatabaseError as error:
+            raise LedgerError(self._not_a_ledger(error)) from error
+
+    def _not_a_ledger(self, error: Exception) -> str:
+        return (
+            f"{self.path} is not a usable importer ledger ({error}); it was left untouched: "
+            "move it away or pass another file with --ledger"
+        )
+
+    def _check_is_ours(self) -> None:
+        try:
+            tables = set(self.db.table_names())
+        except sqlite3.DatabaseError as error:
+            raise LedgerError(self._not_a_ledger(error)) from error
+        if tables and "meta" not in tables:
+            raise LedgerError(
+                f"{self.path} is a SQLite file of something else (tables: "
+                f"{', '.join(sorted(tables)[:5])}); it was left untouched: pass another --ledger"
+            )
+
+    def _create_tables(self) -> None:
+        try:
+            with self.db.conn:
+                self.db.table("meta").create(
+                    {"key": str, "value": str}, pk="key", if_not_exists=True
+                )
+                self.db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                    [str(SCHEMA_VERSION)],
+                )
+                self.db.table("engagements").create(
+                    {
+                        "external_id": str,
+                        "manifest": str,
+                        "row_number": int,
+                        "status": str,
+                        "transient": int,
+                        "payload_hash": str,
+                        "sent_hash": str,
+                        "field_hashes": str,
+                        "http_status": int,
+                        "engagement_id": str,
+                        "attempts": int,
+                        "error_message": str,
+                        "error_detail": str,
+                        "error_errors": str,
+                        "request_id": str,
+                        "cells": str,
+                        "contacts_hash": str,
+                        "contacts_applied_at": str,
+                        "contacts_error": str,
+                        "processing_status": str,
+                        "processing_seen_at": str,
+                        "etag": str,
+                        "changed_fields": str,
+                        "run_id": int,
+                        "first_seen_at": str,
+                        "sent_at": str,
+                        "completed_at": str,
+                        "updated_at": str,
+                    },
+                    pk="external_id",
+                    if_not_exists=True,
+                    defaults={"attempts": 0, "transient": 0},
+                )
+                self.db.table("engagements").create_index(["status"], if_not_exists=True)
+                self.db.table("rejects").create(
+                    {
+                        "manifest": str,
+                        "row_number": int,
+                        "external_id": str,
+                        "status": str,
+                        "reason": str,
+                        "cells": str,
+                        "run_id": int,
+                        "updated_at": str,
+                    },
+                    pk=("manifest", "row_number"),
+                    if_not_exists=True,
+                )
+                self.db.execute(
+                    "CREATE INDEX IF NOT EXISTS rejects_external_id ON rejects (external_id)"
+                )
+                self.db.table("runs").create(
+                    {
+                        "id": int,
+                        "command": str,
+                        "manifest": str,
+                        "options": str,
+                        "pid": int,
+                        "started_at": str,
+                        "ended_at": str,
+                        "seconds": float,
+                        "outcome": str,
+                        "exit_code": int,
+                        "counts": str,
+                    },
+                    pk="id",
+                    if_not_exists=True,
+                )
+                self.db.table("media_checks").create(
+                    {"url": str, "ok": int, "detail": str, "checked_at": str},
+                    pk="url",
+                    if_not_exists=True,
+                )
+        except sqlite3.OperationalError as error:
+            raise LedgerError(f"cannot write the ledger {self.path} ({error})") from error
+        except sqlite3.DatabaseError as error:
+            raise LedgerError(self._not_a_ledger(error)) from error
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the ledger for one run; a second run on it is refused, not queued."""
+        if fcntl is None or self.readonly:
+            yield
+            return
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            handle = lock_path.open("a+")
+        except OSError as error:
+            raise LedgerError(
+                f"cannot create the lock file {lock_path} ({error.strerror})"
+            ) from error
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise LedgerError(
+                f"another importer run (pid {holder}) is using the ledger {self.path}; "
+                "wait for it to finish, or pass a different --ledger"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            handle.close()
+
+    def close(self) -> None:
+        """Checkpoint and close the database."""
+        with contextlib.suppress(sqlite3.Error):
+            self.db.conn.close()

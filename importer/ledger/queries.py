@@ -1,0 +1,162 @@
+"""Named read queries: what planning, ``status``, ``report`` and ``verify`` ask the ledger.
+
+Callers name the question; the SQL stays here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from importer.facts import LedgerFact
+from importer.ledger.db import STATUSES, LedgerDB
+from importer.ledger.rejects import CURRENT_REJECTS
+
+IMPORTED = "status IN ('created', 'existing')"
+
+
+class Queries(LedgerDB):
+    """Reads of the ``engagements`` and ``rejects`` tables."""
+
+    def facts_for(self, external_ids: Iterable[str]) -> dict[str, LedgerFact]:
+        """Ledger facts for a batch of external ids (absent ids are new)."""
+        ids = list(dict.fromkeys(external_ids))
+        facts: dict[str, LedgerFact] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(
+                "SELECT external_id, status, transient, sent_hash, payload_hash, field_hashes, "
+                f"contacts_hash, engagement_id FROM engagements WHERE external_id IN ({marks})",
+                chunk,
+            ):
+                facts[row["external_id"]] = LedgerFact(
+                    status=row["status"],
+                    payload_hash=row["sent_hash"] or row["payload_hash"],
+                    transient=bool(row["transient"]),
+                    field_hashes=json.loads(row["field_hashes"] or "{}"),
+                    contacts_hash=row["contacts_hash"],
+                    engagement_id=row["engagement_id"],
+                )
+        return facts
+
+    def unfinished(self, manifest: str) -> dict[str, int]:
+        """A manifest's rows still pending or in flight (after a stopped run)."""
+        return {
+            row["status"]: row["n"]
+            for row in self.db.query(
+                "SELECT status, COUNT(*) AS n FROM engagements WHERE manifest = ? "
+                "AND status IN ('pending', 'in_flight') GROUP BY status",
+                [manifest],
+            )
+        }
+
+    def failed_manifests(self, include_permanent: bool) -> list[str]:
+        """Manifests that have failed rows worth re-sending."""
+        condition = "status = 'failed'" + ("" if include_permanent else " AND transient = 1")
+        return [
+            row["manifest"]
+            for row in self.db.query(
+                f"SELECT DISTINCT manifest FROM engagements WHERE {condition} ORDER BY manifest"
+            )
+        ]
+
+    def status_counts(self) -> dict[str, int]:
+        """Rows by status across both tables; failed split into transient and permanent."""
+        counts = dict.fromkeys(STATUSES, 0)
+        for row in self.db.query("SELECT status, count(*) AS n FROM engagements GROUP BY status"):
+            counts[row["status"]] = row["n"]
+        for row in self.db.query(
+            f"SELECT status, count(*) AS n FROM {CURRENT_REJECTS} GROUP BY status"
+        ):
+            counts[row["status"]] = counts.get(row["status"], 0) + row["n"]
+        return counts
+
+    def imported_rows(self) -> Iterator[dict[str, Any]]:
+        """Engagements in AskElephant (created or existing), in manifest order."""
+        return self._engagements(IMPORTED)
+
+    def verifiable_rows(self) -> Iterator[dict[str, Any]]:
+        """Imported engagements whose id is known (what ``verify`` can GET)."""
+        return self._engagements(f"{IMPORTED} AND engagement_id IS NOT NULL")
+
+    def _engagements(self, where: str) -> Iterator[dict[str, Any]]:
+        """Engagement rows matching one of the conditions above, in manifest order."""
+        yield from self.db.query(
+            f"SELECT * FROM engagements WHERE {where} ORDER BY manifest, row_number"
+        )
+
+    def error_records(self) -> Iterator[dict[str, Any]]:
+        """Current rejects and failed rows together, in manifest order, straight from SQLite."""
+        yield from self.db.query(
+            "SELECT manifest, row_number, 0 AS kind, cells, status, reason AS message, "
+            f"0 AS transient, NULL AS http_status FROM {CURRENT_REJECTS} "
+            "WHERE status != 'skipped' "
+            "UNION ALL SELECT manifest, row_number, 1 AS kind, cells, status, error_message, "
+            "transient, http_status FROM engagements WHERE status = 'failed' "
+            "ORDER BY manifest, row_number, kind"
+        )
+
+    def skipped_records(self) -> Iterator[dict[str, Any]]:
+        """Current skipped rows (nothing to import), in manifest order."""
+        yield from self.db.query(
+            "SELECT manifest, row_number, external_id, reason, cells "
+            f"FROM {CURRENT_REJECTS} WHERE status = 'skipped' ORDER BY manifest, row_number"
+        )
+
+    def top_errors(self, limit: int = 10) -> list[tuple[str, int]]:
+        """The most frequent failure and rejection messages, with counts."""
+        rows = self.db.query(
+            "SELECT message, SUM(n) AS n FROM ("
+            " SELECT COALESCE(error_message, '(no message)') AS message, COUNT(*) AS n"
+            " FROM engagements WHERE status = 'failed' GROUP BY message"
+            f" UNION ALL SELECT reason AS message, COUNT(*) AS n FROM {CURRENT_REJECTS}"
+            " GROUP BY reason"
+            ") GROUP BY message ORDER BY n DESC, message LIMIT ?",
+            [limit],
+        )
+        return [(row["message"], row["n"]) for row in rows]
+
+    def changed_rows(self, limit: int = 10) -> tuple[int, list[tuple[str, str]]]:
+        """How many imported rows differ from their manifest now, and a few of them."""
+        return self._flagged("changed_fields", limit)
+
+    def contacts_failures(self, limit: int = 10) -> tuple[int, list[tuple[str, str]]]:
+        """How many engagements still lack their contact set, and a few with the reason."""
+        return self._flagged("contacts_error", limit)
+
+    def _flagged(self, column: str, limit: int) -> tuple[int, list[tuple[str, str]]]:
+        """Rows whose ``column`` is set: how many, and the first few (id, value)."""
+        total = self.db.execute(
+            f"SELECT COUNT(*) FROM engagements WHERE {column} IS NOT NULL"
+        ).fetchone()[0]
+        sample = [
+            (row["external_id"], row[column])
+            for row in self.db.query(
+                f"SELECT external_id, {column} FROM engagements "
+                f"WHERE {column} IS NOT NULL ORDER BY manifest, row_number LIMIT ?",
+                [limit],
+            )
+        ]
+        return int(total), sample
+
+    def failed_split(self) -> dict[str, int]:
+        """Failed rows: transient (retried later) and permanent."""
+        counts = {"transient": 0, "permanent": 0}
+        for row in self.db.query(
+            "SELECT transient, COUNT(*) AS n FROM engagements WHERE status = 'failed' "
+            "GROUP BY transient"
+        ):
+            counts["transient" if row["transient"] else "permanent"] = row["n"]
+        return counts
+
+    def processing_counts(self) -> dict[str, int]:
+        """processing_status as last seen by ``verify``."""
+        return {
+            row["s"]: row["n"]
+            for row in self.db.query(
+                "SELECT COALESCE(processing_status, 'not verified') AS s, COUNT(*) AS n "
+                "FROM engagements WHERE status IN ('created', 'existing') GROUP BY s"
+            )
+        }

@@ -1,0 +1,51 @@
+"""The rejects table: manifest rows never sent (invalid or conflicting duplicates)."""
+
+from __future__ import annotations
+
+import json
+
+from importer.facts import Reject
+from importer.ledger.db import LedgerDB, now_iso
+
+# Rejected rows still worth fixing: not imported or sent since, not rejected again later.
+CURRENT_REJECTS = (
+    "(SELECT r.* FROM rejects r WHERE NOT EXISTS (SELECT 1 FROM engagements e"
+    " WHERE e.external_id = r.external_id AND (e.status IN ('created', 'existing')"
+    " OR e.run_id > r.run_id))"
+    " AND NOT EXISTS (SELECT 1 FROM rejects later"
+    " WHERE later.external_id = r.external_id AND later.run_id > r.run_id))"
+)
+
+
+class Rejects(LedgerDB):
+    """Keeping the rows that will not be sent, with their cells for ``errors.csv``."""
+
+    def add_rejects(self, rejects: list[Reject], run_id: int) -> None:
+        """Record rows that will not be sent, with their cells for errors.csv."""
+        if not rejects:
+            return
+        stamp = now_iso()
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.manifest,
+                        r.row_number,
+                        r.external_id,
+                        r.status,
+                        r.reason,
+                        json.dumps(r.cells, ensure_ascii=False),
+                        run_id,
+                        stamp,
+                    )
+                    for r in rejects
+                ],
+            )
+
+    def drop_stale_rejects(self, manifest: str, run_id: int) -> None:
+        """After a complete pass: rejects of this manifest that the run did not confirm."""
+        with self.db.conn:
+            self.db.execute(
+                "DELETE FROM rejects WHERE manifest = ? AND run_id != ?", [manifest, run_id]
+            )

@@ -1,0 +1,161 @@
+"""The send write-path: each engagement row from in_flight to its outcome.
+
+Every write commits at once: a row is ``in_flight`` on disk before its request leaves.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from importer.ledger.db import LedgerDB, now_iso
+
+
+class Rows(LedgerDB):
+    """Writes to the ``engagements`` table while sending, and after (contacts, verify)."""
+
+    def mark_in_flight(
+        self,
+        external_id: str,
+        manifest: str,
+        row_number: int,
+        payload_hash: str,
+        run_id: int,
+    ) -> None:
+        """Committed before the request leaves: a crash then leaves evidence to resend."""
+        stamp = now_iso()
+        with self.db.conn:
+            self.db.execute(
+                "INSERT INTO engagements (external_id, manifest, row_number, status, transient, "
+                "payload_hash, attempts, run_id, first_seen_at, sent_at, updated_at) "
+                "VALUES (?, ?, ?, 'in_flight', 0, ?, 0, ?, ?, ?, ?) "
+                "ON CONFLICT(external_id) DO UPDATE SET manifest = excluded.manifest, "
+                "row_number = excluded.row_number, status = 'in_flight', transient = 0, "
+                "payload_hash = excluded.payload_hash, run_id = excluded.run_id, "
+                "sent_at = excluded.sent_at, updated_at = excluded.updated_at",
+                [external_id, manifest, row_number, payload_hash, run_id, stamp, stamp, stamp],
+            )
+
+    def count_attempt(self, external_id: str) -> None:
+        """One more request sent for this row (retries included)."""
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE engagements SET attempts = attempts + 1 WHERE external_id = ?",
+                [external_id],
+            )
+
+    def record_success(
+        self,
+        external_id: str,
+        *,
+        created: bool,
+        engagement_id: str,
+        http_status: int,
+        payload_hash: str,
+        field_hashes: dict[str, str],
+    ) -> None:
+        """201 is ``created``, 200 is ``existing``; the engagement id is kept either way."""
+        stamp = now_iso()
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE engagements SET status = ?, transient = 0, http_status = ?, "
+                "engagement_id = ?, sent_hash = ?, payload_hash = ?, field_hashes = ?, "
+                "error_message = NULL, error_detail = NULL, error_errors = NULL, "
+                "request_id = NULL, cells = NULL, changed_fields = NULL, completed_at = ?, "
+                "updated_at = ? "
+                "WHERE external_id = ?",
+                [
+                    "created" if created else "existing",
+                    http_status,
+                    engagement_id,
+                    payload_hash,
+                    payload_hash,
+                    json.dumps(field_hashes),
+                    stamp,
+                    stamp,
+                    external_id,
+                ],
+            )
+
+    def record_failure(
+        self,
+        external_id: str,
+        *,
+        message: str,
+        transient: bool,
+        http_status: int | None,
+        detail: str | None,
+        field_errors: list[dict[str, Any]],
+        request_id: str | None,
+        cells: dict[str, str],
+    ) -> None:
+        """A failed row keeps the server's words and its cells, for errors.csv."""
+        stamp = now_iso()
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE engagements SET status = 'failed', transient = ?, http_status = ?, "
+                "error_message = ?, error_detail = ?, error_errors = ?, request_id = ?, "
+                "cells = ?, updated_at = ? WHERE external_id = ?",
+                [
+                    int(transient),
+                    http_status,
+                    message,
+                    detail,
+                    json.dumps(field_errors) if field_errors else None,
+                    request_id,
+                    json.dumps(cells, ensure_ascii=False),
+                    stamp,
+                    external_id,
+                ],
+            )
+
+    def return_to_pending(self, external_id: str) -> None:
+        """The request was never sent (the run stopped first): nothing to resolve later."""
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE engagements SET status = 'pending', updated_at = ? "
+                "WHERE external_id = ? AND status = 'in_flight'",
+                [now_iso(), external_id],
+            )
+
+    def note_changes(self, changed: dict[str, list[str]], unchanged: list[str]) -> None:
+        """Remember which imported rows differ from the manifest now (for ``status``)."""
+        with self.db.conn:
+            self.db.conn.executemany(
+                "UPDATE engagements SET changed_fields = ? WHERE external_id = ?",
+                [(", ".join(fields), eid) for eid, fields in changed.items()],
+            )
+            self.db.conn.executemany(
+                "UPDATE engagements SET changed_fields = NULL "
+                "WHERE external_id = ? AND changed_fields IS NOT NULL",
+                [(eid,) for eid in unchanged],
+            )
+
+    def record_contacts(self, external_id: str, contacts_hash: str) -> None:
+        """The contact set now applied to the engagement."""
+        stamp = now_iso()
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE engagements SET contacts_hash = ?, contacts_applied_at = ?, "
+                "contacts_error = NULL, "
+                "updated_at = ? WHERE external_id = ?",
+                [contacts_hash, stamp, stamp, external_id],
+            )
+
+    def record_contacts_failure(self, external_id: str, message: str) -> None:
+        """Replace contacts failed: kept for ``status``; the next run tries again."""
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE engagements SET contacts_error = ?, updated_at = ? WHERE external_id = ?",
+                [message, now_iso(), external_id],
+            )
+
+    def record_processing(self, external_id: str, processing_status: str, etag: str | None) -> None:
+        """What ``verify`` saw, and when."""
+        stamp = now_iso()
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE engagements SET processing_status = ?, etag = COALESCE(?, etag), "
+                "processing_seen_at = ? WHERE external_id = ?",
+                [processing_status, etag, stamp, external_id],
+            )

@@ -1,0 +1,48 @@
+"""The runs table: each command's start, options, end, outcome and counts."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from importer.ledger.db import LedgerDB, now_iso
+
+
+class Runs(LedgerDB):
+    """Recording runs, and reading them back for ``status`` and ``retry``."""
+
+    def start_run(self, command: str, manifest: str | None, options: dict[str, Any]) -> int:
+        """Record a run's start; the options must already be free of secrets."""
+        with self.db.conn:
+            cursor = self.db.execute(
+                "INSERT INTO runs (command, manifest, options, pid, started_at, outcome) "
+                "VALUES (?, ?, ?, ?, ?, 'running')",
+                [command, manifest, json.dumps(options, default=str), os.getpid(), now_iso()],
+            )
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(
+        self, run_id: int, outcome: str, exit_code: int, counts: dict[str, int], seconds: float
+    ) -> None:
+        """Record a run's end, outcome and counts."""
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE runs SET ended_at = ?, outcome = ?, exit_code = ?, counts = ?, seconds = ? "
+                "WHERE id = ?",
+                [now_iso(), outcome, exit_code, json.dumps(counts), round(seconds, 3), run_id],
+            )
+
+    def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The last runs, newest first."""
+        return list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit]))
+
+    def last_options(self, manifest: str) -> dict[str, Any]:
+        """The options of the last `run` of a manifest (retry and sync-contacts record fewer)."""
+        for row in self.db.query(
+            "SELECT options FROM runs WHERE manifest = ? AND command = 'run' "
+            "ORDER BY id DESC LIMIT 1",
+            [manifest],
+        ):
+            return dict(json.loads(row["options"] or "{}"))
+        return {}
