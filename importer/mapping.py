@@ -64,11 +64,14 @@ class ColumnMapping:
     """Field to {value as the CRM writes it: value to use}; matched ignoring case."""
     skip_without_media: bool = False
     """``[rows] skip_without_media``: rows with a blank media URL are skipped."""
+    fields: tuple[str, ...] = FIELDS
+    """The fields the import target's create reads (its field table)."""
+    required: tuple[str, ...] = REQUIRED_FIELDS
 
     def fields_of(self, cells: MappingABC[str, str]) -> dict[str, str]:
         """The row's cells renamed to field names, value maps applied, defaults filling blanks."""
         values: dict[str, str] = {}
-        for name in FIELDS:
+        for name in self.fields:
             column = self.columns.get(name, name)
             value = cells.get(column, "")
             if name in self._folded_values:
@@ -91,14 +94,14 @@ class ColumnMapping:
 
     def unused_columns(self, present: list[str]) -> list[str]:
         """Manifest columns no field reads (a typo in the mapping shows up here)."""
-        used = {self.column_of(name) for name in FIELDS}
+        used = {self.column_of(name) for name in self.fields}
         # errors.csv fed back as a manifest brings these along; they are expected.
         expected = {"error_status", "error_message"}
         return [name for name in present if name not in used and name not in expected]
 
     def check_columns(self, path: Path, present: list[str], source_system_given: bool) -> None:
         """A missing required column is an error for the whole file."""
-        required = list(REQUIRED_FIELDS)
+        required = list(self.required)
         if not source_system_given:
             required.append("source_system")
         missing = [
@@ -122,10 +125,16 @@ class ColumnMapping:
         )
 
 
-def load_mapping(path: Path | None) -> ColumnMapping:
+def load_mapping(
+    path: Path | None,
+    fields: tuple[str, ...] = FIELDS,
+    required: tuple[str, ...] = REQUIRED_FIELDS,
+) -> ColumnMapping:
     """Read a TOML mapping file; no file means the default column names."""
     if path is None:
-        return ColumnMapping()
+        return ColumnMapping(
+            columns={name: name for name in fields}, fields=fields, required=required
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
@@ -141,10 +150,10 @@ def load_mapping(path: Path | None) -> ColumnMapping:
             f"unknown section(s) {', '.join(unknown_sections)}; "
             f"use {', '.join(f'[{name}]' for name in SECTIONS)}",
         )
-    columns = {name: name for name in FIELDS}
-    columns.update(_string_table(path, data, "columns"))
-    defaults = _string_table(path, data, "defaults")
-    formats = _string_table(path, data, "formats")
+    columns = {name: name for name in fields}
+    columns.update(_string_table(path, data, "columns", fields))
+    defaults = _string_table(path, data, "defaults", fields)
+    formats = _string_table(path, data, "formats", fields)
     for name, form in formats.items():
         if name != "start_at":
             raise MappingError(str(path), f"[formats] {name}: only start_at has a date format")
@@ -158,20 +167,24 @@ def load_mapping(path: Path | None) -> ColumnMapping:
         columns=columns,
         defaults=defaults,
         formats=formats,
-        values=_value_maps(path, data),
+        values=_value_maps(path, data, fields),
         skip_without_media=_rows_settings(path, data),
+        fields=fields,
+        required=required,
     )
 
 
-def _value_maps(path: Path, data: dict[str, object]) -> dict[str, dict[str, str]]:
+def _value_maps(
+    path: Path, data: dict[str, object], fields: tuple[str, ...]
+) -> dict[str, dict[str, str]]:
     tables = data.get("values", {})
     if not isinstance(tables, dict):
         raise MappingError(str(path), "[values] must hold tables such as [values.type]")
     result: dict[str, dict[str, str]] = {}
     for name, table in tables.items():
-        if name not in FIELDS:
+        if name not in fields:
             raise MappingError(
-                str(path), f"[values.{name}] names unknown field; fields: {', '.join(FIELDS)}"
+                str(path), f"[values.{name}] names unknown field; fields: {', '.join(fields)}"
             )
         if not isinstance(table, dict):
             raise MappingError(
@@ -203,15 +216,17 @@ def _rows_settings(path: Path, data: dict[str, object]) -> bool:
     return skip
 
 
-def _string_table(path: Path, data: dict[str, object], section: str) -> dict[str, str]:
+def _string_table(
+    path: Path, data: dict[str, object], section: str, fields: tuple[str, ...]
+) -> dict[str, str]:
     table = data.get(section, {})
     if not isinstance(table, dict):
         raise MappingError(str(path), f"[{section}] must be a table")
     result: dict[str, str] = {}
     for key, value in table.items():
-        if key not in FIELDS:
+        if key not in fields:
             raise MappingError(
-                str(path), f"[{section}] names unknown field {key!r}; fields: {', '.join(FIELDS)}"
+                str(path), f"[{section}] names unknown field {key!r}; fields: {', '.join(fields)}"
             )
         if isinstance(value, bool):
             value = "true" if value else "false"

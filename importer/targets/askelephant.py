@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -11,14 +10,15 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from importer import __version__, contract
-from importer.errors import FatalError, ServerUnavailable, TransientError, UsageError
+from importer.errors import TransientError, UsageError
 from importer.responses import classify, parse_problem
-from importer.targets.base import CreateResult, GetResult
+from importer.targets.base import CreateResult, GetResult, Lookup
+from importer.targets.http import send_request
 
 DEFAULT_READ_TIMEOUT = 300.0  # the server fetches the media synchronously during create
 
 
-def check_base_url(base_url: str) -> str:
+def check_base_url(base_url: str, example: str = contract.PRODUCTION_BASE_URL) -> str:
     """Refuse a base URL that would send the key in clear text, or is not a URL at all."""
     try:
         parts = urlsplit(base_url.strip())
@@ -26,9 +26,7 @@ def check_base_url(base_url: str) -> str:
     except ValueError as error:
         raise UsageError(f"--base-url {base_url!r} is not a valid URL ({error})") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise UsageError(
-            f"--base-url {base_url!r} is not an http(s) URL, e.g. {contract.PRODUCTION_BASE_URL}"
-        )
+        raise UsageError(f"--base-url {base_url!r} is not an http(s) URL, e.g. {example}")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise UsageError(
             f"--base-url {base_url!r} uses http: the API key would travel in clear text. "
@@ -108,6 +106,10 @@ class AskElephantTarget:
         body = None if response.status_code == 304 else response.json()
         return GetResult(response.status_code, body, response.headers.get("etag") or etag)
 
+    async def lookup(self, external_ids: Sequence[str]) -> Lookup | None:
+        """Not needed: create is idempotent on external_id (a known id answers 200)."""
+        return None
+
     async def replace_contacts(
         self, engagement_id: str, contact_ids: Sequence[str]
     ) -> dict[str, Any]:
@@ -133,41 +135,15 @@ class AskElephantTarget:
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
-        content = None
-        if json_body is not None:
-            content = json.dumps(json_body, ensure_ascii=False).encode("utf-8", "surrogatepass")
-            headers = {**(headers or {}), "Content-Type": "application/json"}
-        try:
-            return await self._client.request(
-                method, path, content=content, headers=headers, params=params
-            )
-        except httpx.TimeoutException as error:
-            raise ServerUnavailable(
-                f"no answer in time ({type(error).__name__}); the request may have been applied"
-            ) from None
-        except httpx.LocalProtocolError as error:
-            # Raised before anything is sent, e.g. for a header value h11 refuses: its text
-            # would quote the Authorization header, so it is never shown.
-            raise FatalError(
-                f"the request could not be formed ({type(error).__name__}); "
-                "check that the API key is one line of plain characters"
-            ) from None
-        except httpx.TransportError as error:
-            # The socket's or TLS library's words help (e.g. https to an http port); the key
-            # is scrubbed from them all the same.
-            reason = self._scrub(str(error).strip()[:200])
-            hint = ""
-            if "SSL" in reason or "TLS" in reason:
-                hint = "; does the server speak https? (the sandbox speaks plain http)"
-            raise ServerUnavailable(
-                f"connection failed ({type(error).__name__}{': ' + reason if reason else ''}{hint})"
-            ) from None
-        except httpx.HTTPError as error:
-            # E.g. a body that cannot be decoded: the request may have been applied.
-            raise TransientError(f"the answer could not be read ({type(error).__name__})") from None
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "[API key]") if self._key else text
+        return await send_request(
+            self._client,
+            self._key,
+            method,
+            path,
+            json_body=json_body,
+            headers=headers,
+            params=params,
+        )
 
     def _raise_for(self, response: httpx.Response, operation: str, scope: str) -> None:
         error = classify(

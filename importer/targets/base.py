@@ -15,6 +15,21 @@ class CreateResult:
     created: bool
     http_status: int
     body: dict[str, Any]
+    found_by: str = "create"
+    """Which check found the engagement: ``create`` (its answer) or ``lookup`` (a list)."""
+
+
+@dataclass(frozen=True)
+class RemoteEngagement:
+    """One engagement a lookup found on the server under an external id."""
+
+    engagement_id: str
+    external_id: str
+    body: dict[str, Any]
+
+
+Lookup = dict[str, list[RemoteEngagement]]
+"""external_id -> every engagement the server holds under it (several: a remote duplicate)."""
 
 
 @dataclass(frozen=True)
@@ -34,13 +49,21 @@ class Target(Protocol):
     """Create, read back and re-link contacts; errors are ``importer.errors.ApiError``."""
 
     async def create(self, payload: dict[str, Any]) -> CreateResult:
-        """Create an engagement, idempotently on ``payload['external_id']``."""
+        """Create an engagement; a target without idempotency looks up after an unsure answer."""
         ...
 
     async def get(
         self, engagement_id: str, *, etag: str | None = None, expand: Sequence[str] = ()
     ) -> GetResult:
         """Read one engagement, conditionally on ``etag``."""
+        ...
+
+    async def lookup(self, external_ids: Sequence[str]) -> Lookup | None:
+        """The engagements the server holds under these ids; None when create is idempotent.
+
+        A target whose create is not idempotent (DevRev) is looked up before every create;
+        one whose create answers ``200`` for a known id (AskElephant) needs no lookup.
+        """
         ...
 
     async def replace_contacts(

@@ -1,0 +1,319 @@
+"""DevRev's engagements API as a ``Target``: create is not idempotent, so we look first.
+
+DevRev documents no idempotency key for ``engagements.create``. Exactly-once therefore
+comes from lookups by ``external_ref`` with ``engagements.list``:
+
+- the pipeline looks up each batch before creating (``lookup``, many refs per call,
+  following ``next_cursor`` until it is empty);
+- a create whose outcome is unsure (timeout, dropped connection, ``5xx``) marks its
+  ``external_ref``; the next create of that ref looks it up first, so a retry never sends
+  blindly. Found once: it is the engagement (``found_by="lookup"``); found several
+  times: ``RemoteDuplicate``, reported, never silently picked.
+
+Rate limits: ``429`` honours ``Retry-After`` (else ``X-RateLimit-Reset``); every answer's
+``X-RateLimit-Remaining``/``X-RateLimit-Reset`` spread the window's last requests over
+the time left, so the run slows down before the window is exhausted, not after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from importer import __version__
+from importer.errors import (
+    ApiError,
+    FatalError,
+    PermanentError,
+    RateLimited,
+    ServerUnavailable,
+    TransientError,
+)
+from importer.responses import parse_problem, parse_retry_after
+from importer.targets.askelephant import build_timeout, check_base_url
+from importer.targets.base import CreateResult, GetResult, Lookup, RemoteEngagement
+from importer.targets.http import send_request
+
+DEFAULT_BASE_URL = "https://api.devrev.ai"
+REFS_PER_LOOKUP = 50
+"""external_refs per ``engagements.list`` call (the body stays small; assumed, not published)."""
+LOOKUP_PAGE_LIMIT = 100
+RESET_IS_EPOCH_ABOVE = 1_000_000_000
+"""An ``X-RateLimit-Reset`` above this is a Unix time; below, seconds from now."""
+LOW_WATER_SHARE = 0.2
+"""Spread the requests once fewer than this share of the window's limit remain."""
+LOW_WATER_MIN = 10
+
+FATAL_ADVICE = {
+    401: "the DevRev token was refused: check --api-key-file or DEVREV_API_KEY",
+    403: "the DevRev token may not do this (it needs to read and write engagements)",
+    404: f"DevRev answered 404 for the endpoint itself: check --base-url (e.g. {DEFAULT_BASE_URL})",
+}
+
+
+class RemoteDuplicate(PermanentError):
+    """DevRev holds several engagements with one external_ref: a person must pick one."""
+
+    def __init__(self, external_id: str, engagement_ids: Sequence[str]) -> None:
+        self.external_id = external_id
+        self.engagement_ids = list(engagement_ids)
+        super().__init__(
+            f"DevRev holds {len(engagement_ids)} engagements with external_ref {external_id} "
+            f"({', '.join(engagement_ids)}); delete the extra ones, then run again"
+        )
+
+
+def classify(
+    status: int, headers: Mapping[str, str], body: bytes, *, operation: str
+) -> ApiError | None:
+    """None for a good answer, else the error that says what to do about it.
+
+    ``operation`` is ``create``, ``list`` or ``get``: a 404 means a wrong base URL for the
+    first two, but only a missing engagement for ``get``. DevRev errors are JSON with a
+    ``message`` (and a ``type``).
+    """
+    if 200 <= status < 300:
+        document = parse_problem(body)
+        if operation == "list":
+            good = isinstance(document.get("engagements"), list)
+        else:
+            engagement = document.get("engagement")
+            good = isinstance(engagement, dict) and bool(engagement.get("id"))
+        if not good:
+            return TransientError(f"HTTP {status} but the body is not what {operation} answers")
+        return None
+    problem = parse_problem(body)
+    message = problem.get("message") or problem.get("detail")
+    fields: dict[str, Any] = {
+        "status": status,
+        "detail": str(message) if message else None,
+        "request_id": headers.get("x-request-id"),
+    }
+    said = f": {message}" if message else ""
+    if status == 429:
+        wait = parse_retry_after(headers.get("retry-after"))
+        if wait is None:
+            wait = reset_seconds(headers.get("x-ratelimit-reset"), time.time())
+        return RateLimited(f"HTTP 429 rate limited{said}", retry_after=wait, **fields)
+    if status in (500, 502, 503, 504):
+        return ServerUnavailable(f"HTTP {status} server error{said}", **fields)
+    if status == 409:
+        return TransientError(f"HTTP 409 conflict{said}", **fields)
+    if status in (401, 403):
+        return FatalError(f"HTTP {status}: {FATAL_ADVICE[status]}{said}", **fields)
+    if status == 404 and operation != "get":
+        return FatalError(f"HTTP 404: {FATAL_ADVICE[404]}{said}", **fields)
+    if 400 <= status < 500:
+        return PermanentError(f"HTTP {status}{said}", **fields)
+    return ServerUnavailable(f"HTTP {status} unexpected answer{said}", **fields)
+
+
+def reset_seconds(value: str | None, wall_now: float) -> float | None:
+    """Seconds until the window resets: a Unix time or a number of seconds, either way."""
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    if number > RESET_IS_EPOCH_ABOVE:
+        number -= wall_now
+    return max(0.0, number)
+
+
+class RateWindow:
+    """Paces requests from ``X-RateLimit-*``: spread what remains over the time left.
+
+    Far from the limit it adds nothing; near it, requests are spaced ``time left /
+    requests left`` apart; at zero, they wait for the reset.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock, self.wall_clock = clock, wall_clock
+        self.limit: int | None = None
+        self.remaining: int | None = None
+        self.reset_at: float | None = None
+        self.interval = 0.0
+        """Spacing that spreads the remaining requests evenly over the time left."""
+        self.next_slot = 0.0
+
+    def note(self, headers: Mapping[str, str]) -> None:
+        """Remember the window an answer describes (answers without the headers change nothing)."""
+        remaining = _integer(headers.get("x-ratelimit-remaining"))
+        wait = reset_seconds(headers.get("x-ratelimit-reset"), self.wall_clock())
+        if remaining is None or wait is None:
+            return
+        self.remaining = remaining
+        self.reset_at = self.clock() + wait
+        self.interval = wait / remaining if remaining > 0 else wait
+        self.limit = _integer(headers.get("x-ratelimit-limit")) or self.limit
+
+    def delay(self) -> float:
+        """Seconds the next request should wait; takes its slot."""
+        now = self.clock()
+        if self.remaining is None or self.reset_at is None or now >= self.reset_at:
+            return 0.0
+        low_water = max(LOW_WATER_MIN, int((self.limit or 0) * LOW_WATER_SHARE))
+        if self.remaining <= 0:
+            start = self.reset_at
+        elif self.remaining <= low_water:
+            start = max(now, self.next_slot)
+            self.next_slot = start + self.interval
+        else:
+            return 0.0
+        return max(0.0, start - now)
+
+
+def _integer(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+class DevRevTarget:
+    """Speaks DevRev's engagements API; the token lives only in the client's headers."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: httpx.Timeout | None = None,
+        max_connections: int = 8,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        window: RateWindow | None = None,
+    ) -> None:
+        self.base_url = check_base_url(base_url, example=DEFAULT_BASE_URL)
+        self._key = api_key
+        self._sleep = sleep
+        self.window = window or RateWindow()
+        self._unsure: set[str] = set()
+        """external_refs whose last create got no clear answer: look them up before resending."""
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "User-Agent": f"engagement-importer/{__version__}",
+                "Accept": "application/json",
+            },
+            timeout=timeout or build_timeout(60.0),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    async def create(self, payload: dict[str, Any]) -> CreateResult:
+        """POST /engagements.create, after a lookup if an earlier create of it was unsure."""
+        external_id = str(payload.get("external_ref", ""))
+        if external_id in self._unsure:
+            found = (await self.lookup([external_id])).get(external_id, [])
+            self._unsure.discard(external_id)
+            if len(found) > 1:
+                raise RemoteDuplicate(external_id, [e.engagement_id for e in found])
+            if found:
+                return CreateResult(found[0].engagement_id, False, 200, found[0].body, "lookup")
+        try:
+            response = await self._send("POST", "/engagements.create", json_body=payload)
+            self._raise_for(response, "create")
+        except RateLimited:
+            raise  # refused before anything was done
+        except TransientError:
+            if external_id:
+                self._unsure.add(external_id)
+            raise
+        engagement = response.json()["engagement"]
+        return CreateResult(
+            engagement_id=str(engagement["id"]),
+            created=True,
+            http_status=response.status_code,
+            body=engagement,
+        )
+
+    async def lookup(self, external_ids: Sequence[str]) -> Lookup:
+        """Every engagement with one of these external_refs: list by ref, page by page."""
+        wanted = list(dict.fromkeys(external_ids))
+        found: Lookup = {external_id: [] for external_id in wanted}
+        for start in range(0, len(wanted), REFS_PER_LOOKUP):
+            refs = wanted[start : start + REFS_PER_LOOKUP]
+            cursor: str | None = None
+            seen_cursors: set[str] = set()
+            while True:
+                body: dict[str, Any] = {
+                    "external_ref": refs,
+                    "limit": LOOKUP_PAGE_LIMIT,
+                    "mode": "after",
+                }
+                if cursor:
+                    body["cursor"] = cursor
+                response = await self._send("POST", "/engagements.list", json_body=body)
+                self._raise_for(response, "list")
+                page = response.json()
+                for engagement in page["engagements"]:
+                    ref = engagement.get("external_ref") if isinstance(engagement, dict) else None
+                    if ref in found and engagement.get("id"):
+                        remote = RemoteEngagement(str(engagement["id"]), str(ref), engagement)
+                        if all(r.engagement_id != remote.engagement_id for r in found[ref]):
+                            found[ref].append(remote)
+                cursor = page.get("next_cursor") or None
+                if cursor is None:
+                    break
+                if cursor in seen_cursors:
+                    raise TransientError("engagements.list gave the same next_cursor twice")
+                seen_cursors.add(cursor)
+        return found
+
+    async def get(
+        self, engagement_id: str, *, etag: str | None = None, expand: Sequence[str] = ()
+    ) -> GetResult:
+        """GET /engagements.get?id=...; DevRev has no ETags, so every read is a full one."""
+        response = await self._send("GET", "/engagements.get", params={"id": engagement_id})
+        self._raise_for(response, "get")
+        return GetResult(response.status_code, response.json()["engagement"], None)
+
+    async def replace_contacts(
+        self, engagement_id: str, contact_ids: Sequence[str]
+    ) -> dict[str, Any]:
+        """DevRev engagements have members, not contacts: a contact set cannot be applied."""
+        raise PermanentError(
+            "DevRev engagements have no contacts; map DevRev user ids to members instead"
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.aclose()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        wait = self.window.delay()
+        if wait > 0:
+            await self._sleep(wait)
+        response = await send_request(
+            self._client, self._key, method, path, json_body=json_body, params=params
+        )
+        self.window.note(response.headers)
+        return response
+
+    def _raise_for(self, response: httpx.Response, operation: str) -> None:
+        error = classify(
+            response.status_code, response.headers, response.content, operation=operation
+        )
+        if error is not None:
+            raise error

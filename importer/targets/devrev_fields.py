@@ -1,0 +1,215 @@
+"""DevRev's field table: which manifest fields make an ``engagements.create``, and their rules.
+
+Pure, like ``importer.validate``: cells in, a request or the row's errors out.
+
+    =================  ==============================================================
+    request field      from
+    =================  ==============================================================
+    title              ``title`` (required, 1-256 characters)
+    scheduled_date     ``start_at``, as RFC 3339 in UTC (required)
+    engagement_type    ``type``: CALL -> call, MEETING -> default, or one of call,
+                       default, email, linked_in, offline (blank: left out)
+    members            ``members``: 1-50 DevRev user ids, or ``[defaults] members``
+    external_ref       ``id`` with the prefix, exactly as for AskElephant
+    external_url       ``external_url`` (a CRM link), else the ``media_url``
+    description        ``description``, else an excerpt of the transcript
+    =================  ==============================================================
+
+Limits DevRev does not publish (title, description) are assumed and named here.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+from urllib.parse import urlsplit
+
+from importer.validate import (
+    InvalidCell,
+    MappedRow,
+    MappingOptions,
+    TranscriptReader,
+    _external_id,
+    _RowChecker,
+    _transcript,
+    has_lone_surrogate,
+    parse_start_at,
+    printable_text,
+)
+
+FIELDS = (
+    "id",
+    "type",
+    "title",
+    "start_at",
+    "members",
+    "external_url",
+    "media_url",
+    "description",
+    "transcript_text",
+    "transcript_path",
+    "source_system",
+)
+REQUIRED_FIELDS = ("id", "title", "start_at", "members")
+
+ENGAGEMENT_TYPES = ("call", "default", "email", "linked_in", "offline")
+TYPE_FROM_ASKELEPHANT = {"CALL": "call", "MEETING": "default"}
+MEMBERS_MAX = 50
+TITLE_MAX_CHARS = 256
+"""Assumed: DevRev publishes no limit."""
+DESCRIPTION_MAX_CHARS = 10_000
+"""Assumed: DevRev publishes no limit; a transcript is cut to an excerpt of this length."""
+EXTERNAL_URL_MAX_CHARS = 2_048
+# DevRev ids: don:identity:<partition>:devo/<org>:devu/<n>, or the display form DEVU-<n>.
+MEMBER_ID = re.compile(r"(don:identity:[A-Za-z0-9._:/-]+|DEVU-\d+)\Z", re.IGNORECASE)
+EXCERPT_MARK = " …"
+
+
+def map_row(
+    cells: dict[str, str],
+    row_number: int,
+    options: MappingOptions,
+    *,
+    file: str = "manifest",
+    read_transcript: TranscriptReader | None = None,
+    structural_problem: str | None = None,
+) -> MappedRow:
+    """Map one row's cells to an ``engagements.create`` body, or to what prevents it."""
+    checker = _RowChecker(file, row_number, options.columns)
+    values = options.columns.fields_of(cells)
+    if structural_problem:
+        checker.fail("id", "row_shape", f"the row {structural_problem}")
+    undecodable_row = has_lone_surrogate("".join(cells.values()))
+    for name, value in values.items():
+        if undecodable_row and has_lone_surrogate(value):
+            checker.fail(name, "encoding", "has bytes that are not UTF-8; save the file as UTF-8")
+            checker.silenced.add(name)
+            values[name] = ""
+
+    payload: dict[str, Any] = {}
+    title = values["title"].strip()
+    _check_text(checker, "title", title, TITLE_MAX_CHARS, required=True)
+    payload["title"] = title
+
+    try:
+        payload["scheduled_date"] = parse_start_at(values["start_at"], options.timezone)
+    except InvalidCell as error:
+        checker.fail("start_at", "date_time", str(error))
+
+    try:
+        engagement_type = parse_engagement_type(values["type"])
+    except InvalidCell as error:
+        checker.fail("type", "invalid_choice", str(error))
+        engagement_type = None
+    if engagement_type:
+        payload["engagement_type"] = engagement_type
+
+    try:
+        payload["members"] = parse_members(values["members"])
+    except InvalidCell as error:
+        checker.fail("members", "members", str(error))
+
+    source_system = values["source_system"].strip() or (options.source_system or "")
+    if not source_system and options.prefix is None:
+        checker.fail("source_system", "required", "is blank; pass --source-system or fill it")
+    external_id = _external_id(values["id"], source_system, options, checker)
+    payload["external_ref"] = external_id
+
+    link_field = "external_url" if values["external_url"].strip() else "media_url"
+    external_url = values[link_field].strip()
+    if external_url:
+        try:
+            payload["external_url"] = check_external_url(external_url)
+        except InvalidCell as error:
+            checker.fail(link_field, "invalid_url", str(error))
+
+    description = values["description"].strip()
+    if description:
+        _check_text(checker, "description", description, DESCRIPTION_MAX_CHARS, required=False)
+        payload["description"] = description
+    else:
+        transcript = _transcript(values, read_transcript, checker)
+        if transcript.strip():
+            payload["description"] = excerpt(transcript.strip(), DESCRIPTION_MAX_CHARS)
+
+    errors = tuple(checker.errors)
+    return MappedRow(
+        file=file,
+        row_number=row_number,
+        cells={n: printable_text(v) for n, v in cells.items()} if undecodable_row else cells,
+        external_id=external_id,
+        payload=None if errors else payload,
+        errors=errors,
+    )
+
+
+def _check_text(
+    checker: _RowChecker, name: str, value: str, max_chars: int, *, required: bool
+) -> None:
+    if required and not value:
+        checker.fail(name, "required", f"{name} must not be empty")
+    elif len(value) > max_chars:
+        checker.fail(
+            name,
+            "too_long",
+            f"is {len(value):,} characters; DevRev takes at most {max_chars:,} (assumed)",
+        )
+
+
+def parse_engagement_type(text: str) -> str | None:
+    """CALL -> call, MEETING -> default, or a DevRev type as it is; blank -> None."""
+    value = text.strip()
+    if not value:
+        return None
+    if value.upper() in TYPE_FROM_ASKELEPHANT:
+        return TYPE_FROM_ASKELEPHANT[value.upper()]
+    if value.lower() in ENGAGEMENT_TYPES:
+        return value.lower()
+    raise InvalidCell(
+        f"must be CALL, MEETING or one of {', '.join(ENGAGEMENT_TYPES)}, not {value!r}"
+    )
+
+
+def parse_members(text: str) -> list[str]:
+    """1-50 DevRev user ids, separated by commas, semicolons or spaces; repeats dropped."""
+    items = [part for part in re.split(r"[,;\s]+", text.strip()) if part]
+    if not items:
+        raise InvalidCell(
+            'is blank; DevRev needs 1-50 member user ids (a column, or [defaults] members = "...")'
+        )
+    bad = [item for item in items if not MEMBER_ID.match(item)]
+    if bad:
+        raise InvalidCell(f"{bad[0]!r} is not a DevRev user id (don:identity:... or DEVU-123)")
+    unique = list(dict.fromkeys(items))
+    if len(unique) > MEMBERS_MAX:
+        raise InvalidCell(f"has {len(unique)} members; DevRev takes at most {MEMBERS_MAX}")
+    return unique
+
+
+def check_external_url(url: str) -> str:
+    """An absolute link back to the source (https, http or an app's own scheme)."""
+    if len(url) > EXTERNAL_URL_MAX_CHARS:
+        raise InvalidCell(f"is {len(url):,} characters; at most {EXTERNAL_URL_MAX_CHARS:,}")
+    if any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in url):
+        raise InvalidCell("contains white space or an invisible character")
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:
+        raise InvalidCell(f"is not a valid URL ({error})") from None
+    if not parts.scheme or not (parts.netloc or parts.path):
+        raise InvalidCell(f"{url[:80]!r} is not an absolute URL (e.g. https://crm.example/...)")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidCell("contains a user name or password")
+    return url
+
+
+def excerpt(text: str, max_chars: int) -> str:
+    """The text, or its beginning cut at a word boundary with a mark, within max_chars."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[: max_chars - len(EXCERPT_MARK)]
+    space = cut.rfind(" ")
+    if space > max_chars // 2:
+        cut = cut[:space]
+    return cut.rstrip() + EXCERPT_MARK

@@ -1,0 +1,94 @@
+"""The DevRev target's pure parts: error mapping, rate-limit headers, the pacing window."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from importer.errors import FatalError, PermanentError, RateLimited, ServerUnavailable
+from importer.targets.devrev import RateWindow, classify, reset_seconds
+
+
+def body(document: object) -> bytes:
+    return json.dumps(document).encode()
+
+
+def test_good_answers_are_accepted_per_operation() -> None:
+    created = body({"engagement": {"id": "don:core:dvrv-us-1:devo/1:engagement/1"}})
+    assert classify(201, {}, created, operation="create") is None
+    assert classify(200, {}, body({"engagements": []}), operation="list") is None
+    assert classify(200, {}, body({"engagements": []}), operation="create") is not None
+
+
+def test_devrev_error_messages_are_kept() -> None:
+    error = classify(
+        400, {}, body({"type": "bad_request", "message": "title is empty"}), operation="create"
+    )
+    assert isinstance(error, PermanentError)
+    assert str(error) == "HTTP 400: title is empty" and error.detail == "title is empty"
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_server_errors_are_transient(status: int) -> None:
+    assert isinstance(classify(status, {}, b"", operation="create"), ServerUnavailable)
+
+
+def test_credentials_and_wrong_urls_stop_the_run() -> None:
+    assert "DEVREV_API_KEY" in str(classify(401, {}, b"", operation="list"))
+    assert isinstance(classify(403, {}, b"", operation="create"), FatalError)
+    assert isinstance(classify(404, {}, b"", operation="create"), FatalError)
+    assert isinstance(classify(404, {}, b"", operation="get"), PermanentError)
+
+
+def test_429_honours_retry_after_then_the_reset_header() -> None:
+    error = classify(429, {"retry-after": "7"}, b"", operation="create")
+    assert isinstance(error, RateLimited) and error.retry_after == 7.0
+    error = classify(429, {"x-ratelimit-reset": "12"}, b"", operation="list")
+    assert isinstance(error, RateLimited) and error.retry_after == 12.0
+
+
+def test_reset_is_read_as_seconds_or_as_a_unix_time() -> None:
+    assert reset_seconds("30", wall_now=1_700_000_000.0) == 30.0
+    assert reset_seconds("1700000045", wall_now=1_700_000_000.0) == 45.0
+    assert reset_seconds("1600000000", wall_now=1_700_000_000.0) == 0.0
+    assert reset_seconds("soon", wall_now=0.0) is None
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def window_with(remaining: int, reset: float, limit: int | None = 100) -> RateWindow:
+    clock = FakeClock()
+    window = RateWindow(clock=clock, wall_clock=lambda: 0.0)
+    headers = {"x-ratelimit-remaining": str(remaining), "x-ratelimit-reset": str(reset)}
+    if limit is not None:
+        headers["x-ratelimit-limit"] = str(limit)
+    window.note(headers)
+    return window
+
+
+def test_far_from_the_limit_nothing_waits() -> None:
+    window = window_with(remaining=90, reset=300)
+    assert [window.delay() for _ in range(3)] == [0.0, 0.0, 0.0]
+
+
+def test_near_the_limit_requests_are_spread_over_the_time_left() -> None:
+    window = window_with(remaining=4, reset=40)
+    assert [window.delay() for _ in range(4)] == [0.0, 10.0, 20.0, 30.0]
+
+
+def test_an_exhausted_window_waits_for_the_reset() -> None:
+    window = window_with(remaining=0, reset=25)
+    assert window.delay() == 25.0
+
+
+def test_answers_without_the_headers_change_nothing() -> None:
+    window = RateWindow(clock=FakeClock(), wall_clock=lambda: 0.0)
+    window.note({})
+    assert window.delay() == 0.0
