@@ -9,6 +9,7 @@
     │   ├── TransientError        worth retrying: 429, 5xx, 409, timeouts, resets, bad bodies
     │   │   └── RateLimited       429, with the server's Retry-After
     │   ├── PermanentError        the row itself is wrong: 400, 422 (never retried)
+    │   │   └── IntegrityProblem  the answer names another row or engagement (never recorded)
     │   └── FatalError            the run cannot go on: 401, 403, 404 on create (exit 3)
     └── RunAborted                the run stopped part-way: server unavailable (exit 3)
 
@@ -106,6 +107,11 @@ class ServerUnavailable(TransientError):
 
 class PermanentError(ApiError):
     """The server rejected the row itself; sending it again unchanged cannot help."""
+
+
+class IntegrityProblem(PermanentError):
+    """The answer contradicts the request or the ledger: another external_id, or an
+    engagement id already recorded for another row. Never recorded as a success."""
 
 
 class FatalError(ApiError):

@@ -55,8 +55,8 @@ def parse_problem(body: bytes) -> dict[str, Any]:
     """The problem+json fields of an error body; empty when the body is not JSON."""
     try:
         data = json.loads(body) if body else {}
-    except (ValueError, UnicodeDecodeError):
-        return {}
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return {}  # RecursionError: JSON nested deeper than Python's stack
     return data if isinstance(data, dict) else {}
 
 

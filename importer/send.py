@@ -22,6 +22,7 @@ from importer.breaker import CircuitBreaker, RateLimiter
 from importer.errors import (
     ApiError,
     FatalError,
+    IntegrityProblem,
     PermanentError,
     RateLimited,
     RunAborted,
@@ -266,6 +267,16 @@ class Sender:
             return
         except TransientError as error:
             self._fail(item, error, transient=True)
+            return
+        holder = self.ledger.engagement_holder(result.engagement_id, item.external_id)
+        if holder is not None:
+            problem = IntegrityProblem(
+                f"integrity problem: HTTP {result.http_status} named engagement "
+                f"{result.engagement_id}, already recorded for external_id {holder!r}; "
+                "nothing was recorded for this row: check both in AskElephant",
+                status=result.http_status,
+            )
+            self._fail(item, problem, transient=False)
             return
         status = "created" if result.created else "existing"
         held = item.payload if result.created else server_view(item.payload, result.body)

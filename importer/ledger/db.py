@@ -169,6 +169,10 @@ class LedgerDB:
                     defaults={"attempts": 0, "transient": 0},
                 )
                 self.db.table("engagements").create_index(["status"], if_not_exists=True)
+                self.db.execute(
+                    "CREATE INDEX IF NOT EXISTS engagements_engagement_id "
+                    "ON engagements (engagement_id)"
+                )
                 self.db.table("rejects").create(
                     {
                         "manifest": str,

@@ -77,6 +77,15 @@ class Rows(LedgerDB):
                 ],
             )
 
+    def engagement_holder(self, engagement_id: str, external_id: str) -> str | None:
+        """Another external_id already recorded with ``engagement_id``, if any."""
+        found = self.db.execute(
+            "SELECT external_id FROM engagements WHERE engagement_id = ? AND external_id != ? "
+            "LIMIT 1",
+            [engagement_id, external_id],
+        ).fetchone()
+        return str(found[0]) if found else None
+
     def record_failure(
         self,
         external_id: str,

@@ -10,10 +10,11 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from importer import __version__, contract
-from importer.errors import TransientError, UsageError
-from importer.responses import classify, parse_problem
+from importer.errors import IntegrityProblem, TransientError, UsageError
+from importer.responses import classify
+from importer.targets.answers import Answer
 from importer.targets.base import CreateResult, GetResult, Lookup
-from importer.targets.http import send_request
+from importer.targets.http import scrub, scrub_error, scrub_value, send_request
 
 DEFAULT_READ_TIMEOUT = 300.0  # the server fetches the media synchronously during create
 
@@ -45,12 +46,21 @@ def _is_loopback(host: str) -> bool:
 
 
 def build_timeout(read_timeout: float = DEFAULT_READ_TIMEOUT) -> httpx.Timeout:
-    """Connect fast, but give the server time to fetch the media during create."""
+    """Connect fast, but give the server time to fetch the media during create.
+
+    The read timeout is also each request's overall deadline (see ``AskElephantTarget``).
+    """
     return httpx.Timeout(connect=10.0, read=read_timeout, write=60.0, pool=None)
 
 
 class AskElephantTarget:
-    """Speaks AskElephant's engagements API; the key lives only in the client's headers."""
+    """Speaks AskElephant's engagements API; the key lives only in the client's headers.
+
+    Every answer is treated as hostile: the whole exchange must end within the read
+    timeout (a body trickling a byte a second does not reset it), bodies are bounded
+    (``importer.targets.answers``), and the key is scrubbed from everything the server
+    says before anyone prints or stores it.
+    """
 
     def __init__(
         self,
@@ -63,14 +73,18 @@ class AskElephantTarget:
     ) -> None:
         self.base_url = check_base_url(base_url)
         self._key = api_key
+        timeout = timeout or build_timeout()
+        self._deadline = timeout.read or DEFAULT_READ_TIMEOUT
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers={
                 "Authorization": f"Bearer {api_key}",
                 "User-Agent": f"engagement-importer/{__version__}",
                 "Accept": "application/json",
+                # Compressed answers are inflated by hand, up to a cap; ask for none.
+                "Accept-Encoding": "identity",
             },
-            timeout=timeout or build_timeout(),
+            timeout=timeout,
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
@@ -82,7 +96,16 @@ class AskElephantTarget:
         """POST /v2/engagements: 201 created, 200 already there."""
         response = await self._send("POST", "/v2/engagements", json_body=payload)
         self._raise_for(response, "create", contract.SCOPE_WRITE)
-        body = response.json()
+        body = scrub_value(response.json(), self._key)
+        named = body.get("external_id", payload["external_id"])
+        if named != payload["external_id"]:
+            raise IntegrityProblem(
+                f"integrity problem: HTTP {response.status_code} answered for external_id "
+                f"{str(named)[:200]!r}, not the {payload['external_id']!r} sent; "
+                "nothing was recorded for this row (engagement "
+                f"{str(body['id'])[:100]}): check it in AskElephant",
+                status=response.status_code,
+            )
         return CreateResult(
             engagement_id=body["id"],
             created=response.status_code == 201,
@@ -103,8 +126,11 @@ class AskElephantTarget:
             params=params,
         )
         self._raise_for(response, "get", contract.SCOPE_READ)
-        body = None if response.status_code == 304 else response.json()
-        return GetResult(response.status_code, body, response.headers.get("etag") or etag)
+        body = None if response.status_code == 304 else scrub_value(response.json(), self._key)
+        new_etag = response.headers.get("etag")
+        return GetResult(
+            response.status_code, body, scrub(new_etag, self._key) if new_etag else etag
+        )
 
     async def lookup(self, external_ids: Sequence[str]) -> Lookup | None:
         """Not needed: create is idempotent on external_id (a known id answers 200)."""
@@ -120,7 +146,8 @@ class AskElephantTarget:
             json_body={"contact_ids": list(contact_ids)},
         )
         self._raise_for(response, "replace_contacts", contract.SCOPE_WRITE)
-        return parse_problem(response.content)
+        body = scrub_value(response.json(), self._key)
+        return body if isinstance(body, dict) else {}
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -134,7 +161,7 @@ class AskElephantTarget:
         json_body: Any = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> Answer:
         return await send_request(
             self._client,
             self._key,
@@ -143,9 +170,10 @@ class AskElephantTarget:
             json_body=json_body,
             headers=headers,
             params=params,
+            deadline=self._deadline,
         )
 
-    def _raise_for(self, response: httpx.Response, operation: str, scope: str) -> None:
+    def _raise_for(self, response: Answer, operation: str, scope: str) -> None:
         error = classify(
             response.status_code,
             response.headers,
@@ -154,13 +182,6 @@ class AskElephantTarget:
             scope=scope,
         )
         if error is not None:
-            raise error
-        if response.status_code != 304 and not _is_json_object(response):
+            raise scrub_error(error, self._key)
+        if response.status_code != 304 and not isinstance(response.json(), dict):
             raise TransientError(f"HTTP {response.status_code} but the body is not JSON")
-
-
-def _is_json_object(response: httpx.Response) -> bool:
-    try:
-        return isinstance(response.json(), dict)
-    except ValueError:
-        return False

@@ -34,9 +34,10 @@ from importer.errors import (
     TransientError,
 )
 from importer.responses import parse_problem, parse_retry_after
+from importer.targets.answers import Answer
 from importer.targets.askelephant import build_timeout, check_base_url
 from importer.targets.base import CreateResult, GetResult, Lookup, RemoteEngagement
-from importer.targets.http import send_request
+from importer.targets.http import scrub_error, send_request
 
 DEFAULT_BASE_URL = "https://api.devrev.ai"
 REFS_PER_LOOKUP = 50
@@ -199,6 +200,7 @@ class DevRevTarget:
         self.window = window or RateWindow()
         self._unsure: set[str] = set()
         """external_refs whose last create got no clear answer: look them up before resending."""
+        self._timeout = timeout or build_timeout(60.0)
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers={
@@ -206,7 +208,7 @@ class DevRevTarget:
                 "User-Agent": f"engagement-importer/{__version__}",
                 "Accept": "application/json",
             },
-            timeout=timeout or build_timeout(60.0),
+            timeout=self._timeout,
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
@@ -301,19 +303,25 @@ class DevRevTarget:
         *,
         json_body: Any = None,
         params: dict[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> Answer:
         wait = self.window.delay()
         if wait > 0:
             await self._sleep(wait)
         response = await send_request(
-            self._client, self._key, method, path, json_body=json_body, params=params
+            self._client,
+            self._key,
+            method,
+            path,
+            json_body=json_body,
+            params=params,
+            deadline=self._timeout.read,
         )
         self.window.note(response.headers)
         return response
 
-    def _raise_for(self, response: httpx.Response, operation: str) -> None:
+    def _raise_for(self, response: Answer, operation: str) -> None:
         error = classify(
             response.status_code, response.headers, response.content, operation=operation
         )
         if error is not None:
-            raise error
+            raise scrub_error(error, self._key)

@@ -1,16 +1,19 @@
 """One HTTP request, with httpx's failures turned into our errors; shared by every target.
 
-The key is scrubbed from every message: a socket or TLS reason may quote a header.
+The key is scrubbed from every message: a socket or TLS reason may quote a header. The
+answer is read whole but bounded (``importer.targets.answers``), within an overall deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import httpx
 
-from importer.errors import FatalError, ServerUnavailable, TransientError
+from importer.errors import ApiError, FatalError, ServerUnavailable, TransientError
+from importer.targets.answers import Answer, read_answer
 
 
 async def send_request(
@@ -22,14 +25,31 @@ async def send_request(
     json_body: Any = None,
     headers: dict[str, str] | None = None,
     params: dict[str, str] | None = None,
-) -> httpx.Response:
-    """Send one request; no answer at all becomes ``ServerUnavailable`` (maybe applied)."""
+    deadline: float | None = None,
+) -> Answer:
+    """Send one request and read its bounded answer, all within ``deadline`` seconds.
+
+    No answer at all (or none in time) becomes ``ServerUnavailable``: maybe applied.
+    """
     content = None
     if json_body is not None:
         content = json.dumps(json_body, ensure_ascii=False).encode("utf-8", "surrogatepass")
         headers = {**(headers or {}), "Content-Type": "application/json"}
+
+    async def exchange() -> Answer:
+        async with client.stream(
+            method, path, content=content, headers=headers, params=params
+        ) as response:
+            return await read_answer(response)
+
     try:
-        return await client.request(method, path, content=content, headers=headers, params=params)
+        return await asyncio.wait_for(exchange(), timeout=deadline)
+    except asyncio.TimeoutError:
+        # A per-read timeout never fires for a body trickling one byte a second.
+        raise ServerUnavailable(
+            f"no answer in time (the whole answer took over {deadline:g} s); "
+            "the request may have been applied"
+        ) from None
     except httpx.TimeoutException as error:
         raise ServerUnavailable(
             f"no answer in time ({type(error).__name__}); the request may have been applied"
@@ -59,3 +79,26 @@ async def send_request(
 def scrub(text: str, api_key: str) -> str:
     """The text with the key replaced by a placeholder."""
     return text.replace(api_key, "[API key]") if api_key else text
+
+
+def scrub_value(value: Any, api_key: str) -> Any:
+    """``value`` (JSON from a server) with the key replaced in every string."""
+    if isinstance(value, str):
+        return scrub(value, api_key)
+    if isinstance(value, list):
+        return [scrub_value(item, api_key) for item in value]
+    if isinstance(value, dict):
+        return {scrub(str(k), api_key): scrub_value(v, api_key) for k, v in value.items()}
+    return value
+
+
+def scrub_error(error: ApiError, api_key: str) -> ApiError:
+    """The server's words in ``error`` (message, detail, field errors, request id), scrubbed.
+
+    A hostile or careless server may echo the Authorization header in any of them.
+    """
+    error.args = tuple(scrub(str(arg), api_key) for arg in error.args)
+    error.detail = scrub(error.detail, api_key) if error.detail else error.detail
+    error.field_errors = scrub_value(error.field_errors, api_key)
+    error.request_id = scrub(error.request_id, api_key) if error.request_id else None
+    return error
