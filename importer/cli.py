@@ -482,16 +482,25 @@ def report(ledger: Path, out: Path) -> None:
 @output_options
 @click.pass_context
 def retry(ctx: click.Context, **options: Any) -> None:
-    """Re-send the rows that failed transiently (rate limits, outages, timeouts).
+    """Finish what runs left unfinished: rows that failed transiently, were in flight or pending.
 
-    Each manifest is read again with the options of its last run.
+    Each manifest is read again with the options of its last run. Exit 0 only when every
+    row is in AskElephant.
     """
     from importer.ledger import open_ledger, require_ledger
 
     with open_ledger(require_ledger(options["ledger"]), readonly=True) as book:
         manifests = book.failed_manifests(options["include_permanent"])
         recorded = {m: book.last_options(m) for m in manifests}
+        missing = book.rows_not_in()
     if not manifests:
+        # Exit 0 says every row is in AskElephant: only when it is true.
+        if missing:
+            click.echo(
+                f"Nothing to retry, but {missing:,} row(s) are not in AskElephant: "
+                "`importer status` says why (--include-permanent re-sends rejected rows)."
+            )
+            ctx.exit(1)
         click.echo("No failed rows to retry.")
         ctx.exit(0)
     worst = 0

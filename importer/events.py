@@ -36,7 +36,16 @@ class Reporter(Protocol):
         """The command ended; ``summary`` holds its counts."""
 
 
-PROBLEM_OUTCOMES = ("invalid", "duplicate", "failed", "changed since import", "contacts_failed")
+FAILED_BEFORE = "failed before"
+"""A row the server rejected in an earlier run, unchanged since: not sent again."""
+PROBLEM_OUTCOMES = (
+    "invalid",
+    "duplicate",
+    "failed",
+    FAILED_BEFORE,
+    "changed since import",
+    "contacts_failed",
+)
 SHOWN_PROBLEMS = 10
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from importer.ledger import Ledger, now_iso
+from importer.ledger.db import UNFINISHED
 
 
 class ManifestIndex:
@@ -64,12 +65,18 @@ class ManifestIndex:
         return cursor.rowcount
 
     def summary(
-        self, conflicting: Iterable[str] = (), *, only_failed: bool = False
+        self,
+        conflicting: Iterable[str] = (),
+        *,
+        only_failed: bool = False,
+        include_permanent: bool = False,
     ) -> dict[str, int]:
         """Before sending: how many indexed ids are already final, and how many remain.
 
-        Conflicting duplicates are never sent, so they are not counted; with
-        ``only_failed`` (retry) only rows that failed transiently are to send.
+        It judges as the plan does: a row rejected for good is skipped only while it is
+        unchanged (and ``include_permanent`` is off). Conflicting duplicates are never
+        sent, so they are not counted; with ``only_failed`` (retry) only rows a run left
+        unfinished are to send.
         """
         counts = {"already imported": 0, "failed before": 0, "to send": 0}
         self.db.execute("CREATE TEMP TABLE IF NOT EXISTS summary_skip (external_id TEXT)")
@@ -78,15 +85,17 @@ class ManifestIndex:
             self.db.conn.executemany(
                 "INSERT INTO temp.summary_skip VALUES (?)", [(i,) for i in conflicting]
             )
-        to_send = "e.status = 'failed'" if only_failed else "1"
+        to_send = f"e.status IN {UNFINISHED}" if only_failed else "1"
         for row in self.db.query(
             "SELECT CASE WHEN e.status IN ('created', 'existing') THEN 'already imported' "
-            "WHEN e.status = 'failed' AND e.transient = 0 THEN 'failed before' "
+            "WHEN e.status = 'failed' AND e.transient = 0 AND NOT :permanent "
+            "AND i.payload_hash = COALESCE(e.sent_hash, e.payload_hash) THEN 'failed before' "
             f"WHEN {to_send} THEN 'to send' ELSE 'other' END AS kind, "
             "COUNT(DISTINCT i.external_id) AS n "
             "FROM temp.manifest_index i LEFT JOIN engagements e USING (external_id) "
             "WHERE i.external_id NOT IN (SELECT external_id FROM temp.summary_skip) "
-            "GROUP BY kind"
+            "GROUP BY kind",
+            {"permanent": int(include_permanent)},
         ):
             if row["kind"] in counts:
                 counts[row["kind"]] = row["n"]

@@ -21,7 +21,7 @@ from typing import Any
 
 from importer import contract
 from importer.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED
-from importer.events import Reporter
+from importer.events import FAILED_BEFORE, Reporter
 from importer.facts import Reject
 from importer.ledger import Ledger
 from importer.manifest import read_columns, read_manifest
@@ -273,6 +273,10 @@ def work_item(planned: PlannedRow, manifest: str) -> WorkItem:
     )
 
 
+NOT_REACHED = "not reached"
+"""After a stop: rows the run had not read yet (run again to judge and send them)."""
+
+
 def exit_code_for(counts: Counter[str], on_change: str) -> int:
     """0 when every row is in AskElephant; 1 when some are not (or changed, if reported)."""
     bad = counts[INVALID] + counts[DUPLICATE] + counts["failed"] + counts["contacts_failed"]
@@ -296,14 +300,18 @@ async def run_import(
     manifest_key = str(settings.manifest.resolve())
     if settings.check_media:
         await preflight_media(ledger, settings, reporter)
-    index, duplicates, _ = index_manifest(ledger, settings)
+    index, duplicates, seen = index_manifest(ledger, settings)
     unused = settings.mapping.columns.unused_columns(read_columns(settings.manifest))
     if unused:
         reporter.notice(f"Columns not used (not in the mapping): {', '.join(unused)}")
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
     if not (settings.plan.only_failed or settings.contacts_only):
         index.register_pending(manifest_key, conflicting)
-    ahead = index.summary(conflicting, only_failed=settings.plan.only_failed)
+    ahead = index.summary(
+        conflicting,
+        only_failed=settings.plan.only_failed,
+        include_permanent=settings.plan.include_permanent,
+    )
     if settings.contacts_only:
         reporter.notice("Applying contact sets that differ from the ones last applied.")
     else:
@@ -318,9 +326,13 @@ async def run_import(
     sender = Sender(target, ledger, run_id, settings.send, reporter)
 
     read_to_the_end: list[bool] = []
+    reached, judged = [0], [0]
+    """The last manifest row judged, and how many rows were: the rest was not read."""
 
     async def items() -> AsyncIterator[WorkItem]:
         for batch in planned_batches(ledger, settings, duplicates):
+            # The whole batch is judged and recorded before any of it is queued: a stop
+            # while a queue slot is awaited must not lose a row already reported.
             rejects = []
             changed: dict[str, list[str]] = {}
             unchanged: list[str] = []
@@ -333,21 +345,27 @@ async def run_import(
                     changed[external_id] = list(planned.changed)
                 elif planned.action == IMPORTED:
                     unchanged.append(external_id)
-                if planned.sync_contacts or (planned.sends and not settings.contacts_only):
-                    yield work_item(planned, manifest_key)
                 if planned.sends and settings.contacts_only:
                     summary.counts["not imported yet"] += 1
                 if not planned.sends:
                     summary.counts[outcome_key(planned)] += 1
                     if planned.action in (INVALID, DUPLICATE, CHANGED, FAILED):
+                        # Not "failed": that is a request's outcome, which the progress counts.
+                        shown = FAILED_BEFORE if planned.action == FAILED else outcome_key(planned)
                         reporter.row_done(
                             planned.row.external_id or "",
                             planned.row.row_number,
-                            outcome_key(planned),
+                            shown,
                             planned.reason,
                         )
             ledger.add_rejects(rejects, run_id)
             ledger.note_changes(changed, unchanged)
+            if batch:
+                reached[0] = batch[-1].row.row_number
+                judged[0] += len(batch)
+            for planned in batch:
+                if planned.sync_contacts or (planned.sends and not settings.contacts_only):
+                    yield work_item(planned, manifest_key)
             await asyncio.sleep(0)  # let workers run between batches
         read_to_the_end.append(True)
 
@@ -359,7 +377,10 @@ async def run_import(
         ledger.drop_stale_rejects(manifest_key, run_id)
     _merge(summary, outcome)
     if outcome.fatal or outcome.aborted or outcome.interrupted:
-        summary.counts.update(ledger.unfinished(manifest_key))
+        summary.counts.update(ledger.unfinished(manifest_key, up_to_row=reached[0]))
+        if not read_to_the_end:
+            # Rows after the stop were never judged: say so, so the counts add up.
+            summary.counts[NOT_REACHED] = seen["rows"] - judged[0]
     summary.seconds = time.monotonic() - started
     summary.exit_code = exit_code_for(summary.counts, settings.on_change)
     if outcome.fatal is not None:

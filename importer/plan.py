@@ -12,7 +12,7 @@ The same plan drives ``importer plan``, ``importer run --dry-run`` and ``importe
     failed               rejected by the server for good, and unchanged since: skip
     invalid              breaks a rule; never sent
     duplicate            shares its external_id with another row of the manifest
-    not retried          ``importer retry`` only: the row did not fail
+    not retried          ``importer retry`` only: no run left the row unfinished
     skipped              nothing to import (e.g. no media URL with ``--skip-without-media``);
                          recorded, never sent, and not a problem for the exit code
     ===================  ==========================================================
@@ -55,7 +55,8 @@ class PlanOptions:
     include_permanent: bool = False
     """Re-send rows the server rejected for good (after fixing a scope or a media host)."""
     only_failed: bool = False
-    """``importer retry``: consider only rows that failed."""
+    """``importer retry``: consider only rows a run left unfinished (failed, in flight,
+    pending)."""
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,8 @@ def plan_row(
         if duplicate.first_row != row.row_number:
             return PlannedRow(row, DUPLICATE, f"same as row {duplicate.first_row}; sent once")
     status = fact.status if fact else None
-    if options.only_failed and status != "failed":
-        return PlannedRow(row, NOT_RETRIED, "did not fail; `importer run` handles it")
+    if options.only_failed and status not in ("failed", "in_flight", "pending"):
+        return PlannedRow(row, NOT_RETRIED, "not left unfinished; `importer run` handles it")
     if fact is None or status in ("pending", None):
         return PlannedRow(row, NEW)
     if status == "in_flight":

@@ -147,8 +147,8 @@ def test_invalid_wins_over_duplicate() -> None:
     [
         ("created", False, NOT_RETRIED),
         ("existing", False, NOT_RETRIED),
-        ("in_flight", False, NOT_RETRIED),
-        ("pending", False, NOT_RETRIED),
+        ("in_flight", False, RETRY),
+        ("pending", False, NEW),
         ("failed", True, RETRY),
         ("failed", False, FAILED),
     ],
@@ -158,7 +158,7 @@ def test_only_failed(status: str, transient: bool, action: str) -> None:
         row(), fact(status, transient=transient), None, PlanOptions(only_failed=True)
     )
     assert planned.action == action
-    assert planned.sends == (action == RETRY)
+    assert planned.sends == (action in (RETRY, NEW))
 
 
 def test_only_failed_skips_rows_never_sent() -> None:

@@ -25,6 +25,8 @@ STATUSES = (
     "duplicate",
     "skipped",
 )
+UNFINISHED = "('failed', 'in_flight', 'pending')"
+"""Statuses ``importer retry`` picks up: failed, interrupted, or never sent by a stopped run."""
 
 try:
     import fcntl

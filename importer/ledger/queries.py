@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from importer.facts import LedgerFact
-from importer.ledger.db import STATUSES, LedgerDB
+from importer.ledger.db import FINAL_SUCCESS, STATUSES, UNFINISHED, LedgerDB
 from importer.ledger.rejects import CURRENT_REJECTS
 
 IMPORTED = "status IN ('created', 'existing')"
@@ -41,26 +41,35 @@ class Queries(LedgerDB):
                 )
         return facts
 
-    def unfinished(self, manifest: str) -> dict[str, int]:
-        """A manifest's rows still pending or in flight (after a stopped run)."""
+    def unfinished(self, manifest: str, up_to_row: int | None = None) -> dict[str, int]:
+        """A manifest's rows still pending or in flight (after a stopped run), up to a row."""
         return {
             row["status"]: row["n"]
             for row in self.db.query(
                 "SELECT status, COUNT(*) AS n FROM engagements WHERE manifest = ? "
-                "AND status IN ('pending', 'in_flight') GROUP BY status",
-                [manifest],
+                "AND status IN ('pending', 'in_flight') AND row_number <= ? GROUP BY status",
+                [manifest, up_to_row if up_to_row is not None else 2**62],
             )
         }
 
     def failed_manifests(self, include_permanent: bool) -> list[str]:
-        """Manifests that have failed rows worth re-sending."""
-        condition = "status = 'failed'" + ("" if include_permanent else " AND transient = 1")
+        """Manifests with rows worth re-sending: failed, in flight, or left pending."""
+        condition = (
+            f"status IN {UNFINISHED}"
+            if include_permanent
+            else "status IN ('in_flight', 'pending') OR (status = 'failed' AND transient = 1)"
+        )
         return [
             row["manifest"]
             for row in self.db.query(
                 f"SELECT DISTINCT manifest FROM engagements WHERE {condition} ORDER BY manifest"
             )
         ]
+
+    def rows_not_in(self) -> int:
+        """Rows the ledger knows that are not in AskElephant and should be (skipped are not)."""
+        counts = self.status_counts()
+        return sum(n for status, n in counts.items() if status not in (*FINAL_SUCCESS, "skipped"))
 
     def status_counts(self) -> dict[str, int]:
         """Rows by status across both tables; failed split into transient and permanent."""
