@@ -11,11 +11,11 @@ enforces it on every request. Every function here is pure: values in, values out
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from importer.urlsafety import is_local_name, is_public_address, parse_ip_literal
 
 PRODUCTION_BASE_URL = "https://app.askelephant.ai/api"
 
@@ -130,42 +130,6 @@ def check_engagement_type(value: object) -> FieldProblem | None:
 def check_email(value: str) -> bool:
     """A plausible e-mail address."""
     return bool(EMAIL_PATTERN.match(value))
-
-
-def parse_ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address a host names literally, including the odd IPv4 forms browsers accept.
-
-    ``127.1``, ``0x7f.0.0.1`` and ``2130706433`` all mean 127.0.0.1 to a resolver, so a
-    check that only knew dotted quads could be walked around.
-    """
-    bare = host.strip("[]")
-    try:
-        return ipaddress.ip_address(bare.split("%", 1)[0])
-    except ValueError:
-        pass
-    # A resolver ignores one trailing dot (``127.0.0.1.`` is 127.0.0.1) and reads ``0X`` as hex.
-    bare = bare[:-1] if bare.endswith(".") else bare
-    if re.fullmatch(r"(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}", bare, re.IGNORECASE):
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(bare))
-        except OSError:
-            return None
-    return None
-
-
-def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """False for private, loopback, link-local and every other non-global range."""
-    if isinstance(address, ipaddress.IPv6Address):
-        mapped = address.ipv4_mapped or address.sixtofour
-        if mapped is not None:
-            return is_public_address(mapped)
-    return bool(address.is_global) and not address.is_multicast
-
-
-def is_local_name(host: str) -> bool:
-    """``localhost`` and its subdomains always mean this machine."""
-    name = host.rstrip(".").lower()
-    return name == "localhost" or name.endswith(".localhost")
 
 
 def check_media_url(url: object) -> FieldProblem | None:

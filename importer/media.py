@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 
-from importer import contract
+from importer import contract, urlsafety
 from importer.ledger import Ledger
 
 Resolver = Callable[[str], Awaitable[list[str]]]
-MAX_REDIRECTS = 5
-RESOLVE_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -35,42 +32,38 @@ class MediaVerdict:
     detail: str
 
 
-async def system_resolver(host: str) -> list[str]:
-    """Every address the system resolver gives for ``host``."""
-    loop = asyncio.get_running_loop()
-    infos = await asyncio.wait_for(
-        loop.getaddrinfo(host, 443, type=socket.SOCK_STREAM), timeout=RESOLVE_TIMEOUT
-    )
-    return sorted({str(info[4][0]) for info in infos})
-
-
 async def check_media(url: str, client: httpx.AsyncClient, resolve: Resolver) -> MediaVerdict:
-    """Run every preflight check on one URL."""
-    current = url
-    for _ in range(MAX_REDIRECTS + 1):
-        problem = await _check_host(current, resolve)
-        if problem:
-            return MediaVerdict(url, False, problem)
-        try:
-            response = await client.head(current)
-            if response.status_code in (403, 405, 501) or (
-                200 <= response.status_code < 300 and not response.headers.get("content-type")
-            ):
-                response = await client.get(current, headers={"Range": "bytes=0-0"})
-        except httpx.HTTPError as error:
-            return MediaVerdict(url, False, f"could not be fetched ({type(error).__name__})")
-        if response.is_redirect:
-            location = response.headers.get("location", "")
-            current = urljoin(current, location)
-            continue
-        if not 200 <= response.status_code < 300:
-            return MediaVerdict(url, False, f"answered HTTP {response.status_code}")
-        content_type = response.headers.get("content-type", "")
-        if not contract.is_media_content_type(content_type):
-            shown = content_type or "no content type"
-            return MediaVerdict(url, False, f"serves {shown}, not audio/* or video/*")
-        return MediaVerdict(url, True, content_type)
-    return MediaVerdict(url, False, f"more than {MAX_REDIRECTS} redirects")
+    """Run every preflight check on one URL (and on every URL it redirects to)."""
+
+    async def fetch(current: str) -> httpx.Response:
+        response = await client.head(current)
+        if response.status_code in (403, 405, 501) or (
+            200 <= response.status_code < 300 and not response.headers.get("content-type")
+        ):
+            response = await client.get(current, headers={"Range": "bytes=0-0"})
+        return response
+
+    async def refuse(current: str) -> str | None:
+        return await _check_host(current, resolve)
+
+    problem = await _check_host(url, resolve)
+    if problem:
+        return MediaVerdict(url, False, problem)
+    try:
+        answer = await urlsafety.follow_redirects(url, fetch, refuse)
+    except httpx.HTTPError as error:
+        return MediaVerdict(url, False, f"could not be fetched ({type(error).__name__})")
+    except urlsafety.TooManyRedirects as error:
+        return MediaVerdict(url, False, str(error))
+    if isinstance(answer, str):
+        return MediaVerdict(url, False, answer)
+    if not 200 <= answer.status_code < 300:
+        return MediaVerdict(url, False, f"answered HTTP {answer.status_code}")
+    content_type = answer.headers.get("content-type", "")
+    if not contract.is_media_content_type(content_type):
+        shown = content_type or "no content type"
+        return MediaVerdict(url, False, f"serves {shown}, not audio/* or video/*")
+    return MediaVerdict(url, True, content_type)
 
 
 async def _check_host(url: str, resolve: Resolver) -> str | None:
@@ -78,7 +71,7 @@ async def _check_host(url: str, resolve: Resolver) -> str | None:
     if problem is not None:
         return problem.message
     host = urlsplit(url).hostname or ""
-    if contract.parse_ip_literal(host) is not None:
+    if urlsafety.parse_ip_literal(host) is not None:
         return None  # a public literal: check_media_url already judged it
     try:
         addresses = await resolve(host)
@@ -86,10 +79,9 @@ async def _check_host(url: str, resolve: Resolver) -> str | None:
         return f"host {host!r} cannot be resolved ({type(error).__name__})"
     if not addresses:
         return f"host {host!r} has no addresses"
-    for address in addresses:
-        literal = contract.parse_ip_literal(address)
-        if literal is None or not contract.is_public_address(literal):
-            return f"host {host!r} resolves to {address}, a private or internal address"
+    private = urlsafety.first_private(addresses)
+    if private is not None:
+        return f"host {host!r} resolves to {private}, a private or internal address"
     return None
 
 
@@ -98,7 +90,7 @@ async def preflight(
     ledger: Ledger,
     *,
     client: httpx.AsyncClient | None = None,
-    resolve: Resolver = system_resolver,
+    resolve: Resolver = urlsafety.system_resolver,
     concurrency: int = 8,
     max_age: dt.timedelta = dt.timedelta(hours=24),
 ) -> dict[str, int]:

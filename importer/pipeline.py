@@ -169,7 +169,8 @@ def with_media_failure(row: MappedRow, reason: str, column: str) -> MappedRow:
 
 async def preflight_media(ledger: Ledger, settings: ImportSettings, reporter: Reporter) -> None:
     """Check every distinct media URL of the manifest (cached in the ledger)."""
-    from importer.media import preflight, system_resolver
+    from importer.media import preflight
+    from importer.urlsafety import system_resolver
 
     totals: Counter[str] = Counter()
     for batch in mapped_batches(settings.manifest, settings.mapping, settings.batch_size):

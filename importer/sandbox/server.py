@@ -15,8 +15,9 @@ from collections.abc import Generator
 
 import uvicorn
 
-from importer.sandbox.app import create_app, generate_key
+from importer.sandbox.app import create_app
 from importer.sandbox.settings import ApiKey, SandboxSettings
+from importer.sandbox.state import generate_key
 
 
 def serve(settings: SandboxSettings) -> None:
