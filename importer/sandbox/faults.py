@@ -61,6 +61,12 @@ class TokenBucket:
         self._buckets[key] = (tokens, now)
         return max(1, math.ceil((1.0 - tokens) / self.rate))
 
+    def tokens(self, key: str) -> float:
+        """Requests a key could make right now (the full burst for a key never seen)."""
+        now = self._clock()
+        tokens, last = self._buckets.get(key, (self.capacity, now))
+        return min(self.capacity, tokens + (now - last) * self.rate)
+
 
 class FaultState:
     """The current faults and everything they need to decide: RNG, buckets, outage clock."""

@@ -193,7 +193,10 @@ class DevRevTarget:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         window: RateWindow | None = None,
+        refs_per_lookup: int = REFS_PER_LOOKUP,
+        page_limit: int = LOOKUP_PAGE_LIMIT,
     ) -> None:
+        self.refs_per_lookup, self.page_limit = refs_per_lookup, page_limit
         self.base_url = check_base_url(base_url, example=DEFAULT_BASE_URL)
         self._key = api_key
         self._sleep = sleep
@@ -247,14 +250,14 @@ class DevRevTarget:
         """Every engagement with one of these external_refs: list by ref, page by page."""
         wanted = list(dict.fromkeys(external_ids))
         found: Lookup = {external_id: [] for external_id in wanted}
-        for start in range(0, len(wanted), REFS_PER_LOOKUP):
-            refs = wanted[start : start + REFS_PER_LOOKUP]
+        for start in range(0, len(wanted), self.refs_per_lookup):
+            refs = wanted[start : start + self.refs_per_lookup]
             cursor: str | None = None
             seen_cursors: set[str] = set()
             while True:
                 body: dict[str, Any] = {
                     "external_ref": refs,
-                    "limit": LOOKUP_PAGE_LIMIT,
+                    "limit": self.page_limit,
                     "mode": "after",
                 }
                 if cursor:

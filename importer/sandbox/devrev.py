@@ -1,0 +1,389 @@
+"""The sandbox's DevRev face: engagements.create (deliberately NOT idempotent) and list.
+
+    POST /engagements.create    a new engagement every time, even for a known external_ref
+    POST /engagements.list      filters external_ref[], type[], limit, cursor, mode
+    GET  /engagements.list      the same filters as query parameters
+    GET  /engagements.get       ?id=...
+    POST /engagements.delete    {"id": ...}: makes "missing remotely" cases for reconcile
+    GET  /_sandbox/devrev/engagements   admin: every DevRev engagement, oldest first
+
+It shares the sandbox's keys, faults and stats: the outage answers 503, ``rate_limit``
+answers 429 with ``Retry-After``, ``fail_rate`` answers 500 before storing and
+``drop_after_commit_rate`` stores, then closes the connection. Every answer carries
+``X-RateLimit-Limit/Remaining/Reset`` while a rate limit is set. Errors are DevRev's shape:
+``{"type": ..., "message": ...}``. Engagements live in memory (``--db`` keeps only
+AskElephant's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from importer import contract
+from importer.sandbox.faults import FaultState, TokenBucket
+
+ENGAGEMENT_TYPES = ("call", "default", "email", "linked_in", "offline")
+MEMBERS_MAX = 50
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+ID_PREFIX = "don:core:dvrv-us-1:devo/sandbox:engagement/"
+
+
+class Host(Protocol):
+    """What the DevRev face borrows from the sandbox it is mounted in."""
+
+    keys: dict[str, frozenset[str]]
+    faults: FaultState
+    clock: Callable[[], float]
+
+
+class DevRevError(Exception):
+    """An error answer in DevRev's shape."""
+
+    def __init__(
+        self, status: int, kind: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.status, self.kind, self.message = status, kind, message
+        self.headers = dict(headers or {})
+        super().__init__(message)
+
+
+@dataclass
+class DevRevEngagement:
+    """One stored engagement, with its position for cursors."""
+
+    seq: int
+    id: str
+    title: str
+    scheduled_date: str
+    members: list[str]
+    engagement_type: str
+    external_ref: str | None
+    external_url: str | None
+    description: str | None
+    created: float
+
+    def render(self) -> dict[str, Any]:
+        """As DevRev answers it."""
+        stamp = _timestamp(self.created)
+        return {
+            "id": self.id,
+            "display_id": f"ENGAGEMENT-{self.seq}",
+            "title": self.title,
+            "description": self.description,
+            "engagement_type": self.engagement_type,
+            "external_ref": self.external_ref,
+            "external_url": self.external_url,
+            "scheduled_date": self.scheduled_date,
+            "members": [{"id": member} for member in self.members],
+            "created_date": stamp,
+            "modified_date": stamp,
+        }
+
+
+@dataclass
+class DevRevStore:
+    """Engagements in creation order; the same external_ref may be there many times."""
+
+    engagements: dict[str, DevRevEngagement] = field(default_factory=dict)
+    last_seq: int = 0
+    created: dict[str, int] = field(default_factory=dict)
+    """Creates per external_ref, deleted ones included (what tests compare with)."""
+
+    def add(self, body: Mapping[str, Any], now: float) -> DevRevEngagement:
+        self.last_seq += 1
+        engagement = DevRevEngagement(
+            seq=self.last_seq,
+            id=f"{ID_PREFIX}{self.last_seq}",
+            title=body["title"],
+            scheduled_date=body["scheduled_date"],
+            members=list(dict.fromkeys(body["members"])),
+            engagement_type=body.get("engagement_type") or "default",
+            external_ref=body.get("external_ref"),
+            external_url=body.get("external_url"),
+            description=body.get("description"),
+            created=now,
+        )
+        self.engagements[engagement.id] = engagement
+        if engagement.external_ref is not None:
+            ref = engagement.external_ref
+            self.created[ref] = self.created.get(ref, 0) + 1
+        return engagement
+
+    def clear(self) -> None:
+        self.engagements.clear()
+        self.created.clear()
+        self.last_seq = 0
+
+
+class DevRevApi:
+    """DevRev's engagement endpoints, mounted beside AskElephant's by ``create_app``."""
+
+    def __init__(self, host: Host, drop_header: str) -> None:
+        self.host = host
+        self.drop_header = drop_header
+        self.store = DevRevStore()
+        self._bucket: TokenBucket | None = None
+        self._bucket_rate: float | None = None
+
+    def routes(self) -> list[BaseRoute]:
+        """The DevRev paths and their admin view."""
+        return [
+            Route("/engagements.create", self._guarded(self.create, "create"), methods=["POST"]),
+            Route(
+                "/engagements.list",
+                self._guarded(self.list_engagements, "list"),
+                methods=["GET", "POST"],
+            ),
+            Route("/engagements.get", self._guarded(self.get, "get"), methods=["GET"]),
+            Route("/engagements.delete", self._guarded(self.delete, "delete"), methods=["POST"]),
+            Route("/_sandbox/devrev/engagements", self.admin_engagements, methods=["GET"]),
+        ]
+
+    def reset(self) -> None:
+        """Forget every DevRev engagement (``POST /_sandbox/reset``)."""
+        self.store.clear()
+        self._bucket, self._bucket_rate = None, None
+
+    # -- guards --
+
+    def _guarded(
+        self, handler: Callable[[Request], Awaitable[Response]], action: str
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            headers: dict[str, str] = {}
+            try:
+                headers = self._authorize(request, action)
+                response = await handler(request)
+            except DevRevError as error:
+                body = {"type": error.kind, "message": error.message}
+                response = JSONResponse(body, status_code=error.status, headers=error.headers)
+            for name, value in headers.items():
+                response.headers.setdefault(name, value)
+            return response
+
+        return endpoint
+
+    def _authorize(self, request: Request, action: str) -> dict[str, str]:
+        """Outage, key, rate limit and scope; returns the rate-limit headers to send."""
+        if self.host.faults.outage_active():
+            raise DevRevError(
+                503, "service_unavailable", "simulated outage", headers={"Retry-After": "1"}
+            )
+        key = _presented_key(request.headers.get("authorization"))
+        scopes = self.host.keys.get(key) if key else None
+        if key is None or scopes is None:
+            raise DevRevError(401, "unauthenticated", "the token is missing, unknown or revoked")
+        headers = self._rate_limit(key)
+        needed = contract.SCOPE_READ if action in ("list", "get") else contract.SCOPE_WRITE
+        if needed not in scopes:
+            raise DevRevError(403, "forbidden", f"the token may not {action} engagements")
+        return headers
+
+    def _rate_limit(self, key: str) -> dict[str, str]:
+        rate = self.host.faults.faults.rate_limit
+        if not rate:
+            return {}
+        if self._bucket is None or self._bucket_rate != rate:
+            self._bucket, self._bucket_rate = TokenBucket(rate, time.monotonic), rate
+        wait = self._bucket.take(key)
+        limit = math.ceil(self._bucket.capacity)
+        left = self._bucket.tokens(key)
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(max(0, math.floor(left))),
+            "X-RateLimit-Reset": str(math.ceil((self._bucket.capacity - left) / rate)),
+        }
+        if wait is not None:
+            message = f"more than {rate:g} requests per second for this token"
+            raise DevRevError(
+                429, "too_many_requests", message, headers={**headers, "Retry-After": str(wait)}
+            )
+        return headers
+
+    # -- endpoints --
+
+    async def create(self, request: Request) -> Response:
+        """A new engagement, always: DevRev's create has no idempotency key."""
+        body = await _json_object(request)
+        problem = create_problem(body)
+        if problem is not None:
+            raise DevRevError(400, "bad_request", problem)
+        plan = self.host.faults.plan_create()
+        await asyncio.sleep(plan.latency_seconds)
+        if plan.fail:
+            raise DevRevError(500, "internal_error", "simulated server error; nothing was stored")
+        engagement = self.store.add(body, self.host.clock())
+        if plan.drop:
+            return Response(headers={self.drop_header: "1"})
+        return JSONResponse({"engagement": engagement.render()}, status_code=201)
+
+    async def list_engagements(self, request: Request) -> Response:
+        """Oldest first (mode after) or newest first (mode before), by opaque cursor."""
+        if request.method == "POST":
+            query = await _json_object(request)
+        else:
+            params = request.query_params
+            query = {
+                "external_ref": params.getlist("external_ref"),
+                "type": params.getlist("type"),
+                "limit": params.get("limit"),
+                "cursor": params.get("cursor"),
+                "mode": params.get("mode"),
+            }
+        refs = _string_list(query.get("external_ref"), "external_ref")
+        types = _string_list(query.get("type"), "type")
+        limit = _limit(query.get("limit"))
+        mode = query.get("mode") or "after"
+        if mode not in ("after", "before"):
+            raise DevRevError(400, "bad_request", f"mode must be after or before, not {mode!r}")
+        position = _decode_cursor(query.get("cursor"))
+        ordered = sorted(self.store.engagements.values(), key=lambda e: e.seq)
+        if mode == "before":
+            ordered.reverse()
+            candidates = [e for e in ordered if position is None or e.seq < position]
+        else:
+            candidates = [e for e in ordered if position is None or e.seq > position]
+        matching = [
+            e
+            for e in candidates
+            if (not refs or e.external_ref in refs) and (not types or e.engagement_type in types)
+        ]
+        page, more = matching[:limit], len(matching) > limit
+        return JSONResponse(
+            {
+                "engagements": [e.render() for e in page],
+                "next_cursor": _encode_cursor(page[-1].seq) if more else None,
+                "prev_cursor": _encode_cursor(page[0].seq) if page and position else None,
+            }
+        )
+
+    async def get(self, request: Request) -> Response:
+        """One engagement by id."""
+        engagement = self.store.engagements.get(request.query_params.get("id", ""))
+        if engagement is None:
+            raise DevRevError(404, "not_found", "no engagement with this id")
+        return JSONResponse({"engagement": engagement.render()})
+
+    async def delete(self, request: Request) -> Response:
+        """Delete one engagement by id."""
+        body = await _json_object(request)
+        if self.store.engagements.pop(str(body.get("id", "")), None) is None:
+            raise DevRevError(404, "not_found", "no engagement with this id")
+        return JSONResponse({})
+
+    async def admin_engagements(self, request: Request) -> Response:
+        """Every DevRev engagement, oldest first, and creates per external_ref."""
+        ordered = sorted(self.store.engagements.values(), key=lambda e: e.seq)
+        return JSONResponse(
+            {"engagements": [e.render() for e in ordered], "created": self.store.created}
+        )
+
+
+def create_problem(body: Mapping[str, Any]) -> str | None:
+    """The first rule a create body breaks, said as DevRev would; None when it is valid."""
+    title = body.get("title")
+    if not isinstance(title, str) or not title.strip():
+        return "title is required"
+    scheduled = body.get("scheduled_date")
+    if not isinstance(scheduled, str) or _parse_date(scheduled) is None:
+        return "scheduled_date must be an RFC 3339 date-time"
+    members = body.get("members")
+    if not isinstance(members, list) or not 1 <= len(members) <= MEMBERS_MAX:
+        return f"members must be a list of 1 to {MEMBERS_MAX} user ids"
+    if not all(isinstance(m, str) and m.strip() for m in members):
+        return "members must be user ids"
+    kind = body.get("engagement_type")
+    if kind is not None and kind not in ENGAGEMENT_TYPES:
+        return f"engagement_type must be one of {', '.join(ENGAGEMENT_TYPES)}"
+    for name in ("external_ref", "external_url", "description"):
+        if name in body and not isinstance(body[name], str):
+            return f"{name} must be a string"
+    return None
+
+
+def _parse_date(value: str) -> datetime | None:
+    text = value.strip()
+    if len(text) < 20 or text[10] not in "Tt":
+        return None  # RFC 3339 needs the time and an offset
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
+
+
+def _timestamp(moment: float) -> str:
+    utc = datetime.fromtimestamp(moment, timezone.utc)
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _presented_key(header: str | None) -> str | None:
+    if not header or not header.strip():
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" and rest.strip() else header.strip()
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise DevRevError(499, "client_closed", "the client went away mid-body") from None
+    try:
+        body = json.loads(raw.decode("utf-8")) if raw else {}
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DevRevError(400, "bad_request", f"the body is not valid JSON ({error})") from None
+    if not isinstance(body, dict):
+        raise DevRevError(400, "bad_request", "the body must be a JSON object")
+    return body
+
+
+def _string_list(value: object, name: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DevRevError(400, "bad_request", f"{name} must be a list of strings")
+    return value
+
+
+def _limit(value: object) -> int:
+    if value is None or value == "":
+        return DEFAULT_LIMIT
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_LIMIT:
+        raise DevRevError(400, "bad_request", f"limit must be 1 to {MAX_LIMIT}, not {value!r}")
+    return number
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"devrev:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(value: object) -> int | None:
+    if not value:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(str(value) + "=" * (-len(str(value)) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        text = ""
+    label, _, seq = text.partition(":")
+    if label != "devrev" or not seq.isdigit():
+        raise DevRevError(400, "bad_request", "cursor is not one this server gave out")
+    return int(seq)

@@ -1,0 +1,228 @@
+"""The sandbox's DevRev face, and the DevRev target talking to it over real HTTP.
+
+The sandbox's create is deliberately not idempotent: these tests show that the target's
+lookups, not the server, keep one engagement per external_ref.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from importer.errors import FatalError, RateLimited, ServerUnavailable
+from importer.targets.devrev import DevRevTarget, RemoteDuplicate
+from tests.conftest import SANDBOX_KEY, SandboxProcess
+
+MEMBER = "don:identity:dvrv-us-1:devo/0:devu/1"
+
+
+def devrev_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "title": "Discovery call",
+        "scheduled_date": "2024-05-01T14:30:00+00:00",
+        "members": [MEMBER],
+        "engagement_type": "call",
+        "external_ref": f"tests:{uuid.uuid4().hex}",
+        "external_url": "https://media.example.com/calls/1.mp3",
+    }
+    body.update(changes)
+    return body
+
+
+def devrev_engagements(sandbox: SandboxProcess) -> list[dict[str, Any]]:
+    return list(sandbox._call("GET", "/_sandbox/devrev/engagements")["engagements"])
+
+
+def target_for(sandbox: SandboxProcess, **options: Any) -> DevRevTarget:
+    return DevRevTarget(sandbox.base_url, SANDBOX_KEY, **options)
+
+
+def run(coroutine_factory: Callable[[DevRevTarget], Any], target: DevRevTarget) -> Any:
+    async def go() -> Any:
+        try:
+            return await coroutine_factory(target)
+        finally:
+            await target.aclose()
+
+    return asyncio.run(go())
+
+
+# -- the sandbox ----------------------------------------------------------------------------
+
+
+def test_create_is_not_idempotent(sandbox: SandboxProcess, sandbox_client: httpx.Client) -> None:
+    body = devrev_body()
+    first = sandbox_client.post("/engagements.create", json=body)
+    second = sandbox_client.post("/engagements.create", json=body)
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json()["engagement"]["id"] != second.json()["engagement"]["id"]
+    assert [e["external_ref"] for e in devrev_engagements(sandbox)] == [body["external_ref"]] * 2
+
+
+def test_list_filters_by_external_ref_with_post_and_get(sandbox_client: httpx.Client) -> None:
+    wanted, other = devrev_body(), devrev_body()
+    for body in (wanted, other):
+        sandbox_client.post("/engagements.create", json=body).raise_for_status()
+    posted = sandbox_client.post(
+        "/engagements.list", json={"external_ref": [wanted["external_ref"]]}
+    )
+    got = sandbox_client.get("/engagements.list", params={"external_ref": wanted["external_ref"]})
+    for answer in (posted, got):
+        assert answer.status_code == 200
+        assert [e["external_ref"] for e in answer.json()["engagements"]] == [wanted["external_ref"]]
+        assert answer.json()["next_cursor"] is None
+
+
+def test_list_pages_with_cursor_and_mode(sandbox_client: httpx.Client) -> None:
+    refs = [devrev_body()["external_ref"] for _ in range(5)]
+    for ref in refs:
+        sandbox_client.post("/engagements.create", json=devrev_body(external_ref=ref))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query: dict[str, Any] = {"external_ref": refs, "limit": 2}
+        if cursor:
+            query["cursor"] = cursor
+        page = sandbox_client.post("/engagements.list", json=query).json()
+        seen += [e["external_ref"] for e in page["engagements"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == refs
+    newest = sandbox_client.post(
+        "/engagements.list", json={"external_ref": refs, "limit": 2, "mode": "before"}
+    ).json()
+    assert [e["external_ref"] for e in newest["engagements"]] == refs[:-3:-1]
+
+
+def test_errors_have_devrev_shape(sandbox_client: httpx.Client) -> None:
+    answer = sandbox_client.post("/engagements.create", json=devrev_body(members=[]))
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "type": "bad_request",
+        "message": "members must be a list of 1 to 50 user ids",
+    }
+    bad_cursor = sandbox_client.post("/engagements.list", json={"cursor": "nope"})
+    assert bad_cursor.status_code == 400 and bad_cursor.json()["type"] == "bad_request"
+    anonymous = httpx.post(str(sandbox_client.base_url) + "/engagements.list", json={})
+    assert anonymous.status_code == 401 and anonymous.json()["type"] == "unauthenticated"
+
+
+def test_rate_limit_headers_and_429(sandbox: SandboxProcess, sandbox_client: httpx.Client) -> None:
+    sandbox.set_faults(rate_limit=2)
+    answers = [sandbox_client.post("/engagements.list", json={}) for _ in range(3)]
+    assert answers[0].headers["X-RateLimit-Limit"] == "2"
+    assert answers[0].headers["X-RateLimit-Remaining"] == "1"
+    assert int(answers[0].headers["X-RateLimit-Reset"]) >= 1
+    assert answers[-1].status_code == 429
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    assert answers[-1].json()["type"] == "too_many_requests"
+
+
+def test_outage_answers_503(sandbox: SandboxProcess, sandbox_client: httpx.Client) -> None:
+    sandbox.set_faults(outage_start=0, outage_seconds=60)
+    answer = sandbox_client.post("/engagements.create", json=devrev_body())
+    assert answer.status_code == 503 and answer.json()["type"] == "service_unavailable"
+
+
+def test_reset_forgets_devrev_engagements(
+    sandbox: SandboxProcess, sandbox_client: httpx.Client
+) -> None:
+    sandbox_client.post("/engagements.create", json=devrev_body()).raise_for_status()
+    sandbox.reset()
+    assert devrev_engagements(sandbox) == []
+
+
+# -- the target against it ------------------------------------------------------------------
+
+
+def test_lookup_follows_next_cursor_over_several_pages(
+    sandbox: SandboxProcess, sandbox_client: httpx.Client
+) -> None:
+    refs = [devrev_body()["external_ref"] for _ in range(7)]
+    for ref in refs:
+        sandbox_client.post("/engagements.create", json=devrev_body(external_ref=ref))
+    missing = "tests:not-there"
+    target = target_for(sandbox, refs_per_lookup=3, page_limit=2)
+    found = run(lambda t: t.lookup([*refs, missing]), target)
+    assert [len(found[ref]) for ref in refs] == [1] * 7 and found[missing] == []
+    # 3 calls of refs (3, 3, 2): pages of 2 -> 2 + 2 + 1 requests (+1 for the missing ref's page)
+    lists = sandbox.stats()["requests"]["POST /engagements.list"]["200"]
+    assert lists >= 5
+
+
+def test_a_dropped_create_is_looked_up_before_the_retry(sandbox: SandboxProcess) -> None:
+    sandbox.set_faults(drop_after_commit_rate=1.0)
+    payload = devrev_body()
+
+    async def create_twice(target: DevRevTarget) -> Any:
+        with pytest.raises(ServerUnavailable):
+            await target.create(payload)
+        sandbox.set_faults(drop_after_commit_rate=0.0)
+        return await target.create(payload)
+
+    result = run(create_twice, target_for(sandbox))
+    assert result.found_by == "lookup" and not result.created
+    assert len(devrev_engagements(sandbox)) == 1
+
+
+def test_a_500_before_storing_is_looked_up_then_created(sandbox: SandboxProcess) -> None:
+    sandbox.set_faults(fail_rate=1.0)
+    payload = devrev_body()
+
+    async def create_twice(target: DevRevTarget) -> Any:
+        with pytest.raises(ServerUnavailable):
+            await target.create(payload)
+        sandbox.set_faults(fail_rate=0.0)
+        return await target.create(payload)
+
+    result = run(create_twice, target_for(sandbox))
+    assert result.found_by == "create" and result.created
+    stats = sandbox.stats()["requests"]
+    assert stats["POST /engagements.list"] == {"200": 1}
+    assert len(devrev_engagements(sandbox)) == 1
+
+
+def test_a_remote_duplicate_is_reported_never_picked(
+    sandbox: SandboxProcess, sandbox_client: httpx.Client
+) -> None:
+    payload = devrev_body()
+    for _ in range(2):
+        sandbox_client.post("/engagements.create", json=payload).raise_for_status()
+    sandbox.set_faults(fail_rate=1.0)
+
+    async def create_twice(target: DevRevTarget) -> None:
+        with pytest.raises(ServerUnavailable):
+            await target.create(payload)
+        await target.create(payload)
+
+    with pytest.raises(RemoteDuplicate, match="holds 2 engagements"):
+        run(create_twice, target_for(sandbox))
+
+
+def test_a_429_is_rate_limited_with_the_servers_wait(sandbox: SandboxProcess) -> None:
+    sandbox.set_faults(rate_limit=1)
+
+    async def burst(target: DevRevTarget) -> None:
+        await target.lookup(["tests:a"])
+        await target.lookup(["tests:b"])
+
+    slept: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    with pytest.raises(RateLimited) as caught:
+        run(burst, target_for(sandbox, sleep=no_sleep))
+    assert caught.value.retry_after is not None and caught.value.retry_after >= 1
+    assert len(slept) == 1 and 0.9 < slept[0] <= 1.0  # empty window: waited for its reset
+
+
+def test_a_revoked_key_stops_the_run(sandbox: SandboxProcess) -> None:
+    with pytest.raises(FatalError, match="DEVREV_API_KEY"):
+        run(lambda t: t.lookup(["tests:a"]), DevRevTarget(sandbox.base_url, "wrong-key"))
