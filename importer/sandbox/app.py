@@ -11,6 +11,7 @@ target) is one more module with a route group, added to the tuple. Where the res
     params.py       key, JSON body, expand/limit/cursor rendering.py    the API document, ETag
     problems.py     problem+json error answers         wire.py     the outermost ASGI layer
     faults.py       latency, 429, 500, drops, outage   store.py    engagements in memory/SQLite
+    devrev.py       DevRev's engagements.create/list (not idempotent), its own route group
 
 Each API path is also served under ``/api`` so a base URL ending in ``/api`` works.
 """
@@ -29,6 +30,7 @@ from starlette.types import ASGIApp
 from importer import urlsafety
 from importer.sandbox.admin import AdminApi
 from importer.sandbox.api import EngagementsApi
+from importer.sandbox.devrev import devrev_routes
 from importer.sandbox.media_check import MediaChecker, Resolve
 from importer.sandbox.problems import EXCEPTION_HANDLERS
 from importer.sandbox.settings import SandboxSettings
@@ -73,7 +75,7 @@ def admin_routes(state: SandboxState) -> list[BaseRoute]:
     ]
 
 
-ROUTE_GROUPS: tuple[RouteGroup, ...] = (engagement_routes, admin_routes)
+ROUTE_GROUPS: tuple[RouteGroup, ...] = (engagement_routes, admin_routes, devrev_routes)
 """Every API the sandbox serves, in routing order."""
 
 

@@ -17,7 +17,6 @@ AskElephant's).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -34,6 +33,8 @@ from starlette.routing import BaseRoute, Route
 
 from importer import contract
 from importer.sandbox.faults import FaultState, TokenBucket
+from importer.sandbox.params import presented_key
+from importer.sandbox.wire import DROP_HEADER
 
 ENGAGEMENT_TYPES = ("call", "default", "email", "linked_in", "offline")
 MEMBERS_MAX = 50
@@ -48,6 +49,15 @@ class Host(Protocol):
     keys: dict[str, frozenset[str]]
     faults: FaultState
     clock: Callable[[], float]
+    sleep: Callable[[float], Awaitable[Any]]
+    on_reset: list[Callable[[], None]]
+
+
+def devrev_routes(host: Host) -> list[BaseRoute]:
+    """The DevRev API's routes on the sandbox's state; a sandbox reset forgets its engagements."""
+    api = DevRevApi(host)
+    host.on_reset.append(api.reset)
+    return api.routes()
 
 
 class DevRevError(Exception):
@@ -132,9 +142,8 @@ class DevRevStore:
 class DevRevApi:
     """DevRev's engagement endpoints, mounted beside AskElephant's by ``create_app``."""
 
-    def __init__(self, host: Host, drop_header: str) -> None:
+    def __init__(self, host: Host) -> None:
         self.host = host
-        self.drop_header = drop_header
         self.store = DevRevStore()
         self._bucket: TokenBucket | None = None
         self._bucket_rate: float | None = None
@@ -183,7 +192,7 @@ class DevRevApi:
             raise DevRevError(
                 503, "service_unavailable", "simulated outage", headers={"Retry-After": "1"}
             )
-        key = _presented_key(request.headers.get("authorization"))
+        key = presented_key(request.headers.get("authorization"))
         scopes = self.host.keys.get(key) if key else None
         if key is None or scopes is None:
             raise DevRevError(401, "unauthenticated", "the token is missing, unknown or revoked")
@@ -223,12 +232,12 @@ class DevRevApi:
         if problem is not None:
             raise DevRevError(400, "bad_request", problem)
         plan = self.host.faults.plan_create()
-        await asyncio.sleep(plan.latency_seconds)
+        await self.host.sleep(plan.latency_seconds)
         if plan.fail:
             raise DevRevError(500, "internal_error", "simulated server error; nothing was stored")
         engagement = self.store.add(body, self.host.clock())
         if plan.drop:
-            return Response(headers={self.drop_header: "1"})
+            return Response(headers={DROP_HEADER: "1"})
         return JSONResponse({"engagement": engagement.render()}, status_code=201)
 
     async def list_engagements(self, request: Request) -> Response:
@@ -329,13 +338,6 @@ def _parse_date(value: str) -> datetime | None:
 def _timestamp(moment: float) -> str:
     utc = datetime.fromtimestamp(moment, timezone.utc)
     return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _presented_key(header: str | None) -> str | None:
-    if not header or not header.strip():
-        return None
-    scheme, _, rest = header.strip().partition(" ")
-    return rest.strip() if scheme.lower() == "bearer" and rest.strip() else header.strip()
 
 
 async def _json_object(request: Request) -> dict[str, Any]:

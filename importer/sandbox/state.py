@@ -79,6 +79,8 @@ class SandboxState:
         self.stats = Stats()
         self.keys: dict[str, frozenset[str]] = {}
         self.added_contacts: set[str] = set()
+        self.on_reset: list[Callable[[], None]] = []
+        """What other APIs mounted on this state (DevRev) forget on ``reset``."""
         self.restore_keys()
 
     def restore_keys(self) -> None:
@@ -157,6 +159,8 @@ class SandboxState:
         self.faults.reset(Faults())
         self.restore_keys()
         self.added_contacts.clear()
+        for forget in self.on_reset:
+            forget()
 
 
 def require_scope(scopes: frozenset[str], scope: str, action: str) -> None:
