@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
-import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 
 from importer import contract
 from tests.conftest import SANDBOX_KEY, SandboxProcess, engagement_body
+from tests.sandbox_inprocess import InProcessSandbox
 
 EXPAND_KEYS = set(contract.EXPAND_VALUES)
 
@@ -385,25 +386,31 @@ def test_etag_and_if_none_match(sandbox_client: httpx.Client) -> None:
     assert changed.headers["etag"] != etag
 
 
-def test_processing_status_moves_on(sandbox_client: httpx.Client) -> None:
-    # The session sandbox runs with --processing-seconds 0.5.
-    started = time.monotonic()
-    good = create(sandbox_client).json()["id"]
-    broken = create(sandbox_client, media_url="https://media.example.com/broken.mp3").json()["id"]
+def test_processing_status_moves_on() -> None:
+    async def scenario() -> None:
+        async with InProcessSandbox(processing_seconds=0.5) as sandbox:
+            client = sandbox.client
+            good = (await client.post("/v2/engagements", json=engagement_body())).json()["id"]
+            body = engagement_body(media_url="https://media.example.com/broken.mp3")
+            broken = (await client.post("/v2/engagements", json=body)).json()["id"]
 
-    def statuses() -> tuple[str, str]:
-        docs = [sandbox_client.get(f"/v2/engagements/{i}").json() for i in (good, broken)]
-        return docs[0]["processing_status"], docs[1]["processing_status"]
+            async def statuses() -> tuple[str, str]:
+                docs = [(await client.get(f"/v2/engagements/{i}")).json() for i in (good, broken)]
+                return docs[0]["processing_status"], docs[1]["processing_status"]
 
-    assert statuses() == ("QUEUED", "QUEUED")
-    first_etag = sandbox_client.get(f"/v2/engagements/{good}").headers["etag"]
-    time.sleep(max(0.0, started + 0.7 - time.monotonic()))
-    assert statuses() == ("PROCESSING", "PROCESSING")
-    time.sleep(max(0.0, started + 1.2 - time.monotonic()))
-    assert statuses() == ("COMPLETED", "FAILED")
-    last = sandbox_client.get(f"/v2/engagements/{good}")
-    assert last.headers["etag"] != first_etag
-    assert last.json()["updated_at"] > last.json()["created_at"]
+            assert await statuses() == ("QUEUED", "QUEUED")
+            first_etag = (await client.get(f"/v2/engagements/{good}")).headers["etag"]
+            sandbox.clock.advance(0.49)
+            assert await statuses() == ("QUEUED", "QUEUED")
+            sandbox.clock.advance(0.02)
+            assert await statuses() == ("PROCESSING", "PROCESSING")
+            sandbox.clock.advance(0.5)
+            assert await statuses() == ("COMPLETED", "FAILED")
+            last = await client.get(f"/v2/engagements/{good}")
+            assert last.headers["etag"] != first_etag
+            assert last.json()["updated_at"] > last.json()["created_at"]
+
+    asyncio.run(scenario())
 
 
 def test_expand_only_when_asked(sandbox_client: httpx.Client) -> None:

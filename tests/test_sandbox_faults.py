@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
+from typing import Any
 
 import httpx
 import pytest
@@ -12,45 +11,54 @@ import pytest
 from importer.sandbox.faults import FaultState, TokenBucket
 from importer.sandbox.settings import Faults
 from tests.conftest import SANDBOX_KEY, SandboxProcess, engagement_body
+from tests.sandbox_inprocess import InProcessSandbox
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}
 
 
-def timed_create(client: httpx.Client) -> float:
-    """Seconds one successful create takes."""
-    started = time.perf_counter()
-    assert client.post("/v2/engagements", json=engagement_body()).status_code == 201
-    return time.perf_counter() - started
+def test_latency_delays_creates() -> None:
+    async def scenario() -> list[float]:
+        async with InProcessSandbox() as sandbox:
+            quick = await sandbox.client.post("/v2/engagements", json=engagement_body())
+            await sandbox.set_faults(latency_ms=400)
+            slow = await sandbox.client.post("/v2/engagements", json=engagement_body())
+            assert (quick.status_code, slow.status_code) == (201, 201)
+            return sandbox.sleep.calls
+
+    quick, slow = asyncio.run(scenario())
+    assert quick == 0.0
+    assert 0.2 <= slow <= 0.6  # 400 ms with +/-50% jitter
 
 
-def test_latency_delays_creates(sandbox: SandboxProcess, sandbox_client: httpx.Client) -> None:
-    quick = timed_create(sandbox_client)
-    sandbox.set_faults(latency_ms=400)
-    slow = timed_create(sandbox_client)
-    assert slow >= 0.19  # 400 ms with -50% jitter at worst
-    assert slow > quick
+def test_rate_limit_answers_429_with_retry_after() -> None:
+    async def scenario() -> tuple[list[httpx.Response], dict[str, Any]]:
+        async with InProcessSandbox() as sandbox:
+            await sandbox.set_faults(rate_limit=2)
+            responses = [await sandbox.client.get("/v2/engagements") for _ in range(8)]
+            sandbox.clock.advance(0.5)  # one more token
+            responses.append(await sandbox.client.get("/v2/engagements"))
+            return responses, await sandbox.stats()
 
-
-def test_rate_limit_answers_429_with_retry_after(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
-) -> None:
-    sandbox.set_faults(rate_limit=2)
-    responses = [sandbox_client.get("/v2/engagements") for _ in range(8)]
-    limited = [r for r in responses if r.status_code == 429]
-    assert limited and responses[0].status_code == 200
-    for response in limited:
+    responses, stats = asyncio.run(scenario())
+    assert [r.status_code for r in responses] == [200, 200] + [429] * 6 + [200]
+    for response in responses[2:8]:
         assert response.headers["content-type"].startswith("application/problem+json")
-        assert int(response.headers["retry-after"]) >= 1
-    assert sandbox.stats()["requests"]["GET /v2/engagements"]["429"] == len(limited)
+        assert response.headers["retry-after"] == "1"
+    assert stats["requests"]["GET /v2/engagements"] == {"200": 3, "429": 6}
 
 
-def test_rate_limit_is_per_key(sandbox: SandboxProcess, sandbox_client: httpx.Client) -> None:
-    sandbox.add_key("sk-apik_other.KEY", ["engagements:read"])
-    sandbox.set_faults(rate_limit=1)
-    assert sandbox_client.get("/v2/engagements").status_code == 200
-    assert sandbox_client.get("/v2/engagements").status_code == 429
-    other = {"Authorization": "Bearer sk-apik_other.KEY"}
-    assert sandbox_client.get("/v2/engagements", headers=other).status_code == 200
+def test_rate_limit_is_per_key() -> None:
+    async def scenario() -> list[int]:
+        async with InProcessSandbox() as sandbox:
+            added = {"key": "sk-apik_other.KEY", "scopes": ["engagements:read"]}
+            assert (await sandbox.client.post("/_sandbox/keys", json=added)).status_code == 200
+            await sandbox.set_faults(rate_limit=1)
+            statuses = [(await sandbox.client.get("/v2/engagements")).status_code for _ in "ab"]
+            async with sandbox.new_client("sk-apik_other.KEY") as other:
+                statuses.append((await other.get("/v2/engagements")).status_code)
+            return statuses
+
+    assert asyncio.run(scenario()) == [200, 429, 200]
 
 
 def test_fail_rate_answers_500_and_stores_nothing(
@@ -85,26 +93,38 @@ def test_drop_after_commit_closes_the_connection_but_stores(
     assert "Exception" not in sandbox.stderr_text()
 
 
-def test_outage_answers_503_for_its_window(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
-) -> None:
-    sandbox.set_faults(outage_start=0, outage_seconds=0.6)
-    started = time.monotonic()
-    during = sandbox_client.get("/v2/engagements")
-    assert during.status_code == 503
-    assert during.headers["x-api-version"]
-    assert int(during.headers.get("retry-after", "1")) <= 5
-    assert sandbox_client.post("/v2/engagements", json=engagement_body()).status_code == 503
-    assert sandbox.stats()["requests"]["GET /v2/engagements"] == {"503": 1}  # admin still up
-    time.sleep(max(0.0, started + 0.7 - time.monotonic()))
-    assert sandbox_client.get("/v2/engagements").status_code == 200
+def test_outage_answers_503_for_its_window() -> None:
+    async def scenario() -> None:
+        async with InProcessSandbox() as sandbox:
+            await sandbox.set_faults(outage_start=0, outage_seconds=0.6)
+            during = await sandbox.client.get("/v2/engagements")
+            assert during.status_code == 503
+            assert during.headers["content-type"].startswith("application/problem+json")
+            assert during.headers["x-api-version"]
+            assert int(during.headers.get("retry-after", "1")) <= 5
+            create = await sandbox.client.post("/v2/engagements", json=engagement_body())
+            assert create.status_code == 503
+            stats = await sandbox.stats()  # admin still up
+            assert stats["requests"]["GET /v2/engagements"] == {"503": 1}
+            sandbox.clock.advance(0.59)
+            assert (await sandbox.client.get("/v2/engagements")).status_code == 503
+            sandbox.clock.advance(0.02)
+            assert (await sandbox.client.get("/v2/engagements")).status_code == 200
+
+    asyncio.run(scenario())
 
 
-def test_outage_can_start_later(sandbox: SandboxProcess, sandbox_client: httpx.Client) -> None:
-    sandbox.set_faults(outage_start=0.3, outage_seconds=10)
-    assert sandbox_client.get("/v2/engagements").status_code == 200
-    time.sleep(0.4)
-    assert sandbox_client.get("/v2/engagements").status_code == 503
+def test_outage_can_start_later() -> None:
+    async def scenario() -> list[int]:
+        async with InProcessSandbox() as sandbox:
+            await sandbox.set_faults(outage_start=0.3, outage_seconds=10)
+            statuses = [(await sandbox.client.get("/v2/engagements")).status_code]
+            for step in (0.29, 0.02, 9.98, 0.02):
+                sandbox.clock.advance(step)
+                statuses.append((await sandbox.client.get("/v2/engagements")).status_code)
+            return statuses
+
+    assert asyncio.run(scenario()) == [200, 200, 503, 503, 200]
 
 
 def test_bad_fault_settings_answer_422(sandbox: SandboxProcess) -> None:
@@ -155,25 +175,26 @@ def test_concurrent_creates_of_one_external_id_make_one_engagement(
     assert stats["created"] == {body["external_id"]: 1}
 
 
-def test_create_while_the_first_is_in_flight_answers_409(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
-) -> None:
-    sandbox.set_faults(latency_ms=800)
-    body = engagement_body()
-    first: list[int] = []
-    thread = threading.Thread(
-        target=lambda: first.append(sandbox_client.post("/v2/engagements", json=body).status_code)
-    )
-    thread.start()
-    time.sleep(0.2)
-    with httpx.Client(base_url=sandbox.base_url, headers=AUTH) as other:
-        second = other.post("/v2/engagements", json=body)
-    thread.join()
-    assert second.status_code == 409
-    assert second.headers["content-type"].startswith("application/problem+json")
-    assert first == [201]
-    with httpx.Client(base_url=sandbox.base_url, headers=AUTH) as other:
-        assert other.post("/v2/engagements", json=body).status_code == 200
+def test_create_while_the_first_is_in_flight_answers_409() -> None:
+    async def scenario() -> None:
+        async with InProcessSandbox() as sandbox:
+            await sandbox.set_faults(latency_ms=800)
+            body = engagement_body()
+            sandbox.sleep.hold()
+            first = asyncio.create_task(sandbox.client.post("/v2/engagements", json=body))
+            await sandbox.sleep.entered()  # the first create is inside its media fetch
+            async with sandbox.new_client() as other:
+                # A create that did not see the claim would wait on the held sleep: time out.
+                second = await asyncio.wait_for(other.post("/v2/engagements", json=body), 10)
+            sandbox.sleep.release()
+            assert second.status_code == 409
+            assert second.headers["content-type"].startswith("application/problem+json")
+            assert (await first).status_code == 201
+            again = await sandbox.client.post("/v2/engagements", json=body)
+            assert again.status_code == 200
+            assert (await sandbox.stats())["created"] == {body["external_id"]: 1}
+
+    asyncio.run(scenario())
 
 
 # -- the decisions themselves, without a server -----------------------------------------
