@@ -278,6 +278,7 @@ def _import_settings(
 
 def _print_plan(settings: Any, ledger_path: Path, out: Path | None, as_json: bool) -> int:
     from importer.ledger import open_ledger
+    from importer.outcomes import Action
     from importer.pipeline import plan_manifest
     from importer.report import PlanPrinter
 
@@ -294,7 +295,7 @@ def _print_plan(settings: Any, ledger_path: Path, out: Path | None, as_json: boo
     )
     if out:
         click.echo(f"Wrote {out}", err=True)
-    return 1 if printer.counts.get("invalid") or printer.counts.get("duplicate") else 0
+    return 1 if printer.counts[Action.INVALID] or printer.counts[Action.DUPLICATE] else 0
 
 
 def _open_for_writing(path: Path) -> Any:
@@ -307,15 +308,14 @@ def _open_for_writing(path: Path) -> Any:
 
 
 def _print_summary(summary: Any, manifest: Path, quiet: bool) -> None:
+    from importer.outcomes import SENT_OUTCOMES
     from importer.report import format_counts
 
     if quiet:
         if summary.stop_reason and summary.stop_reason != "interrupted":
             click.echo(f"Stopped: {summary.stop_reason}", err=True)
         return
-    rate = sum(summary.counts[k] for k in ("created", "existing", "failed")) / max(
-        summary.seconds, 1e-9
-    )
+    rate = sum(summary.counts[k] for k in SENT_OUTCOMES) / max(summary.seconds, 1e-9)
     click.echo(
         format_counts(
             summary.counts,

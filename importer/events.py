@@ -13,6 +13,8 @@ from typing import IO, Any, Protocol
 
 from tqdm import tqdm
 
+from importer.outcomes import SENT_OUTCOMES, Action, Outcome
+
 
 class Reporter(Protocol):
     """What a stage can say while it works."""
@@ -38,13 +40,13 @@ class Reporter(Protocol):
 
 FAILED_BEFORE = "failed before"
 """A row the server rejected in an earlier run, unchanged since: not sent again."""
-PROBLEM_OUTCOMES = (
-    "invalid",
-    "duplicate",
-    "failed",
+PROBLEM_OUTCOMES: tuple[str, ...] = (
+    Action.INVALID,
+    Action.DUPLICATE,
+    Outcome.FAILED,
     FAILED_BEFORE,
-    "changed since import",
-    "contacts_failed",
+    Action.CHANGED,
+    Outcome.CONTACTS_FAILED,
 )
 SHOWN_PROBLEMS = 10
 
@@ -80,10 +82,10 @@ class HumanReporter:
             if len(self.problems) < SHOWN_PROBLEMS:
                 self.problems.append(f"  row {row} {external_id or '(no id)'} {outcome}: {detail}")
         if self.bar is not None:
-            if outcome in ("created", "existing", "failed"):
+            if outcome in SENT_OUTCOMES:
                 self.bar.update(1)
             self.bar.set_postfix(
-                {k: self.counts.get(k, 0) for k in ("created", "existing", "failed")},
+                {k: self.counts.get(k, 0) for k in SENT_OUTCOMES},
                 refresh=False,
             )
 

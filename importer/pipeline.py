@@ -26,18 +26,8 @@ from importer.facts import Reject
 from importer.ledger import Ledger
 from importer.manifest import read_columns, read_manifest
 from importer.manifest_index import ManifestIndex
-from importer.plan import (
-    CHANGED,
-    DUPLICATE,
-    FAILED,
-    IMPORTED,
-    INVALID,
-    SKIPPED,
-    DuplicateInfo,
-    PlannedRow,
-    PlanOptions,
-    plan_row,
-)
+from importer.outcomes import REJECTED_ACTIONS, REPORTED_ACTIONS, Action, Outcome
+from importer.plan import DuplicateInfo, PlannedRow, PlanOptions, plan_row
 from importer.send import Sender, SendOutcome, SendSettings, WorkItem
 from importer.targets.base import Target
 from importer.validate import (
@@ -79,11 +69,26 @@ class ImportSettings:
 class RunSummary:
     """What a run did, by outcome, and the exit code that follows."""
 
-    counts: Counter[str] = field(default_factory=Counter)
+    planned: Counter[Action] = field(default_factory=Counter)
+    """Rows not sent, by plan action."""
+    sent: Counter[Outcome] = field(default_factory=Counter)
+    """What sending did, by outcome."""
+    unfinished: Counter[str] = field(default_factory=Counter)
+    """After a stop: the manifest's rows still pending or in flight, by ledger status."""
     requests: int = 0
     seconds: float = 0.0
     exit_code: int = EXIT_OK
     stop_reason: str | None = None
+
+    @property
+    def counts(self) -> Counter[str]:
+        """All counts by the name people see: the plan's ``failed`` (refused in an earlier
+        run) and sending's ``failed`` (in this one) add up under one name."""
+        total: Counter[str] = Counter()
+        for part in (self.planned, self.sent, self.unfinished):
+            for name, count in part.items():
+                total[str(name)] += count
+        return total
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -239,21 +244,12 @@ def reject_of(planned: PlannedRow, manifest: str) -> Reject | None:
 
     Invalid rows and duplicates go to errors.csv, skipped ones to skipped.csv.
     """
-    if planned.action in (INVALID, SKIPPED) or (
-        planned.action == DUPLICATE and not planned.reason.startswith("same as row")
-    ):
+    if planned.action in REJECTED_ACTIONS:
         row = planned.row
         return Reject(
             manifest, row.row_number, row.external_id, planned.action, planned.reason, row.cells
         )
     return None
-
-
-def outcome_key(planned: PlannedRow) -> str:
-    """The counter a non-sending row adds to."""
-    if planned.action == DUPLICATE and planned.reason.startswith("same as row"):
-        return "repeated"
-    return planned.action
 
 
 def work_item(planned: PlannedRow, manifest: str) -> WorkItem:
@@ -278,12 +274,13 @@ NOT_REACHED = "not reached"
 """After a stop: rows the run had not read yet (run again to judge and send them)."""
 
 
-def exit_code_for(counts: Counter[str], on_change: str) -> int:
+def exit_code_for(summary: RunSummary, on_change: str) -> int:
     """0 when every row is in AskElephant; 1 when some are not (or changed, if reported)."""
-    bad = counts[INVALID] + counts[DUPLICATE] + counts["failed"] + counts["contacts_failed"]
-    bad += counts[FAILED]
+    planned, sent = summary.planned, summary.sent
+    bad = planned[Action.INVALID] + planned[Action.DUPLICATE] + planned[Action.FAILED]
+    bad += sent[Outcome.FAILED] + sent[Outcome.CONTACTS_FAILED]
     if on_change == "report":
-        bad += counts[CHANGED]
+        bad += planned[Action.CHANGED] + sent[Outcome.CHANGED]
     return EXIT_ROWS_FAILED if bad else EXIT_OK
 
 
@@ -342,17 +339,17 @@ async def run_import(
                 if reject is not None:
                     rejects.append(reject)
                 external_id = planned.row.external_id or ""
-                if planned.action == CHANGED:
+                if planned.action == Action.CHANGED:
                     changed[external_id] = list(planned.changed)
-                elif planned.action == IMPORTED:
+                elif planned.action == Action.IMPORTED:
                     unchanged.append(external_id)
                 if planned.sends and settings.contacts_only:
-                    summary.counts["not imported yet"] += 1
+                    summary.sent[Outcome.NOT_IMPORTED_YET] += 1
                 if not planned.sends:
-                    summary.counts[outcome_key(planned)] += 1
-                    if planned.action in (INVALID, DUPLICATE, CHANGED, FAILED):
+                    summary.planned[planned.action] += 1
+                    if planned.action in REPORTED_ACTIONS:
                         # Not "failed": that is a request's outcome, which the progress counts.
-                        shown = FAILED_BEFORE if planned.action == FAILED else outcome_key(planned)
+                        shown = FAILED_BEFORE if planned.action == Action.FAILED else planned.action
                         reporter.row_done(
                             planned.row.external_id or "",
                             planned.row.row_number,
@@ -378,12 +375,12 @@ async def run_import(
         ledger.drop_stale_rejects(manifest_key, run_id)
     _merge(summary, outcome)
     if outcome.fatal or outcome.aborted or outcome.interrupted:
-        summary.counts.update(ledger.unfinished(manifest_key, up_to_row=reached[0]))
+        summary.unfinished.update(ledger.unfinished(manifest_key, up_to_row=reached[0]))
         if not read_to_the_end:
             # Rows after the stop were never judged: say so, so the counts add up.
-            summary.counts[NOT_REACHED] = seen["rows"] - judged[0]
+            summary.unfinished[NOT_REACHED] = seen["rows"] - judged[0]
     summary.seconds = time.monotonic() - started
-    summary.exit_code = exit_code_for(summary.counts, settings.on_change)
+    summary.exit_code = exit_code_for(summary, settings.on_change)
     if outcome.fatal is not None:
         summary.stop_reason = str(outcome.fatal)
         summary.exit_code = outcome.fatal.exit_code
@@ -397,7 +394,7 @@ async def run_import(
 
 
 def _merge(summary: RunSummary, outcome: SendOutcome) -> None:
-    summary.counts.update(outcome.counts)
+    summary.sent.update(outcome.counts)
     summary.requests = outcome.requests
 
 
@@ -425,16 +422,16 @@ def plan_manifest(
     ledger: Ledger,
     on_row: Callable[[PlannedRow], None],
     reporter: Reporter | None = None,
-) -> Counter[str]:
+) -> Counter[Action]:
     """The plan alone: every row's action, sending no create and writing nothing."""
     if settings.check_media:
         from importer.events import HumanReporter
 
         asyncio.run(preflight_media(ledger, settings, reporter or HumanReporter()))
     _, duplicates, _ = index_manifest(ledger, settings)
-    counts: Counter[str] = Counter()
+    counts: Counter[Action] = Counter()
     for batch in planned_batches(ledger, settings, duplicates):
         for planned in batch:
-            counts[outcome_key(planned)] += 1
+            counts[planned.action] += 1
             on_row(planned)
     return counts

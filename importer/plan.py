@@ -1,6 +1,7 @@
 """Planning: what to do with each manifest row, given what the ledger knows. Pure.
 
-The same plan drives ``importer plan``, ``importer run --dry-run`` and ``importer run``:
+The same plan (actions are ``importer.outcomes.Action``) drives ``importer plan``,
+``importer run --dry-run`` and ``importer run``:
 
     ===================  ==========================================================
     action               meaning
@@ -11,10 +12,11 @@ The same plan drives ``importer plan``, ``importer run --dry-run`` and ``importe
     changed since import the row differs from what was sent; create cannot update it
     failed               rejected by the server for good, and unchanged since: skip
     invalid              breaks a rule; never sent
-    duplicate            shares its external_id with another row of the manifest
+    duplicate            shares its external_id with other rows holding other values
     not retried          ``importer retry`` only: no run left the row unfinished
     skipped              nothing to import (e.g. no media URL with ``--skip-without-media``);
                          recorded, never sent, and not a problem for the exit code
+    repeated             same external_id and values as an earlier row: sent once, with it
     ===================  ==========================================================
 """
 
@@ -25,19 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from importer.facts import LedgerFact
+from importer.outcomes import SENDING_ACTIONS, Action, Status
 from importer.validate import MappedRow, contacts_hash, field_hashes
-
-NEW = "new"
-RETRY = "retry"
-IMPORTED = "already imported"
-CHANGED = "changed since import"
-FAILED = "failed"
-INVALID = "invalid"
-DUPLICATE = "duplicate"
-NOT_RETRIED = "not retried"
-SKIPPED = "skipped"
-ACTIONS = (NEW, RETRY, IMPORTED, CHANGED, FAILED, INVALID, DUPLICATE, NOT_RETRIED, SKIPPED)
-SENDING_ACTIONS = (NEW, RETRY)
 
 
 @dataclass(frozen=True)
@@ -64,7 +55,7 @@ class PlannedRow:
     """A row, its action and the reason, said for people."""
 
     row: MappedRow
-    action: str
+    action: Action
     reason: str = ""
     sync_contacts: bool = False
     """The row's contact set differs from the one last applied."""
@@ -86,48 +77,50 @@ def plan_row(
     """Decide one row's action."""
     options = options or PlanOptions()
     if row.skip_reason is not None and not row.errors:
-        return PlannedRow(row, SKIPPED, row.skip_reason)
+        return PlannedRow(row, Action.SKIPPED, row.skip_reason)
     if not row.valid:
-        return PlannedRow(row, INVALID, row.error_text())
+        return PlannedRow(row, Action.INVALID, row.error_text())
     if duplicate is not None:
         if duplicate.conflicting:
             return PlannedRow(
                 row,
-                DUPLICATE,
+                Action.DUPLICATE,
                 f"external_id {row.external_id} is on other rows with different values "
                 "(the API would keep only the first); make the ids unique",
             )
         if duplicate.first_row != row.row_number:
-            return PlannedRow(row, DUPLICATE, f"same as row {duplicate.first_row}; sent once")
+            return PlannedRow(row, Action.REPEATED, f"same as row {duplicate.first_row}; sent once")
     status = fact.status if fact else None
-    if options.only_failed and status not in ("failed", "in_flight", "pending"):
-        return PlannedRow(row, NOT_RETRIED, "not left unfinished; `importer run` handles it")
-    if fact is None or status in ("pending", None):
-        return PlannedRow(row, NEW)
-    if status == "in_flight":
-        return PlannedRow(row, RETRY, "interrupted mid-request; the re-send is safe")
+    if options.only_failed and status not in (Status.FAILED, Status.IN_FLIGHT, Status.PENDING):
+        return PlannedRow(row, Action.NOT_RETRIED, "not left unfinished; `importer run` handles it")
+    if fact is None or status in (Status.PENDING, None):
+        return PlannedRow(row, Action.NEW)
+    if status == Status.IN_FLIGHT:
+        return PlannedRow(row, Action.RETRY, "interrupted mid-request; the re-send is safe")
     changed = fact.payload_hash != row.payload_hash
-    if status == "failed":
+    if status == Status.FAILED:
         if fact.transient:
-            return PlannedRow(row, RETRY, "failed transiently before")
+            return PlannedRow(row, Action.RETRY, "failed transiently before")
         if changed:
-            return PlannedRow(row, NEW, "rejected before, and the row has changed since")
+            return PlannedRow(row, Action.NEW, "rejected before, and the row has changed since")
         if options.include_permanent:
-            return PlannedRow(row, RETRY, "rejected before; re-sent on request")
-        return PlannedRow(row, FAILED, "rejected by the server before; fix the row and run again")
+            return PlannedRow(row, Action.RETRY, "rejected before; re-sent on request")
+        return PlannedRow(
+            row, Action.FAILED, "rejected by the server before; fix the row and run again"
+        )
     # created or existing
     sync = _contacts_differ(row, fact)
     if changed:
         fields = tuple(changed_fields(row, fact))
         return PlannedRow(
             row,
-            CHANGED,
+            Action.CHANGED,
             "fields differ from what was imported: " + ", ".join(fields),
             sync_contacts=sync,
             engagement_id=fact.engagement_id,
             changed=fields,
         )
-    return PlannedRow(row, IMPORTED, sync_contacts=sync, engagement_id=fact.engagement_id)
+    return PlannedRow(row, Action.IMPORTED, sync_contacts=sync, engagement_id=fact.engagement_id)
 
 
 def _contacts_differ(row: MappedRow, fact: LedgerFact) -> bool:

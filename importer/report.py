@@ -10,13 +10,16 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from importer.ledger import Ledger
-from importer.plan import ACTIONS, PlannedRow
+from importer.outcomes import Action, Outcome, Status
+from importer.plan import PlannedRow
 from importer.spreadsheet import defuse
+
+Name = TypeVar("Name", bound=str)
 
 PLAN_COLUMNS = ["row", "external_id", "action", "reason"]
 SUCCESS_COLUMNS = [
@@ -30,21 +33,21 @@ SUCCESS_COLUMNS = [
 ]
 ERROR_EXTRA_COLUMNS = ["error_status", "error_message"]
 SKIPPED_COLUMNS = ["manifest", "row", "external_id", "reason"]
-SUMMARY_ORDER = (
-    "created",
-    "existing",
-    "failed",
-    "already imported",
-    "changed since import",
-    "retry",
-    "invalid",
-    "duplicate",
-    "repeated",
-    "skipped",
-    "contacts_applied",
-    "contacts_failed",
-    "pending",
-    "in_flight",
+SUMMARY_ORDER: tuple[str, ...] = (
+    Outcome.CREATED,
+    Outcome.EXISTING,
+    Outcome.FAILED,
+    Action.IMPORTED,
+    Action.CHANGED,
+    Action.RETRY,
+    Action.INVALID,
+    Action.DUPLICATE,
+    Action.REPEATED,
+    Action.SKIPPED,
+    Outcome.CONTACTS_APPLIED,
+    Outcome.CONTACTS_FAILED,
+    Status.PENDING,
+    Status.IN_FLIGHT,
 )
 
 
@@ -58,14 +61,15 @@ class SafeCsvWriter:
         self._writer.writerow([defuse(cell) for cell in row])
 
 
-def format_counts(counts: Counter[str] | dict[str, int], title: str) -> str:
+def format_counts(counts: Mapping[Name, int], title: str) -> str:
     """A small aligned table of counts, known outcomes first."""
-    names = [n for n in SUMMARY_ORDER if counts.get(n)] + sorted(
-        n for n in counts if n not in SUMMARY_ORDER and counts.get(n)
+    plain = {str(name): count for name, count in counts.items()}
+    names = [n for n in SUMMARY_ORDER if plain.get(n)] + sorted(
+        n for n in plain if n not in SUMMARY_ORDER and plain.get(n)
     )
     lines = [title]
     width = max((len(n) for n in names), default=0)
-    lines += [f"  {name.replace('_', ' '):<{width}}  {counts[name]:>9,}" for name in names]
+    lines += [f"  {name.replace('_', ' '):<{width}}  {plain[name]:>9,}" for name in names]
     if not names:
         lines.append("  (no rows)")
     return "\n".join(lines)
@@ -76,16 +80,14 @@ class PlanPrinter:
 
     def __init__(self, examples: int = 5, csv_handle: IO[str] | None = None) -> None:
         self.examples = examples
-        self.counts: Counter[str] = Counter()
-        self.samples: dict[str, list[PlannedRow]] = {}
+        self.counts: Counter[Action] = Counter()
+        self.samples: dict[Action, list[PlannedRow]] = {}
         self.writer = SafeCsvWriter(csv_handle) if csv_handle else None
         if self.writer:
             self.writer.writerow(PLAN_COLUMNS)
 
     def __call__(self, planned: PlannedRow) -> None:
         action = planned.action
-        if action == "duplicate" and planned.reason.startswith("same as row"):
-            action = "repeated"
         self.counts[action] += 1
         bucket = self.samples.setdefault(action, [])
         if len(bucket) < self.examples:
@@ -97,7 +99,7 @@ class PlanPrinter:
     def text(self, manifest: str) -> str:
         """The human summary: a table of actions, then examples of each."""
         parts = [format_counts(self.counts, f"Plan for {manifest} (nothing was sent):")]
-        for action in (*ACTIONS, "repeated"):
+        for action in Action:
             rows = self.samples.get(action)
             if not rows:
                 continue

@@ -31,7 +31,8 @@ from importer.errors import (
 )
 from importer.events import Reporter
 from importer.ledger import Ledger
-from importer.plan import CHANGED, server_view
+from importer.outcomes import Outcome
+from importer.plan import server_view
 from importer.retry import RetrySettings, retry_policy, shared_pause
 from importer.targets.base import Target
 from importer.validate import contacts_hash, field_hashes, payload_hash
@@ -85,7 +86,7 @@ class _OutageTooLong(Exception):
 class SendOutcome:
     """Counts by outcome, and why the run stopped early, if it did."""
 
-    counts: Counter[str] = field(default_factory=Counter)
+    counts: Counter[Outcome] = field(default_factory=Counter)
     requests: int = 0
     fatal: ApiError | None = None
     aborted: RunAborted | None = None
@@ -278,7 +279,7 @@ class Sender:
             )
             self._fail(item, problem, transient=False)
             return
-        status = "created" if result.created else "existing"
+        status = Outcome.CREATED if result.created else Outcome.EXISTING
         held = item.payload if result.created else server_view(item.payload, result.body)
         # Record what AskElephant holds: if it differs, the next plan says "changed".
         self.ledger.record_success(
@@ -293,11 +294,11 @@ class Sender:
         self.reporter.row_done(item.external_id, item.row_number, status, result.engagement_id)
         differ = sorted(name for name in held if held[name] != item.payload[name])
         if differ:
-            self.outcome.counts[CHANGED] += 1
+            self.outcome.counts[Outcome.CHANGED] += 1
             self.reporter.row_done(
                 item.external_id,
                 item.row_number,
-                CHANGED,
+                Outcome.CHANGED,
                 "AskElephant already held this engagement with other values: " + ", ".join(differ),
             )
         if item.contact_ids is not None:
@@ -372,8 +373,8 @@ class Sender:
             request_id=error.request_id,
             cells=item.cells,
         )
-        self.outcome.counts["failed"] += 1
-        self.reporter.row_done(item.external_id, item.row_number, "failed", error.describe())
+        self.outcome.counts[Outcome.FAILED] += 1
+        self.reporter.row_done(item.external_id, item.row_number, Outcome.FAILED, error.describe())
 
     async def _sync_contacts(self, item: WorkItem, engagement_id: str) -> None:
         """Apply the row's contact set with Replace engagement contacts."""
@@ -396,10 +397,10 @@ class Sender:
             return
         except ApiError as error:
             self.ledger.record_contacts_failure(item.external_id, error.describe())
-            self.outcome.counts["contacts_failed"] += 1
+            self.outcome.counts[Outcome.CONTACTS_FAILED] += 1
             self.reporter.row_done(
-                item.external_id, item.row_number, "contacts_failed", error.describe()
+                item.external_id, item.row_number, Outcome.CONTACTS_FAILED, error.describe()
             )
             return
         self.ledger.record_contacts(item.external_id, contacts_hash(item.contact_ids))
-        self.outcome.counts["contacts_applied"] += 1
+        self.outcome.counts[Outcome.CONTACTS_APPLIED] += 1

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from importer.ledger import Ledger
+from importer.outcomes import SENT_OUTCOMES
 from importer.report import format_counts
 
 
@@ -16,7 +17,7 @@ def ledger_status(ledger: Ledger, runs: int = 5) -> dict[str, Any]:
     recent = []
     for run in ledger.recent_runs(runs):
         counts = json.loads(run["counts"] or "{}")
-        done = sum(counts.get(k, 0) for k in ("created", "existing", "failed"))
+        done = sum(counts.get(k, 0) for k in SENT_OUTCOMES)
         seconds = run["seconds"] or 0.0
         recent.append(
             {

@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from importer.facts import LedgerFact, Reject
-from importer.ledger.db import FINAL_SUCCESS, STATUSES, now_iso, require_ledger
+from importer.ledger.db import STATUSES, now_iso, require_ledger
 from importer.ledger.media_cache import MediaCache
 from importer.ledger.queries import Queries
 from importer.ledger.rejects import Rejects
 from importer.ledger.rows import Rows
 from importer.ledger.runs import Runs
+from importer.outcomes import FINAL_SUCCESS
 
 __all__ = [
     "FINAL_SUCCESS",

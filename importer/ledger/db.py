@@ -12,19 +12,10 @@ from pathlib import Path
 import sqlite_utils
 
 from importer.errors import LedgerError
+from importer.outcomes import Status
 
 SCHEMA_VERSION = 1
-FINAL_SUCCESS = ("created", "existing")
-STATUSES = (
-    "pending",
-    "in_flight",
-    "created",
-    "existing",
-    "failed",
-    "invalid",
-    "duplicate",
-    "skipped",
-)
+STATUSES = tuple(Status)
 UNFINISHED = "('failed', 'in_flight', 'pending')"
 """Statuses ``importer retry`` picks up: failed, interrupted, or never sent by a stopped run."""
 

@@ -10,8 +10,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from importer.facts import LedgerFact
-from importer.ledger.db import FINAL_SUCCESS, STATUSES, UNFINISHED, LedgerDB
+from importer.ledger.db import STATUSES, UNFINISHED, LedgerDB
 from importer.ledger.rejects import CURRENT_REJECTS
+from importer.outcomes import FINAL_SUCCESS, Status
 
 IMPORTED = "status IN ('created', 'existing')"
 
@@ -69,11 +70,13 @@ class Queries(LedgerDB):
     def rows_not_in(self) -> int:
         """Rows the ledger knows that are not in AskElephant and should be (skipped are not)."""
         counts = self.status_counts()
-        return sum(n for status, n in counts.items() if status not in (*FINAL_SUCCESS, "skipped"))
+        return sum(
+            n for status, n in counts.items() if status not in (*FINAL_SUCCESS, Status.SKIPPED)
+        )
 
     def status_counts(self) -> dict[str, int]:
         """Rows by status across both tables; failed split into transient and permanent."""
-        counts = dict.fromkeys(STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         for row in self.db.query("SELECT status, count(*) AS n FROM engagements GROUP BY status"):
             counts[row["status"]] = row["n"]
         for row in self.db.query(

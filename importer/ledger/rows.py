@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from importer.ledger.db import LedgerDB, now_iso
+from importer.outcomes import Status
 
 
 class Rows(LedgerDB):
@@ -65,7 +66,7 @@ class Rows(LedgerDB):
                 "updated_at = ? "
                 "WHERE external_id = ?",
                 [
-                    "created" if created else "existing",
+                    Status.CREATED if created else Status.EXISTING,
                     http_status,
                     engagement_id,
                     payload_hash,

@@ -1,0 +1,93 @@
+"""The names of what happens to a row, typed: plan actions, send outcomes, ledger statuses.
+
+Each is a ``StrEnum``: a member *is* its text, so it prints, sorts, keys a ``Counter`` and
+goes into JSON or SQLite exactly as the plain string did.
+
+>>> Action.REPEATED == "repeated" and f"{Outcome.CONTACTS_FAILED}" == "contacts_failed"
+True
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum
+else:  # pragma: no cover - Python 3.10
+
+    class StrEnum(str, Enum):
+        """``enum.StrEnum`` before Python 3.11."""
+
+        def __str__(self) -> str:
+            return str(self.value)
+
+
+class Action(StrEnum):
+    """What the plan does with one manifest row (``importer plan`` shows these)."""
+
+    NEW = "new"
+    """Not sent yet (or only planned): send it."""
+    RETRY = "retry"
+    """Failed transiently, or interrupted mid-request: send again."""
+    IMPORTED = "already imported"
+    """Created or existing, and unchanged since: skip."""
+    CHANGED = "changed since import"
+    """The row differs from what was sent; create cannot update it."""
+    FAILED = "failed"
+    """Rejected by the server for good in an earlier run, and unchanged since: skip."""
+    INVALID = "invalid"
+    """Breaks a rule; never sent."""
+    DUPLICATE = "duplicate"
+    """Shares its external_id with other rows that hold different values; never sent."""
+    NOT_RETRIED = "not retried"
+    """``importer retry`` only: the row did not fail."""
+    SKIPPED = "skipped"
+    """Nothing to import (e.g. no media URL with ``--skip-without-media``)."""
+    REPEATED = "repeated"
+    """The same values as an earlier row with its external_id: sent once, with that row."""
+
+
+SENDING_ACTIONS = frozenset({Action.NEW, Action.RETRY})
+REJECTED_ACTIONS = frozenset({Action.INVALID, Action.DUPLICATE, Action.SKIPPED})
+"""Rows kept in the ledger's rejects table, with their cells (errors.csv, skipped.csv)."""
+REPORTED_ACTIONS = frozenset(
+    {Action.INVALID, Action.DUPLICATE, Action.REPEATED, Action.CHANGED, Action.FAILED}
+)
+"""Rows not sent that a run reports one by one (``row_done``)."""
+
+
+class Outcome(StrEnum):
+    """What sending did to a row (a run's counts and ``row_done`` events)."""
+
+    CREATED = "created"
+    EXISTING = "existing"
+    FAILED = "failed"
+    """The server refused the row in this run, or it failed transiently past its retries."""
+    CHANGED = "changed since import"
+    """A 200: AskElephant already held the engagement with other values."""
+    CONTACTS_APPLIED = "contacts_applied"
+    CONTACTS_FAILED = "contacts_failed"
+    NOT_IMPORTED_YET = "not imported yet"
+    """``importer sync-contacts``: the row has no engagement yet to apply contacts to."""
+
+
+SENT_OUTCOMES: tuple[Outcome, ...] = (Outcome.CREATED, Outcome.EXISTING, Outcome.FAILED)
+"""Rows a request was sent for, whatever came of it (progress bar, rows per second)."""
+
+
+class Status(StrEnum):
+    """A row's status in the ledger."""
+
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    CREATED = "created"
+    EXISTING = "existing"
+    FAILED = "failed"
+    INVALID = "invalid"
+    DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
+
+
+FINAL_SUCCESS = (Status.CREATED, Status.EXISTING)
+UNFINISHED = (Status.PENDING, Status.IN_FLIGHT)
