@@ -17,18 +17,31 @@ import click
 
 from importer import __version__
 from importer.config import DEFAULT_LEDGER
-from importer.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ImporterError
+from importer.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, ImporterError
 
 
 class CommandFailed(click.ClickException):
     """An ImporterError on its way out, with the importer's own exit code."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
+    def __init__(self, message: str, exit_code: int, command: str | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code  # type: ignore[misc]
+        self.command = command
+        self.as_json = False
 
     def show(self, file: Any = None) -> None:
+        if self.as_json:
+            from importer.events import JsonReporter
+
+            JsonReporter().failed(self.command, self.format_message(), self.exit_code)
+            return
         click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _remember_log_format(ctx: click.Context, _: click.Parameter, value: str) -> str:
+    """Parsed first, so that even a usage error is told in the chosen format."""
+    ctx.meta["importer.log_format"] = value
+    return value
 
 
 class ImporterGroup(click.Group):
@@ -37,21 +50,65 @@ class ImporterGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except CommandFailed as failure:
+            raise self._told(ctx, failure) from None
         except ImporterError as error:
-            raise CommandFailed(str(error), error.exit_code) from None
+            raise self._told(ctx, CommandFailed(str(error), error.exit_code)) from None
         except KeyboardInterrupt:
+            if ctx.meta.get("importer.log_format") == "json":
+                raise self._told(ctx, CommandFailed("interrupted", EXIT_INTERRUPTED)) from None
             click.echo("Interrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except BrokenPipeError:
+            # A reader that stopped reading (`| head`) is no error: end quietly, like cat.
+            _quiet_stdout()
+            ctx.exit(EXIT_BROKEN_PIPE)
+        except click.ClickException as error:
+            if ctx.meta.get("importer.log_format") == "json":
+                raise self._told(
+                    ctx, CommandFailed(error.format_message(), error.exit_code)
+                ) from None
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as error:
             if os.environ.get("IMPORTER_DEBUG"):
                 raise
-            raise CommandFailed(
-                f"internal error ({type(error).__name__}: {error}). This is a bug: please "
-                "report it; IMPORTER_DEBUG=1 shows the traceback",
-                EXIT_INTERNAL,
+            raise self._told(
+                ctx,
+                CommandFailed(
+                    f"internal error ({type(error).__name__}: {error}). This is a bug: please "
+                    "report it; IMPORTER_DEBUG=1 shows the traceback",
+                    EXIT_INTERNAL,
+                ),
             ) from None
+
+    @staticmethod
+    def _told(ctx: click.Context, failure: CommandFailed) -> CommandFailed:
+        """The failure, told as JSON events when the command logs JSON."""
+        failure.as_json = ctx.meta.get("importer.log_format") == "json"
+        failure.command = failure.command or ctx.invoked_subcommand
+        return failure
+
+
+def _warn(message: str) -> None:
+    """A line on stderr; a JSON notice when the command logs JSON."""
+    if click.get_current_context().meta.get("importer.log_format") == "json":
+        from importer.events import JsonReporter
+
+        JsonReporter().notice(message)
+    else:
+        click.echo(message, err=True)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so Python's own flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 @click.group(
@@ -70,6 +127,7 @@ def cli() -> None:
       3   aborted: bad key, missing scope, wrong URL, server unavailable
       70  internal error (a bug: please report it)
       130 interrupted (Ctrl-C, SIGTERM); run again to resume
+      141 stdout closed early (piped into head): nothing else went wrong
     """
 
 
@@ -182,6 +240,8 @@ output_options = _stack(
         type=click.Choice(["text", "json"]),
         default="text",
         show_default=True,
+        is_eager=True,
+        callback=_remember_log_format,
         help="json: one event per line on stderr (run, rows, retries, summary).",
     ),
 )
@@ -371,7 +431,7 @@ def _api_key(api_key_file: Path | None) -> str:
 
     key, warnings = load_api_key(api_key_file)
     for warning in warnings:
-        click.echo(warning, err=True)
+        _warn(warning)
     return key
 
 
@@ -605,7 +665,7 @@ def verify(ctx: click.Context, **options: Any) -> None:
         for external_id, status_value in result.failed[:10]:
             click.echo(f"  failed: {external_id} ({status_value})")
         if result.timed_out:
-            click.echo(f"Still processing after {options['timeout']:.0f} s.", err=True)
+            _warn(f"Still processing after {options['timeout']:.0f} s.")
     ctx.exit(1 if result.failed or result.timed_out else 0)
 
 

@@ -27,6 +27,8 @@ EXIT_USAGE = 2
 EXIT_ABORTED = 3
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+"""stdout was closed early (``importer plan ... | head``): 128 + SIGPIPE, as the shell says."""
 
 
 class ImporterError(Exception):

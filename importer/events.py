@@ -19,7 +19,7 @@ from importer.outcomes import SENT_OUTCOMES, Action, Outcome
 class Reporter(Protocol):
     """What a stage can say while it works."""
 
-    def run_started(self, command: str, info: dict[str, Any]) -> None:
+    def run_started(self, command: str, info: dict[str, Any], manifest: str | None = None) -> None:
         """A command began; ``info`` holds its (secret-free) options."""
 
     def progress_total(self, total: int, skipped: dict[str, int]) -> None:
@@ -63,7 +63,7 @@ class HumanReporter:
         self.problems: list[str] = []
         self.problem_count = 0
 
-    def run_started(self, command: str, info: dict[str, Any]) -> None:
+    def run_started(self, command: str, info: dict[str, Any], manifest: str | None = None) -> None:
         pass
 
     def progress_total(self, total: int, skipped: dict[str, int]) -> None:
@@ -125,8 +125,8 @@ class JsonReporter:
         record.update(fields)
         print(json.dumps(record, default=str, ensure_ascii=False), file=self.stream, flush=True)
 
-    def run_started(self, command: str, info: dict[str, Any]) -> None:
-        self._emit("run_started", command=command, options=info)
+    def run_started(self, command: str, info: dict[str, Any], manifest: str | None = None) -> None:
+        self._emit("run_started", command=command, manifest=manifest, options=info)
 
     def progress_total(self, total: int, skipped: dict[str, int]) -> None:
         self._emit("planned", to_send=total, skipped=skipped)
@@ -149,6 +149,11 @@ class JsonReporter:
 
     def run_finished(self, summary: dict[str, Any]) -> None:
         self._emit("run_finished", **summary)
+
+    def failed(self, command: str | None, message: str, exit_code: int) -> None:
+        """The command ended on an error: say it, then end as every run does."""
+        self._emit("error", message=message)
+        self._emit("run_finished", command=command, exit_code=exit_code)
 
 
 def _is_terminal(stream: IO[str]) -> bool:

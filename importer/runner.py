@@ -57,7 +57,7 @@ def import_manifest(
     with open_ledger(ledger_path, exclusive=True) as ledger:
         recorded = recordable_options(options)
         run_id = ledger.start_run(command, str(settings.manifest.resolve()), recorded)
-        reporter.run_started(command, recorded)
+        reporter.run_started(command, recorded, str(settings.manifest))
         started = time.monotonic()
         outcome, exit_code, counts = "error", 2, {}
         try:

@@ -100,7 +100,7 @@ def test_the_key_appears_in_no_output_ledger_or_report(
         "run json": 0,
         "run limited": 0,
         "run key file": 1,
-        "retry": 0,
+        "retry": 1,  # rows 3 and 4 are still not in AskElephant
         "retry permanent": 1,
         "retry wrong": 3,
         "sync-contacts": 1,

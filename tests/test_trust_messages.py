@@ -1,0 +1,133 @@
+"""Messages a user reads: JSON logs that stay JSON, a closed pipe, and the small wordings.
+
+Issue 10, points 9 to 11, through the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.audit_support import json_lines, run
+from tests.conftest import PROJECT_ROOT, SandboxProcess
+from tests.factories import COLUMNS, row, run_args, run_cli, write_manifest
+
+# -- point 9: --log-format json ----------------------------------------------------------------
+
+
+def json_run(sandbox: SandboxProcess, manifest: Path, tmp_path: Path, *extra: str, key: str = ""):  # type: ignore[no-untyped-def]
+    args = run_args(manifest, tmp_path / "l.db", sandbox, "--log-format", "json", *extra)
+    return run_cli(args, key)
+
+
+def test_json_log_a_missing_key_is_a_json_error_and_run_finished(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+
+    result = json_run(sandbox, manifest, tmp_path)
+
+    assert result.exit_code == 2
+    events = json_lines(result.stderr)  # fails on any line that is not JSON
+    assert [e["event"] for e in events] == ["error", "run_finished"]
+    assert "API key" in events[0]["message"]
+    assert events[-1]["exit_code"] == 2 and events[-1]["command"] == "run"
+
+
+def test_json_log_a_missing_manifest_is_a_json_error(
+    sandbox: SandboxProcess, tmp_path: Path, api_key: str
+) -> None:
+    result = json_run(sandbox, tmp_path / "absent.csv", tmp_path, key=api_key)
+
+    assert result.exit_code == 2
+    events = json_lines(result.stderr)
+    assert events[-1]["event"] == "run_finished" and events[-1]["exit_code"] == 2
+    assert any(e["event"] == "error" and "absent.csv" in e["message"] for e in events)
+
+
+def test_json_log_a_bad_header_ends_with_run_finished(
+    sandbox: SandboxProcess, tmp_path: Path, api_key: str
+) -> None:
+    no_title = [c for c in COLUMNS if c != "title"]
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)], columns=no_title)
+
+    result = json_run(sandbox, manifest, tmp_path, key=api_key)
+
+    assert result.exit_code == 2
+    events = json_lines(result.stderr)
+    assert events[0]["event"] == "run_started"
+    assert events[0]["manifest"] == str(manifest)
+    assert [e["event"] for e in events[1:]] == ["error", "run_finished"]
+    assert "title" in events[1]["message"]
+    assert events[-1]["exit_code"] == 2
+
+
+def test_json_log_a_usage_error_is_json_too(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+
+    result = json_run(sandbox, manifest, tmp_path, "--timezone", "Mars/Olympus")
+
+    assert result.exit_code == 2
+    events = json_lines(result.stderr)
+    assert [e["event"] for e in events] == ["error", "run_finished"]
+    assert "Mars/Olympus" in events[0]["message"]
+
+
+def test_json_log_run_started_names_the_manifest(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+
+    result = run(sandbox, manifest, tmp_path / "l.db", "--log-format", "json")
+
+    assert result.exit_code == 0
+    started = json_lines(result.stderr)[0]
+    assert started["event"] == "run_started" and started["manifest"] == str(manifest)
+
+
+# -- point 10: a closed pipe -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["plan", "status"])
+def test_a_closed_stdout_ends_quietly(tmp_path: Path, command: str) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(50)])
+    ledger = tmp_path / "l.db"
+    if command == "status":
+        from importer.ledger import open_ledger
+
+        with open_ledger(ledger):
+            pass  # an empty ledger to read
+    args = {"plan": ["plan", str(manifest)], "status": ["status"]}[command]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `| head -1` does once it has its line
+    try:
+        process = subprocess.run(
+            [sys.executable, "-m", "importer", *args, "--ledger", str(ledger)],
+            cwd=PROJECT_ROOT,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+
+    assert process.stderr == ""
+    assert process.returncode == 141
+
+
+def test_json_log_a_key_file_warning_is_a_json_notice(
+    sandbox: SandboxProcess, tmp_path: Path, api_key: str
+) -> None:
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(api_key)
+    key_file.chmod(0o644)
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+
+    result = json_run(sandbox, manifest, tmp_path, "--api-key-file", str(key_file))
+
+    assert result.exit_code == 0
+    notices = [e for e in json_lines(result.stderr) if e["event"] == "notice"]
+    assert any("can be read by other users" in e["message"] for e in notices)
