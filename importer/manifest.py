@@ -4,9 +4,11 @@ CSV goes through the standard library's ``csv`` module rather than pandas: only 
 the line a record starts on when quoted cells span several lines, and users fix files by
 line number. Parquet goes through pyarrow record batches. Either way memory holds one batch.
 
-    >>> for batch in read_manifest(Path("manifests/sample.csv")):  # doctest: +SKIP
-    ...     for row in batch:
-    ...         print(row.row_number, row.cells["id"])
+    >>> sample = Path(__file__).parent.parent / "manifests" / "sample.csv"
+    >>> for batch in read_manifest(sample, batch_size=2):
+    ...     print([(row.row_number, row.cells["id"]) for row in batch])
+    ...     break
+    [(2, '00T0005000'), (3, '00T0005001')]
 """
 
 from __future__ import annotations

@@ -3,9 +3,13 @@
 Pure: no network, no disk. Reading a ``transcript_path`` is done by a function the caller
 passes in, so tests give a dictionary and the pipeline gives the file system.
 
-    >>> row = map_row({"id": "7", "type": "call", ...}, 2, options)  # doctest: +SKIP
-    >>> row.payload["external_id"]                                   # doctest: +SKIP
-    'salesforce:7'
+    >>> cells = {"id": "7", "type": "call", "title": "Intro", "source_system": "salesforce",
+    ...          "media_url": "https://media.example.com/7.mp3", "start_at": "2024-05-01 14:30"}
+    >>> row = map_row(cells, 2, MappingOptions())
+    >>> row.payload["external_id"], row.payload["type"], row.payload["start_at"]
+    ('salesforce:7', 'CALL', '2024-05-01T14:30:00+00:00')
+    >>> print(map_row({**cells, "title": " "}, 3, MappingOptions()).errors[0])
+    manifest, row 3, column 'title': title must not be empty
 """
 
 from __future__ import annotations
