@@ -9,7 +9,8 @@
     │   ├── TransientError        worth retrying: 429, 5xx, 409, timeouts, resets, bad bodies
     │   │   └── RateLimited       429, with the server's Retry-After
     │   ├── PermanentError        the row itself is wrong: 400, 422 (never retried)
-    │   │   └── IntegrityProblem  the answer names another row or engagement (never recorded)
+    │   │   ├── IntegrityProblem  the answer names another row or engagement (never recorded)
+    │   │   └── RemoteDuplicate   the target holds several engagements under one external id
     │   └── FatalError            the run cannot go on: 401, 403, 404 on create (exit 3)
     └── RunAborted                the run stopped part-way: server unavailable (exit 3)
 
@@ -114,6 +115,18 @@ class PermanentError(ApiError):
 class IntegrityProblem(PermanentError):
     """The answer contradicts the request or the ledger: another external_id, or an
     engagement id already recorded for another row. Never recorded as a success."""
+
+
+class RemoteDuplicate(PermanentError):
+    """A lookup found several engagements under one external id: a person must pick one."""
+
+    def __init__(self, external_id: str, engagement_ids: list[str]) -> None:
+        self.external_id = external_id
+        self.engagement_ids = engagement_ids
+        super().__init__(
+            f"the target holds {len(engagement_ids)} engagements with external id {external_id} "
+            f"({', '.join(engagement_ids)}); delete the extra ones, then run again"
+        )
 
 
 class FatalError(ApiError):

@@ -143,9 +143,10 @@ def mapped_batches(
     )
     reader = transcript_reader(manifest.parent)
     column = options.columns.column_of("media_url")
+    mapper = options.row_mapper or map_row
     for batch in read_manifest(manifest, batch_size):
         mapped = [
-            map_row(
+            mapper(
                 row.cells,
                 row.row_number,
                 options,
@@ -156,14 +157,19 @@ def mapped_batches(
             for row in batch
         ]
         if media_failures is not None:
-            failing = media_failures([r.payload["media_url"] for r in mapped if r.payload])
+            failing = media_failures([url for r in mapped if (url := _media_url(r))])
             mapped = [
-                with_media_failure(r, failing[r.payload["media_url"]], column)
-                if r.payload and r.payload["media_url"] in failing
+                with_media_failure(r, failing[url], column)
+                if (url := _media_url(r)) is not None and url in failing
                 else r
                 for r in mapped
             ]
         yield mapped
+
+
+def _media_url(row: MappedRow) -> str | None:
+    """The media URL the row's request carries (DevRev's carries none to preflight)."""
+    return row.payload.get("media_url") if row.payload else None
 
 
 def with_media_failure(row: MappedRow, reason: str, column: str) -> MappedRow:
@@ -179,7 +185,7 @@ async def preflight_media(ledger: Ledger, settings: ImportSettings, reporter: Re
 
     totals: Counter[str] = Counter()
     for batch in mapped_batches(settings.manifest, settings.mapping, settings.batch_size):
-        urls = [r.payload["media_url"] for r in batch if r.payload]
+        urls = [url for r in batch if (url := _media_url(r))]
         totals.update(
             await preflight(
                 urls,
@@ -361,9 +367,18 @@ async def run_import(
             if batch:
                 reached[0] = batch[-1].row.row_number
                 judged[0] += len(batch)
-            for planned in batch:
-                if planned.sync_contacts or (planned.sends and not settings.contacts_only):
-                    yield work_item(planned, manifest_key)
+            work = [
+                work_item(planned, manifest_key)
+                for planned in batch
+                if planned.sync_contacts or (planned.sends and not settings.contacts_only)
+            ]
+            # A target without idempotent creates (DevRev) is looked up first: rows it holds
+            # are recorded, not sent. In-flight rows of a crashed run are among them.
+            creates = await sender.look_up([item for item in work if not item.contacts_only])
+            to_create = {item.external_id for item in creates}
+            for item in work:
+                if item.contacts_only or item.external_id in to_create:
+                    yield item
             await asyncio.sleep(0)  # let workers run between batches
         read_to_the_end.append(True)
 

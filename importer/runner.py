@@ -17,8 +17,9 @@ from importer.errors import EXIT_INTERRUPTED, ImporterError
 from importer.events import Reporter
 from importer.ledger import open_ledger
 from importer.pipeline import ImportSettings, RunSummary, run_import
-from importer.targets.askelephant import AskElephantTarget, build_timeout
+from importer.targets.askelephant import AskElephantTarget, build_timeout, check_base_url
 from importer.targets.base import Target
+from importer.targets.registry import TargetKind
 from importer.verify import VerifyResult, VerifySettings, verify
 
 TargetFactory = Callable[[], Target]
@@ -42,6 +43,14 @@ def askelephant_factory(
         )
 
     return build
+
+
+def target_factory(
+    kind: TargetKind, base_url: str, api_key: str, *, concurrency: int, read_timeout: float
+) -> TargetFactory:
+    """A factory for any target; the base URL is checked up front, before any work."""
+    checked = check_base_url(base_url, example=kind.default_base_url)
+    return lambda: kind.build(checked, api_key, concurrency, read_timeout)
 
 
 def import_manifest(

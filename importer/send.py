@@ -25,6 +25,7 @@ from importer.errors import (
     IntegrityProblem,
     PermanentError,
     RateLimited,
+    RemoteDuplicate,
     RunAborted,
     ServerUnavailable,
     TransientError,
@@ -34,7 +35,7 @@ from importer.ledger import Ledger
 from importer.outcomes import Outcome
 from importer.plan import server_view
 from importer.retry import RetrySettings, retry_policy, shared_pause
-from importer.targets.base import Target
+from importer.targets.base import CreateResult, Lookup, Target
 from importer.validate import contacts_hash, field_hashes, payload_hash
 
 
@@ -269,6 +270,61 @@ class Sender:
         except TransientError as error:
             self._fail(item, error, transient=True)
             return
+        await self._record(item, result)
+
+    async def look_up(self, items: list[WorkItem]) -> list[WorkItem]:
+        """Before creating: what the target already holds for these rows; the rest to send.
+
+        A row found once is recorded as ``existing`` (found by ``lookup``), one found several
+        times is failed for a person to resolve, never picked. A target whose create is
+        idempotent (AskElephant) answers None: every row is sent. If the lookup cannot be
+        made, the run stops: creating without it could make duplicates.
+        """
+        if not items or self.stop_event.is_set():
+            return items
+        external_ids = [item.external_id for item in items]
+        found: Lookup | None = None
+        try:
+            async for attempt in self._policy(items[0]):
+                with attempt:
+                    found = await self._call(lambda: self.target.lookup(external_ids))
+        except _Stopped:
+            return []
+        except FatalError as error:
+            self._abort(error)
+            return []
+        except _OutageTooLong as outage:
+            self._abort(self._unavailable(outage.error, self.breaker.failures, "back-off steps"))
+            return []
+        except ApiError as error:
+            self._abort(
+                RunAborted(
+                    f"could not look up {len(items)} row(s) before creating them ({error}); "
+                    "nothing was created for them: run the same command again to resume"
+                )
+            )
+            return []
+        if found is None:
+            return items
+        to_send = []
+        for item in items:
+            remote = found.get(item.external_id, [])
+            if not remote:
+                to_send.append(item)
+                continue
+            self.ledger.mark_in_flight(
+                item.external_id, item.manifest, item.row_number, item.payload_hash, self.run_id
+            )
+            if len(remote) > 1:
+                duplicate = RemoteDuplicate(item.external_id, [r.engagement_id for r in remote])
+                self._fail(item, duplicate, transient=False)
+                continue
+            result = CreateResult(remote[0].engagement_id, False, 200, remote[0].body, "lookup")
+            await self._record(item, result)
+        return to_send
+
+    async def _record(self, item: WorkItem, result: CreateResult) -> None:
+        """Record an engagement the target holds for the row, after the integrity check."""
         holder = self.ledger.engagement_holder(result.engagement_id, item.external_id)
         if holder is not None:
             problem = IntegrityProblem(
@@ -289,6 +345,7 @@ class Sender:
             http_status=result.http_status,
             payload_hash=item.payload_hash if held is item.payload else payload_hash(held),
             field_hashes=item.field_hashes if held is item.payload else field_hashes(held),
+            found_by=result.found_by,
         )
         self.outcome.counts[status] += 1
         self.reporter.row_done(item.external_id, item.row_number, status, result.engagement_id)

@@ -30,6 +30,8 @@ from importer.mapping import ColumnMapping
 
 TranscriptReader = Callable[[str], str]
 """Reads a transcript_path cell; raises ``TranscriptUnavailable`` with a reason."""
+RowMapper = Callable[..., "MappedRow"]
+"""``map_row``'s signature: a target's field table turning cells into its create request."""
 
 # Recordings come from the past: anything outside these years is a mistaken column.
 EARLIEST_YEAR, LATEST_YEAR = 1990, 2100
@@ -65,6 +67,8 @@ class MappingOptions:
     columns: ColumnMapping = field(default_factory=ColumnMapping)
     skip_without_media: bool = False
     """A row with a blank media URL is ``skipped`` (nothing to import), not invalid."""
+    row_mapper: RowMapper | None = None
+    """The target's field table (e.g. DevRev's); None maps rows with ``map_row`` below."""
 
 
 @dataclass(frozen=True)

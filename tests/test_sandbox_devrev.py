@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from importer.errors import FatalError, RateLimited, ServerUnavailable
-from importer.targets.devrev import DevRevTarget, RemoteDuplicate
+from importer.errors import FatalError, RateLimited, RemoteDuplicate, ServerUnavailable
+from importer.targets.devrev import DevRevTarget
 from tests.conftest import SANDBOX_KEY, SandboxProcess
 
 MEMBER = "don:identity:dvrv-us-1:devo/0:devu/1"

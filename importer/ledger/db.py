@@ -151,6 +151,7 @@ class LedgerDB:
                         "processing_seen_at": str,
                         "etag": str,
                         "changed_fields": str,
+                        "found_by": str,
                         "run_id": int,
                         "first_seen_at": str,
                         "sent_at": str,
@@ -161,6 +162,8 @@ class LedgerDB:
                     if_not_exists=True,
                     defaults={"attempts": 0, "transient": 0},
                 )
+                if "found_by" not in self.db.table("engagements").columns_dict:
+                    self.db.table("engagements").add_column("found_by", str)  # older ledgers
                 self.db.table("engagements").create_index(["status"], if_not_exists=True)
                 self.db.execute(
                     "CREATE INDEX IF NOT EXISTS engagements_engagement_id "

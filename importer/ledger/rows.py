@@ -54,16 +54,21 @@ class Rows(LedgerDB):
         http_status: int,
         payload_hash: str,
         field_hashes: dict[str, str],
+        found_by: str = "create",
     ) -> None:
-        """201 is ``created``, 200 is ``existing``; the engagement id is kept either way."""
+        """201 is ``created``, 200 is ``existing``; the engagement id is kept either way.
+
+        ``found_by`` is the check that found the engagement: ``create`` (its answer) or
+        ``lookup`` (a search by external id before or after an unsure create).
+        """
         stamp = now_iso()
         with self.db.conn:
             self.db.execute(
                 "UPDATE engagements SET status = ?, transient = 0, http_status = ?, "
                 "engagement_id = ?, sent_hash = ?, payload_hash = ?, field_hashes = ?, "
                 "error_message = NULL, error_detail = NULL, error_errors = NULL, "
-                "request_id = NULL, cells = NULL, changed_fields = NULL, completed_at = ?, "
-                "updated_at = ? "
+                "request_id = NULL, cells = NULL, changed_fields = NULL, found_by = ?, "
+                "completed_at = ?, updated_at = ? "
                 "WHERE external_id = ?",
                 [
                     Status.CREATED if created else Status.EXISTING,
@@ -72,6 +77,7 @@ class Rows(LedgerDB):
                     payload_hash,
                     payload_hash,
                     json.dumps(field_hashes),
+                    found_by,
                     stamp,
                     stamp,
                     external_id,

@@ -30,6 +30,7 @@ from importer.errors import (
     FatalError,
     PermanentError,
     RateLimited,
+    RemoteDuplicate,
     ServerUnavailable,
     TransientError,
 )
@@ -54,18 +55,6 @@ FATAL_ADVICE = {
     403: "the DevRev token may not do this (it needs to read and write engagements)",
     404: f"DevRev answered 404 for the endpoint itself: check --base-url (e.g. {DEFAULT_BASE_URL})",
 }
-
-
-class RemoteDuplicate(PermanentError):
-    """DevRev holds several engagements with one external_ref: a person must pick one."""
-
-    def __init__(self, external_id: str, engagement_ids: Sequence[str]) -> None:
-        self.external_id = external_id
-        self.engagement_ids = list(engagement_ids)
-        super().__init__(
-            f"DevRev holds {len(engagement_ids)} engagements with external_ref {external_id} "
-            f"({', '.join(engagement_ids)}); delete the extra ones, then run again"
-        )
 
 
 def classify(

@@ -1,0 +1,62 @@
+"""Helpers for DevRev imports against the sandbox: manifests, server views, ledger views."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import SandboxProcess
+
+MEMBER = "don:identity:dvrv-us-1:devo/0:devu/1"
+DEVREV_COLUMNS = ["id", "type", "title", "start_at", "members", "media_url", "source_system"]
+
+
+def devrev_row(n: int, **changes: str) -> dict[str, str]:
+    """A valid DevRev manifest row numbered ``n``."""
+    cells = {
+        "id": f"rec-{n}",
+        "type": "CALL" if n % 2 else "MEETING",
+        "title": f"Call number {n}",
+        "start_at": f"2024-03-{1 + n % 28:02d}T10:{n % 60:02d}:00Z",
+        "members": MEMBER,
+        "media_url": f"https://media.example.com/calls/{n}.mp3",
+        "source_system": "crm",
+    }
+    cells.update(changes)
+    return cells
+
+
+def write_devrev_manifest(path: Path, count: int, start: int = 1) -> Path:
+    """``count`` valid rows as a CSV manifest."""
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=DEVREV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(devrev_row(n) for n in range(start, start + count))
+    return path
+
+
+def devrev_engagements(sandbox: SandboxProcess) -> list[dict[str, Any]]:
+    """Every DevRev engagement the sandbox holds, oldest first."""
+    return list(sandbox._call("GET", "/_sandbox/devrev/engagements")["engagements"])
+
+
+def per_ref(sandbox: SandboxProcess) -> Counter[str]:
+    """How many engagements the sandbox holds per external_ref."""
+    return Counter(str(e["external_ref"]) for e in devrev_engagements(sandbox))
+
+
+def create_requests(sandbox: SandboxProcess) -> int:
+    """POST /engagements.create requests the sandbox answered (or dropped)."""
+    by_status = sandbox.stats()["requests"].get("POST /engagements.create", {})
+    return sum(by_status.values())
+
+
+def ledger_rows(ledger: Path) -> dict[str, dict[str, Any]]:
+    """external_id -> status, engagement_id, found_by."""
+    with sqlite3.connect(ledger) as db:
+        db.row_factory = sqlite3.Row
+        rows = db.execute("SELECT external_id, status, engagement_id, found_by FROM engagements")
+        return {row["external_id"]: dict(row) for row in rows}
