@@ -17,6 +17,7 @@ from importer.errors import EXIT_INTERRUPTED, ImporterError
 from importer.events import Reporter
 from importer.ledger import open_ledger
 from importer.pipeline import ImportSettings, RunSummary, run_import
+from importer.reconcile import ReconcileResult, reconcile
 from importer.targets.askelephant import AskElephantTarget, build_timeout, check_base_url
 from importer.targets.base import Target
 from importer.targets.registry import TargetKind
@@ -118,4 +119,16 @@ def verify_ledger(
     with open_ledger(ledger_path, exclusive=True) as ledger:
         return asyncio.run(
             _with_target(target_factory, lambda target: verify(ledger, target, settings, reporter))
+        )
+
+
+def reconcile_ledger(
+    ledger_path: Path, target_factory: TargetFactory, *, concurrency: int = 8
+) -> ReconcileResult:
+    """``importer reconcile``: compare the ledger with the target; changes neither."""
+    with open_ledger(ledger_path, readonly=True) as ledger:
+        return asyncio.run(
+            _with_target(
+                target_factory, lambda target: reconcile(ledger, target, concurrency=concurrency)
+            )
         )

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import csv
+import io
 import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import SandboxProcess
+from importer.events import JsonReporter
+from importer.mapping import load_mapping
+from importer.pipeline import ImportSettings, RunSummary
+from importer.runner import import_manifest, target_factory
+from importer.send import SendSettings
+from importer.targets.registry import TARGETS
+from importer.validate import MappingOptions
+from tests.conftest import SANDBOX_KEY, SandboxProcess
 
+DEVREV = TARGETS["devrev"]
 MEMBER = "don:identity:dvrv-us-1:devo/0:devu/1"
 DEVREV_COLUMNS = ["id", "type", "title", "start_at", "members", "media_url", "source_system"]
 
@@ -60,3 +69,24 @@ def ledger_rows(ledger: Path) -> dict[str, dict[str, Any]]:
         db.row_factory = sqlite3.Row
         rows = db.execute("SELECT external_id, status, engagement_id, found_by FROM engagements")
         return {row["external_id"]: dict(row) for row in rows}
+
+
+def import_devrev(sandbox: SandboxProcess, manifest: Path, ledger: Path) -> RunSummary:
+    """One in-process DevRev import of the manifest (batches of 10, 4 workers)."""
+    columns = load_mapping(None, DEVREV.fields, DEVREV.required)
+    settings = ImportSettings(
+        manifest=manifest,
+        mapping=MappingOptions(columns=columns, row_mapper=DEVREV.row_mapper),
+        send=SendSettings(concurrency=4),
+        batch_size=10,
+    )
+    return import_manifest(
+        settings,
+        ledger_path=ledger,
+        target_factory=target_factory(
+            DEVREV, sandbox.base_url, SANDBOX_KEY, concurrency=4, read_timeout=10
+        ),
+        reporter=JsonReporter(io.StringIO()),
+        command="run",
+        options={"target": "devrev"},
+    )

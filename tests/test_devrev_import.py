@@ -6,51 +6,24 @@ batch, after every unsure create, and for rows a crashed run left in flight.
 
 from __future__ import annotations
 
-import io
 import sqlite3
 from pathlib import Path
 
 import httpx
 
-from importer.events import JsonReporter
-from importer.pipeline import ImportSettings, RunSummary
-from importer.runner import import_manifest, target_factory
-from importer.send import SendSettings
 from importer.targets.registry import TARGETS
-from importer.validate import MappingOptions
 from tests.conftest import SANDBOX_KEY, SandboxProcess
 from tests.devrev_support import (
     MEMBER,
     create_requests,
     devrev_engagements,
+    import_devrev,
     ledger_rows,
     per_ref,
     write_devrev_manifest,
 )
 
 DEVREV = TARGETS["devrev"]
-
-
-def import_devrev(sandbox: SandboxProcess, manifest: Path, ledger: Path) -> RunSummary:
-    from importer.mapping import load_mapping
-
-    columns = load_mapping(None, DEVREV.fields, DEVREV.required)
-    settings = ImportSettings(
-        manifest=manifest,
-        mapping=MappingOptions(columns=columns, row_mapper=DEVREV.row_mapper),
-        send=SendSettings(concurrency=4),
-        batch_size=10,
-    )
-    return import_manifest(
-        settings,
-        ledger_path=ledger,
-        target_factory=target_factory(
-            DEVREV, sandbox.base_url, SANDBOX_KEY, concurrency=4, read_timeout=10
-        ),
-        reporter=JsonReporter(io.StringIO()),
-        command="run",
-        options={"target": "devrev"},
-    )
 
 
 def test_a_clean_import_creates_each_row_once_and_a_rerun_creates_nothing(

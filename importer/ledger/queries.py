@@ -93,6 +93,10 @@ class Queries(LedgerDB):
         """Imported engagements whose id is known (what ``verify`` can GET)."""
         return self._engagements(f"{IMPORTED} AND engagement_id IS NOT NULL")
 
+    def known_rows(self) -> Iterator[dict[str, Any]]:
+        """Every row the ledger has seen from a manifest, whatever its status (reconcile)."""
+        return self._engagements("1")
+
     def _engagements(self, where: str) -> Iterator[dict[str, Any]]:
         """Engagement rows matching one of the conditions above, in manifest order."""
         yield from self.db.query(

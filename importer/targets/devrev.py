@@ -44,6 +44,8 @@ DEFAULT_BASE_URL = "https://api.devrev.ai"
 REFS_PER_LOOKUP = 50
 """external_refs per ``engagements.list`` call (the body stays small; assumed, not published)."""
 LOOKUP_PAGE_LIMIT = 100
+READY = "READY"
+"""What ``verify`` records for a DevRev engagement that exists (nothing to process)."""
 RESET_IS_EPOCH_ABOVE = 1_000_000_000
 """An ``X-RateLimit-Reset`` above this is a Unix time; below, seconds from now."""
 LOW_WATER_SHARE = 0.2
@@ -271,10 +273,14 @@ class DevRevTarget:
     async def get(
         self, engagement_id: str, *, etag: str | None = None, expand: Sequence[str] = ()
     ) -> GetResult:
-        """GET /engagements.get?id=...; DevRev has no ETags, so every read is a full one."""
+        """GET /engagements.get?id=...; DevRev has no ETags, so every read is a full one.
+
+        A DevRev engagement needs no processing: once it exists it is ``READY`` to verify.
+        """
         response = await self._send("GET", "/engagements.get", params={"id": engagement_id})
         self._raise_for(response, "get")
-        return GetResult(response.status_code, response.json()["engagement"], None)
+        engagement = {"processing_status": READY, **response.json()["engagement"]}
+        return GetResult(response.status_code, engagement, None)
 
     async def replace_contacts(
         self, engagement_id: str, contact_ids: Sequence[str]

@@ -1,0 +1,179 @@
+"""Reconcile: compare the ledger with what the target really holds, and say where they differ.
+
+Reads only; changes neither side. The target decides how to look:
+
+- a target that can look up by external id (DevRev: ``engagements.list`` by
+  ``external_ref``) is asked about every row the ledger has seen from the manifest, which
+  also finds engagements the ledger does not know and duplicates on the remote side;
+- a target that cannot (AskElephant: ``lookup`` answers None) is asked for each recorded
+  engagement id with a conditional GET (the ETag kept by ``verify``).
+
+    ===================  =========================================================
+    finding              meaning
+    ===================  =========================================================
+    missing              the ledger says imported, the target has no such engagement
+    unknown              the target holds an engagement the ledger does not record
+    duplicate            the target holds several engagements for one external id
+    mismatched           the target's engagement id is not the one the ledger keeps
+    ===================  =========================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from importer.errors import ApiError, FatalError, PermanentError, RunAborted
+from importer.ledger import Ledger
+from importer.outcomes import FINAL_SUCCESS
+from importer.retry import RetrySettings, retry_policy
+from importer.targets.base import Lookup, Target
+
+LOOKUP_CHUNK = 500
+"""external ids handed to one ``lookup`` call (the target splits them further)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One disagreement between the ledger and the target."""
+
+    kind: str
+    external_id: str
+    ledger_id: str | None
+    remote_ids: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for people."""
+        remote = ", ".join(self.remote_ids) or "none"
+        if self.kind == "missing":
+            return f"{self.external_id}: the ledger records {self.ledger_id}; the target has none"
+        if self.kind == "unknown":
+            return f"{self.external_id}: the target holds {remote}; the ledger records none"
+        if self.kind == "duplicate":
+            return f"{self.external_id}: the target holds {len(self.remote_ids)}: {remote}"
+        return f"{self.external_id}: the ledger records {self.ledger_id}; the target holds {remote}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "external_id": self.external_id,
+            "ledger_id": self.ledger_id,
+            "remote_ids": list(self.remote_ids),
+        }
+
+
+@dataclass
+class ReconcileResult:
+    """What was compared and every disagreement found."""
+
+    checked: int = 0
+    method: str = ""
+    """``lookup`` (by external id) or ``get`` (by engagement id)."""
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def agrees(self) -> bool:
+        return not self.findings
+
+    def counts(self) -> dict[str, int]:
+        kinds = ("missing", "unknown", "duplicate", "mismatched")
+        return {kind: sum(f.kind == kind for f in self.findings) for kind in kinds}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "method": self.method,
+            "agrees": self.agrees,
+            "counts": self.counts(),
+            "findings": [f.as_dict() for f in self.findings],
+        }
+
+
+async def reconcile(
+    ledger: Ledger,
+    target: Target,
+    *,
+    concurrency: int = 8,
+    retry: RetrySettings | None = None,
+) -> ReconcileResult:
+    """Compare every row the ledger knows with the target; see the module docstring."""
+    settings = retry or RetrySettings()
+    rows = list(ledger.known_rows())
+    result = ReconcileResult(checked=len(rows), method="lookup")
+    remote: Lookup = {}
+    for start in range(0, max(len(rows), 1), LOOKUP_CHUNK):
+        chunk = [r["external_id"] for r in rows[start : start + LOOKUP_CHUNK]]
+        found = await _lookup(target, chunk, settings)
+        if found is None:  # create is idempotent here: read each recorded id instead
+            imported = [r for r in rows if r["status"] in FINAL_SUCCESS and r["engagement_id"]]
+            result.checked, result.method = len(imported), "get"
+            result.findings = await _by_get(target, imported, concurrency, settings)
+            return result
+        remote.update(found)
+    result.findings = compare(rows, remote)
+    return result
+
+
+def compare(rows: Iterable[dict[str, Any]], remote: Lookup) -> list[Finding]:
+    """The findings for ledger rows against what a lookup found. Pure."""
+    findings = []
+    for row in rows:
+        external_id, ledger_id = row["external_id"], row["engagement_id"]
+        imported = row["status"] in FINAL_SUCCESS
+        held = tuple(e.engagement_id for e in remote.get(external_id, []))
+        if len(held) > 1:
+            findings.append(Finding("duplicate", external_id, ledger_id, held))
+        elif imported and not held:
+            findings.append(Finding("missing", external_id, ledger_id))
+        elif held and not imported:
+            findings.append(Finding("unknown", external_id, None, held))
+        elif held and held[0] != ledger_id:
+            findings.append(Finding("mismatched", external_id, ledger_id, held))
+    return findings
+
+
+async def _lookup(
+    target: Target, external_ids: list[str], settings: RetrySettings
+) -> Lookup | None:
+    try:
+        async for attempt in retry_policy(settings):
+            with attempt:
+                return await target.lookup(external_ids)
+    except FatalError:
+        raise
+    except ApiError as error:
+        raise RunAborted(f"reconcile could not look rows up ({error}); try again later") from None
+    raise AssertionError("unreachable: the policy returns or raises")  # pragma: no cover
+
+
+async def _by_get(
+    target: Target, rows: list[dict[str, Any]], concurrency: int, settings: RetrySettings
+) -> list[Finding]:
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def check(row: dict[str, Any]) -> Finding | None:
+        async with semaphore:
+            try:
+                async for attempt in retry_policy(settings):
+                    with attempt:
+                        got = await target.get(row["engagement_id"], etag=row["etag"])
+            except PermanentError as error:
+                if error.status == 404:
+                    return Finding("missing", row["external_id"], row["engagement_id"])
+                raise
+            except FatalError:
+                raise
+            except ApiError as error:
+                raise RunAborted(
+                    f"reconcile could not read {row['engagement_id']} ({error}); try again later"
+                ) from None
+            body = got.body or {}
+            said = body.get("external_id")
+            if said is not None and said != row["external_id"]:
+                return Finding("mismatched", row["external_id"], row["engagement_id"], (str(said),))
+            return None
+
+    checked = await asyncio.gather(*(check(r) for r in rows))
+    return [finding for finding in checked if finding is not None]
