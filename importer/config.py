@@ -18,9 +18,11 @@ DEFAULT_LEDGER = Path("state/ledger.db")
 
 
 def load_api_key(
-    key_file: Path | None, environ: Mapping[str, str] | None = None
+    key_file: Path | None,
+    environ: Mapping[str, str] | None = None,
+    env_name: str = API_KEY_ENV,
 ) -> tuple[str, list[str]]:
-    """The API key from ``--api-key-file``, else ``ASKELEPHANT_API_KEY``; and any warnings.
+    """The API key from ``--api-key-file``, else ``env_name`` (the target's); and any warnings.
 
     Never from a command-line value: those end up in shell history and ``ps`` output.
     """
@@ -42,12 +44,12 @@ def load_api_key(
             raise UsageError(f"--api-key-file {key_file} is empty")
         check_key_shape(key, f"the key in {key_file}")
         return key, warnings
-    key = env.get(API_KEY_ENV, "").strip()
+    key = env.get(env_name, "").strip()
     if not key:
         raise UsageError(
-            f"no API key: pass --api-key-file PATH or set the environment variable {API_KEY_ENV}"
+            f"no API key: pass --api-key-file PATH or set the environment variable {env_name}"
         )
-    check_key_shape(key, f"the key in {API_KEY_ENV}")
+    check_key_shape(key, f"the key in {env_name}")
     return key, warnings
 
 
@@ -60,16 +62,21 @@ def check_key_shape(key: str, where: str) -> None:
         )
 
 
-def resolve_base_url(base_url: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """``--base-url``, else ``ASKELEPHANT_BASE_URL``, else production."""
+def resolve_base_url(
+    base_url: str | None,
+    environ: Mapping[str, str] | None = None,
+    env_name: str = BASE_URL_ENV,
+    default: str = contract.PRODUCTION_BASE_URL,
+) -> str:
+    """``--base-url``, else ``env_name`` (the target's variable), else the target's default."""
     env = os.environ if environ is None else environ
     if base_url is not None and not base_url.strip():
         # An empty value is a script's unset variable, not a wish for production.
         raise UsageError("--base-url is empty; give the URL, or leave the option out")
-    chosen = base_url or env.get(BASE_URL_ENV)
-    if chosen is not None and not chosen.strip() and BASE_URL_ENV in env and base_url is None:
+    chosen = base_url or env.get(env_name)
+    if chosen is not None and not chosen.strip() and env_name in env and base_url is None:
         chosen = None  # an exported-but-empty variable means "not set"
-    return chosen or contract.PRODUCTION_BASE_URL
+    return chosen or default
 
 
 def recordable_options(options: Mapping[str, Any]) -> dict[str, Any]:

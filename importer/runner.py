@@ -20,7 +20,7 @@ from importer.pipeline import ImportSettings, RunSummary, run_import
 from importer.reconcile import ReconcileResult, reconcile
 from importer.targets.askelephant import AskElephantTarget, build_timeout, check_base_url
 from importer.targets.base import Target
-from importer.targets.registry import TargetKind
+from importer.targets.registry import DEFAULT_TARGET, TargetKind
 from importer.verify import VerifyResult, VerifySettings, verify
 
 TargetFactory = Callable[[], Target]
@@ -62,9 +62,11 @@ def import_manifest(
     reporter: Reporter,
     command: str,
     options: dict[str, Any],
+    target: str = DEFAULT_TARGET,
 ) -> RunSummary:
     """``importer run`` and ``importer retry``: one locked, recorded run of the pipeline."""
     with open_ledger(ledger_path, exclusive=True) as ledger:
+        ledger.claim_target(target)
         recorded = recordable_options(options)
         run_id = ledger.start_run(command, str(settings.manifest.resolve()), recorded)
         reporter.run_started(command, recorded, str(settings.manifest))
@@ -114,19 +116,26 @@ def verify_ledger(
     target_factory: TargetFactory,
     settings: VerifySettings,
     reporter: Reporter,
+    target: str = DEFAULT_TARGET,
 ) -> VerifyResult:
     """``importer verify``: GET every imported engagement, record processing_status."""
     with open_ledger(ledger_path, exclusive=True) as ledger:
+        ledger.claim_target(target)
         return asyncio.run(
             _with_target(target_factory, lambda target: verify(ledger, target, settings, reporter))
         )
 
 
 def reconcile_ledger(
-    ledger_path: Path, target_factory: TargetFactory, *, concurrency: int = 8
+    ledger_path: Path,
+    target_factory: TargetFactory,
+    *,
+    concurrency: int = 8,
+    target: str = DEFAULT_TARGET,
 ) -> ReconcileResult:
     """``importer reconcile``: compare the ledger with the target; changes neither."""
     with open_ledger(ledger_path, readonly=True) as ledger:
+        ledger.claim_target(target)
         return asyncio.run(
             _with_target(
                 target_factory, lambda target: reconcile(ledger, target, concurrency=concurrency)

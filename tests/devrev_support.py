@@ -89,4 +89,5 @@ def import_devrev(sandbox: SandboxProcess, manifest: Path, ledger: Path) -> RunS
         reporter=JsonReporter(io.StringIO()),
         command="run",
         options={"target": "devrev"},
+        target="devrev",
     )

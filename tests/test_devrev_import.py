@@ -10,7 +10,10 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import pytest
 
+from importer.errors import LedgerError
+from importer.ledger import Ledger
 from importer.targets.registry import TARGETS
 from tests.conftest import SANDBOX_KEY, SandboxProcess
 from tests.devrev_support import (
@@ -104,3 +107,23 @@ def test_a_duplicate_on_the_server_is_reported_not_picked(
             "SELECT error_message FROM engagements WHERE external_id = 'crm:rec-2'"
         ).fetchone()
     assert "holds 2 engagements with external id crm:rec-2" in message
+
+
+def test_a_ledger_of_one_target_is_refused_for_another(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_devrev_manifest(tmp_path / "calls.csv", 2)
+    ledger = tmp_path / "ledger.db"
+    assert import_devrev(sandbox, manifest, ledger).exit_code == 0
+    with Ledger(ledger) as opened, pytest.raises(LedgerError, match="--target devrev"):
+        opened.claim_target("askelephant")
+    with Ledger(ledger, readonly=True) as opened:
+        opened.claim_target("devrev")  # the same target: fine, read-only too
+
+
+def test_a_ledger_from_before_targets_is_askelephants(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "old.db") as opened:
+        opened.mark_in_flight("crm:1", "m.csv", 2, "hash", 1)
+        with pytest.raises(LedgerError, match="records an import into askelephant, not devrev"):
+            opened.claim_target("devrev")
+        opened.claim_target("askelephant")

@@ -26,7 +26,7 @@ def reconcile_with(sandbox: SandboxProcess, ledger: Path, target: str) -> dict[s
     factory = target_factory(
         TARGETS[target], sandbox.base_url, SANDBOX_KEY, concurrency=4, read_timeout=10
     )
-    return reconcile_ledger(ledger, factory).as_dict()
+    return reconcile_ledger(ledger, factory, target=target).as_dict()
 
 
 def set_ledger(ledger: Path, sql: str, *params: object) -> None:

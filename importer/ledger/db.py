@@ -15,6 +15,8 @@ from importer.errors import LedgerError
 from importer.outcomes import Status
 
 SCHEMA_VERSION = 1
+LEGACY_TARGET = "askelephant"
+"""The target of ledgers written before ``--target`` existed."""
 STATUSES = tuple(Status)
 UNFINISHED = "('failed', 'in_flight', 'pending')"
 """Statuses ``importer retry`` picks up: failed, interrupted, or never sent by a stopped run."""
@@ -212,6 +214,28 @@ class LedgerDB:
             raise LedgerError(f"cannot write the ledger {self.path} ({error})") from error
         except sqlite3.DatabaseError as error:
             raise LedgerError(self._not_a_ledger(error)) from error
+
+    def claim_target(self, target: str) -> None:
+        """Bind the ledger to one import target; a ledger of another target is refused.
+
+        Engagement ids and outcomes of one target mean nothing to another: reusing the
+        ledger would skip every row as already imported. A ledger from before targets
+        existed, with rows in it, is AskElephant's.
+        """
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'target'").fetchone()
+        recorded = row[0] if row else None
+        if recorded is None and self.db.execute("SELECT 1 FROM engagements LIMIT 1").fetchone():
+            recorded = LEGACY_TARGET
+        if recorded is None:
+            if not self.readonly:
+                with self.db.conn:
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES ('target', ?)", [target])
+            return
+        if recorded != target:
+            raise LedgerError(
+                f"the ledger {self.path} records an import into {recorded}, not {target}: "
+                f"pass --target {recorded}, or another --ledger for {target}"
+            )
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
