@@ -173,6 +173,31 @@ mapping_options = _stack(
         help="Let AskElephant run workflows and recap emails (off for historical imports).",
     ),
     click.option(
+        "--date-format",
+        help="strptime format of start_at cells, e.g. '%m/%d/%Y %I:%M %p' (also [formats] in "
+        "the mapping). Without it common formats are recognised.",
+    ),
+    click.option(
+        "--dayfirst",
+        is_flag=True,
+        help="Numeric dates are day first (05/03/2024 is 5 March) when the file cannot say.",
+    ),
+    click.option(
+        "--monthfirst",
+        is_flag=True,
+        help="Numeric dates are month first (03/05/2024 is March 5) when the file cannot say.",
+    ),
+    click.option(
+        "--delimiter",
+        help="CSV cell delimiter: , ; | or tab [default: sniffed from the header line].",
+    ),
+    click.option(
+        "--encoding",
+        help="CSV text encoding: utf-8, utf-8-sig, utf-16, cp1252 or latin-1 [default: from "
+        "the BOM, else utf-8].",
+    ),
+    click.option("--sheet", help=".xlsx manifests: the sheet to read [default: the first]."),
+    click.option(
         "--skip-without-media",
         is_flag=True,
         help="Rows with a blank media URL (calls without a recording) are skipped, not invalid "
@@ -289,6 +314,12 @@ def _import_settings(
     run_workflows: bool,
     batch_size: int,
     skip_without_media: bool = False,
+    date_format: str | None = None,
+    dayfirst: bool = False,
+    monthfirst: bool = False,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    sheet: str | None = None,
     on_change: str = "report",
     include_permanent: bool = False,
     only_failed: bool = False,
@@ -300,6 +331,8 @@ def _import_settings(
 ) -> Any:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    from importer.csv_dialect import delimiter_option, encoding_option
+    from importer.manifest import SourceOptions
     from importer.mapping import load_mapping
     from importer.pipeline import ImportSettings
     from importer.plan import PlanOptions
@@ -317,6 +350,9 @@ def _import_settings(
     columns = load_mapping(mapping)
     return ImportSettings(
         manifest=manifest,
+        source=SourceOptions(
+            delimiter=delimiter_option(delimiter), encoding=encoding_option(encoding), sheet=sheet
+        ),
         mapping=MappingOptions(
             source_system=source_system,
             prefix=prefix,
@@ -324,6 +360,7 @@ def _import_settings(
             run_workflows=run_workflows,
             columns=columns,
             skip_without_media=skip_without_media or columns.skip_without_media,
+            dates=_date_style(columns, date_format, dayfirst, monthfirst),
         ),
         plan=PlanOptions(include_permanent=include_permanent, only_failed=only_failed),
         send=SendSettings(
@@ -336,6 +373,26 @@ def _import_settings(
     )
 
 
+def _date_style(columns: Any, date_format: str | None, dayfirst: bool, monthfirst: bool) -> Any:
+    """The options win over the mapping's [formats] start_at."""
+    from importer.dates import DAYFIRST, MONTHFIRST, ORDERS, DateStyle
+
+    if dayfirst and monthfirst:
+        raise click.UsageError("--dayfirst and --monthfirst contradict each other: pick one")
+    if date_format is not None and "%" not in date_format:
+        raise click.BadParameter(
+            f"{date_format!r} has no strptime codes; e.g. '%m/%d/%Y %I:%M %p'",
+            param_hint="--date-format",
+        )
+    given = columns.formats.get("start_at")
+    order = DAYFIRST if dayfirst else MONTHFIRST if monthfirst else None
+    if date_format or order:
+        return DateStyle(format=date_format, order=order)
+    if given in ORDERS:
+        return DateStyle(order=given)
+    return DateStyle(format=given)
+
+
 def _print_plan(settings: Any, ledger_path: Path, out: Path | None, as_json: bool) -> int:
     from importer.ledger import open_ledger
     from importer.outcomes import Action
@@ -345,8 +402,10 @@ def _print_plan(settings: Any, ledger_path: Path, out: Path | None, as_json: boo
     with open_ledger(ledger_path, readonly=True) as ledger:
         handle = _open_for_writing(out) if out else None
         try:
-            printer = PlanPrinter(csv_handle=handle)
-            plan_manifest(settings, ledger, printer)
+            printer = PlanPrinter(
+                csv_handle=handle, start_at_column=settings.mapping.columns.column_of("start_at")
+            )
+            plan_manifest(settings, ledger, printer, on_notice=printer.notices.append)
         finally:
             if handle:
                 handle.close()
@@ -575,6 +634,12 @@ def retry(ctx: click.Context, **options: Any) -> None:
             run_workflows=bool(last.get("run_workflows")),
             batch_size=int(last.get("batch_size", 1000)),
             skip_without_media=bool(last.get("skip_without_media")),
+            date_format=last.get("date_format"),
+            delimiter=last.get("delimiter"),
+            encoding=last.get("encoding"),
+            sheet=last.get("sheet"),
+            dayfirst=bool(last.get("dayfirst")),
+            monthfirst=bool(last.get("monthfirst")),
             include_permanent=options["include_permanent"],
             only_failed=True,
             **_pick(options, "concurrency", "rate", "max_attempts"),
@@ -723,6 +788,12 @@ def _mapping_values(options: dict[str, Any]) -> dict[str, Any]:
         "run_workflows",
         "batch_size",
         "skip_without_media",
+        "date_format",
+        "dayfirst",
+        "monthfirst",
+        "delimiter",
+        "encoding",
+        "sheet",
     )
 
 

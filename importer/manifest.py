@@ -1,8 +1,11 @@
-"""Reading manifests: CSV or Parquet, in bounded batches, with the file's own row numbers.
+"""Reading manifests: CSV, Excel ``.xlsx`` or Parquet, in bounded batches, with row numbers.
 
 CSV goes through the standard library's ``csv`` module rather than pandas: only it can tell
 the line a record starts on when quoted cells span several lines, and users fix files by
-line number. Parquet goes through pyarrow record batches. Either way memory holds one batch.
+line number. Its encoding and delimiter come from the file or the options
+(``csv_dialect``). ``.xlsx`` sheets are streamed with openpyxl (``xlsx``), numbered as Excel
+numbers rows; Parquet goes through pyarrow record batches. Either way memory holds one
+batch. A report footer after the last record (``footers``) is dropped, and counted.
 
     >>> sample = Path(__file__).parent.parent / "manifests" / "sample.csv"
     >>> for batch in read_manifest(sample, batch_size=2):
@@ -19,14 +22,19 @@ import io
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from importer.csv_dialect import detect_encoding, sniff_delimiter
 from importer.errors import ManifestError
+from importer.footers import FooterStats, drop_trailing_footer
 from importer.spreadsheet import restore
 
 DEFAULT_BATCH_SIZE = 1000
+# Integers above 2**53 cannot all be held by a float: such an id has already been altered.
+MAX_EXACT_FLOAT = 2**53
 # A single cell may legitimately hold a whole transcript (up to 950,000 bytes) and more.
 csv.field_size_limit(16 * 1024 * 1024)
 
@@ -41,12 +49,35 @@ class ManifestRow:
     """A structural problem with the record itself (e.g. too many cells)."""
 
 
+@dataclass(frozen=True)
+class SourceOptions:
+    """How to read the file, where the file itself cannot say."""
+
+    delimiter: str | None = None
+    """CSV: the cell delimiter; None sniffs it from the header line."""
+    encoding: str | None = None
+    """CSV: the text encoding; None takes it from the BOM, else UTF-8."""
+    sheet: str | None = None
+    """.xlsx: the sheet's name; None is the first sheet."""
+    id_column: str | None = None
+    """The column ids are read from: numbers there must convert to text exactly."""
+
+
+@dataclass
+class ReadStats:
+    """What a complete read of the file noticed, for one notice each."""
+
+    footer: FooterStats = field(default_factory=FooterStats)
+
+
 def manifest_format(path: Path) -> str:
-    """``csv`` or ``parquet``, from the extension, else from the file's magic bytes."""
+    """``csv``, ``xlsx`` or ``parquet``, from the extension, else from the magic bytes."""
     suffix = path.suffix.lower()
-    if suffix in {".xlsx", ".xls", ".xlsm", ".ods", ".numbers"}:
+    if suffix in {".xlsx", ".xlsm"}:
+        return "xlsx"
+    if suffix in {".xls", ".ods", ".numbers"}:
         raise ManifestError(
-            str(path), "is a spreadsheet workbook: save it as CSV (UTF-8) or Parquet first"
+            str(path), f"is a {suffix} workbook: save it as .xlsx, CSV (UTF-8) or Parquet first"
         )
     if suffix in {".parquet", ".pq"}:
         return "parquet"
@@ -57,6 +88,8 @@ def manifest_format(path: Path) -> str:
             head = handle.read(4)
     except OSError as error:
         raise ManifestError(str(path), f"cannot be read ({error.strerror})") from error
+    if head == b"PK\x03\x04":
+        return "xlsx"
     return "parquet" if head == b"PAR1" else "csv"
 
 
@@ -70,27 +103,76 @@ def check_readable(path: Path) -> None:
         raise ManifestError(str(path), "is empty: a manifest needs a header row and data rows")
 
 
-def read_columns(path: Path) -> list[str]:
+def read_columns(path: Path, source: SourceOptions | None = None) -> list[str]:
     """The manifest's column names, without reading its rows."""
+    source = source or SourceOptions()
     check_readable(path)
-    if manifest_format(path) == "parquet":
+    kind = manifest_format(path)
+    if kind == "parquet":
         return _parquet_file(path).schema_arrow.names
-    with _open_csv(path) as handle:
-        return _csv_header(path, csv.reader(handle))
+    if kind == "xlsx":
+        for _, values in _sheet_records(path, source):
+            return _sheet_header(path, values)
+        raise ManifestError(str(path), "has no header row (the sheet is empty)")
+    with _open_csv(path, source) as handle:
+        return _csv_header(path, _csv_reader(handle, source))
 
 
-def read_manifest(path: Path, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[list[ManifestRow]]:
+def read_samples(
+    path: Path, source: SourceOptions | None = None, limit: int = 50
+) -> Iterator[ManifestRow]:
+    """The first ``limit`` records (for ``importer init``)."""
+    count = 0
+    for batch in read_manifest(path, min(limit, DEFAULT_BATCH_SIZE), source):
+        for row in batch:
+            yield row
+            count += 1
+            if count >= limit:
+                return
+
+
+def read_manifest(
+    path: Path,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    source: SourceOptions | None = None,
+    stats: ReadStats | None = None,
+) -> Iterator[list[ManifestRow]]:
     """Yield the manifest's records in batches of at most ``batch_size``."""
+    source = source or SourceOptions()
     check_readable(path)
-    if manifest_format(path) == "parquet":
-        yield from _read_parquet(path, batch_size)
+    kind = manifest_format(path)
+    if kind == "parquet":
+        yield from _read_parquet(path, batch_size, source)
+    elif kind == "xlsx":
+        yield from _batches(_read_sheet(path, source, stats), batch_size)
     else:
-        yield from _read_csv(path, batch_size)
+        yield from _batches(_read_csv(path, source, stats), batch_size)
 
 
-def _open_csv(path: Path) -> io.TextIOWrapper:
+def _batches(rows: Iterator[ManifestRow], batch_size: int) -> Iterator[list[ManifestRow]]:
+    batch: list[ManifestRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _open_csv(path: Path, source: SourceOptions) -> io.TextIOWrapper:
+    encoding = detect_encoding(path, source.encoding)
     # surrogateescape keeps undecodable bytes so the row, not the file, is reported.
-    return path.open("r", encoding="utf-8-sig", errors="surrogateescape", newline="")
+    return path.open("r", encoding=encoding, errors="surrogateescape", newline="")
+
+
+def _csv_reader(handle: io.TextIOWrapper, source: SourceOptions) -> Any:
+    delimiter = source.delimiter
+    if delimiter is None:
+        first_line = handle.readline()
+        handle.seek(0)
+        delimiter = sniff_delimiter(first_line)
+    return csv.reader(handle, delimiter=delimiter, strict=False)
 
 
 def _csv_header(path: Path, reader: Any) -> list[str]:
@@ -113,42 +195,106 @@ def _has_undecodable(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
-def _read_csv(path: Path, batch_size: int) -> Iterator[list[ManifestRow]]:
-    with _open_csv(path) as handle:
-        reader = csv.reader(handle, strict=False)
+def _read_csv(path: Path, source: SourceOptions, stats: ReadStats | None) -> Iterator[ManifestRow]:
+    with _open_csv(path, source) as handle:
+        reader = _csv_reader(handle, source)
         header = _csv_header(path, reader)
-        batch: list[ManifestRow] = []
+        footer = stats.footer if stats is not None else None
+        for line, record, _ in drop_trailing_footer(_csv_records(path, reader), footer):
+            yield _row(header, line, record)
+
+
+def _csv_records(path: Path, reader: Any) -> Iterator[tuple[int, list[str], None]]:
+    start_line = reader.line_num + 1
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise ManifestError(
+                str(path), f"line {start_line} cannot be read as CSV ({error})"
+            ) from error
+        line = start_line
         start_line = reader.line_num + 1
-        while True:
-            try:
-                record = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as error:
-                raise ManifestError(
-                    str(path), f"line {start_line} cannot be read as CSV ({error})"
-                ) from error
-            line = start_line
-            start_line = reader.line_num + 1
-            if not any(cell.strip() for cell in record):
-                continue  # blank lines carry no recording
-            problem = None
-            if len(record) > len(header):
-                extra = record[len(header) :]
-                if any(cell.strip() for cell in extra):
-                    problem = (
-                        f"has {len(record)} cells but the header has {len(header)} columns "
-                        "(a delimiter inside an unquoted cell?)"
-                    )
-            cells = {name: restore(cell) for name, cell in zip(header, record, strict=False)}
-            for name in header[len(record) :]:
-                cells[name] = ""
-            batch.append(ManifestRow(line, cells, problem))
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
+        if any(cell.strip() for cell in record):  # blank lines carry no recording
+            yield line, record, None
+
+
+def _row(header: list[str], number: int, record: list[str]) -> ManifestRow:
+    problem = None
+    if len(record) > len(header):
+        extra = record[len(header) :]
+        if any(cell.strip() for cell in extra):
+            problem = (
+                f"has {len(record)} cells but the header has {len(header)} columns "
+                "(a delimiter inside an unquoted cell?)"
+            )
+    cells = {name: restore(cell) for name, cell in zip(header, record, strict=False)}
+    for name in header[len(record) :]:
+        cells[name] = ""
+    return ManifestRow(number, cells, problem)
+
+
+def _sheet_records(path: Path, source: SourceOptions) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    from importer.xlsx import sheet_rows
+
+    return sheet_rows(path, source.sheet)
+
+
+def _sheet_header(path: Path, values: tuple[Any, ...]) -> list[str]:
+    names = [parquet_cell(value).strip() for value in values]
+    while names and not names[-1]:
+        names.pop()  # formatting can stretch a sheet past its last column
+    if not any(names):
+        raise ManifestError(str(path), "has no header row (row 1 of the sheet is blank)")
+    repeated = sorted({name for name in names if names.count(name) > 1 and name})
+    if repeated:
+        raise ManifestError(str(path), f"header names a column twice: {', '.join(repeated)}")
+    return names
+
+
+def _read_sheet(
+    path: Path, source: SourceOptions, stats: ReadStats | None
+) -> Iterator[ManifestRow]:
+    records = _sheet_records(path, source)
+    header: list[str] | None = None
+    for _, values in records:
+        header = _sheet_header(path, values)
+        break
+    if header is None:
+        raise ManifestError(str(path), "has no header row (the sheet is empty)")
+    id_index = header.index(source.id_column) if source.id_column in header else None
+
+    def texts() -> Iterator[tuple[int, list[str], tuple[Any, ...]]]:
+        for number, values in records:
+            cells = [parquet_cell(value) for value in values]
+            if any(cell.strip() for cell in cells):
+                yield number, cells, values
+
+    footer = stats.footer if stats is not None else None
+    for number, cells, values in drop_trailing_footer(texts(), footer):
+        if id_index is not None and id_index < len(values):
+            cells[id_index] = id_text(values[id_index], str(path), header[id_index], number)
+        yield _row(header, number, cells)
+
+
+def id_text(value: Any, path: str, column: str, row: int) -> str:
+    """An id cell as text, exactly; a number a float cannot hold exactly is a file error."""
+    if isinstance(value, float) and not math.isnan(value):
+        if not value.is_integer() or abs(value) > MAX_EXACT_FLOAT:
+            raise ManifestError(
+                path,
+                f"column {column!r} holds ids as floating-point numbers, which keep only "
+                f"15-16 digits: row {row} has {value!r}, so the CRM's id may already be "
+                "altered and would become a wrong idempotency key. Export the id column as "
+                "text (Excel: format it as Text; pandas: read it with dtype=str) and try again",
+                column=column,
+            )
+        return str(int(value))
+    if isinstance(value, Decimal):
+        return str(int(value)) if value == value.to_integral_value() else str(value)
+    return parquet_cell(value)
 
 
 def _parquet_file(path: Path) -> Any:
@@ -161,11 +307,14 @@ def _parquet_file(path: Path) -> Any:
         raise ManifestError(str(path), f"is not a readable Parquet file ({error})") from error
 
 
-def _read_parquet(path: Path, batch_size: int) -> Iterator[list[ManifestRow]]:
+def _read_parquet(
+    path: Path, batch_size: int, source: SourceOptions
+) -> Iterator[list[ManifestRow]]:
     import pyarrow as pa
 
     parquet = _parquet_file(path)
     names = parquet.schema_arrow.names
+    id_column = source.id_column
     row_number = 0
     try:
         for record_batch in parquet.iter_batches(batch_size=batch_size):
@@ -173,6 +322,8 @@ def _read_parquet(path: Path, batch_size: int) -> Iterator[list[ManifestRow]]:
             for record in record_batch.to_pylist():
                 row_number += 1
                 cells = {name: parquet_cell(record.get(name)) for name in names}
+                if id_column is not None and id_column in record:
+                    cells[id_column] = id_text(record[id_column], str(path), id_column, row_number)
                 if any(cell.strip() for cell in cells.values()):
                     batch.append(ManifestRow(row_number, cells))
             yield batch
@@ -192,6 +343,8 @@ def parquet_cell(value: Any) -> str:
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "surrogateescape")
     if isinstance(value, list | dict | tuple):

@@ -114,7 +114,7 @@ class ColumnMapping:
         shown = ", ".join(repr(name) for name in present) or "none"
         hint = ""
         if len(present) == 1 and any(sep in present[0] for sep in ";\t|"):
-            hint = " The header looks like one column: is the file comma-separated?"
+            hint = " The header looks like one column: pass --delimiter (, ; | or tab)."
         if missing == ["source_system"]:
             hint += " Pass --source-system NAME or add a source_system column."
         raise ManifestError(

@@ -24,7 +24,7 @@ from importer.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED
 from importer.events import FAILED_BEFORE, Reporter
 from importer.facts import Reject
 from importer.ledger import Ledger
-from importer.manifest import read_columns, read_manifest
+from importer.manifest import ReadStats, SourceOptions, read_columns, read_manifest
 from importer.manifest_index import ManifestIndex
 from importer.outcomes import REJECTED_ACTIONS, REPORTED_ACTIONS, Action, Outcome
 from importer.plan import DuplicateInfo, PlannedRow, PlanOptions, plan_row
@@ -50,6 +50,8 @@ class ImportSettings:
 
     manifest: Path
     mapping: MappingOptions = field(default_factory=MappingOptions)
+    source: SourceOptions = field(default_factory=SourceOptions)
+    """How to read the file: delimiter, encoding, sheet."""
     plan: PlanOptions = field(default_factory=PlanOptions)
     send: SendSettings = field(default_factory=SendSettings)
     on_change: str = "report"
@@ -133,18 +135,23 @@ def mapped_batches(
     options: MappingOptions,
     batch_size: int,
     media_failures: Callable[[list[str]], dict[str, str]] | None = None,
+    source: SourceOptions | None = None,
+    stats: ReadStats | None = None,
 ) -> Iterator[list[MappedRow]]:
     """Every row of the manifest, mapped and validated, batch by batch.
 
     ``media_failures`` (from a preflight) maps failing media URLs to the reason.
     """
+    source = dataclasses.replace(
+        source or SourceOptions(), id_column=options.columns.column_of("id")
+    )
     options.columns.check_columns(
-        manifest, read_columns(manifest), source_system_given=bool(options.source_system)
+        manifest, read_columns(manifest, source), source_system_given=bool(options.source_system)
     )
     reader = transcript_reader(manifest.parent)
     column = options.columns.column_of("media_url")
     mapper = options.row_mapper or map_row
-    for batch in read_manifest(manifest, batch_size):
+    for batch in read_manifest(manifest, batch_size, source, stats):
         mapped = [
             mapper(
                 row.cells,
@@ -184,7 +191,9 @@ async def preflight_media(ledger: Ledger, settings: ImportSettings, reporter: Re
     from importer.urlsafety import system_resolver
 
     totals: Counter[str] = Counter()
-    for batch in mapped_batches(settings.manifest, settings.mapping, settings.batch_size):
+    for batch in mapped_batches(
+        settings.manifest, settings.mapping, settings.batch_size, source=settings.source
+    ):
         urls = [url for r in batch if (url := _media_url(r))]
         totals.update(
             await preflight(
@@ -206,14 +215,19 @@ def _media_filter(ledger: Ledger, settings: ImportSettings) -> Any:
 
 
 def index_manifest(
-    ledger: Ledger, settings: ImportSettings
+    ledger: Ledger, settings: ImportSettings, stats: ReadStats | None = None
 ) -> tuple[ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
     """Pass one: validate everything and find external_ids used on several rows."""
     index = ManifestIndex(ledger)
     index.start()
     seen: Counter[str] = Counter()
     for batch in mapped_batches(
-        settings.manifest, settings.mapping, settings.batch_size, _media_filter(ledger, settings)
+        settings.manifest,
+        settings.mapping,
+        settings.batch_size,
+        _media_filter(ledger, settings),
+        settings.source,
+        stats,
     ):
         valid = [(r.external_id, r.row_number, r.payload_hash) for r in batch if r.valid]
         index.add(valid)  # type: ignore[arg-type]
@@ -231,7 +245,11 @@ def planned_batches(
 ) -> Iterator[list[PlannedRow]]:
     """Pass two: each row's action, given the ledger."""
     for batch in mapped_batches(
-        settings.manifest, settings.mapping, settings.batch_size, _media_filter(ledger, settings)
+        settings.manifest,
+        settings.mapping,
+        settings.batch_size,
+        _media_filter(ledger, settings),
+        settings.source,
     ):
         facts = ledger.facts_for(r.external_id for r in batch if r.external_id)
         yield [
@@ -243,6 +261,36 @@ def planned_batches(
             )
             for row in batch
         ]
+
+
+def prepare(settings: ImportSettings) -> tuple[ImportSettings, list[str]]:
+    """Settle what the file as a whole decides (its date order) before any row is mapped."""
+    from importer.file_checks import settle_dates
+
+    source = dataclasses.replace(
+        settings.source, id_column=settings.mapping.columns.column_of("id")
+    )
+    mapping, notices = settle_dates(
+        settings.manifest, settings.mapping, source, settings.batch_size
+    )
+    return dataclasses.replace(settings, mapping=mapping), notices
+
+
+def read_notices(settings: ImportSettings, stats: ReadStats) -> list[str]:
+    """What a complete read noticed: unused columns, a dropped report footer."""
+    notices = []
+    columns = read_columns(settings.manifest, settings.source)
+    unused = settings.mapping.columns.unused_columns(columns)
+    if unused:
+        notices.append(f"Columns not used (not in the mapping): {', '.join(unused)}")
+    footer = stats.footer
+    if footer.rows:
+        rows = ", ".join(str(n) for n in footer.rows)
+        notices.append(
+            f"Skipped the report footer after the last record ({len(footer.rows)} row(s): "
+            f"{rows}, starting {footer.first_cell!r})."
+        )
+    return notices
 
 
 def reject_of(planned: PlannedRow, manifest: str) -> Reject | None:
@@ -302,12 +350,15 @@ async def run_import(
     """Plan the manifest against the ledger and send what needs sending."""
     started = time.monotonic()
     manifest_key = str(settings.manifest.resolve())
+    settings, notices = prepare(settings)
+    for notice in notices:
+        reporter.notice(notice)
     if settings.check_media:
         await preflight_media(ledger, settings, reporter)
-    index, duplicates, seen = index_manifest(ledger, settings)
-    unused = settings.mapping.columns.unused_columns(read_columns(settings.manifest))
-    if unused:
-        reporter.notice(f"Columns not used (not in the mapping): {', '.join(unused)}")
+    stats = ReadStats()
+    index, duplicates, seen = index_manifest(ledger, settings, stats)
+    for notice in read_notices(settings, stats):
+        reporter.notice(notice)
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
     if not (settings.plan.only_failed or settings.contacts_only):
         index.register_pending(manifest_key, conflicting)
@@ -437,13 +488,19 @@ def plan_manifest(
     ledger: Ledger,
     on_row: Callable[[PlannedRow], None],
     reporter: Reporter | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> Counter[Action]:
     """The plan alone: every row's action, sending no create and writing nothing."""
+    settings, notices = prepare(settings)
     if settings.check_media:
         from importer.events import HumanReporter
 
         asyncio.run(preflight_media(ledger, settings, reporter or HumanReporter()))
-    _, duplicates, _ = index_manifest(ledger, settings)
+    stats = ReadStats()
+    _, duplicates, _ = index_manifest(ledger, settings, stats)
+    for notice in [*notices, *read_notices(settings, stats)]:
+        if on_notice is not None:
+            on_notice(notice)
     counts: Counter[Action] = Counter()
     for batch in planned_batches(ledger, settings, duplicates):
         for planned in batch:

@@ -22,10 +22,10 @@ The same plan (actions are ``importer.outcomes.Action``) drives ``importer plan`
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from importer.dates import same_instant
 from importer.facts import LedgerFact
 from importer.outcomes import SENDING_ACTIONS, Action, Status
 from importer.validate import MappedRow, contacts_hash, field_hashes
@@ -163,20 +163,9 @@ def server_view(payload: dict[str, Any], engagement: dict[str, Any]) -> dict[str
         if held is None or field not in payload:
             continue
         if field == "start_at":
-            if _same_instant(str(payload[field]), str(held)):
+            if same_instant(str(payload[field]), str(held)):
                 continue
             view[field] = str(held)
         elif held != payload[field]:
             view[field] = held
     return view
-
-
-def _same_instant(a: str, b: str) -> bool:
-    try:
-        first = dt.datetime.fromisoformat(a.replace("Z", "+00:00"))
-        second = dt.datetime.fromisoformat(b.replace("Z", "+00:00"))
-    except ValueError:
-        return a == b
-    if (first.tzinfo is None) != (second.tzinfo is None):
-        return False
-    return first == second

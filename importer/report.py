@@ -21,7 +21,7 @@ from importer.spreadsheet import defuse
 
 Name = TypeVar("Name", bound=str)
 
-PLAN_COLUMNS = ["row", "external_id", "action", "reason"]
+PLAN_COLUMNS = ["row", "external_id", "action", "reason", "start_at_cell", "start_at_sent"]
 SUCCESS_COLUMNS = [
     "manifest",
     "row",
@@ -78,8 +78,16 @@ def format_counts(counts: Mapping[Name, int], title: str) -> str:
 class PlanPrinter:
     """Collects planned rows: counts, the first few of each action, and optional CSV."""
 
-    def __init__(self, examples: int = 5, csv_handle: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        examples: int = 5,
+        csv_handle: IO[str] | None = None,
+        start_at_column: str = "start_at",
+    ) -> None:
         self.examples = examples
+        self.start_at_column = start_at_column
+        self.notices: list[str] = []
+        """File-level notes (how dates were read, a skipped footer), shown before the rows."""
         self.counts: Counter[Action] = Counter()
         self.samples: dict[Action, list[PlannedRow]] = {}
         self.writer = SafeCsvWriter(csv_handle) if csv_handle else None
@@ -94,11 +102,22 @@ class PlanPrinter:
             bucket.append(planned)
         if self.writer:
             row = planned.row
-            self.writer.writerow([row.row_number, row.external_id or "", action, planned.reason])
+            sent = row.payload.get("start_at", "") if row.payload else ""
+            self.writer.writerow(
+                [
+                    row.row_number,
+                    row.external_id or "",
+                    action,
+                    planned.reason,
+                    row.cells.get(self.start_at_column, ""),
+                    sent,
+                ]
+            )
 
     def text(self, manifest: str) -> str:
         """The human summary: a table of actions, then examples of each."""
-        parts = [format_counts(self.counts, f"Plan for {manifest} (nothing was sent):")]
+        parts = [*self.notices]
+        parts.append(format_counts(self.counts, f"Plan for {manifest} (nothing was sent):"))
         for action in Action:
             rows = self.samples.get(action)
             if not rows:
@@ -116,6 +135,7 @@ class PlanPrinter:
         return json.dumps(
             {
                 "manifest": manifest,
+                "notices": self.notices,
                 "counts": dict(self.counts),
                 "examples": {
                     action: [

@@ -14,7 +14,6 @@ passes in, so tests give a dictionary and the pipeline gives the file system.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import hashlib
 import json
@@ -23,9 +22,10 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from importer import contract
+from importer.cells import InvalidCell
+from importer.dates import DateStyle, parse_start_at
 from importer.mapping import ColumnMapping
 
 TranscriptReader = Callable[[str], str]
@@ -33,13 +33,6 @@ TranscriptReader = Callable[[str], str]
 RowMapper = Callable[..., "MappedRow"]
 """``map_row``'s signature: a target's field table turning cells into its create request."""
 
-# Recordings come from the past: anything outside these years is a mistaken column.
-EARLIEST_YEAR, LATEST_YEAR = 1990, 2100
-EPOCH_MS_THRESHOLD = 100_000_000_000
-# Excel stores dates as days since 1899-12-30: 5-digit numbers, often with a fraction.
-EXCEL_SERIAL = re.compile(
-    r"[1-9]\d{4}(\.\d+)?"
-)  # larger numbers are milliseconds (year 5138 in seconds)
 TRUE_WORDS = {"true", "yes", "y", "1", "t"}
 FALSE_WORDS = {"false", "no", "n", "0", "f"}
 NAME_EMAIL = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<\s*(?P<email>[^<>]*)\s*>\s*$")
@@ -47,10 +40,6 @@ NAME_EMAIL = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<\s*(?P<email>[^<>]*)\s*>\s*$"
 
 class TranscriptUnavailable(Exception):
     """A transcript_path that cannot be read, with a reason for the user."""
-
-
-class InvalidCell(ValueError):
-    """A cell that cannot be read as its field; the message says why, for the user."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +58,8 @@ class MappingOptions:
     """A row with a blank media URL is ``skipped`` (nothing to import), not invalid."""
     row_mapper: RowMapper | None = None
     """The target's field table (e.g. DevRev's); None maps rows with ``map_row`` below."""
+    dates: DateStyle = field(default_factory=DateStyle)
+    """How start_at cells write dates: a format, or day-first / month-first."""
 
 
 @dataclass(frozen=True)
@@ -208,7 +199,7 @@ def map_row(
 
     payload["run_workflows"] = options.run_workflows
     try:
-        payload["start_at"] = parse_start_at(values["start_at"], options.timezone)
+        payload["start_at"] = parse_start_at(values["start_at"], options.timezone, options.dates)
     except InvalidCell as error:
         checker.fail("start_at", "date_time", str(error))
 
@@ -318,78 +309,6 @@ def _has_credentials(url: str) -> bool:
         return parts.username is not None or parts.password is not None
     except ValueError:
         return False
-
-
-def parse_start_at(text: str, timezone: str) -> str:
-    """An RFC 3339 UTC timestamp; ``InvalidCell`` when the cell cannot be read as one.
-
-    Accepts ISO 8601, ``YYYY-MM-DD HH:MM[:SS]``, and epoch seconds or milliseconds; naive
-    times are read in ``timezone``.
-    """
-    value = text.strip()
-    if not value:
-        raise InvalidCell(
-            "is blank; the API would use the time of the import instead of the recording's"
-        )
-    moment: dt.datetime | None = None
-    if re.fullmatch(r"-?\d+(\.\d+)?", value):
-        number = float(value)
-        seconds = number / 1000 if abs(number) >= EPOCH_MS_THRESHOLD else number
-        try:
-            moment = dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            raise InvalidCell(f"{value!r} is not a usable epoch time") from None
-    else:
-        candidate = value.replace("z", "Z")
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", candidate):
-            raise InvalidCell(
-                f"{value!r} has a date but no time of day; add the time, e.g. {value}T14:30"
-            )
-        try:
-            moment = dt.datetime.fromisoformat(candidate)
-        except ValueError:
-            raise InvalidCell(
-                f"{value!r} is not a date and time; use ISO 8601 "
-                "(2024-03-05T14:30:00+01:00), 'YYYY-MM-DD HH:MM' or epoch seconds"
-            ) from None
-        if moment.tzinfo is None:
-            moment = _localise(moment, ZoneInfo(timezone), value, timezone)
-    # Checked before converting (year 9999 cannot be converted) and after: the UTC time is
-    # what is sent, and an offset can move it across a year boundary.
-    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
-        hint = ""
-        if EXCEL_SERIAL.fullmatch(value):
-            hint = " (it looks like an Excel serial date: export dates as text, e.g. ISO 8601)"
-        raise InvalidCell(
-            f"{value!r} is in {moment.year}: outside {EARLIEST_YEAR}-{LATEST_YEAR}{hint}"
-        )
-    utc_year = moment.astimezone(dt.timezone.utc).year
-    if not EARLIEST_YEAR <= utc_year <= LATEST_YEAR:
-        raise InvalidCell(
-            f"{value!r} is in {utc_year} in UTC: outside {EARLIEST_YEAR}-{LATEST_YEAR}"
-        )
-    return format_rfc3339(moment)
-
-
-def _localise(naive: dt.datetime, zone: ZoneInfo, value: str, name: str) -> dt.datetime:
-    """A wall-clock time in ``zone``; a time skipped by a clock change is an error.
-
-    A time that happens twice (clocks going back) is read as the first of the two.
-    """
-    moment = naive.replace(tzinfo=zone)
-    back = moment.astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
-    if back != naive:
-        raise InvalidCell(
-            f"{value!r} does not exist in {name}: the clocks skipped that hour; "
-            "give the time with its offset"
-        )
-    return moment
-
-
-def format_rfc3339(moment: dt.datetime) -> str:
-    """UTC with a ``T`` and an explicit ``+00:00`` offset: the strictest ``date-time``."""
-    utc = moment.astimezone(dt.timezone.utc)
-    return utc.isoformat(timespec="seconds" if utc.microsecond == 0 else "milliseconds")
 
 
 def parse_participants(text: str) -> list[dict[str, Any]]:

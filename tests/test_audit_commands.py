@@ -83,8 +83,7 @@ EXPECTED_PLAN_COUNTS = {
     "duplicate": 2,
     "repeated": 1,
 }
-EXPECTED_PLAN_CSV = [
-    ["row", "external_id", "action", "reason"],
+PLAN_ROWS = [
     ["2", "crm:rec-1", "already imported", ""],
     ["3", "crm:rec-2", "changed since import", "fields differ from what was imported: title"],
     ["4", "crm:rec-3", "retry", "failed transiently before"],
@@ -98,6 +97,21 @@ EXPECTED_PLAN_CSV = [
     ],
     ["8", "crm:rec-6", "duplicate", CONFLICT_5.replace("rec-5", "rec-6")],
     ["9", "crm:rec-4", "repeated", "same as row 5; sent once"],
+]
+
+
+def start_at_cells(n: int, sent: bool = True) -> list[str]:
+    """The start_at cell of ``row(n)`` and, for a valid row, the value that is sent."""
+    cell = row(n)["start_at"]
+    return [cell, cell.replace("Z", "+00:00") if sent else ""]
+
+
+EXPECTED_PLAN_CSV = [
+    ["row", "external_id", "action", "reason", "start_at_cell", "start_at_sent"],
+    *(
+        [*line, *start_at_cells(int(line[1].split("-")[1]), line[2] != "invalid")]
+        for line in PLAN_ROWS
+    ),
 ]
 
 

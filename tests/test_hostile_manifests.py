@@ -51,7 +51,7 @@ def media(file: str) -> Case:
 FILE_LEVEL = [
     Case("empty.csv", 2, fragment="is empty"),
     Case("missing_column.csv", 2, fragment="'media_url' not found"),
-    Case("semicolons.csv", 2, fragment="comma-separated"),
+    Case("semicolons.csv", 2, fragment="pass --delimiter", options=("--delimiter", ",")),
     Case("binary_garbage.csv", 2, fragment="not a UTF-8 CSV"),
     Case("duplicate_header.csv", 2, fragment="column twice: title"),
     Case("no_source_system_column.csv", 2, fragment="--source-system"),
@@ -111,6 +111,7 @@ ROW_LEVEL = [
 
 ALL_VALID = [
     Case("header_only.csv", 0),
+    Case("semicolons.csv", 0, created=ids(1)),  # the delimiter is sniffed
     Case("blank_rows.csv", 0, created=ids(1, 2)),
     Case("bom_crlf.csv", 0, created=ids(1, 2)),
     Case("duplicate_ids_equal.csv", 0, created=ids(1, 2)),

@@ -230,7 +230,7 @@ def test_parquet_nanosecond_timestamps_are_readable(tmp_path: Path) -> None:
         }
     )
     [row] = rows_of(write_parquet(tmp_path / "ns.parquet", table))
-    from importer.validate import parse_start_at
+    from importer.dates import parse_start_at
 
     assert parse_start_at(row.cells["start_at"], "UTC").startswith("2024-03-05T14:30:00.123")
 
@@ -258,10 +258,17 @@ def test_garbage_with_a_parquet_extension(tmp_path: Path) -> None:
         rows_of(path)
 
 
-@pytest.mark.parametrize("suffix", [".xlsx", ".xls"])
-def test_a_spreadsheet_workbook_is_refused_with_advice(tmp_path: Path, suffix: str) -> None:
-    path = tmp_path / f"export{suffix}"
+def test_an_old_xls_workbook_is_refused_with_advice(tmp_path: Path) -> None:
+    path = tmp_path / "export.xls"
+    path.write_bytes(b"\xd0\xcf\x11\xe0 an old binary workbook")
+
+    with pytest.raises(ManifestError, match=r"save it as \.xlsx, CSV"):
+        next(read_manifest(path))
+
+
+def test_a_damaged_xlsx_is_a_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "export.xlsx"
     path.write_bytes(b"PK\x03\x04 not really a workbook")
 
-    with pytest.raises(ManifestError, match="save it as CSV"):
+    with pytest.raises(ManifestError, match=r"is not a readable \.xlsx workbook"):
         next(read_manifest(path))

@@ -9,9 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer import contract
+from importer.cells import InvalidCell
+from importer.dates import parse_start_at
 from importer.mapping import FIELDS, ColumnMapping
 from importer.validate import (
-    InvalidCell,
     MappedRow,
     MappingOptions,
     TranscriptUnavailable,
@@ -19,7 +20,6 @@ from importer.validate import (
     map_row,
     parse_contact_ids,
     parse_participants,
-    parse_start_at,
 )
 
 VALID: dict[str, str] = {
@@ -239,7 +239,7 @@ def test_start_at_forms(value: str, timezone: str, expected: str) -> None:
     [
         ("", "blank"),
         ("yesterday", "not a date and time"),
-        ("05/03/2024 14:30", "not a date and time"),
+        ("05/03/2024 14:30", "pass --dayfirst or --monthfirst"),
         ("2024-13-45T25:00:00Z", "not a date and time"),
         ("2024-03-05", "no time of day"),
         ("1200", "outside"),

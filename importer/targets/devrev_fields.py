@@ -25,8 +25,9 @@ import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
+from importer.cells import InvalidCell
+from importer.dates import parse_start_at
 from importer.validate import (
-    InvalidCell,
     MappedRow,
     MappingOptions,
     TranscriptReader,
@@ -34,7 +35,6 @@ from importer.validate import (
     _RowChecker,
     _transcript,
     has_lone_surrogate,
-    parse_start_at,
     printable_text,
 )
 
@@ -93,7 +93,9 @@ def map_row(
     payload["title"] = title
 
     try:
-        payload["scheduled_date"] = parse_start_at(values["start_at"], options.timezone)
+        payload["scheduled_date"] = parse_start_at(
+            values["start_at"], options.timezone, options.dates
+        )
     except InvalidCell as error:
         checker.fail("start_at", "date_time", str(error))
 

@@ -1,0 +1,107 @@
+"""How a CSV export is written: its text encoding and its delimiter.
+
+Exports come as UTF-8 (with or without a BOM), as Excel's "Unicode Text" (UTF-16 with a
+BOM, tab-separated), or in a Windows code page (cp1252, latin-1) with ``;`` between cells
+where the decimal separator is a comma. The BOM or ``--encoding`` decides the encoding;
+the header line decides the delimiter unless ``--delimiter`` does.
+
+    >>> sniff_delimiter("Id;Subject;Call Date")
+    ';'
+"""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+from importer.errors import ManifestError, UsageError
+
+ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1")
+DELIMITERS = (",", ";", "\t", "|")
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+SAMPLE_BYTES = 64 * 1024
+# Undecodable lines in the sample from which the file, not a row, is the problem.
+FILE_LEVEL_UNDECODABLE = 3
+
+
+def delimiter_option(value: str | None) -> str | None:
+    """``--delimiter``: one of ``, ; | tab`` (names allowed), or None to sniff."""
+    if value is None:
+        return None
+    delimiter = DELIMITER_NAMES.get(value.lower(), value)
+    if delimiter not in DELIMITERS:
+        raise UsageError(f"--delimiter must be one of , ; | tab, not {value!r}")
+    return delimiter
+
+
+def encoding_option(value: str | None) -> str | None:
+    """``--encoding``: one of ENCODINGS (any case, ``latin1``/``windows-1252`` spellings)."""
+    if value is None:
+        return None
+    spelled = value.lower().replace("_", "-")
+    spelled = {"utf8": "utf-8", "latin1": "latin-1", "windows-1252": "cp1252"}.get(spelled, spelled)
+    if spelled not in ENCODINGS:
+        raise UsageError(f"--encoding must be one of {', '.join(ENCODINGS)}, not {value!r}")
+    return spelled
+
+
+def detect_encoding(path: Path, given: str | None) -> str:
+    """The codec to open the file with: ``given``, else from the BOM, else UTF-8.
+
+    A file without a BOM whose first 64 KiB fail UTF-8 on several lines is not UTF-8: that
+    is one ``ManifestError`` for the file, showing a line as Windows-1252 would read it,
+    instead of the same error on every row.
+    """
+    with path.open("rb") as handle:
+        sample = handle.read(SAMPLE_BYTES)
+    if given in (None, "utf-16") and sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if given == "utf-8":
+        return "utf-8-sig"  # a BOM is never part of the first column's name
+    if given is not None:
+        return given
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    bad_lines = _undecodable_lines(sample)
+    if len(bad_lines) >= FILE_LEVEL_UNDECODABLE:
+        number, line = bad_lines[0]
+        if any(byte < 0x20 and byte not in b"\t\r" for byte in line):
+            raise ManifestError(
+                str(path), f"is not a UTF-8 CSV file (binary data on line {number})"
+            )
+        shown = line.decode("cp1252", "replace").strip()
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        raise ManifestError(
+            str(path),
+            f"is not UTF-8 ({len(bad_lines)} of the first lines are not, e.g. line {number}); "
+            f"read as Windows-1252, line {number} says {shown!r}. If that reads right, pass "
+            "--encoding cp1252 (or latin-1); else save the file as UTF-8",
+        )
+    return "utf-8-sig"
+
+
+def _undecodable_lines(sample: bytes) -> list[tuple[int, bytes]]:
+    lines = sample.split(b"\n")
+    if len(sample) == SAMPLE_BYTES:
+        lines = lines[:-1]  # the last line may be cut in the middle of a character
+    bad = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append((number, line))
+    return bad
+
+
+def sniff_delimiter(header: str) -> str:
+    """The candidate that splits the header line into the most cells (outside quotes)."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = False
+    for ch in header:
+        if ch == '"':
+            quoted = not quoted
+        elif not quoted and ch in counts:
+            counts[ch] += 1
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","

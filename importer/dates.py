@@ -1,0 +1,386 @@
+"""The one date-time parser: a ``start_at`` cell to the RFC 3339 UTC text that is sent.
+
+Validation, planning (comparing what AskElephant holds with what was sent) and the sandbox
+all read timestamps here, so they never disagree about what a value means.
+
+Without a format the common unambiguous forms are recognised:
+
+    >>> parse_start_at("2024-03-05T14:30:00+01:00")
+    '2024-03-05T13:30:00+00:00'
+    >>> parse_start_at("Mar 5, 2024, 2:30 PM", "America/New_York")
+    '2024-03-05T19:30:00+00:00'
+    >>> parse_start_at("1709649000")
+    '2024-03-05T14:30:00+00:00'
+
+Numeric dates such as ``03/05/2024`` are day-first in some exports and month-first in
+others. One value cannot say which; a file can (a day above 12 settles it), so the order is
+decided per file (``decide_order``) or given (``--dayfirst``, ``--monthfirst``), never
+guessed row by row:
+
+    >>> parse_start_at("03/05/2024 2:30 PM", style=DateStyle(order=MONTHFIRST))
+    '2024-03-05T14:30:00+00:00'
+    >>> parse_start_at("05.03.2024 14:30", style=DateStyle(order=DAYFIRST))
+    '2024-03-05T14:30:00+00:00'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from importer.cells import InvalidCell
+
+DAYFIRST, MONTHFIRST = "dayfirst", "monthfirst"
+ORDERS = (DAYFIRST, MONTHFIRST)
+# Recordings come from the past: anything outside these years is a mistaken column.
+EARLIEST_YEAR, LATEST_YEAR = 1990, 2100
+EPOCH_MS_THRESHOLD = 100_000_000_000
+# Excel stores dates as days since 1899-12-30: 5-digit numbers, often with a fraction.
+# Larger numbers are milliseconds (year 5138 in seconds).
+EXCEL_SERIAL = re.compile(r"[1-9]\d{4}(\.\d+)?")
+EPOCH = re.compile(r"-?\d+(\.\d+)?")
+
+MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+
+_TIME = (
+    r"(?:[ T]+|,\s*|\s+at\s+)"
+    r"(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,6}))?)?"
+    r"\s*(?P<ampm>[AaPp]\.?[Mm]\.?)?"
+    r"\s*(?P<zone>Z|z|UTC|GMT|[+-]\d{2}:?\d{2})?"
+)
+_WEEKDAY = r"(?:(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)[a-z]*\.?,?\s+)?"
+# 03/05/2024, 3/5/24, 05.03.2024, 05-03-2024 (the order of the first two decided per file)
+NUMERIC = re.compile(
+    r"(?P<a>\d{1,2})(?P<sep>[/.\-])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})\.?" + _TIME,
+    re.IGNORECASE,
+)
+# 2024/03/05 14:30
+YEAR_FIRST = re.compile(
+    r"(?P<year>\d{4})/(?P<month>\d{1,2})/(?P<day>\d{1,2})" + _TIME, re.IGNORECASE
+)
+# Mar 5, 2024, 2:30 PM / March 5 2024 14:30 / Tue, Mar 5, 2024 2:30 PM
+MONTH_NAME_FIRST = re.compile(
+    _WEEKDAY
+    + r"(?P<month_name>[a-z]{3,9})\.?\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<year>\d{4})"
+    + _TIME,
+    re.IGNORECASE,
+)
+# 5 Mar 2024 14:30 / 05-Mar-2024 14:30 / Tue, 05 Mar 2024 14:30:00 +0000
+DAY_FIRST_NAMED = re.compile(
+    _WEEKDAY + r"(?P<day>\d{1,2})(?:st|nd|rd|th)?[\s\-]+(?P<month_name>[a-z]{3,9})\.?,?[\s\-]+"
+    r"(?P<year>\d{4})" + _TIME,
+    re.IGNORECASE,
+)
+DATE_ONLY = re.compile(
+    r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.\-]\d{1,2}[/.\-](\d{4}|\d{2})|[a-z]{3,9}\.? \d{1,2},? \d{4}",
+    re.IGNORECASE,
+)
+FORMS = (
+    "ISO 8601 (2024-03-05T14:30:00+01:00), 'YYYY-MM-DD HH:MM', 'MM/DD/YYYY HH:MM AM' or "
+    "'DD.MM.YYYY HH:MM' (the file decides day or month first), 'Mar 5, 2024, 2:30 PM', "
+    "or epoch seconds"
+)
+
+
+@dataclass(frozen=True)
+class DateStyle:
+    """How a file writes its dates, when they are not self-evident."""
+
+    format: str | None = None
+    """A ``strptime`` format (``[formats]`` in the mapping, ``--date-format``)."""
+    order: str | None = None
+    """``dayfirst`` or ``monthfirst`` for numeric dates; None: undecided."""
+
+
+def parse_start_at(text: str, timezone: str = "UTC", style: DateStyle | None = None) -> str:
+    """An RFC 3339 UTC timestamp; ``InvalidCell`` when the cell cannot be read as one.
+
+    Naive times are read in ``timezone``; the message of an error shows the value and how
+    it was read.
+    """
+    style = style or DateStyle()
+    value = text.strip()
+    if not value:
+        raise InvalidCell(
+            "is blank; the API would use the time of the import instead of the recording's"
+        )
+    zone = ZoneInfo(timezone)
+    if style.format:
+        moment = _with_format(value, style.format)
+    elif EPOCH.fullmatch(value):
+        moment = _epoch(value)
+    else:
+        moment = _recognise(value, style.order)
+    if moment.tzinfo is None:
+        moment = _localise(moment, zone, value, timezone)
+    _check_years(value, moment)
+    return format_rfc3339(moment)
+
+
+def read_as(text: str, timezone: str = "UTC", style: DateStyle | None = None) -> str:
+    """``'03/05/2024 2:30 PM' -> 2024-03-05T14:30:00+00:00``, for messages and notices."""
+    try:
+        return f"{text.strip()!r} -> {parse_start_at(text, timezone, style)}"
+    except InvalidCell as error:
+        return f"{text.strip()!r}: {error}"
+
+
+def _with_format(value: str, form: str) -> dt.datetime:
+    try:
+        return dt.datetime.strptime(value, form)
+    except ValueError as error:
+        detail = str(error).replace("time data ", "").replace("unconverted data remains", "left")
+        raise InvalidCell(f"{value!r} does not match the date format {form!r} ({detail})") from None
+
+
+def _epoch(value: str) -> dt.datetime:
+    number = float(value)
+    seconds = number / 1000 if abs(number) >= EPOCH_MS_THRESHOLD else number
+    try:
+        return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidCell(f"{value!r} is not a usable epoch time") from None
+
+
+def _recognise(value: str, order: str | None) -> dt.datetime:
+    candidate = value.replace("z", "Z") if value.endswith("z") else value
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", candidate):
+        raise InvalidCell(
+            f"{value!r} has a date but no time of day; add the time, e.g. {value}T14:30"
+        )
+    if candidate[:4].isdigit() and "-" in candidate[4:5]:
+        try:
+            return dt.datetime.fromisoformat(candidate)
+        except ValueError:
+            raise InvalidCell(
+                f"{value!r} is not a date and time: read as ISO 8601, it is no real date or time"
+            ) from None
+    match = NUMERIC.fullmatch(value)
+    if match:
+        return _numeric(value, match, order)
+    match = YEAR_FIRST.fullmatch(value)
+    if match:
+        return _build(value, int(match["year"]), int(match["month"]), int(match["day"]), match)
+    match = MONTH_NAME_FIRST.fullmatch(value) or DAY_FIRST_NAMED.fullmatch(value)
+    if match:
+        month = MONTHS.get(match["month_name"].lower())
+        if month is None:
+            raise InvalidCell(f"{value!r}: {match['month_name']!r} is not a month name")
+        return _build(value, int(match["year"]), month, int(match["day"]), match)
+    try:
+        return dt.datetime.fromisoformat(candidate)
+    except ValueError:
+        pass
+    if DATE_ONLY.fullmatch(value):
+        raise InvalidCell(f"{value!r} has a date but no time of day; add the time")
+    raise InvalidCell(f"{value!r} is not a date and time; use {FORMS}")
+
+
+def numeric_parts(value: str) -> tuple[int, int] | None:
+    """The first two numbers of a numeric date (``03/05/2024`` -> (3, 5)), else None."""
+    match = NUMERIC.fullmatch(value.strip())
+    return (int(match["a"]), int(match["b"])) if match else None
+
+
+def _numeric(value: str, match: re.Match[str], order: str | None) -> dt.datetime:
+    first, second = int(match["a"]), int(match["b"])
+    year = int(match["year"])
+    if len(match["year"]) == 2:
+        year += 2000 if year < 70 else 1900
+    if first > 12 and second > 12:
+        raise InvalidCell(f"{value!r} is no real date: neither {first} nor {second} is a month")
+    if order is None:
+        if first > 12 >= second:
+            order = DAYFIRST
+        elif second > 12 >= first:
+            order = MONTHFIRST
+        elif first == second:
+            order = DAYFIRST  # 03/03/2024 reads the same either way
+        else:
+            raise InvalidCell(
+                f"{value!r} can be read day-first ({_long(year, second, first)}) or month-first "
+                f"({_long(year, first, second)}); pass --dayfirst or --monthfirst"
+            )
+    day, month = (first, second) if order == DAYFIRST else (second, first)
+    how = "day-first" if order == DAYFIRST else "month-first"
+    if month > 12:
+        raise InvalidCell(
+            f"{value!r} read {how} has month {month}: the file's dates are {how} "
+            "(--dayfirst / --monthfirst to say otherwise)"
+        )
+    return _build(value, year, month, day, match, how)
+
+
+def _long(year: int, month: int, day: int) -> str:
+    try:
+        return f"{day} {dt.date(year, month, day):%b %Y}"
+    except ValueError:
+        return f"day {day} of month {month}"
+
+
+def _build(
+    value: str, year: int, month: int, day: int, match: re.Match[str], how: str = ""
+) -> dt.datetime:
+    hour, minute = int(match["hour"]), int(match["minute"])
+    second = int(match["second"] or 0)
+    micro = int((match["fraction"] or "0").ljust(6, "0"))
+    ampm = (match["ampm"] or "").replace(".", "").lower()
+    if ampm:
+        if not 1 <= hour <= 12:
+            raise InvalidCell(f"{value!r} has hour {hour} with {match['ampm']}")
+        hour = hour % 12 + (12 if ampm == "pm" else 0)
+    zone = _zone(match["zone"])
+    try:
+        return dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
+    except ValueError as error:
+        read = f" read {how}" if how else ""
+        raise InvalidCell(f"{value!r}{read} is no real date or time ({error})") from None
+
+
+def _zone(text: str | None) -> dt.tzinfo | None:
+    if not text:
+        return None
+    if text.upper() in ("Z", "UTC", "GMT"):
+        return dt.timezone.utc
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    return dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+
+
+def _check_years(value: str, moment: dt.datetime) -> None:
+    # Checked before converting (year 9999 cannot be converted) and after: the UTC time is
+    # what is sent, and an offset can move it across a year boundary.
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        hint = ""
+        if EXCEL_SERIAL.fullmatch(value):
+            hint = " (it looks like an Excel serial date: export dates as text, e.g. ISO 8601)"
+        raise InvalidCell(
+            f"{value!r} is in {moment.year}: outside {EARLIEST_YEAR}-{LATEST_YEAR}{hint}"
+        )
+    utc_year = moment.astimezone(dt.timezone.utc).year
+    if not EARLIEST_YEAR <= utc_year <= LATEST_YEAR:
+        raise InvalidCell(
+            f"{value!r} is in {utc_year} in UTC: outside {EARLIEST_YEAR}-{LATEST_YEAR}"
+        )
+
+
+def _localise(naive: dt.datetime, zone: ZoneInfo, value: str, name: str) -> dt.datetime:
+    """A wall-clock time in ``zone``; a time skipped by a clock change is an error.
+
+    A time that happens twice (clocks going back) is read as the first of the two.
+    """
+    moment = naive.replace(tzinfo=zone)
+    back = moment.astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
+    if back != naive:
+        raise InvalidCell(
+            f"{value!r} does not exist in {name}: the clocks skipped that hour; "
+            "give the time with its offset"
+        )
+    return moment
+
+
+def format_rfc3339(moment: dt.datetime) -> str:
+    """UTC with a ``T`` and an explicit ``+00:00`` offset: the strictest ``date-time``."""
+    utc = moment.astimezone(dt.timezone.utc)
+    return utc.isoformat(timespec="seconds" if utc.microsecond == 0 else "milliseconds")
+
+
+def parse_timestamp(value: str, *, naive_is_utc: bool = True) -> dt.datetime | None:
+    """An ISO 8601 date and time as the API writes it (``Z`` or an offset), else None.
+
+    A value without an offset is UTC when ``naive_is_utc``, else returned naive.
+    """
+    text = value.strip()
+    if len(text) < 11 or text[10] not in "Tt ":
+        return None
+    if text[-1] in "Zz":
+        text = text[:-1] + "+00:00"
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None and naive_is_utc:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment
+
+
+def same_instant(a: str, b: str) -> bool:
+    """Two API timestamps that name the same instant (``...Z`` and ``...+00:00`` alike)."""
+    first = parse_timestamp(a, naive_is_utc=False)
+    second = parse_timestamp(b, naive_is_utc=False)
+    if first is None or second is None:
+        return a == b
+    if (first.tzinfo is None) != (second.tzinfo is None):
+        return False
+    return first == second
+
+
+@dataclass(frozen=True)
+class OrderDecision:
+    """What a file's numeric dates say about day-first or month-first."""
+
+    order: str | None
+    """``dayfirst``, ``monthfirst``, or None when the file does not say."""
+    evidence: tuple[int, str] | None = None
+    """The row and value that settled it (a day above 12)."""
+    ambiguous: tuple[int, str] | None = None
+    """A row and value that reads two ways, when nothing settled it."""
+    conflict: tuple[int, str] | None = None
+    """A row and value that contradicts ``evidence``: the column mixes formats."""
+
+
+def decide_order(values: Iterable[tuple[int, str]], *, enough: int = 10_000) -> OrderDecision:
+    """Day-first or month-first, from ``(row, value)`` pairs of one column.
+
+    Stops at the first contradiction, or after ``enough`` values with no numeric date.
+    """
+    dayfirst: tuple[int, str] | None = None
+    monthfirst: tuple[int, str] | None = None
+    ambiguous: tuple[int, str] | None = None
+    seen_without_numeric = 0
+    for row, value in values:
+        parts = numeric_parts(value)
+        if parts is None:
+            seen_without_numeric += 1
+            if seen_without_numeric >= enough and not (ambiguous or dayfirst or monthfirst):
+                break
+            continue
+        first, second = parts
+        if first > 12 >= second:
+            dayfirst = dayfirst or (row, value.strip())
+        elif second > 12 >= first:
+            monthfirst = monthfirst or (row, value.strip())
+        elif first != second:
+            ambiguous = ambiguous or (row, value.strip())
+        if dayfirst and monthfirst:
+            earlier, later = sorted((dayfirst, monthfirst))
+            order = DAYFIRST if earlier is dayfirst else MONTHFIRST
+            return OrderDecision(order, earlier, conflict=later)
+    if dayfirst:
+        return OrderDecision(DAYFIRST, dayfirst)
+    if monthfirst:
+        return OrderDecision(MONTHFIRST, monthfirst)
+    return OrderDecision(None, ambiguous=ambiguous)

@@ -1,0 +1,73 @@
+"""What the manifest as a whole settles before any row is mapped.
+
+Some facts belong to the file, not to a row: whether its numeric dates are day-first or
+month-first is one. Deciding them row by row would read ``03/05/2024`` one way on one row
+and another way on the next; deciding them once gives one answer, or one message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from importer.dates import DAYFIRST, DateStyle, decide_order, read_as
+from importer.errors import ManifestError
+from importer.manifest import SourceOptions, read_manifest
+from importer.validate import MappingOptions
+
+HOW = {DAYFIRST: "day-first", "monthfirst": "month-first"}
+
+
+def settle_dates(
+    manifest: Path, options: MappingOptions, source: SourceOptions, batch_size: int = 1000
+) -> tuple[MappingOptions, list[str]]:
+    """``options`` with the file's date order decided, and a notice saying how it was read.
+
+    A format or order given by the user is kept. Otherwise the start_at column is read
+    until a day above 12 settles the order; a column that settles it both ways, or reads
+    two ways with nothing to settle it, is a ``ManifestError`` naming a row and a value.
+    """
+    style = options.dates
+    if style.format or style.order:
+        return options, []
+    column = options.columns.column_of("start_at")
+    values = (
+        (row.row_number, row.cells.get(column, ""))
+        for batch in read_manifest(manifest, batch_size, source)
+        for row in batch
+    )
+    decision = decide_order(values)
+    if decision.conflict is not None and decision.evidence is not None:
+        (row_a, value_a), (row_b, value_b) = decision.evidence, decision.conflict
+        how_a = HOW[decision.order or DAYFIRST]
+        how_b = "month-first" if how_a == "day-first" else "day-first"
+        raise ManifestError(
+            str(manifest),
+            f"column {column!r} mixes date orders: row {row_a} {value_a!r} can only be "
+            f"{how_a} and row {row_b} {value_b!r} only {how_b}; pass --date-format with "
+            "the format of most rows (rows in another format are then reported)",
+            column=column,
+        )
+    if decision.order is None:
+        if decision.ambiguous is None:
+            return options, []
+        row, value = decision.ambiguous
+        day_first = read_as(value, options.timezone, DateStyle(order=DAYFIRST))
+        month_first = read_as(value, options.timezone, DateStyle(order="monthfirst"))
+        raise ManifestError(
+            str(manifest),
+            f"column {column!r} has dates that read two ways and no day above 12 to settle "
+            f"it: row {row} {day_first.split(' -> ')[0]} is {day_first.split(' -> ')[-1]} "
+            f"day-first or {month_first.split(' -> ')[-1]} month-first; pass --dayfirst or "
+            '--monthfirst (or [formats] start_at = "monthfirst" in the mapping)',
+            column=column,
+        )
+    settled = dataclasses.replace(options, dates=DateStyle(order=decision.order))
+    assert decision.evidence is not None
+    row, value = decision.evidence
+    notice = (
+        f"Dates in column {column!r} read {HOW[decision.order]} (row {row} has "
+        f"{read_as(value, options.timezone, settled.dates)}); --dayfirst or --monthfirst to "
+        "say otherwise."
+    )
+    return settled, [notice]

@@ -1,0 +1,46 @@
+"""Reading ``.xlsx`` workbooks: one sheet, streamed row by row, with Excel's row numbers.
+
+openpyxl's read-only mode parses the sheet's XML as it goes, so memory holds one batch
+whatever the workbook's size (``pandas.read_excel`` would load the whole sheet first).
+Date cells arrive as real ``datetime`` values, not as the text a locale would show.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from importer.errors import ManifestError
+
+
+def open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any]:
+    """The workbook (to close) and the sheet named ``sheet``, or the first one."""
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as error:
+        raise ManifestError(str(path), f"is not a readable .xlsx workbook ({error})") from error
+    if sheet is None:
+        return book, book.worksheets[0]
+    if sheet not in book.sheetnames:
+        book.close()
+        raise ManifestError(
+            str(path),
+            f"has no sheet {sheet!r}; its sheets: {', '.join(repr(n) for n in book.sheetnames)}",
+        )
+    return book, book[sheet]
+
+
+def sheet_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """``(row number, values)`` for every row of the sheet, header included."""
+    book, worksheet = open_sheet(path, sheet)
+    try:
+        yield from enumerate(worksheet.iter_rows(values_only=True), start=1)
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ManifestError(str(path), f"is damaged ({error})") from error
+    finally:
+        book.close()

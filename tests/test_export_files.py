@@ -1,0 +1,247 @@
+"""Files as CRMs export them: delimiters, encodings, .xlsx sheets, footers, float ids, dates."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from importer.errors import ManifestError
+from importer.manifest import ManifestRow, SourceOptions, read_columns, read_manifest
+from tests.factories import run_cli
+
+HEADER = ["id", "type", "title", "media_url", "start_at", "source_system"]
+
+
+def record(n: int, start_at: str = "2024-03-05T14:30:00Z", title: str = "") -> list[str]:
+    media = f"https://media.example.com/{n}.mp3"
+    return [str(n), "CALL", title or f"Call {n}", media, start_at, "crm"]
+
+
+def rows_of(path: Path, source: SourceOptions | None = None) -> list[ManifestRow]:
+    return [row for batch in read_manifest(path, 1000, source) for row in batch]
+
+
+def write_text(path: Path, lines: list[list[str]], delimiter: str, encoding: str) -> Path:
+    with path.open("w", encoding=encoding, newline="") as handle:
+        csv.writer(handle, delimiter=delimiter).writerows(lines)
+    return path
+
+
+def plan(manifest: Path, *options: str) -> tuple[int, str, str]:
+    result = run_cli(["plan", str(manifest), "--ledger", str(manifest.parent / "l.db"), *options])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_the_delimiter_is_sniffed(tmp_path: Path, delimiter: str) -> None:
+    path = write_text(tmp_path / "m.csv", [HEADER, record(1, title="a, b; c")], delimiter, "utf-8")
+    assert read_columns(path) == HEADER
+    assert rows_of(path)[0].cells["title"] == "a, b; c"
+
+
+def test_delimiter_option_overrides_the_sniffing(tmp_path: Path) -> None:
+    # The header has more commas than semicolons, but the file is semicolon-separated.
+    path = tmp_path / "m.csv"
+    path.write_text("id;type;title,with,commas\n1;CALL;x\n", encoding="utf-8")
+    assert read_columns(path, SourceOptions(delimiter=";")) == ["id", "type", "title,with,commas"]
+
+
+def test_excel_unicode_text_utf16_tab_separated(tmp_path: Path) -> None:
+    path = write_text(tmp_path / "m.txt", [HEADER, record(1, title="Zoë ☕")], "\t", "utf-16")
+    rows = rows_of(path)
+    assert [(r.row_number, r.cells["title"]) for r in rows] == [(2, "Zoë ☕")]
+
+
+def cp1252_file(tmp_path: Path) -> Path:
+    lines = [HEADER] + [record(n, title=f"Café número {n}") for n in range(1, 6)]
+    return write_text(tmp_path / "hubspot.csv", lines, ",", "cp1252")
+
+
+def test_a_cp1252_file_is_one_file_level_message_with_a_hint(tmp_path: Path) -> None:
+    path = cp1252_file(tmp_path)
+    with pytest.raises(ManifestError) as caught:
+        rows_of(path)
+    assert str(caught.value) == (
+        f"{path}: is not UTF-8 (5 of the first lines are not, e.g. line 2); read as "
+        "Windows-1252, line 2 says '1,CALL,Café número 1,https://media.example.com/1.mp3,"
+        "2024-03-05T14:30:00Z,crm'. If that reads right, pass --encoding cp1252 (or latin-1); "
+        "else save the file as UTF-8"
+    )
+    rows = rows_of(path, SourceOptions(encoding="cp1252"))
+    assert [r.cells["title"] for r in rows][:2] == ["Café número 1", "Café número 2"]
+
+
+def test_the_encoding_option_reaches_the_cli(tmp_path: Path) -> None:
+    path = cp1252_file(tmp_path)
+    code, _, err = plan(path)
+    assert code == 2 and "pass --encoding cp1252" in err
+    code, out, _ = plan(path, "--encoding", "windows-1252")
+    assert code == 0 and "  new  " in out
+
+
+def write_xlsx(path: Path, rows: list[list[object]], sheet: str = "Report") -> Path:
+    book = openpyxl.Workbook()
+    worksheet = book.active
+    assert worksheet is not None
+    worksheet.title = sheet
+    for values in rows:
+        worksheet.append(values)
+    book.create_sheet("Notes").append(["nothing here"])
+    book.save(path)
+    return path
+
+
+def test_xlsx_rows_are_numbered_as_in_excel_with_real_dates(tmp_path: Path) -> None:
+    path = write_xlsx(
+        tmp_path / "export.xlsx",
+        [
+            HEADER,
+            [
+                1,
+                "CALL",
+                "First",
+                "https://media.example.com/1.mp3",
+                dt.datetime(2024, 3, 5, 14, 30),
+                "crm",
+            ],
+            [None] * 6,
+            [
+                3,
+                "CALL",
+                "Third",
+                "https://media.example.com/3.mp3",
+                dt.datetime(2024, 3, 6, 9, 0),
+                "crm",
+            ],
+        ],
+    )
+    rows = rows_of(path, SourceOptions(id_column="id"))
+    assert [(r.row_number, r.cells["id"], r.cells["start_at"]) for r in rows] == [
+        (2, "1", "2024-03-05T14:30:00"),
+        (4, "3", "2024-03-06T09:00:00"),
+    ]
+    code, out, _ = plan(path, "--out", str(tmp_path / "plan.csv"))
+    assert code == 0, out
+    with (tmp_path / "plan.csv").open(encoding="utf-8") as handle:
+        lines = list(csv.reader(handle))
+    assert lines[1][4:] == ["2024-03-05T14:30:00", "2024-03-05T14:30:00+00:00"]
+
+
+def test_xlsx_sheet_option(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "export.xlsx", [HEADER], sheet="Calls")
+    assert read_columns(path, SourceOptions(sheet="Notes")) == ["nothing here"]
+    with pytest.raises(ManifestError, match="has no sheet 'Missing'; its sheets: 'Calls', 'Notes'"):
+        read_columns(path, SourceOptions(sheet="Missing"))
+
+
+SALESFORCE_FOOTER = [
+    ["Grand Totals (2 records)", "", "", "", "", ""],
+    [],
+    ["Confidential Information - Do Not Distribute", "", "", "", "", ""],
+    ["Copyright (c) 2000-2024 salesforce.com, inc. All rights reserved.", "", "", "", "", ""],
+]
+
+
+def test_a_trailing_report_footer_is_skipped_with_one_notice(tmp_path: Path) -> None:
+    path = write_text(
+        tmp_path / "report.csv", [HEADER, record(1), record(2), *SALESFORCE_FOOTER], ",", "utf-8"
+    )
+    code, out, _ = plan(path)
+    assert code == 0, out
+    assert out.splitlines()[0] == (
+        "Skipped the report footer after the last record (3 row(s): 4, 6, 7, starting "
+        "'Grand Totals (2 records)')."
+    )
+    assert "invalid" not in out
+
+
+def test_footer_words_in_the_middle_are_a_row(tmp_path: Path) -> None:
+    lines = [HEADER, ["Total recall", "", "", "", "", ""], record(2)]
+    path = write_text(tmp_path / "m.csv", lines, ",", "utf-8")
+    assert [r.row_number for r in rows_of(path)] == [2, 3]
+
+
+def test_float_ids_that_lost_digits_are_a_file_error(tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "id": pa.array([1.0, 7782342274025937001.0], pa.float64()),
+            "title": ["a", "b"],
+        }
+    )
+    path = tmp_path / "gong.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(ManifestError) as caught:
+        rows_of(path, SourceOptions(id_column="id"))
+    assert str(caught.value).startswith(
+        f"{path}: column 'id' holds ids as floating-point numbers, which keep only 15-16 "
+        "digits: row 2 has 7.782342274025937e+18"
+    )
+    assert "Export the id column as text" in str(caught.value)
+
+
+def test_exact_integer_floats_become_integer_text(tmp_path: Path) -> None:
+    path = tmp_path / "m.parquet"
+    pq.write_table(pa.table({"id": pa.array([12.0, 9007199254740992.0], pa.float64())}), path)
+    assert [r.cells["id"] for r in rows_of(path, SourceOptions(id_column="id"))] == [
+        "12",
+        "9007199254740992",
+    ]
+
+
+def dated(tmp_path: Path, *dates: str) -> Path:
+    lines = [HEADER] + [record(n, start_at=d) for n, d in enumerate(dates, start=1)]
+    return write_text(tmp_path / "m.csv", lines, ",", "utf-8")
+
+
+def test_a_day_above_12_decides_the_files_order_and_says_so(tmp_path: Path) -> None:
+    path = dated(tmp_path, "03/05/2024 2:30 PM", "03/25/2024 9:00 AM")
+    code, out, _ = plan(path, "--json")
+    assert code == 0
+    assert json.loads(out)["notices"] == [
+        "Dates in column 'start_at' read month-first (row 3 has '03/25/2024 9:00 AM' -> "
+        "2024-03-25T09:00:00+00:00); --dayfirst or --monthfirst to say otherwise."
+    ]
+
+
+def test_an_undecidable_file_asks_once(tmp_path: Path) -> None:
+    path = dated(tmp_path, "03/05/2024 2:30 PM", "04/06/2024 9:00 AM")
+    code, _, err = plan(path)
+    assert code == 2
+    assert err == (
+        f"error: {path}: column 'start_at' has dates that read two ways and no day above 12 "
+        "to settle it: row 2 '03/05/2024 2:30 PM' is 2024-05-03T14:30:00+00:00 day-first or "
+        "2024-03-05T14:30:00+00:00 month-first; pass --dayfirst or --monthfirst (or [formats] "
+        'start_at = "monthfirst" in the mapping)\n'
+    )
+    code, _, _ = plan(path, "--dayfirst", "--out", str(tmp_path / "plan.csv"))
+    assert code == 0
+    with (tmp_path / "plan.csv").open(encoding="utf-8") as handle:
+        lines = list(csv.reader(handle))
+    assert [line[4:] for line in lines[1:]] == [
+        ["03/05/2024 2:30 PM", "2024-05-03T14:30:00+00:00"],
+        ["04/06/2024 9:00 AM", "2024-06-04T09:00:00+00:00"],
+    ]
+
+
+def test_a_file_mixing_orders_is_one_message(tmp_path: Path) -> None:
+    path = dated(tmp_path, "25/03/2024 10:00", "03/26/2024 10:00")
+    code, _, err = plan(path)
+    assert code == 2
+    assert "mixes date orders: row 2 '25/03/2024 10:00' can only be day-first" in err
+
+
+def test_the_date_format_option_and_the_mapping(tmp_path: Path) -> None:
+    path = dated(tmp_path, "2024.03.05 14h30")
+    assert plan(path, "--date-format", "%Y.%m.%d %Hh%M")[0] == 0
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[formats]\nstart_at = "%Y.%m.%d %Hh%M"\n', encoding="utf-8")
+    assert plan(path, "--mapping", str(mapping))[0] == 0
+    code, out, _ = plan(path)
+    assert code == 1 and "'2024.03.05 14h30' is not a date and time" in out
