@@ -20,6 +20,7 @@ from typing import Any
 from starlette.requests import Request
 
 from importer import contract
+from importer.dates import parse_timestamp
 from importer.sandbox import rendering
 from importer.sandbox.faults import FaultState
 from importer.sandbox.media_check import MediaChecker
@@ -27,7 +28,6 @@ from importer.sandbox.params import presented_key
 from importer.sandbox.problems import Problem
 from importer.sandbox.settings import Faults, SandboxSettings
 from importer.sandbox.store import Engagement, EngagementStore
-from importer.sandbox.validation import parse_timestamp
 
 UNKNOWN_CONTACT_PREFIX = "cnt_unknown"
 

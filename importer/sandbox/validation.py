@@ -11,11 +11,11 @@ network (where a media URL's host points, what it serves) are in ``sandbox.media
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from importer import contract
 from importer.contract import FieldProblem
+from importer.dates import parse_timestamp
 
 REQUIRED_CREATE_FIELDS = (
     "type",
@@ -109,20 +109,6 @@ def contact_id_problems(value: object, is_known: Callable[[str], bool]) -> list[
         message = f"unknown contact ids: {', '.join(unknown)}"
         problems.append(FieldProblem("contact_ids", "unknown_contact", message))
     return problems
-
-
-def parse_timestamp(value: str) -> datetime | None:
-    """An ISO 8601 date-time (naive means UTC), or None if it is not one."""
-    text = value.strip()
-    if len(text) < 11 or text[10] not in "Tt ":
-        return None
-    if text[-1] in "Zz":
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _check_boolean(name: str, value: object) -> FieldProblem | None:
