@@ -280,7 +280,7 @@ class Sender:
         idempotent (AskElephant) answers None: every row is sent. If the lookup cannot be
         made, the run stops: creating without it could make duplicates.
         """
-        if not items or self.stop_event.is_set():
+        if not items or self.stop_event.is_set() or self.target.creates_idempotently:
             return items
         external_ids = [item.external_id for item in items]
         found: Lookup | None = None

@@ -62,6 +62,8 @@ class AskElephantTarget:
     says before anyone prints or stores it.
     """
 
+    creates_idempotently = True
+
     def __init__(
         self,
         base_url: str,

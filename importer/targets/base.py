@@ -48,6 +48,9 @@ class GetResult:
 class Target(Protocol):
     """Create, read back and re-link contacts; errors are ``importer.errors.ApiError``."""
 
+    creates_idempotently: bool
+    """True when create answers the existing engagement for a known id (no lookup needed)."""
+
     async def create(self, payload: dict[str, Any]) -> CreateResult:
         """Create an engagement; a target without idempotency looks up after an unsure answer."""
         ...

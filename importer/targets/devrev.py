@@ -174,6 +174,8 @@ def _integer(value: str | None) -> int | None:
 class DevRevTarget:
     """Speaks DevRev's engagements API; the token lives only in the client's headers."""
 
+    creates_idempotently = False
+
     def __init__(
         self,
         base_url: str,
