@@ -147,7 +147,7 @@ manifest_argument = click.argument(
     "manifest", type=click.Path(path_type=Path, dir_okay=True, exists=False)
 )
 
-mapping_options = _stack(
+_naming_options = (
     click.option(
         "--mapping",
         type=click.Path(path_type=Path, dir_okay=False),
@@ -161,17 +161,19 @@ mapping_options = _stack(
         "--prefix",
         help="external_id prefix [default: '<source_system>:'; pass '' for none].",
     ),
-    click.option(
-        "--timezone",
-        default="UTC",
-        show_default=True,
-        help="Time zone for start_at values without an offset (IANA name, e.g. Europe/Paris).",
-    ),
-    click.option(
-        "--run-workflows",
-        is_flag=True,
-        help="Let AskElephant run workflows and recap emails (off for historical imports).",
-    ),
+)
+_timezone_option = click.option(
+    "--timezone",
+    default="UTC",
+    show_default=True,
+    help="Time zone for start_at values without an offset (IANA name, e.g. Europe/Paris).",
+)
+_run_workflows_option = click.option(
+    "--run-workflows",
+    is_flag=True,
+    help="Let AskElephant run workflows and recap emails (off for historical imports).",
+)
+_reading_options = (
     click.option(
         "--date-format",
         help="strptime format of start_at cells, e.g. '%m/%d/%Y %I:%M %p' (also [formats] in "
@@ -212,6 +214,16 @@ mapping_options = _stack(
     ),
 )
 
+mapping_options = _stack(
+    *_naming_options,
+    _timezone_option,
+    _run_workflows_option,
+    *_reading_options,
+)
+
+contacts_mapping_options = _stack(*_naming_options, *_reading_options)
+"""``sync-contacts`` creates nothing: time zone and workflows come from the manifest's last run."""
+
 ledger_option = click.option(
     "--ledger",
     type=click.Path(path_type=Path),
@@ -220,7 +232,18 @@ ledger_option = click.option(
     help="SQLite ledger recording every row's outcome (one per import target).",
 )
 
-api_options = _stack(
+
+def _max_attempts_option(help_text: str) -> Callable[[Any], Any]:
+    return click.option(
+        "--max-attempts",
+        type=click.IntRange(1, 100),
+        default=6,
+        show_default=True,
+        help=help_text,
+    )
+
+
+_api_options = (
     click.option(
         "--base-url",
         help="API base URL [default: $ASKELEPHANT_BASE_URL or https://app.askelephant.ai/api]. "
@@ -239,13 +262,7 @@ api_options = _stack(
         help="Requests in flight at once.",
     ),
     click.option("--rate", type=click.FloatRange(min=0.01), help="At most this many requests/s."),
-    click.option(
-        "--max-attempts",
-        type=click.IntRange(1, 100),
-        default=6,
-        show_default=True,
-        help="Requests per row before it is left failed (transient) for a later run.",
-    ),
+    _max_attempts_option("Requests per row before it is left failed (transient) for a later run."),
     click.option(
         "--read-timeout",
         type=click.FloatRange(min=1),
@@ -254,6 +271,17 @@ api_options = _stack(
         help="Seconds to wait for an answer; create fetches the media synchronously.",
     ),
 )
+
+api_options = _stack(*_api_options)
+
+verify_api_options = _stack(
+    *_api_options[:4],
+    _max_attempts_option(
+        "Requests per engagement read before it is left for the next round or run."
+    ),
+    *_api_options[5:],
+)
+"""As ``api_options``; ``verify`` reads engagements, it leaves no row failed."""
 
 output_options = _stack(
     click.option("--no-progress", is_flag=True, help="No progress bar (also off when not a TTY)."),
@@ -653,7 +681,7 @@ def retry(ctx: click.Context, **options: Any) -> None:
 
 @cli.command(name="sync-contacts")
 @manifest_argument
-@mapping_options
+@contacts_mapping_options
 @ledger_option
 @api_options
 @output_options
@@ -664,6 +692,18 @@ def sync_contacts(ctx: click.Context, manifest: Path, **options: Any) -> None:
     A blank cell leaves contacts alone, [] clears them; a set is re-applied only when it
     differs from the one last applied.
     """
+    from importer.ledger import open_ledger
+
+    recorded: dict[str, Any] = {}
+    if options["ledger"].exists():
+        with open_ledger(options["ledger"], readonly=True) as book:
+            recorded = book.last_options(str(manifest.resolve()))
+    # The rows must hash as they were imported, so they are read as the last run read them.
+    options = {
+        **options,
+        "timezone": recorded.get("timezone", "UTC"),
+        "run_workflows": bool(recorded.get("run_workflows")),
+    }
     settings = _import_settings(
         manifest,
         **_mapping_values(options),
@@ -675,7 +715,7 @@ def sync_contacts(ctx: click.Context, manifest: Path, **options: Any) -> None:
 
 @cli.command()
 @ledger_option
-@api_options
+@verify_api_options
 @click.option("--wait", is_flag=True, help="Poll until every processing_status is terminal.")
 @click.option(
     "--timeout",
@@ -697,6 +737,7 @@ def verify(ctx: click.Context, **options: Any) -> None:
 
     from importer.config import resolve_base_url
     from importer.ledger import require_ledger
+    from importer.retry import RetrySettings
     from importer.runner import askelephant_factory, verify_ledger
     from importer.verify import VerifySettings
 
@@ -711,7 +752,10 @@ def verify(ctx: click.Context, **options: Any) -> None:
         options["ledger"],
         factory,
         VerifySettings(
-            wait=options["wait"], timeout=options["timeout"], concurrency=options["concurrency"]
+            wait=options["wait"],
+            timeout=options["timeout"],
+            concurrency=options["concurrency"],
+            retry=RetrySettings(max_attempts=options["max_attempts"]),
         ),
         _reporter(options["quiet"], options["no_progress"], options["log_format"]),
     )

@@ -33,17 +33,26 @@ class ManifestIndex:
         with self.db.conn:
             self.db.conn.executemany("INSERT INTO temp.manifest_index VALUES (?, ?, ?)", rows)
 
-    def repeated(self) -> Iterator[tuple[str, int, bool]]:
-        """external_ids on more than one row: first row, and whether the payloads differ."""
+    def repeated(self, shown: int = 10) -> Iterator[tuple[str, int, bool, tuple[int, ...], int]]:
+        """external_ids on more than one row: first row, whether the payloads differ, the
+        first ``shown`` rows and how many more there are."""
         self.db.execute(
             "CREATE INDEX IF NOT EXISTS temp.manifest_index_id ON manifest_index (external_id)"
         )
         for row in self.db.query(
-            "SELECT external_id, MIN(row_number) AS first_row, "
+            "SELECT external_id, MIN(row_number) AS first_row, COUNT(*) AS n, "
+            "GROUP_CONCAT(row_number) AS row_numbers, "
             "COUNT(DISTINCT payload_hash) > 1 AS conflicting FROM temp.manifest_index "
             "GROUP BY external_id HAVING COUNT(*) > 1"
         ):
-            yield row["external_id"], row["first_row"], bool(row["conflicting"])
+            numbers = sorted(int(n) for n in row["row_numbers"].split(","))[:shown]
+            yield (
+                row["external_id"],
+                row["first_row"],
+                bool(row["conflicting"]),
+                tuple(numbers),
+                row["n"] - len(numbers),
+            )
 
     def register_pending(self, manifest: str, conflicting: Iterable[str]) -> int:
         """Every sendable row becomes visible as ``pending`` before the first request."""

@@ -62,6 +62,8 @@ class Outcome(StrEnum):
 
     CREATED = "created"
     EXISTING = "existing"
+    EXISTING_OWN = "existing (an earlier attempt of this run)"
+    """A 200 after an attempt of this run whose answer was lost: ours, not someone else's."""
     FAILED = "failed"
     """The server refused the row in this run, or it failed transiently past its retries."""
     CHANGED = "changed since import"
@@ -72,7 +74,12 @@ class Outcome(StrEnum):
     """``importer sync-contacts``: the row has no engagement yet to apply contacts to."""
 
 
-SENT_OUTCOMES: tuple[Outcome, ...] = (Outcome.CREATED, Outcome.EXISTING, Outcome.FAILED)
+SENT_OUTCOMES: tuple[Outcome, ...] = (
+    Outcome.CREATED,
+    Outcome.EXISTING,
+    Outcome.EXISTING_OWN,
+    Outcome.FAILED,
+)
 """Rows a request was sent for, whatever came of it (progress bar, rows per second)."""
 
 

@@ -234,8 +234,8 @@ def index_manifest(
         seen["rows"] += len(batch)
         seen["valid"] += len(valid)
     duplicates = {
-        external_id: DuplicateInfo(first_row, conflicting)
-        for external_id, first_row, conflicting in index.repeated()
+        external_id: DuplicateInfo(first_row, conflicting, rows, more)
+        for external_id, first_row, conflicting, rows, more in index.repeated()
     }
     return index, duplicates, seen
 

@@ -37,6 +37,16 @@ class DuplicateInfo:
 
     first_row: int
     conflicting: bool
+    rows: tuple[int, ...] = ()
+    """Every row with this external_id (the first ones, when there are very many)."""
+    more: int = 0
+    """Rows beyond ``rows``."""
+
+    def others(self, row_number: int) -> str:
+        """The other rows, said for people: ``row 8``, ``rows 3, 9 and 2 more``."""
+        others = [str(n) for n in self.rows if n != row_number]
+        text = ("row " if len(others) + self.more == 1 else "rows ") + ", ".join(others)
+        return text + (f" and {self.more:,} more" if self.more else "")
 
 
 @dataclass(frozen=True)
@@ -85,8 +95,8 @@ def plan_row(
             return PlannedRow(
                 row,
                 Action.DUPLICATE,
-                f"external_id {row.external_id} is on other rows with different values "
-                "(the API would keep only the first); make the ids unique",
+                f"external_id {row.external_id} is also on {duplicate.others(row.row_number)} "
+                "with different values (the API would keep only the first); make the ids unique",
             )
         if duplicate.first_row != row.row_number:
             return PlannedRow(row, Action.REPEATED, f"same as row {duplicate.first_row}; sent once")

@@ -36,6 +36,7 @@ SKIPPED_COLUMNS = ["manifest", "row", "external_id", "reason"]
 SUMMARY_ORDER: tuple[str, ...] = (
     Outcome.CREATED,
     Outcome.EXISTING,
+    Outcome.EXISTING_OWN,
     Outcome.FAILED,
     Action.IMPORTED,
     Action.CHANGED,

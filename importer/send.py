@@ -71,6 +71,11 @@ class SendSettings:
     """Server failures in a row that open the shared breaker (one alone is a row's bad luck)."""
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 attempt``, ``2 attempts``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 class _Stopped(Exception):
     """The run is stopping: this item's next attempt is not sent."""
 
@@ -247,7 +252,7 @@ class Sender:
             return
         except _OutageTooLong as outage:
             # Left in_flight: a timed-out attempt may have been applied; the re-send is safe.
-            self._abort(self._unavailable(outage.error, self.breaker.failures, "back-off steps"))
+            self._abort(self._unavailable(outage.error, self.breaker.failures, "back-off step"))
             return
         except PermanentError as error:
             self._fail(item, error, transient=False)
@@ -257,20 +262,20 @@ class Sender:
             if wait > cap:
                 why = f"Retry-After {wait:.0f}s is past the {cap:.0f}s cap"
             else:
-                why = f"still rate limited after {attempts} attempts"
+                why = f"still rate limited after {_count(attempts, 'attempt')}"
             error.args = (f"{error} ({why}; left for a later run)",)
             self._fail(item, error, transient=True)
             return
         except ServerUnavailable as error:
             if self.breaker.is_failing:
-                self._abort(self._unavailable(error, attempts, "attempts"))
+                self._abort(self._unavailable(error, attempts, "attempt"))
                 return
             self._fail(item, error, transient=True)
             return
         except TransientError as error:
             self._fail(item, error, transient=True)
             return
-        await self._record(item, result)
+        await self._record(item, result, attempts)
 
     async def look_up(self, items: list[WorkItem]) -> list[WorkItem]:
         """Before creating: what the target already holds for these rows; the rest to send.
@@ -323,8 +328,12 @@ class Sender:
             await self._record(item, result)
         return to_send
 
-    async def _record(self, item: WorkItem, result: CreateResult) -> None:
-        """Record an engagement the target holds for the row, after the integrity check."""
+    async def _record(self, item: WorkItem, result: CreateResult, attempts: int = 1) -> None:
+        """Record an engagement the target holds for the row, after the integrity check.
+
+        ``attempts``: creates this run sent for the row (more than one: an earlier one may
+        have been applied, its answer lost).
+        """
         holder = self.ledger.engagement_holder(result.engagement_id, item.external_id)
         if holder is not None:
             problem = IntegrityProblem(
@@ -336,6 +345,10 @@ class Sender:
             self._fail(item, problem, transient=False)
             return
         status = Outcome.CREATED if result.created else Outcome.EXISTING
+        if status == Outcome.EXISTING and attempts > 1:
+            # Our own earlier attempt was applied and its answer lost, most likely: say so,
+            # or a first import reads as if someone had imported before.
+            status = Outcome.EXISTING_OWN
         held = item.payload if result.created else server_view(item.payload, result.body)
         # Record what AskElephant holds: if it differs, the next plan says "changed".
         self.ledger.record_success(
@@ -372,8 +385,9 @@ class Sender:
     @staticmethod
     def _unavailable(error: ApiError, count: int, what: str) -> RunAborted:
         return RunAborted(
-            f"the server is unavailable ({error}); gave up after {count} {what}. "
-            "Rows not yet sent are still pending: run the same command again later to resume"
+            f"the server is unavailable ({error}); gave up after {_count(count, what)}. "
+            "Rows not yet sent are still pending, and rows in flight may or may not have "
+            "been applied: run the same command again later to resume (re-sending both is safe)"
         )
 
     async def _attempt(self, item: WorkItem) -> Any:
@@ -450,7 +464,7 @@ class Sender:
             self._abort(error)
             return
         except _OutageTooLong as outage:
-            self._abort(self._unavailable(outage.error, self.breaker.failures, "back-off steps"))
+            self._abort(self._unavailable(outage.error, self.breaker.failures, "back-off step"))
             return
         except ApiError as error:
             self.ledger.record_contacts_failure(item.external_id, error.describe())

@@ -78,7 +78,7 @@ def status_text(status: dict[str, Any]) -> str:
             speed = f"{run['rows_per_second']:.1f} rows/s" if run["rows_per_second"] else "-"
             code = "" if run["exit_code"] is None else f" (exit {run['exit_code']})"
             parts.append(
-                f"  #{run['id']} {run['command']} {run['started_at']} "
-                f"{run['seconds'] or 0:.1f} s {speed} {run['outcome']}{code}"
+                f"  #{run['id']} {run['command']} {run['manifest'] or '(every manifest)'} "
+                f"{run['started_at']} {run['seconds'] or 0:.1f} s {speed} {run['outcome']}{code}"
             )
     return "\n".join(parts)

@@ -30,10 +30,13 @@ HTML_422 = (
     "its path has no audio or video extension"
 )
 BOGUS_TYPE = "type: must be CALL or MEETING, not 'BOGUS'"
-CONFLICT_5 = (
-    "external_id crm:rec-5 is on other rows with different values (the API would keep "
-    "only the first); make the ids unique"
-)
+
+
+def conflict(external_id: str, other_row: int) -> str:
+    return (
+        f"external_id {external_id} is also on row {other_row} with different values (the API "
+        "would keep only the first); make the ids unique"
+    )
 
 
 # -- plan and run --dry-run ----------------------------------------------------------------
@@ -89,13 +92,8 @@ PLAN_ROWS = [
     ["4", "crm:rec-3", "retry", "failed transiently before"],
     ["5", "crm:rec-4", "new", ""],
     ["6", "crm:rec-5", "invalid", BOGUS_TYPE],
-    [
-        "7",
-        "crm:rec-6",
-        "duplicate",
-        CONFLICT_5.replace("rec-5", "rec-6"),
-    ],
-    ["8", "crm:rec-6", "duplicate", CONFLICT_5.replace("rec-5", "rec-6")],
+    ["7", "crm:rec-6", "duplicate", conflict("crm:rec-6", 8)],
+    ["8", "crm:rec-6", "duplicate", conflict("crm:rec-6", 7)],
     ["9", "crm:rec-4", "repeated", "same as row 5; sent once"],
 ]
 
@@ -275,8 +273,8 @@ def expected_error_lines() -> list[list[str]]:
         [*COLUMNS, "error_status", "error_message"],
         line(row(3, media_url="https://media.example.com/3.html"), "failed HTTP 422", HTML_422),
         line(row(4, type="BOGUS"), "invalid", BOGUS_TYPE),
-        line(row(5), "duplicate", CONFLICT_5),
-        line(row(5, title="Other"), "duplicate", CONFLICT_5),
+        line(row(5), "duplicate", conflict("crm:rec-5", 7)),
+        line(row(5, title="Other"), "duplicate", conflict("crm:rec-5", 6)),
     ]
 
 

@@ -6,6 +6,7 @@ Issue 10, points 9 to 11, through the CLI.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from tests.audit_support import json_lines, run
 from tests.conftest import PROJECT_ROOT, SandboxProcess
-from tests.factories import COLUMNS, row, run_args, run_cli, write_manifest
+from tests.factories import COLUMNS, api_args, row, run_args, run_cli, write_manifest
 
 # -- point 9: --log-format json ----------------------------------------------------------------
 
@@ -131,3 +132,86 @@ def test_json_log_a_key_file_warning_is_a_json_notice(
     assert result.exit_code == 0
     notices = [e for e in json_lines(result.stderr) if e["event"] == "notice"]
     assert any("can be read by other users" in e["message"] for e in notices)
+
+
+# -- point 11: the small wordings ---------------------------------------------------------------
+
+
+def test_gave_up_after_1_attempt_and_in_flight_rows_are_named(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(5)])
+    sandbox.set_faults(outage_start=0, outage_seconds=30)
+
+    result = run(sandbox, manifest, tmp_path / "l.db", "--max-attempts", "1", "--concurrency", "1")
+
+    assert result.exit_code == 3
+    assert "gave up after 1 attempt." in result.stderr
+    assert "in flight" in result.stdout
+    assert "rows in flight may or may not have been applied" in result.stderr
+
+
+def test_a_lost_answer_to_our_own_create_is_not_reported_as_someone_elses(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2)])
+    # Every new create is stored, then its answer lost: the re-send answers 200.
+    sandbox.set_faults(drop_after_commit_rate=1.0)
+
+    result = run(sandbox, manifest, tmp_path / "l.db")
+
+    assert result.exit_code == 0, result.output
+    assert "existing (an earlier attempt of this run)          2" in result.stdout
+    assert not re.search(r"^  existing\s+\d", result.stdout, re.MULTILINE)
+    assert sandbox.stats()["created"] == {"crm:rec-1": 1, "crm:rec-2": 1}
+
+
+def test_a_duplicate_names_the_other_rows(tmp_path: Path) -> None:
+    rows = [row(5), row(5, title="Other"), row(5, title="Third")]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+
+    result = run_cli(["plan", str(manifest), "--ledger", str(tmp_path / "l.db")])
+
+    assert result.exit_code == 1
+    assert "row 2 crm:rec-5: external_id crm:rec-5 is also on rows 3, 4 with" in result.stdout
+    assert "row 4 crm:rec-5: external_id crm:rec-5 is also on rows 2, 3 with" in result.stdout
+
+
+def test_last_runs_name_their_manifest(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "l.db"
+    manifest = write_manifest(tmp_path / "calls-2024.csv", [row(1)])
+    assert run(sandbox, manifest, ledger).exit_code == 0
+
+    result = run_cli(["status", "--ledger", str(ledger)])
+
+    runs = result.stdout.split("Last runs:")[1]
+    assert f"run {manifest.resolve()} " in runs
+
+
+def test_sync_contacts_offers_no_option_it_cannot_use() -> None:
+    result = run_cli(["sync-contacts", "--help"])
+
+    assert "--timezone" not in result.output and "--run-workflows" not in result.output
+
+
+def test_sync_contacts_reads_rows_as_the_last_run_did(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "l.db"
+    rows = [row(1, start_at="2024-03-05 10:00", contact_ids="cnt_a")]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    assert run(sandbox, manifest, ledger, "--timezone", "Europe/Paris").exit_code == 0
+    write_manifest(manifest, [row(1, start_at="2024-03-05 10:00", contact_ids="cnt_b")])
+
+    result = run_cli(["sync-contacts", str(manifest), *api_args(sandbox, ledger)], sandbox.api_key)
+
+    assert result.exit_code == 0, result.output
+    assert "changed since import" not in result.output
+    assert "contacts applied" in result.stdout
+
+
+def test_verify_max_attempts_speaks_of_reads() -> None:
+    result = run_cli(["verify", "--help"])
+
+    assert "left failed" not in result.output
+    assert "engagement read" in " ".join(result.output.split())
