@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -449,8 +450,11 @@ def test_retry_resends_transient_failures_and_permanent_only_on_request(
 
 
 def test_verify_records_statuses_and_wait_sees_them_move(
-    sandbox: SandboxProcess, tmp_path: Path
+    make_sandbox: Callable[..., SandboxProcess], tmp_path: Path
 ) -> None:
+    # Not the session sandbox (0.5 s a status): on a loaded machine the first verify could
+    # come after 1 s and see them done. 3 s a status leaves 6 s for run and first verify.
+    sandbox = make_sandbox("--processing-seconds", "3")
     ledger = tmp_path / "ledger.db"
     rows = [row(1), row(2), row(3, media_url="https://media.example.com/broken-call.mp3")]
     assert run(sandbox, write_manifest(tmp_path / "m.csv", rows), ledger).exit_code == 0
@@ -501,7 +505,10 @@ def test_verify_wait_exits_0_when_everything_completes(
     assert json.loads(result.stdout)["processing_status"] == {"COMPLETED": 1}
 
 
-def test_verify_wait_times_out_with_exit_1(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_verify_wait_times_out_with_exit_1(
+    make_sandbox: Callable[..., SandboxProcess], tmp_path: Path
+) -> None:
+    sandbox = make_sandbox("--processing-seconds", "600")  # still processing, however slow
     ledger = tmp_path / "ledger.db"
     assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1)]), ledger).exit_code == 0
 

@@ -34,7 +34,9 @@ def local_command(name: str, ledger: Path, manifest: Path, out: Path) -> list[st
 
 def test_a_second_run_on_a_busy_ledger_is_refused(make_sandbox: object, tmp_path: Path) -> None:
     server: SandboxProcess = make_sandbox("--latency-ms", "200")  # type: ignore[operator]
-    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(40)])
+    # Enough rows (about 20 s at 2 x 200 ms) that it is still running after three more
+    # commands on a loaded machine; it is stopped as soon as they are done.
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(200)])
     other = write_manifest(tmp_path / "other.csv", [row(100)])
     ledger = tmp_path / "ledger.db"
     env = {**os.environ, "ASKELEPHANT_API_KEY": server.api_key}

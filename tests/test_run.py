@@ -267,8 +267,12 @@ def test_interrupted_run_resumes_and_creates_each_row_once(
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and server.stats()["engagements"] < 30:
         time.sleep(0.05)
+    # Slow the rest down, so the stop lands mid-run however loaded the machine is: at 60 ms
+    # the last 90 rows take under a second. Each slow create stays within the 5 s grace.
+    server.set_faults(latency_ms=1000)
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=30)
+    server.set_faults(latency_ms=60)
 
     assert process.returncode == 130, output
     assert "resume" in output

@@ -114,6 +114,7 @@ def test_what_a_stopped_run_judged_is_in_the_ledger_and_the_summary_adds_up(
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and server.stats()["engagements"] < 20:
         time.sleep(0.05)
+    server.set_faults(latency_ms=1000)  # the stop lands mid-run however loaded the machine is
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
 
