@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from importer import __version__
+from importer import __version__, defaults
 from importer.config import DEFAULT_LEDGER
 from importer.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, ImporterError
 
@@ -208,7 +208,7 @@ _reading_options = (
     click.option(
         "--batch-size",
         type=click.IntRange(1, 100_000),
-        default=1000,
+        default=defaults.BATCH_SIZE,
         show_default=True,
         help="Rows read at a time; memory stays bounded by it.",
     ),
@@ -237,7 +237,7 @@ def _max_attempts_option(help_text: str) -> Callable[[Any], Any]:
     return click.option(
         "--max-attempts",
         type=click.IntRange(1, 100),
-        default=6,
+        default=defaults.MAX_ATTEMPTS,
         show_default=True,
         help=help_text,
     )
@@ -257,7 +257,7 @@ _api_options = (
     click.option(
         "--concurrency",
         type=click.IntRange(1, 256),
-        default=8,
+        default=defaults.CONCURRENCY,
         show_default=True,
         help="Requests in flight at once.",
     ),
@@ -266,7 +266,7 @@ _api_options = (
     click.option(
         "--read-timeout",
         type=click.FloatRange(min=1),
-        default=300.0,
+        default=defaults.READ_TIMEOUT,
         show_default=True,
         help="Seconds to wait for an answer; create fetches the media synchronously.",
     ),
@@ -353,19 +353,19 @@ def _import_settings(
     only_failed: bool = False,
     contacts_only: bool = False,
     check_media: bool = False,
-    concurrency: int = 8,
+    concurrency: int = defaults.CONCURRENCY,
     rate: float | None = None,
-    max_attempts: int = 6,
+    max_attempts: int = defaults.MAX_ATTEMPTS,
 ) -> Any:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from importer.csv_dialect import delimiter_option, encoding_option
     from importer.manifest import SourceOptions
     from importer.mapping import load_mapping
-    from importer.pipeline import ImportSettings
     from importer.plan import PlanOptions
     from importer.retry import RetrySettings
     from importer.send import SendSettings
+    from importer.settings import ImportSettings
     from importer.validate import MappingOptions
 
     try:
@@ -660,7 +660,7 @@ def retry(ctx: click.Context, **options: Any) -> None:
             prefix=last.get("prefix"),
             timezone=last.get("timezone", "UTC"),
             run_workflows=bool(last.get("run_workflows")),
-            batch_size=int(last.get("batch_size", 1000)),
+            batch_size=int(last.get("batch_size", defaults.BATCH_SIZE)),
             skip_without_media=bool(last.get("skip_without_media")),
             date_format=last.get("date_format"),
             delimiter=last.get("delimiter"),
@@ -720,7 +720,7 @@ def sync_contacts(ctx: click.Context, manifest: Path, **options: Any) -> None:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0),
-    default=600.0,
+    default=defaults.VERIFY_TIMEOUT,
     show_default=True,
     help="With --wait: give up after this many seconds.",
 )

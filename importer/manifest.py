@@ -27,12 +27,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from importer import defaults
 from importer.csv_dialect import detect_encoding, sniff_delimiter
 from importer.errors import ManifestError
 from importer.footers import FooterStats, drop_trailing_footer
 from importer.spreadsheet import restore
 
-DEFAULT_BATCH_SIZE = 1000
 # Integers above 2**53 cannot all be held by a float: such an id has already been altered.
 MAX_EXACT_FLOAT = 2**53
 # A single cell may legitimately hold a whole transcript (up to 950,000 bytes) and more.
@@ -123,7 +123,7 @@ def read_samples(
 ) -> Iterator[ManifestRow]:
     """The first ``limit`` records (for ``importer init``)."""
     count = 0
-    for batch in read_manifest(path, min(limit, DEFAULT_BATCH_SIZE), source):
+    for batch in read_manifest(path, min(limit, defaults.BATCH_SIZE), source):
         for row in batch:
             yield row
             count += 1
@@ -133,7 +133,7 @@ def read_samples(
 
 def read_manifest(
     path: Path,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = defaults.BATCH_SIZE,
     source: SourceOptions | None = None,
     stats: ReadStats | None = None,
 ) -> Iterator[list[ManifestRow]]:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from importer import contract, urlsafety
+from importer import contract, defaults, urlsafety
 from importer.ledger import Ledger
 
 Resolver = Callable[[str], Awaitable[list[str]]]
@@ -91,7 +91,7 @@ async def preflight(
     *,
     client: httpx.AsyncClient | None = None,
     resolve: Resolver = urlsafety.system_resolver,
-    concurrency: int = 8,
+    concurrency: int = defaults.CONCURRENCY,
     max_age: dt.timedelta = dt.timedelta(hours=24),
 ) -> dict[str, int]:
     """Check each URL not checked within ``max_age``; results go to the ledger's cache."""

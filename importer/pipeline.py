@@ -1,70 +1,43 @@
 """The import pipeline: read, validate, index, plan, then send (or only show the plan).
 
-Two passes over the manifest keep memory bounded whatever its size: the first validates
-every row and indexes (external_id, row, payload hash) in SQLite's temp store, which finds
-duplicates across the whole file; the second plans each row against the ledger and feeds
-the sendable ones to the workers.
+Two passes over the manifest (``importer.reading``) keep memory bounded whatever its size.
+``run_import`` then takes each planned batch in turn, in plain sight: sorts it
+(``take_stock``), records its rejects and changed rows in the ledger, looks up what the
+target already holds, and queues the rest for the sender, until the manifest ends or the
+run stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from importer import contract
 from importer.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED
 from importer.events import FAILED_BEFORE, Reporter
 from importer.facts import Reject
 from importer.ledger import Ledger
-from importer.manifest import ReadStats, SourceOptions, read_columns, read_manifest
-from importer.manifest_index import ManifestIndex
+from importer.manifest import ReadStats
 from importer.outcomes import REJECTED_ACTIONS, REPORTED_ACTIONS, Action, Outcome
-from importer.plan import DuplicateInfo, PlannedRow, PlanOptions, plan_row
-from importer.send import Sender, SendOutcome, SendSettings, WorkItem
-from importer.targets.base import Target
-from importer.validate import (
-    MappedRow,
-    MappingOptions,
-    RowError,
-    TranscriptReader,
-    TranscriptUnavailable,
-    field_hashes,
-    map_row,
+from importer.plan import PlannedRow
+from importer.reading import (
+    index_manifest,
+    planned_batches,
+    preflight_media,
+    prepare,
+    read_notices,
 )
+from importer.send import Sender, SendOutcome, WorkItem
+from importer.settings import ImportSettings
+from importer.targets.base import Target
+from importer.validate import field_hashes
 
-# A transcript file this much larger than the byte limit is refused without being read.
-TRANSCRIPT_READ_LIMIT = contract.TRANSCRIPT_MAX_BYTES * 4
-
-
-@dataclass(frozen=True)
-class ImportSettings:
-    """One import: which manifest, how rows map, how to plan and how to send."""
-
-    manifest: Path
-    mapping: MappingOptions = field(default_factory=MappingOptions)
-    source: SourceOptions = field(default_factory=SourceOptions)
-    """How to read the file: delimiter, encoding, sheet."""
-    plan: PlanOptions = field(default_factory=PlanOptions)
-    send: SendSettings = field(default_factory=SendSettings)
-    on_change: str = "report"
-    """``report``: a changed row counts against the exit code; ``skip``: it does not."""
-    batch_size: int = 1000
-    contacts_only: bool = False
-    """``importer sync-contacts``: apply contact sets; create nothing."""
-    check_media: bool = False
-    """Preflight every distinct media URL before planning (``--check-media``)."""
-    media_client: Any = None
-    """httpx.AsyncClient for the preflight (tests inject one); None builds one."""
-    media_resolver: Any = None
-    """Host resolver for the preflight (tests inject one); None uses the system's."""
+__all__ = ["ImportSettings", "RunSummary", "plan_manifest", "run_import"]
 
 
 @dataclass
@@ -100,197 +73,6 @@ class RunSummary:
             "exit_code": self.exit_code,
             "stop_reason": self.stop_reason,
         }
-
-
-def transcript_reader(manifest_dir: Path) -> TranscriptReader:
-    """Reads transcript_path cells relative to (and only inside) the manifest's folder."""
-    root = manifest_dir.resolve()
-
-    def read(relative: str) -> str:
-        path = (root / relative).resolve()
-        if not path.is_relative_to(root):
-            raise TranscriptUnavailable(f"{relative!r} points outside the manifest's folder {root}")
-        if not path.is_file():
-            raise TranscriptUnavailable(f"{relative!r} not found in {root}")
-        size = path.stat().st_size
-        if size > TRANSCRIPT_READ_LIMIT:
-            raise TranscriptUnavailable(
-                f"{relative!r} is {size:,} bytes; the API allows at most "
-                f"{contract.TRANSCRIPT_MAX_BYTES:,} bytes of transcript"
-            )
-        try:
-            return path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            raise TranscriptUnavailable(
-                f"{relative!r} is not UTF-8 text (byte {error.start}); save it as UTF-8"
-            ) from None
-        except OSError as error:
-            raise TranscriptUnavailable(f"{relative!r} cannot be read ({error.strerror})") from None
-
-    return read
-
-
-def mapped_batches(
-    manifest: Path,
-    options: MappingOptions,
-    batch_size: int,
-    media_failures: Callable[[list[str]], dict[str, str]] | None = None,
-    source: SourceOptions | None = None,
-    stats: ReadStats | None = None,
-) -> Iterator[list[MappedRow]]:
-    """Every row of the manifest, mapped and validated, batch by batch.
-
-    ``media_failures`` (from a preflight) maps failing media URLs to the reason.
-    """
-    source = dataclasses.replace(
-        source or SourceOptions(), id_column=options.columns.column_of("id")
-    )
-    options.columns.check_columns(
-        manifest, read_columns(manifest, source), source_system_given=bool(options.source_system)
-    )
-    reader = transcript_reader(manifest.parent)
-    column = options.columns.column_of("media_url")
-    mapper = options.row_mapper or map_row
-    for batch in read_manifest(manifest, batch_size, source, stats):
-        mapped = [
-            mapper(
-                row.cells,
-                row.row_number,
-                options,
-                file=str(manifest),
-                read_transcript=reader,
-                structural_problem=row.problem,
-            )
-            for row in batch
-        ]
-        if media_failures is not None:
-            failing = media_failures([url for r in mapped if (url := _media_url(r))])
-            mapped = [
-                with_media_failure(r, failing[url], column)
-                if (url := _media_url(r)) is not None and url in failing
-                else r
-                for r in mapped
-            ]
-        yield mapped
-
-
-def _media_url(row: MappedRow) -> str | None:
-    """The media URL the row's request carries (DevRev's carries none to preflight)."""
-    return row.payload.get("media_url") if row.payload else None
-
-
-def with_media_failure(row: MappedRow, reason: str, column: str) -> MappedRow:
-    """The row, made invalid by a failed media preflight."""
-    error = RowError(row.file, row.row_number, column, "media_check", f"preflight: {reason}")
-    return dataclasses.replace(row, payload=None, errors=(*row.errors, error))
-
-
-async def preflight_media(ledger: Ledger, settings: ImportSettings, reporter: Reporter) -> None:
-    """Check every distinct media URL of the manifest (cached in the ledger)."""
-    from importer.media import preflight
-    from importer.urlsafety import system_resolver
-
-    totals: Counter[str] = Counter()
-    for batch in mapped_batches(
-        settings.manifest, settings.mapping, settings.batch_size, source=settings.source
-    ):
-        urls = [url for r in batch if (url := _media_url(r))]
-        totals.update(
-            await preflight(
-                urls,
-                ledger,
-                client=settings.media_client,
-                resolve=settings.media_resolver or system_resolver,
-                concurrency=settings.send.concurrency,
-            )
-        )
-    reporter.notice(
-        f"Media preflight: {totals['checked']:,} URL(s) checked, {totals['cached']:,} cached, "
-        f"{totals['failed']:,} failing."
-    )
-
-
-def _media_filter(ledger: Ledger, settings: ImportSettings) -> Any:
-    return ledger.media_failures if settings.check_media else None
-
-
-def index_manifest(
-    ledger: Ledger, settings: ImportSettings, stats: ReadStats | None = None
-) -> tuple[ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
-    """Pass one: validate everything and find external_ids used on several rows."""
-    index = ManifestIndex(ledger)
-    index.start()
-    seen: Counter[str] = Counter()
-    for batch in mapped_batches(
-        settings.manifest,
-        settings.mapping,
-        settings.batch_size,
-        _media_filter(ledger, settings),
-        settings.source,
-        stats,
-    ):
-        valid = [(r.external_id, r.row_number, r.payload_hash) for r in batch if r.valid]
-        index.add(valid)  # type: ignore[arg-type]
-        seen["rows"] += len(batch)
-        seen["valid"] += len(valid)
-    duplicates = {
-        external_id: DuplicateInfo(first_row, conflicting, rows, more)
-        for external_id, first_row, conflicting, rows, more in index.repeated()
-    }
-    return index, duplicates, seen
-
-
-def planned_batches(
-    ledger: Ledger, settings: ImportSettings, duplicates: dict[str, DuplicateInfo]
-) -> Iterator[list[PlannedRow]]:
-    """Pass two: each row's action, given the ledger."""
-    for batch in mapped_batches(
-        settings.manifest,
-        settings.mapping,
-        settings.batch_size,
-        _media_filter(ledger, settings),
-        settings.source,
-    ):
-        facts = ledger.facts_for(r.external_id for r in batch if r.external_id)
-        yield [
-            plan_row(
-                row,
-                facts.get(row.external_id) if row.external_id else None,
-                duplicates.get(row.external_id) if row.external_id else None,
-                settings.plan,
-            )
-            for row in batch
-        ]
-
-
-def prepare(settings: ImportSettings) -> tuple[ImportSettings, list[str]]:
-    """Settle what the file as a whole decides (its date order) before any row is mapped."""
-    from importer.file_checks import settle_dates
-
-    source = dataclasses.replace(
-        settings.source, id_column=settings.mapping.columns.column_of("id")
-    )
-    mapping, notices = settle_dates(
-        settings.manifest, settings.mapping, source, settings.batch_size
-    )
-    return dataclasses.replace(settings, mapping=mapping), notices
-
-
-def read_notices(settings: ImportSettings, stats: ReadStats) -> list[str]:
-    """What a complete read noticed: unused columns, a dropped report footer."""
-    notices = []
-    columns = read_columns(settings.manifest, settings.source)
-    unused = settings.mapping.columns.unused_columns(columns)
-    if unused:
-        notices.append(f"Columns not used (not in the mapping): {', '.join(unused)}")
-    footer = stats.footer
-    if footer.rows:
-        rows = ", ".join(str(n) for n in footer.rows)
-        notices.append(
-            f"Skipped the report footer after the last record ({len(footer.rows)} row(s): "
-            f"{rows}, starting {footer.first_cell!r})."
-        )
-    return notices
 
 
 def reject_of(planned: PlannedRow, manifest: str) -> Reject | None:
@@ -338,6 +120,53 @@ def exit_code_for(summary: RunSummary, on_change: str) -> int:
     return EXIT_ROWS_FAILED if bad else EXIT_OK
 
 
+@dataclass
+class BatchStock:
+    """What one planned batch holds: rows to keep as rejects, to note, and to send."""
+
+    rejects: list[Reject] = field(default_factory=list)
+    changed: dict[str, list[str]] = field(default_factory=dict)
+    """Imported rows that differ from the manifest now, with the differing fields."""
+    unchanged: list[str] = field(default_factory=list)
+    work: list[WorkItem] = field(default_factory=list)
+
+
+def take_stock(
+    batch: list[PlannedRow],
+    manifest: str,
+    contacts_only: bool,
+    summary: RunSummary,
+    reporter: Reporter,
+) -> BatchStock:
+    """Sort a planned batch; count, and report, the rows it does not send. Writes nothing."""
+    stock = BatchStock()
+    for planned in batch:
+        reject = reject_of(planned, manifest)
+        if reject is not None:
+            stock.rejects.append(reject)
+        external_id = planned.row.external_id or ""
+        if planned.action == Action.CHANGED:
+            stock.changed[external_id] = list(planned.changed)
+        elif planned.action == Action.IMPORTED:
+            stock.unchanged.append(external_id)
+        if planned.sends and contacts_only:
+            summary.sent[Outcome.NOT_IMPORTED_YET] += 1
+        if not planned.sends:
+            summary.planned[planned.action] += 1
+            if planned.action in REPORTED_ACTIONS:
+                # Not "failed": that is a request's outcome, which the progress counts.
+                shown = FAILED_BEFORE if planned.action == Action.FAILED else planned.action
+                reporter.row_done(
+                    planned.row.external_id or "", planned.row.row_number, shown, planned.reason
+                )
+    stock.work = [
+        work_item(planned, manifest)
+        for planned in batch
+        if planned.sync_contacts or (planned.sends and not contacts_only)
+    ]
+    return stock
+
+
 async def run_import(
     settings: ImportSettings,
     ledger: Ledger,
@@ -380,71 +209,43 @@ async def run_import(
     summary = RunSummary()
     sender = Sender(target, ledger, run_id, settings.send, reporter)
 
-    read_to_the_end: list[bool] = []
-    reached, judged = [0], [0]
+    read_to_the_end = False
+    reached = judged = 0
     """The last manifest row judged, and how many rows were: the rest was not read."""
-
-    async def items() -> AsyncIterator[WorkItem]:
-        for batch in planned_batches(ledger, settings, duplicates):
-            # The whole batch is judged and recorded before any of it is queued: a stop
-            # while a queue slot is awaited must not lose a row already reported.
-            rejects = []
-            changed: dict[str, list[str]] = {}
-            unchanged: list[str] = []
-            for planned in batch:
-                reject = reject_of(planned, manifest_key)
-                if reject is not None:
-                    rejects.append(reject)
-                external_id = planned.row.external_id or ""
-                if planned.action == Action.CHANGED:
-                    changed[external_id] = list(planned.changed)
-                elif planned.action == Action.IMPORTED:
-                    unchanged.append(external_id)
-                if planned.sends and settings.contacts_only:
-                    summary.sent[Outcome.NOT_IMPORTED_YET] += 1
-                if not planned.sends:
-                    summary.planned[planned.action] += 1
-                    if planned.action in REPORTED_ACTIONS:
-                        # Not "failed": that is a request's outcome, which the progress counts.
-                        shown = FAILED_BEFORE if planned.action == Action.FAILED else planned.action
-                        reporter.row_done(
-                            planned.row.external_id or "",
-                            planned.row.row_number,
-                            shown,
-                            planned.reason,
-                        )
-            ledger.add_rejects(rejects, run_id)
-            ledger.note_changes(changed, unchanged)
-            if batch:
-                reached[0] = batch[-1].row.row_number
-                judged[0] += len(batch)
-            work = [
-                work_item(planned, manifest_key)
-                for planned in batch
-                if planned.sync_contacts or (planned.sends and not settings.contacts_only)
-            ]
-            # A target without idempotent creates (DevRev) is looked up first: rows it holds
-            # are recorded, not sent. In-flight rows of a crashed run are among them.
-            creates = await sender.look_up([item for item in work if not item.contacts_only])
-            to_create = {item.external_id for item in creates}
-            for item in work:
-                if item.contacts_only or item.external_id in to_create:
-                    yield item
-            await asyncio.sleep(0)  # let workers run between batches
-        read_to_the_end.append(True)
-
     with _signals_stop(sender, install_signal_handlers):
-        outcome = await sender.run(items())
+        sender.start()
+        try:
+            for batch in planned_batches(ledger, settings, duplicates):
+                # The whole batch is judged and recorded before any of it is queued: a stop
+                # while a queue slot is awaited must not lose a row already reported.
+                stock = take_stock(batch, manifest_key, settings.contacts_only, summary, reporter)
+                ledger.add_rejects(stock.rejects, run_id)
+                ledger.note_changes(stock.changed, stock.unchanged)
+                if batch:
+                    reached = batch[-1].row.row_number
+                    judged += len(batch)
+                # A target without idempotent creates (DevRev) is looked up first: rows it
+                # holds are recorded, not sent. In-flight rows of a crashed run are among them.
+                creates = await sender.look_up([i for i in stock.work if not i.contacts_only])
+                to_create = {item.external_id for item in creates}
+                work = [i for i in stock.work if i.contacts_only or i.external_id in to_create]
+                if not await _queue(sender, work):
+                    break
+                await asyncio.sleep(0)  # let workers run between batches
+            else:
+                read_to_the_end = True
+        finally:
+            outcome = await sender.finish()
     if read_to_the_end:
         # Only a complete pass knows every reject: older ones of this manifest are now stale.
         # A stopped run keeps them, so nothing is forgotten before it is decided again.
         ledger.drop_stale_rejects(manifest_key, run_id)
     _merge(summary, outcome)
     if outcome.fatal or outcome.aborted or outcome.interrupted:
-        summary.unfinished.update(ledger.unfinished(manifest_key, up_to_row=reached[0]))
+        summary.unfinished.update(ledger.unfinished(manifest_key, up_to_row=reached))
         if not read_to_the_end:
             # Rows after the stop were never judged: say so, so the counts add up.
-            summary.unfinished[NOT_REACHED] = seen["rows"] - judged[0]
+            summary.unfinished[NOT_REACHED] = seen["rows"] - judged
     summary.seconds = time.monotonic() - started
     summary.exit_code = exit_code_for(summary, settings.on_change)
     if outcome.fatal is not None:
@@ -457,6 +258,14 @@ async def run_import(
         summary.stop_reason = "interrupted"
         summary.exit_code = EXIT_INTERRUPTED
     return summary
+
+
+async def _queue(sender: Sender, work: list[WorkItem]) -> bool:
+    """Hand a batch's work to the sender; False as soon as the run is stopping."""
+    for item in work:
+        if not await sender.put(item):
+            return False
+    return True
 
 
 def _merge(summary: RunSummary, outcome: SendOutcome) -> None:

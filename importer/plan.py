@@ -28,7 +28,7 @@ from typing import Any
 from importer.dates import same_instant
 from importer.facts import LedgerFact
 from importer.outcomes import SENDING_ACTIONS, Action, Status
-from importer.validate import MappedRow, contacts_hash, field_hashes
+from importer.validate import MappedRow, contacts_hash, field_hashes, payload_hash
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,39 @@ def changed_fields(row: MappedRow, fact: LedgerFact) -> list[str]:
     names = sorted(set(now) | set(before))
     differ = [name for name in names if now.get(name) != before.get(name)]
     return differ or ["(unknown: the earlier import predates per-field tracking)"]
+
+
+@dataclass(frozen=True)
+class Held:
+    """What AskElephant holds after answering a create, as the ledger records it."""
+
+    payload_hash: str
+    field_hashes: dict[str, str]
+    changed: tuple[str, ...] = ()
+    """Fields it holds with other values than were sent: the row is changed since import."""
+
+
+def judge_answer(
+    payload: dict[str, Any],
+    sent_hash: str,
+    sent_field_hashes: dict[str, str],
+    *,
+    created: bool,
+    answer: dict[str, Any],
+) -> Held:
+    """A ``201`` holds what was sent; a ``200`` holds what already existed (``server_view``).
+
+    Recording what is held, not what was sent, makes the next plan say "changed" when the
+    two differ.
+    """
+    if created:
+        return Held(sent_hash, sent_field_hashes)
+    held = server_view(payload, answer)
+    return Held(
+        payload_hash(held),
+        field_hashes(held),
+        tuple(sorted(name for name in held if held[name] != payload[name])),
+    )
 
 
 # Create fields the engagement answer shows back, by the name it uses for them.

@@ -20,6 +20,7 @@ from typing import Any
 
 import tenacity
 
+from importer import defaults
 from importer.errors import RateLimited, TransientError
 
 
@@ -27,7 +28,7 @@ from importer.errors import RateLimited, TransientError
 class RetrySettings:
     """How hard to try one request."""
 
-    max_attempts: int = 6
+    max_attempts: int = defaults.MAX_ATTEMPTS
     """Requests per row per run, the first included."""
     backoff_base: float = 0.5
     """Seconds; the n-th retry waits up to base * 2**(n-1)."""

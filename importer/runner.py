@@ -16,8 +16,9 @@ from importer.config import recordable_options
 from importer.errors import EXIT_INTERRUPTED, ImporterError
 from importer.events import Reporter
 from importer.ledger import open_ledger
-from importer.pipeline import ImportSettings, RunSummary, run_import
+from importer.pipeline import RunSummary, run_import
 from importer.reconcile import ReconcileResult, reconcile
+from importer.settings import ImportSettings
 from importer.targets.askelephant import AskElephantTarget, build_timeout, check_base_url
 from importer.targets.base import Target
 from importer.targets.registry import DEFAULT_TARGET, TargetKind

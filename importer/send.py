@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from importer import defaults
 from importer.breaker import CircuitBreaker, RateLimiter
 from importer.errors import (
     ApiError,
@@ -33,10 +34,10 @@ from importer.errors import (
 from importer.events import Reporter
 from importer.ledger import Ledger
 from importer.outcomes import Outcome
-from importer.plan import server_view
+from importer.plan import judge_answer
 from importer.retry import RetrySettings, retry_policy, shared_pause
 from importer.targets.base import CreateResult, Lookup, Target
-from importer.validate import contacts_hash, field_hashes, payload_hash
+from importer.validate import contacts_hash
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class WorkItem:
 class SendSettings:
     """How hard and how fast to send."""
 
-    concurrency: int = 8
+    concurrency: int = defaults.CONCURRENCY
     rate: float | None = None
     retry: RetrySettings = field(default_factory=RetrySettings)
     grace_seconds: float = 5.0
@@ -130,6 +131,7 @@ class Sender:
         )
         self.limiter = RateLimiter(settings.rate, clock=clock, sleep=self._sleep)
         self.outcome = SendOutcome()
+        self._queue: asyncio.Queue[WorkItem | None] = asyncio.Queue()
         self._workers: set[asyncio.Task[None]] = set()
         self._crash: Exception | None = None
         """An unexpected error in a worker: re-raised once the others have stopped."""
@@ -158,20 +160,34 @@ class Sender:
 
     async def run(self, items: AsyncIterator[WorkItem]) -> SendOutcome:
         """Send every item (until a stop), then return the counts."""
-        queue: asyncio.Queue[WorkItem | None] = asyncio.Queue(self.settings.concurrency * 2)
-        workers = {
-            asyncio.create_task(self._worker(queue)) for _ in range(self.settings.concurrency)
-        }
-        self._workers = workers
+        self.start()
         try:
             async for item in items:
-                if self.stop_event.is_set():
+                if not await self.put(item):
                     break
-                await self._put(queue, item)
         finally:
-            for _ in workers:
-                await self._put(queue, None)
-            await self._finish(workers)
+            await self.finish()
+        return self.outcome
+
+    def start(self) -> None:
+        """Start the workers; then ``put`` each item, and ``finish``."""
+        self._queue = asyncio.Queue(self.settings.concurrency * 2)
+        self._workers = {
+            asyncio.create_task(self._worker(self._queue)) for _ in range(self.settings.concurrency)
+        }
+
+    async def put(self, item: WorkItem) -> bool:
+        """Queue one item for the workers; False, queueing nothing, once the run is stopping."""
+        if self.stop_event.is_set():
+            return False
+        await self._put(self._queue, item)
+        return True
+
+    async def finish(self) -> SendOutcome:
+        """No more items: the workers drain the queue (or stop), then the counts."""
+        for _ in self._workers:
+            await self._put(self._queue, None)
+        await self._finish(self._workers)
         return self.outcome
 
     async def _put(self, queue: asyncio.Queue[WorkItem | None], item: WorkItem | None) -> None:
@@ -349,27 +365,32 @@ class Sender:
             # Our own earlier attempt was applied and its answer lost, most likely: say so,
             # or a first import reads as if someone had imported before.
             status = Outcome.EXISTING_OWN
-        held = item.payload if result.created else server_view(item.payload, result.body)
-        # Record what AskElephant holds: if it differs, the next plan says "changed".
+        held = judge_answer(
+            item.payload,
+            item.payload_hash,
+            item.field_hashes,
+            created=result.created,
+            answer=result.body,
+        )
         self.ledger.record_success(
             item.external_id,
             created=result.created,
             engagement_id=result.engagement_id,
             http_status=result.http_status,
-            payload_hash=item.payload_hash if held is item.payload else payload_hash(held),
-            field_hashes=item.field_hashes if held is item.payload else field_hashes(held),
+            payload_hash=held.payload_hash,
+            field_hashes=held.field_hashes,
             found_by=result.found_by,
         )
         self.outcome.counts[status] += 1
         self.reporter.row_done(item.external_id, item.row_number, status, result.engagement_id)
-        differ = sorted(name for name in held if held[name] != item.payload[name])
-        if differ:
+        if held.changed:
             self.outcome.counts[Outcome.CHANGED] += 1
             self.reporter.row_done(
                 item.external_id,
                 item.row_number,
                 Outcome.CHANGED,
-                "AskElephant already held this engagement with other values: " + ", ".join(differ),
+                "AskElephant already held this engagement with other values: "
+                + ", ".join(held.changed),
             )
         if item.contact_ids is not None:
             await self._sync_contacts(item, result.engagement_id)

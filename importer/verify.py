@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from importer import defaults
 from importer.errors import ApiError, FatalError, PermanentError
 from importer.events import Reporter
 from importer.ledger import Ledger
@@ -30,8 +31,8 @@ class VerifySettings:
 
     wait: bool = False
     """Poll until every status is terminal, or the timeout passes."""
-    timeout: float = 600.0
-    concurrency: int = 8
+    timeout: float = defaults.VERIFY_TIMEOUT
+    concurrency: int = defaults.CONCURRENCY
     poll_base: float = 1.0
     poll_cap: float = 30.0
     extra_terminal: frozenset[str] = frozenset()

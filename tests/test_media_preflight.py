@@ -21,8 +21,9 @@ import pytest
 from importer.events import HumanReporter
 from importer.ledger import Ledger
 from importer.media import MediaVerdict, check_media, preflight
-from importer.pipeline import ImportSettings, plan_manifest, run_import
+from importer.pipeline import plan_manifest, run_import
 from importer.plan import PlannedRow
+from importer.settings import ImportSettings
 from importer.targets.askelephant import AskElephantTarget
 from importer.validate import MappingOptions
 from tests.conftest import SandboxProcess

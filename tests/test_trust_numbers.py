@@ -65,8 +65,8 @@ def test_the_progress_bar_counts_only_the_rows_it_sends(
     sandbox: SandboxProcess, tmp_path: Path
 ) -> None:
     from importer.events import HumanReporter
-    from importer.pipeline import ImportSettings
     from importer.runner import askelephant_factory, import_manifest
+    from importer.settings import ImportSettings
     from importer.validate import MappingOptions
 
     ledger = tmp_path / "l.db"

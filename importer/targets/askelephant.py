@@ -9,14 +9,12 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from importer import __version__, contract
+from importer import __version__, contract, defaults
 from importer.errors import IntegrityProblem, TransientError, UsageError
 from importer.responses import classify
 from importer.targets.answers import Answer
 from importer.targets.base import CreateResult, GetResult, Lookup
 from importer.targets.http import scrub, scrub_error, scrub_value, send_request
-
-DEFAULT_READ_TIMEOUT = 300.0  # the server fetches the media synchronously during create
 
 
 def check_base_url(base_url: str, example: str = contract.PRODUCTION_BASE_URL) -> str:
@@ -45,7 +43,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def build_timeout(read_timeout: float = DEFAULT_READ_TIMEOUT) -> httpx.Timeout:
+def build_timeout(read_timeout: float = defaults.READ_TIMEOUT) -> httpx.Timeout:
     """Connect fast, but give the server time to fetch the media during create.
 
     The read timeout is also each request's overall deadline (see ``AskElephantTarget``).
@@ -70,13 +68,13 @@ class AskElephantTarget:
         api_key: str,
         *,
         timeout: httpx.Timeout | None = None,
-        max_connections: int = 8,
+        max_connections: int = defaults.CONCURRENCY,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
         self._key = api_key
         timeout = timeout or build_timeout()
-        self._deadline = timeout.read or DEFAULT_READ_TIMEOUT
+        self._deadline = timeout.read or defaults.READ_TIMEOUT
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
             headers={

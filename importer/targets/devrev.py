@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from importer import __version__
+from importer import __version__, defaults
 from importer.errors import (
     ApiError,
     FatalError,
@@ -182,7 +182,7 @@ class DevRevTarget:
         api_key: str,
         *,
         timeout: httpx.Timeout | None = None,
-        max_connections: int = 8,
+        max_connections: int = defaults.CONCURRENCY,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         window: RateWindow | None = None,

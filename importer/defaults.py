@@ -1,0 +1,18 @@
+"""Every default a user can change with an option, defined once.
+
+The CLI shows these in ``--help``; the settings dataclasses and the stage functions use
+them when a caller (a test, a script) leaves the value out.
+"""
+
+from __future__ import annotations
+
+BATCH_SIZE = 1000
+"""Manifest rows read, validated and planned at a time (memory stays flat)."""
+CONCURRENCY = 8
+"""Requests in flight at once (create, verify GETs, media preflight)."""
+MAX_ATTEMPTS = 6
+"""Attempts per request before a transient failure is left for a later run."""
+READ_TIMEOUT = 300.0
+"""Seconds to wait for an answer: AskElephant fetches the media during the create."""
+VERIFY_TIMEOUT = 600.0
+"""``importer verify --wait``: seconds to poll before giving up."""

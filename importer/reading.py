@@ -1,0 +1,226 @@
+"""Reading the manifest for a command: rows mapped and validated batch by batch.
+
+Two passes keep memory bounded whatever the manifest's size: pass one (``index_manifest``)
+validates every row and indexes (external_id, row, payload hash) in SQLite's temp store,
+which finds duplicates across the whole file; pass two (``planned_batches``) plans each row
+against the ledger. ``prepare`` settles what the file as a whole decides first, and the
+media preflight, when asked for, reads the manifest once before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from importer import contract
+from importer.events import Reporter
+from importer.ledger import Ledger
+from importer.manifest import ReadStats, SourceOptions, read_columns, read_manifest
+from importer.manifest_index import ManifestIndex
+from importer.plan import DuplicateInfo, PlannedRow, plan_row
+from importer.settings import ImportSettings
+from importer.validate import (
+    MappedRow,
+    MappingOptions,
+    RowError,
+    TranscriptReader,
+    TranscriptUnavailable,
+    map_row,
+)
+
+# A transcript file this much larger than the byte limit is refused without being read.
+TRANSCRIPT_READ_LIMIT = contract.TRANSCRIPT_MAX_BYTES * 4
+
+
+def transcript_reader(manifest_dir: Path) -> TranscriptReader:
+    """Reads transcript_path cells relative to (and only inside) the manifest's folder."""
+    root = manifest_dir.resolve()
+
+    def read(relative: str) -> str:
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root):
+            raise TranscriptUnavailable(f"{relative!r} points outside the manifest's folder {root}")
+        if not path.is_file():
+            raise TranscriptUnavailable(f"{relative!r} not found in {root}")
+        size = path.stat().st_size
+        if size > TRANSCRIPT_READ_LIMIT:
+            raise TranscriptUnavailable(
+                f"{relative!r} is {size:,} bytes; the API allows at most "
+                f"{contract.TRANSCRIPT_MAX_BYTES:,} bytes of transcript"
+            )
+        try:
+            return path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise TranscriptUnavailable(
+                f"{relative!r} is not UTF-8 text (byte {error.start}); save it as UTF-8"
+            ) from None
+        except OSError as error:
+            raise TranscriptUnavailable(f"{relative!r} cannot be read ({error.strerror})") from None
+
+    return read
+
+
+def mapped_batches(
+    manifest: Path,
+    options: MappingOptions,
+    batch_size: int,
+    media_failures: Callable[[list[str]], dict[str, str]] | None = None,
+    source: SourceOptions | None = None,
+    stats: ReadStats | None = None,
+) -> Iterator[list[MappedRow]]:
+    """Every row of the manifest, mapped and validated, batch by batch.
+
+    ``media_failures`` (from a preflight) maps failing media URLs to the reason.
+    """
+    source = dataclasses.replace(
+        source or SourceOptions(), id_column=options.columns.column_of("id")
+    )
+    options.columns.check_columns(
+        manifest, read_columns(manifest, source), source_system_given=bool(options.source_system)
+    )
+    reader = transcript_reader(manifest.parent)
+    column = options.columns.column_of("media_url")
+    mapper = options.row_mapper or map_row
+    for batch in read_manifest(manifest, batch_size, source, stats):
+        mapped = [
+            mapper(
+                row.cells,
+                row.row_number,
+                options,
+                file=str(manifest),
+                read_transcript=reader,
+                structural_problem=row.problem,
+            )
+            for row in batch
+        ]
+        if media_failures is not None:
+            failing = media_failures([url for r in mapped if (url := _media_url(r))])
+            mapped = [
+                with_media_failure(r, failing[url], column)
+                if (url := _media_url(r)) is not None and url in failing
+                else r
+                for r in mapped
+            ]
+        yield mapped
+
+
+def _media_url(row: MappedRow) -> str | None:
+    """The media URL the row's request carries (DevRev's carries none to preflight)."""
+    return row.payload.get("media_url") if row.payload else None
+
+
+def with_media_failure(row: MappedRow, reason: str, column: str) -> MappedRow:
+    """The row, made invalid by a failed media preflight."""
+    error = RowError(row.file, row.row_number, column, "media_check", f"preflight: {reason}")
+    return dataclasses.replace(row, payload=None, errors=(*row.errors, error))
+
+
+async def preflight_media(ledger: Ledger, settings: ImportSettings, reporter: Reporter) -> None:
+    """Check every distinct media URL of the manifest (cached in the ledger)."""
+    from importer.media import preflight
+    from importer.urlsafety import system_resolver
+
+    totals: Counter[str] = Counter()
+    for batch in mapped_batches(
+        settings.manifest, settings.mapping, settings.batch_size, source=settings.source
+    ):
+        urls = [url for r in batch if (url := _media_url(r))]
+        totals.update(
+            await preflight(
+                urls,
+                ledger,
+                client=settings.media_client,
+                resolve=settings.media_resolver or system_resolver,
+                concurrency=settings.send.concurrency,
+            )
+        )
+    reporter.notice(
+        f"Media preflight: {totals['checked']:,} URL(s) checked, {totals['cached']:,} cached, "
+        f"{totals['failed']:,} failing."
+    )
+
+
+def _media_filter(ledger: Ledger, settings: ImportSettings) -> Any:
+    return ledger.media_failures if settings.check_media else None
+
+
+def index_manifest(
+    ledger: Ledger, settings: ImportSettings, stats: ReadStats | None = None
+) -> tuple[ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
+    """Pass one: validate everything and find external_ids used on several rows."""
+    index = ManifestIndex(ledger)
+    index.start()
+    seen: Counter[str] = Counter()
+    for batch in mapped_batches(
+        settings.manifest,
+        settings.mapping,
+        settings.batch_size,
+        _media_filter(ledger, settings),
+        settings.source,
+        stats,
+    ):
+        valid = [(r.external_id, r.row_number, r.payload_hash) for r in batch if r.valid]
+        index.add(valid)  # type: ignore[arg-type]
+        seen["rows"] += len(batch)
+        seen["valid"] += len(valid)
+    duplicates = {
+        external_id: DuplicateInfo(first_row, conflicting, rows, more)
+        for external_id, first_row, conflicting, rows, more in index.repeated()
+    }
+    return index, duplicates, seen
+
+
+def planned_batches(
+    ledger: Ledger, settings: ImportSettings, duplicates: dict[str, DuplicateInfo]
+) -> Iterator[list[PlannedRow]]:
+    """Pass two: each row's action, given the ledger."""
+    for batch in mapped_batches(
+        settings.manifest,
+        settings.mapping,
+        settings.batch_size,
+        _media_filter(ledger, settings),
+        settings.source,
+    ):
+        facts = ledger.facts_for(r.external_id for r in batch if r.external_id)
+        yield [
+            plan_row(
+                row,
+                facts.get(row.external_id) if row.external_id else None,
+                duplicates.get(row.external_id) if row.external_id else None,
+                settings.plan,
+            )
+            for row in batch
+        ]
+
+
+def prepare(settings: ImportSettings) -> tuple[ImportSettings, list[str]]:
+    """Settle what the file as a whole decides (its date order) before any row is mapped."""
+    from importer.file_checks import settle_dates
+
+    source = dataclasses.replace(
+        settings.source, id_column=settings.mapping.columns.column_of("id")
+    )
+    mapping, notices = settle_dates(
+        settings.manifest, settings.mapping, source, settings.batch_size
+    )
+    return dataclasses.replace(settings, mapping=mapping), notices
+
+
+def read_notices(settings: ImportSettings, stats: ReadStats) -> list[str]:
+    """What a complete read noticed: unused columns, a dropped report footer."""
+    notices = []
+    columns = read_columns(settings.manifest, settings.source)
+    unused = settings.mapping.columns.unused_columns(columns)
+    if unused:
+        notices.append(f"Columns not used (not in the mapping): {', '.join(unused)}")
+    footer = stats.footer
+    if footer.rows:
+        rows = ", ".join(str(n) for n in footer.rows)
+        notices.append(
+            f"Skipped the report footer after the last record ({len(footer.rows)} row(s): "
+            f"{rows}, starting {footer.first_cell!r})."
+        )
+    return notices
