@@ -7,6 +7,7 @@ invalid, failed or changed; 2 bad usage, manifest, mapping or ledger; 3 aborted
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -376,6 +377,11 @@ def _import_settings(
             param_hint="--timezone",
         ) from None
     columns = load_mapping(mapping)
+    if source_system and "source_system" in columns.defaults:
+        # The option is the more explicit choice: it wins over the mapping's default.
+        columns = dataclasses.replace(
+            columns, defaults={**columns.defaults, "source_system": source_system}
+        )
     return ImportSettings(
         manifest=manifest,
         source=SourceOptions(
@@ -778,16 +784,6 @@ def verify(ctx: click.Context, **options: Any) -> None:
     ctx.exit(1 if result.failed or result.timed_out else 0)
 
 
-FIELD_HINTS = {
-    "id": " (required: map it in [columns])",
-    "title": " (required: map it in [columns])",
-    "media_url": " (required: map it in [columns])",
-    "start_at": " (required: map it in [columns])",
-    "type": ' (required: the file sets [defaults] type = "CALL"; change it if need be)',
-    "source_system": " (required: set [defaults] source_system or pass --source-system)",
-}
-
-
 @cli.command()
 @manifest_argument
 @click.option(
@@ -798,28 +794,41 @@ FIELD_HINTS = {
     help="Where to write the mapping file.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init(manifest: Path, out: Path, force: bool) -> None:
-    """Write a commented mapping file for MANIFEST, guessing its columns.
+@click.option("--delimiter", help="CSV cell delimiter: , ; | or tab [default: sniffed].")
+@click.option("--encoding", help="CSV text encoding [default: from the BOM, else utf-8].")
+@click.option("--sheet", help=".xlsx manifests: the sheet to read [default: the first].")
+def init(
+    manifest: Path,
+    out: Path,
+    force: bool,
+    delimiter: str | None,
+    encoding: str | None,
+    sheet: str | None,
+) -> None:
+    """Write a commented mapping file for MANIFEST from its headers and first rows.
 
-    Knows common CRM export headers ("Recording URL", "Call Date", "Subject",
-    "Activity ID", ...) and lists what it could not map.
+    Knows the headers of Salesforce, HubSpot, Gong, Zoom, Chorus, Outreach, Salesloft,
+    Dialpad and dialer exports, maps a column only when its values fit the field,
+    proposes value maps, and prints what it mapped, guessed and could not find.
     """
+    from importer.csv_dialect import delimiter_option, encoding_option
     from importer.errors import UsageError
-    from importer.manifest import read_columns
-    from importer.mapping_init import guess_mapping, render_mapping
+    from importer.manifest import SourceOptions, read_columns, read_samples
+    from importer.mapping_init import guess_mapping, render_mapping, summary_lines
 
     if out.exists() and not force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
-    guess = guess_mapping(read_columns(manifest))
+    source = SourceOptions(
+        delimiter=delimiter_option(delimiter), encoding=encoding_option(encoding), sheet=sheet
+    )
+    samples = [row.cells for row in read_samples(manifest, source)]
+    guess = guess_mapping(read_columns(manifest, source), samples)
     try:
         out.write_text(render_mapping(guess, str(manifest)), encoding="utf-8")
     except OSError as error:
         raise UsageError(f"cannot write {out} ({error.strerror})") from None
-    click.echo(f"Wrote {out}: {len(guess.columns)} field(s) mapped.")
-    for field in guess.unmapped_fields:
-        click.echo(f"  not found: {field}{FIELD_HINTS.get(field, '')}")
-    if guess.unused_columns:
-        click.echo(f"  columns not used: {', '.join(guess.unused_columns)}")
+    for line in summary_lines(guess, str(out)):
+        click.echo(line)
 
 
 def _mapping_values(options: dict[str, Any]) -> dict[str, Any]:

@@ -1,131 +1,297 @@
-"""``importer init``: guess a mapping file from a CRM export's column names.
+"""``importer init``: propose a mapping file from a CRM export's headers and first rows.
 
-Exports name the same thing many ways ("Recording URL", "Call Recording", "Media Link");
-this module knows the common ones and writes a commented TOML file the user can correct.
+Exports name the same thing many ways ("Recording URL", "Call Recording URL", "Started",
+``CreatedDate``); ``crm_headers`` knows the common ones. A header alone is not enough: a
+column is mapped only when its values fit the field (Salesforce's "Call Type" holds
+Inbound/Outbound, a direction, not CALL/MEETING), and values that mean a field's values
+under another name ("Video Meeting", "Private") get a proposed ``[values.FIELD]`` map.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
+from importer.cells import InvalidCell
+from importer.crm_headers import (
+    DIRECTION_WORDS,
+    PRIVATE_WORDS,
+    SYNONYMS,
+    SYSTEM_HEADERS,
+    SYSTEM_TYPES,
+    TYPE_WORDS,
+)
+from importer.dates import DAYFIRST, MONTHFIRST, DateStyle, decide_order, parse_start_at
 from importer.mapping import FIELDS, REQUIRED_FIELDS
 
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    "id": (
-        "id",
-        "activity id",
-        "call id",
-        "record id",
-        "recording id",
-        "meeting id",
-        "engagement id",
-        "task id",
-        "event id",
-        "external id",
-        "uuid",
-    ),
-    "type": ("type", "activity type", "call type", "engagement type", "kind", "category"),
-    "title": (
-        "title",
-        "subject",
-        "name",
-        "call subject",
-        "meeting title",
-        "topic",
-        "activity subject",
-        "description",
-    ),
-    "media_url": (
-        "media url",
-        "recording url",
-        "recording link",
-        "call recording",
-        "recording",
-        "audio url",
-        "video url",
-        "media link",
-        "media",
-        "file url",
-    ),
-    "start_at": (
-        "start at",
-        "start",
-        "start time",
-        "call date",
-        "date",
-        "activity date",
-        "start date time",
-        "started at",
-        "meeting date",
-        "created date",
-        "timestamp",
-    ),
-    "is_private": ("is private", "private", "confidential", "visibility private"),
-    "participants": ("participants", "attendees", "invitees", "contacts", "people", "guests"),
-    "transcript_text": ("transcript text", "transcript", "notes transcript"),
-    "transcript_path": ("transcript path", "transcript file", "transcript filename"),
-    "source_system": ("source system", "source", "system", "crm"),
-    "contact_ids": ("contact ids", "askelephant contact ids"),
+TRUE_FALSE = {"true", "false", "yes", "no", "y", "n", "1", "0", "t", "f"}
+# Header words that make a column a guess for a field when no synonym matched.
+GUESS_WORDS = {
+    "id": ("id",),
+    "title": ("title", "subject", "name"),
+    "media_url": ("recording", "media", "audio", "video", "url"),
+    "start_at": ("date", "time", "start"),
+    "participants": ("participant", "attendee", "email"),
 }
 
 
 def normalise(name: str) -> str:
-    """'Recording_URL ' -> 'recording url': case, separators and spaces folded."""
-    return re.sub(r"[\s_\-./]+", " ", name.strip().lower()).strip()
+    """'Recording_URL__c ' -> 'recording url': case, separators, spaces, ``__c`` folded."""
+    name = re.sub(r"__c$", "", name.strip())  # Salesforce custom fields' API names
+    return re.sub(r"[\s_\-./]+", " ", name.lower()).strip()
 
 
 @dataclass(frozen=True)
 class MappingGuess:
-    """Which column each field comes from, and what was left unmatched."""
+    """Which column each field comes from, how sure, and what was left unmatched."""
 
     columns: dict[str, str]
     unmapped_fields: list[str]
     unused_columns: list[str]
+    guessed: set[str] = field(default_factory=set)
+    """Fields matched by a word in the header rather than a known header name."""
+    refused: dict[str, str] = field(default_factory=dict)
+    """Field to why a column whose name matched was not used (its values do not fit)."""
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Proposed ``[values.FIELD]`` maps."""
+    defaults: dict[str, str] = field(default_factory=dict)
+    source_system: str | None = None
+    """The system the headers look like (written as a default)."""
+    date_question: str | None = None
+    """When the first rows' numeric dates read two ways: the question to answer."""
+    skip_without_media: int = 0
+    """How many of the first rows have a blank media URL (then skipped, not invalid)."""
 
 
-def guess_mapping(headers: list[str]) -> MappingGuess:
-    """Match headers to fields, best synonym first; each column is used at most once."""
-    by_name = {normalise(h): h for h in headers}
+def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) -> MappingGuess:
+    """Match headers to fields, best synonym first, checking each column's first values."""
+    rows = list(samples)
+    by_name: dict[str, str] = {}
+    for header in headers:
+        by_name.setdefault(normalise(header), header)
+        by_name.setdefault(normalise(header).replace(" ", ""), header)
     used: set[str] = set()
     columns: dict[str, str] = {}
-    for field in FIELDS:
-        for synonym in SYNONYMS[field]:
-            header = by_name.get(synonym)
-            if header is not None and header not in used:
-                columns[field] = header
-                used.add(header)
-                break
-    unmapped = [f for f in FIELDS if f not in columns]
+    guessed: set[str] = set()
+    refused: dict[str, str] = {}
+    values: dict[str, dict[str, str]] = {}
+    for name in FIELDS:
+        candidates = [by_name[s] for s in SYNONYMS[name] if s in by_name]
+        candidates += [
+            by_name[s.replace(" ", "")] for s in SYNONYMS[name] if s.replace(" ", "") in by_name
+        ]
+        found = _first_fitting(name, candidates, used, rows, refused, values)
+        if found is None:
+            words = GUESS_WORDS.get(name, ())
+            loose = [h for h in headers if any(w in normalise(h).split() for w in words)]
+            found = _first_fitting(name, loose, used, rows, {}, values)
+            if found is not None:
+                guessed.add(name)
+        if found is not None:
+            columns[name] = found
+            used.add(found)
+    defaults: dict[str, str] = {}
+    system = detect_system(headers)
+    if "type" not in columns:
+        defaults["type"] = SYSTEM_TYPES.get(system or "", "CALL")
+    if system and "source_system" not in columns:
+        defaults["source_system"] = system
+    unmapped = [f for f in FIELDS if f not in columns and f not in defaults]
     unused = [h for h in headers if h not in used]
-    return MappingGuess(columns, unmapped, unused)
+    question = _date_question(columns.get("start_at"), rows)
+    media = columns.get("media_url")
+    blank_media = sum(1 for r in rows if media and not r.get(media, "").strip())
+    return MappingGuess(
+        columns,
+        unmapped,
+        unused,
+        guessed,
+        refused,
+        values,
+        defaults,
+        system,
+        question,
+        blank_media,
+    )
+
+
+def detect_system(headers: list[str]) -> str | None:
+    """The system whose distinctive headers the file has most of (at least two)."""
+    names = {normalise(h) for h in headers} | {normalise(h).replace(" ", "") for h in headers}
+    scores = {system: len(names & set(known)) for system, known in SYSTEM_HEADERS.items()}
+    best = max(scores, key=lambda s: scores[s])
+    return best if scores[best] >= 2 else None
+
+
+def _first_fitting(
+    name: str,
+    candidates: list[str],
+    used: set[str],
+    rows: list[dict[str, str]],
+    refused: dict[str, str],
+    values: dict[str, dict[str, str]],
+) -> str | None:
+    for header in dict.fromkeys(candidates):
+        if header in used:
+            continue
+        seen = [r.get(header, "").strip() for r in rows]
+        seen = [v for v in seen if v]
+        problem, value_map = _fit(name, seen)
+        if problem is None:
+            if value_map:
+                values[name] = value_map
+            return header
+        refused.setdefault(name, f"{header!r} {problem}")
+    return None
+
+
+def _fit(name: str, seen: list[str]) -> tuple[str | None, dict[str, str]]:
+    """Why ``seen`` values do not fit field ``name`` (None: they fit), and a value map."""
+    if not seen:
+        return None, {}
+    distinct = list(dict.fromkeys(seen))
+    shown = ", ".join(distinct[:4])
+    if name == "type":
+        folded = {v: v.strip().lower() for v in distinct}
+        if any(f in DIRECTION_WORDS for f in folded.values()):
+            return f"holds {shown}: a direction, not CALL or MEETING", {}
+        unknown = [v for v, f in folded.items() if f.upper() not in ("CALL", "MEETING")]
+        if any(folded[v] not in TYPE_WORDS for v in unknown):
+            return f"holds {shown}, not CALL or MEETING", {}
+        return None, {v: TYPE_WORDS[folded[v]] for v in unknown}
+    if name == "media_url":
+        if not all(v.lower().startswith(("http://", "https://")) for v in distinct):
+            return f"holds {shown}, not URLs", {}
+    elif name == "start_at":
+        if not all(_reads_as_date(v) for v in distinct):
+            return f"holds {shown}, not dates and times", {}
+    elif name == "is_private":
+        unknown = [v for v in distinct if v.lower() not in TRUE_FALSE]
+        if any(v.lower() not in PRIVATE_WORDS for v in unknown):
+            return f"holds {shown}, not true or false", {}
+        return None, {v: PRIVATE_WORDS[v.lower()] for v in unknown}
+    elif name == "participants":
+        if not all("@" in v or "<" in v or "(" in v or "," in v or "[" in v for v in distinct):
+            return f"holds {shown}, not people", {}
+    elif name == "id" and len(distinct) < len(seen):
+        return "repeats values, so it cannot be the recording's id", {}
+    return None, {}
+
+
+def _reads_as_date(value: str) -> bool:
+    for order in (DAYFIRST, MONTHFIRST):
+        try:
+            parse_start_at(value, "UTC", DateStyle(order=order))
+            return True
+        except InvalidCell:
+            continue
+    return False
+
+
+def _date_question(column: str | None, rows: list[dict[str, str]]) -> str | None:
+    if column is None:
+        return None
+    decision = decide_order((n, r.get(column, "")) for n, r in enumerate(rows, start=2))
+    if decision.order is None and decision.ambiguous is not None:
+        _, value = decision.ambiguous
+        return (
+            f"Is {value!r} day-first or month-first? The first rows do not say: set "
+            '[formats] start_at = "dayfirst" or "monthfirst" (or pass --dayfirst/--monthfirst).'
+        )
+    return None
 
 
 def render_mapping(guess: MappingGuess, manifest: str) -> str:
     """The guess as a commented TOML mapping file."""
     lines = [
-        f"# Mapping for {manifest}, guessed by `importer init`: check every line.",
-        '# [columns]: field = "column in the manifest".',
-        "[columns]",
+        f"# Mapping for {manifest}, proposed by `importer init`: check every line.",
     ]
-    for field in FIELDS:
-        if field in guess.columns:
-            lines.append(f"{field} = {_toml_string(guess.columns[field])}")
+    if guess.source_system:
+        lines.append(f"# The headers look like a {guess.source_system} export.")
+    lines += ['# [columns]: field = "column in the manifest".', "[columns]"]
+    for name in FIELDS:
+        if name in guess.columns:
+            note = "   # guessed from the header's words" if name in guess.guessed else ""
+            lines.append(f"{name} = {_toml_string(guess.columns[name])}{note}")
         else:
-            need = "required" if field in REQUIRED_FIELDS else "optional"
-            lines.append(f'# {field} = "..."   # not found ({need})')
+            need = "required" if name in REQUIRED_FIELDS else "optional"
+            why = f"; {guess.refused[name]}" if name in guess.refused else ""
+            lines.append(f'# {name} = "..."   # not found ({need}{why})')
     lines += [
         "",
         "# [defaults]: used when a column is absent or a cell is blank.",
         "[defaults]",
     ]
-    if "type" not in guess.columns:
-        lines.append('type = "CALL"            # or "MEETING"')
-    if "source_system" not in guess.columns:
+    if "type" in guess.defaults:
+        lines.append(f'type = "{guess.defaults["type"]}"            # or "CALL" / "MEETING"')
+    if "source_system" in guess.defaults:
+        lines.append(f"source_system = {_toml_string(guess.defaults['source_system'])}")
+    elif "source_system" not in guess.columns:
         lines.append('# source_system = "salesforce"   # or pass --source-system')
+    for name, table in guess.values.items():
+        lines += ["", f"[values.{name}]"]
+        lines += [f"{_toml_string(k)} = {_toml_string(v)}" for k, v in table.items()]
+    if guess.skip_without_media:
+        lines += [
+            "",
+            "# Some rows have no media URL (calls without a recording): skip them.",
+            "[rows]",
+            "skip_without_media = true",
+        ]
+    if guess.date_question:
+        lines += ["", "# " + guess.date_question, "# [formats]", '# start_at = "monthfirst"']
     if guess.unused_columns:
         lines += ["", "# Columns not used: " + ", ".join(guess.unused_columns)]
     return "\n".join(lines) + "\n"
+
+
+FIELD_HINTS = {
+    "id": "required: map it in [columns]",
+    "title": "required: map it in [columns]",
+    "media_url": "required: map it in [columns]",
+    "start_at": "required: map it in [columns]",
+    "source_system": "required: set [defaults] source_system or pass --source-system",
+}
+
+
+def summary_lines(guess: MappingGuess, out: str) -> list[str]:
+    """What ``importer init`` prints: mapped, guessed, defaults, refused, missing, questions."""
+    lines = [f"Wrote {out}: {len(guess.columns)} field(s) mapped."]
+    for name in FIELDS:
+        if name in guess.columns:
+            kind = "guessed" if name in guess.guessed else "mapped"
+            lines.append(f"  {kind + ':':<9}{name} <- {guess.columns[name]!r}")
+    if "source_system" in guess.defaults:
+        lines.append(
+            f'  default: source_system = "{guess.defaults["source_system"]}" (the headers look '
+            f"like a {guess.defaults['source_system']} export)"
+        )
+    if "type" in guess.defaults:
+        lines.append(
+            f'  default: type = "{guess.defaults["type"]}" (no column holds CALL or MEETING)'
+        )
+    for name, table in guess.values.items():
+        pairs = ", ".join(f"{k} -> {v}" for k, v in table.items())
+        lines.append(f"  values:  {name}: {pairs}")
+    if guess.skip_without_media:
+        lines.append(
+            f"  rows:    {guess.skip_without_media} of the first rows have no media URL: "
+            "skip_without_media = true (skipped, not invalid)"
+        )
+    for name, why in guess.refused.items():
+        if name not in guess.columns:
+            lines.append(f"  not used for {name}: {why}")
+    required = [f for f in guess.unmapped_fields if f in FIELD_HINTS]
+    optional = [f for f in guess.unmapped_fields if f not in FIELD_HINTS]
+    lines += [f"  missing: {name} ({FIELD_HINTS[name]})" for name in required]
+    if optional:
+        lines.append(f"  missing (optional): {', '.join(optional)}")
+    if guess.date_question:
+        lines.append(f"  question: {guess.date_question}")
+    if guess.unused_columns:
+        lines.append(f"  columns not used: {', '.join(guess.unused_columns)}")
+    return lines
 
 
 def _toml_string(value: str) -> str:

@@ -27,6 +27,7 @@ from importer import contract
 from importer.cells import InvalidCell
 from importer.dates import DateStyle, parse_start_at
 from importer.mapping import ColumnMapping
+from importer.participants import parse_participants
 
 TranscriptReader = Callable[[str], str]
 """Reads a transcript_path cell; raises ``TranscriptUnavailable`` with a reason."""
@@ -35,7 +36,6 @@ RowMapper = Callable[..., "MappedRow"]
 
 TRUE_WORDS = {"true", "yes", "y", "1", "t"}
 FALSE_WORDS = {"false", "no", "n", "0", "f"}
-NAME_EMAIL = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<\s*(?P<email>[^<>]*)\s*>\s*$")
 
 
 class TranscriptUnavailable(Exception):
@@ -309,85 +309,6 @@ def _has_credentials(url: str) -> bool:
         return parts.username is not None or parts.password is not None
     except ValueError:
         return False
-
-
-def parse_participants(text: str) -> list[dict[str, Any]]:
-    """A JSON list of objects, or ``Name <email>; Name <email>``."""
-    value = text.strip()
-    if not value:
-        return []
-    if value.startswith("["):
-        try:
-            items = json.loads(value)
-        except json.JSONDecodeError as error:
-            raise InvalidCell(
-                f"starts like JSON but is not valid JSON ({error.msg} at character {error.pos})"
-            ) from None
-        except (ValueError, RecursionError):
-            # Numbers past int's digit limit, or nesting deeper than the parser goes.
-            raise InvalidCell("starts like JSON but cannot be read as JSON") from None
-        if not isinstance(items, list):
-            raise InvalidCell("must be a JSON list of objects")
-        return _check_participants(items)
-    if value.startswith("{"):
-        raise InvalidCell("must be a JSON list of objects ([{...}]), not a single object")
-    items = []
-    for part in re.split(r"[;\n]", value):
-        if not part.strip():
-            continue
-        match = NAME_EMAIL.match(part)
-        if match:
-            name, email = match.group("name").strip().strip('"'), match.group("email").strip()
-        elif "@" in part:
-            name, email = "", part.strip()
-        else:
-            name, email = part.strip(), ""
-        item: dict[str, Any] = {}
-        if name:
-            item["name"] = name
-        if email:
-            item["email"] = email
-        items.append(item)
-    return _check_participants(items)
-
-
-def _check_participants(items: list[Any]) -> list[dict[str, Any]]:
-    owners = 0
-    result = []
-    for index, item in enumerate(items, start=1):
-        if not isinstance(item, dict):
-            raise InvalidCell(f"participant {index} is not an object")
-        name, email = item.get("name"), item.get("email")
-        if name is not None and not isinstance(name, str):
-            raise InvalidCell(f"participant {index}: name must be text")
-        if email is not None and not isinstance(email, str):
-            raise InvalidCell(f"participant {index}: email must be text")
-        phone, owner = item.get("phone"), item.get("is_owner")
-        if phone is not None and (isinstance(phone, bool) or not isinstance(phone, str | int)):
-            raise InvalidCell(f"participant {index}: phone must be text")
-        if owner is not None and not isinstance(owner, bool):
-            raise InvalidCell(f"participant {index}: is_owner must be true or false")
-        if any(isinstance(v, str) and has_lone_surrogate(v) for v in (name, email, phone)):
-            raise InvalidCell(f"participant {index} has an unpaired \\u escape (not Unicode)")
-        name, email = (name or "").strip(), (email or "").strip()
-        if not name and not email:
-            raise InvalidCell(f"participant {index} has neither a name nor an email")
-        if email and not contract.check_email(email):
-            raise InvalidCell(f"participant {index}: {email!r} is not a valid email address")
-        clean: dict[str, Any] = {}
-        if name:
-            clean["name"] = name
-        if email:
-            clean["email"] = email
-        if phone not in (None, ""):
-            clean["phone"] = str(phone)
-        if owner is True:
-            owners += 1
-            clean["is_owner"] = True
-        result.append(clean)
-    if owners > 1:
-        raise InvalidCell("more than one participant has is_owner: true")
-    return result
 
 
 def parse_contact_ids(text: str) -> tuple[str, ...] | None:

@@ -626,13 +626,14 @@ def test_init_guesses_a_mapping_from_crm_headers(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         f"Wrote {mapping}: 5 field(s) mapped.",
-        "  not found: is_private",
-        "  not found: participants",
-        "  not found: transcript_text",
-        "  not found: transcript_path",
-        "  not found: source_system (required: set [defaults] source_system"
-        " or pass --source-system)",
-        "  not found: contact_ids",
+        "  mapped:  id <- 'Activity ID'",
+        "  mapped:  type <- 'Call Type'",
+        "  mapped:  title <- 'Subject'",
+        "  mapped:  media_url <- 'Recording URL'",
+        "  mapped:  start_at <- 'Call Date'",
+        '  default: source_system = "salesforce" (the headers look like a salesforce export)',
+        "  missing (optional): is_private, participants, transcript_text, transcript_path, "
+        "contact_ids",
         "  columns not used: Notes",
     ]
     text = mapping.read_text(encoding="utf-8")

@@ -12,6 +12,7 @@ from importer import contract
 from importer.cells import InvalidCell
 from importer.dates import parse_start_at
 from importer.mapping import FIELDS, ColumnMapping
+from importer.participants import parse_participants
 from importer.validate import (
     MappedRow,
     MappingOptions,
@@ -19,7 +20,6 @@ from importer.validate import (
     canonical_json,
     map_row,
     parse_contact_ids,
-    parse_participants,
 )
 
 VALID: dict[str, str] = {
@@ -309,6 +309,19 @@ def test_other_is_private_values_are_rejected(value: str) -> None:
         ),
         ('"Lima, Ana" <ana@acme.com>', [{"name": "Lima, Ana", "email": "ana@acme.com"}]),
         ("ana@acme.com; Bo", [{"email": "ana@acme.com"}, {"name": "Bo"}]),
+        (
+            "Ana Ng (ana@acme.com), Ben Wu",
+            [{"name": "Ana Ng", "email": "ana@acme.com"}, {"name": "Ben Wu"}],
+        ),
+        ("ana@acme.com, bo@acme.com", [{"email": "ana@acme.com"}, {"email": "bo@acme.com"}]),
+        (
+            '["Ana Ng <ana@acme.com>", "Ben Wu"]',
+            [{"name": "Ana Ng", "email": "ana@acme.com"}, {"name": "Ben Wu"}],
+        ),
+        (
+            '[{"name": "Ana Ng", "emailAddress": "ana@acme.com", "speakerId": "7"}]',
+            [{"name": "Ana Ng", "email": "ana@acme.com"}],
+        ),
         ("", []),
         ("[]", []),
     ],
@@ -325,7 +338,9 @@ def test_participants_forms(cell: str, expected: list[dict[str, Any]]) -> None:
     [
         ('[{"name": "Ana"', "not valid JSON"),
         ('{"name": "Ana"}', "not a single object"),
-        ('["Ana"]', "not an object"),
+        ("[1]", "not an object"),
+        ("Ng, Ana <ana@acme.com>", "separate people with ';'"),
+        ("Ana <ana@acme.com>; Ben <ben@acme>", r"participant 2 \('Ben <ben@acme>'\): 'ben@acme'"),
         ("[{}]", "neither a name nor an email"),
         ('[{"name": " ", "email": ""}]', "neither a name nor an email"),
         ('[{"phone": "555"}]', "neither a name nor an email"),

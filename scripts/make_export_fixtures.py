@@ -1,0 +1,337 @@
+"""Write tests/exports/: small exports shaped like the ones CRMs and recorders really produce.
+
+Each has its system's header set and value shapes (dates, ids, participants, footers,
+encodings). Run it again after changing it: ``python scripts/make_export_fixtures.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "exports"
+MEDIA = "https://recordings.example.com"
+
+SALESFORCE_HEADER = [
+    "Activity ID",
+    "Subject",
+    "Call Type",
+    "Call Duration (seconds)",
+    "Created Date",
+    "Assigned",
+    "Related To",
+    "Call Recording URL",
+    "Comments",
+]
+# (id, subject, direction, seconds, created, owner, account, has recording)
+SALESFORCE_ROWS = [
+    (
+        "00T5e00000AbCdE",
+        "Discovery - Acme",
+        "Outbound",
+        1834,
+        (3, 5, 14, 30),
+        "Dana Park",
+        "Acme Corp",
+        True,
+    ),
+    (
+        "00T5e00000AbCdF",
+        "Pricing follow-up",
+        "Inbound",
+        942,
+        (3, 7, 9, 5),
+        "Dana Park",
+        "Globex",
+        True,
+    ),
+    (
+        "00T5e00000AbCdG",
+        "Left voicemail",
+        "Outbound",
+        31,
+        (3, 11, 16, 45),
+        "Lee Chan",
+        "Initech",
+        False,
+    ),
+    (
+        "00T5e00000AbCdH",
+        "Renewal, 2025",
+        "Outbound",
+        2210,
+        (3, 14, 11, 0),
+        "Lee Chan",
+        "Umbrella",
+        True,
+    ),
+    (
+        "00T5e00000AbCdI",
+        'Demo for "Hooli"',
+        "Inbound",
+        3021,
+        (3, 21, 15, 15),
+        "Dana Park",
+        "Hooli",
+        True,
+    ),
+    ("00T5e00000AbCdJ", "Kick-off", "Outbound", 1200, (4, 2, 10, 0), "Ana Ng", "Acme Corp", True),
+]
+SALESFORCE_FOOTER = [
+    [],
+    ["Grand Totals (6 records)"],
+    [],
+    ["Confidential Information - Do Not Distribute"],
+    ["Copyright (c) 2000-2024 salesforce.com, inc. All rights reserved."],
+]
+
+
+def us_time(month: int, day: int, hour: int, minute: int) -> str:
+    """Salesforce's en_US format: 3/5/2024 2:30 PM."""
+    suffix = "AM" if hour < 12 else "PM"
+    return f"{month}/{day}/2024 {(hour - 1) % 12 + 1}:{minute:02d} {suffix}"
+
+
+def salesforce_cells(row: tuple, when: object) -> list[object]:
+    sid, subject, direction, seconds, _, owner, account, has_media = row
+    media = f"{MEDIA}/sf/{sid}.mp3" if has_media else ""
+    return [sid, subject, direction, seconds, when, owner, account, media, ""]
+
+
+def write_csv(
+    path: Path, rows: list[list[object]], delimiter: str = ",", encoding: str = "utf-8"
+) -> None:
+    with path.open("w", encoding=encoding, newline="") as handle:
+        csv.writer(handle, delimiter=delimiter, quoting=csv.QUOTE_ALL).writerows(rows)
+
+
+def salesforce() -> None:
+    lines = [SALESFORCE_HEADER]
+    lines += [salesforce_cells(r, us_time(*r[4])) for r in SALESFORCE_ROWS]
+    write_csv(OUT / "salesforce_calls.csv", [*lines, *SALESFORCE_FOOTER])
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Calls with recordings"
+    sheet.append(SALESFORCE_HEADER)
+    for r in SALESFORCE_ROWS:
+        month, day, hour, minute = r[4]
+        sheet.append(salesforce_cells(r, dt.datetime(2024, month, day, hour, minute)))
+    for line in SALESFORCE_FOOTER:
+        sheet.append(line or [None])
+    book.save(OUT / "salesforce_calls.xlsx")
+
+    api = [
+        [
+            "Id",
+            "Subject",
+            "CallType",
+            "CallDurationInSeconds",
+            "ActivityDate",
+            "CreatedDate",
+            "WhoId",
+            "WhatId",
+            "Recording_URL__c",
+        ]
+    ]
+    for r in SALESFORCE_ROWS[:4]:
+        month, day, hour, minute = r[4]
+        media = f"{MEDIA}/sf/{r[0]}.mp3" if r[7] else ""
+        api.append(
+            [
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                f"2024-{month:02d}-{day:02d}",
+                f"2024-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:00.000+0000",
+                "0035e00000XyZaB",
+                "0015e00000QrStU",
+                media,
+            ]
+        )
+    write_csv(OUT / "salesforce_api.csv", api)
+
+
+HUBSPOT_HEADER = [
+    "Record ID",
+    "Call Title",
+    "Activity date",
+    "Call direction",
+    "Call outcome",
+    "Call duration (HH:mm:ss)",
+    "Recording URL",
+    "Activity assigned to",
+    "Call notes",
+]
+HUBSPOT_ROWS = [
+    (
+        "48213307761",
+        "Intro call with Café Müller",
+        (3, 4, 8, 15),
+        "Outbound call",
+        "Connected",
+        "00:21:14",
+    ),
+    (
+        "48213307762",
+        "Follow-up: pricing (€)",
+        (3, 8, 13, 0),
+        "Inbound call",
+        "Connected",
+        "00:09:02",
+    ),
+    (
+        "48213307763",
+        "Renewal – Jürgen & Zoë",
+        (3, 19, 17, 40),
+        "Outbound call",
+        "Connected",
+        "00:33:48",
+    ),
+    (
+        "48213307764",
+        "Quick check-in",
+        (3, 27, 10, 5),
+        "Outbound call",
+        "Left voicemail",
+        "00:00:41",
+    ),
+]
+
+
+def hubspot() -> None:
+    def lines(when: object) -> list[list[object]]:
+        rows: list[list[object]] = [HUBSPOT_HEADER]
+        for rid, title, moment, direction, outcome, duration in HUBSPOT_ROWS:
+            rows.append(
+                [
+                    rid,
+                    title,
+                    when(*moment),
+                    direction,
+                    outcome,
+                    duration,
+                    f"{MEDIA}/hs/{rid}.mp3",
+                    "Dana Park",
+                    "",
+                ]
+            )
+        return rows
+
+    def us(month: int, day: int, hour: int, minute: int) -> str:
+        twelve = (hour - 1) % 12 + 1
+        return f"{month:02d}/{day:02d}/2024 {twelve:02d}:{minute:02d} {'AM' if hour < 12 else 'PM'}"
+
+    def eu(month: int, day: int, hour: int, minute: int) -> str:
+        return f"{day:02d}/{month:02d}/2024 {hour:02d}:{minute:02d}"
+
+    write_csv(OUT / "hubspot_calls.csv", lines(us))
+    write_csv(OUT / "hubspot_calls_semicolon.csv", lines(eu), delimiter=";")
+    write_csv(OUT / "hubspot_calls_cp1252.csv", lines(us), encoding="cp1252")
+
+
+GONG_IDS = [
+    "7782342274025937001",
+    "7782342274025937002",
+    "7782342274025937013",
+    "1183920044517283305",
+]
+
+
+def gong() -> None:
+    started = [dt.datetime(2024, 3, d, 15, 0, tzinfo=dt.timezone.utc) for d in (5, 6, 12, 13)]
+    columns = {
+        "id": GONG_IDS,
+        "url": [f"https://app.gong.io/call?id={i}" for i in GONG_IDS],
+        "title": [
+            "Acme | Discovery",
+            "Globex weekly sync",
+            "Initech - Security review",
+            "Hooli demo",
+        ],
+        "scheduled": started,
+        "started": started,
+        "duration": [1802, 2410, 3300, 1500],
+        "primaryUserId": ["234599484848423"] * 4,
+        "direction": ["Conference", "Conference", "Outbound", "Conference"],
+        "scope": ["External", "Internal", "External", "External"],
+        "media": ["Video", "Video", "Audio", "Video"],
+        "mediaUrl": [f"{MEDIA}/gong/{i}.mp4" for i in GONG_IDS],
+        "participants": [
+            "Ana Ng (ana@acme.com), Ben Wu",
+            "Dana Park (dana@ourco.com), Lee Chan (lee@ourco.com)",
+            "Sam Roe (sam@initech.com)",
+            "Ana Ng (ana@acme.com), Gavin Belson (gavin@hooli.com), Ben Wu",
+        ],
+        "parties": [
+            [
+                {"name": "Ana Ng", "emailAddress": "ana@acme.com", "speakerId": "1"},
+                {"name": "Ben Wu", "emailAddress": None, "speakerId": "2"},
+            ],
+            [{"name": "Dana Park", "emailAddress": "dana@ourco.com", "speakerId": "1"}],
+            [{"name": "Sam Roe", "emailAddress": "sam@initech.com", "speakerId": "1"}],
+            [{"name": "Gavin Belson", "emailAddress": "gavin@hooli.com", "speakerId": "3"}],
+        ],
+    }
+    pq.write_table(pa.table(columns), OUT / "gong_calls.parquet")
+    # What a pandas or Excel round trip does to Gong's 19-digit ids.
+    floats = dict(columns, id=pa.array([float(i) for i in GONG_IDS], pa.float64()))
+    pq.write_table(pa.table(floats), OUT / "gong_calls_float_ids.parquet")
+
+
+def zoom() -> None:
+    header = [
+        "Topic",
+        "Meeting ID",
+        "Host Email",
+        "Start Time",
+        "Duration (Minutes)",
+        "Participants",
+        "Download URL",
+    ]
+    rows = [
+        [
+            "Weekly pipeline review",
+            "84512345671",
+            "dana@ourco.com",
+            "Mar 5, 2024 02:30 PM",
+            "45",
+            "dana@ourco.com; lee@ourco.com",
+            f"{MEDIA}/zoom/84512345671.mp4",
+        ],
+        [
+            "Acme onboarding",
+            "84512345672",
+            "lee@ourco.com",
+            "Mar 6, 2024 09:00 AM",
+            "60",
+            "Lee Chan <lee@ourco.com>; Ana Ng <ana@acme.com>",
+            f"{MEDIA}/zoom/84512345672.mp4",
+        ],
+        [
+            "Board prep",
+            "84512345673",
+            "dana@ourco.com",
+            "Mar 12, 2024 11:15 AM",
+            "30",
+            "",
+            f"{MEDIA}/zoom/84512345673.mp4",
+        ],
+    ]
+    write_csv(OUT / "zoom_recordings.csv", [header, *rows])
+
+
+if __name__ == "__main__":
+    OUT.mkdir(parents=True, exist_ok=True)
+    salesforce()
+    hubspot()
+    gong()
+    zoom()
+    print(f"Wrote {', '.join(sorted(p.name for p in OUT.iterdir()))}")

@@ -1,0 +1,188 @@
+"""Real exports from `importer init` to a clean `plan`, with nothing edited by hand.
+
+The files in tests/exports/ (written by scripts/make_export_fixtures.py) have the header
+sets and value shapes Salesforce, HubSpot, Gong and Zoom really produce.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from importer.manifest import SourceOptions, read_manifest
+from importer.participants import parse_participants
+from tests.factories import run_cli
+
+EXPORTS = Path(__file__).resolve().parent / "exports"
+
+
+def init_then_plan(
+    tmp_path: Path, name: str, *options: str
+) -> tuple[list[str], str, dict[str, object]]:
+    """``importer init`` then ``importer plan --json``: init's lines, the mapping, the plan."""
+    manifest = EXPORTS / name
+    mapping = tmp_path / "mapping.toml"
+    init = run_cli(["init", str(manifest), "--out", str(mapping), *options])
+    assert init.exit_code == 0, init.output
+    plan = run_cli(
+        [
+            "plan",
+            str(manifest),
+            "--mapping",
+            str(mapping),
+            "--ledger",
+            str(tmp_path / "l.db"),
+            "--json",
+            *options,
+        ]
+    )
+    assert plan.exit_code == 0, plan.output
+    return init.stdout.splitlines(), mapping.read_text(encoding="utf-8"), json.loads(plan.stdout)
+
+
+SALESFORCE_INIT = [
+    "  mapped:  id <- 'Activity ID'",
+    "  mapped:  title <- 'Subject'",
+    "  mapped:  media_url <- 'Call Recording URL'",
+    "  mapped:  start_at <- 'Created Date'",
+    '  default: source_system = "salesforce" (the headers look like a salesforce export)',
+    '  default: type = "CALL" (no column holds CALL or MEETING)',
+    "  rows:    1 of the first rows have no media URL: skip_without_media = true (skipped, "
+    "not invalid)",
+    "  not used for type: 'Call Type' holds Outbound, Inbound: a direction, not CALL or MEETING",
+    "  missing (optional): is_private, participants, transcript_text, transcript_path, contact_ids",
+    "  columns not used: Call Type, Call Duration (seconds), Assigned, Related To, Comments",
+]
+FOOTER_NOTICE = (
+    "Skipped the report footer after the last record (3 row(s): 9, 11, 12, starting "
+    "'Grand Totals (6 records)')."
+)
+
+
+def test_salesforce_report_csv_with_footer(tmp_path: Path) -> None:
+    lines, mapping, plan = init_then_plan(tmp_path, "salesforce_calls.csv")
+    assert lines[1:] == SALESFORCE_INIT
+    assert "[rows]\nskip_without_media = true\n" in mapping
+    assert plan["counts"] == {"new": 5, "skipped": 1}
+    assert plan["notices"][0] == (
+        "Dates in column 'Created Date' read month-first (row 5 has '3/14/2024 11:00 AM' -> "
+        "2024-03-14T11:00:00+00:00); --dayfirst or --monthfirst to say otherwise."
+    )
+    assert plan["notices"][-1] == FOOTER_NOTICE
+    assert [e["external_id"] for e in plan["examples"]["new"]][:2] == [
+        "salesforce:00T5e00000AbCdE",
+        "salesforce:00T5e00000AbCdF",
+    ]
+
+
+def test_salesforce_report_xlsx(tmp_path: Path) -> None:
+    lines, _, plan = init_then_plan(tmp_path, "salesforce_calls.xlsx")
+    assert lines[1:] == SALESFORCE_INIT
+    assert plan["counts"] == {"new": 5, "skipped": 1}
+    assert plan["notices"][-1] == FOOTER_NOTICE
+    assert plan["examples"]["skipped"][0]["row"] == 4  # the spreadsheet's row number
+
+
+def test_salesforce_api_names(tmp_path: Path) -> None:
+    lines, _, plan = init_then_plan(tmp_path, "salesforce_api.csv")
+    assert lines[1:5] == [
+        "  mapped:  id <- 'Id'",
+        "  mapped:  title <- 'Subject'",
+        "  mapped:  media_url <- 'Recording_URL__c'",
+        "  mapped:  start_at <- 'CreatedDate'",
+    ]
+    assert plan["counts"] == {"new": 3, "skipped": 1}
+
+
+HUBSPOT_INIT = [
+    "  mapped:  id <- 'Record ID'",
+    "  mapped:  title <- 'Call Title'",
+    "  mapped:  media_url <- 'Recording URL'",
+    "  mapped:  start_at <- 'Activity date'",
+    '  default: source_system = "hubspot" (the headers look like a hubspot export)',
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "order"),
+    [
+        ("hubspot_calls.csv", (), "month-first (row 4 has '03/19/2024 05:40 PM'"),
+        ("hubspot_calls_semicolon.csv", (), "day-first (row 4 has '19/03/2024 17:40'"),
+        ("hubspot_calls_cp1252.csv", ("--encoding", "cp1252"), "month-first"),
+    ],
+)
+def test_hubspot_variants(tmp_path: Path, name: str, options: tuple[str, ...], order: str) -> None:
+    lines, _, plan = init_then_plan(tmp_path, name, *options)
+    assert lines[1:6] == HUBSPOT_INIT
+    assert plan["counts"] == {"new": 4}
+    assert f"read {order}" in plan["notices"][0]
+
+
+def test_hubspot_cp1252_asks_for_the_encoding_once(tmp_path: Path) -> None:
+    out = tmp_path / "x.toml"
+    result = run_cli(["init", str(EXPORTS / "hubspot_calls_cp1252.csv"), "--out", str(out)])
+    assert result.exit_code == 2
+    assert 'read as Windows-1252, line 2 says \'"48213307761","Intro call with Café Müller"' in (
+        result.stderr
+    )
+    assert "pass --encoding cp1252 (or latin-1)" in result.stderr
+
+
+def test_gong_parquet_with_participants_in_its_format(tmp_path: Path) -> None:
+    lines, mapping, plan = init_then_plan(tmp_path, "gong_calls.parquet")
+    assert lines[1:9] == [
+        "  mapped:  id <- 'id'",
+        "  mapped:  type <- 'media'",
+        "  mapped:  title <- 'title'",
+        "  mapped:  media_url <- 'mediaUrl'",
+        "  mapped:  start_at <- 'started'",
+        "  mapped:  participants <- 'participants'",
+        '  default: source_system = "gong" (the headers look like a gong export)',
+        "  values:  type: Video -> MEETING, Audio -> CALL",
+    ]
+    assert '[values.type]\n"Video" = "MEETING"\n"Audio" = "CALL"\n' in mapping
+    assert plan["counts"] == {"new": 4}
+    assert plan["examples"]["new"][0]["external_id"] == "gong:7782342274025937001"
+
+
+def test_gong_list_of_structs_participants() -> None:
+    rows = [
+        r for b in read_manifest(EXPORTS / "gong_calls.parquet", 10, SourceOptions()) for r in b
+    ]
+    assert parse_participants(rows[0].cells["parties"]) == [
+        {"name": "Ana Ng", "email": "ana@acme.com"},
+        {"name": "Ben Wu"},
+    ]
+    assert pq.read_schema(EXPORTS / "gong_calls.parquet").field("parties").type.value_type
+
+
+def test_gong_float_ids_are_a_file_level_error(tmp_path: Path) -> None:
+    manifest = EXPORTS / "gong_calls_float_ids.parquet"
+    mapping = tmp_path / "mapping.toml"
+    assert run_cli(["init", str(manifest), "--out", str(mapping)]).exit_code == 0
+    ledger = str(tmp_path / "l.db")
+    plan = run_cli(["plan", str(manifest), "--mapping", str(mapping), "--ledger", ledger])
+    assert plan.exit_code == 2
+    assert plan.stderr == (
+        f"error: {manifest}: column 'id' holds ids as floating-point numbers, which keep only "
+        "15-16 digits: row 1 has 7.782342274025937e+18, so the CRM's id may already be altered "
+        "and would become a wrong idempotency key. Export the id column as text (Excel: format "
+        "it as Text; pandas: read it with dtype=str) and try again\n"
+    )
+
+
+def test_zoom_recordings(tmp_path: Path) -> None:
+    lines, _, plan = init_then_plan(tmp_path, "zoom_recordings.csv")
+    assert lines[1:8] == [
+        "  mapped:  id <- 'Meeting ID'",
+        "  mapped:  title <- 'Topic'",
+        "  mapped:  media_url <- 'Download URL'",
+        "  mapped:  start_at <- 'Start Time'",
+        "  mapped:  participants <- 'Participants'",
+        '  default: source_system = "zoom" (the headers look like a zoom export)',
+        '  default: type = "MEETING" (no column holds CALL or MEETING)',
+    ]
+    assert plan["counts"] == {"new": 3}
