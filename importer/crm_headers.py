@@ -69,10 +69,14 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "media link",
         "media",
         "file url",
+        "recording file",
+        "recording link url",
     ),
     "start_at": (
         "start at",
         "started",
+        "date started",
+        "call started",
         "start",
         "start time",
         "started at",
@@ -91,6 +95,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "createddate",
         "create date",
         "timestamp",
+        "created at",
         "activity timestamp",
         "hs timestamp",
         "date time",
@@ -154,9 +159,17 @@ SYSTEM_HEADERS: dict[str, tuple[str, ...]] = {
     ),
     "zoom": ("meeting id", "topic", "host email", "share url", "recording play url", "host"),
     "chorus": ("chorus url", "engagement id", "chorus id", "meeting owner"),
-    "outreach": ("prospect", "sequence", "sequence step", "outreach id", "mailbox"),
-    "salesloft": ("cadence", "cadence step", "salesloft id", "person", "sentiment"),
-    "dialpad": ("call sid", "dialpad id", "target", "external number", "internal number"),
+    "outreach": ("prospect", "sequence", "sequence step", "outreach id", "mailbox", "purpose"),
+    "salesloft": ("cadence", "cadence step", "step", "salesloft id", "person", "sentiment"),
+    "dialpad": (
+        "call sid",
+        "dialpad id",
+        "target",
+        "external number",
+        "internal number",
+        "date started",
+        "voicemail link",
+    ),
 }
 
 # Systems whose recordings are meetings, not calls.

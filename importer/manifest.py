@@ -21,7 +21,7 @@ import datetime as dt
 import io
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -68,6 +68,15 @@ class ReadStats:
     """What a complete read of the file noticed, for one notice each."""
 
     footer: FooterStats = field(default_factory=FooterStats)
+    undecodable_rows: int = 0
+    first_undecodable: int | None = None
+
+    def count_undecodable(self, rows: Iterable[int]) -> None:
+        """Rows whose bytes are not text in the file's encoding."""
+        for row in rows:
+            self.undecodable_rows += 1
+            if self.first_undecodable is None:
+                self.first_undecodable = row
 
 
 def manifest_format(path: Path) -> str:

@@ -166,6 +166,10 @@ def index_manifest(
         index.add(valid)  # type: ignore[arg-type]
         seen["rows"] += len(batch)
         seen["valid"] += len(valid)
+        if stats is not None:
+            stats.count_undecodable(
+                r.row_number for r in batch if any(e.rule == "encoding" for e in r.errors)
+            )
     duplicates = {
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
         for external_id, first_row, conflicting, rows, more in index.repeated()
@@ -209,6 +213,10 @@ def prepare(settings: ImportSettings) -> tuple[ImportSettings, list[str]]:
     return dataclasses.replace(settings, mapping=mapping), notices
 
 
+UNDECODABLE_NOTICE = 2
+"""Rows that fail UTF-8 from which the file, not each row, gets a word."""
+
+
 def read_notices(settings: ImportSettings, stats: ReadStats) -> list[str]:
     """What a complete read noticed: unused columns, a dropped report footer."""
     notices = []
@@ -222,5 +230,11 @@ def read_notices(settings: ImportSettings, stats: ReadStats) -> list[str]:
         notices.append(
             f"Skipped the report footer after the last record ({len(footer.rows)} row(s): "
             f"{rows}, starting {footer.first_cell!r})."
+        )
+    if stats.undecodable_rows >= UNDECODABLE_NOTICE:
+        notices.append(
+            f"{stats.undecodable_rows:,} rows are not UTF-8 (the first: row "
+            f"{stats.first_undecodable}): if the file was saved in a Windows code page, pass "
+            "--encoding cp1252 (or latin-1) instead of fixing rows one by one."
         )
     return notices

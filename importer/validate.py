@@ -148,7 +148,9 @@ def map_row(
         for name, value in values.items():
             if has_lone_surrogate(value):
                 checker.fail(
-                    name, "encoding", "has bytes that are not UTF-8; save the file as UTF-8"
+                    name,
+                    "encoding",
+                    "has bytes that are not UTF-8; save the file as UTF-8 or pass --encoding",
                 )
                 checker.silenced.add(name)
                 values[name] = ""

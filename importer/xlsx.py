@@ -38,6 +38,8 @@ def open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any]:
 def sheet_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, tuple[Any, ...]]]:
     """``(row number, values)`` for every row of the sheet, header included."""
     book, worksheet = open_sheet(path, sheet)
+    # Some exporters write a wrong sheet size (often "A1"); read-only mode trusts it.
+    worksheet.reset_dimensions()
     try:
         yield from enumerate(worksheet.iter_rows(values_only=True), start=1)
     except (zipfile.BadZipFile, OSError, ValueError) as error:

@@ -245,3 +245,20 @@ def test_the_date_format_option_and_the_mapping(tmp_path: Path) -> None:
     assert plan(path, "--mapping", str(mapping))[0] == 0
     code, out, _ = plan(path)
     assert code == 1 and "'2024.03.05 14h30' is not a date and time" in out
+
+
+def test_rows_not_utf8_past_the_sample_are_row_errors_with_one_word_for_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.csv"
+    lines = [",".join(HEADER)] + [",".join(record(n, title="x" * 80)) for n in range(1, 1001)]
+    late = [",".join(record(n, title="Café")) for n in (1001, 1002)]
+    path.write_bytes(("\n".join(lines) + "\n").encode() + ("\n".join(late) + "\n").encode("cp1252"))
+    code, out, _ = plan(path, "--json")
+    data = json.loads(out)
+    assert code == 1
+    assert data["counts"] == {"new": 1000, "invalid": 2}
+    assert data["notices"] == [
+        "2 rows are not UTF-8 (the first: row 1002): if the file was saved in a Windows code "
+        "page, pass --encoding cp1252 (or latin-1) instead of fixing rows one by one."
+    ]

@@ -1,0 +1,217 @@
+"""`importer init`'s guesses for each system's real header set and value shapes."""
+
+from __future__ import annotations
+
+import pytest
+
+from importer.mapping_init import guess_mapping
+
+SYSTEMS = [
+    (
+        "chorus",
+        [
+            "Engagement ID",
+            "Subject",
+            "Date",
+            "Duration",
+            "Participants",
+            "Recording URL",
+            "Chorus URL",
+            "Meeting Owner",
+        ],
+        [
+            "c-1",
+            "Acme sync",
+            "2024-03-05T14:30:00Z",
+            "1800",
+            "Ana <ana@acme.com>",
+            "https://rec.example.com/c-1.mp4",
+            "https://chorus.ai/meeting/1",
+            "Dana",
+        ],
+        {
+            "id": "Engagement ID",
+            "title": "Subject",
+            "start_at": "Date",
+            "participants": "Participants",
+            "media_url": "Recording URL",
+        },
+        "MEETING",
+    ),
+    (
+        "outreach",
+        [
+            "ID",
+            "Created At",
+            "Direction",
+            "Outcome",
+            "Purpose",
+            "Duration",
+            "Recording URL",
+            "Note",
+            "Prospect",
+            "Sequence",
+        ],
+        [
+            "81",
+            "2024-03-05 14:30:00 UTC",
+            "outbound",
+            "Answered",
+            "Discovery",
+            "95",
+            "https://rec.example.com/81.mp3",
+            "",
+            "Ana Ng",
+            "Q1 outbound",
+        ],
+        {"id": "ID", "start_at": "Created At", "media_url": "Recording URL"},
+        "CALL",
+    ),
+    (
+        "salesloft",
+        [
+            "Call ID",
+            "Date",
+            "Person",
+            "Cadence",
+            "Step",
+            "Disposition",
+            "Sentiment",
+            "Duration",
+            "Recording",
+        ],
+        [
+            "5501",
+            "2024-03-05T14:30:00.000000-05:00",
+            "Ana Ng",
+            "Inbound leads",
+            "2",
+            "Connected",
+            "Interested",
+            "320",
+            "https://rec.example.com/5501.mp3",
+        ],
+        {"id": "Call ID", "start_at": "Date", "media_url": "Recording"},
+        "CALL",
+    ),
+    (
+        "dialpad",
+        [
+            "call_id",
+            "date_started",
+            "date_ended",
+            "direction",
+            "external_number",
+            "internal_number",
+            "target",
+            "name",
+            "email",
+            "recording_url",
+            "voicemail_link",
+        ],
+        [
+            "6211",
+            "2024-03-05 14:30:00",
+            "2024-03-05 14:42:10",
+            "inbound",
+            "+15551234567",
+            "+15557654321",
+            "Sales line",
+            "Ana Ng",
+            "ana@acme.com",
+            "https://rec.example.com/6211.mp3",
+            "",
+        ],
+        {
+            "id": "call_id",
+            "title": "name",
+            "start_at": "date_started",
+            "media_url": "recording_url",
+        },
+        "CALL",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("system", "headers", "values", "expected", "default_type"),
+    SYSTEMS,
+    ids=[s[0] for s in SYSTEMS],
+)
+def test_each_system(
+    system: str,
+    headers: list[str],
+    values: list[str],
+    expected: dict[str, str],
+    default_type: str,
+) -> None:
+    guess = guess_mapping(headers, [dict(zip(headers, values, strict=True))])
+    assert {k: v for k, v in guess.columns.items() if k in expected} == expected
+    assert guess.source_system == system
+    assert guess.defaults["type"] == default_type
+    assert "direction" not in {v.lower() for v in guess.columns.values()}
+
+
+def test_a_generic_dialer() -> None:
+    headers = [
+        "Call ID",
+        "Caller",
+        "Callee",
+        "Call Start",
+        "Duration (s)",
+        "Disposition",
+        "Recording File",
+    ]
+    row = [
+        "9",
+        "+1555",
+        "+1666",
+        "03/25/2024 10:00",
+        "61",
+        "ANSWERED",
+        "https://rec.example.com/9.wav",
+    ]
+    guess = guess_mapping(headers, [dict(zip(headers, row, strict=True))])
+    assert guess.columns == {
+        "id": "Call ID",
+        "media_url": "Recording File",
+        "start_at": "Call Start",
+    }
+    assert guess.source_system is None
+    assert "title" in guess.unmapped_fields
+
+
+def test_a_column_whose_values_do_not_fit_is_never_mapped() -> None:
+    headers = ["Id", "Subject", "Type", "Recording URL", "Date", "Private"]
+    rows = [
+        {
+            "Id": "1",
+            "Subject": "a",
+            "Type": "Inbound",
+            "Recording URL": "see notes",
+            "Date": "yesterday",
+            "Private": "Maybe",
+        },
+    ]
+    guess = guess_mapping(headers, rows)
+    assert guess.columns == {"id": "Id", "title": "Subject"}
+    assert guess.refused == {
+        "type": "'Type' holds Inbound: a direction, not CALL or MEETING",
+        "media_url": "'Recording URL' holds see notes, not URLs",
+        "start_at": "'Date' holds yesterday, not dates and times",
+        "is_private": "'Private' holds Maybe, not true or false",
+    }
+
+
+def test_value_maps_are_proposed() -> None:
+    headers = ["Id", "Activity Type", "Is Private"]
+    rows = [
+        {"Id": "1", "Activity Type": "Phone Call", "Is Private": "Private"},
+        {"Id": "2", "Activity Type": "Video Meeting", "Is Private": "Public"},
+        {"Id": "3", "Activity Type": "CALL", "Is Private": "yes"},
+    ]
+    guess = guess_mapping(headers, rows)
+    assert guess.values == {
+        "type": {"Phone Call": "CALL", "Video Meeting": "MEETING"},
+        "is_private": {"Private": "true", "Public": "false"},
+    }
