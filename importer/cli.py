@@ -477,6 +477,8 @@ def _print_summary(summary: Any, manifest: Path, quiet: bool) -> None:
             f"{rate:.1f} rows/s):",
         )
     )
+    if summary.pacing:
+        click.echo(f"Pacing: {summary.pacing}.")
     if summary.stop_reason and summary.stop_reason != "interrupted":
         click.echo(f"Stopped: {summary.stop_reason}", err=True)
     elif summary.stop_reason == "interrupted":

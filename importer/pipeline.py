@@ -54,6 +54,8 @@ class RunSummary:
     seconds: float = 0.0
     exit_code: int = EXIT_OK
     stop_reason: str | None = None
+    pacing: str | None = None
+    """What the server's 429s taught, e.g. the rate it accepted; None when it refused none."""
 
     @property
     def counts(self) -> Counter[str]:
@@ -72,6 +74,7 @@ class RunSummary:
             "seconds": round(self.seconds, 3),
             "exit_code": self.exit_code,
             "stop_reason": self.stop_reason,
+            "pacing": self.pacing,
         }
 
 
@@ -271,6 +274,7 @@ async def _queue(sender: Sender, work: list[WorkItem]) -> bool:
 def _merge(summary: RunSummary, outcome: SendOutcome) -> None:
     summary.sent.update(outcome.counts)
     summary.requests = outcome.requests
+    summary.pacing = outcome.pacing
 
 
 @contextlib.contextmanager

@@ -56,16 +56,6 @@ def wait_seconds(
     return wait
 
 
-def shared_pause(error: RateLimited, settings: RetrySettings) -> float:
-    """How long every worker waits after a 429: Retry-After, floored, and never past the cap.
-
-    Past the cap the row is left for a later run; the others still back off, but only so
-    long, so one extreme Retry-After cannot stall the whole run.
-    """
-    wait = max(error.retry_after or 0.0, settings.min_rate_limit_wait)
-    return min(wait, settings.retry_after_cap)
-
-
 def is_retryable(error: BaseException, settings: RetrySettings) -> bool:
     """Transient errors are retried, unless the server asked for a wait past the cap."""
     if isinstance(error, RateLimited) and (error.retry_after or 0) > settings.retry_after_cap:

@@ -1,9 +1,11 @@
 """Sending: bounded concurrent workers turn work items into create calls, ledger first.
 
-Each item is marked ``in_flight`` in the ledger before its request leaves and gets its
-outcome after. Workers share one circuit breaker (an outage meets one probe at a time), one
-client-side rate limiter, and one stop signal (Ctrl-C, SIGTERM, or a fatal answer such as
-401), after which no new request is sent.
+Each item is marked ``in_flight`` in the ledger before its first request leaves and gets its
+outcome after. ``concurrency`` is the number of requests in flight: a row waiting for its
+retry (a ``429``'s Retry-After, a back-off) holds no slot, so more rows than slots are in
+progress. Every request passes one shared ``Pacer`` (``importer/pacing.py``: the pace learned
+from refusals, and the outage guard that lets one probe at a time through) and one stop
+signal (Ctrl-C, SIGTERM, or a fatal answer such as 401), after which no new request is sent.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from importer import defaults
-from importer.breaker import CircuitBreaker, RateLimiter
 from importer.errors import (
     ApiError,
     FatalError,
@@ -34,8 +35,9 @@ from importer.errors import (
 from importer.events import Reporter
 from importer.ledger import Ledger
 from importer.outcomes import Outcome
+from importer.pacing import Answer, Pacer, PacingSettings
 from importer.plan import judge_answer
-from importer.retry import RetrySettings, retry_policy, shared_pause
+from importer.retry import RetrySettings, retry_policy
 from importer.targets.base import CreateResult, Lookup, Target
 from importer.validate import contacts_hash
 
@@ -66,10 +68,19 @@ class SendSettings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     grace_seconds: float = 5.0
     """After a stop, how long requests already in flight are given to finish."""
-    breaker_base: float = 1.0
-    breaker_cap: float = 30.0
-    breaker_threshold: int = 3
-    """Server failures in a row that open the shared breaker (one alone is a row's bad luck)."""
+    rows_per_slot: int = 4
+    """Rows in progress per request slot: the others wait out a Retry-After or a back-off."""
+
+    @property
+    def outage_budget(self) -> float:
+        """Seconds an outage is ridden out: ``max_attempts`` shared back-off steps of 1, 2, 4,
+        ... s (capped at 30 s), 31 s with the defaults."""
+        steps = range(1, self.retry.max_attempts)
+        return float(sum(min(30.0, 2.0 ** (n - 1)) for n in steps))
+
+    def pacing(self) -> PacingSettings:
+        """The pacer's settings for these options."""
+        return PacingSettings(rate_cap=self.rate, outage_budget=self.outage_budget)
 
 
 def _count(n: int, noun: str) -> str:
@@ -82,7 +93,7 @@ class _Stopped(Exception):
 
 
 class _OutageTooLong(Exception):
-    """The shared back-off has failed ``max_attempts`` steps in a row: give up the run."""
+    """A probe failed after the outage lasted longer than the budget: give up the run."""
 
     def __init__(self, error: ServerUnavailable) -> None:
         self.error = error
@@ -98,6 +109,8 @@ class SendOutcome:
     fatal: ApiError | None = None
     aborted: RunAborted | None = None
     interrupted: bool = False
+    pacing: str | None = None
+    """What the server's refusals taught (the limit it accepted), when it refused any."""
 
 
 class Sender:
@@ -121,15 +134,11 @@ class Sender:
         self.stop_event = asyncio.Event()
         self._sleep = sleep or self._interruptible_sleep
         self.rng = rng or random.Random()
-        self.breaker = CircuitBreaker(
-            settings.breaker_base,
-            settings.breaker_cap,
-            threshold=settings.breaker_threshold,
-            clock=clock,
-            sleep=self._sleep,
-            stop=self.stop_event,
-        )
-        self.limiter = RateLimiter(settings.rate, clock=clock, sleep=self._sleep)
+        self.clock = clock
+        self.pacer = Pacer(settings.pacing())
+        self.slots = asyncio.Semaphore(settings.concurrency)
+        self._changed = asyncio.Event()
+        """Set (and replaced) when a probe's answer may let waiting requests go."""
         self.outcome = SendOutcome()
         self._queue: asyncio.Queue[WorkItem | None] = asyncio.Queue()
         self._workers: set[asyncio.Task[None]] = set()
@@ -171,10 +180,9 @@ class Sender:
 
     def start(self) -> None:
         """Start the workers; then ``put`` each item, and ``finish``."""
-        self._queue = asyncio.Queue(self.settings.concurrency * 2)
-        self._workers = {
-            asyncio.create_task(self._worker(self._queue)) for _ in range(self.settings.concurrency)
-        }
+        rows = self.settings.concurrency * max(1, self.settings.rows_per_slot)
+        self._queue = asyncio.Queue(rows)
+        self._workers = {asyncio.create_task(self._worker(self._queue)) for _ in range(rows)}
 
     async def put(self, item: WorkItem) -> bool:
         """Queue one item for the workers; False, queueing nothing, once the run is stopping."""
@@ -188,6 +196,7 @@ class Sender:
         for _ in self._workers:
             await self._put(self._queue, None)
         await self._finish(self._workers)
+        self.outcome.pacing = self.pacer.limit_summary()
         return self.outcome
 
     async def _put(self, queue: asyncio.Queue[WorkItem | None], item: WorkItem | None) -> None:
@@ -246,29 +255,33 @@ class Sender:
                 await self._send(item)
 
     async def _send(self, item: WorkItem) -> None:
-        self.ledger.mark_in_flight(
-            item.external_id, item.manifest, item.row_number, item.payload_hash, self.run_id
-        )
-        attempts = 0
+        sent = 0
+
+        def before() -> None:
+            nonlocal sent
+            if sent == 0:  # committed before the first request leaves
+                self.ledger.mark_in_flight(
+                    item.external_id, item.manifest, item.row_number, item.payload_hash, self.run_id
+                )
+            sent += 1
+            self.ledger.count_attempt(item.external_id)
+
         try:
             result = None
             async for attempt in self._policy(item):
                 with attempt:
-                    attempts += 1
-                    result = await self._attempt(item)
+                    result = await self._call(lambda: self.target.create(item.payload), before)
             assert result is not None
         except _Stopped:
-            if attempts <= 1:
-                self.ledger.return_to_pending(item.external_id)
-            return  # otherwise stays in_flight: an earlier attempt may have been applied
+            return  # never sent: still pending; otherwise in_flight (it may have been applied)
         except FatalError as error:
-            if attempts <= 1:  # refused outright: nothing was applied
+            if sent == 1:  # refused outright: nothing was applied
                 self.ledger.return_to_pending(item.external_id)
             self._abort(error)  # otherwise in_flight: an earlier attempt may have been applied
             return
         except _OutageTooLong as outage:
             # Left in_flight: a timed-out attempt may have been applied; the re-send is safe.
-            self._abort(self._unavailable(outage.error, self.breaker.failures, "back-off step"))
+            self._abort(self._unavailable(outage.error))
             return
         except PermanentError as error:
             self._fail(item, error, transient=False)
@@ -278,20 +291,15 @@ class Sender:
             if wait > cap:
                 why = f"Retry-After {wait:.0f}s is past the {cap:.0f}s cap"
             else:
-                why = f"still rate limited after {_count(attempts, 'attempt')}"
+                why = f"still rate limited after {_count(sent, 'attempt')}"
             error.args = (f"{error} ({why}; left for a later run)",)
             self._fail(item, error, transient=True)
             return
-        except ServerUnavailable as error:
-            if self.breaker.is_failing:
-                self._abort(self._unavailable(error, attempts, "attempt"))
-                return
-            self._fail(item, error, transient=True)
-            return
         except TransientError as error:
+            # This row's bad luck (an outage is the pacer's business): a later run retries it.
             self._fail(item, error, transient=True)
             return
-        await self._record(item, result, attempts)
+        await self._record(item, result, sent)
 
     async def look_up(self, items: list[WorkItem]) -> list[WorkItem]:
         """Before creating: what the target already holds for these rows; the rest to send.
@@ -315,7 +323,7 @@ class Sender:
             self._abort(error)
             return []
         except _OutageTooLong as outage:
-            self._abort(self._unavailable(outage.error, self.breaker.failures, "back-off steps"))
+            self._abort(self._unavailable(outage.error))
             return []
         except ApiError as error:
             self._abort(
@@ -403,56 +411,99 @@ class Sender:
             self.settings.retry, sleep=self._sleep, rng=self.rng, before_sleep=announce
         )
 
-    @staticmethod
-    def _unavailable(error: ApiError, count: int, what: str) -> RunAborted:
+    def _unavailable(self, error: ApiError) -> RunAborted:
+        outage = self.pacer.outage
         return RunAborted(
-            f"the server is unavailable ({error}); gave up after {_count(count, what)}. "
+            f"the server is unavailable ({error}); gave up after "
+            f"{self.clock() - outage.opened_at:.0f} s of outage "
+            f"and {_count(outage.probes, 'probe')}. "
             "Rows not yet sent are still pending, and rows in flight may or may not have "
             "been applied: run the same command again later to resume (re-sending both is safe)"
         )
 
-    async def _attempt(self, item: WorkItem) -> Any:
-        def count() -> None:
-            self.ledger.count_attempt(item.external_id)
-
-        return await self._call(lambda: self.target.create(item.payload), count)
-
     async def _call(
         self, request: Callable[[], Awaitable[Any]], before: Callable[[], None] | None = None
     ) -> Any:
-        """One request through the shared breaker and rate limiter, its outcome reported."""
-        if self.stop_event.is_set():
-            raise _Stopped()
-        probe = await self.breaker.acquire()
-        sent_at: float | None = None
-        try:
-            await self.limiter.acquire()
+        """One request, in a slot, through the pacer; its answer reported to the pacer.
+
+        A failed outage probe is the outage's failure, not the row's: the same call waits for
+        the next probe (or for the guard to close) instead of spending one of the row's
+        attempts, until the outage budget is spent.
+        """
+        async with self.slots:
+            while True:
+                probe = await self._gate()
+                sent_at: float | None = None
+                try:
+                    delay = self.pacer.reserve(self.clock())
+                    if delay > 0:
+                        await self._sleep(delay)
+                    if self.stop_event.is_set():
+                        raise _Stopped()
+                    if self.pacer.outage.is_open and not probe:
+                        continue  # the guard opened while this request waited for its slot
+                    if before is not None:
+                        before()
+                    self.outcome.requests += 1
+                    sent_at = self.clock()
+                    self.pacer.sent(sent_at)
+                    result = await request()
+                except RateLimited:
+                    self._answered(sent_at, Answer.REFUSED, probe)
+                    raise
+                except ServerUnavailable as error:
+                    self._answered(sent_at, Answer.FAILED, probe)
+                    if self.pacer.outage.gave_up:
+                        raise _OutageTooLong(error) from None
+                    if probe:
+                        continue
+                    raise
+                except ApiError:
+                    self._answered(sent_at, Answer.ACCEPTED, probe)
+                    raise
+                except BaseException:
+                    self.pacer.abandoned(probe)
+                    self._notify()
+                    raise
+                self._answered(sent_at, Answer.ACCEPTED, probe)
+                return result
+
+    async def _gate(self) -> bool:
+        """Wait until the outage guard lets this request go; True when it is the probe."""
+        while True:
             if self.stop_event.is_set():
                 raise _Stopped()
-            if before is not None:
-                before()
-            self.outcome.requests += 1
-            sent_at = self.breaker.clock()
-            result = await request()
-        except RateLimited as error:
-            self.breaker.server_answered(sent_at)
-            self.limiter.slow_down()
-            self.breaker.pause(shared_pause(error, self.settings.retry))
-            raise
-        except ServerUnavailable as error:
-            self.breaker.server_failed(probe, sent_at)
-            if probe and self.breaker.failures >= self.settings.retry.max_attempts:
-                raise _OutageTooLong(error) from None
-            raise
-        except ApiError:
-            self.breaker.server_answered(sent_at)
-            raise
-        except BaseException:
-            self.breaker.release(probe)
-            raise
-        self.breaker.server_answered(sent_at)
-        self.limiter.speed_up()
-        return result
+            gate = self.pacer.gate(self.clock())
+            if gate.go:
+                return gate.probe
+            if gate.wait is not None:
+                await self._sleep(gate.wait)
+            else:
+                await self._wait_for_change()
+
+    async def _wait_for_change(self) -> None:
+        """Until the probe's answer (or a stop), at most a few seconds."""
+        waits = [
+            asyncio.ensure_future(self._changed.wait()),
+            asyncio.ensure_future(self.stop_event.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    def _answered(self, sent_at: float | None, answer: Answer, probe: bool) -> None:
+        if sent_at is None:  # nothing left
+            self.pacer.abandoned(probe)
+        else:
+            self.pacer.answered(self.clock(), sent_at, answer, probe=probe)
+        if probe:
+            self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def _fail(self, item: WorkItem, error: ApiError, *, transient: bool) -> None:
         self.ledger.record_failure(
@@ -485,7 +536,7 @@ class Sender:
             self._abort(error)
             return
         except _OutageTooLong as outage:
-            self._abort(self._unavailable(outage.error, self.breaker.failures, "back-off step"))
+            self._abort(self._unavailable(outage.error))
             return
         except ApiError as error:
             self.ledger.record_contacts_failure(item.external_id, error.describe())

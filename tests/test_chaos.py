@@ -11,17 +11,18 @@ them at full size. Every random choice is seeded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
-from importer.breaker import CircuitBreaker
-from importer.send import SendSettings
+from importer.pacing import Answer, PacingSettings
+from importer.retry import RetrySettings
+from importer.send import Sender, SendSettings
 from tests.chaos_support import (
     FINAL_SUCCESS,
     ImporterProcess,
@@ -40,7 +41,7 @@ from tests.conftest import SANDBOX_KEY, SandboxProcess
 
 MakeSandbox = Callable[..., SandboxProcess]
 CONCURRENCY = 8
-BREAKER_THRESHOLD = SendSettings().breaker_threshold
+PACING = PacingSettings()
 
 
 def engagements_at_least(server: SandboxProcess, count: int) -> Callable[[], bool]:
@@ -150,17 +151,21 @@ def test_lost_answers_500s_and_429s_still_end_with_each_row_once(
 # -- 3. outage: one shared back-off, then resume --------------------------------------------
 
 
-def outage_bound(outage_seconds: float, base: float = 1.0) -> int:
+def probes_within(seconds: float) -> int:
+    """Probes the outage guard sends in ``seconds``: after 0.5 s, 1 s, then every 2 s at most."""
+    return 2 + math.ceil(max(0.0, seconds - 1.5) / PACING.probe_cap) + 1
+
+
+def outage_bound(outage_seconds: float) -> int:
     """Requests an outage may meet: those in flight as it starts, one probe per back-off step.
 
-    Each worker's next request meets the outage before the breaker opens (``CONCURRENCY``),
-    plus a few retries while the failures in a row mount to the threshold; then the shared
-    back-off waits base, 2*base, 4*base, ...: about log2(outage/base + 1) probes fall inside
-    the outage, one more may meet its last moment. Without a shared back-off it would be
-    one request per worker per step.
+    Each request slot's next request meets the outage before the guard opens
+    (``CONCURRENCY``), plus at most the window of answers it judges (most of the last
+    ``outage_answers`` must be failures); then one probe per back-off step (0.5 s, 1 s, then
+    every 2 s): at most about 2 requests/s whatever the concurrency. Without a shared guard
+    it would be one request per slot per step.
     """
-    steps = math.ceil(math.log2(outage_seconds / base + 1))
-    return CONCURRENCY + BREAKER_THRESHOLD + steps + 1
+    return CONCURRENCY + PACING.outage_answers + probes_within(outage_seconds)
 
 
 @pytest.mark.chaos
@@ -219,8 +224,9 @@ def test_outage_longer_than_the_retry_budget_aborts_with_rows_pending(
     assert "unavailable" in (summary["stop_reason"] or "")
     during = create_counts(server.stats()).get("503", 0)
     print(f"\nlong outage drill: aborted after {during} requests met the outage")
-    # The budget is max_attempts back-off steps of the shared breaker, not per worker.
-    assert during <= CONCURRENCY + BREAKER_THRESHOLD + max_attempts + 1
+    # The budget is the time of max_attempts shared back-off steps (1 + 2 s), not per worker.
+    budget = SendSettings(retry=RetrySettings(max_attempts=max_attempts)).outage_budget
+    assert during <= CONCURRENCY + PACING.outage_answers + probes_within(budget)
     statuses = ledger_statuses(ledger)
     counts = {s: list(statuses.values()).count(s) for s in set(statuses.values())}
     print(f"ledger after the abort: {counts}")
@@ -306,56 +312,25 @@ def test_server_restart_mid_run_is_ridden_through(
 # -- what the drills found, pinned down without a server ------------------------------------
 
 
-def test_breaker_opens_on_failures_in_a_row_not_on_a_lone_500() -> None:
+def test_a_stop_releases_requests_waiting_on_the_outage_guard_at_once() -> None:
     async def main() -> None:
-        breaker = CircuitBreaker(1.0, 30.0, threshold=3, clock=lambda: 10.0)
-        breaker.server_failed(was_probe=False)
-        breaker.server_failed(was_probe=False)
-        breaker.server_answered()  # a success in between: bad luck, not an outage
-        breaker.server_failed(was_probe=False)
-        breaker.server_failed(was_probe=False)
-        assert not breaker.is_failing
-        breaker.server_failed(was_probe=False)
-        assert breaker.is_failing and breaker.open_until == 11.0
-
-    asyncio.run(main())
-
-
-def test_breaker_is_not_closed_by_an_answer_to_a_request_sent_before_it_opened() -> None:
-    async def main() -> None:
-        now = [5.0]
-        breaker = CircuitBreaker(1.0, 30.0, clock=lambda: now[0])
-        breaker.server_failed(was_probe=False, sent_at=4.9)  # opens at 5.0
-        breaker.server_answered(sent_at=4.95)  # left before the outage began
-        assert breaker.is_failing
-        now[0] = 6.0
-        assert await breaker.acquire() is True  # so the next request is still one probe
-        breaker.server_answered(sent_at=6.0)
-        assert not breaker.is_failing
-
-    asyncio.run(main())
-
-
-def test_a_stop_releases_workers_waiting_on_the_breaker_at_once() -> None:
-    async def main() -> None:
-        stop = asyncio.Event()
-
-        async def sleep(seconds: float) -> None:  # the Sender's: returns once stopping
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), seconds)
-
-        breaker = CircuitBreaker(20.0, 30.0, sleep=sleep, stop=stop)
-        breaker.server_failed(was_probe=False)  # open for 20 s
-        sleeping = asyncio.create_task(breaker.acquire())  # sleeps out the delay
+        sender = Sender(cast(Any, None), cast(Any, None), 1, SendSettings(), cast(Any, None))
+        guard = sender.pacer.outage
+        for _ in range(PacingSettings().outage_min_failures):
+            sender.pacer.answered(sender.clock(), sender.clock(), Answer.FAILED, probe=False)
+        assert guard.is_open
+        guard.next_probe_at = sender.clock() + 20.0
+        sleeping = asyncio.create_task(sender._gate())  # sleeps out the back-off
         await asyncio.sleep(0.05)
-        breaker.open_until = 0.0
-        assert await breaker.acquire() is True  # the probe is out...
-        waiting = asyncio.create_task(breaker.acquire())  # ...this one waits for its outcome
+        guard.next_probe_at = 0.0
+        assert await sender._gate() is True  # the probe is out...
+        waiting = asyncio.create_task(sender._gate())  # ...this one waits for its answer
         await asyncio.sleep(0.05)
         assert not sleeping.done() and not waiting.done()
-        stop.set()
-        # Before the fix, a stopped sleep returned at once and acquire spun on it, holding
-        # the event loop until the breaker's delay was over.
-        assert await asyncio.wait_for(asyncio.gather(sleeping, waiting), 1.0) == [False, False]
+        sender.stop_event.set()
+        results = await asyncio.wait_for(
+            asyncio.gather(sleeping, waiting, return_exceptions=True), 1.0
+        )
+        assert [type(r).__name__ for r in results] == ["_Stopped", "_Stopped"]
 
     asyncio.run(main())

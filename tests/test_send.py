@@ -174,7 +174,7 @@ def test_one_extreme_retry_after_does_not_stall_the_other_rows(tmp_path: Path) -
 
     rows, waits, _ = send_many(tmp_path, answer, count=3, max_attempts=6)
 
-    assert max(waits) <= 120  # the others waited at most the cap, not a day
+    assert waits == []  # a 429 delays only its own row: the others did not wait at all
     statuses = {r["external_id"]: r["status"] for r in rows}
     assert statuses == {"crm:0": "failed", "crm:1": "created", "crm:2": "created"}
 
