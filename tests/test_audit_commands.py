@@ -441,7 +441,8 @@ def test_retry_resends_transient_failures_and_permanent_only_on_request(
 
     assert again.exit_code == 1, again.output
     assert requests_of(sandbox, CREATE) == {**after, "422": 2}
-    assert ledger_rows(ledger, "status = 'failed'")[0]["attempts"] == 2
+    # Every request counts: its 429 in the limited run, a 422 in the first retry and again now.
+    assert ledger_rows(ledger, "status = 'failed'")[0]["attempts"] == 3
     runs = json.loads(run_cli(["status", "--ledger", str(ledger), "--json"]).stdout)["runs"]
     assert [r["command"] for r in runs] == ["retry", "retry", "run"]
 
