@@ -19,6 +19,7 @@ import click
 from importer import __version__, defaults
 from importer.config import DEFAULT_LEDGER
 from importer.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, ImporterError
+from importer.terminal import echo
 
 
 class CommandFailed(click.ClickException):
@@ -36,7 +37,7 @@ class CommandFailed(click.ClickException):
 
             JsonReporter().failed(self.command, self.format_message(), self.exit_code)
             return
-        click.echo(f"error: {self.format_message()}", err=True)
+        echo(f"error: {self.format_message()}", err=True)
 
 
 def _remember_log_format(ctx: click.Context, _: click.Parameter, value: str) -> str:
@@ -58,7 +59,7 @@ class ImporterGroup(click.Group):
         except KeyboardInterrupt:
             if ctx.meta.get("importer.log_format") == "json":
                 raise self._told(ctx, CommandFailed("interrupted", EXIT_INTERRUPTED)) from None
-            click.echo("Interrupted.", err=True)
+            echo("Interrupted.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:
             # A reader that stopped reading (`| head`) is no error: end quietly, like cat.
@@ -99,7 +100,7 @@ def _warn(message: str) -> None:
 
         JsonReporter().notice(message)
     else:
-        click.echo(message, err=True)
+        echo(message, err=True)
 
 
 def _quiet_stdout() -> None:
@@ -443,11 +444,11 @@ def _print_plan(settings: Any, ledger_path: Path, out: Path | None, as_json: boo
         finally:
             if handle:
                 handle.close()
-    click.echo(
+    echo(
         printer.as_json(str(settings.manifest)) if as_json else printer.text(str(settings.manifest))
     )
     if out:
-        click.echo(f"Wrote {out}", err=True)
+        echo(f"Wrote {out}", err=True)
     return 1 if printer.counts[Action.INVALID] or printer.counts[Action.DUPLICATE] else 0
 
 
@@ -466,10 +467,10 @@ def _print_summary(summary: Any, manifest: Path, quiet: bool) -> None:
 
     if quiet:
         if summary.stop_reason and summary.stop_reason != "interrupted":
-            click.echo(f"Stopped: {summary.stop_reason}", err=True)
+            echo(f"Stopped: {summary.stop_reason}", err=True)
         return
     rate = sum(summary.counts[k] for k in SENT_OUTCOMES) / max(summary.seconds, 1e-9)
-    click.echo(
+    echo(
         format_counts(
             summary.counts,
             f"Summary for {manifest} ({summary.seconds:.1f} s, {summary.requests:,} "
@@ -480,9 +481,9 @@ def _print_summary(summary: Any, manifest: Path, quiet: bool) -> None:
     if summary.pacing:
         click.echo(f"Pacing: {summary.pacing}.")
     if summary.stop_reason and summary.stop_reason != "interrupted":
-        click.echo(f"Stopped: {summary.stop_reason}", err=True)
+        echo(f"Stopped: {summary.stop_reason}", err=True)
     elif summary.stop_reason == "interrupted":
-        click.echo("Interrupted: run the same command again to resume.", err=True)
+        echo("Interrupted: run the same command again to resume.", err=True)
 
 
 def _send(
@@ -596,7 +597,7 @@ def status(ledger: Path, as_json: bool) -> None:
 
     with open_ledger(require_ledger(ledger), readonly=True) as book:
         data = ledger_status(book)
-    click.echo(json.dumps(data, indent=2) if as_json else status_text(data))
+    echo(json.dumps(data, indent=2) if as_json else status_text(data))
 
 
 @cli.command()
@@ -623,7 +624,7 @@ def report(ledger: Path, out: Path) -> None:
         except OSError as error:
             raise UsageError(f"cannot write the reports into {out} ({error.strerror})") from None
     for name, count in written.items():
-        click.echo(f"Wrote {out / name} ({count:,} rows)")
+        echo(f"Wrote {out / name} ({count:,} rows)")
 
 
 @cli.command()
@@ -651,12 +652,12 @@ def retry(ctx: click.Context, **options: Any) -> None:
     if not manifests:
         # Exit 0 says every row is in AskElephant: only when it is true.
         if missing:
-            click.echo(
+            echo(
                 f"Nothing to retry, but {missing:,} row(s) are not in AskElephant: "
                 "`importer status` says why (--include-permanent re-sends rejected rows)."
             )
             ctx.exit(1)
-        click.echo("No failed rows to retry.")
+        echo("No failed rows to retry.")
         ctx.exit(0)
     worst = 0
     for manifest in manifests:
@@ -774,13 +775,13 @@ def verify(ctx: click.Context, **options: Any) -> None:
         "timed_out": result.timed_out,
     }
     if options["as_json"]:
-        click.echo(json.dumps(summary, indent=2))
+        echo(json.dumps(summary, indent=2))
     elif not options["quiet"]:
         from importer.report import format_counts
 
-        click.echo(format_counts(result.counts, "Processing status:"))
+        echo(format_counts(result.counts, "Processing status:"))
         for external_id, status_value in result.failed[:10]:
-            click.echo(f"  failed: {external_id} ({status_value})")
+            echo(f"  failed: {external_id} ({status_value})")
         if result.timed_out:
             _warn(f"Still processing after {options['timeout']:.0f} s.")
     ctx.exit(1 if result.failed or result.timed_out else 0)
@@ -830,7 +831,7 @@ def init(
     except OSError as error:
         raise UsageError(f"cannot write {out} ({error.strerror})") from None
     for line in summary_lines(guess, str(out)):
-        click.echo(line)
+        echo(line)
 
 
 def _mapping_values(options: dict[str, Any]) -> dict[str, Any]:

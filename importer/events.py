@@ -14,6 +14,7 @@ from typing import IO, Any, Protocol
 from tqdm import tqdm
 
 from importer.outcomes import SENT_OUTCOMES, Action, Outcome
+from importer.terminal import for_terminal
 
 
 class Reporter(Protocol):
@@ -80,7 +81,9 @@ class HumanReporter:
         if outcome in PROBLEM_OUTCOMES:
             self.problem_count += 1
             if len(self.problems) < SHOWN_PROBLEMS:
-                self.problems.append(f"  row {row} {external_id or '(no id)'} {outcome}: {detail}")
+                shown_id = for_terminal(external_id, lines=False) if external_id else "(no id)"
+                shown = for_terminal(str(detail), lines=False)
+                self.problems.append(f"  row {row} {shown_id} {outcome}: {shown}")
         if self.bar is not None:
             if outcome in SENT_OUTCOMES:
                 self.bar.update(1)
@@ -95,6 +98,7 @@ class HumanReporter:
     def notice(self, message: str) -> None:
         if self.quiet:
             return
+        message = for_terminal(message)
         if self.bar is not None:
             self.bar.write(message, file=self.stream)
         else:

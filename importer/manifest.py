@@ -21,6 +21,7 @@ import datetime as dt
 import io
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,12 +32,43 @@ from importer import defaults
 from importer.csv_dialect import detect_encoding, sniff_delimiter
 from importer.errors import ManifestError
 from importer.footers import FooterStats, drop_trailing_footer
-from importer.spreadsheet import restore
+from importer.spreadsheet import restore, written_by_importer
 
 # Integers above 2**53 cannot all be held by a float: such an id has already been altered.
 MAX_EXACT_FLOAT = 2**53
-# A single cell may legitimately hold a whole transcript (up to 950,000 bytes) and more.
-csv.field_size_limit(16 * 1024 * 1024)
+MAX_CELL_CHARS = 16 * 1024 * 1024
+"""A cell may hold a whole transcript (950,000 bytes) and more; beyond this its row is refused."""
+MAX_LINE_CHARS = 20 * 1024 * 1024
+"""The longest physical line read into memory; a longer one is skipped (its row refused)."""
+LINE_TOO_LONG = "\x00line too long\x00"
+csv.field_size_limit(MAX_LINE_CHARS)
+
+
+class BoundedLines:
+    """A CSV file's physical lines, none longer than ``MAX_LINE_CHARS``.
+
+    A longer line is read past in bounded chunks and replaced by ``LINE_TOO_LONG``, so a
+    2 GB line (a sparse file, a runaway export) costs at most one chunk of memory, and only
+    the row it belongs to is refused (the record holding the marker).
+    """
+
+    def __init__(self, handle: io.TextIOWrapper, limit: int = MAX_LINE_CHARS) -> None:
+        self.handle, self.limit = handle, limit
+
+    def __iter__(self) -> BoundedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.handle.readline(self.limit)
+        if not line:
+            raise StopIteration
+        if len(line) < self.limit or line.endswith(("\n", "\r")):
+            return line
+        while True:  # skip the rest of this line, a chunk at a time
+            rest = self.handle.readline(self.limit)
+            if not rest or rest.endswith(("\n", "\r")):
+                break
+        return LINE_TOO_LONG + "\n"
 
 
 @dataclass(frozen=True)
@@ -178,10 +210,10 @@ def _open_csv(path: Path, source: SourceOptions) -> io.TextIOWrapper:
 def _csv_reader(handle: io.TextIOWrapper, source: SourceOptions) -> Any:
     delimiter = source.delimiter
     if delimiter is None:
-        first_line = handle.readline()
+        first_line = handle.readline(MAX_LINE_CHARS)
         handle.seek(0)
         delimiter = sniff_delimiter(first_line)
-    return csv.reader(handle, delimiter=delimiter, strict=False)
+    return csv.reader(BoundedLines(handle), delimiter=delimiter, strict=False)
 
 
 def _csv_header(path: Path, reader: Any) -> list[str]:
@@ -191,13 +223,24 @@ def _csv_header(path: Path, reader: Any) -> list[str]:
         raise ManifestError(str(path), f"line 1 is not CSV ({error})") from error
     if not header or not any(cell.strip() for cell in header):
         raise ManifestError(str(path), "has no header row (line 1 is blank)")
+    if LINE_TOO_LONG in header:
+        raise ManifestError(
+            str(path),
+            f"line 1 is longer than {MAX_LINE_CHARS // (1024 * 1024)} MB: "
+            "not a CSV manifest (its header is one short line)",
+        )
     names = [name.strip() for name in header]
     if any("\x00" in name or _has_undecodable(name) for name in names):
         raise ManifestError(str(path), "is not a UTF-8 CSV file (binary data in the header)")
-    repeated = sorted({name for name in names if names.count(name) > 1 and name})
+    repeated = _repeated(names)
     if repeated:
         raise ManifestError(str(path), f"header names a column twice: {', '.join(repeated)}")
     return names
+
+
+def _repeated(names: list[str]) -> list[str]:
+    """Names used twice, found in linear time: a file may have 100,000 columns."""
+    return sorted(name for name, count in Counter(names).items() if count > 1 and name)
 
 
 def _has_undecodable(text: str) -> bool:
@@ -208,9 +251,11 @@ def _read_csv(path: Path, source: SourceOptions, stats: ReadStats | None) -> Ite
     with _open_csv(path, source) as handle:
         reader = _csv_reader(handle, source)
         header = _csv_header(path, reader)
+        ours = written_by_importer(header)
         footer = stats.footer if stats is not None else None
         for line, record, _ in drop_trailing_footer(_csv_records(path, reader), footer):
-            yield _row(header, line, record)
+            too_long = any(LINE_TOO_LONG in cell for cell in record)
+            yield _row(header, line, record, ours=ours, too_long=too_long)
 
 
 def _csv_records(path: Path, reader: Any) -> Iterator[tuple[int, list[str], None]]:
@@ -230,16 +275,39 @@ def _csv_records(path: Path, reader: Any) -> Iterator[tuple[int, list[str], None
             yield line, record, None
 
 
-def _row(header: list[str], number: int, record: list[str]) -> ManifestRow:
+def _row(
+    header: list[str],
+    number: int,
+    record: list[str],
+    *,
+    ours: bool = False,
+    too_long: bool = False,
+) -> ManifestRow:
+    """One record as a row; ``ours``: an errors.csv fed back, whose cells were defused."""
     problem = None
-    if len(record) > len(header):
+    if too_long:
+        record = []  # nothing of it is kept
+        problem = (
+            f"is longer than {MAX_LINE_CHARS // (1024 * 1024)} MB on one line; the row was not read"
+        )
+    elif any(len(cell) > MAX_CELL_CHARS for cell in record):
+        sizes = zip(header, map(len, record), strict=False)
+        name, size = next((n, size) for n, size in sizes if size > MAX_CELL_CHARS)
+        record = [cell if len(cell) <= MAX_CELL_CHARS else "" for cell in record]
+        problem = (
+            f"column {name!r} holds {size // (1024 * 1024)} MB; a cell may hold at most "
+            f"{MAX_CELL_CHARS // (1024 * 1024)} MB"
+        )
+    elif len(record) > len(header):
         extra = record[len(header) :]
         if any(cell.strip() for cell in extra):
             problem = (
                 f"has {len(record)} cells but the header has {len(header)} columns "
                 "(a delimiter inside an unquoted cell?)"
             )
-    cells = {name: restore(cell) for name, cell in zip(header, record, strict=False)}
+    if ours:
+        record = [restore(cell) for cell in record]
+    cells = dict(zip(header, record, strict=False))
     for name in header[len(record) :]:
         cells[name] = ""
     return ManifestRow(number, cells, problem)
@@ -257,7 +325,7 @@ def _sheet_header(path: Path, values: tuple[Any, ...]) -> list[str]:
         names.pop()  # formatting can stretch a sheet past its last column
     if not any(names):
         raise ManifestError(str(path), "has no header row (row 1 of the sheet is blank)")
-    repeated = sorted({name for name in names if names.count(name) > 1 and name})
+    repeated = _repeated(names)
     if repeated:
         raise ManifestError(str(path), f"header names a column twice: {', '.join(repeated)}")
     return names

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import tomli_w
+
 from importer.cells import InvalidCell
 from importer.crm_headers import (
     DIRECTION_WORDS,
@@ -23,7 +25,7 @@ from importer.crm_headers import (
     TYPE_WORDS,
 )
 from importer.dates import DAYFIRST, MONTHFIRST, DateStyle, decide_order, parse_start_at
-from importer.mapping import FIELDS, REQUIRED_FIELDS
+from importer.mapping import FIELDS, REQUIRED_FIELDS, tomllib
 
 TRUE_FALSE = {"true", "false", "yes", "no", "y", "n", "1", "0", "t", "f"}
 # Header words that make a column a guess for a field when no synonym matched.
@@ -203,9 +205,14 @@ def _date_question(column: str | None, rows: list[dict[str, str]]) -> str | None
 
 
 def render_mapping(guess: MappingGuess, manifest: str) -> str:
-    """The guess as a commented TOML mapping file."""
+    """The guess as a commented TOML mapping file.
+
+    Column names and cell values come from the manifest and may hold anything (quotes,
+    newlines, a whole ``key = "value"`` line): every value is written by ``tomli_w``, every
+    name quoted in a comment is escaped, and the file must read back as meant.
+    """
     lines = [
-        f"# Mapping for {manifest}, proposed by `importer init`: check every line.",
+        f"# Mapping for {_comment_text(manifest)}, proposed by `importer init`: check every line.",
     ]
     if guess.source_system:
         lines.append(f"# The headers look like a {guess.source_system} export.")
@@ -216,7 +223,7 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
             lines.append(f"{name} = {_toml_string(guess.columns[name])}{note}")
         else:
             need = "required" if name in REQUIRED_FIELDS else "optional"
-            why = f"; {guess.refused[name]}" if name in guess.refused else ""
+            why = f"; {_comment_text(guess.refused[name])}" if name in guess.refused else ""
             lines.append(f'# {name} = "..."   # not found ({need}{why})')
     lines += [
         "",
@@ -224,7 +231,7 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
         "[defaults]",
     ]
     if "type" in guess.defaults:
-        lines.append(f'type = "{guess.defaults["type"]}"            # or "CALL" / "MEETING"')
+        lines.append(f'type = {_toml_string(guess.defaults["type"])}   # or "CALL" / "MEETING"')
     if "source_system" in guess.defaults:
         lines.append(f"source_system = {_toml_string(guess.defaults['source_system'])}")
     elif "source_system" not in guess.columns:
@@ -240,10 +247,27 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
             "skip_without_media = true",
         ]
     if guess.date_question:
-        lines += ["", "# " + guess.date_question, "# [formats]", '# start_at = "monthfirst"']
+        question = _comment_text(guess.date_question)
+        lines += ["", "# " + question, "# [formats]", '# start_at = "monthfirst"']
     if guess.unused_columns:
-        lines += ["", "# Columns not used: " + ", ".join(guess.unused_columns)]
-    return "\n".join(lines) + "\n"
+        unused = ", ".join(_comment_text(name) for name in guess.unused_columns)
+        lines += ["", "# Columns not used: " + unused]
+    text = "\n".join(lines) + "\n"
+    _check_reads_back(text, guess)
+    return text
+
+
+def _check_reads_back(text: str, guess: MappingGuess) -> None:
+    """A guard: the file must hold exactly what was guessed, and nothing a header added."""
+    data = tomllib.loads(text)
+    defaults = {k: guess.defaults[k] for k in ("type", "source_system") if k in guess.defaults}
+    if (
+        set(data) - {"columns", "defaults", "values", "rows"}
+        or data.get("columns") != guess.columns
+        or data.get("defaults") != defaults
+        or data.get("values", {}) != guess.values
+    ):
+        raise AssertionError("the mapping file would not read back as written")
 
 
 FIELD_HINTS = {
@@ -295,4 +319,10 @@ def summary_lines(guess: MappingGuess, out: str) -> list[str]:
 
 
 def _toml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``value`` as a TOML basic string, escaped by a real TOML writer."""
+    return tomli_w.dumps({"v": value})[len("v = ") :].rstrip("\n")
+
+
+def _comment_text(text: str) -> str:
+    """Text for a comment line: as is when plain, else quoted with escapes (no line break)."""
+    return text if text.isprintable() else _toml_string(text)

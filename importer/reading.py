@@ -36,31 +36,45 @@ TRANSCRIPT_READ_LIMIT = contract.TRANSCRIPT_MAX_BYTES * 4
 
 
 def transcript_reader(manifest_dir: Path) -> TranscriptReader:
-    """Reads transcript_path cells relative to (and only inside) the manifest's folder."""
+    """Reads transcript_path cells relative to (and only inside) the manifest's folder.
+
+    Every problem with the cell (a NUL, a name too long, a symlink loop, a folder, a file
+    too large or not UTF-8) is that row's error, never the run's.
+    """
     root = manifest_dir.resolve()
 
     def read(relative: str) -> str:
-        path = (root / relative).resolve()
-        if not path.is_relative_to(root):
-            raise TranscriptUnavailable(f"{relative!r} points outside the manifest's folder {root}")
-        if not path.is_file():
-            raise TranscriptUnavailable(f"{relative!r} not found in {root}")
-        size = path.stat().st_size
-        if size > TRANSCRIPT_READ_LIMIT:
-            raise TranscriptUnavailable(
-                f"{relative!r} is {size:,} bytes; the API allows at most "
-                f"{contract.TRANSCRIPT_MAX_BYTES:,} bytes of transcript"
-            )
         try:
-            return path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError as error:
-            raise TranscriptUnavailable(
-                f"{relative!r} is not UTF-8 text (byte {error.start}); save it as UTF-8"
-            ) from None
-        except OSError as error:
-            raise TranscriptUnavailable(f"{relative!r} cannot be read ({error.strerror})") from None
+            return _read_transcript(root, relative)
+        except TranscriptUnavailable:
+            raise
+        except (OSError, ValueError, RuntimeError) as error:
+            # ValueError: an embedded NUL; RuntimeError: a symlink loop (Python < 3.13).
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            raise TranscriptUnavailable(f"{relative[:200]!r} cannot be read ({reason})") from None
 
     return read
+
+
+def _read_transcript(root: Path, relative: str) -> str:
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise TranscriptUnavailable(f"{relative!r} points outside the manifest's folder {root}")
+    if not path.is_file():
+        raise TranscriptUnavailable(f"{relative!r} not found in {root}")
+    with path.open("rb") as handle:  # read at most the limit, even if the file grows
+        data = handle.read(TRANSCRIPT_READ_LIMIT + 1)
+    if len(data) > TRANSCRIPT_READ_LIMIT:
+        raise TranscriptUnavailable(
+            f"{relative!r} is over {TRANSCRIPT_READ_LIMIT:,} bytes; the API allows at most "
+            f"{contract.TRANSCRIPT_MAX_BYTES:,} bytes of transcript"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise TranscriptUnavailable(
+            f"{relative!r} is not UTF-8 text (byte {error.start}); save it as UTF-8"
+        ) from None
 
 
 def mapped_batches(

@@ -1,8 +1,9 @@
 """Reporting: the run summary, the plan, and the success/error files.
 
-Every CSV written here is safe to open in a spreadsheet: a cell that starts with ``=``,
-``+``, ``-``, ``@`` (or a tab or carriage return) gets a leading apostrophe, so it is shown
-as text instead of being run as a formula (CSV injection).
+Every CSV written here is safe to open in a spreadsheet: every cell is quoted, and a cell
+that starts (after any spaces) with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+gets a leading apostrophe, so it is shown as text instead of being run as a formula (CSV
+injection; see ``importer.spreadsheet``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import IO, Any, TypeVar
 from importer.ledger import Ledger
 from importer.outcomes import Action, Outcome, Status
 from importer.plan import PlannedRow
-from importer.spreadsheet import defuse
+from importer.spreadsheet import IMPORTER_COLUMNS, defuse
 
 Name = TypeVar("Name", bound=str)
 
@@ -31,7 +32,7 @@ SUCCESS_COLUMNS = [
     "when",
     "processing_status",
 ]
-ERROR_EXTRA_COLUMNS = ["error_status", "error_message"]
+ERROR_EXTRA_COLUMNS = list(IMPORTER_COLUMNS)
 SKIPPED_COLUMNS = ["manifest", "row", "external_id", "reason"]
 SUMMARY_ORDER: tuple[str, ...] = (
     Outcome.CREATED,
@@ -53,10 +54,11 @@ SUMMARY_ORDER: tuple[str, ...] = (
 
 
 class SafeCsvWriter:
-    """csv.writer that neutralises formula-like cells."""
+    """csv.writer that quotes every cell and neutralises formula-like ones."""
 
     def __init__(self, handle: IO[str]) -> None:
-        self._writer = csv.writer(handle)
+        # Quoted, a cell cannot be split at a semicolon by a spreadsheet in such a locale.
+        self._writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
 
     def writerow(self, row: Iterable[Any]) -> None:
         self._writer.writerow([defuse(cell) for cell in row])

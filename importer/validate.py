@@ -269,6 +269,14 @@ class _RowChecker:
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+# Control characters (C0, DEL, C1), line and paragraph separators, and the invisible
+# format characters: soft hyphen, bidi marks and overrides, zero-width ones, the BOM.
+INVISIBLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+    "\u2060-\u206f\ufeff\ufff9-\ufffb]"
+)
+
+
 def has_lone_surrogate(text: str) -> bool:
     """True for text UTF-8 cannot encode (e.g. a JSON ``\\ud83d`` escape with no partner)."""
     return LONE_SURROGATE.search(text) is not None
@@ -287,6 +295,15 @@ def _external_id(
     row_id = raw_id.strip()
     if not row_id:
         checker.fail("id", "required", "is blank; every row needs the CRM's id")
+        return None
+    hidden = INVISIBLE.search(row_id)
+    if hidden is not None:
+        checker.fail(
+            "id",
+            "invisible_character",
+            f"contains a control or invisible character (U+{ord(hidden.group()):04X} at "
+            f"position {hidden.start() + 1}); an id must be plain visible text",
+        )
         return None
     prefix = options.prefix if options.prefix is not None else f"{source_system}:"
     external_id = prefix + row_id

@@ -1,0 +1,237 @@
+"""Hostile files: manifest cells and headers written to break the importer, through the CLI.
+
+A bad cell is that row's error, never the file's, never a crash; text we write (mapping
+files, CSV reports, the terminal) cannot be turned into something else by what it quotes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from importer.mapping import tomllib
+from tests.audit_support import read_csv
+from tests.conftest import SandboxProcess
+from tests.factories import COLUMNS, row, run_args, run_cli, write_manifest
+
+
+def plan_json(manifest: Path, tmp_path: Path, *extra: str) -> tuple[int, dict[str, object]]:
+    args = ["plan", str(manifest), "--ledger", str(tmp_path / "plan.db"), "--json", *extra]
+    result = run_cli(args)
+    assert "internal error" not in result.output, result.output
+    return result.exit_code, json.loads(result.stdout) if result.stdout else {}
+
+
+def invalid_reasons(plan: dict[str, object]) -> dict[int, str]:
+    examples = plan["examples"]
+    assert isinstance(examples, dict)
+    return {e["row"]: e["reason"] for e in examples.get("invalid", [])}
+
+
+# -- 16: transcript_path cells -----------------------------------------------------------------
+
+
+def test_bad_transcript_paths_are_each_their_rows_error(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "good.txt").write_text("Hello there.", encoding="utf-8")
+    rows = [
+        row(1, transcript_path="a\x00b.txt"),
+        row(2, transcript_path="x" * 300 + ".txt"),
+        row(3, transcript_path="loop"),
+        row(4, transcript_path=("d/" * 3000) + "t.txt"),
+        row(5, transcript_path="good.txt"),
+    ]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+
+    code, plan = plan_json(manifest, tmp_path)
+
+    assert code == 1
+    assert plan["counts"] == {"invalid": 4, "new": 1}
+    reasons = invalid_reasons(plan)
+    assert sorted(reasons) == [2, 3, 4, 5]
+    assert all("transcript_path" in reason for reason in reasons.values())
+    result = run_cli(run_args(manifest, tmp_path / "l.db", sandbox), api_key=sandbox.api_key)
+    assert result.exit_code == 1, result.output
+    [sent] = sandbox.engagements()
+    assert sent["external_id"] == "crm:rec-5"
+
+
+# -- 17: init writes TOML with a real writer ---------------------------------------------------
+
+INJECTED = 'Notes\nis_private = "true"\nmedia_url = "https://attacker.example.net/x.mp3"'
+
+
+def test_init_escapes_every_header_it_writes(tmp_path: Path) -> None:
+    headers = ["Activity ID", "Subject", "Recording URL", "Call Date", INJECTED, 'a"b\\']
+    manifest = tmp_path / "export.csv"
+    with manifest.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(headers)
+        writer.writerow(
+            ["A-1", "Intro", "https://media.example.com/a.mp3", "2024-01-02T10:00Z", "n", ""]
+        )
+    mapping = tmp_path / "mapping.toml"
+
+    result = run_cli(["init", str(manifest), "--out", str(mapping)])
+
+    assert result.exit_code == 0, result.output
+    data = tomllib.loads(mapping.read_text(encoding="utf-8"))
+    assert data["columns"]["title"] == "Subject"
+    assert data["defaults"] == {"type": "CALL"}
+    assert "attacker" not in json.dumps(data)
+    code, plan = plan_json(manifest, tmp_path, "--mapping", str(mapping), "--source-system", "c")
+    assert (code, plan["counts"]) == (0, {"new": 1})
+
+
+# -- 18: spreadsheet safety --------------------------------------------------------------------
+
+
+def test_every_cell_we_write_is_quoted_and_formulas_after_spaces_are_defused(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    titles = ["x;=1+1;", "  =HYPERLINK(1)", "\t=1+1", "\r=1+1", " @SUM(1)"]
+    rows = [row(n, title=title, type="BOGUS") for n, title in enumerate(titles, start=1)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    ledger = tmp_path / "l.db"
+    assert run_cli(run_args(manifest, ledger, sandbox), api_key=sandbox.api_key).exit_code == 1
+    out = tmp_path / "report"
+    assert run_cli(["report", "--ledger", str(ledger), "--out", str(out)]).exit_code == 0
+
+    raw = (out / "errors.csv").read_text(encoding="utf-8")
+    for record in csv.reader(raw.splitlines()[:1]):
+        assert raw.startswith('"' + record[0] + '",')
+    errors = read_csv(out / "errors.csv")
+    column = errors[0].index("title")
+    written = {line[column] for line in errors[1:]}
+    assert '"x;=1+1;"' in raw
+    assert written == {"x;=1+1;", "'  =HYPERLINK(1)", "'\t=1+1", "'\r=1+1", "' @SUM(1)"}
+
+
+def test_restore_only_undoes_defusing_in_files_the_importer_wrote(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    titles = ["'+1 follow-up with Bob", "'=not a formula, a quote"]
+    rows = [row(n, title=title) for n, title in enumerate(titles, start=1)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+
+    result = run_cli(run_args(manifest, tmp_path / "l.db", sandbox), api_key=sandbox.api_key)
+
+    assert result.exit_code == 0, result.output
+    assert sorted(e["title"] for e in sandbox.engagements()) == sorted(titles)
+
+
+def test_an_apostrophe_the_user_wrote_survives_a_round_trip_through_errors_csv(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    rows = [row(1, title="'=quoted by the user", type="BOGUS"), row(2, title="=1+1", type="X")]
+    ledger = tmp_path / "l.db"
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    assert run_cli(run_args(manifest, ledger, sandbox), api_key=sandbox.api_key).exit_code == 1
+    out = tmp_path / "report"
+    assert run_cli(["report", "--ledger", str(ledger), "--out", str(out)]).exit_code == 0
+    errors = read_csv(out / "errors.csv")
+    for line in errors[1:]:
+        line[errors[0].index("type")] = "CALL"
+    fixed = tmp_path / "fixed.csv"
+    with fixed.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(errors)
+
+    result = run_cli(run_args(fixed, ledger, sandbox), api_key=sandbox.api_key)
+
+    assert result.exit_code == 0, result.output
+    assert sorted(e["title"] for e in sandbox.engagements()) == ["'=quoted by the user", "=1+1"]
+
+
+# -- 19: control and invisible characters ------------------------------------------------------
+
+BAD_IDS = {
+    "esc": "rec\x1b[31mred",
+    "nul": "rec\x00nul",
+    "crlf": "rec\r\nline",
+    "bidi": "rec\u202eevil",
+    "zero width": "rec\u200bzw",
+    "bom": "rec\ufeffbom",
+    "del": "rec\x7fdel",
+}
+
+
+def test_ids_with_control_or_invisible_characters_are_invalid_rows(tmp_path: Path) -> None:
+    rows = [row(n, id=value) for n, value in enumerate(BAD_IDS.values(), start=1)]
+    rows.append(row(99))
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+
+    code, plan = plan_json(manifest, tmp_path)
+
+    assert code == 1
+    assert plan["counts"] == {"invalid": len(BAD_IDS), "new": 1}
+    for reason in invalid_reasons(plan).values():
+        assert reason.startswith("id: contains a control or invisible"), reason
+
+
+def test_terminal_output_escapes_control_characters(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    rows = [row(1, id="ok\x1b]0;pwned\x07", title="\x1b[2J" + "t"), row(2, type="\x1b[31mX")]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    ledger = tmp_path / "l.db"
+
+    outputs = [
+        run_cli(["plan", str(manifest), "--ledger", str(ledger)]),
+        run_cli(run_args(manifest, ledger, sandbox), api_key=sandbox.api_key),
+        run_cli(["status", "--ledger", str(ledger)]),
+    ]
+
+    for result in outputs:
+        assert result.exit_code in (0, 1), result.output
+        assert "\x1b" not in result.output and "\x07" not in result.output, result.output
+    assert "\\x1b" in outputs[0].output
+
+
+# -- 20: resource limits -----------------------------------------------------------------------
+
+
+def test_a_hundred_thousand_columns_are_checked_in_linear_time(tmp_path: Path) -> None:
+    extra = [f"c{n}" for n in range(100_000)]
+    manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2), row(3)], COLUMNS + extra)
+    started = time.process_time()
+
+    code, plan = plan_json(manifest, tmp_path)
+
+    assert (code, plan["counts"]) == (0, {"new": 3})
+    assert time.process_time() - started < 30
+
+
+def test_a_huge_sparse_manifest_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    manifest = tmp_path / "sparse.csv"
+    with manifest.open("wb") as handle:
+        handle.truncate(300 * 1024 * 1024)  # holes: all NUL bytes, no line end
+    tracemalloc.start()
+    try:
+        result = run_cli(["plan", str(manifest), "--ledger", str(tmp_path / "l.db")])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 2, result.output
+    assert "line 1" in result.output
+    assert peak < 100 * 1024 * 1024, peak
+
+
+@pytest.mark.parametrize("megabytes", [17, 40])
+def test_one_huge_cell_refuses_its_row_not_the_file(tmp_path: Path, megabytes: int) -> None:
+    rows = [row(1), row(2, title="x" * (megabytes * 1024 * 1024)), row(3)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+
+    code, plan = plan_json(manifest, tmp_path)
+
+    assert code == 1
+    assert plan["counts"] == {"new": 2, "invalid": 1}
+    assert list(invalid_reasons(plan)) == [3]
+    os.remove(manifest)
