@@ -223,6 +223,9 @@ mapping_options = _stack(
     *_reading_options,
 )
 
+READING_CHOICES = ("date_format", "dayfirst", "monthfirst", "delimiter", "encoding", "sheet")
+"""Reading options a later command over the same manifest keeps from its last run."""
+
 contacts_mapping_options = _stack(*_naming_options, *_reading_options)
 """``sync-contacts`` creates nothing: time zone and workflows come from the manifest's last run."""
 
@@ -712,6 +715,12 @@ def sync_contacts(ctx: click.Context, manifest: Path, **options: Any) -> None:
         **options,
         "timezone": recorded.get("timezone", "UTC"),
         "run_workflows": bool(recorded.get("run_workflows")),
+        # How the file was read, unless said again: dates must read as they were imported.
+        **{
+            name: recorded[name]
+            for name in READING_CHOICES
+            if not options.get(name) and recorded.get(name)
+        },
     }
     settings = _import_settings(
         manifest,
@@ -816,16 +825,15 @@ def init(
     """
     from importer.csv_dialect import delimiter_option, encoding_option
     from importer.errors import UsageError
-    from importer.manifest import SourceOptions, read_columns, read_samples
-    from importer.mapping_init import guess_mapping, render_mapping, summary_lines
+    from importer.manifest import SourceOptions
+    from importer.mapping_init import propose_mapping, render_mapping, summary_lines
 
     if out.exists() and not force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
     source = SourceOptions(
         delimiter=delimiter_option(delimiter), encoding=encoding_option(encoding), sheet=sheet
     )
-    samples = [row.cells for row in read_samples(manifest, source)]
-    guess = guess_mapping(read_columns(manifest, source), samples)
+    guess = propose_mapping(manifest, source)
     try:
         out.write_text(render_mapping(guess, str(manifest)), encoding="utf-8")
     except OSError as error:

@@ -167,7 +167,7 @@ def _epoch(value: str) -> dt.datetime:
 
 def _recognise(value: str, order: str | None) -> dt.datetime:
     candidate = value.replace("z", "Z") if value.endswith("z") else value
-    named_utc = re.fullmatch(r"(.*\d)\s*(UTC|GMT)", candidate)
+    named_utc = candidate[-3:] in ("UTC", "GMT") and re.fullmatch(r"(.*\d)\s*...", candidate)
     if named_utc and candidate[:4].isdigit():
         candidate = named_utc.group(1) + "+00:00"  # 2024-03-05 14:30:00 UTC (Outreach)
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", candidate):

@@ -9,9 +9,11 @@ under another name ("Video Meeting", "Private") get a proposed ``[values.FIELD]`
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import tomli_w
 
@@ -25,6 +27,8 @@ from importer.crm_headers import (
     TYPE_WORDS,
 )
 from importer.dates import DAYFIRST, MONTHFIRST, DateStyle, decide_order, parse_start_at
+from importer.errors import ManifestError
+from importer.manifest import SourceOptions, read_columns, read_samples
 from importer.mapping import FIELDS, REQUIRED_FIELDS, tomllib
 
 TRUE_FALSE = {"true", "false", "yes", "no", "y", "n", "1", "0", "t", "f"}
@@ -64,6 +68,25 @@ class MappingGuess:
     """When the first rows' numeric dates read two ways: the question to answer."""
     skip_without_media: int = 0
     """How many of the first rows have a blank media URL (then skipped, not invalid)."""
+    problems: list[str] = field(default_factory=list)
+    """What will stop ``plan`` whatever the mapping says (e.g. ids stored as floats)."""
+
+
+def propose_mapping(manifest: Path, source: SourceOptions) -> MappingGuess:
+    """Read the manifest's headers and first rows, and guess; note what will stop a plan."""
+    samples = [row.cells for row in read_samples(manifest, source)]
+    guess = guess_mapping(read_columns(manifest, source), samples)
+    # Numbers in an id column must become text exactly: check the column(s) ids may be in.
+    headers = read_columns(manifest, source)
+    candidates = [guess.columns["id"]] if "id" in guess.columns else []
+    candidates += [h for h in headers if normalise(h) in SYNONYMS["id"] and h not in candidates]
+    for column in candidates[:1] if "id" in guess.columns else candidates:
+        try:
+            for _ in read_samples(manifest, dataclasses.replace(source, id_column=column)):
+                pass
+        except ManifestError as error:
+            guess.problems.append(str(error))
+    return guess
 
 
 def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) -> MappingGuess:
@@ -315,6 +338,7 @@ def summary_lines(guess: MappingGuess, out: str) -> list[str]:
         lines.append(f"  question: {guess.date_question}")
     if guess.unused_columns:
         lines.append(f"  columns not used: {', '.join(guess.unused_columns)}")
+    lines += [f"  problem: {problem}" for problem in guess.problems]
     return lines
 
 

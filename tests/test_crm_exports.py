@@ -162,7 +162,11 @@ def test_gong_list_of_structs_participants() -> None:
 def test_gong_float_ids_are_a_file_level_error(tmp_path: Path) -> None:
     manifest = EXPORTS / "gong_calls_float_ids.parquet"
     mapping = tmp_path / "mapping.toml"
-    assert run_cli(["init", str(manifest), "--out", str(mapping)]).exit_code == 0
+    init = run_cli(["init", str(manifest), "--out", str(mapping)])
+    assert init.exit_code == 0
+    assert init.stdout.splitlines()[-1].startswith(
+        f"  problem: {manifest}: column 'id' holds ids as floating-point numbers"
+    )
     ledger = str(tmp_path / "l.db")
     plan = run_cli(["plan", str(manifest), "--mapping", str(mapping), "--ledger", ledger])
     assert plan.exit_code == 2

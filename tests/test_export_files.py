@@ -14,6 +14,8 @@ import pytest
 
 from importer.errors import ManifestError
 from importer.manifest import ManifestRow, SourceOptions, read_columns, read_manifest
+from tests.audit_support import run
+from tests.conftest import SandboxProcess
 from tests.factories import run_cli
 
 HEADER = ["id", "type", "title", "media_url", "start_at", "source_system"]
@@ -262,3 +264,15 @@ def test_rows_not_utf8_past_the_sample_are_row_errors_with_one_word_for_the_file
         "2 rows are not UTF-8 (the first: row 1002): if the file was saved in a Windows code "
         "page, pass --encoding cp1252 (or latin-1) instead of fixing rows one by one."
     ]
+
+
+def test_later_commands_read_dates_as_the_run_did(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    path = dated(tmp_path, "03/05/2024 2:30 PM", "04/06/2024 9:00 AM")
+    ledger = tmp_path / "ledger.db"
+    assert run(sandbox, path, ledger, "--dayfirst").exit_code == 0
+
+    args = ["sync-contacts", str(path), "--ledger", str(ledger), "--base-url", sandbox.base_url]
+    result = run_cli([*args, "--no-progress"], sandbox.api_key)
+
+    assert result.exit_code == 0, result.output  # without --dayfirst it would be undecidable
+    assert "not imported yet" not in result.stdout
