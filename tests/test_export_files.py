@@ -14,6 +14,8 @@ import pytest
 
 from importer.errors import ManifestError
 from importer.manifest import ManifestRow, SourceOptions, read_columns, read_manifest
+from importer.mapping import load_mapping
+from importer.validate import MappingOptions, map_row
 from tests.audit_support import run
 from tests.conftest import SandboxProcess
 from tests.factories import run_cli
@@ -276,3 +278,36 @@ def test_later_commands_read_dates_as_the_run_did(sandbox: SandboxProcess, tmp_p
 
     assert result.exit_code == 0, result.output  # without --dayfirst it would be undecidable
     assert "not imported yet" not in result.stdout
+
+
+def test_value_maps_in_the_mapping_for_types_and_booleans(tmp_path: Path) -> None:
+    header = [*HEADER, "is_private"]
+    lines = [
+        header,
+        [*record(1), "Private"],
+        [*record(2), "Public"],
+        [*record(3), "yes"],
+        [*record(4), "Secret"],
+    ]
+    lines[1][1], lines[2][1], lines[3][1], lines[4][1] = "Inbound", "Video Meeting", "CALL", "X"
+    path = write_text(tmp_path / "m.csv", lines, ",", "utf-8")
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(
+        '[values.type]\ninbound = "CALL"\n"Video Meeting" = "MEETING"\n\n'
+        "[values.is_private]\nPrivate = true\nPublic = false\n",
+        encoding="utf-8",
+    )
+    code, text, _ = plan(path, "--mapping", str(mapping))
+    assert code == 1
+    assert "invalid (first 1 of 1):\n  row 5 crm:4: type: must be CALL or MEETING, not 'X'" in text
+    assert "new (first 3 of 3)" in text
+    options = MappingOptions(columns=load_mapping(mapping))
+    sent = [
+        map_row(dict(zip(header, line, strict=True)), n, options).payload
+        for n, line in enumerate(lines[1:4], start=2)
+    ]
+    assert [(p["type"], p["is_private"]) for p in sent if p] == [
+        ("CALL", True),
+        ("MEETING", False),
+        ("CALL", True),
+    ]
