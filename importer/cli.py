@@ -320,6 +320,23 @@ check_media_option = click.option(
     "content type (cached in the ledger for 24 h).",
 )
 
+recording_options = _stack(
+    click.option(
+        "--allow-new-prefix",
+        is_flag=True,
+        help="Send rows imported before under another external_id prefix (a changed "
+        "source_system or --prefix) as new engagements; without it such a run is refused.",
+    ),
+    click.option(
+        "--on-same-recording",
+        type=click.Choice(["warn", "skip"]),
+        default="warn",
+        show_default=True,
+        help="A row whose media URL is already imported (or on an earlier row) under another "
+        "external_id: warn (list, count and send it) or skip (record it skipped, send nothing).",
+    ),
+)
+
 on_change_option = click.option(
     "--on-change",
     type=click.Choice(["report", "skip"]),
@@ -361,6 +378,8 @@ def _import_settings(
     concurrency: int = defaults.CONCURRENCY,
     rate: float | None = None,
     max_attempts: int = defaults.MAX_ATTEMPTS,
+    allow_new_prefix: bool = False,
+    on_same_recording: str = "warn",
 ) -> Any:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -368,6 +387,7 @@ def _import_settings(
     from importer.manifest import SourceOptions
     from importer.mapping import load_mapping
     from importer.plan import PlanOptions
+    from importer.recordings import RecordingOptions
     from importer.retry import RetrySettings
     from importer.send import SendSettings
     from importer.settings import ImportSettings
@@ -408,6 +428,9 @@ def _import_settings(
         batch_size=batch_size,
         contacts_only=contacts_only,
         check_media=check_media,
+        recordings=RecordingOptions(
+            allow_new_prefix=allow_new_prefix, on_same_recording=on_same_recording
+        ),
     )
 
 
@@ -452,7 +475,8 @@ def _print_plan(settings: Any, ledger_path: Path, out: Path | None, as_json: boo
     )
     if out:
         echo(f"Wrote {out}", err=True)
-    return 1 if printer.counts[Action.INVALID] or printer.counts[Action.DUPLICATE] else 0
+    refused = (Action.INVALID, Action.DUPLICATE, Action.PREFIX_CHANGED)
+    return 1 if any(printer.counts[action] for action in refused) else 0
 
 
 def _open_for_writing(path: Path) -> Any:
@@ -543,6 +567,7 @@ def _api_key(api_key_file: Path | None) -> str:
 @ledger_option
 @api_options
 @on_change_option
+@recording_options
 @check_media_option
 @click.option("--dry-run", is_flag=True, help="Print the plan (as `importer plan`); send nothing.")
 @plan_output_options
@@ -557,6 +582,7 @@ def run(ctx: click.Context, manifest: Path, **options: Any) -> None:
         manifest,
         **_mapping_values(options),
         **_pick(options, "on_change", "check_media", "concurrency", "rate", "max_attempts"),
+        **_pick(options, "allow_new_prefix", "on_same_recording"),
     )
     if options["dry_run"]:
         ctx.exit(_print_plan(settings, options["ledger"], options["out"], options["as_json"]))
@@ -569,6 +595,7 @@ def run(ctx: click.Context, manifest: Path, **options: Any) -> None:
 @manifest_argument
 @mapping_options
 @ledger_option
+@recording_options
 @check_media_option
 @plan_output_options
 @click.pass_context
@@ -579,7 +606,9 @@ def plan(ctx: click.Context, manifest: Path, **options: Any) -> None:
     since import, invalid (with reasons), duplicate, retry. Exit 1 if any row is invalid.
     """
     settings = _import_settings(
-        manifest, **_mapping_values(options), **_pick(options, "check_media")
+        manifest,
+        **_mapping_values(options),
+        **_pick(options, "check_media", "allow_new_prefix", "on_same_recording"),
     )
     ctx.exit(_print_plan(settings, options["ledger"], options["out"], options["as_json"]))
 
@@ -680,6 +709,8 @@ def retry(ctx: click.Context, **options: Any) -> None:
             sheet=last.get("sheet"),
             dayfirst=bool(last.get("dayfirst")),
             monthfirst=bool(last.get("monthfirst")),
+            allow_new_prefix=bool(last.get("allow_new_prefix")),
+            on_same_recording=last.get("on_same_recording") or "warn",
             include_permanent=options["include_permanent"],
             only_failed=True,
             **_pick(options, "concurrency", "rate", "max_attempts"),

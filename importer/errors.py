@@ -42,6 +42,10 @@ class UsageError(ImporterError):
     """Options, credentials or configuration that cannot work."""
 
 
+class PrefixChanged(UsageError):
+    """Rows imported under one external_id prefix would be sent again under another."""
+
+
 class ManifestError(UsageError):
     """The manifest cannot be read as a whole (a bad row is a RowError instead)."""
 

@@ -48,6 +48,7 @@ PROBLEM_OUTCOMES: tuple[str, ...] = (
     FAILED_BEFORE,
     Action.CHANGED,
     Outcome.CONTACTS_FAILED,
+    Action.SAME_RECORDING,
 )
 SHOWN_PROBLEMS = 10
 

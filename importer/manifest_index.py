@@ -9,9 +9,23 @@ before the first request, and to count what is ahead. It is gone when the ledger
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from importer.ledger import Ledger, now_iso
 from importer.ledger.db import UNFINISHED
+from importer.recordings import KnownRecording, prefix_of
+
+
+@dataclass(frozen=True)
+class PrefixChange:
+    """Rows imported under one prefix that a run would now send under another."""
+
+    old_prefix: str
+    new_prefix: str
+    rows: int
+    first_row: int
+    old_external_id: str
+    new_external_id: str
 
 
 class ManifestIndex:
@@ -21,23 +35,112 @@ class ManifestIndex:
         self.db = ledger.db
 
     def start(self) -> None:
-        """An empty scratch table of (external_id, row, payload hash) for this manifest."""
+        """An empty scratch table of (external_id, row, payload hash, source id, media URL)."""
         self.db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS manifest_index "
-            "(external_id TEXT, row_number INTEGER, payload_hash TEXT)"
+            "(external_id TEXT, row_number INTEGER, payload_hash TEXT, source_id TEXT, "
+            "media_url TEXT)"
         )
         self.db.execute("DELETE FROM temp.manifest_index")
 
-    def add(self, rows: list[tuple[str, int, str]]) -> None:
+    def add(self, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
         """Add valid rows to the scratch table."""
         with self.db.conn:
-            self.db.conn.executemany("INSERT INTO temp.manifest_index VALUES (?, ?, ?)", rows)
+            self.db.conn.executemany("INSERT INTO temp.manifest_index VALUES (?, ?, ?, ?, ?)", rows)
+
+    @property
+    def _ledger_knows_recordings(self) -> bool:
+        """A read-only ledger of schema 1 has no source ids or media URLs to compare with."""
+        return "media_url" in self.db.table("engagements").columns_dict
+
+    def prefix_changes(self, conflicting: Iterable[str]) -> list[PrefixChange]:
+        """Rows about to be sent as new whose source id and media URL were imported under
+        another external_id: by (old prefix, new prefix), with a count and an example."""
+        if not self._ledger_knows_recordings:
+            return []
+        self._fill("prefix_skip", conflicting)
+        moved = (
+            "WITH moved AS (SELECT i.row_number, i.external_id AS new_id, e.external_id AS old_id,"
+            " substr(e.external_id, 1, length(e.external_id) - length(e.source_id)) AS old_prefix,"
+            " substr(i.external_id, 1, length(i.external_id) - length(i.source_id)) AS new_prefix"
+            " FROM temp.manifest_index i JOIN engagements e ON e.media_url = i.media_url"
+            " AND e.source_id = i.source_id AND e.external_id != i.external_id"
+            " AND e.status IN ('created', 'existing')"
+            " LEFT JOIN engagements own ON own.external_id = i.external_id"
+            " WHERE (own.external_id IS NULL OR own.status = 'pending')"
+            " AND i.external_id NOT IN (SELECT external_id FROM temp.prefix_skip)) "
+        )
+        changes = []
+        for row in list(
+            self.db.query(
+                moved + "SELECT old_prefix, new_prefix, COUNT(DISTINCT new_id) AS n, "
+                "MIN(row_number) AS first FROM moved GROUP BY old_prefix, new_prefix ORDER BY first"
+            )
+        ):
+            example = self.db.execute(
+                moved + "SELECT old_id, new_id FROM moved WHERE row_number = ? "
+                "AND old_prefix = ? AND new_prefix = ? LIMIT 1",
+                [row["first"], row["old_prefix"], row["new_prefix"]],
+            ).fetchone()
+            changes.append(
+                PrefixChange(row["old_prefix"], row["new_prefix"], row["n"], row["first"], *example)
+            )
+        return changes
+
+    def recordings_for(self, external_ids: Iterable[str]) -> dict[str, KnownRecording]:
+        """For these rows: where their recording already is under another external_id
+        (the ledger first, then an earlier row of this manifest)."""
+        ids = list(dict.fromkeys(external_ids))
+        in_ledger = self._ledger_knows_recordings
+        imported = (
+            "(SELECT e.external_id FROM engagements e WHERE e.media_url = i.media_url "
+            "AND e.external_id != i.external_id AND e.status IN ('created', 'existing') {} "
+            "ORDER BY e.completed_at LIMIT 1)"
+        )
+        found: dict[str, KnownRecording] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            same_row = imported.format("AND e.source_id = i.source_id") if in_ledger else "NULL"
+            same_media = imported.format("") if in_ledger else "NULL"
+            for row in self.db.query(
+                "SELECT i.external_id, i.source_id, "
+                f"{same_row} AS prefix_of, {same_media} AS imported_as, "
+                "(SELECT j.external_id FROM temp.manifest_index j WHERE j.media_url = i.media_url "
+                "AND j.external_id != i.external_id AND j.row_number < i.row_number "
+                "ORDER BY j.row_number LIMIT 1) AS earlier "
+                f"FROM temp.manifest_index i WHERE i.external_id IN ({marks})",
+                chunk,
+            ):
+                external_id, source_id = row["external_id"], row["source_id"] or ""
+                if row["prefix_of"]:
+                    found[external_id] = KnownRecording(
+                        row["prefix_of"],
+                        prefix_changed=True,
+                        old_prefix=prefix_of(row["prefix_of"], source_id),
+                        new_prefix=prefix_of(external_id, source_id),
+                    )
+                elif row["imported_as"] or row["earlier"]:
+                    other = row["imported_as"] or row["earlier"]
+                    found[external_id] = KnownRecording(other, prefix_changed=False)
+        return found
+
+    def _fill(self, table: str, external_ids: Iterable[str]) -> None:
+        self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (external_id TEXT)")
+        with self.db.conn:
+            self.db.execute(f"DELETE FROM temp.{table}")
+            self.db.conn.executemany(
+                f"INSERT INTO temp.{table} VALUES (?)", [(i,) for i in external_ids]
+            )
 
     def repeated(self, shown: int = 10) -> Iterator[tuple[str, int, bool, tuple[int, ...], int]]:
         """external_ids on more than one row: first row, whether the payloads differ, the
         first ``shown`` rows and how many more there are."""
         self.db.execute(
             "CREATE INDEX IF NOT EXISTS temp.manifest_index_id ON manifest_index (external_id)"
+        )
+        self.db.execute(
+            "CREATE INDEX IF NOT EXISTS temp.manifest_index_media ON manifest_index (media_url)"
         )
         for row in self.db.query(
             "SELECT external_id, MIN(row_number) AS first_row, COUNT(*) AS n, "
@@ -65,8 +168,10 @@ class ManifestIndex:
             )
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO engagements (external_id, manifest, row_number, status, "
-                "transient, payload_hash, attempts, first_seen_at, updated_at) "
-                "SELECT external_id, ?, MIN(row_number), 'pending', 0, payload_hash, 0, ?, ? "
+                "transient, payload_hash, attempts, first_seen_at, updated_at, source_id, "
+                "media_url) "
+                "SELECT external_id, ?, MIN(row_number), 'pending', 0, payload_hash, 0, ?, ?, "
+                "source_id, media_url "
                 "FROM temp.manifest_index WHERE external_id NOT IN "
                 "(SELECT external_id FROM temp.conflicting) GROUP BY external_id",
                 [manifest, stamp, stamp],

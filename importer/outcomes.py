@@ -46,13 +46,25 @@ class Action(StrEnum):
     """Nothing to import (e.g. no media URL with ``--skip-without-media``)."""
     REPEATED = "repeated"
     """The same values as an earlier row with its external_id: sent once, with that row."""
+    PREFIX_CHANGED = "prefix changed"
+    """Imported before under another prefix (same source id and media URL); not sent."""
+    SAME_RECORDING = "same recording"
+    """Its media URL is imported, or on an earlier row, under another id: sent, and said."""
 
 
-SENDING_ACTIONS = frozenset({Action.NEW, Action.RETRY})
+SENDING_ACTIONS = frozenset({Action.NEW, Action.RETRY, Action.SAME_RECORDING})
 REJECTED_ACTIONS = frozenset({Action.INVALID, Action.DUPLICATE, Action.SKIPPED})
 """Rows kept in the ledger's rejects table, with their cells (errors.csv, skipped.csv)."""
 REPORTED_ACTIONS = frozenset(
-    {Action.INVALID, Action.DUPLICATE, Action.REPEATED, Action.CHANGED, Action.FAILED}
+    {
+        Action.INVALID,
+        Action.DUPLICATE,
+        Action.REPEATED,
+        Action.CHANGED,
+        Action.FAILED,
+        Action.PREFIX_CHANGED,
+        Action.SAME_RECORDING,
+    }
 )
 """Rows not sent that a run reports one by one (``row_done``)."""
 

@@ -31,6 +31,7 @@ from importer.reading import (
     preflight_media,
     prepare,
     read_notices,
+    refuse_changed_prefixes,
 )
 from importer.send import Sender, SendOutcome, WorkItem
 from importer.settings import ImportSettings
@@ -131,6 +132,8 @@ class BatchStock:
     changed: dict[str, list[str]] = field(default_factory=dict)
     """Imported rows that differ from the manifest now, with the differing fields."""
     unchanged: list[str] = field(default_factory=list)
+    imported: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    """(external_id, source id, media URL) of rows already imported: older ledgers learn them."""
     work: list[WorkItem] = field(default_factory=list)
 
 
@@ -152,6 +155,13 @@ def take_stock(
             stock.changed[external_id] = list(planned.changed)
         elif planned.action == Action.IMPORTED:
             stock.unchanged.append(external_id)
+        if planned.action in (Action.IMPORTED, Action.CHANGED) and planned.row.payload:
+            media_url = planned.row.payload.get("media_url")
+            stock.imported.append((external_id, planned.row.source_id, media_url))
+        if planned.action == Action.SAME_RECORDING:
+            # Sent, but said: the user decides whether two engagements are right.
+            summary.planned[planned.action] += 1
+            reporter.row_done(external_id, planned.row.row_number, planned.action, planned.reason)
         if planned.sends and contacts_only:
             summary.sent[Outcome.NOT_IMPORTED_YET] += 1
         if not planned.sends:
@@ -192,6 +202,7 @@ async def run_import(
     for notice in read_notices(settings, stats):
         reporter.notice(notice)
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
+    refuse_changed_prefixes(index, settings, conflicting)
     if not (settings.plan.only_failed or settings.contacts_only):
         index.register_pending(manifest_key, conflicting)
     ahead = index.summary(
@@ -218,12 +229,13 @@ async def run_import(
     with _signals_stop(sender, install_signal_handlers):
         sender.start()
         try:
-            for batch in planned_batches(ledger, settings, duplicates):
+            for batch in planned_batches(ledger, settings, duplicates, index):
                 # The whole batch is judged and recorded before any of it is queued: a stop
                 # while a queue slot is awaited must not lose a row already reported.
                 stock = take_stock(batch, manifest_key, settings.contacts_only, summary, reporter)
                 ledger.add_rejects(stock.rejects, run_id)
                 ledger.note_changes(stock.changed, stock.unchanged)
+                ledger.note_recordings(stock.imported)
                 if batch:
                     reached = batch[-1].row.row_number
                     judged += len(batch)
@@ -310,12 +322,12 @@ def plan_manifest(
 
         asyncio.run(preflight_media(ledger, settings, reporter or HumanReporter()))
     stats = ReadStats()
-    _, duplicates, _ = index_manifest(ledger, settings, stats)
+    index, duplicates, _ = index_manifest(ledger, settings, stats)
     for notice in [*notices, *read_notices(settings, stats)]:
         if on_notice is not None:
             on_notice(notice)
     counts: Counter[Action] = Counter()
-    for batch in planned_batches(ledger, settings, duplicates):
+    for batch in planned_batches(ledger, settings, duplicates, index):
         for planned in batch:
             counts[planned.action] += 1
             on_row(planned)

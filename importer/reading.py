@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from importer import contract
+from importer.errors import PrefixChanged
 from importer.events import Reporter
 from importer.ledger import Ledger
 from importer.manifest import ReadStats, SourceOptions, read_columns, read_manifest
 from importer.manifest_index import ManifestIndex
+from importer.outcomes import Action
 from importer.plan import DuplicateInfo, PlannedRow, plan_row
+from importer.recordings import judge_recording
 from importer.settings import ImportSettings
 from importer.validate import (
     MappedRow,
@@ -176,7 +179,11 @@ def index_manifest(
         settings.source,
         stats,
     ):
-        valid = [(r.external_id, r.row_number, r.payload_hash) for r in batch if r.valid]
+        valid = [
+            (r.external_id, r.row_number, r.payload_hash, r.source_id, r.payload.get("media_url"))
+            for r in batch
+            if r.valid and r.payload is not None
+        ]
         index.add(valid)  # type: ignore[arg-type]
         seen["rows"] += len(batch)
         seen["valid"] += len(valid)
@@ -192,9 +199,12 @@ def index_manifest(
 
 
 def planned_batches(
-    ledger: Ledger, settings: ImportSettings, duplicates: dict[str, DuplicateInfo]
+    ledger: Ledger,
+    settings: ImportSettings,
+    duplicates: dict[str, DuplicateInfo],
+    index: ManifestIndex,
 ) -> Iterator[list[PlannedRow]]:
-    """Pass two: each row's action, given the ledger."""
+    """Pass two: each row's action, given the ledger (and where its recording already is)."""
     for batch in mapped_batches(
         settings.manifest,
         settings.mapping,
@@ -203,7 +213,7 @@ def planned_batches(
         settings.source,
     ):
         facts = ledger.facts_for(r.external_id for r in batch if r.external_id)
-        yield [
+        planned = [
             plan_row(
                 row,
                 facts.get(row.external_id) if row.external_id else None,
@@ -212,6 +222,38 @@ def planned_batches(
             )
             for row in batch
         ]
+        known = index.recordings_for(
+            p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
+        )
+        yield [
+            judge_recording(p, known.get(p.row.external_id or ""), settings.recordings)
+            for p in planned
+        ]
+
+
+def refuse_changed_prefixes(
+    index: ManifestIndex, settings: ImportSettings, conflicting: list[str]
+) -> None:
+    """Before any request: rows imported under another prefix would become second
+    engagements. Refused (exit 2) unless ``--allow-new-prefix`` says it is intended."""
+    if settings.contacts_only or settings.recordings.allow_new_prefix:
+        return
+    changes = index.prefix_changes(conflicting)
+    if not changes:
+        return
+    lines = [
+        f"{c.rows:,} row(s) were imported before under the prefix {c.old_prefix!r}, now "
+        f"{c.new_prefix!r} (e.g. row {c.first_row}: {c.old_external_id} imported, "
+        f"{c.new_external_id} now)"
+        for c in changes
+    ]
+    first = changes[0]
+    raise PrefixChanged(
+        "; ".join(lines) + ". Sending them would create second engagements of the same "
+        "recordings: a changed source_system or --prefix does this. Restore the old prefix "
+        f"(e.g. --prefix {first.old_prefix!r}), or pass --allow-new-prefix if new engagements "
+        "are intended; `importer plan` lists the rows"
+    )
 
 
 def prepare(settings: ImportSettings) -> tuple[ImportSettings, list[str]]:

@@ -57,6 +57,8 @@ class WorkItem:
     contacts_only: bool = False
     """The engagement exists; only its contacts need re-applying."""
     engagement_id: str | None = None
+    source_id: str | None = None
+    """The CRM's id before the prefix (kept in the ledger to notice a changed prefix)."""
 
 
 @dataclass(frozen=True)
@@ -254,15 +256,25 @@ class Sender:
             else:
                 await self._send(item)
 
+    def _mark_in_flight(self, item: WorkItem) -> None:
+        self.ledger.mark_in_flight(
+            item.external_id,
+            item.manifest,
+            item.row_number,
+            item.payload_hash,
+            self.run_id,
+            source_id=item.source_id,
+            media_url=item.payload.get("media_url"),
+            cells=item.cells,
+        )
+
     async def _send(self, item: WorkItem) -> None:
         sent = 0
 
         def before() -> None:
             nonlocal sent
             if sent == 0:  # committed before the first request leaves
-                self.ledger.mark_in_flight(
-                    item.external_id, item.manifest, item.row_number, item.payload_hash, self.run_id
-                )
+                self._mark_in_flight(item)
             sent += 1
             self.ledger.count_attempt(item.external_id)
 
@@ -341,9 +353,7 @@ class Sender:
             if not remote:
                 to_send.append(item)
                 continue
-            self.ledger.mark_in_flight(
-                item.external_id, item.manifest, item.row_number, item.payload_hash, self.run_id
-            )
+            self._mark_in_flight(item)
             if len(remote) > 1:
                 duplicate = RemoteDuplicate(item.external_id, [r.engagement_id for r in remote])
                 self._fail(item, duplicate, transient=False)

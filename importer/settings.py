@@ -9,6 +9,7 @@ from typing import Any
 from importer import defaults
 from importer.manifest import SourceOptions
 from importer.plan import PlanOptions
+from importer.recordings import RecordingOptions
 from importer.send import SendSettings
 from importer.validate import MappingOptions
 
@@ -34,3 +35,5 @@ class ImportSettings:
     """httpx.AsyncClient for the preflight (tests inject one); None builds one."""
     media_resolver: Any = None
     """Host resolver for the preflight (tests inject one); None uses the system's."""
+    recordings: RecordingOptions = field(default_factory=RecordingOptions)
+    """``--allow-new-prefix`` and ``--on-same-recording``."""

@@ -90,6 +90,8 @@ class MappedRow:
     """None: leave contacts alone; empty: clear them."""
     skip_reason: str | None = None
     """Why the row has nothing to import (it is then ``skipped``, never sent)."""
+    source_id: str | None = None
+    """The CRM's id of the row, before the prefix: what ties it to earlier imports."""
 
     @property
     def valid(self) -> bool:
@@ -241,6 +243,7 @@ def map_row(
         errors=errors,
         contact_ids=contact_ids,
         skip_reason=skip_reason,
+        source_id=values["id"].strip() or None,
     )
 
 

@@ -14,7 +14,8 @@ import sqlite_utils
 from importer.errors import LedgerError
 from importer.outcomes import Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: engagements keep each row's ``source_id`` (before the prefix) and ``media_url``."""
 LEGACY_TARGET = "askelephant"
 """The target of ledgers written before ``--target`` existed."""
 STATUSES = tuple(Status)
@@ -154,6 +155,8 @@ class LedgerDB:
                         "etag": str,
                         "changed_fields": str,
                         "found_by": str,
+                        "source_id": str,
+                        "media_url": str,
                         "run_id": int,
                         "first_seen_at": str,
                         "sent_at": str,
@@ -164,8 +167,7 @@ class LedgerDB:
                     if_not_exists=True,
                     defaults={"attempts": 0, "transient": 0},
                 )
-                if "found_by" not in self.db.table("engagements").columns_dict:
-                    self.db.table("engagements").add_column("found_by", str)  # older ledgers
+                self._migrate()
                 self.db.table("engagements").create_index(["status"], if_not_exists=True)
                 self.db.execute(
                     "CREATE INDEX IF NOT EXISTS engagements_engagement_id "
@@ -214,6 +216,24 @@ class LedgerDB:
             raise LedgerError(f"cannot write the ledger {self.path} ({error})") from error
         except sqlite3.DatabaseError as error:
             raise LedgerError(self._not_a_ledger(error)) from error
+
+    def _migrate(self) -> None:
+        """Bring a ledger written by an earlier version up to ``SCHEMA_VERSION``.
+
+        Columns are added empty: a row imported before learns its ``source_id`` and
+        ``media_url`` when a later run sees it, unchanged, in its manifest.
+        """
+        engagements = self.db.table("engagements")
+        for column in ("found_by", "source_id", "media_url"):
+            if column not in engagements.columns_dict:
+                engagements.add_column(column, str)
+        self.db.execute(
+            "CREATE INDEX IF NOT EXISTS engagements_media_url ON engagements (media_url)"
+        )
+        self.db.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
+            [str(SCHEMA_VERSION), SCHEMA_VERSION],
+        )
 
     def claim_target(self, target: str) -> None:
         """Bind the ledger to one import target; a ledger of another target is refused.

@@ -22,19 +22,56 @@ class Rows(LedgerDB):
         row_number: int,
         payload_hash: str,
         run_id: int,
+        *,
+        source_id: str | None = None,
+        media_url: str | None = None,
+        cells: dict[str, str] | None = None,
     ) -> None:
-        """Committed before the request leaves: a crash then leaves evidence to resend."""
+        """Committed before the request leaves: a crash then leaves evidence to resend.
+
+        The row's source id and media URL tie it to later imports of the same recording;
+        its cells let ``errors.csv`` list it while its answer is unknown.
+        """
         stamp = now_iso()
+        cells_json = json.dumps(cells, ensure_ascii=False) if cells is not None else None
         with self.db.conn:
             self.db.execute(
                 "INSERT INTO engagements (external_id, manifest, row_number, status, transient, "
-                "payload_hash, attempts, run_id, first_seen_at, sent_at, updated_at) "
-                "VALUES (?, ?, ?, 'in_flight', 0, ?, 0, ?, ?, ?, ?) "
+                "payload_hash, attempts, run_id, first_seen_at, sent_at, updated_at, "
+                "source_id, media_url, cells) "
+                "VALUES (?, ?, ?, 'in_flight', 0, ?, 0, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(external_id) DO UPDATE SET manifest = excluded.manifest, "
                 "row_number = excluded.row_number, status = 'in_flight', transient = 0, "
                 "payload_hash = excluded.payload_hash, run_id = excluded.run_id, "
-                "sent_at = excluded.sent_at, updated_at = excluded.updated_at",
-                [external_id, manifest, row_number, payload_hash, run_id, stamp, stamp, stamp],
+                "sent_at = excluded.sent_at, updated_at = excluded.updated_at, "
+                "source_id = COALESCE(excluded.source_id, source_id), "
+                "media_url = COALESCE(excluded.media_url, media_url), "
+                "cells = COALESCE(excluded.cells, cells)",
+                [
+                    external_id,
+                    manifest,
+                    row_number,
+                    payload_hash,
+                    run_id,
+                    stamp,
+                    stamp,
+                    stamp,
+                    source_id,
+                    media_url,
+                    cells_json,
+                ],
+            )
+
+    def note_recordings(self, rows: list[tuple[str, str | None, str | None]]) -> None:
+        """(external_id, source_id, media_url) of imported rows a run saw unchanged: a
+        ledger from before version 2 learns them, so later imports can be checked."""
+        if not rows:
+            return
+        with self.db.conn:
+            self.db.conn.executemany(
+                "UPDATE engagements SET source_id = ?, media_url = ? "
+                "WHERE external_id = ? AND (source_id IS NULL OR media_url IS NULL)",
+                [(source_id, media_url, external_id) for external_id, source_id, media_url in rows],
             )
 
     def count_attempt(self, external_id: str) -> None:

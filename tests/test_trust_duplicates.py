@@ -1,0 +1,184 @@
+"""No silent duplicates: a changed prefix, and one recording under several ids.
+
+Issue 10, points 1 and 2, end to end through the CLI against the sandbox.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+from tests.audit_support import CREATE, requests_of, run
+from tests.conftest import SandboxProcess
+from tests.factories import ledger_rows, row, run_cli, status_counts, write_manifest
+
+
+def count(text: str, name: str) -> int | None:
+    """A count from a summary or plan table (``  name   1,234``)."""
+    found = re.search(rf"^  {re.escape(name)}\s+([\d,]+)$", text, re.MULTILINE)
+    return int(found.group(1).replace(",", "")) if found else None
+
+
+def plan(manifest: Path, ledger: Path, *extra: str):  # type: ignore[no-untyped-def]
+    return run_cli(["plan", str(manifest), "--ledger", str(ledger), *extra])
+
+
+# -- point 1: a changed source_system or --prefix ------------------------------------------------
+
+
+def imported_then_renamed(sandbox: SandboxProcess, tmp_path: Path) -> tuple[Path, Path]:
+    """Three rows imported as ``crm:rec-N``; the export now says ``CRM``."""
+    ledger = tmp_path / "l.db"
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(1, 4)])
+    assert run(sandbox, manifest, ledger).exit_code == 0
+    write_manifest(manifest, [row(n, source_system="CRM") for n in range(1, 5)])
+    return manifest, ledger
+
+
+def test_plan_shows_rows_whose_prefix_changed(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    manifest, ledger = imported_then_renamed(sandbox, tmp_path)
+
+    result = plan(manifest, ledger)
+
+    assert result.exit_code == 1
+    assert count(result.stdout, "prefix changed") == 3
+    assert count(result.stdout, "new") == 1
+    assert (
+        "row 2 CRM:rec-1: imported before as crm:rec-1 (the prefix was 'crm:', now 'CRM:')"
+        in result.stdout
+    )
+
+
+def test_run_refuses_a_changed_prefix_naming_both(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    manifest, ledger = imported_then_renamed(sandbox, tmp_path)
+    before = requests_of(sandbox, CREATE)
+
+    result = run(sandbox, manifest, ledger)
+
+    assert result.exit_code == 2
+    assert "3 row(s) were imported before under the prefix 'crm:'" in result.stderr
+    assert "now 'CRM:'" in result.stderr and "--allow-new-prefix" in result.stderr
+    assert requests_of(sandbox, CREATE) == before
+    assert len(sandbox.engagements()) == 3
+
+
+def test_allow_new_prefix_sends_them_as_new_engagements(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest, ledger = imported_then_renamed(sandbox, tmp_path)
+
+    result = run(sandbox, manifest, ledger, "--allow-new-prefix")
+
+    assert result.exit_code == 0, result.output
+    assert len(sandbox.engagements()) == 7
+    assert status_counts(ledger) == {"created": 7}
+
+
+def test_the_prefix_option_is_guarded_as_well(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "l.db"
+    manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2)])
+    assert run(sandbox, manifest, ledger, "--prefix", "sf-").exit_code == 0
+
+    result = run(sandbox, manifest, ledger, "--prefix", "sf:")
+
+    assert result.exit_code == 2
+    assert "prefix 'sf-'" in result.stderr and "now 'sf:'" in result.stderr
+
+
+def test_a_ledger_from_before_source_ids_is_migrated_and_then_guarded(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "l.db"
+    manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2)])
+    assert run(sandbox, manifest, ledger).exit_code == 0
+    with sqlite3.connect(ledger) as conn:  # as the previous version wrote it
+        conn.execute("DROP INDEX IF EXISTS engagements_media_url")
+        conn.execute("ALTER TABLE engagements DROP COLUMN source_id")
+        conn.execute("ALTER TABLE engagements DROP COLUMN media_url")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+
+    again = run(sandbox, manifest, ledger)  # sees the rows imported: learns their source ids
+
+    assert again.exit_code == 0, again.output
+    assert {r["source_id"] for r in ledger_rows(ledger)} == {"rec-1", "rec-2"}
+    with sqlite3.connect(ledger) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            "2",
+        )
+    write_manifest(manifest, [row(1, source_system="CRM"), row(2, source_system="CRM")])
+    assert run(sandbox, manifest, ledger).exit_code == 2
+
+
+# -- point 2: one recording under several ids ------------------------------------------------------
+
+
+def copy_with_new_ids(tmp_path: Path, name: str = "copy.csv") -> Path:
+    """The same two calls exported from another CRM: other ids, the same media URLs."""
+    rows = [
+        row(1, id="other-1", source_system="hubspot"),
+        row(2, id="other-2", source_system="hubspot"),
+        row(9, source_system="hubspot"),
+    ]
+    return write_manifest(tmp_path / name, rows)
+
+
+def test_plan_flags_a_recording_already_imported_under_another_id(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "l.db"
+    assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1), row(2)]), ledger).exit_code == 0
+
+    result = plan(copy_with_new_ids(tmp_path), ledger)
+
+    assert count(result.stdout, "same recording") == 2
+    assert "row 2 hubspot:other-1: same recording as crm:rec-1" in result.stdout
+    assert count(result.stdout, "new") == 1
+
+
+def test_same_recording_is_warned_counted_and_sent_by_default(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "l.db"
+    assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1), row(2)]), ledger).exit_code == 0
+
+    result = run(sandbox, copy_with_new_ids(tmp_path), ledger)
+
+    assert result.exit_code == 0, result.output
+    assert count(result.stdout, "same recording") == 2
+    assert count(result.stdout, "created") == 3
+    assert "row 2 hubspot:other-1 same recording: same recording as crm:rec-1" in result.stderr
+    assert len(sandbox.engagements()) == 5
+
+
+def test_on_same_recording_skip_sends_none_of_them(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "l.db"
+    assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1), row(2)]), ledger).exit_code == 0
+
+    result = run(sandbox, copy_with_new_ids(tmp_path), ledger, "--on-same-recording", "skip")
+
+    assert result.exit_code == 0, result.output
+    assert len(sandbox.engagements()) == 3
+    assert count(result.stdout, "skipped") == 2
+    with sqlite3.connect(ledger) as conn:
+        skipped = conn.execute("SELECT external_id, reason FROM rejects WHERE status = 'skipped'")
+        assert sorted(skipped) == [
+            ("hubspot:other-1", "same recording as crm:rec-1"),
+            ("hubspot:other-2", "same recording as crm:rec-2"),
+        ]
+
+
+def test_two_rows_of_one_manifest_with_one_recording(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    media = "https://media.example.com/calls/shared.mp3"
+    rows = [row(1, media_url=media), row(2), row(3, media_url=media)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    ledger = tmp_path / "l.db"
+
+    planned = plan(manifest, ledger, "--on-same-recording", "skip")
+    result = run(sandbox, manifest, ledger, "--on-same-recording", "skip")
+
+    assert "row 4 crm:rec-3: same recording as crm:rec-1" in planned.stdout
+    assert result.exit_code == 0, result.output
+    assert sorted(e["external_id"] for e in sandbox.engagements()) == ["crm:rec-1", "crm:rec-2"]
