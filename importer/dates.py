@@ -77,9 +77,10 @@ NUMERIC = re.compile(
     r"(?P<a>\d{1,2})(?P<sep>[/.\-])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})\.?" + _TIME,
     re.IGNORECASE,
 )
-# 2024/03/05 14:30
+# 2024/03/05 14:30, 2024-03-05 2:30 PM
 YEAR_FIRST = re.compile(
-    r"(?P<year>\d{4})/(?P<month>\d{1,2})/(?P<day>\d{1,2})" + _TIME, re.IGNORECASE
+    r"(?P<year>\d{4})(?P<sep>[/\-])(?P<month>\d{1,2})(?P=sep)(?P<day>\d{1,2})" + _TIME,
+    re.IGNORECASE,
 )
 # Mar 5, 2024, 2:30 PM / March 5 2024 14:30 / Tue, Mar 5, 2024 2:30 PM
 MONTH_NAME_FIRST = re.compile(
@@ -178,6 +179,11 @@ def _recognise(value: str, order: str | None) -> dt.datetime:
         try:
             return dt.datetime.fromisoformat(candidate)
         except ValueError:
+            match = YEAR_FIRST.fullmatch(value)
+            if match:  # 2024-03-05 2:30 PM
+                return _build(
+                    value, int(match["year"]), int(match["month"]), int(match["day"]), match
+                )
             raise InvalidCell(
                 f"{value!r} is not a date and time: read as ISO 8601, it is no real date or time"
             ) from None

@@ -230,8 +230,16 @@ def _csv_header(path: Path, reader: Any) -> list[str]:
             "not a CSV manifest (its header is one short line)",
         )
     names = [name.strip() for name in header]
-    if any("\x00" in name or _has_undecodable(name) for name in names):
+    if any("\x00" in name for name in names):
         raise ManifestError(str(path), "is not a UTF-8 CSV file (binary data in the header)")
+    undecodable = next((name for name in names if _has_undecodable(name)), None)
+    if undecodable is not None:
+        shown = undecodable.encode("utf-8", "surrogateescape").decode("cp1252", "replace")
+        raise ManifestError(
+            str(path),
+            f"its header is not UTF-8 (column {shown!r} as Windows-1252 reads it); pass "
+            "--encoding cp1252 (or latin-1), or save the file as UTF-8",
+        )
     repeated = _repeated(names)
     if repeated:
         raise ManifestError(str(path), f"header names a column twice: {', '.join(repeated)}")

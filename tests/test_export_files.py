@@ -82,6 +82,17 @@ def test_a_cp1252_file_is_one_file_level_message_with_a_hint(tmp_path: Path) -> 
     assert [r.cells["title"] for r in rows][:2] == ["Café número 1", "Café número 2"]
 
 
+def test_a_cp1252_header_is_a_file_level_message(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_bytes("Réf,Sujet\n1,a\n".encode("cp1252"))
+    with pytest.raises(ManifestError) as caught:
+        read_columns(path)
+    assert str(caught.value) == (
+        f"{path}: its header is not UTF-8 (column 'Réf' as Windows-1252 reads it); pass "
+        "--encoding cp1252 (or latin-1), or save the file as UTF-8"
+    )
+
+
 def test_the_encoding_option_reaches_the_cli(tmp_path: Path) -> None:
     path = cp1252_file(tmp_path)
     code, _, err = plan(path)
