@@ -3,8 +3,10 @@
 AskElephant fetches ``media_url`` synchronously during create and answers 422 when it
 cannot; a preflight finds most of those rows before any slow create. Per distinct URL:
 resolve the host (every A/AAAA answer must be public), ``HEAD`` (falling back to a one-byte
-ranged ``GET``), follow redirects by hand so none leads to a private address, and require
-a 2xx with an ``audio/*`` or ``video/*`` content type. Results are cached in the ledger.
+ranged ``GET``) connected to the address just checked (DNS rebinding cannot redirect it),
+follow redirects by hand so none leads to a private address, and require a 2xx with an
+``audio/*`` or ``video/*`` content type. Only status and headers are read, never a body,
+and each URL has one overall deadline. Results are cached in the ledger.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ from importer import contract, defaults, urlsafety
 from importer.ledger import Ledger
 
 Resolver = Callable[[str], Awaitable[list[str]]]
+URL_DEADLINE = 30.0
+"""Seconds for one URL's whole preflight, redirects included: a trickle cannot stall it."""
+
+
+class UnreadableAnswer(Exception):
+    """The media host answered something httpx cannot read (e.g. an unparsable Location)."""
 
 
 @dataclass(frozen=True)
@@ -32,28 +40,50 @@ class MediaVerdict:
     detail: str
 
 
-async def check_media(url: str, client: httpx.AsyncClient, resolve: Resolver) -> MediaVerdict:
-    """Run every preflight check on one URL (and on every URL it redirects to)."""
+async def check_media(
+    url: str, client: httpx.AsyncClient, resolve: Resolver, *, deadline: float = URL_DEADLINE
+) -> MediaVerdict:
+    """Run every preflight check on one URL (and on every URL it redirects to).
+
+    Within ``deadline`` seconds for the whole URL, redirects included; any URL problem
+    (one httpx cannot use, an odd redirect) is this URL's verdict, never an exception.
+    """
+    try:
+        return await asyncio.wait_for(_check_media(url, client, resolve), deadline)
+    except asyncio.TimeoutError:
+        return MediaVerdict(url, False, f"no complete answer within {deadline:g} s")
+    except (httpx.InvalidURL, ValueError, UnicodeError) as error:
+        # e.g. an IDN host httpx refuses: the URL cannot be fetched as written.
+        reason = str(error)[:200] or type(error).__name__
+        return MediaVerdict(url, False, f"cannot be fetched as written ({reason})")
+
+
+async def _check_media(url: str, client: httpx.AsyncClient, resolve: Resolver) -> MediaVerdict:
+    pinned: dict[str, str] = {}
+    """The address each URL's host was checked at: the one connected to (no rebinding)."""
+
+    async def refuse(current: str) -> str | None:
+        problem, address = await _check_host(current, resolve)
+        if address is not None:
+            pinned[current] = address
+        return problem
 
     async def fetch(current: str) -> httpx.Response:
-        response = await client.head(current)
+        response = await _peek(client, "HEAD", current, pinned[current])
         if response.status_code in (403, 405, 501) or (
             200 <= response.status_code < 300 and not response.headers.get("content-type")
         ):
-            response = await client.get(current, headers={"Range": "bytes=0-0"})
+            response = await _peek(client, "GET", current, pinned[current], {"Range": "bytes=0-0"})
         return response
 
-    async def refuse(current: str) -> str | None:
-        return await _check_host(current, resolve)
-
-    problem = await _check_host(url, resolve)
+    problem = await refuse(url)
     if problem:
         return MediaVerdict(url, False, problem)
     try:
         answer = await urlsafety.follow_redirects(url, fetch, refuse)
     except httpx.HTTPError as error:
         return MediaVerdict(url, False, f"could not be fetched ({type(error).__name__})")
-    except urlsafety.TooManyRedirects as error:
+    except (urlsafety.TooManyRedirects, urlsafety.BadRedirect, UnreadableAnswer) as error:
         return MediaVerdict(url, False, str(error))
     if isinstance(answer, str):
         return MediaVerdict(url, False, answer)
@@ -66,23 +96,58 @@ async def check_media(url: str, client: httpx.AsyncClient, resolve: Resolver) ->
     return MediaVerdict(url, True, content_type)
 
 
-async def _check_host(url: str, resolve: Resolver) -> str | None:
+async def _peek(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    address: str,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """The status and headers of ``url``, connected to ``address``; the body is never read.
+
+    The request goes to the checked address itself, with the name kept in the ``Host``
+    header and in TLS's SNI (so the certificate is checked against the name): what the
+    host resolves to a moment later does not matter. Closing unread means a gzip bomb or a
+    trickling body costs nothing, and nothing is inflated.
+    """
+    target = httpx.URL(url)
+    request = client.build_request(
+        method,
+        target.copy_with(host=address),
+        headers={
+            **(headers or {}),
+            "Host": target.netloc.decode("ascii"),
+            "Accept-Encoding": "identity",
+        },
+        extensions={"sni_hostname": target.host},
+    )
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.InvalidURL as error:
+        # httpx reads a redirect's Location as it answers: one it cannot parse lands here.
+        raise UnreadableAnswer(f"answered with a redirect that cannot be read ({error})") from None
+    await response.aclose()
+    return response
+
+
+async def _check_host(url: str, resolve: Resolver) -> tuple[str | None, str | None]:
+    """The problem with the URL's host, or the checked address to connect to."""
     problem = contract.check_media_url(url)
     if problem is not None:
-        return problem.message
+        return problem.message, None
     host = urlsplit(url).hostname or ""
     if urlsafety.parse_ip_literal(host) is not None:
-        return None  # a public literal: check_media_url already judged it
+        return None, host  # a public literal: check_media_url already judged it
     try:
         addresses = await resolve(host)
-    except (OSError, asyncio.TimeoutError) as error:
-        return f"host {host!r} cannot be resolved ({type(error).__name__})"
+    except (OSError, UnicodeError, asyncio.TimeoutError) as error:
+        return f"host {host!r} cannot be resolved ({type(error).__name__})", None
     if not addresses:
-        return f"host {host!r} has no addresses"
+        return f"host {host!r} has no addresses", None
     private = urlsafety.first_private(addresses)
     if private is not None:
-        return f"host {host!r} resolves to {private}, a private or internal address"
-    return None
+        return f"host {host!r} resolves to {private}, a private or internal address", None
+    return None, addresses[0].split("%", 1)[0]
 
 
 async def preflight(

@@ -58,12 +58,28 @@ def parse_ip_literal(host: str) -> Address | None:
     return None
 
 
+IPV4_IN_IPV6 = (
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (deprecated): ::7f00:1 is 127.0.0.1
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),  # IPv4-translated (SIIT)
+    ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64: reaches any IPv4 through a translator
+    ipaddress.IPv6Network("64:ff9b:1::/48"),  # local-use NAT64
+)
+"""IPv6 ranges that stand for IPv4 addresses without a way to judge which: all refused."""
+
+
 def is_public_address(address: Address) -> bool:
-    """False for private, loopback, link-local and every other non-global range."""
+    """False for private, loopback, link-local and every other non-global range.
+
+    An IPv6 address that carries an IPv4 one is judged by it (IPv4-mapped, 6to4, Teredo);
+    the ranges in ``IPV4_IN_IPV6`` are refused whatever they embed.
+    """
     if isinstance(address, ipaddress.IPv6Address):
-        mapped = address.ipv4_mapped or address.sixtofour
-        if mapped is not None:
-            return is_public_address(mapped)
+        if any(address in network for network in IPV4_IN_IPV6):
+            return False
+        teredo_client = address.teredo[1] if address.teredo else None
+        embedded = address.ipv4_mapped or address.sixtofour or teredo_client
+        if embedded is not None:
+            return is_public_address(embedded)
     return bool(address.is_global) and not address.is_multicast
 
 
@@ -106,6 +122,17 @@ async def system_resolver(host: str, timeout: float = 5.0) -> list[str]:
 # -- redirects ----------------------------------------------------------------------------
 
 
+class BadRedirect(Exception):
+    """A ``Location`` that clients read in different ways (backslashes, controls, spaces)."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        super().__init__(
+            f"redirects to {location[:200]!r}: a Location with a backslash, control character "
+            "or space is read differently by different clients, so it is not followed"
+        )
+
+
 class TooManyRedirects(Exception):
     """A URL still redirected after ``MAX_REDIRECTS`` hops."""
 
@@ -115,8 +142,14 @@ class TooManyRedirects(Exception):
 
 
 def redirect_target(current: str, location: str) -> str:
-    """The absolute URL a ``Location`` header sends to (relative to the current URL)."""
-    return urljoin(current, location)
+    """The absolute URL a ``Location`` header sends to (relative to the current URL).
+
+    Browsers read ``https:\\\\127.0.0.1\\x`` as ``https://127.0.0.1/x``, Python as a path:
+    such a Location raises BadRedirect rather than be read either way.
+    """
+    if re.search(r"[\\\x00-\x20\x7f]", location.strip()):
+        raise BadRedirect(location)
+    return urljoin(current, location.strip())
 
 
 async def follow_redirects(
@@ -129,8 +162,8 @@ async def follow_redirects(
     ``fetch`` makes the request(s) for one URL and answers the response that decides it;
     a redirect answer moves on to its target, after ``refuse`` has passed it (``None``) or
     said why not (returned as is, the target never fetched). The first URL is the caller's
-    to check. Raises TooManyRedirects after ``MAX_REDIRECTS`` hops, and whatever ``fetch``
-    raises.
+    to check. Raises TooManyRedirects after ``MAX_REDIRECTS`` hops, BadRedirect for a
+    Location that cannot be read one way, and whatever ``fetch`` raises.
     """
     current = url
     for hop in range(MAX_REDIRECTS + 1):

@@ -55,11 +55,16 @@ class FakeMedia:
     def __init__(self, answers: dict[str, list[httpx.Response] | httpx.Response]) -> None:
         self.answers = answers
         self.requests: list[httpx.Request] = []
+        self.pinned: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self.delay = 0.0
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
+        # The preflight connects to the checked address and names the host in Host (pinning):
+        # answers are keyed, and requests recorded, by the URL as named.
+        self.pinned.append(request.url.host)
+        request.url = request.url.copy_with(netloc=request.headers["host"].encode("ascii"))
         self.requests.append(request)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)

@@ -118,6 +118,8 @@ class MediaChecker:
                 return FieldProblem("media_url", "unreachable", message)
             except urlsafety.TooManyRedirects as error:
                 return FieldProblem("media_url", "unreachable", str(error))
+            except urlsafety.BadRedirect as error:
+                return FieldProblem("media_url", "redirect", f"media_url {error}")
         if isinstance(answer, FieldProblem):
             return answer
         return _media_problem(answer.status_code, answer.headers.get("content-type"))
