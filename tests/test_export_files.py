@@ -108,7 +108,7 @@ def write_xlsx(path: Path, rows: list[list[object]], sheet: str = "Report") -> P
     worksheet.title = sheet
     for values in rows:
         worksheet.append(values)
-    book.create_sheet("Notes").append(["nothing here"])
+    book.create_sheet("Notes").append(["note", "author"])
     book.save(path)
     return path
 
@@ -149,9 +149,25 @@ def test_xlsx_rows_are_numbered_as_in_excel_with_real_dates(tmp_path: Path) -> N
     assert lines[1][4:] == ["2024-03-05T14:30:00", "2024-03-05T14:30:00+00:00"]
 
 
+def test_a_formatted_reports_title_block_is_passed_over(tmp_path: Path) -> None:
+    path = write_xlsx(
+        tmp_path / "report.xlsx",
+        [
+            ["Calls with recordings"],
+            ["As of 3/31/2024"],
+            [],
+            HEADER,
+            record(1),
+        ],
+    )
+    rows = rows_of(path)
+    assert read_columns(path) == HEADER
+    assert [(r.row_number, r.cells["id"]) for r in rows] == [(5, "1")]
+
+
 def test_xlsx_sheet_option(tmp_path: Path) -> None:
     path = write_xlsx(tmp_path / "export.xlsx", [HEADER], sheet="Calls")
-    assert read_columns(path, SourceOptions(sheet="Notes")) == ["nothing here"]
+    assert read_columns(path, SourceOptions(sheet="Notes")) == ["note", "author"]
     with pytest.raises(ManifestError, match="has no sheet 'Missing'; its sheets: 'Calls', 'Notes'"):
         read_columns(path, SourceOptions(sheet="Missing"))
 
@@ -322,3 +338,12 @@ def test_value_maps_in_the_mapping_for_types_and_booleans(tmp_path: Path) -> Non
         ("MEETING", False),
         ("CALL", True),
     ]
+
+
+def test_xlsx_is_read_in_batches(tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "big.xlsx", [HEADER, *(record(n) for n in range(1, 2501))])
+    batches = read_manifest(path, 1000, SourceOptions(id_column="id"))
+    first = next(batches)  # a generator: the rest of the sheet is not read yet
+    sizes = [len(first), *(len(batch) for batch in batches)]
+    assert sizes == [1000, 1000, 500]
+    assert first[0].row_number == 2
