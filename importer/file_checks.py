@@ -10,12 +10,28 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from importer.dates import DAYFIRST, DateStyle, decide_order, read_as
+from importer.cells import InvalidCell
+from importer.dates import (
+    DAYFIRST,
+    MONTHFIRST,
+    DateStyle,
+    decide_order,
+    parse_start_at,
+    read_as,
+)
 from importer.errors import ManifestError
 from importer.manifest import SourceOptions, read_manifest
 from importer.validate import MappingOptions
 
-HOW = {DAYFIRST: "day-first", "monthfirst": "month-first"}
+HOW = {DAYFIRST: "day-first", MONTHFIRST: "month-first"}
+
+
+def _reading(value: str, timezone: str, order: str) -> str:
+    """What ``value`` is sent as when read in ``order`` (or why it cannot be)."""
+    try:
+        return parse_start_at(value, timezone, DateStyle(order=order))
+    except InvalidCell as error:
+        return f"unreadable ({error})"
 
 
 def settle_dates(
@@ -52,14 +68,15 @@ def settle_dates(
         if decision.ambiguous is None:
             return options, []
         row, value = decision.ambiguous
-        day_first = read_as(value, options.timezone, DateStyle(order=DAYFIRST))
-        month_first = read_as(value, options.timezone, DateStyle(order="monthfirst"))
+        day_first, month_first = (
+            _reading(value, options.timezone, order) for order in (DAYFIRST, MONTHFIRST)
+        )
         raise ManifestError(
             str(manifest),
             f"column {column!r} has dates that read two ways and no day above 12 to settle "
-            f"it: row {row} {day_first.split(' -> ')[0]} is {day_first.split(' -> ')[-1]} "
-            f"day-first or {month_first.split(' -> ')[-1]} month-first; pass --dayfirst or "
-            '--monthfirst (or [formats] start_at = "monthfirst" in the mapping)',
+            f"it: row {row} {value!r} is {day_first} day-first or {month_first} month-first; "
+            'pass --dayfirst or --monthfirst (or [formats] start_at = "monthfirst" in the '
+            "mapping)",
             column=column,
         )
     settled = dataclasses.replace(options, dates=DateStyle(order=decision.order))
