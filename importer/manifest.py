@@ -415,7 +415,7 @@ def _read_parquet(
     try:
         for record_batch in parquet.iter_batches(batch_size=batch_size):
             batch = []
-            for record in record_batch.to_pylist():
+            for record in _microsecond_times(record_batch).to_pylist():
                 row_number += 1
                 cells = {name: parquet_cell(record.get(name)) for name in names}
                 if id_column is not None and id_column in record:
@@ -425,6 +425,24 @@ def _read_parquet(
             yield batch
     except (pa.ArrowException, OSError) as error:
         raise ManifestError(str(path), f"is damaged after row {row_number} ({error})") from error
+
+
+def _microsecond_times(record_batch: Any) -> Any:
+    """Nanosecond times cast to microseconds: Python's datetime holds no finer, and without
+    pandas pyarrow refuses to convert them at all."""
+    import pyarrow as pa
+
+    columns = []
+    for column in record_batch.columns:
+        kind = column.type
+        if pa.types.is_timestamp(kind) and kind.unit == "ns":
+            column = column.cast(pa.timestamp("us", tz=kind.tz), safe=False)
+        elif pa.types.is_time64(kind) and kind.unit == "ns":
+            column = column.cast(pa.time64("us"), safe=False)
+        elif pa.types.is_duration(kind) and kind.unit == "ns":
+            column = column.cast(pa.duration("us"), safe=False)
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=record_batch.schema.names)
 
 
 def parquet_cell(value: Any) -> str:
