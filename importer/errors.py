@@ -2,6 +2,7 @@
 
     ImporterError                 every error a user can see; carries an exit code
     ├── UsageError                bad options, key or base URL (exit 2)
+    │   ├── ChoiceError           a choice that cannot work (unknown time zone...), by option
     │   ├── ManifestError         the manifest file as a whole is unreadable (exit 2)
     │   ├── MappingError          the mapping file is wrong (exit 2)
     │   └── LedgerError           the ledger cannot be used: busy, corrupt, read-only (exit 2)
@@ -44,6 +45,14 @@ class UsageError(ImporterError):
 
 class PrefixChanged(UsageError):
     """Rows imported under one external_id prefix would be sent again under another."""
+
+
+class ChoiceError(UsageError):
+    """A reading choice that cannot work; ``option`` names the option that gave it."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class ManifestError(UsageError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from importer import defaults
 from importer.cells import InvalidCell
 from importer.dates import (
     DAYFIRST,
@@ -35,7 +36,10 @@ def _reading(value: str, timezone: str, order: str) -> str:
 
 
 def settle_dates(
-    manifest: Path, options: MappingOptions, source: SourceOptions, batch_size: int = 1000
+    manifest: Path,
+    options: MappingOptions,
+    source: SourceOptions,
+    batch_size: int = defaults.BATCH_SIZE,
 ) -> tuple[MappingOptions, list[str]]:
     """``options`` with the file's date order decided, and a notice saying how it was read.
 

@@ -180,6 +180,13 @@ def take_stock(
     return stock
 
 
+def plan_exit_code(counts: Counter[Action]) -> int:
+    """``importer plan``: 1 when some row will not be sent as it is (invalid, duplicate,
+    prefix changed)."""
+    refused = (Action.INVALID, Action.DUPLICATE, Action.PREFIX_CHANGED)
+    return EXIT_ROWS_FAILED if any(counts[action] for action in refused) else EXIT_OK
+
+
 async def run_import(
     settings: ImportSettings,
     ledger: Ledger,

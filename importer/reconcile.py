@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from importer import defaults
 from importer.errors import ApiError, FatalError, PermanentError, RunAborted
 from importer.ledger import Ledger
 from importer.outcomes import FINAL_SUCCESS
@@ -95,7 +96,7 @@ async def reconcile(
     ledger: Ledger,
     target: Target,
     *,
-    concurrency: int = 8,
+    concurrency: int = defaults.CONCURRENCY,
     retry: RetrySettings | None = None,
 ) -> ReconcileResult:
     """Compare every row the ledger knows with the target; see the module docstring."""

@@ -13,12 +13,15 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from importer.ledger import Ledger
-from importer.outcomes import Action, Outcome, Status
+from importer.outcomes import SENT_OUTCOMES, Action, Outcome, Status
 from importer.plan import PlannedRow
 from importer.spreadsheet import IMPORTER_COLUMNS, defuse
+
+if TYPE_CHECKING:
+    from importer.pipeline import RunSummary
 
 Name = TypeVar("Name", bound=str)
 
@@ -221,3 +224,23 @@ def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
             )
             written["skipped.csv"] += 1
     return written
+
+
+def run_summary_text(summary: RunSummary, manifest: Path) -> str:
+    """A run's counts for people, with its time, requests and pace."""
+    rate = sum(summary.counts[k] for k in SENT_OUTCOMES) / max(summary.seconds, 1e-9)
+    return format_counts(
+        summary.counts,
+        f"Summary for {manifest} ({summary.seconds:.1f} s, {summary.requests:,} "
+        f"request{'' if summary.requests == 1 else 's'}, "
+        f"{rate:.1f} rows/s):",
+    )
+
+
+def stop_notice(summary: RunSummary) -> str | None:
+    """Why a run stopped early, and what to do (None when it did not)."""
+    if summary.stop_reason == "interrupted":
+        return "Interrupted: run the same command again to resume."
+    if summary.stop_reason:
+        return f"Stopped: {summary.stop_reason}"
+    return None

@@ -9,16 +9,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
-from importer.config import recordable_options
-from importer.errors import EXIT_INTERRUPTED, ImporterError
-from importer.events import Reporter
-from importer.ledger import open_ledger
-from importer.pipeline import RunSummary, run_import
+from importer import defaults
+from importer.config import recordable_options, resolve_base_url
+from importer.csv_dialect import delimiter_option, encoding_option
+from importer.errors import EXIT_INTERRUPTED, ImporterError, UsageError
+from importer.events import HumanReporter, JsonReporter, Reporter
+from importer.ledger import open_ledger, require_ledger
+from importer.manifest import SourceOptions
+from importer.mapping_init import propose_mapping, render_mapping, summary_lines
+from importer.pipeline import RunSummary, plan_manifest, run_import
 from importer.reconcile import ReconcileResult, reconcile
+from importer.report import PlanPrinter, write_reports
+from importer.retry import RetrySettings
+from importer.send import SendSettings
 from importer.settings import ImportSettings
+from importer.status import ledger_status
 from importer.targets.askelephant import AskElephantTarget, build_timeout, check_base_url
 from importer.targets.base import Target
 from importer.targets.registry import DEFAULT_TARGET, TargetKind
@@ -28,12 +37,73 @@ TargetFactory = Callable[[], Target]
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class ApiChoices:
+    """Where and how hard to send, as the API options give it (the key is read apart)."""
+
+    base_url: str | None = None
+    api_key_file: Path | None = None
+    concurrency: int = defaults.CONCURRENCY
+    rate: float | None = None
+    max_attempts: int = defaults.MAX_ATTEMPTS
+    read_timeout: float = defaults.READ_TIMEOUT
+
+    def send_settings(self) -> SendSettings:
+        """How hard and how fast the workers send."""
+        return SendSettings(
+            concurrency=self.concurrency,
+            rate=self.rate,
+            retry=RetrySettings(max_attempts=self.max_attempts),
+        )
+
+    def target_factory(self, api_key: Callable[[], str]) -> TargetFactory:
+        """The AskElephant target these choices point at: the URL, then the key, checked now."""
+        return askelephant_factory(
+            resolve_base_url(self.base_url),
+            api_key(),
+            concurrency=self.concurrency,
+            read_timeout=self.read_timeout,
+        )
+
+    def verify_settings(self, *, wait: bool, timeout: float) -> VerifySettings:
+        """How ``verify`` reads engagements back."""
+        return VerifySettings(
+            wait=wait,
+            timeout=timeout,
+            concurrency=self.concurrency,
+            retry=RetrySettings(max_attempts=self.max_attempts),
+        )
+
+
+@dataclass(frozen=True)
+class OutputChoices:
+    """What a command prints while it works."""
+
+    no_progress: bool = False
+    quiet: bool = False
+    log_format: str = "text"
+
+    def reporter(self) -> Reporter:
+        """JSON events, or a progress bar and plain lines."""
+        if self.log_format == "json":
+            return JsonReporter()
+        return HumanReporter(progress=not self.no_progress, quiet=self.quiet)
+
+
+@dataclass
+class RetryWork:
+    """What ``importer retry`` has to do: manifests to read again, with their settings."""
+
+    manifests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """(manifest, the stored settings of its last run)."""
+    missing: int = 0
+    """Rows not in AskElephant, retried or not."""
+
+
 def askelephant_factory(
     base_url: str, api_key: str, *, concurrency: int, read_timeout: float
 ) -> TargetFactory:
     """A factory for the AskElephant target; builds (and checks the URL) up front."""
-    from importer.targets.askelephant import check_base_url
-
     checked = check_base_url(base_url)
 
     def build() -> Target:
@@ -69,7 +139,9 @@ def import_manifest(
     with open_ledger(ledger_path, exclusive=True) as ledger:
         ledger.claim_target(target)
         recorded = recordable_options(options)
-        run_id = ledger.start_run(command, str(settings.manifest.resolve()), recorded)
+        run_id = ledger.start_run(
+            command, str(settings.manifest.resolve()), recorded, settings.to_record()
+        )
         reporter.run_started(command, recorded, str(settings.manifest))
         started = time.monotonic()
         outcome, exit_code, counts = "error", 2, {}
@@ -131,7 +203,7 @@ def reconcile_ledger(
     ledger_path: Path,
     target_factory: TargetFactory,
     *,
-    concurrency: int = 8,
+    concurrency: int = defaults.CONCURRENCY,
     target: str = DEFAULT_TARGET,
 ) -> ReconcileResult:
     """``importer reconcile``: compare the ledger with the target; changes neither."""
@@ -142,3 +214,79 @@ def reconcile_ledger(
                 target_factory, lambda target: reconcile(ledger, target, concurrency=concurrency)
             )
         )
+
+
+def plan_report(settings: ImportSettings, ledger_path: Path, out: Path | None) -> PlanPrinter:
+    """``importer plan``: every row's action (and a CSV of them), sending and writing nothing."""
+    with open_ledger(ledger_path, readonly=True) as ledger:
+        handle = open_for_writing(out) if out else None
+        try:
+            printer = PlanPrinter(
+                csv_handle=handle, start_at_column=settings.mapping.columns.column_of("start_at")
+            )
+            plan_manifest(settings, ledger, printer, on_notice=printer.notices.append)
+        finally:
+            if handle:
+                handle.close()
+    return printer
+
+
+def open_for_writing(path: Path) -> IO[str]:
+    """A text file to write a report into; a usage error when it cannot be."""
+    try:
+        return path.open("w", encoding="utf-8", newline="")
+    except OSError as error:
+        raise UsageError(f"cannot write {path} ({error.strerror})") from None
+
+
+def retry_work(ledger_path: Path, include_permanent: bool) -> RetryWork:
+    """The manifests with rows left unfinished, and the settings to read each again."""
+    with open_ledger(require_ledger(ledger_path), readonly=True) as book:
+        manifests = book.failed_manifests(include_permanent)
+        return RetryWork([(m, book.last_settings(m)) for m in manifests], book.rows_not_in())
+
+
+def last_settings(ledger_path: Path, manifest: Path) -> dict[str, Any]:
+    """The stored settings of the manifest's last run; empty without a ledger or a run."""
+    if not ledger_path.exists():
+        return {}
+    with open_ledger(ledger_path, readonly=True) as book:
+        return book.last_settings(str(manifest.resolve()))
+
+
+def status_of(ledger_path: Path) -> dict[str, Any]:
+    """``importer status``: what the ledger says, as plain data."""
+    with open_ledger(require_ledger(ledger_path), readonly=True) as book:
+        return ledger_status(book)
+
+
+def write_ledger_reports(ledger_path: Path, out: Path) -> dict[str, int]:
+    """``importer report``: success.csv and errors.csv (and skipped.csv) into ``out``."""
+    with open_ledger(require_ledger(ledger_path), readonly=True) as book:
+        try:
+            return write_reports(book, out)
+        except OSError as error:
+            raise UsageError(f"cannot write the reports into {out} ({error.strerror})") from None
+
+
+def init_mapping(
+    manifest: Path,
+    out: Path,
+    delimiter: str | None,
+    encoding: str | None,
+    sheet: str | None,
+    *,
+    force: bool,
+) -> list[str]:
+    """``importer init``: write a mapping guessed from the manifest; what was found, said."""
+    if out.exists() and not force:
+        raise UsageError(f"{out} exists; pass --force to overwrite it")
+    source = SourceOptions(
+        delimiter=delimiter_option(delimiter), encoding=encoding_option(encoding), sheet=sheet
+    )
+    guess = propose_mapping(manifest, source)
+    try:
+        out.write_text(render_mapping(guess, str(manifest)), encoding="utf-8")
+    except OSError as error:
+        raise UsageError(f"cannot write {out} ({error.strerror})") from None
+    return summary_lines(guess, str(out))

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from importer import defaults
-from importer.errors import ApiError, FatalError, PermanentError
+from importer.errors import EXIT_OK, EXIT_ROWS_FAILED, ApiError, FatalError, PermanentError
 from importer.events import Reporter
 from importer.ledger import Ledger
+from importer.report import format_counts
 from importer.retry import RetrySettings, retry_policy
 from importer.targets.base import Target
 
@@ -52,6 +53,26 @@ class VerifyResult:
     @property
     def pending(self) -> int:
         return sum(n for s, n in self.counts.items() if not is_terminal(s))
+
+    @property
+    def exit_code(self) -> int:
+        """1 if any engagement failed processing, or is still processing at the timeout."""
+        return EXIT_ROWS_FAILED if self.failed or self.timed_out else EXIT_OK
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result for ``--json``."""
+        return {
+            "processing_status": dict(self.counts),
+            "failed": [{"external_id": e, "processing_status": s} for e, s in self.failed],
+            "rounds": self.rounds,
+            "timed_out": self.timed_out,
+        }
+
+    def lines(self, shown: int = 10) -> list[str]:
+        """The result for people: counts by status, then the first failures."""
+        lines = [format_counts(self.counts, "Processing status:")]
+        lines += [f"  failed: {e} ({s})" for e, s in self.failed[:shown]]
+        return lines
 
 
 def is_terminal(status: str, extra: frozenset[str] = frozenset()) -> bool:

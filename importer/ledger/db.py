@@ -203,10 +203,13 @@ class LedgerDB:
                         "outcome": str,
                         "exit_code": int,
                         "counts": str,
+                        "settings": str,
                     },
                     pk="id",
                     if_not_exists=True,
                 )
+                if "settings" not in self.db.table("runs").columns_dict:
+                    self.db.table("runs").add_column("settings", str)  # older ledgers
                 self.db.table("media_checks").create(
                     {"url": str, "ok": int, "detail": str, "checked_at": str},
                     pk="url",

@@ -12,13 +12,27 @@ from importer.ledger.db import LedgerDB, now_iso
 class Runs(LedgerDB):
     """Recording runs, and reading them back for ``status`` and ``retry``."""
 
-    def start_run(self, command: str, manifest: str | None, options: dict[str, Any]) -> int:
-        """Record a run's start; the options must already be free of secrets."""
+    def start_run(
+        self,
+        command: str,
+        manifest: str | None,
+        options: dict[str, Any],
+        settings: dict[str, Any] | None = None,
+    ) -> int:
+        """Record a run's start: the options as given (free of secrets, for people) and the
+        settings' stored form (for ``retry``)."""
         with self.db.conn:
             cursor = self.db.execute(
-                "INSERT INTO runs (command, manifest, options, pid, started_at, outcome) "
-                "VALUES (?, ?, ?, ?, ?, 'running')",
-                [command, manifest, json.dumps(options, default=str), os.getpid(), now_iso()],
+                "INSERT INTO runs (command, manifest, options, pid, started_at, outcome, settings) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?)",
+                [
+                    command,
+                    manifest,
+                    json.dumps(options, default=str),
+                    os.getpid(),
+                    now_iso(),
+                    json.dumps(settings) if settings is not None else None,
+                ],
             )
         return int(cursor.lastrowid or 0)
 
@@ -37,12 +51,14 @@ class Runs(LedgerDB):
         """The last runs, newest first."""
         return list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit]))
 
-    def last_options(self, manifest: str) -> dict[str, Any]:
-        """The options of the last `run` of a manifest (retry and sync-contacts record fewer)."""
+    def last_settings(self, manifest: str) -> dict[str, Any]:
+        """The stored settings of the last `run` of a manifest (retry and sync-contacts
+        record fewer); for a run recorded before settings were, its options."""
+        stored = "settings" if "settings" in self.db.table("runs").columns_dict else "NULL"
         for row in self.db.query(
-            "SELECT options FROM runs WHERE manifest = ? AND command = 'run' "
-            "ORDER BY id DESC LIMIT 1",
+            f"SELECT options, {stored} AS settings FROM runs WHERE manifest = ? "
+            "AND command = 'run' ORDER BY id DESC LIMIT 1",
             [manifest],
         ):
-            return dict(json.loads(row["options"] or "{}"))
+            return dict(json.loads(row["settings"] or row["options"] or "{}"))
         return {}

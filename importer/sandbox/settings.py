@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from importer import contract
+from importer.errors import ChoiceError
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,21 @@ class SandboxSettings:
     processing_seconds: float = 2.0
     """How long an engagement stays in each non-terminal processing_status."""
     faults: Faults = field(default_factory=Faults)
+
+
+def parse_key(value: str) -> ApiKey:
+    """``--key KEY[:SCOPE,SCOPE]``: a key, with every scope unless some are named."""
+    key, _, scopes = value.partition(":")
+    named = [s for s in scopes.split(",") if s] if scopes else None
+    return ApiKey(key, frozenset(named) if named is not None else frozenset(contract.ALL_SCOPES))
+
+
+def parse_outage(value: str | None) -> tuple[float | None, float]:
+    """``--outage START:SECONDS``: when the 503s start, and for how long."""
+    if not value:
+        return None, 0.0
+    try:
+        start_text, seconds_text = value.split(":", 1)
+        return float(start_text), float(seconds_text)
+    except ValueError:
+        raise ChoiceError("expected START:SECONDS, e.g. 30:20", "--outage") from None

@@ -1,0 +1,341 @@
+"""The CLI's options, each defined once and stacked as decorators where commands share them.
+
+A group of options reaches its command as one typed value (``option_group``): ``run``
+receives a ``ReadingChoices``, an ``ApiChoices`` and an ``OutputChoices``, never a loose
+``**options`` dictionary.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from importer import defaults
+from importer.config import DEFAULT_LEDGER
+from importer.recordings import RecordingOptions
+from importer.runner import ApiChoices, OutputChoices
+from importer.settings import ReadingChoices
+
+Decorator = Callable[[Any], Any]
+T = TypeVar("T")
+
+LOG_FORMAT_KEY = "importer.log_format"
+"""Where the chosen --log-format waits in ``ctx.meta`` for the error handler."""
+
+
+def stack(*decorators: Decorator) -> Decorator:
+    """The decorators applied as if written one above the other, in this order."""
+
+    def apply(function: Any) -> Any:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+def option_group(name: str, build: Callable[..., T], *options: Decorator) -> Decorator:
+    """Stack ``options``; the command gets one argument ``name``: ``build`` of their values."""
+
+    def probe() -> None:
+        """Only collects the parameter names the options declare."""
+
+    for option in options:
+        option(probe)
+    names = [param.name for param in getattr(probe, "__click_params__", [])]
+
+    def apply(function: Any) -> Any:
+        @functools.wraps(function)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            kwargs[name] = build(**{n: kwargs.pop(n) for n in names if n in kwargs})
+            return function(*args, **kwargs)
+
+        return stack(*options)(command)
+
+    return apply
+
+
+def _remember_log_format(ctx: click.Context, _: click.Parameter, value: str) -> str:
+    """Parsed first, so that even a usage error is told in the chosen format."""
+    ctx.meta[LOG_FORMAT_KEY] = value
+    return value
+
+
+manifest_argument = click.argument(
+    "manifest", type=click.Path(path_type=Path, dir_okay=True, exists=False)
+)
+
+_naming = (
+    click.option(
+        "--mapping",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="TOML file renaming columns and setting defaults (see `importer init`).",
+    ),
+    click.option(
+        "--source-system",
+        help="source_system for rows without one (e.g. salesforce); also the default prefix.",
+    ),
+    click.option(
+        "--prefix",
+        help="external_id prefix [default: '<source_system>:'; pass '' for none].",
+    ),
+)
+_timezone = click.option(
+    "--timezone",
+    default="UTC",
+    show_default=True,
+    help="Time zone for start_at values without an offset (IANA name, e.g. Europe/Paris).",
+)
+_run_workflows = click.option(
+    "--run-workflows",
+    is_flag=True,
+    help="Let AskElephant run workflows and recap emails (off for historical imports).",
+)
+_delimiter = click.option(
+    "--delimiter",
+    help="CSV cell delimiter: , ; | or tab [default: sniffed from the header line].",
+)
+_encoding = click.option(
+    "--encoding",
+    help="CSV text encoding: utf-8, utf-8-sig, utf-16, cp1252 or latin-1 [default: from "
+    "the BOM, else utf-8].",
+)
+_sheet = click.option("--sheet", help=".xlsx manifests: the sheet to read [default: the first].")
+_reading = (
+    click.option(
+        "--date-format",
+        help="strptime format of start_at cells, e.g. '%m/%d/%Y %I:%M %p' (also [formats] in "
+        "the mapping). Without it common formats are recognised.",
+    ),
+    click.option(
+        "--dayfirst",
+        is_flag=True,
+        help="Numeric dates are day first (05/03/2024 is 5 March) when the file cannot say.",
+    ),
+    click.option(
+        "--monthfirst",
+        is_flag=True,
+        help="Numeric dates are month first (03/05/2024 is March 5) when the file cannot say.",
+    ),
+    _delimiter,
+    _encoding,
+    _sheet,
+    click.option(
+        "--skip-without-media",
+        is_flag=True,
+        help="Rows with a blank media URL (calls without a recording) are skipped, not invalid "
+        "(also [rows] skip_without_media in the mapping).",
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(1, 100_000),
+        default=defaults.BATCH_SIZE,
+        show_default=True,
+        help="Rows read at a time; memory stays bounded by it.",
+    ),
+)
+
+reading_options = option_group(
+    "reading", ReadingChoices, *_naming, _timezone, _run_workflows, *_reading
+)
+"""How the manifest is read and mapped: the command gets ``reading: ReadingChoices``."""
+
+contacts_reading_options = option_group("reading", ReadingChoices, *_naming, *_reading)
+"""``sync-contacts`` creates nothing: time zone and workflows come from the last run."""
+
+source_options = stack(
+    click.option("--delimiter", help="CSV cell delimiter: , ; | or tab [default: sniffed]."),
+    click.option("--encoding", help="CSV text encoding [default: from the BOM, else utf-8]."),
+    _sheet,
+)
+"""``init`` reads only the file's first rows: how to read them."""
+
+ledger_option = click.option(
+    "--ledger",
+    type=click.Path(path_type=Path),
+    default=str(DEFAULT_LEDGER),
+    show_default=True,
+    help="SQLite ledger recording every row's outcome (one per import target).",
+)
+
+
+def _max_attempts(help_text: str) -> Decorator:
+    return click.option(
+        "--max-attempts",
+        type=click.IntRange(1, 100),
+        default=defaults.MAX_ATTEMPTS,
+        show_default=True,
+        help=help_text,
+    )
+
+
+_api = (
+    click.option(
+        "--base-url",
+        help="API base URL [default: $ASKELEPHANT_BASE_URL or https://app.askelephant.ai/api]. "
+        "http:// is refused except on a loopback address (the sandbox).",
+    ),
+    click.option(
+        "--api-key-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="File holding the API key [default: $ASKELEPHANT_API_KEY]. Never on the command line.",
+    ),
+    click.option(
+        "--concurrency",
+        type=click.IntRange(1, 256),
+        default=defaults.CONCURRENCY,
+        show_default=True,
+        help="Requests in flight at once.",
+    ),
+    click.option("--rate", type=click.FloatRange(min=0.01), help="At most this many requests/s."),
+    _max_attempts("Requests per row before it is left failed (transient) for a later run."),
+    click.option(
+        "--read-timeout",
+        type=click.FloatRange(min=1),
+        default=defaults.READ_TIMEOUT,
+        show_default=True,
+        help="Seconds to wait for an answer; create fetches the media synchronously.",
+    ),
+)
+
+api_options = option_group("api", ApiChoices, *_api)
+"""Where and how hard to send: the command gets ``api: ApiChoices``."""
+
+verify_api_options = option_group(
+    "api",
+    ApiChoices,
+    *_api[:4],
+    _max_attempts("Requests per engagement read before it is left for the next round or run."),
+    *_api[5:],
+)
+"""As ``api_options``; ``verify`` reads engagements, it leaves no row failed."""
+
+output_options = option_group(
+    "output",
+    OutputChoices,
+    click.option("--no-progress", is_flag=True, help="No progress bar (also off when not a TTY)."),
+    click.option(
+        "--quiet", "-q", is_flag=True, help="Print only errors; the exit code tells the rest."
+    ),
+    click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        is_eager=True,
+        callback=_remember_log_format,
+        help="json: one event per line on stderr (run, rows, retries, summary).",
+    ),
+)
+"""What the command prints: the command gets ``output: OutputChoices``."""
+
+plan_output_options = stack(
+    click.option(
+        "--out",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Write every row's action and reason to this CSV file.",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON."),
+)
+
+check_media_option = click.option(
+    "--check-media",
+    is_flag=True,
+    help="Before any create, check each distinct media URL: public host, 2xx, audio/video "
+    "content type (cached in the ledger for 24 h).",
+)
+
+recording_options = option_group(
+    "recordings",
+    RecordingOptions,
+    click.option(
+        "--allow-new-prefix",
+        is_flag=True,
+        help="Send rows imported before under another external_id prefix (a changed "
+        "source_system or --prefix) as new engagements; without it such a run is refused.",
+    ),
+    click.option(
+        "--on-same-recording",
+        type=click.Choice(["warn", "skip"]),
+        default="warn",
+        show_default=True,
+        help="A row whose media URL is already imported (or on an earlier row) under another "
+        "external_id: warn (list, count and send it) or skip (record it skipped, send nothing).",
+    ),
+)
+"""What to do about a changed prefix or a recording imported before: ``RecordingOptions``."""
+
+on_change_option = click.option(
+    "--on-change",
+    type=click.Choice(["report", "skip"]),
+    default="report",
+    show_default=True,
+    help="A row changed since import cannot be updated by create: report it (exit 1) or skip.",
+)
+
+sandbox_options = stack(
+    click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind."),
+    click.option(
+        "--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one)."
+    ),
+    click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False),
+        help="SQLite file that keeps engagements across restarts (default: in memory).",
+    ),
+    click.option(
+        "--key",
+        "keys",
+        multiple=True,
+        metavar="KEY[:SCOPE,SCOPE]",
+        help="Accept this API key, with these scopes (default all). Repeatable. "
+        "Without it one key with every scope is generated and printed.",
+    ),
+    click.option(
+        "--media-check",
+        type=click.Choice(["extension", "fetch"]),
+        default="extension",
+        show_default=True,
+        help="Decide audio/video from the URL's extension (offline), or really fetch the URL.",
+    ),
+    click.option("--seed", type=int, help="Seed for every random fault, for reproducible runs."),
+    click.option(
+        "--processing-seconds",
+        type=float,
+        default=2.0,
+        show_default=True,
+        help="Seconds an engagement spends in QUEUED and then in PROCESSING.",
+    ),
+    click.option(
+        "--latency-ms",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Delay per create, +/-50% jitter.",
+    ),
+    click.option("--rate-limit", type=float, help="Requests per second per key; beyond it 429."),
+    click.option(
+        "--fail-rate",
+        type=float,
+        default=0.0,
+        show_default=True,
+        help="Share of creates answered 500.",
+    ),
+    click.option(
+        "--drop-after-commit-rate",
+        type=float,
+        default=0.0,
+        show_default=True,
+        help="Share of creates stored, then answered by closing the connection.",
+    ),
+    click.option(
+        "--outage",
+        metavar="START:SECONDS",
+        help="Answer 503 for SECONDS, starting START seconds after start-up.",
+    ),
+)
