@@ -150,7 +150,7 @@ def read_columns(path: Path, source: SourceOptions | None = None) -> list[str]:
     check_readable(path)
     kind = manifest_format(path)
     if kind == "parquet":
-        return _parquet_file(path).schema_arrow.names
+        return list(_parquet_file(path).schema_arrow.names)
     if kind == "xlsx":
         return _sheet_header(path, _skip_title_block(path, _sheet_records(path, source)))
     with _open_csv(path, source) as handle:

@@ -31,7 +31,7 @@ from pathlib import Path
 from importer.errors import ManifestError, MappingError
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    import tomllib as tomllib  # re-exported: mapping_init reads TOML back too
 else:  # pragma: no cover
     import tomli as tomllib
 

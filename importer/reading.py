@@ -164,6 +164,20 @@ def _media_filter(ledger: Ledger, settings: ImportSettings) -> Any:
     return ledger.media_failures if settings.check_media else None
 
 
+def _checked_batches(
+    ledger: Ledger, settings: ImportSettings, stats: ReadStats | None = None
+) -> Iterator[list[MappedRow]]:
+    """The manifest's rows for a pass: mapped, validated, and media-checked if asked."""
+    return mapped_batches(
+        settings.manifest,
+        settings.mapping,
+        settings.batch_size,
+        _media_filter(ledger, settings),
+        settings.source,
+        stats,
+    )
+
+
 def index_manifest(
     ledger: Ledger, settings: ImportSettings, stats: ReadStats | None = None
 ) -> tuple[ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
@@ -171,14 +185,7 @@ def index_manifest(
     index = ManifestIndex(ledger)
     index.start()
     seen: Counter[str] = Counter()
-    for batch in mapped_batches(
-        settings.manifest,
-        settings.mapping,
-        settings.batch_size,
-        _media_filter(ledger, settings),
-        settings.source,
-        stats,
-    ):
+    for batch in _checked_batches(ledger, settings, stats):
         valid = [
             (r.external_id, r.row_number, r.payload_hash, r.source_id, r.payload.get("media_url"))
             for r in batch
@@ -205,13 +212,7 @@ def planned_batches(
     index: ManifestIndex,
 ) -> Iterator[list[PlannedRow]]:
     """Pass two: each row's action, given the ledger (and where its recording already is)."""
-    for batch in mapped_batches(
-        settings.manifest,
-        settings.mapping,
-        settings.batch_size,
-        _media_filter(ledger, settings),
-        settings.source,
-    ):
+    for batch in _checked_batches(ledger, settings):
         facts = ledger.facts_for(r.external_id for r in batch if r.external_id)
         planned = [
             plan_row(

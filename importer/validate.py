@@ -129,16 +129,20 @@ def contacts_hash(contact_ids: tuple[str, ...]) -> str:
     return _digest(sorted(set(contact_ids)))
 
 
-def map_row(
+def begin_row(
     cells: dict[str, str],
     row_number: int,
     options: MappingOptions,
-    *,
-    file: str = "manifest",
-    read_transcript: TranscriptReader | None = None,
-    structural_problem: str | None = None,
-) -> MappedRow:
-    """Map one row's cells to a create request, or to the errors that prevent it."""
+    file: str,
+    structural_problem: str | None,
+    undecodable: str = "has bytes that are not UTF-8; save the file as UTF-8 or pass --encoding",
+) -> tuple[_RowChecker, dict[str, str], bool]:
+    """The checker, the field values, and whether some cell is undecodable: how every
+    target's mapping starts a row.
+
+    A row of the wrong shape fails on its id; an undecodable cell fails with ``undecodable``
+    and counts as blank, so it is not reported twice.
+    """
     checker = _RowChecker(file, row_number, options.columns)
     values = options.columns.fields_of(cells)
     if structural_problem:
@@ -149,14 +153,25 @@ def map_row(
     if undecodable_row:
         for name, value in values.items():
             if has_lone_surrogate(value):
-                checker.fail(
-                    name,
-                    "encoding",
-                    "has bytes that are not UTF-8; save the file as UTF-8 or pass --encoding",
-                )
+                checker.fail(name, "encoding", undecodable)
                 checker.silenced.add(name)
                 values[name] = ""
+    return checker, values, undecodable_row
 
+
+def map_row(
+    cells: dict[str, str],
+    row_number: int,
+    options: MappingOptions,
+    *,
+    file: str = "manifest",
+    read_transcript: TranscriptReader | None = None,
+    structural_problem: str | None = None,
+) -> MappedRow:
+    """Map one row's cells to a create request, or to the errors that prevent it."""
+    checker, values, undecodable_row = begin_row(
+        cells, row_number, options, file, structural_problem
+    )
     payload: dict[str, Any] = {}
     source_system = values["source_system"].strip() or (options.source_system or "")
     if not source_system:

@@ -34,7 +34,7 @@ from importer.validate import (
     _external_id,
     _RowChecker,
     _transcript,
-    has_lone_surrogate,
+    begin_row,
     printable_text,
 )
 
@@ -76,16 +76,14 @@ def map_row(
     structural_problem: str | None = None,
 ) -> MappedRow:
     """Map one row's cells to an ``engagements.create`` body, or to what prevents it."""
-    checker = _RowChecker(file, row_number, options.columns)
-    values = options.columns.fields_of(cells)
-    if structural_problem:
-        checker.fail("id", "row_shape", f"the row {structural_problem}")
-    undecodable_row = has_lone_surrogate("".join(cells.values()))
-    for name, value in values.items():
-        if undecodable_row and has_lone_surrogate(value):
-            checker.fail(name, "encoding", "has bytes that are not UTF-8; save the file as UTF-8")
-            checker.silenced.add(name)
-            values[name] = ""
+    checker, values, undecodable_row = begin_row(
+        cells,
+        row_number,
+        options,
+        file,
+        structural_problem,
+        undecodable="has bytes that are not UTF-8; save the file as UTF-8",
+    )
 
     payload: dict[str, Any] = {}
     title = values["title"].strip()
