@@ -6,6 +6,7 @@ sets and value shapes Salesforce, HubSpot, Gong and Zoom really produce.
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -190,3 +191,31 @@ def test_zoom_recordings(tmp_path: Path) -> None:
         '  default: type = "MEETING" (no column holds CALL or MEETING)',
     ]
     assert plan["counts"] == {"new": 3}
+
+
+def test_gong_participants_from_the_list_of_structs_column(tmp_path: Path) -> None:
+    manifest = EXPORTS / "gong_calls.parquet"
+    mapping = tmp_path / "mapping.toml"
+    assert run_cli(["init", str(manifest), "--out", str(mapping)]).exit_code == 0
+    text = mapping.read_text(encoding="utf-8").replace(
+        'participants = "participants"', 'participants = "parties"'
+    )
+    mapping.write_text(text, encoding="utf-8")
+    out = tmp_path / "plan.csv"
+    plan = run_cli(
+        [
+            "plan",
+            str(manifest),
+            "--mapping",
+            str(mapping),
+            "--ledger",
+            str(tmp_path / "l.db"),
+            "--out",
+            str(out),
+        ]
+    )
+    assert plan.exit_code == 0, plan.output
+    with out.open(encoding="utf-8", newline="") as handle:
+        lines = list(csv.reader(handle))
+    assert [line[2] for line in lines[1:]] == ["new"] * 4  # every list of structs was read
+    assert lines[1][4:] == ["2024-03-05T15:00:00+00:00", "2024-03-05T15:00:00+00:00"]
