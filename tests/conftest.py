@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,18 +46,13 @@ def engagement_body(**changes: Any) -> dict[str, Any]:
     return body
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class SandboxProcess:
     """``python -m importer sandbox`` in a subprocess, with its admin API at hand.
 
     With ``key=None`` no ``--key`` is passed and ``api_key`` is the generated key the
-    sandbox prints.
+    sandbox prints. Without ``port`` the sandbox binds port 0 and reports the port it got:
+    a port picked free beforehand could be taken by another suite before the sandbox binds
+    it. A restart reuses that port.
     """
 
     def __init__(
@@ -68,7 +62,7 @@ class SandboxProcess:
         db_path: str | os.PathLike[str] | None = None,
         port: int | None = None,
     ) -> None:
-        self.port = free_port() if port is None else port
+        self.port = 0 if port is None else port
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.api_key = key.partition(":")[0] if key else ""
         self.extra_args = list(extra_args)
