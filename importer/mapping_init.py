@@ -254,7 +254,8 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
         "[defaults]",
     ]
     if "type" in guess.defaults:
-        lines.append(f'type = {_toml_string(guess.defaults["type"])}   # or "CALL" / "MEETING"')
+        other = "MEETING" if guess.defaults["type"] == "CALL" else "CALL"
+        lines.append(f'type = {_toml_string(guess.defaults["type"])}   # or "{other}"')
     if "source_system" in guess.defaults:
         lines.append(f"source_system = {_toml_string(guess.defaults['source_system'])}")
     elif "source_system" not in guess.columns:

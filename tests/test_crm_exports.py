@@ -219,3 +219,18 @@ def test_gong_participants_from_the_list_of_structs_column(tmp_path: Path) -> No
         lines = list(csv.reader(handle))
     assert [line[2] for line in lines[1:]] == ["new"] * 4  # every list of structs was read
     assert lines[1][4:] == ["2024-03-05T15:00:00+00:00", "2024-03-05T15:00:00+00:00"]
+
+
+def test_the_readme_shows_inits_real_output_for_salesforce(tmp_path: Path) -> None:
+    readme = (EXPORTS.parent.parent / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("$ importer init salesforce_calls.csv\n", 1)[1].split("\n$ ", 1)[0]
+    mapping = tmp_path / "mapping.toml"
+    result = run_cli(["init", str(EXPORTS / "salesforce_calls.csv"), "--out", str(mapping)])
+    assert result.stdout.replace(str(mapping), "mapping.toml") == shown + "\n"
+    written = [
+        line
+        for line in mapping.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    shown_file = readme.split("$ grep -v '^#' mapping.toml | grep .\n", 1)[1].split("\n$ ", 1)[0]
+    assert written == shown_file.splitlines()
