@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import httpx
 import pytest
 
-from importer.errors import FatalError, PermanentError, RateLimited, ServerUnavailable
-from importer.targets.devrev import RateWindow, classify, reset_seconds
+from importer.errors import (
+    FatalError,
+    IntegrityProblem,
+    PermanentError,
+    RateLimited,
+    ServerUnavailable,
+)
+from importer.targets.devrev import DevRevTarget, RateWindow, classify, reset_seconds
 
 
 def body(document: object) -> bytes:
@@ -92,3 +100,21 @@ def test_answers_without_the_headers_change_nothing() -> None:
     window = RateWindow(clock=FakeClock(), wall_clock=lambda: 0.0)
     window.note({})
     assert window.delay() == 0.0
+
+
+def test_a_create_answered_with_another_external_ref_is_an_integrity_problem() -> None:
+    # The sandbox never answers for another ref; a mock transport plays the broken server.
+    def answer(request: httpx.Request) -> httpx.Response:
+        engagement = {"id": "don:core:e/1", "external_ref": "crm:other"}
+        return httpx.Response(201, json={"engagement": engagement})
+
+    target = DevRevTarget("https://api.devrev.ai", "token", transport=httpx.MockTransport(answer))
+
+    async def create() -> None:
+        try:
+            await target.create({"external_ref": "crm:mine", "title": "t"})
+        finally:
+            await target.aclose()
+
+    with pytest.raises(IntegrityProblem, match="'crm:other' for a create of 'crm:mine'"):
+        asyncio.run(create())

@@ -28,6 +28,7 @@ from importer import __version__, defaults
 from importer.errors import (
     ApiError,
     FatalError,
+    IntegrityProblem,
     PermanentError,
     RateLimited,
     RemoteDuplicate,
@@ -232,6 +233,13 @@ class DevRevTarget:
                 self._unsure.add(external_id)
             raise
         engagement = response.json()["engagement"]
+        said = engagement.get("external_ref")
+        if said is not None and said != external_id:
+            raise IntegrityProblem(
+                f"integrity problem: HTTP {response.status_code} answered an engagement with "
+                f"external_ref {said!r} for a create of {external_id!r}; nothing was recorded",
+                status=response.status_code,
+            )
         return CreateResult(
             engagement_id=str(engagement["id"]),
             created=True,
