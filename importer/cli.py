@@ -43,6 +43,7 @@ from importer.options import (
     recording_options,
     sandbox_options,
     source_options,
+    target_option,
     verify_api_options,
 )
 from importer.pipeline import RunSummary, plan_exit_code
@@ -56,6 +57,7 @@ from importer.runner import (
     init_mapping,
     last_settings,
     plan_report,
+    reconcile_ledger,
     retry_work,
     status_of,
     verify_ledger,
@@ -65,6 +67,7 @@ from importer.sandbox.server import serve
 from importer.sandbox.settings import Faults, SandboxSettings, parse_key, parse_outage
 from importer.settings import FILE_CHOICES, ImportSettings, ReadingChoices
 from importer.status import status_text
+from importer.targets.registry import TargetKind
 from importer.terminal import echo
 
 
@@ -155,7 +158,8 @@ def _quiet_stdout() -> None:
 )
 @click.version_option(__version__, prog_name="importer")
 def cli() -> None:
-    """Import call and meeting recordings from a CRM export into AskElephant, exactly once.
+    """Import call and meeting recordings from a CRM export into AskElephant (or DevRev
+    engagements with --target devrev), exactly once.
 
     \b
     Exit codes:
@@ -188,8 +192,8 @@ def _settings(manifest: Path, reading: ReadingChoices, **choices: Any) -> Import
         return ImportSettings.build(manifest, reading, **choices)
 
 
-def _api_key(api_key_file: Path | None) -> str:
-    key, warnings = load_api_key(api_key_file)
+def _api_key(api_key_file: Path | None, kind: TargetKind) -> str:
+    key, warnings = load_api_key(api_key_file, env_name=kind.api_key_env)
     for warning in warnings:
         _warn(warning)
     return key
@@ -215,13 +219,15 @@ def _send(
 ) -> int:
     """One recorded run; ``recorded`` amends the options kept in the runs table."""
     options = {k: v for k, v in ctx.params.items() if k != "manifest"} | recorded
+    target = settings.reading.target
     summary = import_manifest(
         settings,
         ledger_path=ledger,
-        target_factory=api.target_factory(lambda: _api_key(api.api_key_file)),
+        target_factory=api.target_factory(target, lambda kind: _api_key(api.api_key_file, kind)),
         reporter=output.reporter(),
         command=command,
         options=options,
+        target=target,
     )
     if output.log_format != "json":
         _print_summary(summary, settings.manifest, output.quiet)
@@ -315,33 +321,36 @@ def plan(
 
 @cli.command()
 @ledger_option
+@target_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-def status(ledger: Path, as_json: bool) -> None:
+def status(ledger: Path, target: str, as_json: bool) -> None:
     """Show the ledger: rows by status, frequent errors, last runs, changed rows."""
-    data = status_of(ledger)
+    data = status_of(ledger, target)
     echo(json.dumps(data, indent=2) if as_json else status_text(data))
 
 
 @cli.command()
 @ledger_option
+@target_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     required=True,
     help="Folder for success.csv and errors.csv (created if needed).",
 )
-def report(ledger: Path, out: Path) -> None:
+def report(ledger: Path, target: str, out: Path) -> None:
     """Write success.csv and errors.csv from the ledger.
 
     errors.csv keeps the original manifest columns plus error_status and error_message:
     fix the cells and run it as a manifest.
     """
-    for name, count in write_ledger_reports(ledger, out).items():
+    for name, count in write_ledger_reports(ledger, out, target).items():
         echo(f"Wrote {out / name} ({count:,} rows)")
 
 
 @cli.command()
 @ledger_option
+@target_option
 @api_options
 @click.option(
     "--include-permanent",
@@ -353,6 +362,7 @@ def report(ledger: Path, out: Path) -> None:
 def retry(
     ctx: click.Context,
     ledger: Path,
+    target: str,
     api: ApiChoices,
     include_permanent: bool,
     output: OutputChoices,
@@ -362,7 +372,7 @@ def retry(
     Each manifest is read again with the options of its last run. Exit 0 only when every
     row is in AskElephant.
     """
-    work = retry_work(ledger, include_permanent)
+    work = retry_work(ledger, include_permanent, target)
     if not work.manifests:
         # Exit 0 says every row is in AskElephant: only when it is true.
         if work.missing:
@@ -437,6 +447,7 @@ def sync_contacts(
 
 @cli.command()
 @ledger_option
+@target_option
 @verify_api_options
 @click.option("--wait", is_flag=True, help="Poll until every processing_status is terminal.")
 @click.option(
@@ -452,6 +463,7 @@ def sync_contacts(
 def verify(
     ctx: click.Context,
     ledger: Path,
+    target: str,
     api: ApiChoices,
     wait: bool,
     timeout: float,
@@ -466,9 +478,10 @@ def verify(
     require_ledger(ledger)
     result = verify_ledger(
         ledger,
-        api.target_factory(lambda: _api_key(api.api_key_file)),
+        api.target_factory(target, lambda kind: _api_key(api.api_key_file, kind)),
         api.verify_settings(wait=wait, timeout=timeout),
         output.reporter(),
+        target,
     )
     if as_json:
         echo(json.dumps(result.as_dict(), indent=2))
@@ -478,6 +491,32 @@ def verify(
         if result.timed_out:
             _warn(f"Still processing after {timeout:.0f} s.")
     ctx.exit(result.exit_code)
+
+
+@cli.command()
+@ledger_option
+@target_option
+@verify_api_options
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.pass_context
+def reconcile(
+    ctx: click.Context, ledger: Path, target: str, api: ApiChoices, as_json: bool
+) -> None:
+    """Compare the ledger with the target: rows missing remotely, remote rows the ledger does
+    not know, remote duplicates, mismatched ids. Changes neither side.
+
+    Exit 1 when anything disagrees.
+    """
+    require_ledger(ledger)
+    result = reconcile_ledger(
+        ledger,
+        api.target_factory(target, lambda kind: _api_key(api.api_key_file, kind)),
+        concurrency=api.concurrency,
+        retry=api.retry_settings(),
+        target=target,
+    )
+    echo(json.dumps(result.as_dict(), indent=2) if as_json else "\n".join(result.lines()))
+    ctx.exit(0 if result.agrees else 1)
 
 
 @cli.command()

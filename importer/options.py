@@ -19,6 +19,7 @@ from importer.config import DEFAULT_LEDGER
 from importer.recordings import RecordingOptions
 from importer.runner import ApiChoices, OutputChoices
 from importer.settings import ReadingChoices
+from importer.targets.registry import DEFAULT_TARGET, TARGETS
 
 Decorator = Callable[[Any], Any]
 T = TypeVar("T")
@@ -64,6 +65,15 @@ def _remember_log_format(ctx: click.Context, _: click.Parameter, value: str) -> 
     ctx.meta[LOG_FORMAT_KEY] = value
     return value
 
+
+target_option = click.option(
+    "--target",
+    type=click.Choice(sorted(TARGETS)),
+    default=DEFAULT_TARGET,
+    show_default=True,
+    help="Where engagements go: askelephant, or devrev (DevRev engagements; its own field "
+    "table, $DEVREV_API_KEY, $DEVREV_BASE_URL). A ledger belongs to one target.",
+)
 
 manifest_argument = click.argument(
     "manifest", type=click.Path(path_type=Path, dir_okay=True, exists=False)
@@ -140,11 +150,13 @@ _reading = (
 )
 
 reading_options = option_group(
-    "reading", ReadingChoices, *_naming, _timezone, _run_workflows, *_reading
+    "reading", ReadingChoices, target_option, *_naming, _timezone, _run_workflows, *_reading
 )
 """How the manifest is read and mapped: the command gets ``reading: ReadingChoices``."""
 
-contacts_reading_options = option_group("reading", ReadingChoices, *_naming, *_reading)
+contacts_reading_options = option_group(
+    "reading", ReadingChoices, target_option, *_naming, *_reading
+)
 """``sync-contacts`` creates nothing: time zone and workflows come from the last run."""
 
 source_options = stack(
@@ -176,13 +188,15 @@ def _max_attempts(help_text: str) -> Decorator:
 _api = (
     click.option(
         "--base-url",
-        help="API base URL [default: $ASKELEPHANT_BASE_URL or https://app.askelephant.ai/api]. "
+        help="API base URL [default: $ASKELEPHANT_BASE_URL or https://app.askelephant.ai/api; "
+        "with --target devrev: $DEVREV_BASE_URL or https://api.devrev.ai]. "
         "http:// is refused except on a loopback address (the sandbox).",
     ),
     click.option(
         "--api-key-file",
         type=click.Path(path_type=Path, dir_okay=False),
-        help="File holding the API key [default: $ASKELEPHANT_API_KEY]. Never on the command line.",
+        help="File holding the API key [default: $ASKELEPHANT_API_KEY, or $DEVREV_API_KEY with "
+        "--target devrev]. Never on the command line.",
     ),
     click.option(
         "--concurrency",

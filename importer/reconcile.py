@@ -82,6 +82,19 @@ class ReconcileResult:
         kinds = ("missing", "unknown", "duplicate", "mismatched")
         return {kind: sum(f.kind == kind for f in self.findings) for kind in kinds}
 
+    def lines(self, limit: int = 50) -> list[str]:
+        """What a person reads: the verdict, the counts, the first findings."""
+        how = "looked up by external id" if self.method == "lookup" else "read by engagement id"
+        head = f"Reconcile: {self.checked:,} row(s) {how}"
+        if self.agrees:
+            return [f"{head}; the ledger and the target agree."]
+        counts = ", ".join(f"{n:,} {kind}" for kind, n in self.counts().items() if n)
+        lines = [f"{head}; they disagree: {counts}."]
+        lines += [f"  {f.kind}: {f.describe()}" for f in self.findings[:limit]]
+        if len(self.findings) > limit:
+            lines.append(f"  ... and {len(self.findings) - limit:,} more (--json lists all)")
+        return lines
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "checked": self.checked,

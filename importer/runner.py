@@ -28,9 +28,9 @@ from importer.retry import RetrySettings
 from importer.send import SendSettings
 from importer.settings import ImportSettings
 from importer.status import ledger_status
-from importer.targets.askelephant import AskElephantTarget, build_timeout, check_base_url
+from importer.targets.askelephant import check_base_url
 from importer.targets.base import Target
-from importer.targets.registry import DEFAULT_TARGET, TargetKind
+from importer.targets.registry import DEFAULT_TARGET, TargetKind, target_kind
 from importer.verify import VerifyResult, VerifySettings, verify
 
 TargetFactory = Callable[[], Target]
@@ -56,14 +56,26 @@ class ApiChoices:
             retry=RetrySettings(max_attempts=self.max_attempts),
         )
 
-    def target_factory(self, api_key: Callable[[], str]) -> TargetFactory:
-        """The AskElephant target these choices point at: the URL, then the key, checked now."""
-        return askelephant_factory(
-            resolve_base_url(self.base_url),
-            api_key(),
+    def target_factory(self, target: str, api_key: Callable[[TargetKind], str]) -> TargetFactory:
+        """The target these choices point at: the URL, then the key, checked now.
+
+        The base URL and the key come from the target's own variables when not given.
+        """
+        kind = target_kind(target)
+        base_url = resolve_base_url(
+            self.base_url, env_name=kind.base_url_env, default=kind.default_base_url
+        )
+        return target_factory(
+            kind,
+            base_url,
+            api_key(kind),
             concurrency=self.concurrency,
             read_timeout=self.read_timeout,
         )
+
+    def retry_settings(self) -> RetrySettings:
+        """How hard to try each read (``reconcile``)."""
+        return RetrySettings(max_attempts=self.max_attempts)
 
     def verify_settings(self, *, wait: bool, timeout: float) -> VerifySettings:
         """How ``verify`` reads engagements back."""
@@ -104,17 +116,13 @@ def askelephant_factory(
     base_url: str, api_key: str, *, concurrency: int, read_timeout: float
 ) -> TargetFactory:
     """A factory for the AskElephant target; builds (and checks the URL) up front."""
-    checked = check_base_url(base_url)
-
-    def build() -> Target:
-        return AskElephantTarget(
-            checked,
-            api_key,
-            timeout=build_timeout(read_timeout),
-            max_connections=max(concurrency, 1),
-        )
-
-    return build
+    return target_factory(
+        target_kind("askelephant"),
+        base_url,
+        api_key,
+        concurrency=concurrency,
+        read_timeout=read_timeout,
+    )
 
 
 def target_factory(
@@ -204,6 +212,7 @@ def reconcile_ledger(
     target_factory: TargetFactory,
     *,
     concurrency: int = defaults.CONCURRENCY,
+    retry: RetrySettings | None = None,
     target: str = DEFAULT_TARGET,
 ) -> ReconcileResult:
     """``importer reconcile``: compare the ledger with the target; changes neither."""
@@ -211,7 +220,8 @@ def reconcile_ledger(
         ledger.claim_target(target)
         return asyncio.run(
             _with_target(
-                target_factory, lambda target: reconcile(ledger, target, concurrency=concurrency)
+                target_factory,
+                lambda remote: reconcile(ledger, remote, concurrency=concurrency, retry=retry),
             )
         )
 
@@ -219,6 +229,7 @@ def reconcile_ledger(
 def plan_report(settings: ImportSettings, ledger_path: Path, out: Path | None) -> PlanPrinter:
     """``importer plan``: every row's action (and a CSV of them), sending and writing nothing."""
     with open_ledger(ledger_path, readonly=True) as ledger:
+        ledger.claim_target(settings.reading.target)
         handle = open_for_writing(out) if out else None
         try:
             printer = PlanPrinter(
@@ -239,9 +250,12 @@ def open_for_writing(path: Path) -> IO[str]:
         raise UsageError(f"cannot write {path} ({error.strerror})") from None
 
 
-def retry_work(ledger_path: Path, include_permanent: bool) -> RetryWork:
+def retry_work(
+    ledger_path: Path, include_permanent: bool, target: str = DEFAULT_TARGET
+) -> RetryWork:
     """The manifests with rows left unfinished, and the settings to read each again."""
     with open_ledger(require_ledger(ledger_path), readonly=True) as book:
+        book.claim_target(target)
         manifests = book.failed_manifests(include_permanent)
         return RetryWork([(m, book.last_settings(m)) for m in manifests], book.rows_not_in())
 
@@ -254,15 +268,19 @@ def last_settings(ledger_path: Path, manifest: Path) -> dict[str, Any]:
         return book.last_settings(str(manifest.resolve()))
 
 
-def status_of(ledger_path: Path) -> dict[str, Any]:
+def status_of(ledger_path: Path, target: str = DEFAULT_TARGET) -> dict[str, Any]:
     """``importer status``: what the ledger says, as plain data."""
     with open_ledger(require_ledger(ledger_path), readonly=True) as book:
+        book.claim_target(target)
         return ledger_status(book)
 
 
-def write_ledger_reports(ledger_path: Path, out: Path) -> dict[str, int]:
+def write_ledger_reports(
+    ledger_path: Path, out: Path, target: str = DEFAULT_TARGET
+) -> dict[str, int]:
     """``importer report``: success.csv and errors.csv (and skipped.csv) into ``out``."""
     with open_ledger(require_ledger(ledger_path), readonly=True) as book:
+        book.claim_target(target)
         try:
             return write_reports(book, out)
         except OSError as error:

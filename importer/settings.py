@@ -27,6 +27,7 @@ from importer.plan import PlanOptions
 from importer.recordings import RecordingOptions
 from importer.retry import RetrySettings
 from importer.send import SendSettings
+from importer.targets.registry import DEFAULT_TARGET, TARGETS, target_kind
 from importer.validate import MappingOptions
 
 FILE_CHOICES = ("date_format", "dayfirst", "monthfirst", "delimiter", "encoding", "sheet")
@@ -45,6 +46,8 @@ class ReadingChoices:
     ledgers written before the stored form recorded, so those read back the same way.
     """
 
+    target: str = DEFAULT_TARGET
+    """The import target, whose field table maps the rows (``--target``)."""
     mapping: Path | None = None
     """The TOML mapping file; None uses the default column names."""
     source_system: str | None = None
@@ -70,6 +73,7 @@ class ReadingChoices:
     def from_record(cls, record: Mapping[str, Any]) -> ReadingChoices:
         """The choices of a stored record (or of an older ledger's recorded options)."""
         return cls(
+            target=record.get("target") or DEFAULT_TARGET,
             mapping=Path(record["mapping"]) if record.get("mapping") else None,
             source_system=record.get("source_system"),
             prefix=record.get("prefix"),
@@ -87,6 +91,11 @@ class ReadingChoices:
 
     def check(self) -> None:
         """Refuse contradictory or unknown choices before any file is read."""
+        if self.target not in TARGETS:
+            raise ChoiceError(
+                f"unknown target {self.target!r}; use one of {', '.join(sorted(TARGETS))}",
+                "--target",
+            )
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
@@ -155,7 +164,8 @@ class ImportSettings:
     ) -> ImportSettings:
         """Settings from the choices: the mapping file is read, every choice checked."""
         reading.check()
-        columns = load_mapping(reading.mapping)
+        kind = target_kind(reading.target)
+        columns = load_mapping(reading.mapping, kind.fields, kind.required)
         if reading.source_system and "source_system" in columns.defaults:
             # The option is the more explicit choice: it wins over the mapping's default.
             columns = dataclasses.replace(
@@ -176,6 +186,7 @@ class ImportSettings:
                 columns=columns,
                 skip_without_media=reading.skip_without_media or columns.skip_without_media,
                 dates=reading.date_style(columns),
+                row_mapper=kind.row_mapper,
             ),
             plan=plan or PlanOptions(),
             send=send or SendSettings(),

@@ -79,8 +79,10 @@ class ImporterProcess:
             "importer",
             *run_args(manifest, ledger, sandbox, "--log-format", "json", *extra),
         ]
-        env = {**os.environ, "ASKELEPHANT_API_KEY": api_key or sandbox.api_key}
+        key = api_key or sandbox.api_key
+        env = {**os.environ, "ASKELEPHANT_API_KEY": key, "DEVREV_API_KEY": key}
         env.pop("ASKELEPHANT_BASE_URL", None)
+        env.pop("DEVREV_BASE_URL", None)
         self._log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115
         self.process = subprocess.Popen(
             self.command,

@@ -1,0 +1,139 @@
+"""``--target devrev`` through the CLI: every command, the key and URL variables, reconcile."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import SANDBOX_KEY, SandboxProcess
+from tests.devrev_support import (
+    create_requests,
+    devrev_engagements,
+    per_ref,
+    write_devrev_manifest,
+)
+from tests.factories import row, run_args, run_cli, write_manifest
+
+DEVREV_ENV = {"DEVREV_API_KEY": SANDBOX_KEY, "DEVREV_BASE_URL": ""}
+
+
+def devrev(args: list[str], **env: str) -> object:
+    return run_cli(args, **{**DEVREV_ENV, **env})
+
+
+def test_run_status_report_verify_and_reconcile_with_target_devrev(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_devrev_manifest(tmp_path / "calls.csv", 12)
+    ledger = tmp_path / "devrev.db"
+    target = ("--target", "devrev")
+
+    planned = run_cli(["plan", str(manifest), "--ledger", str(ledger), *target, "--json"])
+    assert planned.exit_code == 0, planned.output
+    result = run_cli(run_args(manifest, ledger, sandbox, *target), **DEVREV_ENV)
+    assert result.exit_code == 0, result.output
+    assert len(per_ref(sandbox)) == 12
+    creates = create_requests(sandbox)
+
+    again = run_cli(run_args(manifest, ledger, sandbox, *target), **DEVREV_ENV)
+    assert again.exit_code == 0 and create_requests(sandbox) == creates
+
+    status = run_cli(["status", "--ledger", str(ledger), *target, "--json"])
+    assert status.exit_code == 0, status.output
+    report = run_cli(["report", "--ledger", str(ledger), *target, "--out", str(tmp_path / "r")])
+    assert report.exit_code == 0 and (tmp_path / "r" / "success.csv").exists()
+
+    api = ("--ledger", str(ledger), *target, "--base-url", sandbox.base_url)
+    verified = run_cli(["verify", *api], **DEVREV_ENV)
+    assert verified.exit_code == 0, verified.output
+    assert "12 READY" in verified.output
+
+    clean = run_cli(["reconcile", *api], **DEVREV_ENV)
+    assert clean.exit_code == 0, clean.output
+    assert "12 row(s) looked up by external id; the ledger and the target agree" in clean.output
+
+    # Behind the importer's back: one engagement deleted, one made twice.
+    held = {e["external_ref"]: e["id"] for e in devrev_engagements(sandbox)}
+    headers = {"Authorization": f"Bearer {SANDBOX_KEY}"}
+    httpx.post(
+        sandbox.base_url + "/engagements.delete", json={"id": held["crm:rec-3"]}, headers=headers
+    ).raise_for_status()
+    copy = {
+        "title": "again",
+        "scheduled_date": "2024-03-01T00:00:00Z",
+        "members": ["DEVU-1"],
+        "external_ref": "crm:rec-5",
+    }
+    httpx.post(
+        sandbox.base_url + "/engagements.create", json=copy, headers=headers
+    ).raise_for_status()
+
+    found = run_cli(["reconcile", *api, "--json"], **DEVREV_ENV)
+    assert found.exit_code == 1, found.output
+    findings = json.loads(found.output)["findings"]
+    assert sorted((f["kind"], f["external_id"]) for f in findings) == [
+        ("duplicate", "crm:rec-5"),
+        ("missing", "crm:rec-3"),
+    ]
+    text = run_cli(["reconcile", *api], **DEVREV_ENV)
+    assert text.exit_code == 1 and "they disagree: 1 missing, 1 duplicate" in text.output
+    assert SANDBOX_KEY not in found.output + text.output + clean.output + result.output
+
+
+def test_a_ledger_of_one_target_is_refused_for_another(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+    ledger = tmp_path / "ledger.db"
+    assert run_cli(run_args(manifest, ledger, sandbox), api_key=sandbox.api_key).exit_code == 0
+    devrev_manifest = write_devrev_manifest(tmp_path / "calls.csv", 1)
+    refused = run_cli(
+        run_args(devrev_manifest, ledger, sandbox, "--target", "devrev"), **DEVREV_ENV
+    )
+    assert refused.exit_code == 2
+    assert "records an import into askelephant, not devrev" in refused.output
+    status = run_cli(["status", "--ledger", str(ledger), "--target", "devrev"])
+    assert status.exit_code == 2 and "pass --target askelephant" in status.output
+
+
+def test_the_devrev_key_comes_from_its_own_variable(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_devrev_manifest(tmp_path / "calls.csv", 1)
+    args = run_args(manifest, tmp_path / "l.db", sandbox, "--target", "devrev")
+    missing = run_cli(args, api_key=SANDBOX_KEY, DEVREV_API_KEY="")
+    assert missing.exit_code == 2 and "DEVREV_API_KEY" in missing.output
+    key_file = tmp_path / "devrev.key"
+    key_file.write_text(SANDBOX_KEY, encoding="utf-8")
+    key_file.chmod(0o600)
+    by_file = run_cli([*args, "--api-key-file", str(key_file)], DEVREV_API_KEY="")
+    assert by_file.exit_code == 0, by_file.output
+
+
+def test_the_devrev_base_url_comes_from_its_own_variable(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_devrev_manifest(tmp_path / "calls.csv", 1)
+    args = [
+        "run", str(manifest), "--ledger", str(tmp_path / "l.db"), "--target", "devrev",
+        "--no-progress",
+    ]  # fmt: skip
+    result = run_cli(args, DEVREV_API_KEY=SANDBOX_KEY, DEVREV_BASE_URL=sandbox.base_url)
+    assert result.exit_code == 0, result.output
+    refused = run_cli(args, DEVREV_API_KEY=SANDBOX_KEY, DEVREV_BASE_URL="http://example.com")
+    assert refused.exit_code == 2 and "clear text" in refused.output
+
+
+def test_devrev_rows_are_validated_with_its_field_table(tmp_path: Path) -> None:
+    manifest = write_devrev_manifest(tmp_path / "calls.csv", 2)
+    text = manifest.read_text(encoding="utf-8").replace("don:identity:", "nobody:", 1)
+    manifest.write_text(text, encoding="utf-8")
+    planned = run_cli(
+        ["plan", str(manifest), "--ledger", str(tmp_path / "l.db"), "--target", "devrev"]
+    )
+    assert planned.exit_code == 1
+    assert "row 2 crm:rec-1: members: 'nobody:dvrv-us-1:devo/0:devu/1' is not a DevRev user id" in (
+        planned.output
+    )
