@@ -34,6 +34,7 @@ SUCCESS_COLUMNS = [
     "outcome",
     "when",
     "processing_status",
+    "found_by",
 ]
 ERROR_EXTRA_COLUMNS = list(IMPORTER_COLUMNS)
 SKIPPED_COLUMNS = ["manifest", "row", "external_id", "reason"]
@@ -160,7 +161,8 @@ class PlanPrinter:
 
 
 def success_rows(ledger: Ledger) -> Iterator[list[Any]]:
-    """One row per engagement in AskElephant: manifest row, ids, created or existing, when."""
+    """One row per engagement imported: manifest row, ids, created or existing, when, and
+    which check found it (``create``, or ``lookup`` for a target without idempotent creates)."""
     for row in ledger.imported_rows():
         yield [
             row["manifest"],
@@ -170,6 +172,7 @@ def success_rows(ledger: Ledger) -> Iterator[list[Any]]:
             row["status"],
             row["completed_at"],
             row["processing_status"] or "",
+            row["found_by"] or "",
         ]
 
 

@@ -373,7 +373,7 @@ class Sender:
             problem = IntegrityProblem(
                 f"integrity problem: HTTP {result.http_status} named engagement "
                 f"{result.engagement_id}, already recorded for external_id {holder!r}; "
-                "nothing was recorded for this row: check both in AskElephant",
+                f"nothing was recorded for this row: check both in {self.target.label}",
                 status=result.http_status,
             )
             self._fail(item, problem, transient=False)
@@ -407,7 +407,7 @@ class Sender:
                 item.external_id,
                 item.row_number,
                 Outcome.CHANGED,
-                "AskElephant already held this engagement with other values: "
+                f"{self.target.label} already held this engagement with other values: "
                 + ", ".join(held.changed),
             )
         if item.contact_ids is not None:

@@ -298,9 +298,18 @@ def test_report_success_and_errors_exact_then_errors_csv_is_fixed_and_refed(
     when = {r["external_id"]: r["completed_at"] for r in ledger_rows(ledger)}
     key = str(manifest.resolve())
     assert read_csv(out / "success.csv") == [
-        ["manifest", "row", "external_id", "engagement_id", "outcome", "when", "processing_status"],
-        [key, "2", "crm:rec-1", ids["crm:rec-1"], "created", when["crm:rec-1"], ""],
-        [key, "3", "crm:rec-2", ids["crm:rec-2"], "existing", when["crm:rec-2"], ""],
+        [
+            "manifest",
+            "row",
+            "external_id",
+            "engagement_id",
+            "outcome",
+            "when",
+            "processing_status",
+            "found_by",
+        ],
+        [key, "2", "crm:rec-1", ids["crm:rec-1"], "created", when["crm:rec-1"], "", "create"],
+        [key, "3", "crm:rec-2", ids["crm:rec-2"], "existing", when["crm:rec-2"], "", "create"],
     ]
     assert all(dt.datetime.fromisoformat(when[i]) for i in ("crm:rec-1", "crm:rec-2"))
     assert read_csv(out / "errors.csv") == expected_error_lines()

@@ -60,6 +60,7 @@ class AskElephantTarget:
     says before anyone prints or stores it.
     """
 
+    label = "AskElephant"
     creates_idempotently = True
 
     def __init__(

@@ -48,6 +48,8 @@ class GetResult:
 class Target(Protocol):
     """Create, read back and re-link contacts; errors are ``importer.errors.ApiError``."""
 
+    label: str
+    """The target's name in messages (``AskElephant``, ``DevRev``)."""
     creates_idempotently: bool
     """True when create answers the existing engagement for a known id (no lookup needed)."""
 

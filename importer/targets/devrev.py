@@ -175,6 +175,7 @@ def _integer(value: str | None) -> int | None:
 class DevRevTarget:
     """Speaks DevRev's engagements API; the token lives only in the client's headers."""
 
+    label = "DevRev"
     creates_idempotently = False
 
     def __init__(
