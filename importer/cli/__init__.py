@@ -1,0 +1,131 @@
+"""The ``importer`` command: parses options, calls one stage function, maps errors to exits.
+
+The group and the error mapping are here, the only place the importer exits; the commands
+live by kind in ``importing``, ``audit`` and ``tools``, their shared options in ``options``.
+
+Exit codes: 0 every row is in AskElephant (or skipped); 1 finished, but some rows are
+invalid, failed or changed; 2 bad usage, manifest, mapping or ledger; 3 aborted
+(credential, scope, wrong URL, server unavailable); 70 internal error; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from importer import __version__
+from importer.cli.audit import reconcile, report, status, verify
+from importer.cli.importing import plan, retry, run, sync_contacts
+from importer.cli.options import LOG_FORMAT_KEY
+from importer.cli.tools import init, sandbox
+from importer.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, ImporterError
+from importer.events import JsonReporter
+from importer.terminal import echo
+
+__all__ = ["cli", "main"]
+
+
+class CommandFailed(click.ClickException):
+    """An ImporterError on its way out, with the importer's own exit code."""
+
+    def __init__(self, message: str, exit_code: int, command: str | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code  # type: ignore[misc]
+        self.command = command
+        self.as_json = False
+
+    def show(self, file: Any = None) -> None:
+        if self.as_json:
+            JsonReporter().failed(self.command, self.format_message(), self.exit_code)
+            return
+        echo(f"error: {self.format_message()}", err=True)
+
+
+class ImporterGroup(click.Group):
+    """Turns our exceptions into a message and an exit code: never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CommandFailed as failure:
+            raise self._told(ctx, failure) from None
+        except ImporterError as error:
+            raise self._told(ctx, CommandFailed(str(error), error.exit_code)) from None
+        except KeyboardInterrupt:
+            if ctx.meta.get(LOG_FORMAT_KEY) == "json":
+                raise self._told(ctx, CommandFailed("interrupted", EXIT_INTERRUPTED)) from None
+            echo("Interrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # A reader that stopped reading (`| head`) is no error: end quietly, like cat.
+            _quiet_stdout()
+            ctx.exit(EXIT_BROKEN_PIPE)
+        except click.ClickException as error:
+            if ctx.meta.get(LOG_FORMAT_KEY) == "json":
+                raise self._told(
+                    ctx, CommandFailed(error.format_message(), error.exit_code)
+                ) from None
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:
+            if os.environ.get("IMPORTER_DEBUG"):
+                raise
+            raise self._told(
+                ctx,
+                CommandFailed(
+                    f"internal error ({type(error).__name__}: {error}). This is a bug: please "
+                    "report it; IMPORTER_DEBUG=1 shows the traceback",
+                    EXIT_INTERNAL,
+                ),
+            ) from None
+
+    @staticmethod
+    def _told(ctx: click.Context, failure: CommandFailed) -> CommandFailed:
+        """The failure, told as JSON events when the command logs JSON."""
+        failure.as_json = ctx.meta.get(LOG_FORMAT_KEY) == "json"
+        failure.command = failure.command or ctx.invoked_subcommand
+        return failure
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so Python's own flush at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+@click.group(
+    cls=ImporterGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, prog_name="importer")
+def cli() -> None:
+    """Import call and meeting recordings from a CRM export into AskElephant (or DevRev
+    engagements with --target devrev), exactly once.
+
+    \b
+    Exit codes:
+      0   every row is in AskElephant (or skipped: nothing to import)
+      1   the run finished, but some rows are invalid, failed or changed
+      2   bad usage, manifest, mapping or ledger
+      3   aborted: bad key, missing scope, wrong URL, server unavailable
+      70  internal error (a bug: please report it)
+      130 interrupted (Ctrl-C, SIGTERM); run again to resume
+      141 stdout closed early (piped into head): nothing else went wrong
+    """
+
+
+for command in (run, plan, status, report, retry, sync_contacts, verify, reconcile, init, sandbox):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Console entry point: the only place the importer exits."""
+    sys.exit(cli.main(standalone_mode=True) or 0)

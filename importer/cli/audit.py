@@ -1,0 +1,131 @@
+"""The commands that read back: ``status``, ``report``, ``verify`` and ``reconcile``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from importer import defaults
+from importer.cli.common import api_key, warn
+from importer.cli.options import (
+    ledger_option,
+    output_options,
+    target_option,
+    verify_api_options,
+)
+from importer.ledger import require_ledger
+from importer.runner import (
+    ApiChoices,
+    OutputChoices,
+    reconcile_ledger,
+    status_of,
+    verify_ledger,
+    write_ledger_reports,
+)
+from importer.status import status_text
+from importer.terminal import echo
+
+
+@click.command()
+@ledger_option
+@target_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(ledger: Path, target: str, as_json: bool) -> None:
+    """Show the ledger: rows by status, frequent errors, last runs, changed rows."""
+    data = status_of(ledger, target)
+    echo(json.dumps(data, indent=2) if as_json else status_text(data))
+
+
+@click.command()
+@ledger_option
+@target_option
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for success.csv and errors.csv (created if needed).",
+)
+def report(ledger: Path, target: str, out: Path) -> None:
+    """Write success.csv and errors.csv from the ledger.
+
+    errors.csv keeps the original manifest columns plus error_status and error_message:
+    fix the cells and run it as a manifest.
+    """
+    for name, count in write_ledger_reports(ledger, out, target).items():
+        echo(f"Wrote {out / name} ({count:,} rows)")
+
+
+@click.command()
+@ledger_option
+@target_option
+@verify_api_options
+@click.option("--wait", is_flag=True, help="Poll until every processing_status is terminal.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=defaults.VERIFY_TIMEOUT,
+    show_default=True,
+    help="With --wait: give up after this many seconds.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@output_options
+@click.pass_context
+def verify(
+    ctx: click.Context,
+    ledger: Path,
+    target: str,
+    api: ApiChoices,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+    output: OutputChoices,
+) -> None:
+    """Read every imported engagement back and record its processing_status.
+
+    Exit 1 if any engagement failed processing (or, with --wait, is still processing at
+    the timeout).
+    """
+    require_ledger(ledger)
+    result = verify_ledger(
+        ledger,
+        api.target_factory(target, lambda kind: api_key(api.api_key_file, kind)),
+        api.verify_settings(wait=wait, timeout=timeout),
+        output.reporter(),
+        target,
+    )
+    if as_json:
+        echo(json.dumps(result.as_dict(), indent=2))
+    elif not output.quiet:
+        for line in result.lines():
+            echo(line)
+        if result.timed_out:
+            warn(f"Still processing after {timeout:.0f} s.")
+    ctx.exit(result.exit_code)
+
+
+@click.command()
+@ledger_option
+@target_option
+@verify_api_options
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.pass_context
+def reconcile(
+    ctx: click.Context, ledger: Path, target: str, api: ApiChoices, as_json: bool
+) -> None:
+    """Compare the ledger with the target: rows missing remotely, remote rows the ledger does
+    not know, remote duplicates, mismatched ids. Changes neither side.
+
+    Exit 1 when anything disagrees.
+    """
+    require_ledger(ledger)
+    result = reconcile_ledger(
+        ledger,
+        api.target_factory(target, lambda kind: api_key(api.api_key_file, kind)),
+        concurrency=api.concurrency,
+        retry=api.retry_settings(),
+        target=target,
+    )
+    echo(json.dumps(result.as_dict(), indent=2) if as_json else "\n".join(result.lines()))
+    ctx.exit(0 if result.agrees else 1)

@@ -1,0 +1,257 @@
+"""The commands that import: ``run``, ``plan``, ``retry`` and ``sync-contacts``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import click
+
+from importer.cli.common import api_key, option_errors
+from importer.cli.options import (
+    api_options,
+    check_media_option,
+    contacts_reading_options,
+    ledger_option,
+    manifest_argument,
+    on_change_option,
+    output_options,
+    plan_output_options,
+    reading_options,
+    recording_options,
+    target_option,
+)
+from importer.pipeline import RunSummary, plan_exit_code
+from importer.plan import PlanOptions
+from importer.recordings import RecordingOptions
+from importer.report import run_summary_text, stop_notice
+from importer.runner import (
+    ApiChoices,
+    OutputChoices,
+    import_manifest,
+    last_settings,
+    plan_report,
+    retry_work,
+)
+from importer.settings import FILE_CHOICES, ImportSettings, ReadingChoices
+from importer.terminal import echo
+
+
+def _settings(manifest: Path, reading: ReadingChoices, **choices: Any) -> ImportSettings:
+    with option_errors():
+        return ImportSettings.build(manifest, reading, **choices)
+
+
+def _show_plan(settings: ImportSettings, ledger: Path, out: Path | None, as_json: bool) -> int:
+    printer = plan_report(settings, ledger, out)
+    manifest = str(settings.manifest)
+    echo(printer.as_json(manifest) if as_json else printer.text(manifest))
+    if out:
+        echo(f"Wrote {out}", err=True)
+    return plan_exit_code(printer.counts)
+
+
+def _send(
+    ctx: click.Context,
+    command: str,
+    settings: ImportSettings,
+    ledger: Path,
+    api: ApiChoices,
+    output: OutputChoices,
+    **recorded: Any,
+) -> int:
+    """One recorded run; ``recorded`` amends the options kept in the runs table."""
+    options = {k: v for k, v in ctx.params.items() if k != "manifest"} | recorded
+    target = settings.reading.target
+    summary = import_manifest(
+        settings,
+        ledger_path=ledger,
+        target_factory=api.target_factory(target, lambda kind: api_key(api.api_key_file, kind)),
+        reporter=output.reporter(),
+        command=command,
+        options=options,
+        target=target,
+    )
+    if output.log_format != "json":
+        _print_summary(summary, settings.manifest, output.quiet)
+    return int(summary.exit_code)
+
+
+def _print_summary(summary: RunSummary, manifest: Path, quiet: bool) -> None:
+    if not quiet:
+        echo(run_summary_text(summary, manifest))
+        if summary.pacing:
+            echo(f"Pacing: {summary.pacing}.")
+    notice = stop_notice(summary)
+    if notice and not (quiet and summary.stop_reason == "interrupted"):
+        echo(notice, err=True)
+
+
+@click.command()
+@manifest_argument
+@reading_options
+@ledger_option
+@api_options
+@on_change_option
+@recording_options
+@check_media_option
+@click.option("--dry-run", is_flag=True, help="Print the plan (as `importer plan`); send nothing.")
+@plan_output_options
+@output_options
+@click.pass_context
+def run(
+    ctx: click.Context,
+    manifest: Path,
+    reading: ReadingChoices,
+    ledger: Path,
+    api: ApiChoices,
+    on_change: str,
+    recordings: RecordingOptions,
+    check_media: bool,
+    dry_run: bool,
+    out: Path | None,
+    as_json: bool,
+    output: OutputChoices,
+) -> None:
+    """Import MANIFEST (CSV or Parquet): one create per valid row, recorded in the ledger.
+
+    Running it again resumes: rows already created are skipped, interrupted ones re-sent.
+    """
+    settings = _settings(
+        manifest,
+        reading,
+        send=api.send_settings(),
+        on_change=on_change,
+        check_media=check_media,
+        recordings=recordings,
+    )
+    if dry_run:
+        ctx.exit(_show_plan(settings, ledger, out, as_json))
+    if out or as_json:
+        raise click.UsageError("--out and --json print the plan: use them with --dry-run")
+    ctx.exit(_send(ctx, "run", settings, ledger, api, output))
+
+
+@click.command()
+@manifest_argument
+@reading_options
+@ledger_option
+@recording_options
+@check_media_option
+@plan_output_options
+@click.pass_context
+def plan(
+    ctx: click.Context,
+    manifest: Path,
+    reading: ReadingChoices,
+    ledger: Path,
+    recordings: RecordingOptions,
+    check_media: bool,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """Show what `importer run MANIFEST` would do, sending nothing (a dry-run audit).
+
+    Every row is validated and compared with the ledger: new, already imported, changed
+    since import, invalid (with reasons), duplicate, retry. Exit 1 if any row is invalid.
+    """
+    settings = _settings(manifest, reading, check_media=check_media, recordings=recordings)
+    ctx.exit(_show_plan(settings, ledger, out, as_json))
+
+
+@click.command()
+@ledger_option
+@target_option
+@api_options
+@click.option(
+    "--include-permanent",
+    is_flag=True,
+    help="Also re-send rows the server rejected for good (after fixing a scope or media host).",
+)
+@output_options
+@click.pass_context
+def retry(
+    ctx: click.Context,
+    ledger: Path,
+    target: str,
+    api: ApiChoices,
+    include_permanent: bool,
+    output: OutputChoices,
+) -> None:
+    """Finish what runs left unfinished: rows that failed transiently, were in flight or pending.
+
+    Each manifest is read again with the options of its last run. Exit 0 only when every
+    row is in AskElephant.
+    """
+    work = retry_work(ledger, include_permanent, target)
+    if not work.manifests:
+        # Exit 0 says every row is in AskElephant: only when it is true.
+        if work.missing:
+            echo(
+                f"Nothing to retry, but {work.missing:,} row(s) are not in AskElephant: "
+                "`importer status` says why (--include-permanent re-sends rejected rows)."
+            )
+            ctx.exit(1)
+        echo("No failed rows to retry.")
+        ctx.exit(0)
+    worst = 0
+    for manifest, record in work.manifests:
+        with option_errors():
+            settings = ImportSettings.from_record(
+                Path(manifest),
+                record,
+                send=api.send_settings(),
+                plan=PlanOptions(include_permanent=include_permanent, only_failed=True),
+            )
+        code = _send(ctx, "retry", settings, ledger, api, output)
+        worst = max(worst, code)
+        if code >= 2:
+            break
+    ctx.exit(worst)
+
+
+@click.command(name="sync-contacts")
+@manifest_argument
+@contacts_reading_options
+@ledger_option
+@api_options
+@output_options
+@click.pass_context
+def sync_contacts(
+    ctx: click.Context,
+    manifest: Path,
+    reading: ReadingChoices,
+    ledger: Path,
+    api: ApiChoices,
+    output: OutputChoices,
+) -> None:
+    """Apply the manifest's contact_ids to engagements already imported; create nothing.
+
+    A blank cell leaves contacts alone, [] clears them; a set is re-applied only when it
+    differs from the one last applied.
+    """
+    # The rows must hash as they were imported, so they are read as the last run read them.
+    last = ReadingChoices.from_record(last_settings(ledger, manifest))
+    # How the file was read, unless said again: dates must read as they were imported.
+    kept = {
+        name: getattr(last, name)
+        for name in FILE_CHOICES
+        if not getattr(reading, name) and getattr(last, name)
+    }
+    reading = dataclasses.replace(
+        reading, timezone=last.timezone, run_workflows=last.run_workflows, **kept
+    )
+    settings = _settings(manifest, reading, send=api.send_settings(), contacts_only=True)
+    code = _send(
+        ctx,
+        "sync-contacts",
+        settings,
+        ledger,
+        api,
+        output,
+        timezone=last.timezone,
+        run_workflows=last.run_workflows,
+        **kept,
+    )
+    ctx.exit(code)
