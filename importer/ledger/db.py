@@ -43,17 +43,40 @@ def require_ledger(path: Path) -> Path:
     return path
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open for reading only; also where no file can be created (a read-only folder).
+
+    A WAL ledger read normally needs its ``-shm`` file, which a read-only folder cannot
+    hold. A ledger closed cleanly has no ``-wal`` left, so it is then read as immutable:
+    no lock and no side file is needed, and nothing can be written.
+    """
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise  # changes not yet in the file itself: reading without them would mislead
+        conn.close()
+    return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+
+
 class LedgerDB:
     """The open SQLite connection of one ledger file; the concern modules build on it."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         self.readonly = readonly
+        self._lock_fd: int | None = None
+        """The ledger file itself, flock'ed by ``exclusive``; closed after SQLite's connection."""
         if readonly and not path.exists():
             self.db = sqlite_utils.Database(memory=True)
         else:
             self.db = self._connect(path, readonly)
         self._check_is_ours()
+        if path.exists():
+            self._check_undamaged()
         if not readonly:
             self._use_wal()
         if not readonly or not path.exists():
@@ -76,10 +99,8 @@ class LedgerDB:
                     f"ledger {path} is not writable; choose another location with --ledger"
                 )
         try:
-            if readonly:
-                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            else:
-                conn = sqlite3.connect(str(path), timeout=30)
+            writable = not readonly
+            conn = sqlite3.connect(str(path), timeout=30) if writable else _connect_read_only(path)
             db = sqlite_utils.Database(conn)
             db.execute("PRAGMA busy_timeout=30000")
         except sqlite3.OperationalError as error:
@@ -107,6 +128,23 @@ class LedgerDB:
             f"{self.path} is not a usable importer ledger ({error}); it was left untouched: "
             "move it away or pass another file with --ledger"
         )
+
+    def _check_undamaged(self) -> None:
+        """Refuse a damaged ledger before anything is written to it (SQLite's quick_check).
+
+        Writing to a file with a bad page can only make it worse; the user's backup, or
+        a fresh ledger, is the way out. Linear in the file's size, and read-only.
+        """
+        try:
+            found = [r[0] for r in self.db.execute("PRAGMA quick_check(3)").fetchall()]
+        except sqlite3.DatabaseError as error:
+            found = [str(error)]
+        if found != ["ok"]:
+            self.close()
+            raise LedgerError(
+                f"{self.path} is damaged (SQLite's check says: {'; '.join(found)[:300]}); "
+                "it was left untouched: restore it from a backup, or pass another --ledger"
+            )
 
     def _check_is_ours(self) -> None:
         try:
@@ -262,38 +300,58 @@ class LedgerDB:
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
-        """Hold the ledger for one run; a second run on it is refused, not queued."""
+        """Hold the ledger for one command that writes; a second one is refused, not queued.
+
+        The lock belongs to the file itself (an ``flock`` on it), not to the name it was
+        opened by: a symlink or a hard link to a ledger in use meets the same lock. It is
+        released by ``close``, after SQLite's connection: closing another descriptor of the
+        file earlier would drop SQLite's own locks on it (POSIX locks are per process).
+        """
         if fcntl is None or self.readonly:
             yield
             return
-        lock_path = self.path.with_name(self.path.name + ".lock")
         try:
-            handle = lock_path.open("a+")
+            handle = os.open(self.path, os.O_RDONLY)
         except OSError as error:
-            raise LedgerError(
-                f"cannot create the lock file {lock_path} ({error.strerror})"
-            ) from error
+            raise LedgerError(f"cannot open the ledger {self.path} ({error.strerror})") from error
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
+            os.close(handle)
+            holder = self._holder()
             raise LedgerError(
-                f"another importer run (pid {holder}) is using the ledger {self.path}; "
+                f"another importer run ({holder}) is using the ledger {self.path}; "
                 "wait for it to finish, or pass a different --ledger"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        self._lock_fd = handle
+        self._note_holder()
+        yield
+
+    def _holder_path(self) -> Path:
+        """Where the holder's pid is noted: beside the real file, named by its identity.
+
+        A symlink finds it; a hard link in another folder says "another process".
+        """
+        info = os.stat(self.path)
+        real = self.path.resolve()
+        return real.with_name(f".{real.name}.{info.st_dev}-{info.st_ino}.pid")
+
+    def _note_holder(self) -> None:
+        with contextlib.suppress(OSError):
+            self._holder_path().write_text(str(os.getpid()), encoding="ascii")
+
+    def _holder(self) -> str:
         try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            handle.close()
+            return "pid " + self._holder_path().read_text(encoding="ascii").strip()
+        except OSError:
+            return "another process"
 
     def close(self) -> None:
-        """Checkpoint and close the database."""
+        """Checkpoint and close the database, then release the lock (``exclusive``)."""
         with contextlib.suppress(sqlite3.Error):
             self.db.conn.close()
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                self._holder_path().unlink()
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
