@@ -14,6 +14,7 @@
     │   │   └── RemoteDuplicate   the target holds several engagements under one external id
     │   └── FatalError            the run cannot go on: 401, 403, 404 on create (exit 3)
     └── RunAborted                the run stopped part-way: server unavailable (exit 3)
+        └── LedgerFull            the ledger's disk is full: the run stopped (exit 3)
 
 Row-level validation problems are values (``validate.RowError``), not exceptions: an
 invalid row must never stop the valid ones.
@@ -150,3 +151,21 @@ class RunAborted(ImporterError):
     """The run stopped before the end; rows not yet sent are still pending."""
 
     exit_code = EXIT_ABORTED
+
+
+class LedgerFull(RunAborted):
+    """The ledger could not be written: its disk (or a file size limit) is full."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = path
+        super().__init__(
+            f"cannot write the ledger {path} (SQLite: {reason}): the disk holding it is full, "
+            "or a file size limit was reached. The run was stopped; rows not yet recorded are "
+            "pending or in flight: free some space, then run the same command again to resume"
+        )
+
+
+def is_disk_full(error: Exception) -> bool:
+    """True for SQLite's words for a write the file system refused (full, or too large)."""
+    text = str(error).lower()
+    return "disk is full" in text or "disk i/o error" in text

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from importer import stopping
 from importer.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED
 from importer.events import FAILED_BEFORE, Reporter
 from importer.facts import Reject
@@ -298,11 +299,22 @@ def _merge(summary: RunSummary, outcome: SendOutcome) -> None:
 
 @contextlib.contextmanager
 def _signals_stop(sender: Sender, install: bool) -> Iterator[None]:
-    """Ctrl-C and SIGTERM stop the sender cleanly instead of killing the process."""
+    """Ctrl-C and SIGTERM stop the sender cleanly instead of killing the process.
+
+    Under ``importer.stopping`` (the CLI), a signal that came during planning stops the
+    sender before its first request; one that comes later stops it at once.
+    """
+    loop = asyncio.get_running_loop()
+    stop = stopping.current()
+    if stop is not None:
+        if stop.requested:
+            sender.interrupt()
+        with stop.on_request(lambda: loop.call_soon_threadsafe(sender.interrupt)):
+            yield
+        return
     if not install:
         yield
         return
-    loop = asyncio.get_running_loop()
     installed = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -7,6 +7,8 @@ opens files or sockets for a command starts and ends in this module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,7 +18,14 @@ from typing import IO, Any, TypeVar
 from importer import defaults
 from importer.config import recordable_options, resolve_base_url
 from importer.csv_dialect import delimiter_option, encoding_option
-from importer.errors import EXIT_INTERRUPTED, ImporterError, UsageError
+from importer.errors import (
+    EXIT_ABORTED,
+    EXIT_INTERRUPTED,
+    ImporterError,
+    LedgerFull,
+    UsageError,
+    is_disk_full,
+)
 from importer.events import HumanReporter, JsonReporter, Reporter
 from importer.ledger import open_ledger, require_ledger
 from importer.manifest import SourceOptions
@@ -28,6 +37,7 @@ from importer.retry import RetrySettings
 from importer.send import SendSettings
 from importer.settings import ImportSettings
 from importer.status import ledger_status
+from importer.stopping import stop_on_signals
 from importer.targets.askelephant import check_base_url
 from importer.targets.base import Target
 from importer.targets.registry import DEFAULT_TARGET, TargetKind, target_kind
@@ -143,8 +153,11 @@ def import_manifest(
     options: dict[str, Any],
     target: str = DEFAULT_TARGET,
 ) -> RunSummary:
-    """``importer run`` and ``importer retry``: one locked, recorded run of the pipeline."""
-    with open_ledger(ledger_path, exclusive=True) as ledger:
+    """``importer run`` and ``importer retry``: one locked, recorded run of the pipeline.
+
+    Ctrl-C and SIGTERM request a clean stop from here on, planning included.
+    """
+    with stop_on_signals(), open_ledger(ledger_path, exclusive=True) as ledger:
         ledger.claim_target(target)
         recorded = recordable_options(options)
         run_id = ledger.start_run(
@@ -168,8 +181,15 @@ def import_manifest(
         except ImporterError as error:
             exit_code = error.exit_code
             raise
+        except sqlite3.OperationalError as error:
+            if not is_disk_full(error):
+                raise
+            outcome, exit_code = "stopped", EXIT_ABORTED
+            raise LedgerFull(ledger_path, str(error)) from None
         finally:
-            ledger.finish_run(run_id, outcome, exit_code, counts, time.monotonic() - started)
+            # On a full disk this may fail too: the next run then marks this one stopped.
+            with contextlib.suppress(sqlite3.OperationalError):
+                ledger.finish_run(run_id, outcome, exit_code, counts, time.monotonic() - started)
         reporter.run_finished({"run_id": run_id, **summary.as_dict()})
         return summary
 

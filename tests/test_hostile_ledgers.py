@@ -139,13 +139,13 @@ def test_a_full_disk_stops_the_run_cleanly_and_the_next_run_resumes(
     sandbox: SandboxProcess, tmp_path: Path
 ) -> None:
     ledger = imported_ledger(sandbox, tmp_path, rows=1)
-    rows = [row(n, transcript_text="words " * 2000) for n in range(1, 401)]
+    rows = [row(n, transcript_text="words " * 2000) for n in range(2, 402)]
     manifest = write_manifest(tmp_path / "big.csv", rows)
     args = ["run", str(manifest), *api_args(sandbox, ledger), "--concurrency", "2"]
 
     full = limited_run(args, sandbox.api_key, max_bytes=ledger.stat().st_size + 200_000)
 
-    assert full.returncode == 2, full.stderr
+    assert full.returncode == 3, full.stderr
     assert "internal error" not in full.stderr
     assert "disk" in full.stderr and str(ledger) in full.stderr, full.stderr
     with sqlite3.connect(ledger) as conn:
@@ -154,7 +154,7 @@ def test_a_full_disk_stops_the_run_cleanly_and_the_next_run_resumes(
     again = run_cli(args, sandbox.api_key)
     assert again.exit_code == 0, again.output
     created = sandbox.stats()["created"]
-    assert len(created) == 400 and set(created.values()) == {1}
+    assert len(created) == 401 and set(created.values()) == {1}
 
 
 # -- 4: reading commands on a read-only ledger -------------------------------------------------

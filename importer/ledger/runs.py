@@ -20,8 +20,13 @@ class Runs(LedgerDB):
         settings: dict[str, Any] | None = None,
     ) -> int:
         """Record a run's start: the options as given (free of secrets, for people) and the
-        settings' stored form (for ``retry``)."""
+        settings' stored form (for ``retry``).
+
+        Called under the run lock, so a run still marked ``running`` ended without saying
+        so (killed, or its disk was full): it is marked ``stopped`` first.
+        """
         with self.db.conn:
+            self.db.execute("UPDATE runs SET outcome = 'stopped' WHERE outcome = 'running'")
             cursor = self.db.execute(
                 "INSERT INTO runs (command, manifest, options, pid, started_at, outcome, settings) "
                 "VALUES (?, ?, ?, ?, ?, 'running', ?)",

@@ -1,0 +1,78 @@
+"""Ctrl-C and SIGTERM from the first moment of a command: a request to stop, never a kill.
+
+A signal that arrives while the manifest is still being planned must not kill the process
+(leaving the run marked ``running``) nor be forgotten once sending starts: the handlers are
+installed when the command starts, and the request waits until the sender can honour it,
+so nothing is sent after it.
+
+    with stop_on_signals():
+        ...  # planning; a signal here only sets the request
+        with current().on_request(sender.interrupt): ...  # sending stops at once
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from types import FrameType
+
+
+class StopRequest:
+    """Whether a stop was asked for, and who to tell when it is."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._listeners: list[Callable[[], object]] = []
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def request(self, signum: int) -> None:
+        """A signal arrived (called from the signal handler, in the main thread)."""
+        self.signum = signum
+        for listener in list(self._listeners):
+            listener()
+
+    @contextlib.contextmanager
+    def on_request(self, listener: Callable[[], object]) -> Iterator[None]:
+        """Call ``listener`` on a stop, at once if one was already asked for."""
+        self._listeners.append(listener)
+        try:
+            if self.requested:
+                listener()
+            yield
+        finally:
+            self._listeners.remove(listener)
+
+
+_current: StopRequest | None = None
+
+
+def current() -> StopRequest | None:
+    """The stop request of the command running now, if it installed one."""
+    return _current
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """SIGINT and SIGTERM only request a stop while this is active; restored after."""
+    global _current
+    stop = StopRequest()
+    previous: dict[signal.Signals, object] = {}
+    if threading.current_thread() is threading.main_thread():
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            stop.request(signum)
+
+        for each in (signal.SIGINT, signal.SIGTERM):
+            previous[each] = signal.signal(each, handle)
+    _current = stop
+    try:
+        yield stop
+    finally:
+        _current = None
+        for each, handler in previous.items():
+            signal.signal(each, handler)  # type: ignore[arg-type]
