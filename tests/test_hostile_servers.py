@@ -190,3 +190,24 @@ def test_one_engagement_id_for_several_rows_is_an_integrity_problem(tmp_path: Pa
             "SELECT COUNT(*) FROM engagements WHERE engagement_id = 'ngmt_shared1'"
         ).fetchone()
     assert holders == (1,)
+
+
+# -- 7: one row always answered 500 --------------------------------------------------------------
+
+
+def test_a_row_always_answered_500_is_that_rows_failure_not_an_outage(tmp_path: Path) -> None:
+    def refuse_row_2(request: Request, out: BinaryIO) -> None:
+        if request.json()["external_id"] == "crm:rec-2":  # e.g. a NUL its database refuses
+            respond(out, 500, b'{"detail": "internal error"}')
+        else:
+            respond(out, 201, engagement(request, engagement_id=f"ngmt_{len(server.requests)}"))
+
+    with HostileServer(refuse_row_2) as server:
+        result, ledger = run_against(server, tmp_path, 5, "--max-attempts", "3")
+
+    assert result.exit_code == 1, result.output  # rows need attention; not 3, an outage
+    by_id = {r["external_id"]: r for r in ledger_rows(ledger)}
+    assert (by_id["crm:rec-2"]["status"], by_id["crm:rec-2"]["transient"]) == ("failed", 1)
+    assert by_id["crm:rec-2"]["attempts"] == 3
+    others = [by_id[f"crm:rec-{n}"]["status"] for n in (1, 3, 4, 5)]
+    assert others == ["created"] * 4
