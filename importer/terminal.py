@@ -5,9 +5,9 @@ clear a terminal), carriage returns (which overwrite a line) or bidi overrides (
 reorder what is shown). Everything the CLI prints passes through ``for_terminal``.
 
     >>> for_terminal("id\\x1b[2J")
-    'id\\\\x1b[2J'
+    'id\\\\u001b[2J'
     >>> for_terminal("a\\nb", lines=False)
-    'a\\\\nb'
+    'a\\\\u000ab'
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ _CONTROL_OR_NEWLINE = re.compile(f"{_CONTROL.pattern[:-1]}\n\t]")
 
 
 def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    return repr(char)[1:-1] if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    # The JSON spelling: readable, and a --json document stays valid JSON meaning the same.
+    return f"\\u{ord(match.group()):04x}"
 
 
 def for_terminal(text: str, *, lines: bool = True) -> str:

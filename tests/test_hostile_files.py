@@ -192,7 +192,17 @@ def test_terminal_output_escapes_control_characters(
     for result in outputs:
         assert result.exit_code in (0, 1), result.output
         assert "\x1b" not in result.output and "\x07" not in result.output, result.output
-    assert "\\x1b" in outputs[0].output
+
+
+def test_json_output_stays_valid_json_with_control_characters_escaped(tmp_path: Path) -> None:
+    rows = [row(1, id="a\u202eb", type="\x9b31mX"), row(2, type="\u202eLLAC")]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+
+    result = run_cli(["plan", str(manifest), "--ledger", str(tmp_path / "l.db"), "--json"])
+
+    assert "\x9b" not in result.stdout and "\u202e" not in result.stdout
+    plan = json.loads(result.stdout)
+    assert plan["counts"] == {"invalid": 2}
 
 
 # -- 20: resource limits -----------------------------------------------------------------------
