@@ -15,12 +15,9 @@ import contextlib
 import functools
 import random
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from importer import defaults
 from importer.errors import (
     ApiError,
     FatalError,
@@ -29,93 +26,23 @@ from importer.errors import (
     RateLimited,
     RemoteDuplicate,
     RunAborted,
-    ServerUnavailable,
     TransientError,
 )
 from importer.events import Reporter
 from importer.ledger import Ledger
 from importer.outcomes import Outcome
-from importer.pacing import Answer, Pacer, PacingSettings
+from importer.paced import PacedRequests, _OutageTooLong, _Stopped, counted
+from importer.pacing import Pacer
 from importer.plan import judge_answer
-from importer.retry import RetrySettings, retry_policy
+from importer.retry import retry_policy
 from importer.targets.base import CreateResult, Lookup, Target
 from importer.validate import contacts_hash
+from importer.work import SendOutcome, SendSettings, WorkItem
+
+__all__ = ["SendOutcome", "SendSettings", "Sender", "WorkItem"]
 
 
-@dataclass(frozen=True)
-class WorkItem:
-    """One create to send, with what the ledger and reports need about it."""
-
-    external_id: str
-    manifest: str
-    row_number: int
-    payload: dict[str, Any]
-    payload_hash: str
-    field_hashes: dict[str, str]
-    cells: dict[str, str]
-    contact_ids: tuple[str, ...] | None = None
-    contacts_only: bool = False
-    """The engagement exists; only its contacts need re-applying."""
-    engagement_id: str | None = None
-    source_id: str | None = None
-    """The CRM's id before the prefix (kept in the ledger to notice a changed prefix)."""
-
-
-@dataclass(frozen=True)
-class SendSettings:
-    """How hard and how fast to send."""
-
-    concurrency: int = defaults.CONCURRENCY
-    rate: float | None = None
-    retry: RetrySettings = field(default_factory=RetrySettings)
-    grace_seconds: float = 5.0
-    """After a stop, how long requests already in flight are given to finish."""
-    rows_per_slot: int = 4
-    """Rows in progress per request slot: the others wait out a Retry-After or a back-off."""
-
-    @property
-    def outage_budget(self) -> float:
-        """Seconds an outage is ridden out: ``max_attempts`` shared back-off steps of 1, 2, 4,
-        ... s (capped at 30 s), 31 s with the defaults."""
-        steps = range(1, self.retry.max_attempts)
-        return float(sum(min(30.0, 2.0 ** (n - 1)) for n in steps))
-
-    def pacing(self) -> PacingSettings:
-        """The pacer's settings for these options."""
-        return PacingSettings(rate_cap=self.rate, outage_budget=self.outage_budget)
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 attempt``, ``2 attempts``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-class _Stopped(Exception):
-    """The run is stopping: this item's next attempt is not sent."""
-
-
-class _OutageTooLong(Exception):
-    """A probe failed after the outage lasted longer than the budget: give up the run."""
-
-    def __init__(self, error: ServerUnavailable) -> None:
-        self.error = error
-        super().__init__(str(error))
-
-
-@dataclass
-class SendOutcome:
-    """Counts by outcome, and why the run stopped early, if it did."""
-
-    counts: Counter[Outcome] = field(default_factory=Counter)
-    requests: int = 0
-    fatal: ApiError | None = None
-    aborted: RunAborted | None = None
-    interrupted: bool = False
-    pacing: str | None = None
-    """What the server's refusals taught (the limit it accepted), when it refused any."""
-
-
-class Sender:
+class Sender(PacedRequests):
     """Runs the workers for one run."""
 
     def __init__(
@@ -303,7 +230,7 @@ class Sender:
             if wait > cap:
                 why = f"Retry-After {wait:.0f}s is past the {cap:.0f}s cap"
             else:
-                why = f"still rate limited after {_count(sent, 'attempt')}"
+                why = f"still rate limited after {counted(sent, 'attempt')}"
             error.args = (f"{error} ({why}; left for a later run)",)
             self._fail(item, error, transient=True)
             return
@@ -420,100 +347,6 @@ class Sender:
         return retry_policy(
             self.settings.retry, sleep=self._sleep, rng=self.rng, before_sleep=announce
         )
-
-    def _unavailable(self, error: ApiError) -> RunAborted:
-        outage = self.pacer.outage
-        return RunAborted(
-            f"the server is unavailable ({error}); gave up after "
-            f"{self.clock() - outage.opened_at:.0f} s of outage "
-            f"and {_count(outage.probes, 'probe')}. "
-            "Rows not yet sent are still pending, and rows in flight may or may not have "
-            "been applied: run the same command again later to resume (re-sending both is safe)"
-        )
-
-    async def _call(
-        self, request: Callable[[], Awaitable[Any]], before: Callable[[], None] | None = None
-    ) -> Any:
-        """One request, in a slot, through the pacer; its answer reported to the pacer.
-
-        A failed outage probe is the outage's failure, not the row's: the same call waits for
-        the next probe (or for the guard to close) instead of spending one of the row's
-        attempts, until the outage budget is spent.
-        """
-        async with self.slots:
-            while True:
-                probe = await self._gate()
-                sent_at: float | None = None
-                try:
-                    delay = self.pacer.reserve(self.clock())
-                    if delay > 0:
-                        await self._sleep(delay)
-                    if self.stop_event.is_set():
-                        raise _Stopped()
-                    if self.pacer.outage.is_open and not probe:
-                        continue  # the guard opened while this request waited for its slot
-                    if before is not None:
-                        before()
-                    self.outcome.requests += 1
-                    sent_at = self.clock()
-                    self.pacer.sent(sent_at)
-                    result = await request()
-                except RateLimited:
-                    self._answered(sent_at, Answer.REFUSED, probe)
-                    raise
-                except ServerUnavailable as error:
-                    self._answered(sent_at, Answer.FAILED, probe)
-                    if self.pacer.outage.gave_up:
-                        raise _OutageTooLong(error) from None
-                    if probe:
-                        continue
-                    raise
-                except ApiError:
-                    self._answered(sent_at, Answer.ACCEPTED, probe)
-                    raise
-                except BaseException:
-                    self.pacer.abandoned(probe)
-                    self._notify()
-                    raise
-                self._answered(sent_at, Answer.ACCEPTED, probe)
-                return result
-
-    async def _gate(self) -> bool:
-        """Wait until the outage guard lets this request go; True when it is the probe."""
-        while True:
-            if self.stop_event.is_set():
-                raise _Stopped()
-            gate = self.pacer.gate(self.clock())
-            if gate.go:
-                return gate.probe
-            if gate.wait is not None:
-                await self._sleep(gate.wait)
-            else:
-                await self._wait_for_change()
-
-    async def _wait_for_change(self) -> None:
-        """Until the probe's answer (or a stop), at most a few seconds."""
-        waits = [
-            asyncio.ensure_future(self._changed.wait()),
-            asyncio.ensure_future(self.stop_event.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiting in waits:
-                waiting.cancel()
-
-    def _answered(self, sent_at: float | None, answer: Answer, probe: bool) -> None:
-        if sent_at is None:  # nothing left
-            self.pacer.abandoned(probe)
-        else:
-            self.pacer.answered(self.clock(), sent_at, answer, probe=probe)
-        if probe:
-            self._notify()
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
 
     def _fail(self, item: WorkItem, error: ApiError, *, transient: bool) -> None:
         self.ledger.record_failure(
