@@ -1,0 +1,113 @@
+"""Typed cells as text: Parquet files read batch by batch, and ids that arrive as numbers.
+
+Parquet (and ``.xlsx``) cells arrive typed; each becomes the text a CSV cell would hold, so
+one validator serves every format. An id stored as a float that cannot hold it exactly is a
+file error: the CRM's id may already be altered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from importer.errors import ManifestError
+
+# Integers above 2**53 cannot all be held by a float: such an id has already been altered.
+MAX_EXACT_FLOAT = 2**53
+
+
+def id_text(value: Any, path: str, column: str, row: int) -> str:
+    """An id cell as text, exactly; a number a float cannot hold exactly is a file error."""
+    if isinstance(value, float) and not math.isnan(value):
+        if not value.is_integer() or abs(value) > MAX_EXACT_FLOAT:
+            raise ManifestError(
+                path,
+                f"column {column!r} holds ids as floating-point numbers, which keep only "
+                f"15-16 digits: row {row} has {value!r}, so the CRM's id may already be "
+                "altered and would become a wrong idempotency key. Export the id column as "
+                "text (Excel: format it as Text; pandas: read it with dtype=str) and try again",
+                column=column,
+            )
+        return str(int(value))
+    if isinstance(value, Decimal):
+        return str(int(value)) if value == value.to_integral_value() else str(value)
+    return parquet_cell(value)
+
+
+def parquet_file(path: Path) -> Any:
+    """The file opened for reading its schema and batches; a file error if it is not one."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as error:
+        raise ManifestError(str(path), f"is not a readable Parquet file ({error})") from error
+
+
+def parquet_batches(
+    path: Path, batch_size: int, id_column: str | None
+) -> Iterator[list[tuple[int, dict[str, str]]]]:
+    """(row number, cells) of each non-blank record, batch by batch; ids read exactly."""
+    import pyarrow as pa
+
+    parquet = parquet_file(path)
+    names = parquet.schema_arrow.names
+    row_number = 0
+    try:
+        for record_batch in parquet.iter_batches(batch_size=batch_size):
+            batch = []
+            for record in _microsecond_times(record_batch).to_pylist():
+                row_number += 1
+                cells = {name: parquet_cell(record.get(name)) for name in names}
+                if id_column is not None and id_column in record:
+                    cells[id_column] = id_text(record[id_column], str(path), id_column, row_number)
+                if any(cell.strip() for cell in cells.values()):
+                    batch.append((row_number, cells))
+            yield batch
+    except (pa.ArrowException, OSError) as error:
+        raise ManifestError(str(path), f"is damaged after row {row_number} ({error})") from error
+
+
+def _microsecond_times(record_batch: Any) -> Any:
+    """Nanosecond times cast to microseconds: Python's datetime holds no finer, and without
+    pandas pyarrow refuses to convert them at all."""
+    import pyarrow as pa
+
+    columns = []
+    for column in record_batch.columns:
+        kind = column.type
+        if pa.types.is_timestamp(kind) and kind.unit == "ns":
+            column = column.cast(pa.timestamp("us", tz=kind.tz), safe=False)
+        elif pa.types.is_time64(kind) and kind.unit == "ns":
+            column = column.cast(pa.time64("us"), safe=False)
+        elif pa.types.is_duration(kind) and kind.unit == "ns":
+            column = column.cast(pa.duration("us"), safe=False)
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=record_batch.schema.names)
+
+
+def parquet_cell(value: Any) -> str:
+    """A Parquet value as the text a CSV cell would hold, so one validator serves both."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    if isinstance(value, list | dict | tuple):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return str(value)
