@@ -22,6 +22,7 @@ from importer import stopping
 from importer.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED
 from importer.events import FAILED_BEFORE, Reporter
 from importer.facts import Reject
+from importer.launch import check_key, confirm_big_run, target_line
 from importer.ledger import Ledger
 from importer.manifest import ReadStats
 from importer.outcomes import REJECTED_ACTIONS, REPORTED_ACTIONS, Action, Outcome
@@ -200,6 +201,8 @@ async def run_import(
     """Plan the manifest against the ledger and send what needs sending."""
     started = time.monotonic()
     manifest_key = str(settings.manifest.resolve())
+    reporter.notice(target_line(target, str(settings.manifest)))
+    await check_key(target)  # a refused key stops here, before the file is even read
     settings, notices = prepare(settings)
     for notice in notices:
         reporter.notice(notice)
@@ -211,13 +214,16 @@ async def run_import(
         reporter.notice(notice)
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
     refuse_changed_prefixes(index, settings, conflicting)
-    if not (settings.plan.only_failed or settings.contacts_only):
-        index.register_pending(manifest_key, conflicting)
     ahead = index.summary(
         conflicting,
         only_failed=settings.plan.only_failed,
         include_permanent=settings.plan.include_permanent,
     )
+    reporter.notice(f"{seen['rows']:,} row(s) read from {settings.manifest.name}.")
+    if not settings.contacts_only:
+        confirm_big_run(target, ahead["to send"], settings.confirm)
+    if not (settings.plan.only_failed or settings.contacts_only):
+        index.register_pending(manifest_key, conflicting)
     if settings.contacts_only:
         reporter.notice("Applying contact sets that differ from the ones last applied.")
     else:

@@ -11,7 +11,7 @@ records it (``ImportSettings.to_record``) and they rebuild from it (``from_recor
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,9 @@ class ImportSettings:
     """``--allow-new-prefix`` and ``--on-same-recording``."""
     reading: ReadingChoices = field(default_factory=ReadingChoices)
     """The choices ``mapping``, ``source`` and ``batch_size`` were built from."""
+    confirm: Callable[[str], bool] | None = None
+    """Asks yes or no before a big production run (a terminal without ``--yes``); None:
+    never asks."""
 
     @classmethod
     def build(

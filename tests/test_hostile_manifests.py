@@ -215,7 +215,10 @@ def check_case(case: Case, sandbox: SandboxProcess, tmp_path: Path) -> Result:
 @pytest.mark.parametrize("case", FILE_LEVEL, ids=lambda c: c.file)
 def test_file_level_problems(case: Case, sandbox: SandboxProcess, tmp_path: Path) -> None:
     result = check_case(case, sandbox, tmp_path)
-    assert result.stderr.startswith("error: "), result.output
+    *before, last = result.stderr.splitlines()
+    # One message, after the line naming the target: never a traceback.
+    assert last.startswith("error: "), result.output
+    assert all(line.startswith("Target: ") for line in before), result.output
 
 
 def test_a_missing_file(sandbox: SandboxProcess, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 
+from tests.audit_support import requests_but_key_checks
 from tests.conftest import PROJECT_ROOT, SandboxProcess
 from tests.factories import (
     COLUMNS,
@@ -55,12 +55,12 @@ def test_rerun_sends_nothing(sandbox: SandboxProcess, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(10)])
     ledger = tmp_path / "ledger.db"
     assert run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key).exit_code == 0
-    before = sandbox.stats()["requests"]
+    before = requests_but_key_checks(sandbox)
 
     result = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
 
     assert result.exit_code == 0, result.output
-    assert sandbox.stats()["requests"] == before
+    assert requests_but_key_checks(sandbox) == before
     assert "Skipping 10 already imported" in result.output
 
 
@@ -148,12 +148,12 @@ def test_422_is_recorded_as_permanent_with_the_servers_message(
     assert failed[0]["request_id"]
     assert "row 3" in result.output and "audio/video" in result.output
     # A re-run does not resend a permanent failure of an unchanged row.
-    requests_before = sandbox.stats()["requests"]
+    requests_before = requests_but_key_checks(sandbox)
     assert run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key).exit_code == 1
-    assert sandbox.stats()["requests"] == requests_before
+    assert requests_but_key_checks(sandbox) == requests_before
 
 
-def test_bad_key_aborts_with_exit_3_and_rows_stay_pending(
+def test_bad_key_aborts_with_exit_3_before_anything_is_sent(
     sandbox: SandboxProcess, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(25)])
@@ -163,9 +163,9 @@ def test_bad_key_aborts_with_exit_3_and_rows_stay_pending(
 
     assert result.exit_code == 3, result.output
     assert "401" in result.output and "API key" in result.output
-    assert status_counts(ledger) == {"pending": 25}
-    assert re.search(r"^  pending\s+25$", result.output, re.M)  # the summary says so
-    assert sandbox.stats()["requests"]["POST /v2/engagements"]["401"] <= 4 + 1
+    # The key check at the start stops the run: nothing planned, no create sent.
+    assert status_counts(ledger) == {}
+    assert "POST /v2/engagements" not in sandbox.stats()["requests"]
     assert "sk-apik_wrong.KEY" not in result.output
 
 

@@ -62,8 +62,9 @@ def test_json_log_a_bad_header_ends_with_run_finished(
     events = json_lines(result.stderr)
     assert events[0]["event"] == "run_started"
     assert events[0]["manifest"] == str(manifest)
-    assert [e["event"] for e in events[1:]] == ["error", "run_finished"]
-    assert "title" in events[1]["message"]
+    assert [e["event"] for e in events[1:]] == ["notice", "error", "run_finished"]
+    assert events[1]["message"].startswith("Target: ")
+    assert "title" in events[2]["message"]
     assert events[-1]["exit_code"] == 2
 
 

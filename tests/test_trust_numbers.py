@@ -165,7 +165,8 @@ def test_retry_sends_the_rows_a_stopped_run_left_pending(
 ) -> None:
     ledger = tmp_path / "l.db"
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(5)])
-    stopped = run(sandbox, manifest, ledger, key="sk-apik_bad.K")
+    sandbox.add_key("sk-apik_reader.K", ["engagements:read"])  # passes the key check only
+    stopped = run(sandbox, manifest, ledger, key="sk-apik_reader.K")
     assert stopped.exit_code == 3
     assert status_counts(ledger) == {"pending": 5}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from importer.cli.options import (
     reading_options,
     recording_options,
     target_option,
+    yes_option,
 )
 from importer.pipeline import RunSummary, plan_exit_code
 from importer.plan import PlanOptions
@@ -63,6 +65,8 @@ def _send(
 ) -> int:
     """One recorded run; ``recorded`` amends the options kept in the runs table."""
     options = {k: v for k, v in ctx.params.items() if k != "manifest"} | recorded
+    if _interactive(output) and not ctx.params.get("yes"):
+        settings = dataclasses.replace(settings, confirm=_ask)
     target = settings.reading.target
     summary = import_manifest(
         settings,
@@ -76,6 +80,20 @@ def _send(
     if output.log_format != "json":
         _print_summary(summary, settings.manifest, output.quiet)
     return int(summary.exit_code)
+
+
+def _interactive(output: OutputChoices) -> bool:
+    """A person at a terminal, who can answer a question (never cron, JSON logs, --quiet)."""
+    if output.log_format != "text" or output.quiet:
+        return False
+    try:
+        return sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _ask(question: str) -> bool:
+    return click.confirm(question, default=False, err=True)
 
 
 def _print_summary(summary: RunSummary, manifest: Path, quiet: bool) -> None:
@@ -95,6 +113,7 @@ def _print_summary(summary: RunSummary, manifest: Path, quiet: bool) -> None:
 @api_options
 @on_change_option
 @recording_options
+@yes_option
 @check_media_option
 @click.option("--dry-run", is_flag=True, help="Print the plan (as `importer plan`); send nothing.")
 @plan_output_options
@@ -108,6 +127,7 @@ def run(
     api: ApiChoices,
     on_change: str,
     recordings: RecordingOptions,
+    yes: bool,
     check_media: bool,
     dry_run: bool,
     out: Path | None,
@@ -169,6 +189,7 @@ def plan(
     is_flag=True,
     help="Also re-send rows the server rejected for good (after fixing a scope or media host).",
 )
+@yes_option
 @output_options
 @click.pass_context
 def retry(
@@ -177,6 +198,7 @@ def retry(
     target: str,
     api: ApiChoices,
     include_permanent: bool,
+    yes: bool,
     output: OutputChoices,
 ) -> None:
     """Finish what runs left unfinished: rows that failed transiently, were in flight or pending.

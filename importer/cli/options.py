@@ -263,6 +263,13 @@ check_media_option = click.option(
     "content type (cached in the ledger for 24 h).",
 )
 
+yes_option = click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Do not ask before sending more than 1,000 new rows to production from a terminal.",
+)
+
 recording_options = option_group(
     "recordings",
     RecordingOptions,

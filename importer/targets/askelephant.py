@@ -133,6 +133,15 @@ class AskElephantTarget:
             response.status_code, body, scrub(new_etag, self._key) if new_etag else etag
         )
 
+    async def check_access(self) -> None:
+        """One cheap authenticated GET (an engagement id that cannot exist): raises the
+        API's error; 404 means the key was accepted."""
+        from importer.launch import access_check_path
+
+        response = await self._send("GET", access_check_path())
+        if response.status_code != 404:
+            self._raise_for(response, "get", contract.SCOPE_READ)
+
     async def lookup(self, external_ids: Sequence[str]) -> Lookup | None:
         """Not needed: create is idempotent on external_id (a known id answers 200)."""
         return None
