@@ -8,7 +8,8 @@ Tables:
 - ``rejects``: manifest rows that were never sendable (``invalid`` or ``duplicate``), keyed
   by manifest and row number, with their original cells so ``errors.csv`` can be fixed and
   fed back; and rows with nothing to import (``skipped``), listed in ``skipped.csv``.
-- ``runs``: each run's command, options (never the API key), times, counts and outcome.
+- ``runs``: each run's command, options (never the API key), times, counts and outcome, and
+  its settings' stored form (``ImportSettings.to_record``), which ``retry`` reads back.
 - ``media_checks``: cached ``--check-media`` results per URL.
 
 A row is marked ``in_flight`` (and committed) before its request leaves, so a process that
