@@ -24,6 +24,9 @@ def open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any]:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as error:
         raise ManifestError(str(path), f"is not a readable .xlsx workbook ({error})") from error
+    if not book.worksheets:
+        book.close()
+        raise ManifestError(str(path), "is a workbook without sheets")
     if sheet is None:
         return book, book.worksheets[0]
     if sheet not in book.sheetnames:

@@ -134,7 +134,7 @@ def run(
     as_json: bool,
     output: OutputChoices,
 ) -> None:
-    """Import MANIFEST (CSV or Parquet): one create per valid row, recorded in the ledger.
+    """Import MANIFEST (CSV, .xlsx or Parquet): one create per valid row, recorded in the ledger.
 
     Running it again resumes: rows already created are skipped, interrupted ones re-sent.
     """
