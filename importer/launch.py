@@ -40,10 +40,18 @@ def is_production(base_url: str) -> bool:
     return urlsplit(base_url).hostname == urlsplit(contract.PRODUCTION_BASE_URL).hostname
 
 
+def target_is_production(target: Any) -> bool:
+    """A target may say it is production (DevRev); else its base URL is AskElephant's."""
+    said = getattr(target, "is_production", None)
+    if isinstance(said, bool):
+        return said
+    return is_production(getattr(target, "base_url", "") or "")
+
+
 def target_line(target: Any, manifest: str) -> str:
     """``Sending to <base URL> (production): <manifest>``, said before any request."""
     base_url = getattr(target, "base_url", None) or "(unknown target)"
-    where = " (production)" if is_production(base_url) else ""
+    where = " (production)" if target_is_production(target) else ""
     return f"Target: {base_url}{where}; manifest {manifest}"
 
 
@@ -68,7 +76,7 @@ async def check_key(target: Any) -> None:
 def confirm_big_run(target: Any, to_send: int, confirm: Confirm | None) -> None:
     """On a terminal (``confirm`` given), ask once before a big production run."""
     base_url = getattr(target, "base_url", "") or ""
-    if confirm is None or to_send <= CONFIRM_ABOVE or not is_production(base_url):
+    if confirm is None or to_send <= CONFIRM_ABOVE or not target_is_production(target):
         return
     if not confirm(f"Send {to_send:,} new row(s) to production ({base_url})?"):
         raise NotConfirmed("nothing was sent: the run was not confirmed (--yes skips the question)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,8 +18,8 @@ import pytest
 from importer.errors import FatalError, RateLimited, RemoteDuplicate, ServerUnavailable
 from importer.targets.devrev import DevRevTarget
 from tests.conftest import SANDBOX_KEY, SandboxProcess
-
-MEMBER = "don:identity:dvrv-us-1:devo/0:devu/1"
+from tests.devrev_support import MEMBER, devrev_engagements, write_devrev_manifest
+from tests.factories import run_args, run_cli
 
 
 def devrev_body(**changes: Any) -> dict[str, Any]:
@@ -32,10 +33,6 @@ def devrev_body(**changes: Any) -> dict[str, Any]:
     }
     body.update(changes)
     return body
-
-
-def devrev_engagements(sandbox: SandboxProcess) -> list[dict[str, Any]]:
-    return list(sandbox._call("GET", "/_sandbox/devrev/engagements")["engagements"])
 
 
 def target_for(sandbox: SandboxProcess, **options: Any) -> DevRevTarget:
@@ -226,3 +223,26 @@ def test_a_429_is_rate_limited_with_the_servers_wait(sandbox: SandboxProcess) ->
 def test_a_revoked_key_stops_the_run(sandbox: SandboxProcess) -> None:
     with pytest.raises(FatalError, match="DEVREV_API_KEY"):
         run(lambda t: t.lookup(["tests:a"]), DevRevTarget(sandbox.base_url, "wrong-key"))
+
+
+def test_the_access_check_passes_a_good_key_and_stops_a_refused_one(
+    sandbox: SandboxProcess,
+) -> None:
+    run(lambda t: t.check_access(), target_for(sandbox))  # 404 for the check id: fine
+    with pytest.raises(FatalError, match="HTTP 401"):
+        run(lambda t: t.check_access(), DevRevTarget(sandbox.base_url, "wrong-key"))
+
+
+def test_only_devrevs_own_host_is_production(sandbox: SandboxProcess) -> None:
+    assert DevRevTarget("https://api.devrev.ai", "k").is_production
+    assert not target_for(sandbox).is_production
+
+
+def test_a_run_with_a_refused_devrev_key_stops_before_reading(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_devrev_manifest(tmp_path / "calls.csv", 3)
+    args = run_args(manifest, tmp_path / "l.db", sandbox, "--target", "devrev")
+    result = run_cli(args, DEVREV_API_KEY="wrong-key", DEVREV_BASE_URL="")
+    assert result.exit_code == 3 and "DEVREV_API_KEY" in result.output
+    assert sandbox.stats()["requests"].get("POST /engagements.list") is None

@@ -21,6 +21,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -45,6 +46,8 @@ DEFAULT_BASE_URL = "https://api.devrev.ai"
 REFS_PER_LOOKUP = 50
 """external_refs per ``engagements.list`` call (the body stays small; assumed, not published)."""
 LOOKUP_PAGE_LIMIT = 100
+ACCESS_CHECK_ID = "don:core:engagement-importer-access-check"
+"""An engagement id no DevRev org holds: reading it answers 404 to a valid key."""
 READY = "READY"
 """What ``verify`` records for a DevRev engagement that exists (nothing to process)."""
 RESET_IS_EPOCH_ABOVE = 1_000_000_000
@@ -292,6 +295,17 @@ class DevRevTarget:
         self._raise_for(response, "get")
         engagement = {"processing_status": READY, **response.json()["engagement"]}
         return GetResult(response.status_code, engagement, None)
+
+    async def check_access(self) -> None:
+        """One cheap authenticated read of an id that cannot exist: 404 means the key works."""
+        response = await self._send("GET", "/engagements.get", params={"id": ACCESS_CHECK_ID})
+        if response.status_code != 404:
+            self._raise_for(response, "get")
+
+    @property
+    def is_production(self) -> bool:
+        """Whether this is DevRev's real API (a big run there asks first on a terminal)."""
+        return urlsplit(self.base_url).hostname == urlsplit(DEFAULT_BASE_URL).hostname
 
     async def replace_contacts(
         self, engagement_id: str, contact_ids: Sequence[str]
