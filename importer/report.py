@@ -172,7 +172,7 @@ def success_rows(ledger: Ledger) -> Iterator[list[Any]]:
             row["status"],
             row["completed_at"],
             row["processing_status"] or "",
-            row["found_by"] or "",
+            row.get("found_by") or "",  # absent from ledgers older than found_by
         ]
 
 

@@ -37,6 +37,7 @@ def ledger_status(ledger: Ledger, runs: int = 5) -> dict[str, Any]:
         "counts": {k: v for k, v in ledger.status_counts().items() if v},
         "failed": ledger.failed_split(),
         "processing": ledger.processing_counts(),
+        "found_by": ledger.found_by_counts(),
         "top_errors": [{"message": m, "count": n} for m, n in ledger.top_errors()],
         "changed_since_import": {
             "count": changed_total,
@@ -59,6 +60,8 @@ def status_text(status: dict[str, Any]) -> str:
             f"  (failed: {failed['transient']:,} transient, retried by `importer retry`; "
             f"{failed['permanent']:,} permanent)"
         )
+    if status["found_by"].get("lookup"):
+        parts.append(format_counts(status["found_by"], "Found by (the check that found them):"))
     if status["processing"]:
         parts.append(format_counts(status["processing"], "Processing status (from `verify`):"))
     changed = status["changed_since_import"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -137,3 +138,34 @@ def test_devrev_rows_are_validated_with_its_field_table(tmp_path: Path) -> None:
     assert "row 2 crm:rec-1: members: 'nobody:dvrv-us-1:devo/0:devu/1' is not a DevRev user id" in (
         planned.output
     )
+
+
+def test_status_says_which_check_found_the_rows(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    sandbox.set_faults(drop_after_commit_rate=1.0)
+    manifest = write_devrev_manifest(tmp_path / "calls.csv", 2)
+    ledger = tmp_path / "devrev.db"
+    args = run_args(manifest, ledger, sandbox, "--target", "devrev", "--concurrency", "1")
+    assert run_cli(args, **DEVREV_ENV).exit_code == 0  # each drop looked up, then recorded
+    status = run_cli(["status", "--ledger", str(ledger), "--target", "devrev", "--json"])
+    assert json.loads(status.stdout)["found_by"] == {"lookup": 2}
+    text = run_cli(["status", "--ledger", str(ledger), "--target", "devrev"])
+    assert "Found by (the check that found them):" in text.stdout
+    assert len(per_ref(sandbox)) == 2 and set(per_ref(sandbox).values()) == {1}
+
+
+def test_report_and_status_read_a_ledger_older_than_found_by(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+    ledger = tmp_path / "ledger.db"
+    assert run_cli(run_args(manifest, ledger, sandbox), api_key=sandbox.api_key).exit_code == 0
+    with sqlite3.connect(ledger) as db:
+        db.execute("ALTER TABLE engagements DROP COLUMN found_by")
+    ledger.chmod(0o444)  # read-only: nothing may add the column back
+    try:
+        report = run_cli(["report", "--ledger", str(ledger), "--out", str(tmp_path / "r")])
+        status = run_cli(["status", "--ledger", str(ledger), "--json"])
+    finally:
+        ledger.chmod(0o644)
+    assert report.exit_code == 0, report.output
+    assert status.exit_code == 0 and json.loads(status.stdout)["found_by"] == {}

@@ -85,6 +85,16 @@ class Queries(LedgerDB):
             counts[row["status"]] = counts.get(row["status"], 0) + row["n"]
         return counts
 
+    def found_by_counts(self) -> dict[str, int]:
+        """Imported rows by the check that found them (``create``, ``lookup``)."""
+        if "found_by" not in self.db.table("engagements").columns_dict:
+            return {}  # a ledger older than found_by, opened read-only
+        rows = self.db.query(
+            "SELECT found_by, count(*) AS n FROM engagements "
+            f"WHERE {IMPORTED} AND found_by IS NOT NULL GROUP BY found_by"
+        )
+        return {row["found_by"]: row["n"] for row in rows}
+
     def imported_rows(self) -> Iterator[dict[str, Any]]:
         """Engagements in AskElephant (created or existing), in manifest order."""
         return self._engagements(IMPORTED)
