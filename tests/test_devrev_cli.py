@@ -169,3 +169,20 @@ def test_report_and_status_read_a_ledger_older_than_found_by(
         ledger.chmod(0o644)
     assert report.exit_code == 0, report.output
     assert status.exit_code == 0 and json.loads(status.stdout)["found_by"] == {}
+
+
+def test_retry_reads_the_manifest_with_the_devrev_field_table_again(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_devrev_manifest(tmp_path / "calls.csv", 3)
+    ledger = tmp_path / "devrev.db"
+    sandbox.set_faults(fail_rate=1.0)
+    first = run_args(manifest, ledger, sandbox, "--target", "devrev", "--max-attempts", "1")
+    assert run_cli(first, **DEVREV_ENV).exit_code == 1
+    sandbox.set_faults(fail_rate=0.0)
+    api = ("--ledger", str(ledger), "--base-url", sandbox.base_url, "--no-progress")
+    refused = run_cli(["retry", *api], **DEVREV_ENV)
+    assert refused.exit_code == 2 and "pass --target devrev" in refused.output
+    retried = run_cli(["retry", *api, "--target", "devrev"], **DEVREV_ENV)
+    assert retried.exit_code == 0, retried.output
+    assert len(per_ref(sandbox)) == 3 and set(per_ref(sandbox).values()) == {1}
