@@ -20,6 +20,7 @@ ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1")
 DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 SAMPLE_BYTES = 64 * 1024
+UTF16_SNIFF_BYTES = 512
 # Undecodable lines in the sample from which the file, not a row, is the problem.
 FILE_LEVEL_UNDECODABLE = 3
 
@@ -45,17 +46,63 @@ def encoding_option(value: str | None) -> str | None:
     return spelled
 
 
+UNDECODABLE = "importer-undecodable"
+"""The error handler CSV files are read with: each byte that is not text in the file's
+encoding becomes the lone surrogate U+DC00 + byte, so its row, not the file, is reported.
+Unlike ``surrogateescape`` it also takes bytes below 0x80 (a damaged UTF-16 file's)."""
+
+
+def _escape_undecodable(error: UnicodeError) -> tuple[str, int]:
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    bad = error.object[error.start : error.end]
+    return "".join(chr(0xDC00 + byte) for byte in bad), error.end
+
+
+codecs.register_error(UNDECODABLE, _escape_undecodable)
+
+
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """``utf-16-le`` or ``utf-16-be`` for UTF-16 text without a BOM, else None.
+
+    A CSV header is mostly ASCII: in UTF-16 most of its odd bytes (little-endian) or even
+    bytes (big-endian) are NUL, and almost none of the others. UTF-8 text has no NULs.
+    """
+    head = sample[:UTF16_SNIFF_BYTES]
+    pairs = len(head) // 2
+    if pairs < 2:
+        return None
+    even, odd = head[0 : pairs * 2 : 2].count(0), head[1 : pairs * 2 : 2].count(0)
+    if odd >= pairs * 0.6 and even <= pairs * 0.05:
+        return "utf-16-le"
+    if even >= pairs * 0.6 and odd <= pairs * 0.05:
+        return "utf-16-be"
+    return None
+
+
 def detect_encoding(path: Path, given: str | None) -> str:
     """The codec to open the file with: ``given``, else from the BOM, else UTF-8.
 
     A file without a BOM whose first 64 KiB fail UTF-8 on several lines is not UTF-8: that
     is one ``ManifestError`` for the file, showing a line as Windows-1252 would read it,
-    instead of the same error on every row.
+    instead of the same error on every row. UTF-16 without a BOM is recognised by the NUL
+    bytes of its header line.
     """
     with path.open("rb") as handle:
         sample = handle.read(SAMPLE_BYTES)
     if given in (None, "utf-16") and sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
+    utf16 = _utf16_without_bom(sample)
+    if given == "utf-16":
+        if utf16 is None:
+            raise ManifestError(
+                str(path),
+                "is not UTF-16 (no byte-order mark, and its first line is not UTF-16 text): "
+                "try without --encoding",
+            )
+        return utf16
+    if given is None and utf16 is not None:
+        return utf16
     if given == "utf-8":
         return "utf-8-sig"  # a BOM is never part of the first column's name
     if given is not None:

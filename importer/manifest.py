@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from importer import defaults
-from importer.csv_dialect import detect_encoding, sniff_delimiter
+from importer.csv_dialect import UNDECODABLE, detect_encoding, sniff_delimiter
 from importer.errors import ManifestError
 from importer.footers import FooterStats, drop_trailing_footer
 from importer.parquet import id_text, parquet_batches, parquet_cell, parquet_file
@@ -171,7 +171,7 @@ def read_columns(path: Path, source: SourceOptions | None = None) -> list[str]:
     if kind == "xlsx":
         return _sheet_header(path, _skip_title_block(path, _sheet_records(path, source)))
     with _open_csv(path, source) as handle:
-        return _csv_header(path, _csv_reader(handle, source))
+        return _csv_header(path, _csv_reader(handle, source), handle.encoding)
 
 
 def read_samples(
@@ -218,8 +218,8 @@ def _batches(rows: Iterator[ManifestRow], batch_size: int) -> Iterator[list[Mani
 
 def _open_csv(path: Path, source: SourceOptions) -> io.TextIOWrapper:
     encoding = detect_encoding(path, source.encoding)
-    # surrogateescape keeps undecodable bytes so the row, not the file, is reported.
-    return path.open("r", encoding=encoding, errors="surrogateescape", newline="")
+    # Undecodable bytes are kept (as lone surrogates) so the row, not the file, is reported.
+    return path.open("r", encoding=encoding, errors=UNDECODABLE, newline="")
 
 
 def _csv_reader(handle: io.TextIOWrapper, source: SourceOptions) -> Any:
@@ -231,7 +231,7 @@ def _csv_reader(handle: io.TextIOWrapper, source: SourceOptions) -> Any:
     return csv.reader(BoundedLines(handle), delimiter=delimiter, strict=False)
 
 
-def _csv_header(path: Path, reader: Any) -> list[str]:
+def _csv_header(path: Path, reader: Any, encoding: str) -> list[str]:
     try:
         header = next(reader, None)
     except csv.Error as error:
@@ -248,6 +248,8 @@ def _csv_header(path: Path, reader: Any) -> list[str]:
     if any("\x00" in name for name in names):
         raise ManifestError(str(path), "is not a UTF-8 CSV file (binary data in the header)")
     undecodable = next((name for name in names if _has_undecodable(name)), None)
+    if undecodable is not None and encoding.startswith("utf-16"):
+        raise ManifestError(str(path), "its header is not valid UTF-16 text: the file is damaged")
     if undecodable is not None:
         shown = undecodable.encode("utf-8", "surrogateescape").decode("cp1252", "replace")
         raise ManifestError(
@@ -267,13 +269,13 @@ def _repeated(names: list[str]) -> list[str]:
 
 
 def _has_undecodable(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return any("\udc00" <= ch <= "\udcff" for ch in text)
 
 
 def _read_csv(path: Path, source: SourceOptions, stats: ReadStats | None) -> Iterator[ManifestRow]:
     with _open_csv(path, source) as handle:
         reader = _csv_reader(handle, source)
-        header = _csv_header(path, reader)
+        header = _csv_header(path, reader, handle.encoding)
         ours = written_by_importer(header)
         footer = stats.footer if stats is not None else None
         for line, record, _ in drop_trailing_footer(_csv_records(path, reader), footer):

@@ -68,3 +68,41 @@ def test_a_workbook_named_csv(tmp_path: Path) -> None:
         f"error: {path}: is an .xlsx workbook (a zip file), not CSV text: rename it to "
         "report.xlsx\n",
     )
+
+
+ROWS = [
+    "1\tCALL\tCafé call\thttps://media.example.com/1.mp3\t2024-03-05T14:30:00Z\tcrm",
+    "2\tCALL\tSecond\thttps://media.example.com/2.mp3\t2024-03-06T14:30:00Z\tcrm",
+]
+UNICODE_TEXT = "\r\n".join([HEADER.replace(",", "\t"), *ROWS]) + "\r\n"
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("option", [(), ("--encoding", "utf-16")])
+def test_utf16_without_a_bom_is_read(tmp_path: Path, codec: str, option: tuple[str, ...]) -> None:
+    path = tmp_path / "unicode.txt"
+    path.write_bytes(UNICODE_TEXT.encode(codec))
+    code, output = plan(path, *option)
+    assert code == 0, output
+    assert "  new          2\n" in output
+
+
+def test_encoding_utf16_for_a_file_that_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text(UNICODE_TEXT, encoding="utf-8")
+    assert plan(path, "--encoding", "utf-16") == (
+        2,
+        f"error: {path}: is not UTF-16 (no byte-order mark, and its first line is not "
+        "UTF-16 text): try without --encoding\n",
+    )
+
+
+@pytest.mark.parametrize("damage", [b"\n", b"\x00\xd8\n\x00"])
+def test_damaged_utf16_costs_only_its_row(tmp_path: Path, damage: bytes) -> None:
+    # A stray byte at the end, or half a character: the row holding it is invalid.
+    path = tmp_path / "unicode.txt"
+    path.write_bytes(UNICODE_TEXT.encode("utf-16") + damage)
+    code, output = plan(path)
+    assert code == 1, output
+    assert "  invalid          1\n  new              2\n" in output
+    assert "row 4 (no id): id: has bytes that are not UTF-8" in output

@@ -112,7 +112,7 @@ _delimiter = click.option(
 _encoding = click.option(
     "--encoding",
     help="CSV text encoding: utf-8, utf-8-sig, utf-16, cp1252 or latin-1 [default: from "
-    "the BOM, else utf-8].",
+    "the BOM, else utf-8, or utf-16 when the header's bytes say so].",
 )
 _sheet = click.option("--sheet", help=".xlsx manifests: the sheet to read [default: the first].")
 _reading = (
@@ -159,11 +159,7 @@ contacts_reading_options = option_group(
 )
 """``sync-contacts`` creates nothing: time zone and workflows come from the last run."""
 
-source_options = stack(
-    click.option("--delimiter", help="CSV cell delimiter: , ; | or tab [default: sniffed]."),
-    click.option("--encoding", help="CSV text encoding [default: from the BOM, else utf-8]."),
-    _sheet,
-)
+source_options = stack(_delimiter, _encoding, _sheet)
 """``init`` reads only the file's first rows: how to read them."""
 
 ledger_option = click.option(
