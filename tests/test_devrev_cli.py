@@ -81,6 +81,8 @@ def test_run_status_report_verify_and_reconcile_with_target_devrev(
     text = run_cli(["reconcile", *api], **DEVREV_ENV)
     assert text.exit_code == 1 and "they disagree: 1 missing, 1 duplicate" in text.output
     assert SANDBOX_KEY not in found.output + text.output + clean.output + result.output
+    stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    assert SANDBOX_KEY.encode() not in stored  # ledger (and its WAL), reports, manifest
 
 
 def test_a_ledger_of_one_target_is_refused_for_another(
