@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from importer import defaults
-from importer.csv_dialect import UNDECODABLE, detect_encoding, sniff_delimiter
+from importer.csv_dialect import DELIMITERS, UNDECODABLE, detect_encoding, sniff_delimiter
 from importer.errors import ManifestError
 from importer.footers import FooterStats, drop_trailing_footer
 from importer.parquet import id_text, parquet_batches, parquet_cell, parquet_file
@@ -278,9 +278,10 @@ def _read_csv(path: Path, source: SourceOptions, stats: ReadStats | None) -> Ite
         header = _csv_header(path, reader, handle.encoding)
         ours = written_by_importer(header)
         footer = stats.footer if stats is not None else None
+        delimiter = reader.dialect.delimiter
         for line, record, _ in drop_trailing_footer(_csv_records(path, reader), footer):
             too_long = any(LINE_TOO_LONG in cell for cell in record)
-            yield _row(header, line, record, ours=ours, too_long=too_long)
+            yield _row(header, line, record, ours=ours, too_long=too_long, delimiter=delimiter)
 
 
 def _csv_records(path: Path, reader: Any) -> Iterator[tuple[int, list[str], None]]:
@@ -307,8 +308,12 @@ def _row(
     *,
     ours: bool = False,
     too_long: bool = False,
+    delimiter: str | None = None,
 ) -> ManifestRow:
-    """One record as a row; ``ours``: an errors.csv fed back, whose cells were defused."""
+    """One record as a row; ``ours``: an errors.csv fed back, whose cells were defused.
+
+    ``delimiter``: the CSV file's, to recognise a row written with another one.
+    """
     problem = None
     if too_long:
         record = []  # nothing of it is kept
@@ -323,6 +328,11 @@ def _row(
             f"column {name!r} holds {size // (1024 * 1024)} MB; a cell may hold at most "
             f"{MAX_CELL_CHARS // (1024 * 1024)} MB"
         )
+    elif delimiter is not None and (other := _other_delimiter(header, record, delimiter)):
+        problem = (
+            f"has {len(record)} cell(s) but the header has {len(header)} columns: it is "
+            f"separated by {other!r}, the header by {delimiter!r}"
+        )
     elif len(record) > len(header):
         extra = record[len(header) :]
         if any(cell.strip() for cell in extra):
@@ -336,6 +346,17 @@ def _row(
     for name in header[len(record) :]:
         cells[name] = ""
     return ManifestRow(number, cells, problem)
+
+
+def _other_delimiter(header: list[str], record: list[str], delimiter: str) -> str | None:
+    """The delimiter that splits a short record into exactly the header's columns, if any:
+    a row pasted in from a file of another locale."""
+    if len(record) >= len(header):
+        return None
+    for other in DELIMITERS:
+        if other != delimiter and len(record) + sum(c.count(other) for c in record) == len(header):
+            return other
+    return None
 
 
 def _sheet_records(path: Path, source: SourceOptions) -> Iterator[tuple[int, tuple[Any, ...]]]:

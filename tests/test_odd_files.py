@@ -106,3 +106,20 @@ def test_damaged_utf16_costs_only_its_row(tmp_path: Path, damage: bytes) -> None
     assert code == 1, output
     assert "  invalid          1\n  new              2\n" in output
     assert "row 4 (no id): id: has bytes that are not UTF-8" in output
+
+
+def test_a_row_with_another_delimiter_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        f"{HEADER}\n"
+        "1;CALL;Call one;https://media.example.com/1.mp3;2024-03-05T14:30:00Z;crm\n"
+        "2,CALL,Call two,https://media.example.com/2.mp3,2024-03-06T14:30:00Z,crm\n",
+        encoding="utf-8",
+    )
+    code, output = plan(path, "--skip-without-media")
+    assert code == 1, output
+    assert "  invalid          1\n  new              1\n" in output
+    assert (
+        "id: the row has 1 cell(s) but the header has 6 columns: it is separated by ';', "
+        "the header by ','" in output
+    )
