@@ -75,6 +75,27 @@ def test_fail_rate_answers_500_and_stores_nothing(
     assert sandbox_client.post("/v2/engagements", json=body).status_code == 201
 
 
+def test_stray_429_rate_refuses_whatever_the_pace_and_stores_nothing(
+    sandbox: SandboxProcess, sandbox_client: httpx.Client
+) -> None:
+    sandbox.set_faults(stray_429_rate=1.0)
+    body = engagement_body()
+    refused = sandbox_client.post("/v2/engagements", json=body)
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+    assert sandbox.engagements() == []
+    sandbox.set_faults(stray_429_rate=0.0)
+    assert sandbox_client.post("/v2/engagements", json=body).status_code == 201
+
+
+def test_stray_429s_leave_the_seeded_draws_of_other_faults_alone() -> None:
+    plain = FaultState(Faults(latency_ms=100, fail_rate=0.5), seed=3)
+    stray = FaultState(Faults(latency_ms=100, fail_rate=0.5, stray_429_rate=0.0), seed=3)
+    assert [plain.plan_create() for _ in range(20)] == [stray.plan_create() for _ in range(20)]
+    some = FaultState(Faults(stray_429_rate=0.05), seed=3)
+    refused = sum(some.plan_create().refuse for _ in range(4000))
+    assert 140 <= refused <= 260  # about 5%
+
+
 def test_drop_after_commit_closes_the_connection_but_stores(
     sandbox: SandboxProcess, sandbox_client: httpx.Client
 ) -> None:
@@ -145,6 +166,7 @@ def test_reset_clears_faults_and_engagements(
         "rate_limit": None,
         "fail_rate": 0.0,
         "drop_after_commit_rate": 0.0,
+        "stray_429_rate": 0.0,
         "outage_start": None,
         "outage_seconds": 0.0,
     }

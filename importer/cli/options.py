@@ -351,6 +351,13 @@ sandbox_options = stack(
         help="Share of creates stored, then answered by closing the connection.",
     ),
     click.option(
+        "--stray-429-rate",
+        type=float,
+        default=0.0,
+        show_default=True,
+        help="Share of creates answered 429 (Retry-After: 1) whatever the pace.",
+    ),
+    click.option(
         "--outage",
         metavar="START:SECONDS",
         help="Answer 503 for SECONDS, starting START seconds after start-up.",

@@ -57,6 +57,7 @@ def sandbox(
     rate_limit: float | None,
     fail_rate: float,
     drop_after_commit_rate: float,
+    stray_429_rate: float,
     outage: str | None,
 ) -> None:
     """Run a local server that speaks the AskElephant engagements API, for rehearsals and tests."""
@@ -75,6 +76,7 @@ def sandbox(
             rate_limit=rate_limit,
             fail_rate=fail_rate,
             drop_after_commit_rate=drop_after_commit_rate,
+            stray_429_rate=stray_429_rate,
             outage_start=outage_start,
             outage_seconds=outage_seconds,
         ),

@@ -58,6 +58,9 @@ class EngagementsApi:
             return JSONResponse(state.render(existing))
         try:
             plan = state.faults.plan_create()
+            if plan.refuse:
+                detail = "Simulated refusal (stray_429_rate); nothing was stored"
+                raise Problem(429, "Too Many Requests", detail, headers={"Retry-After": "1"})
             await state.sleep(plan.latency_seconds)  # the synchronous media fetch
             if plan.fail:
                 detail = "Simulated server error (fail_rate); nothing was stored"

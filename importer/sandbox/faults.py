@@ -39,6 +39,8 @@ class CreatePlan:
     """Answer 500 before storing."""
     drop: bool
     """Store, then close the connection without an answer."""
+    refuse: bool = False
+    """Answer 429 (Retry-After: 1) before anything else, whatever the pace."""
 
 
 class TokenBucket:
@@ -97,13 +99,18 @@ class FaultState:
         return asdict(self.faults)
 
     def plan_create(self) -> CreatePlan:
-        """Draw this create's latency, failure and drop (always three draws, in this order)."""
+        """Draw this create's latency, failure and drop (always three draws, in this order),
+        then, only when stray 429s are asked for, a fourth for the refusal."""
         jitter, fail_draw, drop_draw = (self._random.random() for _ in range(3))
         latency = self.faults.latency_ms / 1000.0 * (0.5 + jitter)
+        refuse = bool(self.faults.stray_429_rate) and (
+            self._random.random() < self.faults.stray_429_rate
+        )
         return CreatePlan(
             latency_seconds=latency,
             fail=fail_draw < self.faults.fail_rate,
             drop=drop_draw < self.faults.drop_after_commit_rate,
+            refuse=refuse,
         )
 
     def outage_active(self) -> bool:
@@ -142,7 +149,7 @@ def apply_changes(faults: Faults, changes: Mapping[str, object]) -> Faults:
     return replace(faults, **values)  # type: ignore[arg-type]
 
 
-_RATES = ("fail_rate", "drop_after_commit_rate")
+_RATES = ("fail_rate", "drop_after_commit_rate", "stray_429_rate")
 _OPTIONAL = ("rate_limit", "outage_start")
 
 

@@ -28,6 +28,9 @@ class Faults:
     """Share of creates answered 500 before anything is stored."""
     drop_after_commit_rate: float = 0.0
     """Share of creates stored and then answered by closing the connection."""
+    stray_429_rate: float = 0.0
+    """Share of creates answered 429 (Retry-After: 1) whatever the pace: a flaky gateway,
+    not a rate limit."""
     outage_start: float | None = None
     """Seconds after start (or after the faults were set) when 503s begin."""
     outage_seconds: float = 0.0
