@@ -70,6 +70,8 @@ class Sender(PacedRequests):
         """Set (and replaced) when a probe's answer may let waiting requests go."""
         self.outcome = SendOutcome()
         self._queue: asyncio.Queue[WorkItem | None] = asyncio.Queue()
+        self._grouping = contextlib.ExitStack()
+        self._flusher: asyncio.Task[None] | None = None
         self._workers: set[asyncio.Task[None]] = set()
         self._crash: Exception | None = None
         """An unexpected error in a worker: re-raised once the others have stopped."""
@@ -111,7 +113,15 @@ class Sender(PacedRequests):
         """Start the workers; then ``put`` each item, and ``finish``."""
         rows = self.settings.concurrency * max(1, self.settings.rows_per_slot)
         self._queue = asyncio.Queue(rows)
+        self._grouping.enter_context(self.ledger.grouped_outcomes(self.settings.outcome_interval))
+        self._flusher = asyncio.create_task(self._flush_outcomes())
         self._workers = {asyncio.create_task(self._worker(self._queue)) for _ in range(rows)}
+
+    async def _flush_outcomes(self) -> None:
+        """Commit grouped outcomes that wait, even while no other write comes to take them."""
+        while True:
+            await asyncio.sleep(self.settings.outcome_interval)
+            self.ledger.flush_outcomes_if_due()
 
     async def put(self, item: WorkItem) -> bool:
         """Queue one item for the workers; False, queueing nothing, once the run is stopping."""
@@ -122,9 +132,14 @@ class Sender(PacedRequests):
 
     async def finish(self) -> SendOutcome:
         """No more items: the workers drain the queue (or stop), then the counts."""
-        for _ in self._workers:
-            await self._put(self._queue, None)
-        await self._finish(self._workers)
+        try:
+            for _ in self._workers:
+                await self._put(self._queue, None)
+            await self._finish(self._workers)
+        finally:
+            if self._flusher is not None:
+                self._flusher.cancel()
+            self._grouping.close()  # commits the last group
         self.outcome.pacing = self.pacer.limit_summary()
         return self.outcome
 

@@ -43,6 +43,9 @@ class SendSettings:
     """After a stop, how long requests already in flight are given to finish."""
     rows_per_slot: int = 4
     """Rows in progress per request slot: the others wait out a Retry-After or a back-off."""
+    outcome_interval: float = 0.05
+    """Seconds an outcome may wait to be committed with others (the in-flight mark never
+    waits): a crash loses at most these, whose rows stay in_flight and are re-sent safely."""
 
     @property
     def outage_budget(self) -> float:

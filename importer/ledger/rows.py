@@ -1,11 +1,19 @@
 """The send write-path: each engagement row from in_flight to its outcome.
 
-Every write commits at once: a row is ``in_flight`` on disk before its request leaves.
+The in-flight mark commits at once: a row is ``in_flight`` on disk before its request
+leaves. Outcome writes commit at once too, except inside ``grouped_outcomes`` (a run's
+sending), where they are committed together at most ``interval`` seconds after the first
+of a group, or with the next in-flight mark. A crash can then lose only outcomes of that
+last interval: their rows are still ``in_flight`` on disk, and the next run re-sends them,
+safely (a known ``external_id`` answers ``200``).
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from importer.ledger.db import LedgerDB, now_iso
@@ -14,6 +22,48 @@ from importer.outcomes import Status
 
 class Rows(LedgerDB):
     """Writes to the ``engagements`` table while sending, and after (contacts, verify)."""
+
+    _group_interval: float | None = None
+    """Inside ``grouped_outcomes``: seconds an outcome may wait for its commit."""
+    _group_started: float | None = None
+    """When the oldest uncommitted outcome was written."""
+
+    @contextmanager
+    def grouped_outcomes(self, interval: float = 0.05) -> Iterator[None]:
+        """Outcome writes inside are committed in groups (see the module docstring)."""
+        self._group_interval = interval
+        try:
+            yield
+        finally:
+            self._group_interval = None
+            self.flush_outcomes()
+
+    def flush_outcomes(self) -> None:
+        """Commit the outcomes written so far."""
+        if self.db.conn.in_transaction:
+            self.db.conn.commit()
+        self._group_started = None
+
+    def flush_outcomes_if_due(self) -> None:
+        """Commit the group if its oldest outcome has waited ``interval`` seconds."""
+        started, interval = self._group_started, self._group_interval
+        if started is not None and interval is not None and time.monotonic() - started >= interval:
+            self.flush_outcomes()
+
+    @contextmanager
+    def _outcome_write(self) -> Iterator[None]:
+        """Commit now, or, while grouping, with the group."""
+        if self._group_interval is None:
+            with self.db.conn:
+                yield
+            return
+        if not self.db.conn.in_transaction:
+            self.db.conn.execute("BEGIN")  # else sqlite-utils commits each write at once
+        yield
+        if self._group_started is None:
+            self._group_started = time.monotonic()
+        else:
+            self.flush_outcomes_if_due()
 
     def mark_in_flight(
         self,
@@ -73,10 +123,11 @@ class Rows(LedgerDB):
                 "WHERE external_id = ? AND (source_id IS NULL OR media_url IS NULL)",
                 [(source_id, media_url, external_id) for external_id, source_id, media_url in rows],
             )
+        self._group_started = None  # that commit took any grouped outcomes with it
 
     def count_attempt(self, external_id: str) -> None:
         """One more request sent for this row (retries included)."""
-        with self.db.conn:
+        with self._outcome_write():
             self.db.execute(
                 "UPDATE engagements SET attempts = attempts + 1 WHERE external_id = ?",
                 [external_id],
@@ -99,7 +150,7 @@ class Rows(LedgerDB):
         ``lookup`` (a search by external id before or after an unsure create).
         """
         stamp = now_iso()
-        with self.db.conn:
+        with self._outcome_write():
             self.db.execute(
                 "UPDATE engagements SET status = ?, transient = 0, http_status = ?, "
                 "engagement_id = ?, sent_hash = ?, payload_hash = ?, field_hashes = ?, "
@@ -144,7 +195,7 @@ class Rows(LedgerDB):
     ) -> None:
         """A failed row keeps the server's words and its cells, for errors.csv."""
         stamp = now_iso()
-        with self.db.conn:
+        with self._outcome_write():
             self.db.execute(
                 "UPDATE engagements SET status = 'failed', transient = ?, http_status = ?, "
                 "error_message = ?, error_detail = ?, error_errors = ?, request_id = ?, "
@@ -187,7 +238,7 @@ class Rows(LedgerDB):
     def record_contacts(self, external_id: str, contacts_hash: str) -> None:
         """The contact set now applied to the engagement."""
         stamp = now_iso()
-        with self.db.conn:
+        with self._outcome_write():
             self.db.execute(
                 "UPDATE engagements SET contacts_hash = ?, contacts_applied_at = ?, "
                 "contacts_error = NULL, "
@@ -197,7 +248,7 @@ class Rows(LedgerDB):
 
     def record_contacts_failure(self, external_id: str, message: str) -> None:
         """Replace contacts failed: kept for ``status``; the next run tries again."""
-        with self.db.conn:
+        with self._outcome_write():
             self.db.execute(
                 "UPDATE engagements SET contacts_error = ?, updated_at = ? WHERE external_id = ?",
                 [message, now_iso(), external_id],
