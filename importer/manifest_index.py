@@ -4,16 +4,22 @@ It lives in SQLite's temp store on the ledger's connection, so memory stays flat
 the manifest's size, and SQLite can join it with the ledger's ``engagements`` table: to find
 external_ids repeated across the whole file, to register every sendable row as ``pending``
 before the first request, and to count what is ahead. It is gone when the ledger closes.
+
+Beside it, the spool keeps pass one's mapped rows, a compressed batch per record, so that
+planning reads them back instead of reading and validating the manifest a second time.
 """
 
 from __future__ import annotations
 
+import pickle
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from importer.ledger import Ledger, now_iso
 from importer.ledger.db import UNFINISHED
 from importer.recordings import KnownRecording, prefix_of
+from importer.validate import MappedRow
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,30 @@ class ManifestIndex:
             "media_url TEXT)"
         )
         self.db.execute("DELETE FROM temp.manifest_index")
+        self.db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS manifest_spool (seq INTEGER PRIMARY KEY, rows BLOB)"
+        )
+        self.db.execute("DELETE FROM temp.manifest_spool")
+
+    def spool(self, batch: list[MappedRow]) -> None:
+        """Keep one batch of mapped rows, in file order, for ``spooled``."""
+        # Pickle is safe here: the process reads back only what it wrote a moment ago.
+        blob = zlib.compress(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL), 1)
+        self.db.execute("INSERT INTO temp.manifest_spool (rows) VALUES (?)", [blob])
+
+    def spooled(self) -> Iterator[list[MappedRow]]:
+        """The spooled batches in file order; one at a time, so memory stays flat."""
+        seq = 0
+        while True:
+            found = self.db.execute(
+                "SELECT seq, rows FROM temp.manifest_spool WHERE seq > ? ORDER BY seq LIMIT 1",
+                [seq],
+            ).fetchone()
+            if found is None:
+                return
+            seq = found[0]
+            batch: list[MappedRow] = pickle.loads(zlib.decompress(found[1]))
+            yield batch
 
     def add(self, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
         """Add valid rows to the scratch table."""

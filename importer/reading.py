@@ -192,6 +192,7 @@ def index_manifest(
             if r.valid and r.payload is not None
         ]
         index.add(valid)  # type: ignore[arg-type]
+        index.spool(batch)
         seen["rows"] += len(batch)
         seen["valid"] += len(valid)
         if stats is not None:
@@ -211,8 +212,10 @@ def planned_batches(
     duplicates: dict[str, DuplicateInfo],
     index: ManifestIndex,
 ) -> Iterator[list[PlannedRow]]:
-    """Pass two: each row's action, given the ledger (and where its recording already is)."""
-    for batch in _checked_batches(ledger, settings):
+    """Pass two: each row's action, given the ledger (and where its recording already is).
+
+    It plans pass one's spooled rows: the manifest is not read or validated again."""
+    for batch in index.spooled():
         facts = ledger.facts_for(r.external_id for r in batch if r.external_id)
         planned = [
             plan_row(
