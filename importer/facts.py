@@ -30,3 +30,5 @@ class Reject:
     status: str
     reason: str
     cells: dict[str, str]
+    rule: str = ""
+    """The broken rules by column (``start_at: date_time``): what ``status`` groups by."""

@@ -88,8 +88,17 @@ def reject_of(planned: PlannedRow, manifest: str) -> Reject | None:
     """
     if planned.action in REJECTED_ACTIONS:
         row = planned.row
+        rule = "; ".join(dict.fromkeys(f"{e.column}: {e.rule}" for e in row.errors))
+        if planned.action == Action.DUPLICATE:
+            rule = "external_id: duplicate"
         return Reject(
-            manifest, row.row_number, row.external_id, planned.action, planned.reason, row.cells
+            manifest,
+            row.row_number,
+            row.external_id,
+            planned.action,
+            planned.reason,
+            row.cells,
+            rule,
         )
     return None
 
@@ -137,6 +146,8 @@ class BatchStock:
     imported: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     """(external_id, source id, media URL) of rows already imported: older ledgers learn them."""
     work: list[WorkItem] = field(default_factory=list)
+    contacts_stuck: dict[str, str] = field(default_factory=dict)
+    """sync-contacts: imported rows whose contacts cannot be applied (the row is invalid)."""
 
 
 def take_stock(
@@ -166,6 +177,11 @@ def take_stock(
             reporter.row_done(external_id, planned.row.row_number, planned.action, planned.reason)
         if planned.sends and contacts_only:
             summary.sent[Outcome.NOT_IMPORTED_YET] += 1
+        if contacts_only and planned.action == Action.INVALID and planned.engagement_id:
+            # The engagement exists, its row is broken: its contacts are what is stuck.
+            stock.contacts_stuck[external_id] = (
+                f"row {planned.row.row_number} is invalid: {planned.reason}"
+            )
         if not planned.sends:
             summary.planned[planned.action] += 1
             if planned.action in REPORTED_ACTIONS:
@@ -250,6 +266,8 @@ async def run_import(
                 ledger.add_rejects(stock.rejects, run_id)
                 ledger.note_changes(stock.changed, stock.unchanged)
                 ledger.note_recordings(stock.imported)
+                for external_id, message in stock.contacts_stuck.items():
+                    ledger.record_contacts_failure(external_id, message)
                 if batch:
                     reached = batch[-1].row.row_number
                     judged += len(batch)

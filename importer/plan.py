@@ -89,7 +89,10 @@ def plan_row(
     if row.skip_reason is not None and not row.errors:
         return PlannedRow(row, Action.SKIPPED, row.skip_reason)
     if not row.valid:
-        return PlannedRow(row, Action.INVALID, row.error_text())
+        # An imported row keeps its engagement id: sync-contacts says its contacts are stuck.
+        imported = fact is not None and fact.status in (Status.CREATED, Status.EXISTING)
+        engagement_id = fact.engagement_id if fact is not None and imported else None
+        return PlannedRow(row, Action.INVALID, row.error_text(), engagement_id=engagement_id)
     if duplicate is not None:
         if duplicate.conflicting:
             return PlannedRow(

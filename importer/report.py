@@ -176,20 +176,91 @@ def success_rows(ledger: Ledger) -> Iterator[list[Any]]:
         ]
 
 
-def error_rows(ledger: Ledger) -> Iterator[tuple[dict[str, str], str, str]]:
-    """Original cells, status and message of every row not in AskElephant, in manifest order.
+UNFINISHED_ADVICE = {
+    "pending": "not sent yet: a run stopped before it; run the same command again, or "
+    "`importer retry`",
+    "in_flight": "sent, but its answer was lost: `importer retry` re-sends it safely (the API "
+    "answers 200 if it was applied)",
+}
+
+
+def error_rows(
+    ledger: Ledger, manifest: str | None = None
+) -> Iterator[tuple[dict[str, str], str, str]]:
+    """Original cells, status and message of every row that needs attention, in manifest
+    order: rows not in AskElephant (rejected, failed, pending, in flight), and imported ones
+    whose processing failed or whose contacts could not be applied.
 
     A rejected row whose external_id was imported or sent since (say from a fixed
     errors.csv) is left out, and so is an older rejection of an id rejected again later:
-    a row is never reported both imported and in error, nor twice.
+    a row is never reported both imported and in error, nor twice. Cells the ledger did not
+    keep are read from the manifest, as its last run read it.
     """
-    for row in ledger.error_records():
-        status = row["status"]
+    cells_of = ManifestCells(ledger)
+    for row in ledger.error_records(manifest):
+        status, message = row["status"], row["message"] or ""
         if row["kind"] == 1:
             status = "failed (transient)" if row["transient"] else "failed"
             if row["http_status"]:
                 status += f" HTTP {row['http_status']}"
-        yield json.loads(row["cells"] or "{}"), status, row["message"] or ""
+        elif row["kind"] == 2:
+            message = UNFINISHED_ADVICE.get(status, "")
+        elif row["kind"] == 3:
+            statuses, messages = [], []
+            if row["message"]:
+                statuses.append(f"processing {row['message']}")
+                messages.append(
+                    f"AskElephant could not process the recording (processing_status "
+                    f"{row['message']}): check the media URL"
+                )
+            if row["contacts_error"]:
+                statuses.append("contacts failed")
+                messages.append(row["contacts_error"])
+            status, message = "; ".join(statuses), "; ".join(messages)
+        if row["cells"]:
+            cells = json.loads(row["cells"])
+        else:
+            cells = cells_of.get(row["manifest"], row["row_number"])
+        yield cells, status, message
+
+
+class ManifestCells:
+    """Cells of rows the ledger did not keep, read from their manifest in one forward pass.
+
+    ``get`` must be asked in manifest order, row numbers rising (as ``error_records``
+    yields them); a manifest that is gone or unreadable gives empty cells.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.manifest: str | None = None
+        self.rows: Iterator[Any] = iter(())
+        self.current: Any = None
+
+    def get(self, manifest: str, row_number: int) -> dict[str, str]:
+        if manifest != self.manifest:
+            self.manifest, self.current = manifest, None
+            self.rows = self._open(manifest)
+        while self.current is None or self.current.row_number < row_number:
+            self.current = next(self.rows, None)
+            if self.current is None:
+                self.rows = iter(())
+                return {}
+        return dict(self.current.cells) if self.current.row_number == row_number else {}
+
+    def _open(self, manifest: str) -> Iterator[Any]:
+        from importer.errors import ImporterError
+        from importer.manifest import read_manifest
+        from importer.settings import ImportSettings
+
+        try:
+            settings = ImportSettings.from_record(
+                Path(manifest), self.ledger.last_settings(manifest)
+            )
+            for batch in read_manifest(Path(manifest), settings.batch_size, settings.source):
+                yield from batch
+        except (ImporterError, OSError, ValueError):
+            return
 
 
 def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
@@ -229,9 +300,15 @@ def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
     return written
 
 
+def rows_done(counts: Mapping[str, int]) -> int:
+    """Rows a run sent a request for: creates, or (sync-contacts) contact sets."""
+    sent = sum(counts.get(k, 0) for k in SENT_OUTCOMES)
+    return sent or counts.get(Outcome.CONTACTS_APPLIED, 0) + counts.get(Outcome.CONTACTS_FAILED, 0)
+
+
 def run_summary_text(summary: RunSummary, manifest: Path) -> str:
     """A run's counts for people, with its time, requests and pace."""
-    rate = sum(summary.counts[k] for k in SENT_OUTCOMES) / max(summary.seconds, 1e-9)
+    rate = rows_done(summary.counts) / max(summary.seconds, 1e-9)
     return format_counts(
         summary.counts,
         f"Summary for {manifest} ({summary.seconds:.1f} s, {summary.requests:,} "

@@ -6,8 +6,7 @@ import json
 from typing import Any
 
 from importer.ledger import Ledger
-from importer.outcomes import SENT_OUTCOMES
-from importer.report import format_counts
+from importer.report import format_counts, rows_done
 
 
 def ledger_status(ledger: Ledger, runs: int = 5) -> dict[str, Any]:
@@ -17,7 +16,7 @@ def ledger_status(ledger: Ledger, runs: int = 5) -> dict[str, Any]:
     recent = []
     for run in ledger.recent_runs(runs):
         counts = json.loads(run["counts"] or "{}")
-        done = sum(counts.get(k, 0) for k in SENT_OUTCOMES)
+        done = rows_done(counts)
         seconds = run["seconds"] or 0.0
         recent.append(
             {
@@ -38,7 +37,7 @@ def ledger_status(ledger: Ledger, runs: int = 5) -> dict[str, Any]:
         "failed": ledger.failed_split(),
         "processing": ledger.processing_counts(),
         "found_by": ledger.found_by_counts(),
-        "top_errors": [{"message": m, "count": n} for m, n in ledger.top_errors()],
+        "top_errors": [group.as_dict() for group in ledger.top_errors()],
         "changed_since_import": {
             "count": changed_total,
             "examples": [{"external_id": e, "fields": f} for e, f in changed_sample],
@@ -74,7 +73,9 @@ def status_text(status: dict[str, Any]) -> str:
         parts += [f"  {e['external_id']}: {e['error']}" for e in contacts["examples"]]
     if status["top_errors"]:
         parts.append("Most frequent errors:")
-        parts += [f"  {e['count']:>7,}  {e['message']}" for e in status["top_errors"]]
+        parts += [
+            f"  {e['count']:>7,}  {e['rule']} (e.g. {e['example']})" for e in status["top_errors"]
+        ]
     if status["runs"]:
         parts.append("Last runs:")
         for run in status["runs"]:

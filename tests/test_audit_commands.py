@@ -235,8 +235,12 @@ def test_status_counts_errors_runs_and_text(sandbox: SandboxProcess, tmp_path: P
     assert data["failed"] == {"transient": 0, "permanent": 1}
     assert data["processing"] == {"not verified": 2}
     assert data["top_errors"] == [
-        {"message": BOGUS_TYPE, "count": 2},
-        {"message": HTML_422, "count": 1},
+        {"rule": "type: invalid_choice", "count": 2, "example": f"row 5: {BOGUS_TYPE}"},
+        {
+            "rule": "HTTP 422 media_url: unsupported_media_type",
+            "count": 1,
+            "example": f"row 4: {HTML_422}",
+        },
     ]
     runs = data["runs"]
     assert [(r["id"], r["command"], r["outcome"], r["exit_code"]) for r in runs] == [
@@ -249,7 +253,7 @@ def test_status_counts_errors_runs_and_text(sandbox: SandboxProcess, tmp_path: P
     assert dt.datetime.fromisoformat(runs[0]["started_at"]) >= dt.datetime.fromisoformat(
         runs[1]["started_at"]
     )
-    assert f"  {2:>7,}  {BOGUS_TYPE}" in text.stdout
+    assert f"  {2:>7,}  type: invalid_choice (e.g. row 5: {BOGUS_TYPE})" in text.stdout
     assert "(failed: 0 transient, retried by `importer retry`; 1 permanent)" in text.stdout
     assert "#1 run " in text.stdout and "rows need attention (exit 1)" in text.stdout
 

@@ -15,7 +15,8 @@ from importer.errors import LedgerError
 from importer.outcomes import Status
 
 SCHEMA_VERSION = 2
-"""2: engagements keep each row's ``source_id`` (before the prefix) and ``media_url``."""
+"""2: engagements keep each row's ``source_id`` (before the prefix) and ``media_url``;
+rejects their ``rule``."""
 LEGACY_TARGET = "askelephant"
 """The target of ledgers written before ``--target`` existed."""
 STATUSES = tuple(Status)
@@ -205,7 +206,6 @@ class LedgerDB:
                     if_not_exists=True,
                     defaults={"attempts": 0, "transient": 0},
                 )
-                self._migrate()
                 self.db.table("engagements").create_index(["status"], if_not_exists=True)
                 self.db.execute(
                     "CREATE INDEX IF NOT EXISTS engagements_engagement_id "
@@ -221,6 +221,7 @@ class LedgerDB:
                         "cells": str,
                         "run_id": int,
                         "updated_at": str,
+                        "rule": str,
                     },
                     pk=("manifest", "row_number"),
                     if_not_exists=True,
@@ -253,6 +254,7 @@ class LedgerDB:
                     pk="url",
                     if_not_exists=True,
                 )
+                self._migrate()
         except sqlite3.OperationalError as error:
             raise LedgerError(f"cannot write the ledger {self.path} ({error})") from error
         except sqlite3.DatabaseError as error:
@@ -268,6 +270,8 @@ class LedgerDB:
         for column in ("found_by", "source_id", "media_url"):
             if column not in engagements.columns_dict:
                 engagements.add_column(column, str)
+        if "rule" not in self.db.table("rejects").columns_dict:
+            self.db.table("rejects").add_column("rule", str)
         self.db.execute(
             "CREATE INDEX IF NOT EXISTS engagements_media_url ON engagements (media_url)"
         )

@@ -9,12 +9,15 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from importer.attention import ErrorGroup, group_errors
 from importer.facts import LedgerFact
 from importer.ledger.db import STATUSES, UNFINISHED, LedgerDB
 from importer.ledger.rejects import CURRENT_REJECTS
 from importer.outcomes import FINAL_SUCCESS, Status
 
 IMPORTED = "status IN ('created', 'existing')"
+PROCESSING_FAILED = ("FAILED", "ERROR", "ERRORED", "CANCELLED", "CANCELED", "NOT_FOUND")
+"""processing_status values ``verify`` counts as failed (see ``importer.verify``)."""
 
 
 class Queries(LedgerDB):
@@ -113,16 +116,41 @@ class Queries(LedgerDB):
             f"SELECT * FROM engagements WHERE {where} ORDER BY manifest, row_number"
         )
 
-    def error_records(self) -> Iterator[dict[str, Any]]:
-        """Current rejects and failed rows together, in manifest order, straight from SQLite."""
+    def error_records(self, manifest: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every row that needs attention, in manifest order, straight from SQLite: current
+        rejects, failed rows, rows a stopped run left pending or in flight, and imported
+        rows whose processing failed or whose contacts could not be applied.
+
+        ``kind``: 0 rejected, 1 failed, 2 unfinished, 3 imported (``message`` then holds
+        the processing status and ``contacts_error`` the contacts problem). ``cells`` is
+        NULL where the ledger did not keep them (the report reads them from the manifest).
+        """
+        failed = ", ".join(f"'{s}'" for s in PROCESSING_FAILED)
+        only = "WHERE manifest = :manifest" if manifest is not None else ""
         yield from self.db.query(
+            "SELECT * FROM ("
             "SELECT manifest, row_number, 0 AS kind, cells, status, reason AS message, "
-            f"0 AS transient, NULL AS http_status FROM {CURRENT_REJECTS} "
-            "WHERE status != 'skipped' "
+            "0 AS transient, NULL AS http_status, NULL AS contacts_error "
+            f"FROM {CURRENT_REJECTS} WHERE status != 'skipped' "
             "UNION ALL SELECT manifest, row_number, 1 AS kind, cells, status, error_message, "
-            "transient, http_status FROM engagements WHERE status = 'failed' "
-            "ORDER BY manifest, row_number, kind"
+            "transient, http_status, NULL FROM engagements WHERE status = 'failed' "
+            "UNION ALL SELECT manifest, row_number, 2 AS kind, cells, status, NULL, 0, NULL, "
+            "NULL FROM engagements WHERE status IN ('pending', 'in_flight') "
+            "UNION ALL SELECT manifest, row_number, 3 AS kind, NULL, status, "
+            f"CASE WHEN upper(processing_status) IN ({failed}) THEN processing_status END, "
+            "0, NULL, contacts_error FROM engagements WHERE status IN ('created', 'existing') "
+            f"AND (upper(processing_status) IN ({failed}) OR contacts_error IS NOT NULL)"
+            f") {only} ORDER BY manifest, row_number, kind",
+            {"manifest": manifest},
         )
+
+    def error_manifests(self) -> list[str]:
+        """The manifests that have rows in ``error_records``."""
+        manifests: list[str] = []
+        for row in self.error_records():
+            if not manifests or manifests[-1] != row["manifest"]:
+                manifests.append(row["manifest"])
+        return manifests
 
     def skipped_records(self) -> Iterator[dict[str, Any]]:
         """Current skipped rows (nothing to import), in manifest order."""
@@ -131,18 +159,20 @@ class Queries(LedgerDB):
             f"FROM {CURRENT_REJECTS} WHERE status = 'skipped' ORDER BY manifest, row_number"
         )
 
-    def top_errors(self, limit: int = 10) -> list[tuple[str, int]]:
-        """The most frequent failure and rejection messages, with counts."""
-        rows = self.db.query(
-            "SELECT message, SUM(n) AS n FROM ("
-            " SELECT COALESCE(error_message, '(no message)') AS message, COUNT(*) AS n"
-            " FROM engagements WHERE status = 'failed' GROUP BY message"
-            f" UNION ALL SELECT reason AS message, COUNT(*) AS n FROM {CURRENT_REJECTS}"
-            " GROUP BY reason"
-            ") GROUP BY message ORDER BY n DESC, message LIMIT ?",
-            [limit],
+    def top_errors(self, limit: int = 10) -> list[ErrorGroup]:
+        """The most frequent problems, grouped by rule and column (or the server's answer)."""
+        # SQLite takes the bare columns of a MIN() aggregate from the row holding the minimum.
+        rejected = self.db.query(
+            "SELECT COALESCE(rule, reason) AS rule, COUNT(*) AS n, MIN(row_number) AS first_row,"
+            f" reason FROM {CURRENT_REJECTS} WHERE status != 'skipped' GROUP BY 1"
         )
-        return [(row["message"], row["n"]) for row in rows]
+        failed = self.db.query(
+            "SELECT http_status, error_errors, COUNT(*) AS n, MIN(row_number) AS first_row, "
+            "error_message FROM engagements WHERE status = 'failed' "
+            "GROUP BY http_status, error_errors, "
+            "CASE WHEN http_status IS NULL THEN error_message END"
+        )
+        return group_errors(rejected, failed, limit)
 
     def changed_rows(self, limit: int = 10) -> tuple[int, list[tuple[str, str]]]:
         """How many imported rows differ from their manifest now, and a few of them."""

@@ -27,7 +27,8 @@ class Rejects(LedgerDB):
         stamp = now_iso()
         with self.db.conn:
             self.db.conn.executemany(
-                "INSERT OR REPLACE INTO rejects VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO rejects (manifest, row_number, external_id, status, "
+                "reason, cells, run_id, updated_at, rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         r.manifest,
@@ -38,6 +39,7 @@ class Rejects(LedgerDB):
                         json.dumps(r.cells, ensure_ascii=False),
                         run_id,
                         stamp,
+                        r.rule or None,
                     )
                     for r in rejects
                 ],
