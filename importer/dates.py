@@ -114,6 +114,9 @@ class DateStyle:
     """A ``strptime`` format (``[formats]`` in the mapping, ``--date-format``)."""
     order: str | None = None
     """``dayfirst`` or ``monthfirst`` for numeric dates; None: undecided."""
+    scanned: int | None = None
+    """The file's first ``scanned`` values were read and settled no order: a numeric date is
+    then an error, never read by its own digits (which would differ row by row)."""
 
 
 def parse_start_at(text: str, timezone: str = "UTC", style: DateStyle | None = None) -> str:
@@ -134,7 +137,7 @@ def parse_start_at(text: str, timezone: str = "UTC", style: DateStyle | None = N
     elif EPOCH.fullmatch(value):
         moment = _epoch(value)
     else:
-        moment = _recognise(value, style.order)
+        moment = _recognise(value, style)
     if moment.tzinfo is None:
         moment = _localise(moment, zone, value, timezone)
     _check_years(value, moment)
@@ -166,7 +169,7 @@ def _epoch(value: str) -> dt.datetime:
         raise InvalidCell(f"{value!r} is not a usable epoch time") from None
 
 
-def _recognise(value: str, order: str | None) -> dt.datetime:
+def _recognise(value: str, style: DateStyle) -> dt.datetime:
     candidate = value.replace("z", "Z") if value.endswith("z") else value
     named_utc = candidate[-3:] in ("UTC", "GMT") and re.fullmatch(r"(.*\d)\s*...", candidate)
     if named_utc and candidate[:4].isdigit():
@@ -189,7 +192,7 @@ def _recognise(value: str, order: str | None) -> dt.datetime:
             ) from None
     match = NUMERIC.fullmatch(value)
     if match:
-        return _numeric(value, match, order)
+        return _numeric(value, match, style)
     match = YEAR_FIRST.fullmatch(value)
     if match:
         return _build(value, int(match["year"]), int(match["month"]), int(match["day"]), match)
@@ -214,8 +217,14 @@ def numeric_parts(value: str) -> tuple[int, int] | None:
     return (int(match["a"]), int(match["b"])) if match else None
 
 
-def _numeric(value: str, match: re.Match[str], order: str | None) -> dt.datetime:
+def _numeric(value: str, match: re.Match[str], style: DateStyle) -> dt.datetime:
     first, second = int(match["a"]), int(match["b"])
+    order = style.order
+    if order is None and style.scanned is not None and first != second:
+        raise InvalidCell(
+            f"{value!r} is a numeric date, and the column's first {style.scanned:,} dates did "
+            "not say day-first or month-first; pass --dayfirst or --monthfirst"
+        )
     year = int(match["year"])
     if len(match["year"]) == 2:
         year += 2000 if year < 70 else 1900
@@ -359,6 +368,8 @@ class OrderDecision:
     """A row and value that reads two ways, when nothing settled it."""
     conflict: tuple[int, str] | None = None
     """A row and value that contradicts ``evidence``: the column mixes formats."""
+    stopped_after: int | None = None
+    """The values read, when the scan stopped early for want of numeric dates."""
 
 
 def decide_order(values: Iterable[tuple[int, str]], *, enough: int = 10_000) -> OrderDecision:
@@ -375,7 +386,7 @@ def decide_order(values: Iterable[tuple[int, str]], *, enough: int = 10_000) -> 
         if parts is None:
             seen_without_numeric += 1
             if seen_without_numeric >= enough and not (ambiguous or dayfirst or monthfirst):
-                break
+                return OrderDecision(None, stopped_after=seen_without_numeric)
             continue
         first, second = parts
         if first > 12 >= second:

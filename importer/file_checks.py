@@ -69,6 +69,9 @@ def settle_dates(
             column=column,
         )
     if decision.order is None:
+        if decision.stopped_after is not None:
+            unsettled = DateStyle(scanned=decision.stopped_after)
+            return dataclasses.replace(options, dates=unsettled), []
         if decision.ambiguous is None:
             return options, []
         row, value = decision.ambiguous

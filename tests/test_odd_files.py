@@ -123,3 +123,32 @@ def test_a_row_with_another_delimiter_says_so(tmp_path: Path) -> None:
         "id: the row has 1 cell(s) but the header has 6 columns: it is separated by ';', "
         "the header by ','" in output
     )
+
+
+def test_numeric_dates_after_the_scanned_rows_are_never_guessed_row_by_row(
+    tmp_path: Path,
+) -> None:
+    # The date order is decided from the column's first 10,000 values; when none of them is
+    # a numeric date, later ones cannot each be read by their own digits (13/03 day-first,
+    # 03/14 month-first): each is its row's error asking for the order.
+    path = tmp_path / "joined.csv"
+    iso = (
+        f"{n},CALL,Call,https://media.example.com/{n}.mp3,2024-03-05T14:30:00Z,crm"
+        for n in range(10_000)
+    )
+    late = [
+        "a,CALL,Call,https://media.example.com/a.mp3,13/03/2024 14:30,crm",
+        "b,CALL,Call,https://media.example.com/b.mp3,03/14/2024 14:30,crm",
+    ]
+    path.write_text("\n".join([HEADER, *iso, *late]) + "\n", encoding="utf-8")
+    code, output = plan(path)
+    assert code == 1, output
+    assert "  invalid          2\n  new         10,000\n" in output
+    assert (
+        "row 10002 crm:a: start_at: '13/03/2024 14:30' is a numeric date, and the column's "
+        "first 10,000 dates did not say day-first or month-first; pass --dayfirst or "
+        "--monthfirst" in output
+    )
+    code, output = plan(path, "--dayfirst")
+    assert code == 1, output
+    assert "row 10003 crm:b: start_at: '03/14/2024 14:30' read day-first has month 14" in output
