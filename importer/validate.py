@@ -324,6 +324,15 @@ def _external_id(
         )
         return None
     prefix = options.prefix if options.prefix is not None else f"{source_system}:"
+    hidden = INVISIBLE.search(prefix)
+    if hidden is not None:  # the prefix comes from source_system (or --prefix)
+        checker.fail(
+            "source_system" if options.prefix is None else "id",
+            "invisible_character",
+            f"the external_id prefix {prefix!r} contains a control or invisible character "
+            f"(U+{ord(hidden.group()):04X}); an id must be plain visible text",
+        )
+        return None
     external_id = prefix + row_id
     problem = contract.check_text_length("external_id", external_id, contract.EXTERNAL_ID_MAX_CHARS)
     if problem is not None:

@@ -176,6 +176,16 @@ def test_ids_with_control_or_invisible_characters_are_invalid_rows(tmp_path: Pat
         assert reason.startswith("id: contains a control or invisible"), reason
 
 
+def test_a_source_system_with_a_control_character_makes_its_row_invalid(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1, source_system="crm\x1b[0m"), row(2)])
+
+    code, plan = plan_json(manifest, tmp_path)
+
+    assert (code, plan["counts"]) == (1, {"invalid": 1, "new": 1})
+    [reason] = invalid_reasons(plan).values()
+    assert reason.startswith("source_system: the external_id prefix"), reason
+
+
 def test_terminal_output_escapes_control_characters(
     sandbox: SandboxProcess, tmp_path: Path
 ) -> None:
