@@ -244,9 +244,14 @@ def test_a_huge_sparse_manifest_is_refused_in_bounded_memory(tmp_path: Path) -> 
     assert peak < 100 * 1024 * 1024, peak
 
 
-@pytest.mark.parametrize("megabytes", [17, 40])
-def test_one_huge_cell_refuses_its_row_not_the_file(tmp_path: Path, megabytes: int) -> None:
-    rows = [row(1), row(2, title="x" * (megabytes * 1024 * 1024)), row(3)]
+@pytest.mark.parametrize(
+    ("megabytes", "line"), [(17, "x"), (40, "x"), (17, "words on a line\n")]
+)
+def test_one_huge_cell_refuses_its_row_not_the_file(
+    tmp_path: Path, megabytes: int, line: str
+) -> None:
+    huge = line * (megabytes * 1024 * 1024 // len(line))
+    rows = [row(1), row(2, transcript_text=huge), row(3)]
     manifest = write_manifest(tmp_path / "m.csv", rows)
 
     code, plan = plan_json(manifest, tmp_path)
