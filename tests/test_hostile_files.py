@@ -244,9 +244,7 @@ def test_a_huge_sparse_manifest_is_refused_in_bounded_memory(tmp_path: Path) -> 
     assert peak < 100 * 1024 * 1024, peak
 
 
-@pytest.mark.parametrize(
-    ("megabytes", "line"), [(17, "x"), (40, "x"), (17, "words on a line\n")]
-)
+@pytest.mark.parametrize(("megabytes", "line"), [(17, "x"), (40, "x"), (17, "words on a line\n")])
 def test_one_huge_cell_refuses_its_row_not_the_file(
     tmp_path: Path, megabytes: int, line: str
 ) -> None:
