@@ -122,6 +122,8 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
         defaults["type"] = SYSTEM_TYPES.get(system or "", "CALL")
     if system and "source_system" not in columns:
         defaults["source_system"] = system
+    if "title" not in columns:
+        defaults["title"] = default_title(system, defaults.get("type"))
     unmapped = [f for f in FIELDS if f not in columns and f not in defaults]
     unused = [h for h in headers if h not in used]
     question = _date_question(columns.get("start_at"), rows)
@@ -139,6 +141,16 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
         question,
         blank_media,
     )
+
+
+def default_title(system: str | None, default_type: str | None) -> str:
+    """The title every row gets when no column holds one (dialers write no subject)."""
+    kind = "meeting" if (default_type or SYSTEM_TYPES.get(system or "")) == "MEETING" else "call"
+    return f"{system.capitalize()} {kind}" if system else kind.capitalize()
+
+
+def _a(system: str) -> str:
+    return f"an {system}" if system[:1] in "aeiou" else f"a {system}"
 
 
 def detect_system(headers: list[str]) -> str | None:
@@ -238,7 +250,7 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
         f"# Mapping for {_comment_text(manifest)}, proposed by `importer init`: check every line.",
     ]
     if guess.source_system:
-        lines.append(f"# The headers look like a {guess.source_system} export.")
+        lines.append(f"# The headers look like {_a(guess.source_system)} export.")
     lines += ['# [columns]: field = "column in the manifest".', "[columns]"]
     for name in FIELDS:
         if name in guess.columns:
@@ -260,6 +272,8 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
         lines.append(f"source_system = {_toml_string(guess.defaults['source_system'])}")
     elif "source_system" not in guess.columns:
         lines.append('# source_system = "salesforce"   # or pass --source-system')
+    if "title" in guess.defaults:
+        lines.append(f"title = {_toml_string(guess.defaults['title'])}   # no column holds a title")
     for name, table in guess.values.items():
         lines += ["", f"[values.{name}]"]
         lines += [f"{_toml_string(k)} = {_toml_string(v)}" for k, v in table.items()]
@@ -284,7 +298,9 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
 def _check_reads_back(text: str, guess: MappingGuess) -> None:
     """A guard: the file must hold exactly what was guessed, and nothing a header added."""
     data = tomllib.loads(text)
-    defaults = {k: guess.defaults[k] for k in ("type", "source_system") if k in guess.defaults}
+    defaults = {
+        k: guess.defaults[k] for k in ("type", "source_system", "title") if k in guess.defaults
+    }
     if (
         set(data) - {"columns", "defaults", "values", "rows"}
         or data.get("columns") != guess.columns
@@ -313,11 +329,16 @@ def summary_lines(guess: MappingGuess, out: str) -> list[str]:
     if "source_system" in guess.defaults:
         lines.append(
             f'  default: source_system = "{guess.defaults["source_system"]}" (the headers look '
-            f"like a {guess.defaults['source_system']} export)"
+            f"like {_a(guess.defaults['source_system'])} export)"
         )
     if "type" in guess.defaults:
         lines.append(
             f'  default: type = "{guess.defaults["type"]}" (no column holds CALL or MEETING)'
+        )
+    if "title" in guess.defaults:
+        lines.append(
+            f'  default: title = "{guess.defaults["title"]}" (no column holds a title: every '
+            "row gets this one)"
         )
     for name, table in guess.values.items():
         pairs = ", ".join(f"{k} -> {v}" for k, v in table.items())

@@ -328,10 +328,82 @@ def zoom() -> None:
     write_csv(OUT / "zoom_recordings.csv", [header, *rows])
 
 
+# Outreach's call table as its data export writes it (the API's attributes, upper-cased:
+# ID, DIALED_AT, RECORDING_URL ...): UTC times without a zone, no subject column, and
+# calls nobody answered (no recording, or only a voicemail's).
+OUTREACH_HEADER = [
+    "ID",
+    "CREATED_AT",
+    "DIALED_AT",
+    "ANSWERED_AT",
+    "COMPLETED_AT",
+    "DIRECTION",
+    "OUTCOME",
+    "STATE",
+    "FROM",
+    "TO",
+    "NOTE",
+    "RECORDING_URL",
+    "VOICEMAIL_RECORDING_URL",
+    "USER_ID",
+    "PROSPECT_ID",
+    "SEQUENCE_ID",
+    "CALL_PURPOSE_ID",
+    "CALL_DISPOSITION_ID",
+]
+# (id, dialed, answered, direction, outcome, note, recording, voicemail)
+OUTREACH_ROWS = [
+    (40211, (3, 5, 14, 30, 2), True, "outbound", "Answered", "Intro, asked for pricing", True),
+    (40212, (3, 5, 15, 2, 41), False, "outbound", "Not Answered", "", False),
+    (40215, (3, 6, 9, 0, 12), True, "inbound", "Answered", "Called back re: renewal", True),
+    (40219, (3, 7, 16, 45, 0), False, "outbound", "Not Answered", "Left voicemail", False),
+    (40230, (3, 8, 11, 20, 5), True, "outbound", "Answered", "", True),
+]
+
+
+def outreach() -> None:
+    rows: list[list[object]] = [OUTREACH_HEADER]
+    for ident, (
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    ), answered, direction, outcome, note, rec in OUTREACH_ROWS:
+        dialed = dt.datetime(2024, month, day, hour, minute, second)
+        answer = dialed + dt.timedelta(seconds=9)
+        done = answer + dt.timedelta(seconds=410 if answered else 31)
+        voicemail = f"{MEDIA}/outreach/vm-{ident}.mp3" if note == "Left voicemail" else ""
+        rows.append(
+            [
+                ident,
+                f"{dialed:%Y-%m-%d %H:%M:%S}.000",
+                f"{dialed:%Y-%m-%d %H:%M:%S}.000",
+                f"{answer:%Y-%m-%d %H:%M:%S}.000" if answered else "",
+                f"{done:%Y-%m-%d %H:%M:%S}.000",
+                direction,
+                outcome,
+                "completed",
+                "+14155550134" if direction == "outbound" else "+12125550187",
+                "+12125550187" if direction == "outbound" else "+14155550134",
+                note,
+                f"{MEDIA}/outreach/{ident}.mp3" if rec else "",
+                voicemail,
+                7,
+                9120 + ident % 7,
+                311,
+                4,
+                2 if answered else 5,
+            ]
+        )
+    write_csv(OUT / "outreach_calls.csv", rows)
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     salesforce()
     hubspot()
     gong()
     zoom()
+    outreach()
     print(f"Wrote {', '.join(sorted(p.name for p in OUT.iterdir()))}")

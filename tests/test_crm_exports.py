@@ -1,7 +1,7 @@
 """Real exports from `importer init` to a clean `plan`, with nothing edited by hand.
 
 The files in tests/exports/ (written by scripts/make_export_fixtures.py) have the header
-sets and value shapes Salesforce, HubSpot, Gong and Zoom really produce.
+sets and value shapes Salesforce, HubSpot, Gong, Zoom and Outreach really produce.
 """
 
 from __future__ import annotations
@@ -234,3 +234,22 @@ def test_the_readme_shows_inits_real_output_for_salesforce(tmp_path: Path) -> No
     ]
     shown_file = readme.split("$ grep -v '^#' mapping.toml | grep .\n", 1)[1].split("\n$ ", 1)[0]
     assert written == shown_file.splitlines()
+
+
+def test_outreach_data_export(tmp_path: Path) -> None:
+    # Upper-cased API names, UTC times without a zone, no subject column, unanswered calls.
+    lines, mapping, plan = init_then_plan(tmp_path, "outreach_calls.csv")
+    assert lines[1:9] == [
+        "  mapped:  id <- 'ID'",
+        "  mapped:  media_url <- 'RECORDING_URL'",
+        "  mapped:  start_at <- 'DIALED_AT'",
+        '  default: source_system = "outreach" (the headers look like an outreach export)',
+        '  default: type = "CALL" (no column holds CALL or MEETING)',
+        '  default: title = "Outreach call" (no column holds a title: every row gets this one)',
+        "  rows:    2 of the first rows have no media URL: skip_without_media = true (skipped, "
+        "not invalid)",
+        "  missing (optional): is_private, participants, transcript_text, transcript_path, "
+        "contact_ids",
+    ]
+    assert 'title = "Outreach call"' in mapping
+    assert plan["counts"] == {"new": 3, "skipped": 2}
