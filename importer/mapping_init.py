@@ -86,7 +86,22 @@ def propose_mapping(manifest: Path, source: SourceOptions) -> MappingGuess:
                 pass
         except ManifestError as error:
             guess.problems.append(str(error))
+            if "id" not in guess.columns:
+                guess = _with_id(guess, column)
     return guess
+
+
+def _with_id(guess: MappingGuess, column: str) -> MappingGuess:
+    """``column`` as the id after all: its ids are floats (which made them look repeated),
+    a problem to fix in the export, not a reason to look for another column."""
+    refused = {name: why for name, why in guess.refused.items() if name != "id"}
+    return dataclasses.replace(
+        guess,
+        columns={**guess.columns, "id": column},
+        unmapped_fields=[name for name in guess.unmapped_fields if name != "id"],
+        unused_columns=[name for name in guess.unused_columns if name != column],
+        refused=refused,
+    )
 
 
 def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) -> MappingGuess:

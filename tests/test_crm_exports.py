@@ -253,3 +253,23 @@ def test_outreach_data_export(tmp_path: Path) -> None:
     ]
     assert 'title = "Outreach call"' in mapping
     assert plan["counts"] == {"new": 3, "skipped": 2}
+
+
+def test_float_ids_under_another_name_are_mapped_and_stop_the_plan(tmp_path: Path) -> None:
+    # init maps the id column whose floats collided ("repeats values" was the wrong reason),
+    # so the plan stops on the file-level message rather than on a missing 'id' column.
+    table = pq.read_table(EXPORTS / "gong_calls_float_ids.parquet")
+    manifest = tmp_path / "gong.parquet"
+    pq.write_table(table.rename_columns(["Conversation ID", *table.column_names[1:]]), manifest)
+    mapping = tmp_path / "mapping.toml"
+    init = run_cli(["init", str(manifest), "--out", str(mapping)])
+    assert init.exit_code == 0, init.output
+    assert "  mapped:  id <- 'Conversation ID'" in init.stdout
+    assert "not used for id" not in init.stdout
+    assert "missing: id" not in init.stdout
+    ledger = str(tmp_path / "l.db")
+    plan = run_cli(["plan", str(manifest), "--mapping", str(mapping), "--ledger", ledger])
+    assert plan.exit_code == 2
+    assert plan.stderr.startswith(
+        f"error: {manifest}: column 'Conversation ID' holds ids as floating-point numbers"
+    )
