@@ -12,6 +12,7 @@ the header line decides the delimiter unless ``--delimiter`` does.
 from __future__ import annotations
 
 import codecs
+import io
 from pathlib import Path
 
 from importer.errors import ManifestError, UsageError
@@ -152,3 +153,35 @@ def sniff_delimiter(header: str) -> str:
             counts[ch] += 1
     best = max(DELIMITERS, key=lambda d: counts[d])
     return best if counts[best] else ","
+
+
+MAX_LINE_CHARS = 20 * 1024 * 1024
+"""The longest physical line read into memory; a longer one is skipped (its row refused)."""
+LINE_TOO_LONG = "\x00line too long\x00"
+
+
+class BoundedLines:
+    """A CSV file's physical lines, none longer than ``MAX_LINE_CHARS``.
+
+    A longer line is read past in bounded chunks and replaced by ``LINE_TOO_LONG``, so a
+    2 GB line (a sparse file, a runaway export) costs at most one chunk of memory, and only
+    the row it belongs to is refused (the record holding the marker).
+    """
+
+    def __init__(self, handle: io.TextIOWrapper, limit: int = MAX_LINE_CHARS) -> None:
+        self.handle, self.limit = handle, limit
+
+    def __iter__(self) -> BoundedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.handle.readline(self.limit)
+        if not line:
+            raise StopIteration
+        if len(line) < self.limit or line.endswith(("\n", "\r")):
+            return line
+        while True:  # skip the rest of this line, a chunk at a time
+            rest = self.handle.readline(self.limit)
+            if not rest or rest.endswith(("\n", "\r")):
+                break
+        return LINE_TOO_LONG + "\n"

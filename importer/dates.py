@@ -14,7 +14,7 @@ Without a format the common unambiguous forms are recognised:
 
 Numeric dates such as ``03/05/2024`` are day-first in some exports and month-first in
 others. One value cannot say which; a file can (a day above 12 settles it), so the order is
-decided per file (``decide_order``) or given (``--dayfirst``, ``--monthfirst``), never
+decided per file (``date_order.decide_order``) or given (``--dayfirst``, ``--monthfirst``), never
 guessed row by row:
 
     >>> parse_start_at("03/05/2024 2:30 PM", style=DateStyle(order=MONTHFIRST))
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -354,53 +353,3 @@ def same_instant(a: str, b: str) -> bool:
     if (first.tzinfo is None) != (second.tzinfo is None):
         return False
     return first == second
-
-
-@dataclass(frozen=True)
-class OrderDecision:
-    """What a file's numeric dates say about day-first or month-first."""
-
-    order: str | None
-    """``dayfirst``, ``monthfirst``, or None when the file does not say."""
-    evidence: tuple[int, str] | None = None
-    """The row and value that settled it (a day above 12)."""
-    ambiguous: tuple[int, str] | None = None
-    """A row and value that reads two ways, when nothing settled it."""
-    conflict: tuple[int, str] | None = None
-    """A row and value that contradicts ``evidence``: the column mixes formats."""
-    stopped_after: int | None = None
-    """The values read, when the scan stopped early for want of numeric dates."""
-
-
-def decide_order(values: Iterable[tuple[int, str]], *, enough: int = 10_000) -> OrderDecision:
-    """Day-first or month-first, from ``(row, value)`` pairs of one column.
-
-    Stops at the first contradiction, or after ``enough`` values with no numeric date.
-    """
-    dayfirst: tuple[int, str] | None = None
-    monthfirst: tuple[int, str] | None = None
-    ambiguous: tuple[int, str] | None = None
-    seen_without_numeric = 0
-    for row, value in values:
-        parts = numeric_parts(value)
-        if parts is None:
-            seen_without_numeric += 1
-            if seen_without_numeric >= enough and not (ambiguous or dayfirst or monthfirst):
-                return OrderDecision(None, stopped_after=seen_without_numeric)
-            continue
-        first, second = parts
-        if first > 12 >= second:
-            dayfirst = dayfirst or (row, value.strip())
-        elif second > 12 >= first:
-            monthfirst = monthfirst or (row, value.strip())
-        elif first != second:
-            ambiguous = ambiguous or (row, value.strip())
-        if dayfirst and monthfirst:
-            earlier, later = sorted((dayfirst, monthfirst))
-            order = DAYFIRST if earlier is dayfirst else MONTHFIRST
-            return OrderDecision(order, earlier, conflict=later)
-    if dayfirst:
-        return OrderDecision(DAYFIRST, dayfirst)
-    if monthfirst:
-        return OrderDecision(MONTHFIRST, monthfirst)
-    return OrderDecision(None, ambiguous=ambiguous)

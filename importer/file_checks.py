@@ -12,11 +12,11 @@ from pathlib import Path
 
 from importer import defaults
 from importer.cells import InvalidCell
+from importer.date_order import decide_order
 from importer.dates import (
     DAYFIRST,
     MONTHFIRST,
     DateStyle,
-    decide_order,
     parse_start_at,
     read_as,
 )

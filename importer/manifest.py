@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from importer import defaults
-from importer.csv_dialect import DELIMITERS, UNDECODABLE, detect_encoding, sniff_delimiter
+from importer.csv_dialect import (
+    DELIMITERS,
+    LINE_TOO_LONG,
+    MAX_LINE_CHARS,
+    UNDECODABLE,
+    BoundedLines,
+    detect_encoding,
+    sniff_delimiter,
+)
 from importer.errors import ManifestError
 from importer.footers import FooterStats, drop_trailing_footer
 from importer.parquet import id_text, parquet_batches, parquet_cell, parquet_file
@@ -33,37 +41,7 @@ from importer.spreadsheet import restore, written_by_importer
 
 MAX_CELL_CHARS = 16 * 1024 * 1024
 """A cell may hold a whole transcript (950,000 bytes) and more; beyond this its row is refused."""
-MAX_LINE_CHARS = 20 * 1024 * 1024
-"""The longest physical line read into memory; a longer one is skipped (its row refused)."""
-LINE_TOO_LONG = "\x00line too long\x00"
 csv.field_size_limit(MAX_LINE_CHARS)
-
-
-class BoundedLines:
-    """A CSV file's physical lines, none longer than ``MAX_LINE_CHARS``.
-
-    A longer line is read past in bounded chunks and replaced by ``LINE_TOO_LONG``, so a
-    2 GB line (a sparse file, a runaway export) costs at most one chunk of memory, and only
-    the row it belongs to is refused (the record holding the marker).
-    """
-
-    def __init__(self, handle: io.TextIOWrapper, limit: int = MAX_LINE_CHARS) -> None:
-        self.handle, self.limit = handle, limit
-
-    def __iter__(self) -> BoundedLines:
-        return self
-
-    def __next__(self) -> str:
-        line = self.handle.readline(self.limit)
-        if not line:
-            raise StopIteration
-        if len(line) < self.limit or line.endswith(("\n", "\r")):
-            return line
-        while True:  # skip the rest of this line, a chunk at a time
-            rest = self.handle.readline(self.limit)
-            if not rest or rest.endswith(("\n", "\r")):
-                break
-        return LINE_TOO_LONG + "\n"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from importer.crm_headers import (
     SYSTEM_TYPES,
     TYPE_WORDS,
 )
-from importer.dates import DAYFIRST, MONTHFIRST, DateStyle, decide_order, parse_start_at
+from importer.date_order import decide_order
+from importer.dates import DAYFIRST, MONTHFIRST, DateStyle, parse_start_at
 from importer.errors import ManifestError
 from importer.manifest import SourceOptions, read_columns, read_samples
 from importer.mapping import FIELDS, REQUIRED_FIELDS, tomllib

@@ -22,6 +22,7 @@ from importer import stopping
 from importer.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED
 from importer.events import FAILED_BEFORE, Reporter
 from importer.facts import Reject
+from importer.hashes import field_hashes
 from importer.launch import check_key, confirm_big_run, target_line
 from importer.ledger import Ledger
 from importer.manifest import ReadStats
@@ -38,7 +39,6 @@ from importer.reading import (
 from importer.send import Sender, SendOutcome, WorkItem
 from importer.settings import ImportSettings
 from importer.targets.base import Target
-from importer.validate import field_hashes
 
 __all__ = ["ImportSettings", "RunSummary", "plan_manifest", "run_import"]
 

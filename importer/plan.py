@@ -27,8 +27,9 @@ from typing import Any
 
 from importer.dates import same_instant
 from importer.facts import LedgerFact
+from importer.hashes import contacts_hash, field_hashes, payload_hash
 from importer.outcomes import SENDING_ACTIONS, Action, Status
-from importer.validate import MappedRow, contacts_hash, field_hashes, payload_hash
+from importer.validate import MappedRow
 
 
 @dataclass(frozen=True)

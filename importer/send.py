@@ -29,6 +29,7 @@ from importer.errors import (
     TransientError,
 )
 from importer.events import Reporter
+from importer.hashes import contacts_hash
 from importer.ledger import Ledger
 from importer.outcomes import Outcome
 from importer.paced import PacedRequests, _OutageTooLong, _Stopped, counted
@@ -36,8 +37,8 @@ from importer.pacing import Pacer
 from importer.plan import judge_answer
 from importer.retry import retry_policy
 from importer.targets.base import CreateResult, Lookup, Target
-from importer.validate import contacts_hash
 from importer.work import SendOutcome, SendSettings, WorkItem
+from importer.workers import WorkerPool
 
 __all__ = ["SendOutcome", "SendSettings", "Sender", "WorkItem"]
 
@@ -69,12 +70,14 @@ class Sender(PacedRequests):
         self._changed = asyncio.Event()
         """Set (and replaced) when a probe's answer may let waiting requests go."""
         self.outcome = SendOutcome()
-        self._queue: asyncio.Queue[WorkItem | None] = asyncio.Queue()
         self._grouping = contextlib.ExitStack()
         self._flusher: asyncio.Task[None] | None = None
-        self._workers: set[asyncio.Task[None]] = set()
-        self._crash: Exception | None = None
-        """An unexpected error in a worker: re-raised once the others have stopped."""
+        self._pool = WorkerPool(
+            self._handle,
+            self.stop_event,
+            size=settings.concurrency * max(1, settings.rows_per_slot),
+            grace_seconds=settings.grace_seconds,
+        )
 
     # -- control -------------------------------------------------------------------------
 
@@ -111,11 +114,9 @@ class Sender(PacedRequests):
 
     def start(self) -> None:
         """Start the workers; then ``put`` each item, and ``finish``."""
-        rows = self.settings.concurrency * max(1, self.settings.rows_per_slot)
-        self._queue = asyncio.Queue(rows)
         self._grouping.enter_context(self.ledger.grouped_outcomes(self.settings.outcome_interval))
         self._flusher = asyncio.create_task(self._flush_outcomes())
-        self._workers = {asyncio.create_task(self._worker(self._queue)) for _ in range(rows)}
+        self._pool.start()
 
     async def _flush_outcomes(self) -> None:
         """Commit grouped outcomes that wait, even while no other write comes to take them."""
@@ -127,15 +128,13 @@ class Sender(PacedRequests):
         """Queue one item for the workers; False, queueing nothing, once the run is stopping."""
         if self.stop_event.is_set():
             return False
-        await self._put(self._queue, item)
+        await self._pool.put(item)
         return True
 
     async def finish(self) -> SendOutcome:
         """No more items: the workers drain the queue (or stop), then the counts."""
         try:
-            for _ in self._workers:
-                await self._put(self._queue, None)
-            await self._finish(self._workers)
+            await self._pool.close()
         finally:
             if self._flusher is not None:
                 self._flusher.cancel()
@@ -143,60 +142,11 @@ class Sender(PacedRequests):
         self.outcome.pacing = self.pacer.limit_summary()
         return self.outcome
 
-    async def _put(self, queue: asyncio.Queue[WorkItem | None], item: WorkItem | None) -> None:
-        """Queue an item; once stopping, waiting work is dropped (it stays pending)."""
-        while True:
-            try:
-                queue.put_nowait(item)
-                return
-            except asyncio.QueueFull:
-                if all(worker.done() for worker in self._workers):
-                    return  # nobody left to take it: the row stays pending
-                if self.stop_event.is_set():
-                    with contextlib.suppress(asyncio.QueueEmpty):
-                        queue.get_nowait()
-                    continue
-                await asyncio.sleep(0.005)  # workers are busy; a stop must not wait on them
-
-    async def _finish(self, workers: set[asyncio.Task[None]]) -> None:
-        """Wait for the workers; after a stop, give in-flight requests a grace period."""
-        stopped = asyncio.ensure_future(self.stop_event.wait())
-        pending: set[Any] = set(workers)
-        try:
-            while pending and not stopped.done():
-                _, pending = await asyncio.wait(
-                    pending | {stopped}, return_when=asyncio.FIRST_COMPLETED
-                )
-                pending.discard(stopped)
-            if pending:
-                _, pending = await asyncio.wait(pending, timeout=self.settings.grace_seconds)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        finally:
-            stopped.cancel()
-        if self._crash is not None:
-            raise self._crash
-
-    async def _worker(self, queue: asyncio.Queue[WorkItem | None]) -> None:
-        """Take items until the end; an unexpected error stops the whole run, not one worker."""
-        try:
-            await self._work(queue)
-        except Exception as error:
-            self._crash = self._crash or error
-            self.stop_event.set()
-
-    async def _work(self, queue: asyncio.Queue[WorkItem | None]) -> None:
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            if self.stop_event.is_set():
-                continue
-            if item.contacts_only:
-                await self._sync_contacts(item, item.engagement_id or "")
-            else:
-                await self._send(item)
+    async def _handle(self, item: WorkItem) -> None:
+        if item.contacts_only:
+            await self._sync_contacts(item, item.engagement_id or "")
+        else:
+            await self._send(item)
 
     def _mark_in_flight(self, item: WorkItem) -> None:
         self.ledger.mark_in_flight(

@@ -15,7 +15,6 @@ passes in, so tests give a dictionary and the pipeline gives the file system.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import re
 import unicodedata
@@ -26,6 +25,7 @@ from typing import Any
 from importer import contract
 from importer.cells import InvalidCell
 from importer.dates import DateStyle, parse_start_at
+from importer.hashes import payload_hash
 from importer.mapping import ColumnMapping
 from importer.participants import parse_participants
 
@@ -103,30 +103,6 @@ class MappedRow:
 
     def error_text(self) -> str:
         return "; ".join(f"{e.column}: {e.message}" for e in self.errors)
-
-
-def canonical_json(value: Any) -> str:
-    """Stable JSON text: the same payload always hashes the same."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def payload_hash(payload: dict[str, Any]) -> str:
-    """The hash the ledger keeps of what was (or will be) sent."""
-    return _digest(payload)
-
-
-def field_hashes(payload: dict[str, Any]) -> dict[str, str]:
-    """A short hash per field, so a changed row can say which fields differ."""
-    return {name: _digest(value)[:16] for name, value in sorted(payload.items())}
-
-
-def contacts_hash(contact_ids: tuple[str, ...]) -> str:
-    """Order-free hash of a contact set."""
-    return _digest(sorted(set(contact_ids)))
 
 
 def begin_row(

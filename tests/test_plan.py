@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from importer.facts import LedgerFact
+from importer.hashes import contacts_hash, field_hashes
 from importer.outcomes import Action
 from importer.plan import DuplicateInfo, PlanOptions, plan_row
-from importer.validate import MappedRow, MappingOptions, contacts_hash, field_hashes, map_row
+from importer.validate import MappedRow, MappingOptions, map_row
 
 CELLS = {
     "id": "42",

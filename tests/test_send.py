@@ -16,11 +16,11 @@ import pytest
 
 from importer.errors import ServerUnavailable
 from importer.events import JsonReporter
+from importer.hashes import field_hashes, payload_hash
 from importer.ledger import Ledger
 from importer.retry import RetrySettings
 from importer.send import Sender, SendSettings, WorkItem
 from importer.targets.askelephant import AskElephantTarget
-from importer.validate import field_hashes, payload_hash
 from tests.factories import ledger_rows
 
 PAYLOAD = {

@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 from importer import contract
 from importer.cells import InvalidCell
 from importer.dates import parse_start_at
+from importer.hashes import canonical_json
 from importer.mapping import FIELDS, ColumnMapping
 from importer.participants import parse_participants
 from importer.validate import (
     MappedRow,
     MappingOptions,
     TranscriptUnavailable,
-    canonical_json,
     map_row,
     parse_contact_ids,
 )
