@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -187,7 +188,16 @@ UNFINISHED_ADVICE = {
 def error_rows(
     ledger: Ledger, manifest: str | None = None
 ) -> Iterator[tuple[dict[str, str], str, str]]:
-    """Original cells, status and message of every row that needs attention, in manifest
+    """Original cells, status and message of every row that needs attention (see
+    ``attention_rows``)."""
+    for _, cells, status, message in attention_rows(ledger, manifest):
+        yield cells, status, message
+
+
+def attention_rows(
+    ledger: Ledger, manifest: str | None = None
+) -> Iterator[tuple[str, dict[str, str], str, str]]:
+    """Manifest, original cells, status and message of every row that needs attention, in manifest
     order: rows not in AskElephant (rejected, failed, pending, in flight), and imported ones
     whose processing failed or whose contacts could not be applied.
 
@@ -221,7 +231,7 @@ def error_rows(
             cells = json.loads(row["cells"])
         else:
             cells = cells_of.get(row["manifest"], row["row_number"])
-        yield cells, status, message
+        yield row["manifest"], cells, status, message
 
 
 class ManifestCells:
@@ -264,7 +274,8 @@ class ManifestCells:
 
 
 def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
-    """Write success.csv, errors.csv and skipped.csv; return how many rows each has."""
+    """Write success.csv, errors.csv (and one errors file per manifest when there are
+    several), skipped.csv and summary.md; return how many rows each CSV file has."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {"success.csv": 0, "errors.csv": 0, "skipped.csv": 0}
     with (out_dir / "success.csv").open("w", encoding="utf-8", newline="") as handle:
@@ -273,17 +284,15 @@ def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
         for values in success_rows(ledger):
             writer.writerow(values)
             written["success.csv"] += 1
-    # Two passes keep memory flat: the first only learns the columns.
-    columns: list[str] = []
-    for cells, _, _ in error_rows(ledger):
-        # A re-fed errors.csv brings the old error columns along: the fresh ones replace them.
-        columns += [n for n in cells if n not in columns and n not in ERROR_EXTRA_COLUMNS]
-    with (out_dir / "errors.csv").open("w", encoding="utf-8", newline="") as handle:
-        writer = SafeCsvWriter(handle)
-        writer.writerow([*columns, *ERROR_EXTRA_COLUMNS])
-        for cells, status, message in error_rows(ledger):
-            writer.writerow([*(cells.get(name, "") for name in columns), status, message])
-            written["errors.csv"] += 1
+    transcripts = TranscriptCopies(ledger, out_dir)
+    written["errors.csv"] = write_errors(ledger, out_dir / "errors.csv", transcripts)
+    manifests = ledger.error_manifests()
+    errors_files = dict.fromkeys(manifests, "errors.csv")
+    if len(manifests) > 1:
+        # One mapping reads each back: a file per manifest, with that manifest's columns.
+        errors_files = per_manifest_names(manifests)
+        for manifest, name in errors_files.items():
+            written[name] = write_errors(ledger, out_dir / name, transcripts, manifest)
     with (out_dir / "skipped.csv").open("w", encoding="utf-8", newline="") as handle:
         writer = SafeCsvWriter(handle)
         writer.writerow(SKIPPED_COLUMNS)
@@ -297,7 +306,94 @@ def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
                 ]
             )
             written["skipped.csv"] += 1
+    from importer.summary import summary_markdown
+
+    (out_dir / SUMMARY_FILE).write_text(
+        summary_markdown(ledger, out_dir, ledger.path, errors_files), encoding="utf-8"
+    )
     return written
+
+
+SUMMARY_FILE = "summary.md"
+
+
+def write_errors(
+    ledger: Ledger, path: Path, transcripts: TranscriptCopies, manifest: str | None = None
+) -> int:
+    """One errors file (of one manifest, or of all); how many rows it has.
+
+    Two passes keep memory flat: the first only learns the columns.
+    """
+    columns: list[str] = []
+    for cells, _, _ in error_rows(ledger, manifest):
+        # A re-fed errors.csv brings the old error columns along: the fresh ones replace them.
+        columns += [n for n in cells if n not in columns and n not in ERROR_EXTRA_COLUMNS]
+    count = 0
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = SafeCsvWriter(handle)
+        writer.writerow([*columns, *ERROR_EXTRA_COLUMNS])
+        for row_manifest, cells, status, message in attention_rows(ledger, manifest):
+            cells = transcripts.relocate(row_manifest, cells)
+            writer.writerow([*(cells.get(name, "") for name in columns), status, message])
+            count += 1
+    return count
+
+
+def per_manifest_names(manifests: list[str]) -> dict[str, str]:
+    """``errors-<manifest name>.csv`` for each manifest (numbered when two names meet)."""
+    names: dict[str, str] = {}
+    for manifest in manifests:
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(manifest).stem)
+        name, n = f"errors-{stem}.csv", 2
+        while name in names.values():
+            name, n = f"errors-{stem}-{n}.csv", n + 1
+        names[manifest] = name
+    return names
+
+
+class TranscriptCopies:
+    """Transcript files of error rows, copied beside the errors files.
+
+    A ``transcript_path`` is read relative to (and only inside) its manifest's folder, so an
+    errors file fed back from the report folder could not reach it: the file is copied to
+    ``transcripts/<manifest>/`` there, and the cell names the copy.
+    """
+
+    def __init__(self, ledger: Ledger, out_dir: Path) -> None:
+        self.ledger, self.out_dir = ledger, out_dir
+        self._columns: dict[str, str | None] = {}
+
+    def relocate(self, manifest: str, cells: dict[str, str]) -> dict[str, str]:
+        column = self._column(manifest)
+        value = cells.get(column, "").strip() if column else ""
+        if not column or not value:
+            return cells
+        root = Path(manifest).parent.resolve()
+        source = (root / value).resolve()
+        if not source.is_relative_to(root) or not source.is_file():
+            return cells  # the row's error says so; nothing to copy
+        relative = Path("transcripts") / Path(manifest).stem / source.relative_to(root)
+        target = self.out_dir / relative
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        except OSError:
+            return cells
+        return {**cells, column: relative.as_posix()}
+
+    def _column(self, manifest: str) -> str | None:
+        if manifest not in self._columns:
+            from importer.errors import ImporterError
+            from importer.settings import ImportSettings
+
+            try:
+                settings = ImportSettings.from_record(
+                    Path(manifest), self.ledger.last_settings(manifest)
+                )
+                self._columns[manifest] = settings.mapping.columns.column_of("transcript_path")
+            except (ImporterError, OSError, ValueError, KeyError):
+                self._columns[manifest] = None
+        return self._columns[manifest]
 
 
 def rows_done(counts: Mapping[str, int]) -> int:

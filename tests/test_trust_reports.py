@@ -5,6 +5,7 @@ Issue 10, points 7, 8, 11 (errors.csv and the most frequent errors) and 12.
 
 from __future__ import annotations
 
+import csv
 import re
 import sqlite3
 from pathlib import Path
@@ -126,3 +127,100 @@ def test_most_frequent_errors_group_by_rule_and_column(
     assert re.match(r"\s+3  start_at: date_time \(e\.g\. row 2: ", frequent[0]), frequent
     assert any(re.match(r"\s+2  HTTP 422 media_url", line) for line in frequent[:3]), frequent
     assert any(re.match(r"\s+1  type: invalid_choice", line) for line in frequent[:3]), frequent
+
+
+# -- point 12: summary.md ---------------------------------------------------------------------
+
+
+def test_report_writes_a_summary_to_paste(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "l.db"
+    rows = [row(n, start_at=f"2024-01-{n:02d}T10:00:00Z") for n in range(1, 4)]
+    rows += [
+        row(n, start_at=f"2024-02-{n:02d}T10:00:00Z", media_url=f"https://m.example.com/{n}.html")
+        for n in range(4, 6)
+    ]
+    rows += [row(6, start_at="2024-03-01T10:00:00Z", type="VIDEO")]
+    rows += [row(7, start_at="2024-03-02 10:00", title="")]
+    manifest = write_manifest(tmp_path / "calls.csv", rows)
+    assert run(sandbox, manifest, ledger).exit_code == 1
+    out = tmp_path / "out"
+
+    result = report(ledger, out)
+
+    assert f"Wrote {out / 'summary.md'}" in result.stdout
+    text = (out / "summary.md").read_text(encoding="utf-8")
+    assert text.startswith(f"# Import summary: {ledger}\n")
+    assert re.search(r"^  created\s+3$", text, re.MULTILINE)
+    assert re.search(r"^  invalid\s+2$", text, re.MULTILINE)
+    assert "| 2 | HTTP 422 media_url: unsupported_media_type | row 5: HTTP 422" in text
+    assert "| 1 | type: invalid_choice | row 7: type: must be CALL or MEETING" in text
+    assert "| 2024-01 | 3 | 3 | 0 |" in text
+    assert "| 2024-02 | 2 | 0 | 2 |" in text
+    assert "| 2024-03 | 2 | 0 | 2 |" in text  # an invalid row still has its month
+    assert re.search(r"\| #1 \| run \| calls\.csv \| .* \| rows need attention \|", text)
+    assert f"importer run {out / 'errors.csv'} --ledger {ledger}" in text
+    assert f"importer retry --include-permanent --ledger {ledger}" in text
+    assert f"importer verify --wait --ledger {ledger}" in text
+    assert len(text.splitlines()) < 60
+
+
+def test_the_summary_of_a_clean_import_says_nothing_is_left(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "l.db"
+    assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1)]), ledger).exit_code == 0
+    assert command(sandbox, "verify", ledger, "--wait", "--timeout", "30").exit_code == 0
+    out = tmp_path / "out"
+
+    report(ledger, out)
+
+    text = (out / "summary.md").read_text(encoding="utf-8")
+    assert "Nothing: every row the ledger knows is in AskElephant." in text
+    assert "None: nothing is left to fix or resume." in text
+
+
+# -- point 8: errors files that feed back ------------------------------------------------------
+
+
+def test_errors_csv_fed_back_still_finds_its_transcripts(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    (export / "transcripts").mkdir(parents=True)
+    (export / "transcripts" / "1.txt").write_text("Hello from call one.", encoding="utf-8")
+    bad = row(1, type="VIDEO", transcript_path="transcripts/1.txt")
+    manifest = write_manifest(export / "calls.csv", [bad, row(2)])
+    ledger = tmp_path / "l.db"
+    assert run(sandbox, manifest, ledger).exit_code == 1
+    out = tmp_path / "reports"
+    report(ledger, out)
+    lines = read_csv(out / "errors.csv")
+    lines[1][COLUMNS.index("type")] = "CALL"
+    fixed = tmp_path / "reports" / "errors.csv"
+    with fixed.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(lines)
+
+    again = run(sandbox, fixed, ledger)
+
+    assert again.exit_code == 0, again.output
+    stored = {e["external_id"]: e for e in sandbox.engagements()}
+    assert stored["crm:rec-1"]["transcript"] == "Hello from call one."
+
+
+def test_several_manifests_get_an_errors_file_each(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    ledger = tmp_path / "l.db"
+    first = write_manifest(tmp_path / "first.csv", [row(1, type="VIDEO")])
+    extra = [*COLUMNS, "notes"]
+    second = write_manifest(tmp_path / "second.csv", [{**row(2, title=""), "notes": "x"}], extra)
+    assert run(sandbox, first, ledger).exit_code == 1
+    assert run(sandbox, second, ledger).exit_code == 1
+    out = tmp_path / "out"
+
+    result = report(ledger, out)
+
+    assert f"Wrote {out / 'errors-first.csv'} (1 rows)" in result.stdout
+    assert read_csv(out / "errors-first.csv")[0] == [*COLUMNS, "error_status", "error_message"]
+    assert read_csv(out / "errors-second.csv")[0] == [*extra, "error_status", "error_message"]
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert f"importer run {out / 'errors-first.csv'} --ledger {ledger}" in summary
+    assert f"importer run {out / 'errors-second.csv'} --ledger {ledger}" in summary

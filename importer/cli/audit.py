@@ -16,6 +16,7 @@ from importer.cli.options import (
     verify_api_options,
 )
 from importer.ledger import require_ledger
+from importer.report import SUMMARY_FILE
 from importer.runner import (
     ApiChoices,
     OutputChoices,
@@ -45,16 +46,19 @@ def status(ledger: Path, target: str, as_json: bool) -> None:
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     required=True,
-    help="Folder for success.csv and errors.csv (created if needed).",
+    help="Folder for success.csv, errors.csv, skipped.csv and summary.md (created if needed).",
 )
 def report(ledger: Path, target: str, out: Path) -> None:
-    """Write success.csv and errors.csv from the ledger.
+    """Write success.csv, errors.csv, skipped.csv and summary.md from the ledger.
 
     errors.csv keeps the original manifest columns plus error_status and error_message:
-    fix the cells and run it as a manifest.
+    fix the cells and run it as a manifest (with several manifests, errors-<name>.csv has
+    each one's rows). summary.md is one page to paste: counts, what needs attention,
+    coverage by month, throughput, the commands that fix or resume the rest.
     """
     for name, count in write_ledger_reports(ledger, out, target).items():
         echo(f"Wrote {out / name} ({count:,} rows)")
+    echo(f"Wrote {out / SUMMARY_FILE}")
 
 
 @click.command()

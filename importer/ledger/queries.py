@@ -144,6 +144,16 @@ class Queries(LedgerDB):
             {"manifest": manifest},
         )
 
+    def known_manifests(self) -> list[str]:
+        """Every manifest the ledger has rows of, sorted."""
+        return [
+            row["manifest"]
+            for row in self.db.query(
+                "SELECT manifest FROM engagements UNION SELECT manifest FROM rejects ORDER BY 1"
+            )
+            if row["manifest"]
+        ]
+
     def error_manifests(self) -> list[str]:
         """The manifests that have rows in ``error_records``."""
         manifests: list[str] = []
