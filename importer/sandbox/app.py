@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
@@ -38,29 +40,27 @@ from importer.sandbox.state import Clock, SandboxState, Sleep
 from importer.sandbox.wire import ADMIN_PREFIX, Wire
 
 RouteGroup = Callable[[SandboxState], list[BaseRoute]]
+Endpoint = Callable[[Request], Awaitable[Response]]
 API_PREFIXES = ("", "/api")
 
 
 def engagement_routes(state: SandboxState) -> list[BaseRoute]:
     """The engagements API, under ``/`` and ``/api``."""
     api = EngagementsApi(state)
-    table = [
+    return routes(
+        API_PREFIXES,
         ("/v2/engagements", api.create_engagement, "POST"),
         ("/v2/engagements", api.list_engagements, "GET"),
         ("/v2/engagements/{engagement_id}", api.get_engagement, "GET"),
         ("/v2/engagements/{engagement_id}/contacts", api.replace_contacts, "PUT"),
-    ]
-    return [
-        Route(prefix + path, handler, methods=[method])
-        for prefix in API_PREFIXES
-        for path, handler, method in table
-    ]
+    )
 
 
 def admin_routes(state: SandboxState) -> list[BaseRoute]:
     """The admin endpoints under ``/_sandbox``."""
     admin = AdminApi(state)
-    table = [
+    return routes(
+        (ADMIN_PREFIX,),
         ("/faults", admin.faults, "POST"),
         ("/faults", admin.faults, "GET"),
         ("/stats", admin.stats, "GET"),
@@ -69,9 +69,15 @@ def admin_routes(state: SandboxState) -> list[BaseRoute]:
         ("/keys/{key}", admin.revoke_key, "DELETE"),
         ("/engagements", admin.engagements, "GET"),
         ("/contacts", admin.add_contacts, "POST"),
-    ]
+    )
+
+
+def routes(prefixes: Sequence[str], *table: tuple[str, Endpoint, str]) -> list[BaseRoute]:
+    """One route per (path, endpoint, method) under each prefix, prefixes outermost."""
     return [
-        Route(ADMIN_PREFIX + path, handler, methods=[method]) for path, handler, method in table
+        Route(prefix + path, endpoint, methods=[method])
+        for prefix in prefixes
+        for path, endpoint, method in table
     ]
 
 
@@ -97,7 +103,9 @@ def create_app(
     """
     media = MediaChecker(settings.media_check, resolve or urlsafety.resolve_host, media_transport)
     state = SandboxState(settings, media, clock=clock, monotonic=monotonic, sleep=sleep)
-    routes = [route for group in route_groups for route in group(state)]
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app = Starlette(
+        routes=[route for group in route_groups for route in group(state)],
+        exception_handlers=EXCEPTION_HANDLERS,
+    )
     app.router.redirect_slashes = False
     return Wire(app, state)
