@@ -18,12 +18,13 @@ from importer.errors import ManifestError
 def open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any]:
     """The workbook (to close) and the sheet named ``sheet``, or the first one."""
     import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as error:
-        raise ManifestError(str(path), f"is not a readable .xlsx workbook ({error})") from error
+    except Exception as error:  # openpyxl raises whatever a malformed part makes it raise
+        raise ManifestError(
+            str(path), f"is not a readable .xlsx workbook ({_reason(error)})"
+        ) from error
     if not book.worksheets:
         book.close()
         raise ManifestError(str(path), "is a workbook without sheets")
@@ -45,7 +46,14 @@ def sheet_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, tuple[Any, 
     worksheet.reset_dimensions()
     try:
         yield from enumerate(worksheet.iter_rows(values_only=True), start=1)
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise ManifestError(str(path), f"is damaged ({error})") from error
+    except Exception as error:  # a cut or malformed sheet: ParseError, ValueError, KeyError...
+        raise ManifestError(str(path), f"is damaged ({_reason(error)})") from error
     finally:
         book.close()
+
+
+def _reason(error: Exception) -> str:
+    """What went wrong, as openpyxl, zipfile or the XML parser said it."""
+    if isinstance(error, zipfile.BadZipFile | OSError):
+        return str(error)
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

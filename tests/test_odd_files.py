@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import openpyxl
@@ -152,3 +153,35 @@ def test_numeric_dates_after_the_scanned_rows_are_never_guessed_row_by_row(
     code, output = plan(path, "--dayfirst")
     assert code == 1, output
     assert "row 10003 crm:b: start_at: '03/14/2024 14:30' read day-first has month 14" in output
+
+
+def rewritten(path: Path, part: str, change: Callable[[bytes], bytes]) -> Path:
+    """A workbook with one part of its zip rewritten (as other tools, or damage, write it)."""
+    source = workbook(path.with_name("source.xlsx"))
+    book = openpyxl.load_workbook(source)
+    book.active.append(["1", "CALL", "Call", "https://media.example.com/1.mp3", "x", "crm"])
+    book.save(source)
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w") as copy:
+        for item in original.infolist():
+            data = original.read(item.filename)
+            copy.writestr(item, change(data) if item.filename == part else data)
+    return path
+
+
+def test_a_workbook_whose_styles_openpyxl_refuses(tmp_path: Path) -> None:
+    styles = b'<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+    styles += b'<fills count="1"><fill/></fills></styleSheet>'
+    path = rewritten(tmp_path / "minimal.xlsx", "xl/styles.xml", lambda _: styles)
+    code, output = plan(path)
+    assert code == 2, output
+    assert output.startswith(f"error: {path}: is not a readable .xlsx workbook (")
+
+
+def test_a_workbook_whose_sheet_is_cut_short(tmp_path: Path) -> None:
+    path = rewritten(
+        tmp_path / "cut.xlsx", "xl/worksheets/sheet1.xml", lambda data: data[: len(data) // 2]
+    )
+    code, output = plan(path)
+    assert code == 2, output
+    assert output.startswith(f"error: {path}: ")
+    assert "internal error" not in output
