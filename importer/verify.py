@@ -163,6 +163,11 @@ async def _check_all(
                 status = str(body.get("processing_status") or "UNKNOWN")
                 ledger.record_processing(row["external_id"], status, got.etag)
 
-    await asyncio.gather(*(check(r) for r in rows))
+    # Every check ends before anything is raised: none may outlive the client (a ledger
+    # that cannot be written, e.g. on a full disk, fails them all the same way).
+    outcomes = await asyncio.gather(*(check(r) for r in rows), return_exceptions=True)
     if fatal:
         raise fatal[0]
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome

