@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from importer.launch import ACCESS_CHECK_ID
+
 
 @dataclass
 class Request:
@@ -33,6 +35,8 @@ class Request:
 
 
 Answer = Callable[[Request, BinaryIO], None]
+ACCESS_CHECK = ACCESS_CHECK_ID
+"""The path the importer GETs once at launch to check the key (``importer.launch``)."""
 
 
 def respond(
@@ -78,6 +82,10 @@ class HostileServer:
             def handle(self) -> None:
                 request = _read_request(self.rfile)
                 if request is None:
+                    return
+                if request.method == "GET" and ACCESS_CHECK in request.path:
+                    # The importer's launch check (an id that cannot exist): the key is fine.
+                    respond(self.wfile, 404, b'{"detail": "not found"}')  # type: ignore[arg-type]
                     return
                 outer.requests.append(request)
                 # The client may give up half-way, as it should.
