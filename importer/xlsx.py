@@ -1,12 +1,14 @@
 """Reading ``.xlsx`` workbooks: one sheet, streamed row by row, with Excel's row numbers.
 
-openpyxl's read-only mode parses the sheet's XML as it goes, so memory holds one batch
-whatever the workbook's size (``pandas.read_excel`` would load the whole sheet first).
+openpyxl's read-only mode parses the sheet's XML as it goes (``pandas.read_excel`` would
+load the whole sheet first); only the workbook's shared strings table, where Excel keeps
+the text of every text cell, is held whole (about 0.4 KB a row, see the README).
 Date cells arrive as real ``datetime`` values, not as the text a locale would show.
 """
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,11 @@ def open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any]:
     import openpyxl
 
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        with warnings.catch_warnings():
+            # "Workbook contains no default style", "extension is not supported": about
+            # formatting the importer does not read, and nothing the user can act on.
+            warnings.simplefilter("ignore")
+            book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises whatever a malformed part makes it raise
         raise ManifestError(
             str(path), f"is not a readable .xlsx workbook ({_reason(error)})"

@@ -185,3 +185,19 @@ def test_a_workbook_whose_sheet_is_cut_short(tmp_path: Path) -> None:
     assert code == 2, output
     assert output.startswith(f"error: {path}: ")
     assert "internal error" not in output
+
+
+def test_openpyxl_warnings_about_a_workbook_are_not_printed(tmp_path: Path) -> None:
+    # Many exporters write no default cell style; openpyxl warns, which the user cannot act on.
+    styles = (
+        b'<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+        b'<fonts count="1"><font><sz val="11"/></font></fonts><fills count="1"><fill>'
+        b'<patternFill patternType="none"/></fill></fills><borders count="1"><border><left/>'
+        b'<right/><top/><bottom/><diagonal/></border></borders><cellXfs count="1">'
+        b'<xf numFmtId="0"/></cellXfs></styleSheet>'
+    )
+    path = rewritten(tmp_path / "plain.xlsx", "xl/styles.xml", lambda _: styles)
+    code, output = plan(path)
+    assert "Warning" not in output
+    assert "  invalid          1\n" in output  # its start_at 'x' is no date; the file is read
+    assert code == 1
