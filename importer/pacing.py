@@ -69,7 +69,7 @@ class PacingSettings:
     """A decrease goes to this share of the measured sending rate."""
     recovery_seconds: float = 3.0
     """After a decrease, seconds until the pace is back at the rate the server accepted."""
-    probe_gentleness: float = 0.1
+    probe_gentleness: float = 0.025
     """Above the rate the server accepted, the curve climbs this much slower than below it."""
     measure_seconds: float = 1.0
     """Sending and accepting rates are measured over this many recent seconds."""
@@ -138,6 +138,7 @@ class RateGovernor:
         self.next_slot = -math.inf
         self.sent_rate = _Rates(settings.measure_seconds)
         self.accepted_rate = _Rates(settings.measure_seconds)
+        self.refused_rate = _Rates(settings.measure_seconds)
         self.window: deque[tuple[float, bool]] = deque()
         self.window_refusals = 0
         self.w_max: float | None = None
@@ -184,9 +185,10 @@ class RateGovernor:
         refused = answer is Answer.REFUSED
         if refused:
             self.refused += 1
+            self.refused_rate.add(now)
         else:
             self.accepted_rate.add(now)
-        if sent_at < self.last_decrease:
+        if sent_at <= self.last_decrease:
             return  # sent before the last decrease: old news, once per window
         pace = self.rate(sent_at)
         settled = sent_at >= self.last_decrease + self.settings.measure_seconds / 2
@@ -227,7 +229,7 @@ class RateGovernor:
 
     def _decrease(self, now: float) -> None:
         sent = self.sent_rate.per_second(now)
-        accepted = self._accepted_since_refusals_began(now)
+        accepted = self._taken_since_refusals_began(now)
         current = self.rate(now)
         if current is not None:
             sent = min(sent, current)
@@ -243,16 +245,27 @@ class RateGovernor:
         self.window.clear()
         self.window_refusals = 0
 
-    def _accepted_since_refusals_began(self, now: float) -> float:
-        """What the server accepted per second since the first refusal in the window.
+    def _taken_since_refusals_began(self, now: float) -> float:
+        """Requests per second the server took (sent and not refused) since the first refusal
+        in the window.
 
-        A token bucket lets a burst through after a quiet spell; once it refuses, it accepts
-        exactly its limit, so that stretch (at least half of ``measure_seconds``) is the measure.
+        Counted from what was sent, not from the answers: with slow creates, refusals come
+        back long before the first success does. A token bucket lets a burst through after
+        a quiet spell; once it refuses, it takes exactly its limit, so that stretch (at
+        least a quarter of ``measure_seconds``, and after the last decrease) is the measure.
         """
         first_refusal = next((t for t, refused in self.window if refused), now)
-        span = max(now - first_refusal, self.settings.measure_seconds / 2)
-        times = self.accepted_rate.times
-        return sum(1 for t in times if t > now - span) / min(span, self.settings.measure_seconds)
+        began = max(first_refusal, self.last_decrease)
+        measure = self.settings.measure_seconds
+        span = min(measure, max(now - began, measure / 4))
+
+        def since(times: deque[float]) -> int:
+            return sum(1 for t in times if t > now - span)
+
+        taken = since(self.sent_rate.times) - since(self.refused_rate.times)
+        if taken <= 0:
+            taken = since(self.accepted_rate.times)
+        return max(0, taken) / span
 
     @property
     def learned_limit(self) -> float | None:
@@ -379,9 +392,12 @@ class Pacer:
                 f"{refused:,} requests ({share:.1%}) were refused with 429, scattered: "
                 "no rate limit showed, the pace was kept"
             )
-        limit = max(1, math.floor(learned))
+        accepted = max(1, round(learned))
+        # A token bucket lets bursts through, so what was measured is a little above the
+        # steady limit: the advice keeps 5% under it, so that nothing is refused.
+        advice = max(1, math.floor(0.95 * learned))
         return (
-            f"the server accepted about {limit} requests/s "
+            f"the server accepted about {accepted} requests/s "
             f"({refused:,} requests, {share:.1%}, refused with 429); "
-            f"next time pass --rate {limit}"
+            f"next time pass --rate {advice}"
         )

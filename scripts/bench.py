@@ -284,6 +284,12 @@ def print_row(row: Row) -> None:
     print("| " + " | ".join(row.cells()) + " |", flush=True)
 
 
+def rows_in(summary: dict[str, Any]) -> int:
+    """Rows the run left in AskElephant: created, or existing (also after a lost answer)."""
+    counts = summary.get("counts", {})
+    return sum(n for k, n in counts.items() if k.startswith(("created", "existing")))
+
+
 def share_429(creates: dict[str, int]) -> float:
     total = sum(creates.values())
     return creates.get("429", 0) / total if total else 0.0
@@ -320,7 +326,7 @@ def import_scenario(
         child, summary = import_run(sandbox, manifest, work / f"{slug}.db", *run_args)
         creates = sandbox.creates()
         created_once = all(n == 1 for n in sandbox.stats()["created"].values())
-    done = sum(summary.get("counts", {}).get(k, 0) for k in ("created", "existing"))
+    done = rows_in(summary)
     row = Row(name, done, child.seconds, ceiling, share_429(creates), child.peak_mib, target, peers)
     row.notes = outcome_notes(summary, child)
     if not created_once:
@@ -358,7 +364,7 @@ def scenario_6(work: Path, rows: int, outage: float) -> Row:
         if t0 >= ended and t1 > t0 and (n1 - n0) / (t1 - t0) >= 0.8 * normal:
             back = t1 - ended
             break
-    done = sum(summary.get("counts", {}).get(k, 0) for k in ("created", "existing"))
+    done = rows_in(summary)
     row = Row("6 outage 20 s", done, child.seconds, 8 / 0.03, share_429(creates), child.peak_mib)
     row.target = "<= 2 req/s in outage, full speed <= 3 s after, 0 failed"
     row.rate = done / max(child.seconds - outage, 1e-9)

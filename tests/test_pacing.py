@@ -166,10 +166,19 @@ def test_a_true_limit_is_found_within_10_s_and_refusals_stay_low(seed: int) -> N
     rows_per_second = result.done_between(10.0, result.end) / (result.end - 10.0)
     print(f"limit 40/s: {rows_per_second:.1f} rows/s after 10 s, {refused:.1%} refused")
     assert rows_per_second >= 0.9 * 40
-    # The issue asks for < 3%; the simulation reaches 3-4.5% (see the README's bench table).
-    assert refused < 0.05
+    assert refused < 0.03
     learned = result.pacer.rate.learned_limit
     assert learned == pytest.approx(40, rel=0.15)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_slow_creates_whose_refusals_come_back_first_do_not_collapse_the_pace(seed: int) -> None:
+    # 429s come back at once, successes after 0.25-0.75 s: a limit judged from the answers
+    # alone saw nothing accepted and sank the pace to its floor (0.12 of the limit).
+    result = simulate(Script(latency=0.5, limit=40), 2000, concurrency=64, seed=seed)
+    assert len(result.done_at) == 2000
+    assert len(result.done_at) / result.end >= 0.9 * 40
+    assert result.pacer.rate.learned_limit == pytest.approx(40, rel=0.1)
 
 
 def test_an_outage_meets_one_probe_per_back_off_step_and_full_speed_after_it() -> None:
