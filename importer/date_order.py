@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from importer.dates import DAYFIRST, MONTHFIRST, numeric_parts
+from importer.cells import InvalidCell
+from importer.dates import DAYFIRST, MONTHFIRST, DateStyle, numeric_parts, parse_start_at
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,15 @@ class OrderDecision:
     """A row and value that contradicts ``evidence``: the column mixes formats."""
     stopped_after: int | None = None
     """The values read, when the scan stopped early for want of numeric dates."""
+
+
+def _is_real(value: str, order: str) -> bool:
+    """Whether ``value`` read in ``order`` is a real date and time."""
+    try:
+        parse_start_at(value, style=DateStyle(order=order))
+    except InvalidCell:
+        return False
+    return True
 
 
 def decide_order(values: Iterable[tuple[int, str]], *, enough: int = 10_000) -> OrderDecision:
@@ -46,9 +56,11 @@ def decide_order(values: Iterable[tuple[int, str]], *, enough: int = 10_000) -> 
             continue
         first, second = parts
         if first > 12 >= second:
-            dayfirst = dayfirst or (row, value.strip())
+            if _is_real(value, DAYFIRST):  # 31/02/2024 is a mistake, not evidence
+                dayfirst = dayfirst or (row, value.strip())
         elif second > 12 >= first:
-            monthfirst = monthfirst or (row, value.strip())
+            if _is_real(value, MONTHFIRST):
+                monthfirst = monthfirst or (row, value.strip())
         elif first != second:
             ambiguous = ambiguous or (row, value.strip())
         if dayfirst and monthfirst:

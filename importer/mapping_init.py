@@ -17,22 +17,17 @@ from pathlib import Path
 
 import tomli_w
 
-from importer.cells import InvalidCell
+from importer.column_fit import first_fitting
 from importer.crm_headers import (
-    DIRECTION_WORDS,
-    PRIVATE_WORDS,
     SYNONYMS,
     SYSTEM_HEADERS,
     SYSTEM_TYPES,
-    TYPE_WORDS,
 )
 from importer.date_order import decide_order
-from importer.dates import DAYFIRST, MONTHFIRST, DateStyle, parse_start_at
 from importer.errors import ManifestError
 from importer.manifest import SourceOptions, read_columns, read_samples
 from importer.mapping import FIELDS, REQUIRED_FIELDS, tomllib
 
-TRUE_FALSE = {"true", "false", "yes", "no", "y", "n", "1", "0", "t", "f"}
 # Header words that make a column a guess for a field when no synonym matched.
 GUESS_WORDS = {
     "id": ("id",),
@@ -71,6 +66,8 @@ class MappingGuess:
     """How many of the first rows have a blank media URL (then skipped, not invalid)."""
     problems: list[str] = field(default_factory=list)
     """What will stop ``plan`` whatever the mapping says (e.g. ids stored as floats)."""
+    doubts: dict[str, str] = field(default_factory=dict)
+    """Field to the values of its (mapped) column that do not fit: their rows are invalid."""
 
 
 def propose_mapping(manifest: Path, source: SourceOptions) -> MappingGuess:
@@ -117,16 +114,17 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
     guessed: set[str] = set()
     refused: dict[str, str] = {}
     values: dict[str, dict[str, str]] = {}
+    doubts: dict[str, str] = {}
     for name in FIELDS:
         candidates = [by_name[s] for s in SYNONYMS[name] if s in by_name]
         candidates += [
             by_name[s.replace(" ", "")] for s in SYNONYMS[name] if s.replace(" ", "") in by_name
         ]
-        found = _first_fitting(name, candidates, used, rows, refused, values)
+        found = first_fitting(name, candidates, used, rows, refused, values, doubts)
         if found is None:
             words = GUESS_WORDS.get(name, ())
             loose = [h for h in headers if any(w in normalise(h).split() for w in words)]
-            found = _first_fitting(name, loose, used, rows, {}, values)
+            found = first_fitting(name, loose, used, rows, {}, values)
             if found is not None:
                 guessed.add(name)
         if found is not None:
@@ -156,6 +154,7 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
         system,
         question,
         blank_media,
+        doubts=doubts,
     )
 
 
@@ -175,71 +174,6 @@ def detect_system(headers: list[str]) -> str | None:
     scores = {system: len(names & set(known)) for system, known in SYSTEM_HEADERS.items()}
     best = max(scores, key=lambda s: scores[s])
     return best if scores[best] >= 2 else None
-
-
-def _first_fitting(
-    name: str,
-    candidates: list[str],
-    used: set[str],
-    rows: list[dict[str, str]],
-    refused: dict[str, str],
-    values: dict[str, dict[str, str]],
-) -> str | None:
-    for header in dict.fromkeys(candidates):
-        if header in used:
-            continue
-        seen = [r.get(header, "").strip() for r in rows]
-        seen = [v for v in seen if v]
-        problem, value_map = _fit(name, seen)
-        if problem is None:
-            if value_map:
-                values[name] = value_map
-            return header
-        refused.setdefault(name, f"{header!r} {problem}")
-    return None
-
-
-def _fit(name: str, seen: list[str]) -> tuple[str | None, dict[str, str]]:
-    """Why ``seen`` values do not fit field ``name`` (None: they fit), and a value map."""
-    if not seen:
-        return None, {}
-    distinct = list(dict.fromkeys(seen))
-    shown = ", ".join(distinct[:4])
-    if name == "type":
-        folded = {v: v.strip().lower() for v in distinct}
-        if any(f in DIRECTION_WORDS for f in folded.values()):
-            return f"holds {shown}: a direction, not CALL or MEETING", {}
-        unknown = [v for v, f in folded.items() if f.upper() not in ("CALL", "MEETING")]
-        if any(folded[v] not in TYPE_WORDS for v in unknown):
-            return f"holds {shown}, not CALL or MEETING", {}
-        return None, {v: TYPE_WORDS[folded[v]] for v in unknown}
-    if name == "media_url":
-        if not all(v.lower().startswith(("http://", "https://")) for v in distinct):
-            return f"holds {shown}, not URLs", {}
-    elif name == "start_at":
-        if not all(_reads_as_date(v) for v in distinct):
-            return f"holds {shown}, not dates and times", {}
-    elif name == "is_private":
-        unknown = [v for v in distinct if v.lower() not in TRUE_FALSE]
-        if any(v.lower() not in PRIVATE_WORDS for v in unknown):
-            return f"holds {shown}, not true or false", {}
-        return None, {v: PRIVATE_WORDS[v.lower()] for v in unknown}
-    elif name == "participants":
-        if not all("@" in v or "<" in v or "(" in v or "," in v or "[" in v for v in distinct):
-            return f"holds {shown}, not people", {}
-    elif name == "id" and len(distinct) < len(seen):
-        return "repeats values, so it cannot be the recording's id", {}
-    return None, {}
-
-
-def _reads_as_date(value: str) -> bool:
-    for order in (DAYFIRST, MONTHFIRST):
-        try:
-            parse_start_at(value, "UTC", DateStyle(order=order))
-            return True
-        except InvalidCell:
-            continue
-    return False
 
 
 def _date_question(column: str | None, rows: list[dict[str, str]]) -> str | None:
@@ -271,6 +205,8 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
     for name in FIELDS:
         if name in guess.columns:
             note = "   # guessed from the header's words" if name in guess.guessed else ""
+            if name in guess.doubts:
+                note = f"   # check: {_comment_text(guess.doubts[name])}"
             lines.append(f"{name} = {_toml_string(guess.columns[name])}{note}")
         else:
             need = "required" if name in REQUIRED_FIELDS else "optional"
@@ -367,6 +303,7 @@ def summary_lines(guess: MappingGuess, out: str) -> list[str]:
     for name, why in guess.refused.items():
         if name not in guess.columns:
             lines.append(f"  not used for {name}: {why}")
+    lines += [f"  check:   {name} <- {doubt}" for name, doubt in guess.doubts.items()]
     required = [f for f in guess.unmapped_fields if f in FIELD_HINTS]
     optional = [f for f in guess.unmapped_fields if f not in FIELD_HINTS]
     lines += [f"  missing: {name} ({FIELD_HINTS[name]})" for name in required]

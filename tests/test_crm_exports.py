@@ -273,3 +273,29 @@ def test_float_ids_under_another_name_are_mapped_and_stop_the_plan(tmp_path: Pat
     assert plan.stderr.startswith(
         f"error: {manifest}: column 'Conversation ID' holds ids as floating-point numbers"
     )
+
+
+def test_a_mistyped_date_in_the_first_rows_costs_only_its_row(tmp_path: Path) -> None:
+    manifest = tmp_path / "report.csv"
+    manifest.write_text(
+        '"Activity ID","Subject","Created Date","Call Recording URL"\n'
+        '"00T1","Discovery","3/5/2024 2:30 PM","https://r.example.com/1.mp3"\n'
+        '"00T2","Follow-up","31/02/2024 10:00","https://r.example.com/2.mp3"\n'
+        '"00T3","Renewal","3/14/2024 9:00 AM","https://r.example.com/3.mp3"\n',
+        encoding="utf-8",
+    )
+    mapping = tmp_path / "mapping.toml"
+    init = run_cli(["init", str(manifest), "--out", str(mapping)])
+    assert init.exit_code == 0, init.output
+    assert (
+        "  check:   start_at <- 'Created Date': 1 of its first 3 values is not a date and time "
+        "('31/02/2024 10:00'): that row will be invalid" in init.stdout.splitlines()
+    )
+    ledger = str(tmp_path / "l.db")
+    plan = run_cli(["plan", str(manifest), "--mapping", str(mapping), "--ledger", ledger])
+    assert plan.exit_code == 1, plan.output
+    assert "  invalid          1\n  new              2\n" in plan.stdout
+    assert (
+        "row 3 salesforce:00T2: Created Date: '31/02/2024 10:00' read month-first has month 31"
+        in (plan.stdout)
+    )

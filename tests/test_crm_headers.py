@@ -217,3 +217,36 @@ def test_value_maps_are_proposed() -> None:
         "type": {"Phone Call": "CALL", "Video Meeting": "MEETING"},
         "is_private": {"Private": "true", "Public": "false"},
     }
+
+
+def test_a_named_column_with_a_few_bad_values_is_mapped_and_they_are_pointed_out() -> None:
+    # One mistyped date in the first rows must not leave start_at unmapped (the plan would
+    # then stop on a missing column): the column is mapped, the bad value's row is invalid.
+    headers = ["Activity ID", "Subject", "Created Date", "Call Recording URL", "Private"]
+    rows = [
+        dict(zip(headers, values, strict=True))
+        for values in [
+            ["1", "a", "3/5/2024 2:30 PM", "https://r.example.com/1.mp3", "No"],
+            ["2", "b", "31/02/2024 10:00", "https://r.example.com/2.mp3", "Yes"],
+            ["3", "c", "3/6/2024 9:00 AM", "see notes", "Private"],
+            ["4", "d", "3/7/2024 9:00 AM", "https://r.example.com/4.mp3", "Maybe"],
+        ]
+    ]
+    guess = guess_mapping(headers, rows)
+    assert guess.columns == {
+        "id": "Activity ID",
+        "title": "Subject",
+        "media_url": "Call Recording URL",
+        "start_at": "Created Date",
+        "is_private": "Private",
+    }
+    assert guess.refused == {}
+    assert guess.doubts == {
+        "media_url": "'Call Recording URL': 1 of its first 4 values is not a URL "
+        "('see notes'): that row will be invalid",
+        "start_at": "'Created Date': 1 of its first 4 values is not a date and time "
+        "('31/02/2024 10:00'): that row will be invalid",
+        "is_private": "'Private': 1 of its first 4 values is not true or false ('Maybe'): "
+        "that row will be invalid",
+    }
+    assert guess.values == {"is_private": {"Private": "true"}}

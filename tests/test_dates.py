@@ -114,3 +114,15 @@ def test_api_timestamps() -> None:
     assert not same_instant("2024-03-05T14:30:00+00:00", "2024-03-05T14:31:00Z")
     assert parse_timestamp("2024-03-05") is None
     assert str(parse_timestamp("2024-03-05T14:30:00")) == "2024-03-05 14:30:00+00:00"
+
+
+def test_an_impossible_date_is_no_evidence_of_an_order() -> None:
+    # 31/02/2024 is no date read day-first either: a typo, not a day-first row.
+    decision = decide_order(
+        [(2, "3/5/2024 2:30 PM"), (3, "31/02/2024 10:00"), (4, "3/14/2024 9:00")]
+    )
+    assert (decision.order, decision.evidence, decision.conflict) == (
+        MONTHFIRST,
+        (4, "3/14/2024 9:00"),
+        None,
+    )
