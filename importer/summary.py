@@ -24,6 +24,7 @@ from importer.cells import InvalidCell
 from importer.dates import parse_start_at
 from importer.errors import ImporterError
 from importer.ledger import Ledger
+from importer.ledger.queries import PROCESSING_FAILED
 from importer.outcomes import Status
 from importer.report import format_counts, rows_done
 from importer.validate import MappedRow
@@ -65,9 +66,6 @@ def _attention(ledger: Ledger, counts: dict[str, int]) -> list[str]:
     if processing_failed:
         lines += [f"- AskElephant could not process {processing_failed:,} recording(s)."]
     return lines
-
-
-PROCESSING_FAILED = ("FAILED", "ERROR", "ERRORED", "CANCELLED", "CANCELED", "NOT_FOUND")
 
 
 def _cell(text: str, limit: int = 80) -> str:
