@@ -27,6 +27,7 @@ from importer.ledger import Ledger
 from importer.ledger.queries import PROCESSING_FAILED
 from importer.outcomes import Status
 from importer.report import format_counts, rows_done
+from importer.targets.registry import DEFAULT_TARGET
 from importer.validate import MappedRow
 
 NO_MONTH = "(no valid start_at)"
@@ -202,11 +203,10 @@ def _next_steps(
     rejected = counts.get(Status.INVALID, 0) + counts.get(Status.DUPLICATE, 0)
     if rejected or split["permanent"]:
         for manifest, name in errors_files.items():
-            mapping = ledger.last_settings(manifest).get("mapping")
-            with_mapping = f" --mapping {shlex.quote(str(mapping))}" if mapping else ""
+            options = rerun_options(ledger.last_settings(manifest))
             errors = shlex.quote(str(out_dir / name))
             steps.append(
-                f"importer run {errors}{with_mapping} {at}    # after fixing the cells "
+                f"importer run {errors}{options} {at}    # after fixing the cells "
                 f"(rows of {Path(manifest).name})"
             )
     if split["permanent"]:
@@ -220,6 +220,24 @@ def _next_steps(
     if not steps:
         return [*lines, "None: nothing is left to fix or resume."]
     return [*lines, "```console", *steps, "```"]
+
+
+def rerun_options(record: dict[str, Any]) -> str:
+    """The options that read an errors file as its manifest's last run read the manifest.
+
+    How the file itself was read (delimiter, encoding, sheet) is left out: the errors file
+    is a UTF-8 CSV whatever the manifest was.
+    """
+    parts: list[str] = []
+    for option in ("target", "mapping", "source_system", "prefix", "timezone", "date_format"):
+        value = record.get(option)
+        if value is None or (option, value) in (("target", DEFAULT_TARGET), ("timezone", "UTC")):
+            continue
+        parts.append(f"--{option.replace('_', '-')} {shlex.quote(str(value))}")
+    for flag in ("run_workflows", "dayfirst", "monthfirst", "skip_without_media"):
+        if record.get(flag):
+            parts.append(f"--{flag.replace('_', '-')}")
+    return "".join(f" {part}" for part in parts)
 
 
 def _join(*parts: tuple[int, str]) -> str:

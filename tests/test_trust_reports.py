@@ -224,3 +224,20 @@ def test_several_manifests_get_an_errors_file_each(sandbox: SandboxProcess, tmp_
     summary = (out / "summary.md").read_text(encoding="utf-8")
     assert f"importer run {out / 'errors-first.csv'} --ledger {ledger}" in summary
     assert f"importer run {out / 'errors-second.csv'} --ledger {ledger}" in summary
+
+
+def test_the_summary_commands_read_the_errors_file_as_the_manifest_was_read(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "l.db"
+    rows = [row(1), row(2, type="VIDEO", start_at="2024-03-05 10:00")]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    options = ["--prefix", "sf-", "--timezone", "Europe/Paris", "--delimiter", ","]
+    assert run(sandbox, manifest, ledger, *options).exit_code == 1
+    out = tmp_path / "out"
+
+    report(ledger, out)
+
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    expected = f"importer run {out / 'errors.csv'} --prefix sf- --timezone Europe/Paris --ledger"
+    assert expected in summary
