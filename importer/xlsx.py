@@ -8,11 +8,14 @@ Date cells arrive as real ``datetime`` values, not as the text a locale would sh
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from openpyxl.styles.numbers import is_datetime
 
 from importer.errors import ManifestError
 
@@ -51,11 +54,22 @@ def sheet_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, tuple[Any, 
     # Some exporters write a wrong sheet size (often "A1"); read-only mode trusts it.
     worksheet.reset_dimensions()
     try:
-        yield from enumerate(worksheet.iter_rows(values_only=True), start=1)
+        for number, cells in enumerate(worksheet.iter_rows(), start=1):
+            yield number, tuple(_value(cell) for cell in cells)
     except Exception as error:  # a cut or malformed sheet: ParseError, ValueError, KeyError...
         raise ManifestError(str(path), f"is damaged ({_reason(error)})") from error
     finally:
         book.close()
+
+
+def _value(cell: Any) -> Any:
+    """A cell's value; a date cell whose format shows no time is a ``date``, not midnight
+    (Excel stores a day as that day's 00:00, and the importer refuses dates without times).
+    """
+    value = cell.value
+    if isinstance(value, dt.datetime) and is_datetime(cell.number_format) == "date":
+        return value.date()
+    return value
 
 
 def _reason(error: Exception) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import zipfile
 from collections.abc import Callable
@@ -201,3 +202,23 @@ def test_openpyxl_warnings_about_a_workbook_are_not_printed(tmp_path: Path) -> N
     assert "Warning" not in output
     assert "  invalid          1\n" in output  # its start_at 'x' is no date; the file is read
     assert code == 1
+
+
+def test_a_date_only_xlsx_cell_is_not_sent_as_midnight(tmp_path: Path) -> None:
+    # Salesforce's ActivityDate as a date cell: Excel holds midnight, but the sheet shows a
+    # day. It is refused as "3/5/2024" in a CSV is, not sent as 00:00.
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(HEADER.split(","))
+    for n, (moment, shown) in enumerate(
+        [(dt.datetime(2024, 3, 5), "mm/dd/yyyy"), (dt.datetime(2024, 3, 5), "mm/dd/yyyy h:mm")]
+    ):
+        media = f"https://media.example.com/{n}.mp3"
+        sheet.append([str(n), "CALL", "Call", media, moment, "crm"])
+        sheet.cell(row=n + 2, column=5).number_format = shown
+    path = tmp_path / "dates.xlsx"
+    book.save(path)
+    code, output = plan(path)
+    assert code == 1, output
+    assert "  invalid          1\n  new              1\n" in output
+    assert "row 2 crm:0: start_at: '2024-03-05' has a date but no time of day" in output
