@@ -155,8 +155,19 @@ def _with_format(value: str, form: str) -> dt.datetime:
     try:
         return dt.datetime.strptime(value, form)
     except ValueError as error:
-        detail = str(error).replace("time data ", "").replace("unconverted data remains", "left")
-        raise InvalidCell(f"{value!r} does not match the date format {form!r} ({detail})") from None
+        raise InvalidCell(
+            f"{value!r} does not match the date format {form!r}{_format_detail(str(error))}"
+        ) from None
+
+
+def _format_detail(error: str) -> str:
+    """What strptime adds to "does not match": text left over, or an impossible date."""
+    if "does not match format" in error:
+        return ""  # it says only what the message already says
+    left = re.match(r"unconverted data remains: (.*)", error, re.DOTALL)
+    if left:
+        return f" ({left.group(1)!r} is left over)"
+    return f" ({error})"
 
 
 def _epoch(value: str) -> dt.datetime:

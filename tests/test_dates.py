@@ -126,3 +126,28 @@ def test_an_impossible_date_is_no_evidence_of_an_order() -> None:
         (4, "3/14/2024 9:00"),
         None,
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "03/19/2024 05:40 PM",
+            "'03/19/2024 05:40 PM' does not match the date format '%d/%m/%Y %H:%M'",
+        ),
+        (
+            "03/08/2024 01:00 PM",
+            "'03/08/2024 01:00 PM' does not match the date format '%d/%m/%Y %H:%M' "
+            "(' PM' is left over)",
+        ),
+        (
+            "31/02/2024 10:00",
+            "'31/02/2024 10:00' does not match the date format '%d/%m/%Y %H:%M' "
+            "(day is out of range for month)",
+        ),
+    ],
+)
+def test_a_format_error_says_it_once(value: str, message: str) -> None:
+    with pytest.raises(InvalidCell) as caught:
+        parse_start_at(value, style=DateStyle(format="%d/%m/%Y %H:%M"))
+    assert str(caught.value) == message
