@@ -271,6 +271,10 @@ INVISIBLE = re.compile(
 )
 
 
+# How Excel writes a long number it has rounded (General format): 7.78234E+18.
+EXCEL_ROUNDED = re.compile(r"\d\.(\d+)E\+\d{2}")
+
+
 def has_lone_surrogate(text: str) -> bool:
     """True for text UTF-8 cannot encode (e.g. a JSON ``\\ud83d`` escape with no partner)."""
     return LONE_SURROGATE.search(text) is not None
@@ -297,6 +301,16 @@ def _external_id(
             "invisible_character",
             f"contains a control or invisible character (U+{ord(hidden.group()):04X} at "
             f"position {hidden.start() + 1}); an id must be plain visible text",
+        )
+        return None
+    rounded = EXCEL_ROUNDED.fullmatch(row_id)
+    if rounded is not None:
+        checker.fail(
+            "id",
+            "rounded_id",
+            f"{row_id!r} is a number Excel rounded to {len(rounded.group(1)) + 1} digits and "
+            "wrote in scientific notation: the CRM's id is lost. Export the id column as text "
+            "(Excel: format it as Text before saving) and try again",
         )
         return None
     prefix = options.prefix if options.prefix is not None else f"{source_system}:"

@@ -222,3 +222,23 @@ def test_a_date_only_xlsx_cell_is_not_sent_as_midnight(tmp_path: Path) -> None:
     assert code == 1, output
     assert "  invalid          1\n  new              1\n" in output
     assert "row 2 crm:0: start_at: '2024-03-05' has a date but no time of day" in output
+
+
+def test_an_id_excel_rounded_into_scientific_notation_is_refused(tmp_path: Path) -> None:
+    # A CSV saved by Excel writes Gong's 19-digit ids as 7.78234E+18: the id is gone, and
+    # sent as is it would be a wrong idempotency key (and collide with its neighbours).
+    path = tmp_path / "gong.csv"
+    path.write_text(
+        f"{HEADER}\n"
+        "7.78234E+18,CALL,Call,https://media.example.com/1.mp3,2024-03-05T14:30:00Z,gong\n"
+        "00T5e00000AbCdE,CALL,Call,https://media.example.com/2.mp3,2024-03-05T14:30:00Z,gong\n",
+        encoding="utf-8",
+    )
+    code, output = plan(path)
+    assert code == 1, output
+    assert "  invalid          1\n  new              1\n" in output
+    assert (
+        "row 2 (no id): id: '7.78234E+18' is a number Excel rounded to 6 digits "
+        "and wrote in scientific notation: the CRM's id is lost. Export the id column as text "
+        "(Excel: format it as Text before saving) and try again" in output
+    )
