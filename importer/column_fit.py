@@ -18,6 +18,7 @@ from collections.abc import Callable
 from importer.cells import InvalidCell
 from importer.crm_headers import DIRECTION_WORDS, PRIVATE_WORDS, TYPE_WORDS
 from importer.dates import DAYFIRST, MONTHFIRST, DateStyle, parse_start_at
+from importer.validate import EXCEL_ROUNDED
 
 TRUE_FALSE = {"true", "false", "yes", "no", "y", "n", "1", "0", "t", "f"}
 
@@ -98,6 +99,12 @@ def fit(name: str, seen: list[str]) -> tuple[str | None, dict[str, str]]:
     elif name == "participants":
         if not all(_is_person_list(v) for v in distinct):
             return f"holds {shown}, not people", {}
+    elif name == "id" and any(EXCEL_ROUNDED.fullmatch(v) for v in distinct):
+        return (
+            f"holds {shown}: numbers Excel rounded into scientific notation, so the CRM's "
+            "ids are lost; export the id column as text",
+            {},
+        )
     elif name == "id" and len(distinct) < len(seen):
         return "repeats values, so it cannot be the recording's id", {}
     return None, {}

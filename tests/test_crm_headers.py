@@ -250,3 +250,14 @@ def test_a_named_column_with_a_few_bad_values_is_mapped_and_they_are_pointed_out
         "that row will be invalid",
     }
     assert guess.values == {"is_private": {"Private": "true"}}
+
+
+def test_ids_excel_rounded_are_named_as_such() -> None:
+    headers = ["id", "title"]
+    rows = [{"id": "7.78234E+18", "title": "a"}, {"id": "7.78234E+18", "title": "b"}]
+    guess = guess_mapping(headers, rows)
+    assert "id" not in guess.columns
+    assert guess.refused["id"] == (
+        "'id' holds 7.78234E+18: numbers Excel rounded into scientific notation, so the "
+        "CRM's ids are lost; export the id column as text"
+    )
