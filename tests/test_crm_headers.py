@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import json
+from pathlib import Path
+
 import pytest
 
 from importer.mapping_init import guess_mapping
+from tests.factories import run_cli
 
 SYSTEMS = [
     (
@@ -261,3 +266,28 @@ def test_ids_excel_rounded_are_named_as_such() -> None:
         "'id' holds 7.78234E+18: numbers Excel rounded into scientific notation, so the "
         "CRM's ids are lost; export the id column as text"
     )
+
+
+@pytest.mark.parametrize(
+    ("system", "headers", "values", "expected", "default_type"),
+    SYSTEMS,
+    ids=[s[0] for s in SYSTEMS],
+)
+def test_each_system_from_init_to_a_clean_plan(
+    tmp_path: Path,
+    system: str,
+    headers: list[str],
+    values: list[str],
+    expected: dict[str, str],
+    default_type: str,
+) -> None:
+    manifest = tmp_path / f"{system}.csv"
+    with manifest.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([headers, values])
+    mapping = tmp_path / "mapping.toml"
+    init = run_cli(["init", str(manifest), "--out", str(mapping)])
+    assert init.exit_code == 0, init.output
+    ledger = str(tmp_path / "l.db")
+    plan = run_cli(["plan", str(manifest), "--mapping", str(mapping), "--ledger", ledger, "--json"])
+    assert plan.exit_code == 0, plan.output
+    assert json.loads(plan.stdout)["counts"] == {"new": 1}
