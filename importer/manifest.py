@@ -147,7 +147,7 @@ def read_columns(path: Path, source: SourceOptions | None = None) -> list[str]:
     if kind == "parquet":
         return list(parquet_file(path).schema_arrow.names)
     if kind == "xlsx":
-        return _sheet_header(path, _skip_title_block(path, _sheet_records(path, source)))
+        return _sheet_header(path, _skip_title_block(path, source, _sheet_records(path, source)))
     with _open_csv(path, source) as handle:
         return _csv_header(path, _csv_reader(handle, source), handle.encoding)
 
@@ -343,22 +343,10 @@ def _sheet_records(path: Path, source: SourceOptions) -> Iterator[tuple[int, tup
     return sheet_rows(path, source.sheet)
 
 
-# A formatted report starts with its title, date and filters, one cell a row.
-MAX_TITLE_ROWS = 20
+def _skip_title_block(path: Path, source: SourceOptions, records: Iterator[Any]) -> Any:
+    from importer.xlsx import skip_title_block
 
-
-def _skip_title_block(path: Path, records: Iterator[tuple[int, Any]]) -> tuple[Any, ...]:
-    """The header row's values: the first row with two or more cells, after a title block."""
-    for number, values in records:
-        filled = sum(1 for value in values if parquet_cell(value).strip())
-        if filled >= 2:
-            return tuple(values)
-        if number > MAX_TITLE_ROWS:
-            break
-    raise ManifestError(
-        str(path),
-        f"has no header row in its first {MAX_TITLE_ROWS} rows (a header needs 2+ column names)",
-    )
+    return skip_title_block(path, source.sheet, records)
 
 
 def _sheet_header(path: Path, values: tuple[Any, ...]) -> list[str]:
@@ -377,7 +365,7 @@ def _read_sheet(
     path: Path, source: SourceOptions, stats: ReadStats | None
 ) -> Iterator[ManifestRow]:
     records = _sheet_records(path, source)
-    header = _sheet_header(path, _skip_title_block(path, records))
+    header = _sheet_header(path, _skip_title_block(path, source, records))
     id_index = header.index(source.id_column) if source.id_column in header else None
 
     def texts() -> Iterator[tuple[int, list[str], tuple[Any, ...]]]:

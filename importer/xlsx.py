@@ -62,6 +62,35 @@ def sheet_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, tuple[Any, 
         book.close()
 
 
+# A formatted report starts with its title, date and filters, one cell a row.
+MAX_TITLE_ROWS = 20
+
+
+def skip_title_block(
+    path: Path, sheet: str | None, records: Iterator[tuple[int, tuple[Any, ...]]]
+) -> tuple[Any, ...]:
+    """The header row's values: the first row with two or more cells, after a title block."""
+    from importer.parquet import parquet_cell
+
+    for number, values in records:
+        filled = sum(1 for value in values if parquet_cell(value).strip())
+        if filled >= 2:
+            return tuple(values)
+        if number > MAX_TITLE_ROWS:
+            break
+    book, worksheet = open_sheet(path, sheet)
+    names = book.sheetnames
+    book.close()
+    hint = ""
+    if sheet is None and len(names) > 1:
+        hint = f"; its sheets: {', '.join(repr(name) for name in names)}: pass --sheet NAME"
+    raise ManifestError(
+        str(path),
+        f"has no header row in its first {MAX_TITLE_ROWS} rows of sheet {worksheet.title!r} "
+        f"(a header needs 2+ column names){hint}",
+    )
+
+
 def _value(cell: Any) -> Any:
     """A cell's value; a date cell whose format shows no time is a ``date``, not midnight
     (Excel stores a day as that day's 00:00, and the importer refuses dates without times).

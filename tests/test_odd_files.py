@@ -242,3 +242,19 @@ def test_an_id_excel_rounded_into_scientific_notation_is_refused(tmp_path: Path)
         "and wrote in scientific notation: the CRM's id is lost. Export the id column as text "
         "(Excel: format it as Text before saving) and try again" in output
     )
+
+
+def test_a_workbook_whose_first_sheet_is_a_cover_names_its_sheets(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    book.active.title = "Cover"
+    book.active.append(["Call report, Q1"])
+    book.create_sheet("Calls").append(HEADER.split(","))
+    path = tmp_path / "report.xlsx"
+    book.save(path)
+    assert plan(path) == (
+        2,
+        f"error: {path}: has no header row in its first 20 rows of sheet 'Cover' (a header "
+        "needs 2+ column names); its sheets: 'Cover', 'Calls': pass --sheet NAME\n",
+    )
+    code, output = plan(path, "--sheet", "Calls")
+    assert (code, output) == (0, f"Plan for {path} (nothing was sent):\n  (no rows)\n")
