@@ -257,12 +257,14 @@ def _read_csv(path: Path, source: SourceOptions, stats: ReadStats | None) -> Ite
         ours = written_by_importer(header)
         footer = stats.footer if stats is not None else None
         delimiter = reader.dialect.delimiter
-        for line, record, _ in drop_trailing_footer(_csv_records(path, reader), footer):
+        for line, record, last in drop_trailing_footer(_csv_records(path, reader), footer):
             too_long = any(LINE_TOO_LONG in cell for cell in record)
-            yield _row(header, line, record, ours=ours, too_long=too_long, delimiter=delimiter)
+            shape = _csv_shape(header, record, delimiter, (line, last))
+            yield _row(header, line, record, ours=ours, too_long=too_long, shape=shape)
 
 
-def _csv_records(path: Path, reader: Any) -> Iterator[tuple[int, list[str], None]]:
+def _csv_records(path: Path, reader: Any) -> Iterator[tuple[int, list[str], int]]:
+    """``(first line, cells, last line)`` of every record that is not blank."""
     start_line = reader.line_num + 1
     while True:
         try:
@@ -276,7 +278,7 @@ def _csv_records(path: Path, reader: Any) -> Iterator[tuple[int, list[str], None
         line = start_line
         start_line = reader.line_num + 1
         if any(cell.strip() for cell in record):  # blank lines carry no recording
-            yield line, record, None
+            yield line, record, reader.line_num
 
 
 def _row(
@@ -286,11 +288,11 @@ def _row(
     *,
     ours: bool = False,
     too_long: bool = False,
-    delimiter: str | None = None,
+    shape: str | None = None,
 ) -> ManifestRow:
     """One record as a row; ``ours``: an errors.csv fed back, whose cells were defused.
 
-    ``delimiter``: the CSV file's, to recognise a row written with another one.
+    ``shape``: what is wrong with a CSV record's cells (``_csv_shape``), if anything.
     """
     problem = None
     if too_long:
@@ -306,11 +308,8 @@ def _row(
             f"column {name!r} holds {size // (1024 * 1024)} MB; a cell may hold at most "
             f"{MAX_CELL_CHARS // (1024 * 1024)} MB"
         )
-    elif delimiter is not None and (other := _other_delimiter(header, record, delimiter)):
-        problem = (
-            f"has {len(record)} cell(s) but the header has {len(header)} columns: it is "
-            f"separated by {other!r}, the header by {delimiter!r}"
-        )
+    elif shape is not None:
+        problem = shape
     elif len(record) > len(header):
         extra = record[len(header) :]
         if any(cell.strip() for cell in extra):
@@ -324,6 +323,25 @@ def _row(
     for name in header[len(record) :]:
         cells[name] = ""
     return ManifestRow(number, cells, problem)
+
+
+def _csv_shape(
+    header: list[str], record: list[str], delimiter: str, lines: tuple[int, int]
+) -> str | None:
+    """Why a CSV record has fewer cells than the header, when the file can tell."""
+    if len(record) >= len(header):
+        return None
+    short = f"has {len(record)} cell(s) but the header has {len(header)} columns"
+    other = _other_delimiter(header, record, delimiter)
+    if other is not None:
+        return f"{short}: it is separated by {other!r}, the header by {delimiter!r}"
+    first, last = lines
+    if last > first and record and "\n" in record[-1]:
+        return (
+            f"{short}: the quote opening column {header[len(record) - 1]!r} is never closed, "
+            f"so lines {first}-{last} were read as one record; close the quote and run again"
+        )
+    return None
 
 
 def _other_delimiter(header: list[str], record: list[str], delimiter: str) -> str | None:

@@ -258,3 +258,21 @@ def test_a_workbook_whose_first_sheet_is_a_cover_names_its_sheets(tmp_path: Path
     )
     code, output = plan(path, "--sheet", "Calls")
     assert (code, output) == (0, f"Plan for {path} (nothing was sent):\n  (no rows)\n")
+
+
+def test_an_unclosed_quote_says_which_lines_it_swallowed(tmp_path: Path) -> None:
+    path = tmp_path / "unclosed.csv"
+    path.write_text(
+        f"{HEADER}\n"
+        "1,CALL,Call,https://media.example.com/1.mp3,2024-03-05T14:30:00Z,crm\n"
+        '2,CALL,"Unclosed,https://media.example.com/2.mp3,2024-03-05T14:30:00Z,crm\n'
+        "3,CALL,Call,https://media.example.com/3.mp3,2024-03-05T14:30:00Z,crm\n",
+        encoding="utf-8",
+    )
+    code, output = plan(path)
+    assert code == 1, output
+    assert (
+        "row 3 :2: id: the row has 3 cell(s) but the header has 6 columns: the quote "
+        "opening column 'title' is never closed, so lines 3-4 were read as one record; "
+        "close the quote and run again" in output
+    )
