@@ -19,6 +19,7 @@ from importer.cells import InvalidCell
 from importer.crm_headers import DIRECTION_WORDS, PRIVATE_WORDS, TYPE_WORDS
 from importer.dates import DAYFIRST, MONTHFIRST, DateStyle, parse_start_at
 from importer.validate import EXCEL_ROUNDED
+from importer.zone_names import split_zone_name
 
 TRUE_FALSE = {"true", "false", "yes", "no", "y", "n", "1", "0", "t", "f"}
 
@@ -111,9 +112,10 @@ def fit(name: str, seen: list[str]) -> tuple[str | None, dict[str, str]]:
 
 
 def _reads_as_date(value: str) -> bool:
+    zoned = split_zone_name(value)  # 2:30 PM EST: the zone is --timezone's to say
     for order in (DAYFIRST, MONTHFIRST):
         try:
-            parse_start_at(value, "UTC", DateStyle(order=order))
+            parse_start_at(zoned[0] if zoned else value, "UTC", DateStyle(order=order))
             return True
         except InvalidCell:
             continue

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from importer.cells import InvalidCell
 from importer.dates import DAYFIRST, MONTHFIRST, DateStyle, numeric_parts, parse_start_at
+from importer.zone_names import split_zone_name
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,9 @@ class OrderDecision:
 
 def _is_real(value: str, order: str) -> bool:
     """Whether ``value`` read in ``order`` is a real date and time."""
+    zoned = split_zone_name(value)  # its zone is checked against --timezone elsewhere
     try:
-        parse_start_at(value, style=DateStyle(order=order))
+        parse_start_at(zoned[0] if zoned else value, style=DateStyle(order=order))
     except InvalidCell:
         return False
     return True

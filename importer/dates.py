@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from importer.cells import InvalidCell
+from importer.zone_names import split_zone_name, zone_disagreement
 
 DAYFIRST, MONTHFIRST = "dayfirst", "monthfirst"
 ORDERS = (DAYFIRST, MONTHFIRST)
@@ -135,6 +136,14 @@ def parse_start_at(text: str, timezone: str = "UTC", style: DateStyle | None = N
         moment = _with_format(value, style.format)
     elif EPOCH.fullmatch(value):
         moment = _epoch(value)
+    elif (zoned := split_zone_name(value)) is not None:
+        date, name = zoned  # 3/5/2024 2:30 PM EST: EST must be --timezone's name then
+        moment = _recognise(date, style)
+        if moment.tzinfo is None:
+            moment = _localise(moment, zone, value, timezone)
+        problem = zone_disagreement(moment, name, timezone)
+        if problem is not None:
+            raise InvalidCell(f"{value!r} {problem}")
     else:
         moment = _recognise(value, style)
     if moment.tzinfo is None:
@@ -223,7 +232,8 @@ def _recognise(value: str, style: DateStyle) -> dt.datetime:
 
 def numeric_parts(value: str) -> tuple[int, int] | None:
     """The first two numbers of a numeric date (``03/05/2024`` -> (3, 5)), else None."""
-    match = NUMERIC.fullmatch(value.strip())
+    zoned = split_zone_name(value)
+    match = NUMERIC.fullmatch(zoned[0] if zoned else value.strip())
     return (int(match["a"]), int(match["b"])) if match else None
 
 

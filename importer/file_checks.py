@@ -8,7 +8,10 @@ and another way on the next; deciding them once gives one answer, or one message
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from importer import defaults
 from importer.cells import InvalidCell
@@ -23,6 +26,7 @@ from importer.dates import (
 from importer.errors import ManifestError
 from importer.manifest import SourceOptions, read_manifest
 from importer.validate import MappingOptions
+from importer.zone_names import split_zone_name, zone_disagreement
 
 HOW = {DAYFIRST: "day-first", MONTHFIRST: "month-first"}
 
@@ -33,6 +37,32 @@ def _reading(value: str, timezone: str, order: str) -> str:
         return parse_start_at(value, timezone, DateStyle(order=order))
     except InvalidCell as error:
         return f"unreadable ({error})"
+
+
+def _zone_checked(
+    values: Iterator[tuple[int, str]], manifest: Path, column: str, timezone: str
+) -> Iterator[tuple[int, str]]:
+    """The values, unchanged; the first that ends with a zone name (``2:30 PM EST``) must
+    agree with ``timezone``, else that is one message for the file, not one per row."""
+    for row, value in values:
+        yield row, value
+        zoned = split_zone_name(value)
+        if zoned is None:
+            continue
+        for order in (MONTHFIRST, DAYFIRST):  # the file's order is not known yet
+            try:
+                sent = parse_start_at(zoned[0], timezone, DateStyle(order=order))
+            except InvalidCell:
+                continue
+            moment = dt.datetime.fromisoformat(sent).astimezone(ZoneInfo(timezone))
+            problem = zone_disagreement(moment, zoned[1], timezone)
+            if problem is not None:
+                raise ManifestError(
+                    str(manifest), f"column {column!r}: row {row} {value.strip()!r} {problem}"
+                )
+            break
+        yield from values
+        return
 
 
 def settle_dates(
@@ -56,7 +86,7 @@ def settle_dates(
         for batch in read_manifest(manifest, batch_size, source)
         for row in batch
     )
-    decision = decide_order(values)
+    decision = decide_order(_zone_checked(values, manifest, column, options.timezone))
     if decision.conflict is not None and decision.evidence is not None:
         (row_a, value_a), (row_b, value_b) = decision.evidence, decision.conflict
         how_a = HOW[decision.order or DAYFIRST]

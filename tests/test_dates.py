@@ -151,3 +151,24 @@ def test_a_format_error_says_it_once(value: str, message: str) -> None:
     with pytest.raises(InvalidCell) as caught:
         parse_start_at(value, style=DateStyle(format="%d/%m/%Y %H:%M"))
     assert str(caught.value) == message
+
+
+def test_a_zone_name_is_checked_against_the_time_zone() -> None:
+    # "EST" names several zones: --timezone says which, and each value must agree with it.
+    new_york = "America/New_York"
+    assert parse_start_at("3/5/2024 2:30 PM EST", new_york, DateStyle(order=MONTHFIRST)) == (
+        "2024-03-05T19:30:00+00:00"
+    )
+    assert parse_start_at("2024-07-05 14:30 EDT", new_york) == "2024-07-05T18:30:00+00:00"
+    with pytest.raises(InvalidCell) as caught:
+        parse_start_at("2024-07-05 14:30 EST", new_york)
+    assert str(caught.value) == (
+        "'2024-07-05 14:30 EST' names the zone 'EST', but in America/New_York that time is "
+        "EDT; pass --timezone with the zone the file's times are in"
+    )
+    with pytest.raises(InvalidCell) as caught:
+        parse_start_at("2024-03-05 14:30 PST")
+    assert str(caught.value) == (
+        "'2024-03-05 14:30 PST' names the zone 'PST', but in UTC that time is UTC; pass "
+        "--timezone with the zone the file's times are in (e.g. America/Los_Angeles for PST)"
+    )

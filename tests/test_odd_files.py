@@ -276,3 +276,38 @@ def test_an_unclosed_quote_says_which_lines_it_swallowed(tmp_path: Path) -> None
         "opening column 'title' is never closed, so lines 3-4 were read as one record; "
         "close the quote and run again" in output
     )
+
+
+def zoned(tmp_path: Path) -> Path:
+    """US dates ending with a zone name, settled month-first by row 3 (March 14)."""
+    path = tmp_path / "zoned.csv"
+    rows = [
+        f"{n},CALL,Call,https://media.example.com/{n}.mp3,{when},crm"
+        for n, when in enumerate(["3/5/2024 2:30 PM EST", "3/14/2024 9:00 AM EDT"])
+    ]
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_dates_with_a_zone_name_need_the_time_zone_once(tmp_path: Path) -> None:
+    path = zoned(tmp_path)
+    assert plan(path) == (
+        2,
+        f"error: {path}: column 'start_at': row 2 '3/5/2024 2:30 PM EST' names the zone 'EST', "
+        "but in UTC that time is UTC; pass --timezone with the zone the file's times are in "
+        "(e.g. America/New_York for EST)\n",
+    )
+    code, output = plan(path, "--timezone", "America/New_York", "--out", str(tmp_path / "p.csv"))
+    assert code == 0, output
+    assert "read month-first (row 3 has '3/14/2024 9:00 AM EDT' -> 2024-03-14T13:00:00" in output
+    sent = (tmp_path / "p.csv").read_text(encoding="utf-8").splitlines()[1:]
+    assert [line.split(",")[-1] for line in sent] == [
+        '"2024-03-05T19:30:00+00:00"',
+        '"2024-03-14T13:00:00+00:00"',
+    ]
+
+
+def test_init_maps_dates_with_a_zone_name(tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.toml"
+    result = run_cli(["init", str(zoned(tmp_path)), "--out", str(mapping)])
+    assert "  mapped:  start_at <- 'start_at'" in result.stdout
