@@ -36,6 +36,7 @@ from importer.csv_dialect import (
 )
 from importer.errors import ManifestError
 from importer.footers import FooterStats, drop_trailing_footer
+from importer.manifest_kind import check_readable, manifest_format
 from importer.parquet import id_text, parquet_batches, parquet_cell, parquet_file
 from importer.spreadsheet import restore, written_by_importer
 
@@ -82,61 +83,6 @@ class ReadStats:
             self.undecodable_rows += 1
             if self.first_undecodable is None:
                 self.first_undecodable = row
-
-
-ZIP_MAGIC = b"PK\x03\x04"
-OLE2_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
-"""A compound file: a password-protected (encrypted) workbook, or an old binary .xls."""
-
-
-def manifest_format(path: Path) -> str:
-    """``csv``, ``xlsx`` or ``parquet``, from the extension, else from the magic bytes.
-
-    Bytes that no extension can make readable are refused whatever the name: a compound
-    file (encrypted workbook or ``.xls``), or a zip (a workbook) named as CSV text.
-    """
-    suffix = path.suffix.lower()
-    if suffix in {".xls", ".ods", ".numbers"}:
-        raise ManifestError(
-            str(path), f"is a {suffix} workbook: save it as .xlsx, CSV (UTF-8) or Parquet first"
-        )
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(len(OLE2_MAGIC))
-    except OSError as error:
-        raise ManifestError(str(path), f"cannot be read ({error.strerror})") from error
-    if head == OLE2_MAGIC:
-        raise ManifestError(
-            str(path),
-            "is a password-protected (encrypted) workbook or an old Excel .xls file, not "
-            ".xlsx or CSV: open it in Excel, remove the password if it has one, and save it "
-            "as .xlsx or CSV (UTF-8)",
-        )
-    if suffix in {".xlsx", ".xlsm"}:
-        return "xlsx"
-    if suffix in {".parquet", ".pq"}:
-        return "parquet"
-    if head.startswith(ZIP_MAGIC):
-        if suffix in {".csv", ".tsv", ".txt"}:
-            raise ManifestError(
-                str(path),
-                f"is an .xlsx workbook (a zip file), not CSV text: rename it to "
-                f"{path.with_suffix('.xlsx').name}",
-            )
-        return "xlsx"
-    if suffix in {".csv", ".tsv", ".txt"}:
-        return "csv"
-    return "parquet" if head.startswith(b"PAR1") else "csv"
-
-
-def check_readable(path: Path) -> None:
-    """Fail early, with a plain message, for a path that is not a readable file."""
-    if not path.exists():
-        raise ManifestError(str(path), "no such file")
-    if path.is_dir():
-        raise ManifestError(str(path), "is a folder, not a manifest file")
-    if path.stat().st_size == 0:
-        raise ManifestError(str(path), "is empty: a manifest needs a header row and data rows")
 
 
 def read_columns(path: Path, source: SourceOptions | None = None) -> list[str]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tests.factories import run_cli
@@ -311,3 +314,27 @@ def test_init_maps_dates_with_a_zone_name(tmp_path: Path) -> None:
     mapping = tmp_path / "mapping.toml"
     result = run_cli(["init", str(zoned(tmp_path)), "--out", str(mapping)])
     assert "  mapped:  start_at <- 'start_at'" in result.stdout
+
+
+def test_compressed_and_misnamed_files_say_what_they_are(tmp_path: Path) -> None:
+    text = f"{HEADER}\n1,CALL,Call,https://media.example.com/1.mp3,2024-03-05T14:30:00Z,crm\n"
+    gzipped = tmp_path / "calls.csv.gz"
+    gzipped.write_bytes(gzip.compress(text.encode()))
+    assert plan(gzipped) == (
+        2,
+        f"error: {gzipped}: is gzip-compressed: decompress it first (gunzip {gzipped.name})\n",
+    )
+    archive = tmp_path / "calls.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("calls.csv", text)
+    assert plan(archive) == (
+        2,
+        f"error: {archive}: is a zip archive, not a workbook: extract the export from it "
+        "(it holds calls.csv)\n",
+    )
+    parquet = tmp_path / "calls.csv"
+    pq.write_table(pa.table({"id": ["1"]}), parquet)
+    assert plan(parquet) == (
+        2,
+        f"error: {parquet}: is a Parquet file, not CSV text: rename it to calls.parquet\n",
+    )
