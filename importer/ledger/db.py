@@ -41,6 +41,11 @@ def require_ledger(path: Path) -> Path:
             f"no ledger at {path}: nothing has been imported with it yet "
             "(check --ledger, or run `importer run` first)"
         )
+    if path.is_file() and path.stat().st_size == 0:
+        raise LedgerError(
+            f"ledger {path} is empty (0 bytes): nothing has been imported with it yet; it was "
+            "left untouched (check --ledger, or run `importer run` first)"
+        )
     return path
 
 
@@ -63,6 +68,15 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
 
 
+def _is_empty_file(path: Path) -> bool:
+    """A file of 0 bytes (``touch``, a failed copy): SQLite reads it as a database with
+    no tables yet."""
+    try:
+        return path.is_file() and path.stat().st_size == 0
+    except OSError:
+        return False
+
+
 class LedgerDB:
     """The open SQLite connection of one ledger file; the concern modules build on it."""
 
@@ -71,16 +85,17 @@ class LedgerDB:
         self.readonly = readonly
         self._lock_fd: int | None = None
         """The ledger file itself, flock'ed by ``exclusive``; closed after SQLite's connection."""
-        if readonly and not path.exists():
+        if readonly and (not path.exists() or _is_empty_file(path)):
+            # Nothing recorded yet: read as an empty ledger, and leave the file as it is.
             self.db = sqlite_utils.Database(memory=True)
         else:
             self.db = self._connect(path, readonly)
         self._check_is_ours()
-        if path.exists():
+        if path.exists() and not (readonly and _is_empty_file(path)):
             self._check_undamaged()
         if not readonly:
             self._use_wal()
-        if not readonly or not path.exists():
+        if not readonly or not path.exists() or _is_empty_file(path):
             self._create_tables()
 
     def _connect(self, path: Path, readonly: bool) -> sqlite_utils.Database:
