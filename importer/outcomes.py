@@ -76,6 +76,9 @@ class Outcome(StrEnum):
     EXISTING = "existing"
     EXISTING_OWN = "existing (an earlier attempt of this run)"
     """A 200 after an attempt of this run whose answer was lost: ours, not someone else's."""
+    EXISTING_EARLIER = "existing (an earlier attempt, answer lost)"
+    """A 200 for a row an earlier run left ``in_flight`` (it died mid-request): that run's
+    create was applied, its answer never recorded."""
     FAILED = "failed"
     """The server refused the row in this run, or it failed transiently past its retries."""
     CHANGED = "changed since import"
@@ -90,6 +93,7 @@ SENT_OUTCOMES: tuple[Outcome, ...] = (
     Outcome.CREATED,
     Outcome.EXISTING,
     Outcome.EXISTING_OWN,
+    Outcome.EXISTING_EARLIER,
     Outcome.FAILED,
 )
 """Rows a request was sent for, whatever came of it (progress bar, rows per second)."""

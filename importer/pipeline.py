@@ -118,6 +118,7 @@ def work_item(planned: PlannedRow, manifest: str) -> WorkItem:
         contact_ids=row.contact_ids,
         contacts_only=not planned.sends,
         engagement_id=planned.engagement_id,
+        sent_before=planned.sent_before,
     )
 
 

@@ -73,6 +73,8 @@ class PlannedRow:
     engagement_id: str | None = None
     changed: tuple[str, ...] = ()
     """For ``changed since import``: the fields that differ."""
+    sent_before: bool = False
+    """An earlier run left the row ``in_flight``: its create may have been applied."""
 
     @property
     def sends(self) -> bool:
@@ -110,7 +112,9 @@ def plan_row(
     if fact is None or status in (Status.PENDING, None):
         return PlannedRow(row, Action.NEW)
     if status == Status.IN_FLIGHT:
-        return PlannedRow(row, Action.RETRY, "interrupted mid-request; the re-send is safe")
+        return PlannedRow(
+            row, Action.RETRY, "interrupted mid-request; the re-send is safe", sent_before=True
+        )
     changed = fact.payload_hash != row.payload_hash
     if status == Status.FAILED:
         if fact.transient:

@@ -42,6 +42,7 @@ SUMMARY_ORDER: tuple[str, ...] = (
     Outcome.CREATED,
     Outcome.EXISTING,
     Outcome.EXISTING_OWN,
+    Outcome.EXISTING_EARLIER,
     Outcome.FAILED,
     Action.IMPORTED,
     Action.CHANGED,

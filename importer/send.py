@@ -275,6 +275,9 @@ class Sender(PacedRequests):
             # Our own earlier attempt was applied and its answer lost, most likely: say so,
             # or a first import reads as if someone had imported before.
             status = Outcome.EXISTING_OWN
+        elif status == Outcome.EXISTING and item.sent_before:
+            # An earlier run died mid-request: its create was applied, the answer lost.
+            status = Outcome.EXISTING_EARLIER
         held = judge_answer(
             item.payload,
             item.payload_hash,

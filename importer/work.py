@@ -30,6 +30,8 @@ class WorkItem:
     engagement_id: str | None = None
     source_id: str | None = None
     """The CRM's id before the prefix (kept in the ledger to notice a changed prefix)."""
+    sent_before: bool = False
+    """An earlier run left it ``in_flight``: a 200 is most likely that run's own create."""
 
 
 @dataclass(frozen=True)
