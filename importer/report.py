@@ -230,14 +230,26 @@ def rows_done(counts: Mapping[str, int]) -> int:
 
 
 def run_summary_text(summary: RunSummary, manifest: Path) -> str:
-    """A run's counts for people, with its time, requests and pace."""
-    rate = rows_done(summary.counts) / max(summary.seconds, 1e-9)
-    return format_counts(
-        summary.counts,
+    """A run's counts for people, with its time, requests and pace.
+
+    Each row is counted once, so the counts add up to the manifest's rows: a ``same
+    recording`` row was sent, and counted by its outcome; the flag is a sentence below.
+    The pace counts what this run sent, not rows an earlier run refused."""
+    rate = rows_done(summary.sent) / max(summary.seconds, 1e-9)
+    counts = Counter(summary.counts)
+    same = counts.pop(Action.SAME_RECORDING, 0)
+    text = format_counts(
+        counts,
         f"Summary for {manifest} ({summary.seconds:.1f} s, {summary.requests:,} "
         f"request{'' if summary.requests == 1 else 's'}, "
         f"{rate:.1f} rows/s):",
     )
+    if same:
+        text += (
+            f"\n{same:,} of the rows sent are the same recording as another row (listed "
+            "above; --on-same-recording skip would not send them)."
+        )
+    return text
 
 
 def stop_notice(summary: RunSummary) -> str | None:
