@@ -36,9 +36,7 @@ def test_same_recording_rows_are_counted_once(sandbox: SandboxProcess, tmp_path:
     counts = table(result.stdout)
     assert counts == {"created": 2, "invalid": 1}, result.stdout
     assert sum(counts.values()) == 3
-    assert (
-        "2 of the rows sent are the same recording as another row (listed" in result.stdout
-    )
+    assert "2 of the rows sent are the same recording as another row (listed" in result.stdout
 
 
 def test_a_run_that_sends_nothing_has_no_pace(sandbox: SandboxProcess, tmp_path: Path) -> None:
