@@ -235,7 +235,7 @@ def run_summary_text(summary: RunSummary, manifest: Path) -> str:
     Each row is counted once, so the counts add up to the manifest's rows: a ``same
     recording`` row was sent, and counted by its outcome; the flag is a sentence below.
     The pace counts what this run sent, not rows an earlier run refused."""
-    rate = rows_done(summary.sent) / max(summary.seconds, 1e-9)
+    rate = rows_done({str(k): n for k, n in summary.sent.items()}) / max(summary.seconds, 1e-9)
     counts = Counter(summary.counts)
     same = counts.pop(Action.SAME_RECORDING, 0)
     text = format_counts(
