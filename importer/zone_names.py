@@ -28,7 +28,10 @@ US_ZONES = {
 def split_zone_name(value: str) -> tuple[str, str] | None:
     """The date and the zone abbreviation after it; None without one (UTC and GMT are
     offsets, which the date parser reads itself)."""
-    named = ZONE_NAME.fullmatch(value.strip())
+    text = value.strip()
+    if not text[-3:].isupper() or not text[-3:].isalpha():  # the common case, cheaply
+        return None
+    named = ZONE_NAME.fullmatch(text)
     if named is None or named["name"] in ("UTC", "GMT"):
         return None
     return named["rest"], named["name"]
