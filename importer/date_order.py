@@ -58,11 +58,11 @@ def decide_order(values: Iterable[tuple[int, str]], *, enough: int = 10_000) -> 
             continue
         first, second = parts
         if first > 12 >= second:
-            if _is_real(value, DAYFIRST):  # 31/02/2024 is a mistake, not evidence
-                dayfirst = dayfirst or (row, value.strip())
+            if dayfirst is None and _is_real(value, DAYFIRST):  # 31/02/2024: a typo
+                dayfirst = (row, value.strip())
         elif second > 12 >= first:
-            if _is_real(value, MONTHFIRST):
-                monthfirst = monthfirst or (row, value.strip())
+            if monthfirst is None and _is_real(value, MONTHFIRST):
+                monthfirst = (row, value.strip())
         elif first != second:
             ambiguous = ambiguous or (row, value.strip())
         if dayfirst and monthfirst:
