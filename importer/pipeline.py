@@ -26,7 +26,13 @@ from importer.hashes import field_hashes
 from importer.launch import check_key, confirm_big_run, target_line
 from importer.ledger import Ledger
 from importer.manifest import ReadStats
-from importer.outcomes import REJECTED_ACTIONS, REPORTED_ACTIONS, Action, Outcome
+from importer.outcomes import (
+    REJECTED_ACTIONS,
+    REPORTED_ACTIONS,
+    SENT_OUTCOMES,
+    Action,
+    Outcome,
+)
 from importer.plan import PlannedRow
 from importer.reading import (
     index_manifest,
@@ -122,8 +128,12 @@ def work_item(planned: PlannedRow, manifest: str) -> WorkItem:
     )
 
 
+NOT_RESENT = "retry (not sent yet)"
+"""After a stop: rows that failed before, were to be sent again, and were not."""
+
 NOT_REACHED = "not reached"
-"""After a stop: rows the run had not read yet (run again to judge and send them)."""
+"""After a stop: rows read but not yet planned against the ledger (run again to judge
+and send them)."""
 
 
 def exit_code_for(summary: RunSummary, on_change: str) -> int:
@@ -255,7 +265,7 @@ async def run_import(
     sender = Sender(target, ledger, run_id, settings.send, reporter)
 
     read_to_the_end = False
-    reached = judged = 0
+    reached = judged = queued = 0
     """The last manifest row judged, and how many rows were: the rest was not read."""
     with _signals_stop(sender, install_signal_handlers):
         sender.start()
@@ -272,6 +282,7 @@ async def run_import(
                 if batch:
                     reached = batch[-1].row.row_number
                     judged += len(batch)
+                queued += sum(not item.contacts_only for item in stock.work)
                 # A target without idempotent creates (DevRev) is looked up first: rows it
                 # holds are recorded, not sent. In-flight rows of a crashed run are among them.
                 creates = await sender.look_up([i for i in stock.work if not i.contacts_only])
@@ -291,6 +302,12 @@ async def run_import(
     _merge(summary, outcome)
     if outcome.fatal or outcome.aborted or outcome.interrupted:
         summary.unfinished.update(ledger.unfinished(manifest_key, up_to_row=reached))
+        # Rows queued to be sent again (failed before) that the stop kept from leaving are
+        # neither pending nor answered: count them, so the counts add up.
+        answered = sum(summary.sent[o] for o in SENT_OUTCOMES)
+        left = queued - answered - sum(summary.unfinished.values())
+        if left > 0:
+            summary.unfinished[NOT_RESENT] = left
         if not read_to_the_end:
             # Rows after the stop were never judged: say so, so the counts add up.
             summary.unfinished[NOT_REACHED] = seen["rows"] - judged

@@ -7,12 +7,17 @@ and rows refused in an earlier run gave a run that sent nothing a pace in rows/s
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from tests.audit_support import run
-from tests.conftest import SandboxProcess
-from tests.factories import row, write_manifest
+from tests.conftest import PROJECT_ROOT, SandboxProcess
+from tests.factories import row, run_args, write_manifest
 
 HTML = "https://media.example.com/calls/{n}.html"  # the sandbox answers 422: not audio/video
 
@@ -50,3 +55,40 @@ def test_a_run_that_sends_nothing_has_no_pace(sandbox: SandboxProcess, tmp_path:
     assert again.exit_code == 1
     assert table(again.stdout) == {"failed": 4}
     assert "0 requests, 0.0 rows/s)" in again.stdout, again.stdout
+
+
+def test_a_stopped_retry_counts_the_failed_rows_it_did_not_re_send(
+    make_sandbox: object, tmp_path: Path
+) -> None:
+    server = make_sandbox("--seed", "3")  # type: ignore[operator]
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(40)])
+    ledger = tmp_path / "l.db"
+    server.set_faults(fail_rate=0.5)  # about half fail, too few to look like an outage
+    assert run(server, manifest, ledger, "--max-attempts", "1").exit_code == 1
+    imported = server.stats()["engagements"]
+    server.set_faults(fail_rate=0.0, latency_ms=80)
+    env = {**os.environ, "ASKELEPHANT_API_KEY": server.api_key}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            *run_args(manifest, ledger, server, "--concurrency", "2"),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and server.stats()["engagements"] < imported + 2:
+        time.sleep(0.05)
+    server.set_faults(latency_ms=1000)  # the stop lands mid-run however loaded the machine is
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stderr
+    counts = table(stdout)
+    assert sum(counts.values()) == 40, stdout
+    assert 0 < counts["retry (not sent yet)"] < 40 - imported, stdout
