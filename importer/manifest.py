@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,15 +180,7 @@ def _csv_header(path: Path, reader: Any, encoding: str) -> list[str]:
             f"its header is not UTF-8 (column {shown!r} as Windows-1252 reads it); pass "
             "--encoding cp1252 (or latin-1), or save the file as UTF-8",
         )
-    repeated = _repeated(names)
-    if repeated:
-        raise ManifestError(str(path), f"header names a column twice: {', '.join(repeated)}")
-    return names
-
-
-def _repeated(names: list[str]) -> list[str]:
-    """Names used twice, found in linear time: a file may have 100,000 columns."""
-    return sorted(name for name, count in Counter(names).items() if count > 1 and name)
+    return names  # a name used twice matters only if read (mapping.check_columns)
 
 
 def _has_undecodable(text: str) -> bool:
@@ -319,10 +310,7 @@ def _sheet_header(path: Path, values: tuple[Any, ...]) -> list[str]:
         names.pop()  # formatting can stretch a sheet past its last column
     if not any(names):
         raise ManifestError(str(path), "has no header row (row 1 of the sheet is blank)")
-    repeated = _repeated(names)
-    if repeated:
-        raise ManifestError(str(path), f"header names a column twice: {', '.join(repeated)}")
-    return names
+    return names  # a name used twice matters only if read (mapping.check_columns)
 
 
 def _read_sheet(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections import Counter
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,7 +101,19 @@ class ColumnMapping:
         return [name for name in present if name not in used and name not in expected]
 
     def check_columns(self, path: Path, present: list[str], source_system_given: bool) -> None:
-        """A missing required column is an error for the whole file."""
+        """A missing required column is an error for the whole file, and so is a column a
+        field reads whose name the header uses twice (which of them is meant?)."""
+        counts = Counter(present)  # linear: a header may have 100,000 columns
+        for name in self.fields:
+            column = self.column_of(name)
+            if counts[column] > 1:
+                first, second = [i for i, c in enumerate(present, start=1) if c == column][:2]
+                raise ManifestError(
+                    str(path),
+                    f"the header names column {column!r} twice (columns {first} and {second}), "
+                    f"and {name} is read from it: rename one of them in the file",
+                    column=column,
+                )
         required = list(self.required)
         if not source_system_given:
             required.append("source_system")

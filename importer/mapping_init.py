@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,9 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
     for header in headers:
         by_name.setdefault(normalise(header), header)
         by_name.setdefault(normalise(header).replace(" ", ""), header)
-    used: set[str] = set()
+    # A name two columns share cannot be mapped (which one?): never a candidate.
+    shared = {header for header, count in Counter(headers).items() if count > 1}
+    used: set[str] = set(shared)
     columns: dict[str, str] = {}
     guessed: set[str] = set()
     refused: dict[str, str] = {}
@@ -120,6 +123,8 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
         candidates += [
             by_name[s.replace(" ", "")] for s in SYNONYMS[name] if s.replace(" ", "") in by_name
         ]
+        for header in (c for c in candidates if c in shared):
+            refused.setdefault(name, f"{header!r} names two columns: rename one to map it")
         found = first_fitting(name, candidates, used, rows, refused, values, doubts)
         if found is None:
             words = GUESS_WORDS.get(name, ())
@@ -136,7 +141,7 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
         defaults["type"] = SYSTEM_TYPES.get(system or "", "CALL")
     if system and "source_system" not in columns:
         defaults["source_system"] = system
-    if "title" not in columns:
+    if "title" not in columns and "title" not in refused:  # a refused column needs a look
         defaults["title"] = default_title(system, defaults.get("type"))
     unmapped = [f for f in FIELDS if f not in columns and f not in defaults]
     unused = [h for h in headers if h not in used]

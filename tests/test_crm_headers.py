@@ -291,3 +291,11 @@ def test_each_system_from_init_to_a_clean_plan(
     plan = run_cli(["plan", str(manifest), "--mapping", str(mapping), "--ledger", ledger, "--json"])
     assert plan.exit_code == 0, plan.output
     assert json.loads(plan.stdout)["counts"] == {"new": 1}
+
+
+def test_a_name_two_columns_share_is_not_mapped() -> None:
+    headers = ["Id", "Subject", "Subject", "Recording URL", "Date"]
+    guess = guess_mapping(headers, [])
+    assert "title" not in guess.columns
+    assert guess.refused["title"] == "'Subject' names two columns: rename one to map it"
+    assert "title" not in guess.defaults  # the subject is there: no stand-in title

@@ -53,7 +53,7 @@ FILE_LEVEL = [
     Case("missing_column.csv", 2, fragment="'media_url' not found"),
     Case("semicolons.csv", 2, fragment="pass --delimiter", options=("--delimiter", ",")),
     Case("binary_garbage.csv", 2, fragment="not a UTF-8 CSV"),
-    Case("duplicate_header.csv", 2, fragment="column twice: title"),
+    Case("duplicate_header.csv", 2, fragment="names column 'title' twice (columns 3 and 7)"),
     Case("no_source_system_column.csv", 2, fragment="--source-system"),
     Case("truncated.parquet", 2, fragment="not a readable Parquet file"),
     Case("folder.csv", 2, fragment="is a folder"),

@@ -11,6 +11,7 @@ import pytest
 
 from importer.errors import ManifestError
 from importer.manifest import ManifestRow, read_columns, read_manifest
+from importer.mapping import ColumnMapping
 from importer.validate import MappingOptions, map_row
 
 HEADER = "id,type,title,media_url,start_at,source_system"
@@ -131,7 +132,6 @@ def test_batches_are_bounded(tmp_path: Path) -> None:
         (b"", "is empty"),
         (b"\n\nid,type\n", "no header row"),
         (b"\x00\x01\x02binary\n\x00\x00\n", "not a UTF-8 CSV"),
-        (b"id,type,id\n1,CALL,2\n", "column twice: id"),
     ],
 )
 def test_bad_csv_files(tmp_path: Path, content: bytes, fragment: str) -> None:
@@ -139,6 +139,13 @@ def test_bad_csv_files(tmp_path: Path, content: bytes, fragment: str) -> None:
     with pytest.raises(ManifestError, match=fragment) as caught:
         rows_of(path)
     assert str(path) in str(caught.value)
+
+
+def test_a_repeated_column_is_refused_when_a_field_reads_it(tmp_path: Path) -> None:
+    path = write(tmp_path, b"id,type,id,note,note\n1,CALL,2,a,b\n")
+    assert read_columns(path) == ["id", "type", "id", "note", "note"]  # 'note' is not read
+    with pytest.raises(ManifestError, match=r"names column 'id' twice \(columns 1 and 3\)"):
+        ColumnMapping().check_columns(path, read_columns(path), source_system_given=True)
 
 
 def test_a_folder_is_not_a_manifest(tmp_path: Path) -> None:

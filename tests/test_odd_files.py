@@ -338,3 +338,22 @@ def test_compressed_and_misnamed_files_say_what_they_are(tmp_path: Path) -> None
         2,
         f"error: {parquet}: is a Parquet file, not CSV text: rename it to calls.parquet\n",
     )
+
+
+def test_a_repeated_column_name_matters_only_when_it_is_read(tmp_path: Path) -> None:
+    # Cross-object reports repeat labels ("Comments" of the task and of the account).
+    path = tmp_path / "report.csv"
+    path.write_text(
+        f"{HEADER},Comments,Comments\n"
+        "1,CALL,Call,https://media.example.com/1.mp3,2024-03-05T14:30:00Z,crm,a,b\n",
+        encoding="utf-8",
+    )
+    code, output = plan(path)
+    assert code == 0, output
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[columns]\ntitle = "Comments"\n', encoding="utf-8")
+    assert plan(path, "--mapping", str(mapping)) == (
+        2,
+        f"error: {path}: the header names column 'Comments' twice (columns 7 and 8), and "
+        "title is read from it: rename one of them in the file\n",
+    )
