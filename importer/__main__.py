@@ -1,3 +1,46 @@
-from importer.cli import main
+"""``python -m importer`` and the ``importer`` console script.
 
-main()
+The command's modules are loaded here, inside a guard: a Ctrl-C in the moment they take
+to load comes before any handler of the command exists, and would otherwise end in a
+Python traceback. From then on ``importer.cli`` maps every exit, this one included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import sys
+
+EXIT_INTERRUPTED = 130
+"""As ``importer.errors.EXIT_INTERRUPTED``, which cannot be loaded before the guard."""
+
+
+def main() -> None:
+    """Load the CLI, then run it; a Ctrl-C while loading exits 130 quietly."""
+    try:
+        from importer.cli import main as cli_main
+    except KeyboardInterrupt:
+        sys.stderr.write(_interrupted(sys.argv[1:]))
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    cli_main()
+
+
+def _interrupted(args: list[str]) -> str:
+    """What the command says when stopped while loading: JSON events with JSON logs."""
+    as_json = "--log-format=json" in args or any(
+        a == "--log-format" and b == "json" for a, b in itertools.pairwise(args)
+    )
+    if not as_json:
+        return "Interrupted.\n"
+    command = args[0] if args and not args[0].startswith("-") else None
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+    events = [
+        {"time": now, "event": "error", "message": "interrupted"},
+        {"time": now, "event": "run_finished", "command": command, "exit_code": 130},
+    ]
+    return "".join(json.dumps(event) + "\n" for event in events)
+
+
+if __name__ == "__main__":
+    main()
