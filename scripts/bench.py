@@ -107,7 +107,12 @@ class Child:
 
 
 def run_child(args: list[str], env: dict[str, str] | None = None) -> Child:
-    """Run ``python -m importer ...`` to the end; its own peak RSS via wait4."""
+    """Run ``python -m importer ...`` to the end, with its own peak RSS.
+
+    The peak is read from ``/proc/PID/status`` (``VmHWM``, reset at exec) while it runs:
+    ``wait4``'s figure would include the pages the child shared with this process before
+    its exec.
+    """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -118,12 +123,20 @@ def run_child(args: list[str], env: dict[str, str] | None = None) -> Child:
             stderr=err,
             text=True,
         )
-        _, status, usage = os.wait4(process.pid, 0)
+        peak_kib = 0
+        status = Path(f"/proc/{process.pid}/status")
+        while process.poll() is None:
+            try:
+                for line in status.read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak_kib = max(peak_kib, int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
         seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Child(process.returncode, seconds, usage.ru_maxrss / 1024, out.read(), err.read())
+        return Child(process.returncode, seconds, peak_kib / 1024, out.read(), err.read())
 
 
 class Sandbox:
