@@ -208,6 +208,19 @@ class ManifestIndex:
             )
         return cursor.rowcount
 
+    def unfinished_after(self, row_number: int) -> dict[str, int]:
+        """Indexed ids first seen after a row that the ledger holds pending or in flight."""
+        return {
+            row["status"]: row["n"]
+            for row in self.db.query(
+                "SELECT e.status AS status, COUNT(*) AS n FROM (SELECT external_id, "
+                "MIN(row_number) AS first_row FROM temp.manifest_index GROUP BY external_id) i "
+                f"JOIN engagements e USING (external_id) WHERE i.first_row > ? "
+                f"AND e.status IN {UNFINISHED} GROUP BY e.status",
+                [row_number],
+            )
+        }
+
     def summary(
         self,
         conflicting: Iterable[str] = (),

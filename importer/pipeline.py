@@ -33,7 +33,7 @@ from importer.outcomes import (
     Action,
     Outcome,
 )
-from importer.plan import PlannedRow
+from importer.plan import PlannedRow, plan_row
 from importer.reading import (
     index_manifest,
     planned_batches,
@@ -45,6 +45,7 @@ from importer.reading import (
 from importer.send import Sender, SendOutcome, WorkItem
 from importer.settings import ImportSettings
 from importer.targets.base import Target
+from importer.validate import MappedRow
 
 __all__ = ["ImportSettings", "RunSummary", "plan_manifest", "run_import"]
 
@@ -236,7 +237,17 @@ async def run_import(
     if settings.check_media:
         await preflight_media(ledger, settings, reporter)
     stats = ReadStats()
-    index, duplicates, seen = index_manifest(ledger, settings, stats)
+
+    def record_rejects(batch: list[MappedRow]) -> None:
+        # Judged as it is read: whatever stops the run later, these rows are in the ledger.
+        rejects = [
+            reject_of(plan_row(row, None, None, settings.plan), manifest_key)
+            for row in batch
+            if not row.valid or row.skip_reason is not None
+        ]
+        ledger.add_rejects([r for r in rejects if r is not None], run_id)
+
+    index, duplicates, seen = index_manifest(ledger, settings, stats, record_rejects)
     for notice in read_notices(settings, stats):
         reporter.notice(notice)
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
@@ -302,15 +313,25 @@ async def run_import(
     _merge(summary, outcome)
     if outcome.fatal or outcome.aborted or outcome.interrupted:
         summary.unfinished.update(ledger.unfinished(manifest_key, up_to_row=reached))
+        unfinished_before_the_stop = sum(summary.unfinished.values())
         # Rows queued to be sent again (failed before) that the stop kept from leaving are
         # neither pending nor answered: count them, so the counts add up.
         answered = sum(summary.sent[o] for o in SENT_OUTCOMES)
-        left = queued - answered - sum(summary.unfinished.values())
+        left = queued - answered - unfinished_before_the_stop
         if left > 0:
             summary.unfinished[NOT_RESENT] = left
         if not read_to_the_end:
-            # Rows after the stop were never judged: say so, so the counts add up.
-            summary.unfinished[NOT_REACHED] = seen["rows"] - judged
+            # Rows after the stop: those judged as they were read (invalid, skipped) and
+            # those waiting as pending are counted as the ledger holds them, so `status`
+            # says the same; the rest (not planned against the ledger yet) is not reached.
+            after = ledger.rejects_after(manifest_key, run_id, reached)
+            for status, count in after.items():
+                summary.planned[Action(status)] += count
+            waiting = index.unfinished_after(reached)
+            summary.unfinished.update(waiting)
+            rest = seen["rows"] - judged - sum(after.values()) - sum(waiting.values())
+            if rest > 0:
+                summary.unfinished[NOT_REACHED] = rest
     summary.seconds = time.monotonic() - started
     summary.exit_code = exit_code_for(summary, settings.on_change)
     if outcome.fatal is not None:

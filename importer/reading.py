@@ -179,13 +179,20 @@ def _checked_batches(
 
 
 def index_manifest(
-    ledger: Ledger, settings: ImportSettings, stats: ReadStats | None = None
+    ledger: Ledger,
+    settings: ImportSettings,
+    stats: ReadStats | None = None,
+    on_batch: Callable[[list[MappedRow]], None] | None = None,
 ) -> tuple[ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
-    """Pass one: validate everything and find external_ids used on several rows."""
+    """Pass one: validate everything and find external_ids used on several rows.
+
+    ``on_batch`` sees each batch as it is read (a run records its invalid rows there)."""
     index = ManifestIndex(ledger)
     index.start()
     seen: Counter[str] = Counter()
     for batch in _checked_batches(ledger, settings, stats):
+        if on_batch is not None:
+            on_batch(batch)
         valid = [
             (r.external_id, r.row_number, r.payload_hash, r.source_id, r.payload.get("media_url"))
             for r in batch

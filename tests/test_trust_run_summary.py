@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.audit_support import run
 from tests.conftest import PROJECT_ROOT, SandboxProcess
-from tests.factories import row, run_args, write_manifest
+from tests.factories import row, run_args, run_cli, write_manifest
 
 HTML = "https://media.example.com/calls/{n}.html"  # the sandbox answers 422: not audio/video
 
@@ -92,3 +92,43 @@ def test_a_stopped_retry_counts_the_failed_rows_it_did_not_re_send(
     counts = table(stdout)
     assert sum(counts.values()) == 40, stdout
     assert 0 < counts["retry (not sent yet)"] < 40 - imported, stdout
+
+
+def test_after_a_stop_status_and_the_summary_agree_and_add_up(
+    make_sandbox: object, tmp_path: Path
+) -> None:
+    server = make_sandbox("--latency-ms", "80")  # type: ignore[operator]
+    # Every tenth row is invalid, in every batch: most of them come after the stop.
+    rows = [row(n, type="VIDEO" if n % 10 == 0 else "CALL") for n in range(300)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    ledger = tmp_path / "l.db"
+    env = {**os.environ, "ASKELEPHANT_API_KEY": server.api_key}
+    args = run_args(manifest, ledger, server, "--batch-size", "20", "--concurrency", "2")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "importer", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and server.stats()["engagements"] < 4:
+        time.sleep(0.05)
+    server.set_faults(latency_ms=1000)  # the stop lands mid-run however loaded the machine is
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 130, stderr
+    summary = table(stdout)
+    told = run_cli(["status", "--ledger", str(ledger)])
+    assert told.exit_code == 0, told.output
+    in_ledger = table(told.stdout.split("Processing status")[0].split("Most frequent")[0])
+    assert sum(summary.values()) == 300, stdout
+    assert sum(in_ledger.values()) == 300, in_ledger
+    assert summary["invalid"] == in_ledger["invalid"] == 30, (stdout, in_ledger)
+    assert summary["pending"] == in_ledger["pending"], (stdout, in_ledger)
+    report = run_cli(["report", "--out", str(tmp_path / "out"), "--ledger", str(ledger)])
+    assert report.exit_code == 0, report.output
+    errors = (tmp_path / "out" / "errors.csv").read_text(encoding="utf-8").splitlines()
+    assert len(errors) - 1 == 300 - summary["created"], report.output

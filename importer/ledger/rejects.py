@@ -45,6 +45,17 @@ class Rejects(LedgerDB):
                 ],
             )
 
+    def rejects_after(self, manifest: str, run_id: int, row_number: int) -> dict[str, int]:
+        """A run's rejects of a manifest after a row, by status (what a stop left unplanned)."""
+        return {
+            row["status"]: row["n"]
+            for row in self.db.query(
+                "SELECT status, COUNT(*) AS n FROM rejects WHERE manifest = ? AND run_id = ? "
+                "AND row_number > ? GROUP BY status",
+                [manifest, run_id, row_number],
+            )
+        }
+
     def drop_stale_rejects(self, manifest: str, run_id: int) -> None:
         """After a complete pass: rejects of this manifest that the run did not confirm."""
         with self.db.conn:
