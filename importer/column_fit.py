@@ -13,6 +13,7 @@ one typo in the first rows does not leave a required field unmapped.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from importer.cells import InvalidCell
@@ -64,8 +65,15 @@ def _is_url(value: str) -> bool:
     return value.lower().startswith(("http://", "https://"))
 
 
+# A name alone: starts with a letter, then letters, spaces and . ' - (Ana Ng, O'Brien).
+NAMES = re.compile(r"[^\W\d_][^\W\d_ .'\-]*(?:[ .'\-]+[^\W\d_]+)*\.?")
+
+
 def _is_person_list(value: str) -> bool:
-    return any(mark in value for mark in "@<(,[")
+    """Emails, ``Name <email>``, JSON lists, or names alone separated by ``;``: not a count."""
+    if any(mark in value for mark in "@<(,["):
+        return True
+    return all(NAMES.fullmatch(name.strip()) for name in value.split(";") if name.strip())
 
 
 def _is_boolean(value: str) -> bool:

@@ -299,3 +299,14 @@ def test_a_name_two_columns_share_is_not_mapped() -> None:
     assert "title" not in guess.columns
     assert guess.refused["title"] == "'Subject' names two columns: rename one to map it"
     assert "title" not in guess.defaults  # the subject is there: no stand-in title
+
+
+@pytest.mark.parametrize(
+    ("value", "mapped"),
+    [("Ana Ng; Ben Wu", True), ("Ana Ng", True), ("O'Brien, Seán", True), ("3", False)],
+)
+def test_participants_as_names_alone_are_people(value: str, mapped: bool) -> None:
+    # Names without emails are participants; a count of them (Zoom's) is not.
+    headers = ["Id", "Attendees"]
+    guess = guess_mapping(headers, [{"Id": "1", "Attendees": value}])
+    assert ("participants" in guess.columns) is mapped
