@@ -103,12 +103,40 @@ def _coverage(ledger: Ledger) -> list[str]:
     if not months and not unreadable:
         return [*lines, "No manifest to read."]
     if months:
+        gaps = _gaps(months)
+        if len(gaps) <= MAX_GAP_LINES:  # else the page would no longer paste
+            months = {**months, **dict.fromkeys(gaps, (0, 0))}
         lines += ["| month | in manifests | in AskElephant | missing |", "|---|---:|---:|---:|"]
         for month, (rows, imported) in sorted(months.items()):
             lines.append(f"| {month} | {rows:,} | {imported:,} | {rows - imported:,} |")
+        if gaps:
+            named = ", ".join(gaps[:MAX_GAP_LINES])
+            more = f" and {len(gaps) - MAX_GAP_LINES:,} more" if len(gaps) > MAX_GAP_LINES else ""
+            lines += ["", f"No row at all in {named}{more}: a gap in the export?"]
     for manifest in unreadable:
         lines.append(f"- {manifest} could not be read again: its rows are not counted.")
     return lines
+
+
+MAX_GAP_LINES = 24
+"""Empty months shown as lines of the coverage table; more are only named."""
+
+
+def _gaps(months: dict[str, tuple[int, int]]) -> list[str]:
+    """Months between the first and the last with no row at all (``2024-03``)."""
+    known = sorted(
+        m for m in months if len(m) == 7 and m[4] == "-" and m.replace("-", "").isdigit()
+    )
+    if len(known) < 2:
+        return []
+    year, month = int(known[0][:4]), int(known[0][5:])
+    gaps = []
+    while f"{year:04d}-{month:02d}" < known[-1]:
+        name = f"{year:04d}-{month:02d}"
+        if name not in months:
+            gaps.append(name)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return gaps
 
 
 def coverage_by_month(ledger: Ledger) -> tuple[dict[str, tuple[int, int]], list[str]]:
