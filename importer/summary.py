@@ -217,7 +217,7 @@ def _next_steps(
     ledger_path: Path,
     errors_files: dict[str, str],
 ) -> list[str]:
-    at = f"--ledger {shlex.quote(str(ledger_path))}"
+    at = f"{_where(ledger)}--ledger {shlex.quote(str(ledger_path))}"
     steps: list[str] = []
     split = ledger.failed_split()
     unfinished = counts.get(Status.PENDING, 0) + counts.get(Status.IN_FLIGHT, 0)
@@ -248,6 +248,22 @@ def _next_steps(
     if not steps:
         return [*lines, "None: nothing is left to fix or resume."]
     return [*lines, "```console", *steps, "```"]
+
+
+def _where(ledger: Ledger) -> str:
+    """``--base-url URL --api-key-file FILE`` as the last run gave them (never the key):
+    a rehearsal's next steps must not resume against production."""
+    runs = ledger.recent_runs(1)
+    try:
+        options = json.loads(runs[0]["options"] or "{}") if runs else {}
+    except (TypeError, ValueError):
+        options = {}
+    parts = [
+        f"--{name.replace('_', '-')} {shlex.quote(str(options[name]))} "
+        for name in ("base_url", "api_key_file")
+        if isinstance(options, dict) and options.get(name)
+    ]
+    return "".join(parts)
 
 
 def rerun_options(record: dict[str, Any]) -> str:

@@ -36,3 +36,22 @@ def test_a_month_without_rows_between_the_first_and_the_last_is_shown(
     ]
     assert "| 2024-03 | 0 | 0 | 0 |" in text
     assert "No row at all in 2024-03, 2024-04: a gap in the export?" in text
+
+
+def test_next_steps_send_where_the_runs_sent(sandbox: SandboxProcess, tmp_path: Path) -> None:
+    """A rehearsal's "exact commands" must not resume against production."""
+    ledger = tmp_path / "l.db"
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(sandbox.api_key, encoding="utf-8")
+    key_file.chmod(0o600)
+    rows = [row(1), row(2, type="VIDEO")]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    args = ["run", str(manifest), "--ledger", str(ledger), "--base-url", sandbox.base_url]
+    assert run_cli([*args, "--api-key-file", str(key_file), "--no-progress"]).exit_code == 1
+
+    run_cli(["report", "--out", str(tmp_path / "out"), "--ledger", str(ledger)])
+
+    text = (tmp_path / "out" / "summary.md").read_text(encoding="utf-8")
+    at = f"--base-url {sandbox.base_url} --api-key-file {key_file} --ledger {ledger}"
+    assert f"importer verify --wait {at}" in text, text
+    assert f"importer run {tmp_path / 'out' / 'errors.csv'} {at}" in text, text

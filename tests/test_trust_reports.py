@@ -158,9 +158,10 @@ def test_report_writes_a_summary_to_paste(sandbox: SandboxProcess, tmp_path: Pat
     assert "| 2024-02 | 2 | 0 | 2 |" in text
     assert "| 2024-03 | 2 | 0 | 2 |" in text  # an invalid row still has its month
     assert re.search(r"\| #1 \| run \| calls\.csv \| .* \| rows need attention \|", text)
-    assert f"importer run {out / 'errors.csv'} --ledger {ledger}" in text
-    assert f"importer retry --include-permanent --ledger {ledger}" in text
-    assert f"importer verify --wait --ledger {ledger}" in text
+    at = f"--base-url {sandbox.base_url} --ledger {ledger}"  # where the run sent
+    assert f"importer run {out / 'errors.csv'} {at}" in text
+    assert f"importer retry --include-permanent {at}" in text
+    assert f"importer verify --wait {at}" in text
     assert len(text.splitlines()) < 60
 
 
@@ -222,8 +223,9 @@ def test_several_manifests_get_an_errors_file_each(sandbox: SandboxProcess, tmp_
     assert read_csv(out / "errors-first.csv")[0] == [*COLUMNS, "error_status", "error_message"]
     assert read_csv(out / "errors-second.csv")[0] == [*extra, "error_status", "error_message"]
     summary = (out / "summary.md").read_text(encoding="utf-8")
-    assert f"importer run {out / 'errors-first.csv'} --ledger {ledger}" in summary
-    assert f"importer run {out / 'errors-second.csv'} --ledger {ledger}" in summary
+    at = f"--base-url {sandbox.base_url} --ledger {ledger}"
+    assert f"importer run {out / 'errors-first.csv'} {at}" in summary
+    assert f"importer run {out / 'errors-second.csv'} {at}" in summary
 
 
 def test_the_summary_commands_read_the_errors_file_as_the_manifest_was_read(
@@ -239,5 +241,8 @@ def test_the_summary_commands_read_the_errors_file_as_the_manifest_was_read(
     report(ledger, out)
 
     summary = (out / "summary.md").read_text(encoding="utf-8")
-    expected = f"importer run {out / 'errors.csv'} --prefix sf- --timezone Europe/Paris --ledger"
+    expected = (
+        f"importer run {out / 'errors.csv'} --prefix sf- --timezone Europe/Paris "
+        f"--base-url {sandbox.base_url} --ledger"
+    )
     assert expected in summary
