@@ -72,8 +72,10 @@ def skip_title_block(
     """The header row's values: the first row with two or more cells, after a title block."""
     from importer.parquet import parquet_cell
 
+    seen = 0
     for number, values in records:
         filled = sum(1 for value in values if parquet_cell(value).strip())
+        seen += filled
         if filled >= 2:
             return tuple(values)
         if number > MAX_TITLE_ROWS:
@@ -81,6 +83,8 @@ def skip_title_block(
     book, worksheet = open_sheet(path, sheet)
     names = book.sheetnames
     book.close()
+    if not seen and not (sheet is None and len(names) > 1):
+        raise ManifestError(str(path), f"sheet {worksheet.title!r} is empty")
     hint = ""
     if sheet is None and len(names) > 1:
         hint = f"; its sheets: {', '.join(repr(name) for name in names)}: pass --sheet NAME"

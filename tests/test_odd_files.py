@@ -357,3 +357,9 @@ def test_a_repeated_column_name_matters_only_when_it_is_read(tmp_path: Path) -> 
         f"error: {path}: the header names column 'Comments' twice (columns 7 and 8), and "
         "title is read from it: rename one of them in the file\n",
     )
+
+
+def test_an_empty_workbook_says_its_sheet_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "empty.xlsx"
+    openpyxl.Workbook().save(path)
+    assert plan(path) == (2, f"error: {path}: sheet 'Sheet' is empty\n")
