@@ -98,7 +98,8 @@ _timezone = click.option(
     "--timezone",
     default="UTC",
     show_default=True,
-    help="Time zone for start_at values without an offset (IANA name, e.g. Europe/Paris).",
+    help="Time zone for start_at values without an offset (IANA name, e.g. Europe/Paris); "
+    "a zone name after a time ('2:30 PM EST') must be this zone's.",
 )
 _run_workflows = click.option(
     "--run-workflows",
