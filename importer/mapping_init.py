@@ -28,6 +28,7 @@ from importer.date_order import decide_order
 from importer.errors import ManifestError
 from importer.manifest import SourceOptions, read_columns, read_samples
 from importer.mapping import FIELDS, REQUIRED_FIELDS, tomllib
+from importer.zone_names import US_ZONES, split_zone_name
 
 # Header words that make a column a guess for a field when no synonym matched.
 GUESS_WORDS = {
@@ -191,6 +192,15 @@ def _date_question(column: str | None, rows: list[dict[str, str]]) -> str | None
             f"Is {value!r} day-first or month-first? The first rows do not say: set "
             '[formats] start_at = "dayfirst" or "monthfirst" (or pass --dayfirst/--monthfirst).'
         )
+    for number, row in enumerate(rows, start=2):
+        zoned = split_zone_name(row.get(column, ""))
+        if zoned is not None:  # the mapping holds no zone: plan and run are told
+            example = US_ZONES.get(zoned[1][0], "") if zoned[1][1:] in ("ST", "DT") else ""
+            hint = f" (e.g. --timezone {example})" if example else ""
+            return (
+                f"Dates name the zone {zoned[1]!r} (row {number} {row[column].strip()!r}): pass "
+                f"--timezone with the zone they are in to plan and run{hint}."
+            )
     return None
 
 
@@ -243,7 +253,9 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
         ]
     if guess.date_question:
         question = _comment_text(guess.date_question)
-        lines += ["", "# " + question, "# [formats]", '# start_at = "monthfirst"']
+        lines += ["", "# " + question]
+        if "day-first" in question:
+            lines += ["# [formats]", '# start_at = "monthfirst"']
     if guess.unused_columns:
         unused = ", ".join(_comment_text(name) for name in guess.unused_columns)
         lines += ["", "# Columns not used: " + unused]

@@ -363,3 +363,13 @@ def test_an_empty_workbook_says_its_sheet_is_empty(tmp_path: Path) -> None:
     path = tmp_path / "empty.xlsx"
     openpyxl.Workbook().save(path)
     assert plan(path) == (2, f"error: {path}: sheet 'Sheet' is empty\n")
+
+
+def test_init_asks_for_the_zone_that_dates_name(tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.toml"
+    result = run_cli(["init", str(zoned(tmp_path)), "--out", str(mapping)])
+    assert (
+        "  question: Dates name the zone 'EST' (row 2 '3/5/2024 2:30 PM EST'): pass --timezone "
+        "with the zone they are in to plan and run (e.g. --timezone America/New_York)."
+        in result.stdout.splitlines()
+    )
