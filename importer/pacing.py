@@ -1,25 +1,21 @@
 """How fast to send, and when not to send at all: learned from the server's answers.
 
 Pure and clock-free: every method takes ``now`` (seconds, any monotonic origin), so the
-sender (``importer/send.py``) feeds it the real clock and the simulation tests
-(``tests/test_pacing_simulation.py``) a fake one. Two questions are answered from the
-*share* of recent answers, never from a streak:
+sender feeds it the real clock and ``tests/test_pacing.py`` a simulated one. Both questions
+are answered from the *share* of recent answers, never from a streak:
 
 **Is there a real rate limit?** A ``429`` delays its own row by its ``Retry-After`` (the
-retry policy does that) and slows nobody else, as long as refusals are scattered. Only when
-they are a large share of the recent answers (``limit_share``, 10%; a pace-independent 5%
-of stray refusals stays below it) does the shared pace drop, once per window (answers to
-requests sent before a decrease are old news), to ``beta`` (0.7) times the measured sending
-rate, and never above what the server was measured accepting. It then climbs back along a
-cubic curve of the time since the decrease, as botocore's adaptive retry mode and TCP CUBIC
-do: steep at first, flat around the rate the server accepted (reached again after
-``recovery_seconds``), then probing above it. ``--rate`` is a hard cap throughout.
-
-    rate(t) = w_max * (1 + c * (t - K)**3),  K = recovery_seconds,  c = (1 - beta) / K**3
+retry policy does that) and slows nobody else while refusals are scattered. Only when they
+are a large share of the recent answers (``limit_share``, 15%, until the stray share is
+measured; then ``limit_margin`` above it) does the shared pace drop, once per window, to
+``beta`` (0.7) times the measured sending rate, never above what the server took. It then
+climbs back along a cubic curve of the time since the decrease (botocore's adaptive mode,
+TCP CUBIC): steep, flat around the rate the server took (again after ``recovery_seconds``),
+then probing gently above it: ``rate(t) = w_max * (1 + c * (t - K)**3)``. ``--rate`` caps it.
 
 **Is the server down?** When (nearly) all recent answers are failures (``5xx``, timeouts,
 lost connections: ``outage_share`` of the last answers, at least ``outage_min_failures``), the
-guard opens: nobody sends except one probe at a time, spaced by a shared back-off
+guard opens: nobody sends but one probe at a time, spaced by a shared back-off
 (``probe_base`` doubling up to ``probe_cap``); any real answer to a probe closes it. A
 failed probe after the guard has been open for ``outage_budget`` seconds gives up the run.
 A few percent of failures is bad luck: those rows retry on their own.
