@@ -74,7 +74,7 @@ def test_an_alias_of_a_ledger_in_use_is_refused(
         result = run_cli(writing_command(command, sandbox, other, manifest), sandbox.api_key)
 
     assert result.exit_code == 2, result.output
-    assert "is using the ledger" in result.stderr
+    assert f"another importer run (pid {os.getpid()}) is using the ledger" in result.stderr
     assert sandbox.stats()["requests"] == before
 
 

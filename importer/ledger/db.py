@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlite_utils
 
 from importer.errors import LedgerError
+from importer.ledger.holder import lock_holder
 from importer.outcomes import Status
 
 SCHEMA_VERSION = 2
@@ -101,6 +102,11 @@ class LedgerDB:
     def _connect(self, path: Path, readonly: bool) -> sqlite_utils.Database:
         if path.is_dir():
             raise LedgerError(f"ledger {path} is a folder; pass a file path to --ledger")
+        if path.exists() and not path.is_file():
+            raise LedgerError(
+                f"ledger {path} is not a regular file (a device, pipe or socket); "
+                "pass a file path to --ledger"
+            )
         if not readonly:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -360,6 +366,9 @@ class LedgerDB:
             self._holder_path().write_text(str(os.getpid()), encoding="ascii")
 
     def _holder(self) -> str:
+        pid = lock_holder(self.path)  # the kernel knows, by whichever name it was taken
+        if pid is not None:
+            return f"pid {pid}"
         try:
             return "pid " + self._holder_path().read_text(encoding="ascii").strip()
         except OSError:
