@@ -13,7 +13,8 @@ The same plan (actions are ``importer.outcomes.Action``) drives ``importer plan`
     failed               rejected by the server for good, and unchanged since: skip
     invalid              breaks a rule; never sent
     duplicate            shares its external_id with other rows holding other values
-    not retried          ``importer retry`` only: no run left the row unfinished
+    not retried          ``importer retry`` only: no run left the row unfinished (and it is
+                         not imported unchanged: that is ``already imported``)
     skipped              nothing to import (e.g. no media URL with ``--skip-without-media``);
                          recorded, never sent, and not a problem for the exit code
     repeated             same external_id and values as an earlier row: sent once, with it
@@ -107,6 +108,11 @@ def plan_row(
         if duplicate.first_row != row.row_number:
             return PlannedRow(row, Action.REPEATED, f"same as row {duplicate.first_row}; sent once")
     status = fact.status if fact else None
+    imported = status in (Status.CREATED, Status.EXISTING)
+    if options.only_failed and imported and fact and fact.payload_hash == row.payload_hash:
+        # Called what retry's start calls them ("Skipping 2 already imported."), not
+        # "not retried". A row changed since is left to `importer run`, which judges it.
+        return PlannedRow(row, Action.IMPORTED, engagement_id=fact.engagement_id)
     if options.only_failed and status not in (Status.FAILED, Status.IN_FLIGHT, Status.PENDING):
         return PlannedRow(row, Action.NOT_RETRIED, "not left unfinished; `importer run` handles it")
     if fact is None or status in (Status.PENDING, None):

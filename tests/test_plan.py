@@ -135,8 +135,8 @@ def test_invalid_wins_over_duplicate() -> None:
 @pytest.mark.parametrize(
     ("status", "transient", "action"),
     [
-        ("created", False, Action.NOT_RETRIED),
-        ("existing", False, Action.NOT_RETRIED),
+        ("created", False, Action.IMPORTED),
+        ("existing", False, Action.IMPORTED),
         ("in_flight", False, Action.RETRY),
         ("pending", False, Action.NEW),
         ("failed", True, Action.RETRY),

@@ -132,3 +132,18 @@ def test_after_a_stop_status_and_the_summary_agree_and_add_up(
     assert report.exit_code == 0, report.output
     errors = (tmp_path / "out" / "errors.csv").read_text(encoding="utf-8").splitlines()
     assert len(errors) - 1 == 300 - summary["created"], report.output
+
+
+def test_retry_calls_imported_rows_what_its_start_called_them(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    from tests.audit_support import command
+
+    ledger = tmp_path / "l.db"
+    rows = [row(1), row(2), row(3, media_url=HTML.format(n=3))]
+    assert run(sandbox, write_manifest(tmp_path / "m.csv", rows), ledger).exit_code == 1
+
+    result = command(sandbox, "retry", ledger, "--include-permanent")
+
+    assert "Skipping 2 already imported." in result.stderr
+    assert table(result.stdout) == {"already imported": 2, "failed": 1}, result.stdout
