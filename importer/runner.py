@@ -37,7 +37,7 @@ from importer.retry import RetrySettings
 from importer.send import SendSettings
 from importer.settings import ImportSettings
 from importer.status import ledger_status
-from importer.stopping import stop_on_signals
+from importer.stopping import run_until_stopped, stop_on_signals
 from importer.targets.askelephant import check_base_url
 from importer.targets.base import Target
 from importer.targets.registry import DEFAULT_TARGET, TargetKind, target_kind
@@ -219,10 +219,14 @@ def verify_ledger(
     reporter: Reporter,
     target: str = DEFAULT_TARGET,
 ) -> VerifyResult:
-    """``importer verify``: GET every imported engagement, record processing_status."""
-    with open_ledger(ledger_path, exclusive=True) as ledger:
+    """``importer verify``: GET every imported engagement, record processing_status.
+
+    Ctrl-C and SIGTERM stop it cleanly from here on (exit 130): every status read so far
+    stays recorded, the rest is read by the next ``verify``.
+    """
+    with stop_on_signals(), open_ledger(ledger_path, exclusive=True) as ledger:
         ledger.claim_target(target)
-        return asyncio.run(
+        return run_until_stopped(
             _with_target(target_factory, lambda target: verify(ledger, target, settings, reporter))
         )
 
@@ -235,10 +239,13 @@ def reconcile_ledger(
     retry: RetrySettings | None = None,
     target: str = DEFAULT_TARGET,
 ) -> ReconcileResult:
-    """``importer reconcile``: compare the ledger with the target; changes neither."""
-    with open_ledger(ledger_path, readonly=True) as ledger:
+    """``importer reconcile``: compare the ledger with the target; changes neither.
+
+    Ctrl-C and SIGTERM stop it cleanly (exit 130), as every command that talks to a target.
+    """
+    with stop_on_signals(), open_ledger(ledger_path, readonly=True) as ledger:
         ledger.claim_target(target)
-        return asyncio.run(
+        return run_until_stopped(
             _with_target(
                 target_factory,
                 lambda remote: reconcile(ledger, remote, concurrency=concurrency, retry=retry),

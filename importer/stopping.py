@@ -12,11 +12,15 @@ so nothing is sent after it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from types import FrameType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class StopRequest:
@@ -76,3 +80,36 @@ def stop_on_signals() -> Iterator[StopRequest]:
         _current = None
         for each, handler in previous.items():
             signal.signal(each, handler)  # type: ignore[arg-type]
+
+
+def run_until_stopped(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)``, cancelled at its next ``await`` when a stop is requested.
+
+    A stop requested before (while the ledger was being opened) cancels it before it
+    starts. Either way it ends in ``KeyboardInterrupt``; without ``stop_on_signals`` this
+    is plain ``asyncio.run``.
+    """
+    return asyncio.run(_cancelled_on_stop(main))
+
+
+async def _cancelled_on_stop(main: Coroutine[Any, Any, T]) -> T:
+    stop = current()
+    if stop is None:
+        return await main
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(main)
+    cancelled = False
+
+    def cancel() -> None:
+        nonlocal cancelled
+        if not cancelled:  # a second Ctrl-C must not cut short the clean-up of the first
+            cancelled = True
+            loop.call_soon_threadsafe(task.cancel)
+
+    with stop.on_request(cancel):
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if stop.requested:
+                raise KeyboardInterrupt from None
+            raise
