@@ -84,7 +84,8 @@ class HumanReporter:
             if len(self.problems) < SHOWN_PROBLEMS:
                 shown_id = for_terminal(external_id, lines=False) if external_id else "(no id)"
                 shown = for_terminal(str(detail), lines=False)
-                self.problems.append(f"  row {row} {shown_id} {outcome}: {shown}")
+                said = str(outcome).replace("_", " ")  # as the summary names it
+                self.problems.append(f"  row {row} {shown_id} {said}: {shown}")
         if self.bar is not None:
             if outcome in SENT_OUTCOMES:
                 self.bar.update(1)

@@ -238,12 +238,17 @@ def run_summary_text(summary: RunSummary, manifest: Path) -> str:
     rate = rows_done({str(k): n for k, n in summary.sent.items()}) / max(summary.seconds, 1e-9)
     counts = Counter(summary.counts)
     same = counts.pop(Action.SAME_RECORDING, 0)
+    # A contact set is applied to a row counted above (created, already imported...).
+    contacts = [(counts.pop(o, 0), o) for o in (Outcome.CONTACTS_APPLIED, Outcome.CONTACTS_FAILED)]
     text = format_counts(
         counts,
         f"Summary for {manifest} ({summary.seconds:.1f} s, {summary.requests:,} "
         f"request{'' if summary.requests == 1 else 's'}, "
         f"{rate:.1f} rows/s):",
     )
+    if any(n for n, _ in contacts):
+        said = ", ".join(f"{n:,} {str(o).replace('_', ' ')}" for n, o in contacts if n)
+        text += f"\nContact sets: {said} (rows counted above)."
     if same:
         text += (
             f"\n{same:,} of the rows sent are the same recording as another row (listed "

@@ -614,7 +614,7 @@ def test_unknown_contact_is_reported_as_contacts_failed(
     result = run(sandbox, manifest, ledger)
 
     assert result.exit_code == 1, result.output
-    assert "contacts_failed" in result.output and "cnt_unknown1" in result.output
+    assert "contacts failed" in result.output and "cnt_unknown1" in result.output
     assert status_counts(ledger) == {"created": 1}
     assert ledger_rows(ledger)[0]["contacts_hash"] is None
     status = json.loads(run_cli(["status", "--ledger", str(ledger), "--json"]).stdout)

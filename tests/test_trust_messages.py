@@ -211,7 +211,7 @@ def test_sync_contacts_reads_rows_as_the_last_run_did(
 
     assert result.exit_code == 0, result.output
     assert "changed since import" not in result.output
-    assert "contacts applied" in result.stdout
+    assert "1 contacts applied" in result.stdout
 
 
 def test_verify_max_attempts_speaks_of_reads() -> None:

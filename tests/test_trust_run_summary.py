@@ -147,3 +147,19 @@ def test_retry_calls_imported_rows_what_its_start_called_them(
 
     assert "Skipping 2 already imported." in result.stderr
     assert table(result.stdout) == {"already imported": 2, "failed": 1}, result.stdout
+
+
+def test_contact_outcomes_are_said_beside_the_rows_not_counted_as_more_rows(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    rows = [row(1, contact_ids="cnt_a"), row(2, contact_ids="cnt_unknown1"), row(3, title="")]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+
+    result = run(sandbox, manifest, tmp_path / "l.db")
+
+    assert result.exit_code == 1
+    assert table(result.stdout) == {"created": 2, "invalid": 1}, result.stdout
+    assert "Contact sets: 1 contacts applied, 1 contacts failed (rows counted above)." in (
+        result.stdout
+    )
+    assert "contacts_failed" not in result.output
