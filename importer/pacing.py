@@ -50,9 +50,10 @@ class PacingSettings:
     limit_share: float = 0.15
     """Share of refusals among recent answers that means a real limit, until the share of
     stray refusals (those at a pace known to be below the limit) has been measured."""
-    limit_margin: float = 0.03
+    limit_margin: float = 0.02
+    limit_confidence: float = 2.5
+    """Standard deviations above the stray share that refusals must be to mean a limit."""
     """Once it has: refusals this much above the stray share mean the limit again."""
-    min_limit_share: float = 0.03
     min_refusals: int = 3
     """Fewer refusals than this in the window never slow anybody."""
     window_seconds: float = 2.0
@@ -148,6 +149,9 @@ class RateGovernor:
         """What the server was measured accepting at each decrease."""
         self.refused = 0
         self.answered = 0
+        self.in_flight = 0
+        """Requests sent and not answered: with slow creates, the refusals come back first,
+        and the successes still on their way must count in the share."""
         self.below_limit = [0, 0]
         """Answers and refusals to requests sent well below the last limit: the stray share."""
 
@@ -172,9 +176,11 @@ class RateGovernor:
     def sent(self, now: float) -> None:
         """A request left."""
         self.sent_rate.add(now)
+        self.in_flight += 1
 
     def answered_with(self, now: float, sent_at: float, answer: Answer) -> None:
         """One answer (FAILED answers are ignored here: they are the outage guard's)."""
+        self.in_flight = max(0, self.in_flight - 1)
         if answer is Answer.FAILED:
             return
         self.answered += 1
@@ -211,17 +217,26 @@ class RateGovernor:
         return (
             answers >= settings.window_answers
             and self.window_refusals >= settings.min_refusals
-            and self.window_refusals >= self.limit_share * answers
+            and self.window_refusals >= self._refusals_meaning_a_limit(answers)
         )
 
-    @property
-    def limit_share(self) -> float:
-        """The share of refusals that means a real limit: above the measured stray share."""
-        answers, refusals = self.below_limit
-        if answers < self.settings.window_answers:
-            return self.settings.limit_share
-        stray = refusals / answers
-        return max(self.settings.min_limit_share, stray + self.settings.limit_margin)
+    def _refusals_meaning_a_limit(self, answers: int) -> float:
+        """How many refusals among ``answers`` mean a real limit.
+
+        Until the stray share is measured: ``limit_share`` of them. Then more than strays
+        would give even by bad luck (their mean plus three standard deviations), plus
+        ``limit_margin``: at 5% of stray refusals a window of 40 answers needs 8 refusals;
+        with no strays, 3. A thinner test takes noise for a limit, and each decrease then
+        lowers the next one's measure: the pace ratchets down.
+        """
+        seen, refused = self.below_limit
+        if seen < self.settings.window_answers:
+            # No stray share known yet: successes still on their way count as answers, or
+            # the first refusals (back at once) look like more than they are.
+            return self.settings.limit_share * (answers + self.in_flight)
+        stray = (refused + 1) / (seen + 2)
+        noise = self.settings.limit_confidence * math.sqrt(answers * stray * (1 - stray))
+        return answers * (stray + self.settings.limit_margin) + noise
 
     def _decrease(self, now: float) -> None:
         sent = self.sent_rate.per_second(now)
