@@ -48,12 +48,10 @@ class PacingSettings:
     rate_cap: float | None = None
     """``--rate``: never more requests per second than this."""
     limit_share: float = 0.15
-    """Share of refusals among recent answers that means a real limit, until the share of
-    stray refusals (those at a pace known to be below the limit) has been measured."""
+    """Share of refusals that means a limit, until the stray share is measured (below it)."""
     limit_margin: float = 0.02
+    """Then: points above the stray share (plus ``limit_confidence`` deviations of chance)."""
     limit_confidence: float = 2.5
-    """Standard deviations above the stray share that refusals must be to mean a limit."""
-    """Once it has: refusals this much above the stray share mean the limit again."""
     min_refusals: int = 3
     """Fewer refusals than this in the window never slow anybody."""
     window_seconds: float = 2.0
@@ -65,18 +63,16 @@ class PacingSettings:
     beta: float = 0.7
     """A decrease goes to this share of the measured sending rate."""
     recovery_seconds: float = 3.0
-    """After a decrease, seconds until the pace is back at the rate the server accepted."""
+    """After a decrease, seconds until the pace is back at the rate the server took."""
     probe_gentleness: float = 0.025
-    """Above the rate the server accepted, the curve climbs this much slower than below it."""
+    """Above the rate the server took, the curve climbs this much slower than below it."""
     measure_seconds: float = 1.0
-    """Sending and accepting rates are measured over this many recent seconds."""
     floor: float = 0.2
     """The pace never drops below this many requests per second."""
     outage_share: float = 0.8
-    """Share of failures among the recent answers that means an outage."""
+    """Share of failures among the last ``outage_answers`` answers that means an outage."""
     outage_min_failures: int = 5
     outage_answers: int = 20
-    """How many recent answers are judged for an outage."""
     outage_horizon: float = 10.0
     """Answers older than this many seconds are not judged for an outage."""
     probe_base: float = 0.5
@@ -150,8 +146,7 @@ class RateGovernor:
         self.refused = 0
         self.answered = 0
         self.in_flight = 0
-        """Requests sent and not answered: with slow creates, the refusals come back first,
-        and the successes still on their way must count in the share."""
+        """Requests sent, not answered: successes of slow creates come after the refusals."""
         self.below_limit = [0, 0]
         """Answers and refusals to requests sent well below the last limit: the stray share."""
 
@@ -221,14 +216,9 @@ class RateGovernor:
         )
 
     def _refusals_meaning_a_limit(self, answers: int) -> float:
-        """How many refusals among ``answers`` mean a real limit.
-
-        Until the stray share is measured: ``limit_share`` of them. Then more than strays
-        would give even by bad luck (their mean plus three standard deviations), plus
-        ``limit_margin``: at 5% of stray refusals a window of 40 answers needs 8 refusals;
-        with no strays, 3. A thinner test takes noise for a limit, and each decrease then
-        lowers the next one's measure: the pace ratchets down.
-        """
+        """How many refusals among ``answers`` mean a real limit: more than strays give even
+        by bad luck (5% of strays: 7 of 40). A thinner test takes noise for a limit, and
+        each decrease lowers the next one's measure: the pace ratchets down."""
         seen, refused = self.below_limit
         if seen < self.settings.window_answers:
             # No stray share known yet: successes still on their way count as answers, or
@@ -257,14 +247,9 @@ class RateGovernor:
         self.window_refusals = 0
 
     def _taken_since_refusals_began(self, now: float) -> float:
-        """Requests per second the server took (sent and not refused) since the first refusal
-        in the window.
-
-        Counted from what was sent, not from the answers: with slow creates, refusals come
-        back long before the first success does. A token bucket lets a burst through after
-        a quiet spell; once it refuses, it takes exactly its limit, so that stretch (at
-        least a quarter of ``measure_seconds``, and after the last decrease) is the measure.
-        """
+        """Requests per second the server took (sent, not refused) since the refusals began
+        and the last decrease: not from the successes, which slow creates answer late. Once a
+        token bucket refuses, it takes exactly its limit (bursts came before)."""
         first_refusal = next((t for t, refused in self.window if refused), now)
         began = max(first_refusal, self.last_decrease)
         measure = self.settings.measure_seconds
