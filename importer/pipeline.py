@@ -324,12 +324,17 @@ async def run_import(
             # Rows after the stop: those judged as they were read (invalid, skipped) and
             # those waiting as pending are counted as the ledger holds them, so `status`
             # says the same; the rest (not planned against the ledger yet) is not reached.
-            after = ledger.rejects_after(manifest_key, run_id, reached)
-            for status, count in after.items():
-                summary.planned[Action(status)] += count
+            after = 0
+            for number, external_id, status, reason in ledger.rejects_after(
+                manifest_key, run_id, reached
+            ):
+                summary.planned[Action(status)] += 1
+                after += 1
+                if status in REPORTED_ACTIONS:
+                    reporter.row_done(external_id, number, status, reason)
             waiting = index.unfinished_after(reached)
             summary.unfinished.update(waiting)
-            rest = seen["rows"] - judged - sum(after.values()) - sum(waiting.values())
+            rest = seen["rows"] - judged - after - sum(waiting.values())
             if rest > 0:
                 summary.unfinished[NOT_REACHED] = rest
     summary.seconds = time.monotonic() - started

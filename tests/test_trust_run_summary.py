@@ -128,6 +128,9 @@ def test_after_a_stop_status_and_the_summary_agree_and_add_up(
     assert sum(in_ledger.values()) == 300, in_ledger
     assert summary["invalid"] == in_ledger["invalid"] == 30, (stdout, in_ledger)
     assert summary["pending"] == in_ledger["pending"], (stdout, in_ledger)
+    listed = len(re.findall(r"^  row \d+ crm:rec-\d+ invalid: ", stderr, re.MULTILINE))
+    more = re.search(r"^  \.\.\. and ([\d,]+) more$", stderr, re.MULTILINE)
+    assert listed + (int(more.group(1).replace(",", "")) if more else 0) == 30, stderr
     report = run_cli(["report", "--out", str(tmp_path / "out"), "--ledger", str(ledger)])
     assert report.exit_code == 0, report.output
     errors = (tmp_path / "out" / "errors.csv").read_text(encoding="utf-8").splitlines()

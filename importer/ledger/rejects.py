@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 from importer.facts import Reject
 from importer.ledger.db import LedgerDB, now_iso
@@ -45,16 +46,17 @@ class Rejects(LedgerDB):
                 ],
             )
 
-    def rejects_after(self, manifest: str, run_id: int, row_number: int) -> dict[str, int]:
-        """A run's rejects of a manifest after a row, by status (what a stop left unplanned)."""
-        return {
-            row["status"]: row["n"]
-            for row in self.db.query(
-                "SELECT status, COUNT(*) AS n FROM rejects WHERE manifest = ? AND run_id = ? "
-                "AND row_number > ? GROUP BY status",
-                [manifest, run_id, row_number],
-            )
-        }
+    def rejects_after(
+        self, manifest: str, run_id: int, row_number: int
+    ) -> Iterator[tuple[int, str, str, str]]:
+        """A run's rejects of a manifest after a row (what a stop left unplanned), in file
+        order: (row number, external_id, status, reason)."""
+        for row in self.db.query(
+            "SELECT row_number, external_id, status, reason FROM rejects WHERE manifest = ? "
+            "AND run_id = ? AND row_number > ? ORDER BY row_number",
+            [manifest, run_id, row_number],
+        ):
+            yield row["row_number"], row["external_id"] or "", row["status"], row["reason"]
 
     def drop_stale_rejects(self, manifest: str, run_id: int) -> None:
         """After a complete pass: rejects of this manifest that the run did not confirm."""
