@@ -44,6 +44,9 @@ ALL_SCOPES = (SCOPE_WRITE, SCOPE_READ, SCOPE_PRIVATE_READ, *EXPAND_SCOPES.values
 
 # \Z, not $: "$" also matches before a trailing newline, which no id may carry.
 ENGAGEMENT_ID_PATTERN = re.compile(r"^ngmt_[A-Za-z0-9]+\Z")
+ENGAGEMENT_ID_MAX = 128
+"""Longest engagement id taken from an answer (an assumption: the documented pattern has no
+bound, the sandbox's are 29 characters); a longer one is a bad answer, not ledger bloat."""
 CONTACT_ID_PATTERN = re.compile(r"^cnt_[A-Za-z0-9]+\Z")
 # Deliberately simple: one @, no spaces, a dot in the domain. RFC 5322 in full accepts
 # addresses no CRM export contains, and rejecting them is kinder than a server 422.

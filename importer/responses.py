@@ -4,6 +4,8 @@
 3.0
 >>> classify(201, {}, b'{"id": "ngmt_1"}', operation="create") is None
 True
+>>> parse_retry_after("NaN") is None, parse_retry_after("-1")
+(True, 0.0)
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,9 +41,11 @@ def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> floa
         return None
     text = value.strip()
     try:
-        return max(0.0, float(text))
+        seconds = float(text)
     except ValueError:
         pass
+    else:  # "NaN" and "inf" say nothing usable: as if there were no header
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
@@ -77,11 +82,15 @@ def classify(
         if status == 204 or (operation == "replace_contacts" and not body):
             return None
         engagement = parse_problem(body)
-        if not contract.ENGAGEMENT_ID_PATTERN.match(str(engagement.get("id", ""))):
+        engagement_id = str(engagement.get("id", ""))
+        too_long = len(engagement_id) > contract.ENGAGEMENT_ID_MAX
+        if too_long or not contract.ENGAGEMENT_ID_PATTERN.match(engagement_id):
             return TransientError(f"HTTP {status} but the body is not an engagement", status=status)
         return None
     if status == 304:
         return None
+    if 300 <= status < 400:
+        return _redirect(status, headers)
     problem = parse_problem(body)
     detail = problem.get("detail") or problem.get("title") or problem.get("message")
     raw_errors = problem.get("errors")
@@ -109,6 +118,20 @@ def classify(
     if status in (400, 404, 422) or 400 <= status < 500:
         return PermanentError(f"HTTP {status}{said}", **fields)
     return ServerUnavailable(f"HTTP {status} unexpected answer{said}", **fields)
+
+
+def _redirect(status: int, headers: Mapping[str, str]) -> FatalError:
+    """A redirect is never followed (it could take the key elsewhere): the URL is wrong.
+
+    Every answer would be the same, so the run stops at once, rows left pending.
+    """
+    location = headers.get("location")
+    to = f" to {location[:200]}" if location else ""
+    return FatalError(
+        f"HTTP {status}: the API answered with a redirect{to}, which the importer does not "
+        "follow (it could carry the API key elsewhere): check --base-url",
+        status=status,
+    )
 
 
 def _request_id(problem: dict[str, Any], headers: Mapping[str, str]) -> str | None:

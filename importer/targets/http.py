@@ -68,6 +68,8 @@ async def send_request(
         hint = ""
         if "SSL" in reason or "TLS" in reason:
             hint = "; does the server speak https? (the sandbox speaks plain http)"
+        elif "Receive buffer too long" in reason:  # h11's limit on an answer's head
+            hint = "; the answer's headers are over 100 KB, more than any API sends"
         raise ServerUnavailable(
             f"connection failed ({type(error).__name__}{': ' + reason if reason else ''}{hint})"
         ) from None

@@ -1,0 +1,149 @@
+"""Odd answers to a create: redirects, odd Retry-After values, odd bodies and headers.
+
+Each is that row's clear error (or, for a redirect, the run's), never an internal error
+(exit 70) nor a hang. Raw HTTP servers on 127.0.0.1 (tests/hostile_server.py), through the
+CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import BinaryIO
+
+import pytest
+
+from tests.factories import ledger_rows
+from tests.hostile_server import HostileServer, Request, engagement, respond
+from tests.test_hostile_servers import run_against
+
+
+def numbered(request: Request) -> bytes:
+    """A good engagement whose id is derived from the row (crm:rec-3 -> ngmt_3)."""
+    number = request.json()["external_id"].rsplit("-", 1)[1]
+    return engagement(request, engagement_id=f"ngmt_{number}")
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirected_create_stops_the_run_saying_so(tmp_path: Path, status: int) -> None:
+    def redirect(request: Request, out: BinaryIO) -> None:
+        respond(out, status, b"", {"Location": "https://elsewhere.example.net/v2/engagements"})
+
+    with HostileServer(redirect) as server:
+        result, ledger = run_against(server, tmp_path, 5, "--max-attempts", "5")
+
+    assert result.exit_code == 3, result.output  # the URL is wrong: every answer would be
+    assert f"HTTP {status}: the API answered with a redirect" in result.stderr
+    assert "https://elsewhere.example.net/v2/engagements" in result.stderr
+    assert "check --base-url" in result.stderr
+    assert len(server.requests) == 1  # stopped at once, not ridden out as an outage
+    assert {r["status"] for r in ledger_rows(ledger)} <= {"pending", "in_flight"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "-1",
+        "NaN",
+        "inf",
+        "1e309",
+        "Thu, 01 Jan 1970 00:00:00 GMT",  # in the past: now
+        "Fri, 31 Dec 9999 23:59:59 GMT",  # far future: past the cap
+        "soon",
+    ],
+)
+def test_an_odd_retry_after_is_that_rows_clear_error(tmp_path: Path, value: str) -> None:
+    def limited(request: Request, out: BinaryIO) -> None:
+        respond(out, 429, b'{"detail": "slow down"}', {"Retry-After": value})
+
+    with HostileServer(limited) as server:
+        result, ledger = run_against(server, tmp_path, 2, "--max-attempts", "2")
+
+    assert result.exit_code == 1, result.output
+    for record in ledger_rows(ledger):
+        assert record["status"] == "failed"
+        assert record["error_message"].startswith("HTTP 429 rate limited: slow down")
+        assert "inf" not in record["error_message"]  # no "Retry-After infs"
+        assert "nan" not in record["error_message"].lower()
+
+
+def test_a_json_engagement_under_another_content_type_is_read(tmp_path: Path) -> None:
+    def plain(request: Request, out: BinaryIO) -> None:
+        respond(out, 201, numbered(request), content_type="text/plain")
+
+    with HostileServer(plain) as server:
+        result, ledger = run_against(server, tmp_path, 2)
+
+    assert result.exit_code == 0, result.output
+    assert [r["engagement_id"] for r in ledger_rows(ledger)] == ["ngmt_1", "ngmt_2"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html><body>Welcome</body></html>",
+        json.dumps({"id": "ngmt_" + "x" * 5_000_000}).encode(),  # 5 MB, under the body cap
+        json.dumps({"id": "ngmt_" + "9" * 5000}).encode(),
+        json.dumps({"id": 10**400}).encode(),
+        json.dumps({"id": {"nested": "ngmt_1"}}).encode(),
+        b"[1, 2, 3]",
+        b"",
+    ],
+    ids=["html", "5 MB id", "5000-digit id", "huge number", "object id", "array", "empty"],
+)
+def test_a_201_that_is_not_an_engagement_is_a_transient_bad_answer(
+    tmp_path: Path, body: bytes
+) -> None:
+    def odd(request: Request, out: BinaryIO) -> None:
+        respond(
+            out,
+            201,
+            body,
+            content_type="text/html" if body.startswith(b"<") else "application/json",
+        )
+
+    with HostileServer(odd) as server:
+        result, ledger = run_against(server, tmp_path, 1, "--max-attempts", "2")
+
+    assert result.exit_code == 1, result.output
+    [record] = ledger_rows(ledger)
+    assert (record["status"], record["transient"]) == ("failed", 1)
+    assert record["engagement_id"] is None
+    assert "internal error" not in result.output
+
+
+def test_ten_thousand_headers_are_read_and_over_100_kb_are_that_rows_bad_answer(
+    tmp_path: Path,
+) -> None:
+    short = {f"X-N{n}": "v" for n in range(10_000)}  # 90 KB of headers: read
+    long = {f"X-Noise-{n}": "v" * 20 for n in range(10_000)}  # 370 KB: refused by h11
+
+    def noisy(request: Request, out: BinaryIO) -> None:
+        too_many = request.json()["external_id"] == "crm:rec-2"
+        respond(out, 201, numbered(request), long if too_many else short)
+
+    with HostileServer(noisy) as server:
+        result, ledger = run_against(server, tmp_path, 3, "--max-attempts", "2")
+
+    assert result.exit_code == 1, result.output
+    by_id = {r["external_id"]: r for r in ledger_rows(ledger)}
+    assert [by_id[f"crm:rec-{n}"]["status"] for n in (1, 3)] == ["created", "created"]
+    assert by_id["crm:rec-2"]["status"] == "failed"
+    assert "headers are over 100 KB" in by_id["crm:rec-2"]["error_message"]
+
+
+def test_a_201_without_external_id_is_recorded_as_the_documented_answer(tmp_path: Path) -> None:
+    """The documented create response (id, title, processing_status, ...) has no
+    external_id field, so its absence is no bad answer; only one that names another id is
+    (test_hostile_servers), and one engagement id for two rows stays an integrity problem."""
+
+    def without(request: Request, out: BinaryIO) -> None:
+        body = json.loads(numbered(request))
+        del body["external_id"]
+        respond(out, 201, json.dumps(body).encode())
+
+    with HostileServer(without) as server:
+        result, ledger = run_against(server, tmp_path, 2)
+
+    assert result.exit_code == 0, result.output
+    assert [r["engagement_id"] for r in ledger_rows(ledger)] == ["ngmt_1", "ngmt_2"]
