@@ -188,6 +188,26 @@ def _epoch(value: str) -> dt.datetime:
         raise InvalidCell(f"{value!r} is not a usable epoch time") from None
 
 
+def _refuse_impossible_numeric_date(value: str) -> None:
+    """``32/13/2023``: no day and month of it exist, either way round; say so, rather than
+    ask for a time of day."""
+    match = re.fullmatch(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})", value)
+    if match is None:
+        return
+    first, second = int(match[1]), int(match[2])
+    year = int(match[3]) + (2000 if len(match[3]) == 2 else 0)
+    for day, month in ((first, second), (second, first)):
+        try:
+            dt.date(year, month, day)
+            return
+        except ValueError:
+            continue
+    raise InvalidCell(
+        f"{value!r} is not a date: neither {first}/{second} nor {second}/{first} is a day "
+        f"and a month of {year}"
+    )
+
+
 def _recognise(value: str, style: DateStyle) -> dt.datetime:
     candidate = value.replace("z", "Z") if value.endswith("z") else value
     named_utc = candidate[-3:] in ("UTC", "GMT") and re.fullmatch(r"(.*\d)\s*...", candidate)
@@ -226,6 +246,7 @@ def _recognise(value: str, style: DateStyle) -> dt.datetime:
     except ValueError:
         pass
     if DATE_ONLY.fullmatch(value):
+        _refuse_impossible_numeric_date(value)
         raise InvalidCell(f"{value!r} has a date but no time of day; add the time")
     raise InvalidCell(f"{value!r} is not a date and time; use {FORMS}")
 
