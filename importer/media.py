@@ -27,10 +27,6 @@ URL_DEADLINE = 30.0
 """Seconds for one URL's whole preflight, redirects included: a trickle cannot stall it."""
 
 
-class UnreadableAnswer(Exception):
-    """The media host answered something httpx cannot read (e.g. an unparsable Location)."""
-
-
 @dataclass(frozen=True)
 class MediaVerdict:
     """Whether a media URL passed the preflight, and why not."""
@@ -69,11 +65,13 @@ async def _check_media(url: str, client: httpx.AsyncClient, resolve: Resolver) -
         return problem
 
     async def fetch(current: str) -> httpx.Response:
-        response = await _peek(client, "HEAD", current, pinned[current])
+        response = await urlsafety.peek(client, "HEAD", current, pinned[current])
         if response.status_code in (403, 405, 501) or (
             200 <= response.status_code < 300 and not response.headers.get("content-type")
         ):
-            response = await _peek(client, "GET", current, pinned[current], {"Range": "bytes=0-0"})
+            response = await urlsafety.peek(
+                client, "GET", current, pinned[current], {"Range": "bytes=0-0"}
+            )
         return response
 
     problem = await refuse(url)
@@ -83,7 +81,7 @@ async def _check_media(url: str, client: httpx.AsyncClient, resolve: Resolver) -
         answer = await urlsafety.follow_redirects(url, fetch, refuse)
     except httpx.HTTPError as error:
         return MediaVerdict(url, False, f"could not be fetched ({type(error).__name__})")
-    except (urlsafety.TooManyRedirects, urlsafety.BadRedirect, UnreadableAnswer) as error:
+    except (urlsafety.TooManyRedirects, urlsafety.BadRedirect, urlsafety.UnreadableAnswer) as error:
         return MediaVerdict(url, False, str(error))
     if isinstance(answer, str):
         return MediaVerdict(url, False, answer)
@@ -94,40 +92,6 @@ async def _check_media(url: str, client: httpx.AsyncClient, resolve: Resolver) -
         shown = content_type or "no content type"
         return MediaVerdict(url, False, f"serves {shown}, not audio/* or video/*")
     return MediaVerdict(url, True, content_type)
-
-
-async def _peek(
-    client: httpx.AsyncClient,
-    method: str,
-    url: str,
-    address: str,
-    headers: dict[str, str] | None = None,
-) -> httpx.Response:
-    """The status and headers of ``url``, connected to ``address``; the body is never read.
-
-    The request goes to the checked address itself, with the name kept in the ``Host``
-    header and in TLS's SNI (so the certificate is checked against the name): what the
-    host resolves to a moment later does not matter. Closing unread means a gzip bomb or a
-    trickling body costs nothing, and nothing is inflated.
-    """
-    target = httpx.URL(url)
-    request = client.build_request(
-        method,
-        target.copy_with(host=address),
-        headers={
-            **(headers or {}),
-            "Host": target.netloc.decode("ascii"),
-            "Accept-Encoding": "identity",
-        },
-        extensions={"sni_hostname": target.host},
-    )
-    try:
-        response = await client.send(request, stream=True)
-    except httpx.InvalidURL as error:
-        # httpx reads a redirect's Location as it answers: one it cannot parse lands here.
-        raise UnreadableAnswer(f"answered with a redirect that cannot be read ({error})") from None
-    await response.aclose()
-    return response
 
 
 async def _check_host(url: str, resolve: Resolver) -> tuple[str | None, str | None]:

@@ -6,7 +6,10 @@ host resolves to, not by any redirect. Both sides use this module:
 
 * ``importer.media`` (the ``--check-media`` preflight) and ``importer.contract`` (the
   offline media URL rule, shared with ``validate``),
-* ``importer.sandbox.media`` (the sandbox's ``media_check`` modes).
+* ``importer.sandbox.media_check`` (the sandbox's ``media_check`` modes).
+
+Both fetch with ``peek``: connected to the address just checked, so a host that resolves
+elsewhere a moment later (DNS rebinding) cannot move the request.
 
     >>> parse_ip_literal("0x7f.1")
     IPv4Address('127.0.0.1')
@@ -176,3 +179,44 @@ async def follow_redirects(
             return response
         current = redirect_target(current, response.headers.get("location", ""))
     raise TooManyRedirects(url)
+
+
+# -- pinned fetching ----------------------------------------------------------------------
+
+
+class UnreadableAnswer(Exception):
+    """The media host answered something httpx cannot read (e.g. an unparsable Location)."""
+
+
+async def peek(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    address: str,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """The status and headers of ``url``, connected to ``address``; the body is never read.
+
+    The request goes to the checked address itself, with the name kept in the ``Host``
+    header and in TLS's SNI (so the certificate is checked against the name): what the
+    host resolves to a moment later does not matter. Closing unread means a gzip bomb or a
+    trickling body costs nothing, and nothing is inflated.
+    """
+    target = httpx.URL(url)
+    request = client.build_request(
+        method,
+        target.copy_with(host=address),
+        headers={
+            **(headers or {}),
+            "Host": target.netloc.decode("ascii"),
+            "Accept-Encoding": "identity",
+        },
+        extensions={"sni_hostname": target.host},
+    )
+    try:
+        response = await client.send(request, stream=True)
+    except httpx.InvalidURL as error:
+        # httpx reads a redirect's Location as it answers: one it cannot parse lands here.
+        raise UnreadableAnswer(f"answered with a redirect that cannot be read ({error})") from None
+    await response.aclose()
+    return response

@@ -301,3 +301,57 @@ def test_the_sandbox_refuses_ipv4_embedded_in_ipv6(sandbox: SandboxProcess, addr
     )
     assert answer.status_code == 422, answer.text
     assert "media_url" in answer.text
+
+
+# -- 12, the sandbox: its --media-check fetch is pinned the same way ---------------------------
+
+
+def sandbox_fetch(url: str, server: HostileServer, dns: dict[str, list[str]]) -> Any:
+    """The sandbox's fetch-mode check of ``url``, names resolved by ``dns`` (once each)."""
+    from importer.sandbox.media_check import MediaChecker
+
+    calls: list[str] = []
+
+    def resolve(host: str) -> list[str]:
+        calls.append(host)
+        return dns[host] if calls.count(host) == 1 else ["127.0.0.1"]  # then rebinds
+
+    routed = Routed(server)
+    problem = asyncio.run(MediaChecker("fetch", resolve, transport=routed).check(url))
+    return problem, routed, calls
+
+
+def test_the_sandbox_fetch_connects_to_the_address_it_checked_every_hop() -> None:
+    def answer(request: Request, out: BinaryIO) -> None:
+        if request.headers["host"] == "first.rebind.acme.io":
+            respond(out, 302, b"", {"Location": "https://second.rebind.acme.io/b.mp3"})
+        else:
+            audio_answer(request, out)
+
+    dns = {"first.rebind.acme.io": [PUBLIC], "second.rebind.acme.io": [OTHER_PUBLIC]}
+    with HostileServer(answer) as server:
+        problem, routed, calls = sandbox_fetch("https://first.rebind.acme.io/a", server, dns)
+
+    assert problem is None, problem
+    assert routed.meant == [
+        ("HEAD", PUBLIC, "first.rebind.acme.io", "first.rebind.acme.io"),
+        ("HEAD", OTHER_PUBLIC, "second.rebind.acme.io", "second.rebind.acme.io"),
+    ]
+    assert calls == ["first.rebind.acme.io", "second.rebind.acme.io"]
+
+
+def test_the_sandbox_fetch_never_reads_a_trickling_body() -> None:
+    def trickle(request: Request, out: BinaryIO) -> None:
+        out.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100000\r\n\r\n")
+        for _ in range(100):  # would take 50 s to read
+            out.write(b"x")
+            out.flush()
+            time.sleep(0.5)
+
+    with HostileServer(trickle) as server:
+        problem, routed, _ = sandbox_fetch(
+            "https://slow.acme.io/a", server, {"slow.acme.io": [PUBLIC]}
+        )
+
+    assert problem is not None and problem.code == "unsupported_media_type", problem
+    assert [m[0] for m in routed.meant] == ["HEAD", "GET"]

@@ -3,9 +3,10 @@
 ``extension`` (the default) decides the content type from the URL's file extension and
 needs no network, except to resolve the host; ``fetch`` really asks the media server
 (``HEAD``, then a one-byte ranged ``GET``), following redirects by hand under the shared
-rules of ``importer.urlsafety``. Either way the host must not resolve to a private
-address. Documentation names (``example.com``...) are never looked up, so tests and
-examples stay off the network.
+rules of ``importer.urlsafety``, each hop connected to the address just checked (as the
+importer's preflight does: DNS rebinding cannot move it), bodies never read, one deadline
+per URL. Either way the host must not resolve to a private address. Documentation names
+(``example.com``...) are never looked up, so tests and examples stay off the network.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ DOCUMENTATION_DOMAINS = ("example", "example.com", "example.net", "example.org")
 UNRESOLVABLE_DOMAINS = ("test", "invalid")
 DNS_TIMEOUT_SECONDS = 2.0
 FETCH_TIMEOUT_SECONDS = 10.0
+FETCH_DEADLINE_SECONDS = 30.0
+"""One URL's whole fetch, redirects included: a trickling media host cannot hold a create."""
 
 Resolve = Callable[[str], list[str]]
 """A blocking resolver (run in a thread): host name to address strings; OSError if none."""
@@ -94,35 +97,64 @@ class MediaChecker:
         return [text.split("%", 1)[0] for text in found]
 
     async def _fetch(self, url: str) -> FieldProblem | None:
+        try:
+            answer = await asyncio.wait_for(self._fetch_pinned(url), FETCH_DEADLINE_SECONDS)
+        except asyncio.TimeoutError:
+            message = f"media_url gave no complete answer within {FETCH_DEADLINE_SECONDS:g} s"
+            return FieldProblem("media_url", "unreachable", message)
+        except (httpx.InvalidURL, ValueError, UnicodeError) as error:
+            message = f"media_url cannot be fetched as written ({str(error)[:200]})"
+            return FieldProblem("media_url", "unreachable", message)
+        except httpx.HTTPError as error:
+            message = f"media_url could not be fetched ({type(error).__name__}: {error})"
+            return FieldProblem("media_url", "unreachable", message)
+        except (urlsafety.TooManyRedirects, urlsafety.UnreadableAnswer) as error:
+            return FieldProblem("media_url", "unreachable", f"media_url {error}")
+        except urlsafety.BadRedirect as error:
+            return FieldProblem("media_url", "redirect", f"media_url {error}")
+        if isinstance(answer, FieldProblem):
+            return answer
+        return _media_problem(answer.status_code, answer.headers.get("content-type"))
+
+    async def _fetch_pinned(self, url: str) -> httpx.Response | FieldProblem:
         async with httpx.AsyncClient(
             transport=self._transport, timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=False
         ) as client:
 
             async def fetch(current: str) -> httpx.Response:
+                address = await self._checked_address(current)
                 # HEAD first; many signed URLs refuse HEAD, so a one-byte GET decides.
-                head = await client.head(current)
+                head = await self._peek(client, "HEAD", current, address)
                 if head.is_redirect or (
                     head.is_success
                     and contract.is_media_content_type(head.headers.get("content-type"))
                 ):
                     return head
-                # Streamed and closed unread: a server ignoring Range must not send it all.
-                async with client.stream("GET", current, headers={"Range": "bytes=0-0"}) as got:
-                    pass
-                return got
+                # Closed unread: a server ignoring Range must not send it all.
+                return await self._peek(client, "GET", current, address, {"Range": "bytes=0-0"})
 
-            try:
-                answer = await urlsafety.follow_redirects(url, fetch, self._hop_problem)
-            except httpx.HTTPError as error:
-                message = f"media_url could not be fetched ({type(error).__name__}: {error})"
-                return FieldProblem("media_url", "unreachable", message)
-            except urlsafety.TooManyRedirects as error:
-                return FieldProblem("media_url", "unreachable", str(error))
-            except urlsafety.BadRedirect as error:
-                return FieldProblem("media_url", "redirect", f"media_url {error}")
-        if isinstance(answer, FieldProblem):
-            return answer
-        return _media_problem(answer.status_code, answer.headers.get("content-type"))
+            return await urlsafety.follow_redirects(url, fetch, self._hop_problem)
+
+    async def _checked_address(self, url: str) -> str | None:
+        """The address the URL's host was checked at (its literal, or the first resolved)."""
+        host = urlsplit(url).hostname or ""
+        if urlsafety.parse_ip_literal(host) is not None:
+            return host
+        addresses = await self.addresses(host)
+        return addresses[0] if addresses else None  # None: a documentation name
+
+    @staticmethod
+    async def _peek(
+        client: httpx.AsyncClient,
+        method: str,
+        url: str,
+        address: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        if address is not None:
+            return await urlsafety.peek(client, method, url, address, headers)
+        async with client.stream(method, url, headers=headers) as response:
+            return response
 
     async def _hop_problem(self, target: str) -> FieldProblem | None:
         """Why a redirect target may not be followed: the same rules as the media URL."""
