@@ -26,6 +26,7 @@ from importer.hashes import field_hashes
 from importer.launch import check_key, confirm_big_run, target_line
 from importer.ledger import Ledger
 from importer.manifest import ReadStats
+from importer.manifest_kind import check_readable
 from importer.outcomes import (
     REJECTED_ACTIONS,
     REPORTED_ACTIONS,
@@ -230,6 +231,7 @@ async def run_import(
     started = time.monotonic()
     manifest_key = str(settings.manifest.resolve())
     reporter.notice(target_line(target, str(settings.manifest)))
+    check_readable(settings.manifest)  # a typo in the path is said before any request
     await check_key(target)  # a refused key stops here, before the file is even read
     settings, notices = prepare(settings)
     for notice in notices:
