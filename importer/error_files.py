@@ -166,8 +166,14 @@ class TranscriptCopies:
         if not column or not value:
             return cells
         root = Path(manifest).parent.resolve()
-        source = (root / value).resolve()
-        if not source.is_relative_to(root) or not source.is_file():
+        try:
+            source = (root / value).resolve()
+            copyable = source.is_relative_to(root) and source.is_file()
+        except (OSError, ValueError, RuntimeError):
+            # A NUL, a name too long, a symlink loop (RuntimeError): the run made each the
+            # row's error already; the cell stays as written.
+            copyable = False
+        if not copyable:
             return cells  # the row's error says so; nothing to copy
         relative = Path("transcripts") / Path(manifest).stem / source.relative_to(root)
         target = self.out_dir / relative
