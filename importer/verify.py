@@ -7,6 +7,7 @@ strings; the ones below are treated as terminal (``--terminal`` adds more).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,9 @@ from importer.targets.base import Target
 TERMINAL_OK = frozenset({"COMPLETED", "COMPLETE", "DONE", "SUCCEEDED", "PROCESSED", "READY"})
 TERMINAL_FAILED = frozenset({"FAILED", "ERROR", "ERRORED", "CANCELLED", "CANCELED"})
 NOT_FOUND = "NOT_FOUND"
+UNKNOWN = "UNKNOWN"
+STATUS_PATTERN = re.compile(r"[A-Za-z0-9_ -]{1,64}\Z")
+"""What a processing_status looks like (the API documents an enum of short words)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,17 @@ def is_terminal(status: str, extra: frozenset[str] = frozenset()) -> bool:
     """Whether a processing_status will not change any more."""
     upper = status.upper()
     return upper in TERMINAL_OK or upper in TERMINAL_FAILED or upper == NOT_FOUND or upper in extra
+
+
+def reported_status(value: object) -> str:
+    """An answer's processing_status when it reads as one, else UNKNOWN: a server cannot
+    store megabytes or terminal codes in the ledger through it.
+
+    >>> reported_status("COMPLETED"), reported_status("\\x1b[2J" + "x" * 9), reported_status(None)
+    ('COMPLETED', 'UNKNOWN', 'UNKNOWN')
+    """
+    text = value if isinstance(value, str) else ""
+    return text if STATUS_PATTERN.match(text) else UNKNOWN
 
 
 def is_failed(status: str) -> bool:
@@ -160,7 +175,7 @@ async def _check_all(
                 )
             else:
                 body = got.body or {}
-                status = str(body.get("processing_status") or "UNKNOWN")
+                status = reported_status(body.get("processing_status"))
                 ledger.record_processing(row["external_id"], status, got.etag)
 
     # Every check ends before anything is raised: none may outlive the client (a ledger

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import pytest
 
-from tests.factories import ledger_rows
+from tests.factories import ledger_rows, run_cli
 from tests.hostile_server import HostileServer, Request, engagement, respond
 from tests.test_hostile_servers import run_against
 
@@ -147,3 +147,28 @@ def test_a_201_without_external_id_is_recorded_as_the_documented_answer(tmp_path
 
     assert result.exit_code == 0, result.output
     assert [r["engagement_id"] for r in ledger_rows(ledger)] == ["ngmt_1", "ngmt_2"]
+
+
+def test_a_hostile_processing_status_is_not_stored_nor_printed(tmp_path: Path) -> None:
+    hostile = "\x1b[2J" + "DONE" * 250_000  # terminal codes and a megabyte
+
+    def answer(request: Request, out: BinaryIO) -> None:
+        if request.method == "POST":
+            respond(out, 201, numbered(request))
+        else:
+            body = {"id": "ngmt_1", "processing_status": hostile}
+            respond(out, 200, json.dumps(body).encode())
+
+    with HostileServer(answer) as server:
+        _, ledger = run_against(server, tmp_path, 2)
+        verify = run_cli(
+            ["verify", "--ledger", str(ledger), "--base-url", server.base_url, "--no-progress"],
+            api_key="sk-apik_hostile.ECHOEDSECRET-77aa",
+        )
+    status = run_cli(["status", "--ledger", str(ledger)])
+
+    assert verify.exit_code == 0, verify.output[:500]
+    assert [r["processing_status"] for r in ledger_rows(ledger)] == ["UNKNOWN", "UNKNOWN"]
+    for result in (verify, status):
+        assert len(result.output) < 5_000
+        assert "DONEDONE" not in result.output
