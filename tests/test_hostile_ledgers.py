@@ -54,7 +54,7 @@ def fail_one_row(ledger: Path) -> None:
 # -- 1: one lock per file, whatever its name ---------------------------------------------------
 
 
-@pytest.mark.parametrize("alias", ["symlink", "hard link"])
+@pytest.mark.parametrize("alias", ["symlink", "hard link", "symlinked folder"])
 @pytest.mark.parametrize("command", ["run", "retry", "sync-contacts", "verify"])
 def test_an_alias_of_a_ledger_in_use_is_refused(
     sandbox: SandboxProcess, tmp_path: Path, alias: str, command: str
@@ -65,8 +65,11 @@ def test_an_alias_of_a_ledger_in_use_is_refused(
     other.parent.mkdir()
     if alias == "symlink":
         other.symlink_to(ledger)
-    else:
+    elif alias == "hard link":
         os.link(ledger, other)
+    else:  # the same name, reached through a symlinked folder
+        other = tmp_path / "linked" / ledger.name
+        other.parent.symlink_to(ledger.parent)
     manifest = write_manifest(tmp_path / "more.csv", [row(1), row(7)])
     before = sandbox.stats()["requests"]
 
