@@ -30,7 +30,6 @@ from importer.manifest_kind import check_readable
 from importer.outcomes import (
     REJECTED_ACTIONS,
     REPORTED_ACTIONS,
-    SENT_OUTCOMES,
     Action,
     Outcome,
 )
@@ -45,6 +44,7 @@ from importer.reading import (
 )
 from importer.send import Sender, SendOutcome, WorkItem
 from importer.settings import ImportSettings
+from importer.stop_counts import Reach, count_after_stop
 from importer.targets.base import Target
 from importer.validate import MappedRow
 
@@ -128,14 +128,6 @@ def work_item(planned: PlannedRow, manifest: str) -> WorkItem:
         engagement_id=planned.engagement_id,
         sent_before=planned.sent_before,
     )
-
-
-NOT_RESENT = "retry (not sent yet)"
-"""After a stop: rows that failed before, were to be sent again, and were not."""
-
-NOT_REACHED = "not reached"
-"""After a stop: rows read but not yet planned against the ledger (run again to judge
-and send them)."""
 
 
 def exit_code_for(summary: RunSummary, on_change: str) -> int:
@@ -314,31 +306,8 @@ async def run_import(
         ledger.drop_stale_rejects(manifest_key, run_id)
     _merge(summary, outcome)
     if outcome.fatal or outcome.aborted or outcome.interrupted:
-        summary.unfinished.update(ledger.unfinished(manifest_key, up_to_row=reached))
-        unfinished_before_the_stop = sum(summary.unfinished.values())
-        # Rows queued to be sent again (failed before) that the stop kept from leaving are
-        # neither pending nor answered: count them, so the counts add up.
-        answered = sum(summary.sent[o] for o in SENT_OUTCOMES)
-        left = queued - answered - unfinished_before_the_stop
-        if left > 0:
-            summary.unfinished[NOT_RESENT] = left
-        if not read_to_the_end:
-            # Rows after the stop: those judged as they were read (invalid, skipped) and
-            # those waiting as pending are counted as the ledger holds them, so `status`
-            # says the same; the rest (not planned against the ledger yet) is not reached.
-            after = 0
-            for number, external_id, status, reason in ledger.rejects_after(
-                manifest_key, run_id, reached
-            ):
-                summary.planned[Action(status)] += 1
-                after += 1
-                if status in REPORTED_ACTIONS:
-                    reporter.row_done(external_id, number, status, reason)
-            waiting = index.unfinished_after(reached)
-            summary.unfinished.update(waiting)
-            rest = seen["rows"] - judged - after - sum(waiting.values())
-            if rest > 0:
-                summary.unfinished[NOT_REACHED] = rest
+        reach = Reach(seen["rows"], reached, judged, queued, read_to_the_end)
+        count_after_stop(summary, ledger, index, manifest_key, run_id, reach, reporter)
     summary.seconds = time.monotonic() - started
     summary.exit_code = exit_code_for(summary, settings.on_change)
     if outcome.fatal is not None:
