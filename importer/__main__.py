@@ -3,6 +3,9 @@
 The command's modules are loaded here, inside a guard: a Ctrl-C in the moment they take
 to load comes before any handler of the command exists, and would otherwise end in a
 Python traceback. From then on ``importer.cli`` maps every exit, this one included.
+SIGTERM is made a Ctrl-C first thing, so it too ends in "Interrupted." and 130 at any
+moment (it killed the process with 143 while loading, and during the commands that have
+no stop handling of their own); commands that write install a clean stop over it.
 """
 
 from __future__ import annotations
@@ -10,20 +13,27 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import signal
 import sys
+from types import FrameType
 
 EXIT_INTERRUPTED = 130
 """As ``importer.errors.EXIT_INTERRUPTED``, which cannot be loaded before the guard."""
 
 
 def main() -> None:
-    """Load the CLI, then run it; a Ctrl-C while loading exits 130 quietly."""
+    """Load the CLI, then run it; a Ctrl-C or SIGTERM while loading exits 130 quietly."""
+    signal.signal(signal.SIGTERM, _as_interrupt)
     try:
         from importer.cli import main as cli_main
     except KeyboardInterrupt:
         sys.stderr.write(_interrupted(sys.argv[1:]))
         raise SystemExit(EXIT_INTERRUPTED) from None
     cli_main()
+
+
+def _as_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _interrupted(args: list[str]) -> str:

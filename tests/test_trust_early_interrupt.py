@@ -63,3 +63,33 @@ def test_the_console_script_goes_through_the_guarded_entry_point() -> None:
     pyproject = (PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8")
 
     assert 'importer = "importer.__main__:main"' in pyproject.splitlines()
+
+
+SIGTERM_CHILD = """
+import os
+import signal
+import sys
+
+class Terminated:
+    def find_spec(self, name, path=None, target=None):
+        if name == "importer.cli":
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` while the CLI loads
+        return None
+
+sys.meta_path.insert(0, Terminated())
+from importer.__main__ import main
+main()
+"""
+
+
+def test_sigterm_while_the_importer_loads_is_a_clean_interruption_too() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SIGTERM_CHILD, "status"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 130, (result.returncode, result.stderr)  # not killed: 143
+    assert result.stderr == "Interrupted.\n"
