@@ -16,10 +16,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from importer import stopping
-from importer.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_ROWS_FAILED
+from importer.errors import EXIT_INTERRUPTED
 from importer.events import FAILED_BEFORE, Reporter
 from importer.facts import Reject
 from importer.hashes import field_hashes
@@ -42,51 +41,21 @@ from importer.reading import (
     read_notices,
     refuse_changed_prefixes,
 )
+from importer.run_summary import RunSummary, exit_code_for, plan_exit_code
 from importer.send import Sender, SendOutcome, WorkItem
 from importer.settings import ImportSettings
 from importer.stop_counts import Reach, count_after_stop
 from importer.targets.base import Target
 from importer.validate import MappedRow
 
-__all__ = ["ImportSettings", "RunSummary", "plan_manifest", "run_import"]
-
-
-@dataclass
-class RunSummary:
-    """What a run did, by outcome, and the exit code that follows."""
-
-    planned: Counter[Action] = field(default_factory=Counter)
-    """Rows not sent, by plan action."""
-    sent: Counter[Outcome] = field(default_factory=Counter)
-    """What sending did, by outcome."""
-    unfinished: Counter[str] = field(default_factory=Counter)
-    """After a stop: the manifest's rows still pending or in flight, by ledger status."""
-    requests: int = 0
-    seconds: float = 0.0
-    exit_code: int = EXIT_OK
-    stop_reason: str | None = None
-    pacing: str | None = None
-    """What the server's 429s taught, e.g. the rate it accepted; None when it refused none."""
-
-    @property
-    def counts(self) -> Counter[str]:
-        """All counts by the name people see: the plan's ``failed`` (refused in an earlier
-        run) and sending's ``failed`` (in this one) add up under one name."""
-        total: Counter[str] = Counter()
-        for part in (self.planned, self.sent, self.unfinished):
-            for name, count in part.items():
-                total[str(name)] += count
-        return total
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "counts": dict(self.counts),
-            "requests": self.requests,
-            "seconds": round(self.seconds, 3),
-            "exit_code": self.exit_code,
-            "stop_reason": self.stop_reason,
-            "pacing": self.pacing,
-        }
+__all__ = [
+    "ImportSettings",
+    "RunSummary",
+    "exit_code_for",
+    "plan_exit_code",
+    "plan_manifest",
+    "run_import",
+]
 
 
 def reject_of(planned: PlannedRow, manifest: str) -> Reject | None:
@@ -128,16 +97,6 @@ def work_item(planned: PlannedRow, manifest: str) -> WorkItem:
         engagement_id=planned.engagement_id,
         sent_before=planned.sent_before,
     )
-
-
-def exit_code_for(summary: RunSummary, on_change: str) -> int:
-    """0 when every row is in AskElephant; 1 when some are not (or changed, if reported)."""
-    planned, sent = summary.planned, summary.sent
-    bad = planned[Action.INVALID] + planned[Action.DUPLICATE] + planned[Action.FAILED]
-    bad += sent[Outcome.FAILED] + sent[Outcome.CONTACTS_FAILED]
-    if on_change == "report":
-        bad += planned[Action.CHANGED] + sent[Outcome.CHANGED]
-    return EXIT_ROWS_FAILED if bad else EXIT_OK
 
 
 @dataclass
@@ -201,13 +160,6 @@ def take_stock(
         if planned.sync_contacts or (planned.sends and not contacts_only)
     ]
     return stock
-
-
-def plan_exit_code(counts: Counter[Action]) -> int:
-    """``importer plan``: 1 when some row will not be sent as it is (invalid, duplicate,
-    prefix changed)."""
-    refused = (Action.INVALID, Action.DUPLICATE, Action.PREFIX_CHANGED)
-    return EXIT_ROWS_FAILED if any(counts[action] for action in refused) else EXIT_OK
 
 
 async def run_import(

@@ -21,7 +21,7 @@ from importer.plan import PlannedRow
 from importer.spreadsheet import IMPORTER_COLUMNS, defuse
 
 if TYPE_CHECKING:
-    from importer.pipeline import RunSummary
+    from importer.run_summary import RunSummary
 
 Name = TypeVar("Name", bound=str)
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from importer.events import Reporter
     from importer.ledger import Ledger
     from importer.manifest_index import ManifestIndex
-    from importer.pipeline import RunSummary
+    from importer.run_summary import RunSummary
 
 NOT_RESENT = "retry (not sent yet)"
 """After a stop: rows that failed before, were to be sent again, and were not."""
