@@ -53,6 +53,9 @@ class VerifyResult:
     timed_out: bool = False
     failed: list[tuple[str, str]] = field(default_factory=list)
     """(external_id, processing_status) of engagements that failed processing."""
+    unread: list[tuple[str, str]] = field(default_factory=list)
+    """(external_id, error) of engagements the last round could not read (a server down,
+    or bad answers past the retry budget): their status is what an earlier round saw."""
 
     @property
     def pending(self) -> int:
@@ -60,14 +63,16 @@ class VerifyResult:
 
     @property
     def exit_code(self) -> int:
-        """1 if any engagement failed processing, or is still processing at the timeout."""
-        return EXIT_ROWS_FAILED if self.failed or self.timed_out else EXIT_OK
+        """1 if any engagement failed processing, could not be read, or is still processing
+        at the timeout."""
+        return EXIT_ROWS_FAILED if self.failed or self.timed_out or self.unread else EXIT_OK
 
     def as_dict(self) -> dict[str, Any]:
         """The result for ``--json``."""
         return {
             "processing_status": dict(self.counts),
             "failed": [{"external_id": e, "processing_status": s} for e, s in self.failed],
+            "unread": [{"external_id": e, "error": m} for e, m in self.unread],
             "rounds": self.rounds,
             "timed_out": self.timed_out,
         }
@@ -76,6 +81,12 @@ class VerifyResult:
         """The result for people: counts by status, then the first failures."""
         lines = [format_counts(self.counts, "Processing status:")]
         lines += [f"  failed: {e} ({s})" for e, s in self.failed[:shown]]
+        if self.unread:
+            first = self.unread[0][1]
+            lines.append(
+                f"{len(self.unread):,} engagement(s) could not be read (e.g. {first}); "
+                "their status is not known yet: run verify again later"
+            )
         return lines
 
 
@@ -122,7 +133,7 @@ async def verify(
             if result.rounds == 1
             or not is_terminal(r["processing_status"] or "", settings.extra_terminal)
         ]
-        await _check_all(ledger, target, todo, settings)
+        result.unread = await _check_all(ledger, target, todo, settings)
         result.counts = Counter()
         result.failed = []
         for r in ledger.verifiable_rows():
@@ -148,9 +159,12 @@ async def verify(
 
 async def _check_all(
     ledger: Ledger, target: Target, rows: list[dict[str, Any]], settings: VerifySettings
-) -> None:
+) -> list[tuple[str, str]]:
+    """Read each row's engagement and record its status; the (external_id, error) of the
+    ones that could not be read."""
     semaphore = asyncio.Semaphore(settings.concurrency)
     fatal: list[FatalError] = []
+    unread: list[tuple[str, str]] = []
 
     async def check(row: dict[str, Any]) -> None:
         async with semaphore:
@@ -166,8 +180,11 @@ async def _check_all(
             except PermanentError as error:
                 if error.status == 404:
                     ledger.record_processing(row["external_id"], NOT_FOUND, None)
+                else:
+                    unread.append((row["external_id"], str(error)[:300]))
                 return
-            except ApiError:
+            except ApiError as error:
+                unread.append((row["external_id"], str(error)[:300]))
                 return  # transient past the retry budget: seen next round or next run
             if got.not_modified:
                 ledger.record_processing(
@@ -186,3 +203,4 @@ async def _check_all(
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
+    return unread

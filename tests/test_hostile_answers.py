@@ -172,3 +172,24 @@ def test_a_hostile_processing_status_is_not_stored_nor_printed(tmp_path: Path) -
     for result in (verify, status):
         assert len(result.output) < 5_000
         assert "DONEDONE" not in result.output
+
+
+@pytest.mark.parametrize("status", [503, 422])
+def test_verify_says_which_engagements_it_could_not_read(tmp_path: Path, status: int) -> None:
+    def answer(request: Request, out: BinaryIO) -> None:
+        if request.method == "POST":
+            respond(out, 201, numbered(request))
+        else:  # every read refused: a server down, or one that misbehaves on GET
+            respond(out, status, b'{"detail": "not today"}')
+
+    with HostileServer(answer) as server:
+        _, ledger = run_against(server, tmp_path, 2)
+        args = ["verify", "--ledger", str(ledger), "--base-url", server.base_url]
+        text = run_cli([*args, "--no-progress", "--max-attempts", "2"], api_key="sk-apik_v.k")
+        as_json = run_cli([*args, "--json", "--max-attempts", "2"], api_key="sk-apik_v.k")
+
+    assert (text.exit_code, as_json.exit_code) == (1, 1), text.output  # not 0: nothing read
+    assert "2 engagement(s) could not be read" in text.stdout
+    assert f"HTTP {status}" in text.stdout and "run verify again later" in text.stdout
+    unread = json.loads(as_json.stdout)["unread"]
+    assert sorted(u["external_id"] for u in unread) == ["crm:rec-1", "crm:rec-2"]

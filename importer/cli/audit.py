@@ -88,8 +88,8 @@ def verify(
 ) -> None:
     """Read every imported engagement back and record its processing_status.
 
-    Exit 1 if any engagement failed processing (or, with --wait, is still processing at
-    the timeout).
+    Exit 1 if any engagement failed processing, could not be read (run it again later),
+    or, with --wait, is still processing at the timeout.
     """
     require_ledger(ledger)
     result = verify_ledger(
