@@ -1,4 +1,4 @@
-"""--ledger pointing at something that is not a ledger file: a device, a pipe.
+"""--ledger pointing at something that is not a ledger file: a device, a pipe, a name too long.
 
 Each is one clear message for every command (exit 2), never an internal error (exit 70)
 and never a hang on a pipe nobody writes to.
@@ -49,3 +49,16 @@ def test_a_ledger_that_is_not_a_regular_file_is_refused_clearly(
     assert result.exit_code == 2, result.output
     assert f"ledger {ledger} is not a regular file" in result.stderr
     assert sandbox.stats()["requests"] == before
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_ledger_name_too_long_is_a_usage_error(
+    sandbox: SandboxProcess, tmp_path: Path, command: str
+) -> None:
+    ledger = tmp_path / ("x" * 300 + ".db")
+
+    result = run_cli(command_line(command, ledger, sandbox, tmp_path), sandbox.api_key)
+
+    assert result.exit_code == 2, result.output  # was exit 70, an OSError from exists()
+    assert "File name too long" in result.stderr
+    assert "internal error" not in result.stderr

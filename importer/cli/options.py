@@ -163,11 +163,22 @@ contacts_reading_options = option_group(
 source_options = stack(_delimiter, _encoding, _sheet)
 """``init`` reads only the file's first rows: how to read them."""
 
+
+def _ledger_path(_ctx: click.Context, _param: click.Parameter, value: Path) -> Path:
+    """A ledger path the system can look up (a 300-character name is refused here, once)."""
+    try:
+        value.exists()
+    except OSError as error:
+        raise click.BadParameter(f"{error.strerror}: {value}") from None
+    return value
+
+
 ledger_option = click.option(
     "--ledger",
     type=click.Path(path_type=Path),
     default=str(DEFAULT_LEDGER),
     show_default=True,
+    callback=_ledger_path,
     help="SQLite ledger recording every row's outcome (one per import target).",
 )
 
