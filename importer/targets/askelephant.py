@@ -9,12 +9,12 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from importer import __version__, contract, defaults
+from importer import contract, defaults
 from importer.errors import IntegrityProblem, TransientError, UsageError
 from importer.responses import classify
 from importer.targets.answers import Answer
 from importer.targets.base import CreateResult, GetResult, Lookup
-from importer.targets.http import scrub, scrub_error, scrub_value, send_request
+from importer.targets.http import open_client, scrub, scrub_error, scrub_value, send_request
 
 
 def check_base_url(base_url: str, example: str = contract.PRODUCTION_BASE_URL) -> str:
@@ -76,21 +76,14 @@ class AskElephantTarget:
         self._key = api_key
         timeout = timeout or build_timeout()
         self._deadline = timeout.read or defaults.READ_TIMEOUT
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "User-Agent": f"engagement-importer/{__version__}",
-                "Accept": "application/json",
-                # Compressed answers are inflated by hand, up to a cap; ask for none.
-                "Accept-Encoding": "identity",
-            },
+        self._client = open_client(
+            self.base_url,
+            api_key,
             timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            max_connections=max_connections,
             transport=transport,
-            follow_redirects=False,
+            # Compressed answers are inflated by hand, up to a cap; ask for none.
+            extra_headers={"Accept-Encoding": "identity"},
         )
 
     async def create(self, payload: dict[str, Any]) -> CreateResult:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from importer import __version__, defaults
+from importer import defaults
 from importer.errors import (
     ApiError,
     FatalError,
@@ -40,7 +40,7 @@ from importer.responses import parse_problem, parse_retry_after
 from importer.targets.answers import Answer
 from importer.targets.askelephant import build_timeout, check_base_url
 from importer.targets.base import CreateResult, GetResult, Lookup, RemoteEngagement
-from importer.targets.http import scrub_error, send_request
+from importer.targets.http import open_client, scrub_error, send_request
 
 DEFAULT_BASE_URL = "https://api.devrev.ai"
 REFS_PER_LOOKUP = 50
@@ -202,19 +202,12 @@ class DevRevTarget:
         self._unsure: set[str] = set()
         """external_refs whose last create got no clear answer: look them up before resending."""
         self._timeout = timeout or build_timeout(60.0)
-        self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "User-Agent": f"engagement-importer/{__version__}",
-                "Accept": "application/json",
-            },
+        self._client = open_client(
+            self.base_url,
+            api_key,
             timeout=self._timeout,
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            max_connections=max_connections,
             transport=transport,
-            follow_redirects=False,
         )
 
     async def create(self, payload: dict[str, Any]) -> CreateResult:

@@ -12,8 +12,36 @@ from typing import Any
 
 import httpx
 
+from importer import __version__
 from importer.errors import ApiError, FatalError, ServerUnavailable, TransientError
 from importer.targets.answers import Answer, read_answer
+
+
+def open_client(
+    base_url: str,
+    api_key: str,
+    *,
+    timeout: httpx.Timeout,
+    max_connections: int,
+    transport: httpx.AsyncBaseTransport | None,
+    extra_headers: dict[str, str] | None = None,
+) -> httpx.AsyncClient:
+    """The connection pool a target speaks through: the key only in its headers, no redirects."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={
+            "Authorization": f"Bearer {api_key}",
+            "User-Agent": f"engagement-importer/{__version__}",
+            "Accept": "application/json",
+            **(extra_headers or {}),
+        },
+        timeout=timeout,
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        ),
+        transport=transport,
+        follow_redirects=False,
+    )
 
 
 async def send_request(

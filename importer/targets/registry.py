@@ -41,22 +41,18 @@ class TargetKind:
     build: TargetBuilder
 
 
-def _askelephant(base_url: str, api_key: str, concurrency: int, read_timeout: float) -> Target:
-    return AskElephantTarget(
-        base_url,
-        api_key,
-        timeout=build_timeout(read_timeout),
-        max_connections=max(concurrency, 1),
-    )
+def _builder(target_class: Callable[..., Target]) -> TargetBuilder:
+    """Build ``target_class`` from the four settings every target takes."""
 
+    def build(base_url: str, api_key: str, concurrency: int, read_timeout: float) -> Target:
+        return target_class(
+            base_url,
+            api_key,
+            timeout=build_timeout(read_timeout),
+            max_connections=max(concurrency, 1),
+        )
 
-def _devrev(base_url: str, api_key: str, concurrency: int, read_timeout: float) -> Target:
-    return DevRevTarget(
-        base_url,
-        api_key,
-        timeout=build_timeout(read_timeout),
-        max_connections=max(concurrency, 1),
-    )
+    return build
 
 
 TARGETS: dict[str, TargetKind] = {
@@ -69,7 +65,7 @@ TARGETS: dict[str, TargetKind] = {
         fields=mapping.FIELDS,
         required=mapping.REQUIRED_FIELDS,
         row_mapper=validate.map_row,
-        build=_askelephant,
+        build=_builder(AskElephantTarget),
     ),
     "devrev": TargetKind(
         name="devrev",
@@ -80,7 +76,7 @@ TARGETS: dict[str, TargetKind] = {
         fields=devrev_fields.FIELDS,
         required=devrev_fields.REQUIRED_FIELDS,
         row_mapper=devrev_fields.map_row,
-        build=_devrev,
+        build=_builder(DevRevTarget),
     ),
 }
 DEFAULT_TARGET = "askelephant"
