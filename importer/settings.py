@@ -112,6 +112,21 @@ class ReadingChoices:
                 "--date-format",
             )
 
+    def as_imported(self, last: ReadingChoices) -> tuple[ReadingChoices, dict[str, Any]]:
+        """These choices read as the last run read the file (``importer sync-contacts``).
+
+        The rows must hash as they were imported: the time zone and workflows come from
+        ``last``, and so does how the file was read, unless given again. Also returns the
+        carried-over values, to record with the run.
+        """
+        kept = {
+            name: getattr(last, name)
+            for name in FILE_CHOICES
+            if not getattr(self, name) and getattr(last, name)
+        }
+        carried = {"timezone": last.timezone, "run_workflows": last.run_workflows, **kept}
+        return dataclasses.replace(self, **carried), carried
+
     def date_style(self, columns: ColumnMapping) -> DateStyle:
         """The options win over the mapping's [formats] start_at."""
         given = columns.formats.get("start_at")

@@ -36,7 +36,7 @@ from importer.runner import (
     plan_report,
     retry_work,
 )
-from importer.settings import FILE_CHOICES, ImportSettings, ReadingChoices
+from importer.settings import ImportSettings, ReadingChoices
 from importer.terminal import echo
 
 
@@ -253,27 +253,9 @@ def sync_contacts(
     A blank cell leaves contacts alone, [] clears them; a set is re-applied only when it
     differs from the one last applied.
     """
-    # The rows must hash as they were imported, so they are read as the last run read them.
-    last = ReadingChoices.from_record(last_settings(ledger, manifest))
-    # How the file was read, unless said again: dates must read as they were imported.
-    kept = {
-        name: getattr(last, name)
-        for name in FILE_CHOICES
-        if not getattr(reading, name) and getattr(last, name)
-    }
-    reading = dataclasses.replace(
-        reading, timezone=last.timezone, run_workflows=last.run_workflows, **kept
+    reading, carried = reading.as_imported(
+        ReadingChoices.from_record(last_settings(ledger, manifest))
     )
     settings = _settings(manifest, reading, send=api.send_settings(), contacts_only=True)
-    code = _send(
-        ctx,
-        "sync-contacts",
-        settings,
-        ledger,
-        api,
-        output,
-        timezone=last.timezone,
-        run_workflows=last.run_workflows,
-        **kept,
-    )
+    code = _send(ctx, "sync-contacts", settings, ledger, api, output, **carried)
     ctx.exit(code)
