@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from importer import defaults
-from importer.errors import ApiError, FatalError, PermanentError, RunAborted
+from importer.errors import (
+    EXIT_OK,
+    EXIT_ROWS_FAILED,
+    ApiError,
+    FatalError,
+    PermanentError,
+    RunAborted,
+)
 from importer.ledger import Ledger
 from importer.outcomes import FINAL_SUCCESS
 from importer.retry import RetrySettings, retry_policy
@@ -77,6 +84,11 @@ class ReconcileResult:
     @property
     def agrees(self) -> bool:
         return not self.findings
+
+    @property
+    def exit_code(self) -> int:
+        """1 when anything disagrees."""
+        return EXIT_OK if self.agrees else EXIT_ROWS_FAILED
 
     def counts(self) -> dict[str, int]:
         kinds = ("missing", "unknown", "duplicate", "mismatched")

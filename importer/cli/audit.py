@@ -132,4 +132,4 @@ def reconcile(
         target=target,
     )
     echo(json.dumps(result.as_dict(), indent=2) if as_json else "\n".join(result.lines()))
-    ctx.exit(0 if result.agrees else 1)
+    ctx.exit(result.exit_code)
