@@ -21,6 +21,8 @@ from importer.csv_dialect import delimiter_option, encoding_option
 from importer.errors import (
     EXIT_ABORTED,
     EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_ROWS_FAILED,
     ImporterError,
     LedgerFull,
     UsageError,
@@ -31,6 +33,7 @@ from importer.ledger import open_ledger, require_ledger
 from importer.manifest import SourceOptions
 from importer.mapping_init import propose_mapping, render_mapping, summary_lines
 from importer.pipeline import RunSummary, plan_manifest, run_import
+from importer.plan import PlanOptions
 from importer.reconcile import ReconcileResult, reconcile
 from importer.report import PlanPrinter, write_reports
 from importer.retry import RetrySettings
@@ -120,6 +123,39 @@ class RetryWork:
     """(manifest, the stored settings of its last run)."""
     missing: int = 0
     """Rows not in AskElephant, retried or not."""
+    include_permanent: bool = False
+
+    def nothing_to_retry(self) -> tuple[str, int]:
+        """With no manifest to read again: what to say, and the exit code.
+
+        Exit 0 says every row is in AskElephant: only when it is true.
+        """
+        if self.missing:
+            return (
+                f"Nothing to retry, but {self.missing:,} row(s) are not in AskElephant: "
+                "`importer status` says why (--include-permanent re-sends rejected rows).",
+                EXIT_ROWS_FAILED,
+            )
+        return "No failed rows to retry.", EXIT_OK
+
+    def settings(self, send: SendSettings) -> list[ImportSettings]:
+        """Each manifest's settings: as its last run read it, only the unfinished rows."""
+        plan = PlanOptions(include_permanent=self.include_permanent, only_failed=True)
+        return [
+            ImportSettings.from_record(Path(manifest), record, send=send, plan=plan)
+            for manifest, record in self.manifests
+        ]
+
+
+def run_each(runs: list[ImportSettings], run_one: Callable[[ImportSettings], int]) -> int:
+    """Run each import in turn; the worst exit code. A fatal one (2 or more) stops the rest."""
+    worst = EXIT_OK
+    for settings in runs:
+        code = run_one(settings)
+        worst = max(worst, code)
+        if code >= 2:
+            break
+    return worst
 
 
 def askelephant_factory(
@@ -284,7 +320,9 @@ def retry_work(
     with open_ledger(require_ledger(ledger_path), readonly=True) as book:
         book.claim_target(target)
         manifests = book.failed_manifests(include_permanent)
-        return RetryWork([(m, book.last_settings(m)) for m in manifests], book.rows_not_in())
+        return RetryWork(
+            [(m, book.last_settings(m)) for m in manifests], book.rows_not_in(), include_permanent
+        )
 
 
 def last_settings(ledger_path: Path, manifest: Path) -> dict[str, Any]:

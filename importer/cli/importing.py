@@ -25,7 +25,6 @@ from importer.cli.options import (
     yes_option,
 )
 from importer.pipeline import RunSummary, plan_exit_code
-from importer.plan import PlanOptions
 from importer.recordings import RecordingOptions
 from importer.report import run_summary_text, stop_notice
 from importer.runner import (
@@ -35,6 +34,7 @@ from importer.runner import (
     last_settings,
     plan_report,
     retry_work,
+    run_each,
 )
 from importer.settings import ImportSettings, ReadingChoices
 from importer.terminal import echo
@@ -208,29 +208,12 @@ def retry(
     """
     work = retry_work(ledger, include_permanent, target)
     if not work.manifests:
-        # Exit 0 says every row is in AskElephant: only when it is true.
-        if work.missing:
-            echo(
-                f"Nothing to retry, but {work.missing:,} row(s) are not in AskElephant: "
-                "`importer status` says why (--include-permanent re-sends rejected rows)."
-            )
-            ctx.exit(1)
-        echo("No failed rows to retry.")
-        ctx.exit(0)
-    worst = 0
-    for manifest, record in work.manifests:
-        with option_errors():
-            settings = ImportSettings.from_record(
-                Path(manifest),
-                record,
-                send=api.send_settings(),
-                plan=PlanOptions(include_permanent=include_permanent, only_failed=True),
-            )
-        code = _send(ctx, "retry", settings, ledger, api, output)
-        worst = max(worst, code)
-        if code >= 2:
-            break
-    ctx.exit(worst)
+        message, code = work.nothing_to_retry()
+        echo(message)
+        ctx.exit(code)
+    with option_errors():
+        runs = work.settings(api.send_settings())
+    ctx.exit(run_each(runs, lambda settings: _send(ctx, "retry", settings, ledger, api, output)))
 
 
 @click.command(name="sync-contacts")
