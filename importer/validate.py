@@ -183,7 +183,13 @@ def map_row(
         checker.fail(
             "media_url", "credentials", "contains a user name or password; use a signed URL instead"
         )
-    invisible = next((ch for ch in media_url if unicodedata.category(ch) in ("Cc", "Cf")), None)
+    # Control and format characters are never printable: the C-level test spares almost
+    # every row the per-character look-up.
+    invisible = (
+        None
+        if media_url.isprintable()
+        else next((ch for ch in media_url if unicodedata.category(ch) in ("Cc", "Cf")), None)
+    )
     if invisible is not None:
         checker.fail(
             "media_url",
