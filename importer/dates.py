@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from importer import defaults
 from importer.cells import InvalidCell
 from importer.zone_names import split_zone_name, zone_disagreement
 
@@ -119,7 +120,9 @@ class DateStyle:
     then an error, never read by its own digits (which would differ row by row)."""
 
 
-def parse_start_at(text: str, timezone: str = "UTC", style: DateStyle | None = None) -> str:
+def parse_start_at(
+    text: str, timezone: str = defaults.TIMEZONE, style: DateStyle | None = None
+) -> str:
     """An RFC 3339 UTC timestamp; ``InvalidCell`` when the cell cannot be read as one.
 
     Naive times are read in ``timezone``; the message of an error shows the value and how
@@ -152,7 +155,7 @@ def parse_start_at(text: str, timezone: str = "UTC", style: DateStyle | None = N
     return format_rfc3339(moment)
 
 
-def read_as(text: str, timezone: str = "UTC", style: DateStyle | None = None) -> str:
+def read_as(text: str, timezone: str = defaults.TIMEZONE, style: DateStyle | None = None) -> str:
     """``'03/05/2024 2:30 PM' -> 2024-03-05T14:30:00+00:00``, for messages and notices."""
     try:
         return f"{text.strip()!r} -> {parse_start_at(text, timezone, style)}"

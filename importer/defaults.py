@@ -16,3 +16,9 @@ READ_TIMEOUT = 300.0
 """Seconds to wait for an answer: AskElephant fetches the media during the create."""
 VERIFY_TIMEOUT = 600.0
 """``importer verify --wait``: seconds to poll before giving up."""
+TIMEZONE = "UTC"
+"""Zone for start_at values written without an offset."""
+ON_CHANGE = "report"
+"""``--on-change``: a row changed since import counts against the exit code."""
+ON_SAME_RECORDING = "warn"
+"""``--on-same-recording``: a recording imported before under another id is listed and sent."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from importer import defaults
 from importer.outcomes import Action
 from importer.plan import PlannedRow
 
@@ -45,7 +46,7 @@ class RecordingOptions:
     """``--allow-new-prefix`` and ``--on-same-recording``."""
 
     allow_new_prefix: bool = False
-    on_same_recording: str = "warn"
+    on_same_recording: str = defaults.ON_SAME_RECORDING
     """``warn``: listed, counted and sent; ``skip``: not sent, recorded ``skipped``."""
 
 

@@ -52,7 +52,7 @@ class ReadingChoices:
     """The TOML mapping file; None uses the default column names."""
     source_system: str | None = None
     prefix: str | None = None
-    timezone: str = "UTC"
+    timezone: str = defaults.TIMEZONE
     run_workflows: bool = False
     batch_size: int = defaults.BATCH_SIZE
     skip_without_media: bool = False
@@ -77,7 +77,7 @@ class ReadingChoices:
             mapping=Path(record["mapping"]) if record.get("mapping") else None,
             source_system=record.get("source_system"),
             prefix=record.get("prefix"),
-            timezone=record.get("timezone") or "UTC",
+            timezone=record.get("timezone") or defaults.TIMEZONE,
             run_workflows=bool(record.get("run_workflows")),
             batch_size=int(record.get("batch_size") or defaults.BATCH_SIZE),
             skip_without_media=bool(record.get("skip_without_media")),
@@ -148,7 +148,7 @@ class ImportSettings:
     """How to read the file: delimiter, encoding, sheet."""
     plan: PlanOptions = field(default_factory=PlanOptions)
     send: SendSettings = field(default_factory=SendSettings)
-    on_change: str = "report"
+    on_change: str = defaults.ON_CHANGE
     """``report``: a changed row counts against the exit code; ``skip``: it does not."""
     batch_size: int = defaults.BATCH_SIZE
     contacts_only: bool = False
@@ -175,7 +175,7 @@ class ImportSettings:
         *,
         send: SendSettings | None = None,
         plan: PlanOptions | None = None,
-        on_change: str = "report",
+        on_change: str = defaults.ON_CHANGE,
         contacts_only: bool = False,
         check_media: bool = False,
         recordings: RecordingOptions | None = None,
@@ -244,7 +244,7 @@ class ImportSettings:
             contacts_only=contacts_only,
             recordings=RecordingOptions(
                 allow_new_prefix=bool(record.get("allow_new_prefix")),
-                on_same_recording=record.get("on_same_recording") or "warn",
+                on_same_recording=record.get("on_same_recording") or defaults.ON_SAME_RECORDING,
             ),
         )
 

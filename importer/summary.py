@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from importer import defaults
 from importer.cells import InvalidCell
 from importer.dates import parse_start_at
 from importer.errors import ImporterError
@@ -275,7 +276,10 @@ def rerun_options(record: dict[str, Any]) -> str:
     parts: list[str] = []
     for option in ("target", "mapping", "source_system", "prefix", "timezone", "date_format"):
         value = record.get(option)
-        if value is None or (option, value) in (("target", DEFAULT_TARGET), ("timezone", "UTC")):
+        if value is None or (option, value) in (
+            ("target", DEFAULT_TARGET),
+            ("timezone", defaults.TIMEZONE),
+        ):
             continue
         parts.append(f"--{option.replace('_', '-')} {shlex.quote(str(value))}")
     for flag in ("run_workflows", "dayfirst", "monthfirst", "skip_without_media"):

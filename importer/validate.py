@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from importer import contract
+from importer import contract, defaults
 from importer.cells import InvalidCell
 from importer.dates import DateStyle, parse_start_at
 from importer.hashes import payload_hash
@@ -50,7 +50,7 @@ class MappingOptions:
     """Used when the row has no source_system cell."""
     prefix: str | None = None
     """external_id prefix; None means ``<source_system>:``."""
-    timezone: str = "UTC"
+    timezone: str = defaults.TIMEZONE
     """Zone for naive start_at values."""
     run_workflows: bool = False
     columns: ColumnMapping = field(default_factory=ColumnMapping)

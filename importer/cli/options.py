@@ -18,6 +18,7 @@ from importer import defaults
 from importer.config import DEFAULT_LEDGER
 from importer.recordings import RecordingOptions
 from importer.runner import ApiChoices, OutputChoices
+from importer.sandbox.settings import Faults, SandboxSettings
 from importer.settings import ReadingChoices
 from importer.targets.registry import DEFAULT_TARGET, TARGETS
 
@@ -96,7 +97,7 @@ _naming = (
 )
 _timezone = click.option(
     "--timezone",
-    default="UTC",
+    default=defaults.TIMEZONE,
     show_default=True,
     help="Time zone for start_at values without an offset (IANA name, e.g. Europe/Paris); "
     "a zone name after a time ('2:30 PM EST') must be this zone's.",
@@ -290,7 +291,7 @@ recording_options = option_group(
     click.option(
         "--on-same-recording",
         type=click.Choice(["warn", "skip"]),
-        default="warn",
+        default=defaults.ON_SAME_RECORDING,
         show_default=True,
         help="A row whose media URL is already imported (or on an earlier row) under another "
         "external_id: warn (list, count and send it) or skip (record it skipped, send nothing).",
@@ -301,15 +302,22 @@ recording_options = option_group(
 on_change_option = click.option(
     "--on-change",
     type=click.Choice(["report", "skip"]),
-    default="report",
+    default=defaults.ON_CHANGE,
     show_default=True,
     help="A row changed since import cannot be updated by create: report it (exit 1) or skip.",
 )
 
+_SANDBOX, _FAULTS = SandboxSettings(), Faults()
+"""The sandbox's defaults, defined once in ``importer.sandbox.settings``."""
+
 sandbox_options = stack(
-    click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind."),
+    click.option("--host", default=_SANDBOX.host, show_default=True, help="Address to bind."),
     click.option(
-        "--port", default=8765, show_default=True, type=int, help="Port (0 picks a free one)."
+        "--port",
+        default=_SANDBOX.port,
+        show_default=True,
+        type=int,
+        help="Port (0 picks a free one).",
     ),
     click.option(
         "--db",
@@ -328,7 +336,7 @@ sandbox_options = stack(
     click.option(
         "--media-check",
         type=click.Choice(["extension", "fetch"]),
-        default="extension",
+        default=_SANDBOX.media_check,
         show_default=True,
         help="Decide audio/video from the URL's extension (offline), or really fetch the URL.",
     ),
@@ -336,14 +344,14 @@ sandbox_options = stack(
     click.option(
         "--processing-seconds",
         type=float,
-        default=2.0,
+        default=_SANDBOX.processing_seconds,
         show_default=True,
         help="Seconds an engagement spends in QUEUED and then in PROCESSING.",
     ),
     click.option(
         "--latency-ms",
         type=int,
-        default=0,
+        default=_FAULTS.latency_ms,
         show_default=True,
         help="Delay per create, +/-50% jitter.",
     ),
@@ -351,21 +359,21 @@ sandbox_options = stack(
     click.option(
         "--fail-rate",
         type=float,
-        default=0.0,
+        default=_FAULTS.fail_rate,
         show_default=True,
         help="Share of creates answered 500.",
     ),
     click.option(
         "--drop-after-commit-rate",
         type=float,
-        default=0.0,
+        default=_FAULTS.drop_after_commit_rate,
         show_default=True,
         help="Share of creates stored, then answered by closing the connection.",
     ),
     click.option(
         "--stray-429-rate",
         type=float,
-        default=0.0,
+        default=_FAULTS.stray_429_rate,
         show_default=True,
         help="Share of creates answered 429 (Retry-After: 1) whatever the pace.",
     ),
