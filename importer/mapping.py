@@ -72,15 +72,28 @@ class ColumnMapping:
     def fields_of(self, cells: MappingABC[str, str]) -> dict[str, str]:
         """The row's cells renamed to field names, value maps applied, defaults filling blanks."""
         values: dict[str, str] = {}
-        for name in self.fields:
-            column = self.columns.get(name, name)
+        for name, column, folded, default in self._readers:
             value = cells.get(column, "")
-            if name in self._folded_values:
-                value = self._folded_values[name].get(value.strip().casefold(), value)
-            if not value.strip() and name in self.defaults:
-                value = self.defaults[name]
+            if folded is not None:
+                value = folded.get(value.strip().casefold(), value)
+            if default is not None and not value.strip():
+                value = default
             values[name] = value
         return values
+
+    @functools.cached_property
+    def _readers(self) -> tuple[tuple[str, str, dict[str, str] | None, str | None], ...]:
+        """Per field, worked out once (``fields_of`` runs for every row): its column, its
+        folded value map and its default, if any."""
+        return tuple(
+            (
+                name,
+                self.columns.get(name, name),
+                self._folded_values.get(name),
+                self.defaults.get(name),
+            )
+            for name in self.fields
+        )
 
     @functools.cached_property
     def _folded_values(self) -> dict[str, dict[str, str]]:

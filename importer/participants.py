@@ -122,6 +122,12 @@ def _from_json(item: Any) -> Any:
     return result
 
 
+def _label(index: int, item: dict[str, Any]) -> str:
+    """How an error names a participant: built only when there is an error to say."""
+    source = item.get("_source")
+    return f"participant {index}" + (f" ({source!r})" if isinstance(source, str) else "")
+
+
 def check_participants(items: list[Any]) -> list[dict[str, Any]]:
     """The API's rules for each participant, with the participant named in every error."""
     owners = 0
@@ -129,26 +135,23 @@ def check_participants(items: list[Any]) -> list[dict[str, Any]]:
     for index, item in enumerate(items, start=1):
         if not isinstance(item, dict):
             raise InvalidCell(f"participant {index} is not an object")
-        label = f"participant {index}"
-        if isinstance(item.get("_source"), str):
-            label += f" ({item['_source']!r})"
         name, email = item.get("name"), item.get("email")
         if name is not None and not isinstance(name, str):
-            raise InvalidCell(f"{label}: name must be text")
+            raise InvalidCell(f"{_label(index, item)}: name must be text")
         if email is not None and not isinstance(email, str):
-            raise InvalidCell(f"{label}: email must be text")
+            raise InvalidCell(f"{_label(index, item)}: email must be text")
         phone, owner = item.get("phone"), item.get("is_owner")
         if phone is not None and (isinstance(phone, bool) or not isinstance(phone, str | int)):
-            raise InvalidCell(f"{label}: phone must be text")
+            raise InvalidCell(f"{_label(index, item)}: phone must be text")
         if owner is not None and not isinstance(owner, bool):
-            raise InvalidCell(f"{label}: is_owner must be true or false")
+            raise InvalidCell(f"{_label(index, item)}: is_owner must be true or false")
         if any(isinstance(v, str) and LONE_SURROGATE.search(v) for v in (name, email, phone)):
-            raise InvalidCell(f"{label} has an unpaired \\u escape (not Unicode)")
+            raise InvalidCell(f"{_label(index, item)} has an unpaired \\u escape (not Unicode)")
         name, email = (name or "").strip(), (email or "").strip()
         if not name and not email:
-            raise InvalidCell(f"{label} has neither a name nor an email")
+            raise InvalidCell(f"{_label(index, item)} has neither a name nor an email")
         if email and not contract.check_email(email):
-            raise InvalidCell(f"{label}: {email!r} is not a valid email address")
+            raise InvalidCell(f"{_label(index, item)}: {email!r} is not a valid email address")
         clean: dict[str, Any] = {}
         if name:
             clean["name"] = name
