@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from importer.ledger import Ledger
+from importer.outcomes import Status
 from importer.report import ERROR_EXTRA_COLUMNS, SafeCsvWriter
 
 UNFINISHED_ADVICE = {
-    "pending": "not sent yet: a run stopped before it; run the same command again, or "
+    Status.PENDING: "not sent yet: a run stopped before it; run the same command again, or "
     "`importer retry`",
-    "in_flight": "sent, but its answer was lost: `importer retry` re-sends it safely (the API "
+    Status.IN_FLIGHT: "sent, but its answer was lost: `importer retry` re-sends it safely (the API "
     "answers 200 if it was applied)",
 }
 
@@ -51,7 +52,7 @@ def attention_rows(
     for row in ledger.error_records(manifest):
         status, message = row["status"], row["message"] or ""
         if row["kind"] == 1:
-            status = "failed (transient)" if row["transient"] else "failed"
+            status = f"{Status.FAILED} (transient)" if row["transient"] else Status.FAILED
             if row["http_status"]:
                 status += f" HTTP {row['http_status']}"
         elif row["kind"] == 2:

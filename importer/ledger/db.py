@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import sqlite_utils
@@ -21,7 +21,18 @@ rejects their ``rule``."""
 LEGACY_TARGET = "askelephant"
 """The target of ledgers written before ``--target`` existed."""
 STATUSES = tuple(Status)
-UNFINISHED = "('failed', 'in_flight', 'pending')"
+
+
+def sql_list(statuses: Iterable[Status]) -> str:
+    """Statuses as an SQL list, for ``status IN ...``.
+
+    >>> sql_list([Status.CREATED, Status.EXISTING])
+    "('created', 'existing')"
+    """
+    return "(" + ", ".join(f"'{status}'" for status in statuses) + ")"
+
+
+UNFINISHED = sql_list([Status.FAILED, Status.IN_FLIGHT, Status.PENDING])
 """Statuses ``importer retry`` picks up: failed, interrupted, or never sent by a stopped run."""
 
 try:
