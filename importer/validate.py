@@ -346,6 +346,8 @@ def _external_id(
 def _has_credentials(url: str) -> bool:
     from urllib.parse import urlsplit
 
+    if "@" not in url:
+        return False  # a user name or password is always followed by "@": no second parse
     try:
         parts = urlsplit(url)
         return parts.username is not None or parts.password is not None

@@ -39,3 +39,9 @@ def test_an_invisible_character_in_a_media_url_is_still_found() -> None:
         cells = row(1, media_url=f"https://media.example.com/a{invisible}.mp3")
         mapped = map_row(cells, 2, MappingOptions())
         assert [e.rule for e in mapped.errors] == ["invisible_character"], invisible
+
+
+def test_a_user_name_or_password_in_a_media_url_is_still_refused() -> None:
+    for url in ("https://ana@media.example.com/a.mp3", "https://ana:pw@media.example.com/a.mp3"):
+        mapped = map_row(row(1, media_url=url), 2, MappingOptions())
+        assert "credentials" in [e.rule for e in mapped.errors], url
