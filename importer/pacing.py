@@ -19,6 +19,9 @@ guard opens: nobody sends but one probe at a time, spaced by a shared back-off
 (``probe_base`` doubling up to ``probe_cap``); any real answer to a probe closes it. A
 failed probe after the guard has been open for ``outage_budget`` seconds gives up the run.
 A few percent of failures is bad luck: those rows retry on their own.
+
+**Does the server count for us?** ``X-RateLimit-*`` hints (``importer.rate_window``) spread
+the window's last requests over the time left, before it is exhausted.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ import math
 import statistics
 from collections import deque
 from dataclasses import dataclass
+
+from importer.rate_window import RateHint, WindowPacer
+from importer.recent_rate import RecentRate
 
 
 class Answer(enum.Enum):
@@ -96,32 +102,6 @@ class Gate:
 GO = Gate(go=True)
 
 
-class _Rates:
-    """Events per second over the last ``span`` seconds (shorter at the very start)."""
-
-    def __init__(self, span: float) -> None:
-        self.span = span
-        self.times: deque[float] = deque()
-        self.first: float | None = None
-
-    def add(self, now: float) -> None:
-        if self.first is None:
-            self.first = now
-        self.times.append(now)
-        self._trim(now)
-
-    def _trim(self, now: float) -> None:
-        while self.times and self.times[0] <= now - self.span:
-            self.times.popleft()
-
-    def per_second(self, now: float) -> float:
-        self._trim(now)
-        if self.first is None:
-            return 0.0
-        elapsed = min(self.span, max(now - self.first, self.span / 4))
-        return len(self.times) / elapsed
-
-
 class RateGovernor:
     """The shared pace: unlimited (or ``--rate``) until refusals show a real limit."""
 
@@ -129,9 +109,9 @@ class RateGovernor:
         self.settings = settings
         self.cap = settings.rate_cap
         self.next_slot = -math.inf
-        self.sent_rate = _Rates(settings.measure_seconds)
-        self.accepted_rate = _Rates(settings.measure_seconds)
-        self.refused_rate = _Rates(settings.measure_seconds)
+        self.sent_rate = RecentRate(settings.measure_seconds)
+        self.accepted_rate = RecentRate(settings.measure_seconds)
+        self.refused_rate = RecentRate(settings.measure_seconds)
         self.window: deque[tuple[float, bool]] = deque()
         self.window_refusals = 0
         self.w_max: float | None = None
@@ -354,14 +334,19 @@ class Pacer:
         self.settings = settings or PacingSettings()
         self.rate = RateGovernor(self.settings)
         self.outage = OutageGuard(self.settings)
+        self.window = WindowPacer()
 
     def gate(self, now: float) -> Gate:
         """The outage guard's verdict (ask again before the request leaves)."""
         return self.outage.gate(now)
 
     def reserve(self, now: float) -> float:
-        """Seconds until this request's departure slot (reserved)."""
-        return self.rate.reserve(now)
+        """Seconds until this request's departure slot (reserved): the later of both paces."""
+        return max(self.rate.reserve(now), self.window.reserve(now))
+
+    def hinted(self, now: float, hint: RateHint) -> None:
+        """An answer's ``X-RateLimit-*`` hint, reported by the target."""
+        self.window.hinted(now, hint, in_flight=max(0, self.rate.in_flight - 1))
 
     def sent(self, now: float) -> None:
         """A request left."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from importer.pacing import Answer, Pacer, PacingSettings
+from importer.rate_window import RateHint
 
 
 @dataclass
@@ -37,6 +38,10 @@ class Script:
     outage: tuple[float, float] | None = None
     """[start, end) seconds during which every request fails at once."""
     retry_after: float = 1.0
+    window: tuple[int, float] | None = None
+    """A fixed window: this many requests per this many seconds, counted down in every
+    answer's ``X-RateLimit-Remaining``/``-Reset`` (handed to the pacer when ``hints``)."""
+    hints: bool = True
 
 
 class ScriptedServer:
@@ -47,6 +52,9 @@ class ScriptedServer:
         self.rng = random.Random(seed)
         self.tokens = script.limit or 0.0
         self.last = 0.0
+        self.window_end, self.window_left = 0.0, 0
+        self.hint: RateHint | None = None
+        """The window as the last answer described it."""
 
     def answer(self, now: float) -> tuple[float, Answer]:
         """How long until the answer, and what it is."""
@@ -54,6 +62,15 @@ class ScriptedServer:
         jitter, stray, fail = self.rng.random(), self.rng.random(), self.rng.random()
         if script.outage and script.outage[0] <= now < script.outage[1]:
             return 0.001, Answer.FAILED
+        if script.window is not None:
+            size, seconds = script.window
+            if now >= self.window_end:
+                self.window_end, self.window_left = now + seconds, size
+            refused = self.window_left <= 0
+            self.window_left = max(0, self.window_left - 1)
+            self.hint = RateHint(self.window_left, self.window_end - now, size)
+            if refused:
+                return 0.001, Answer.REFUSED
         if script.limit is not None:
             self.tokens = min(script.limit, self.tokens + (now - self.last) * script.limit)
             self.last = now
@@ -147,9 +164,11 @@ def simulate(
                 pacer.sent(now)
                 delay, answer = server.answer(now)
                 result.sends.append((now, answer, probe))
-                schedule(now + delay, "answer", row, probe, now, answer)
+                schedule(now + delay, "answer", row, probe, now, answer, server.hint)
         elif kind == "answer":
-            row, probe, sent_at, answer = args
+            row, probe, sent_at, answer, hint = args
+            if hint is not None and script.hints:
+                pacer.hinted(now - (now - sent_at) / 2, hint)  # read at the server, mid-way
             pacer.answered(now, sent_at, answer, probe=probe)
             free += 1
             if answer is Answer.ACCEPTED:

@@ -15,7 +15,8 @@ from importer.errors import (
     RateLimited,
     ServerUnavailable,
 )
-from importer.targets.devrev import DevRevTarget, RateWindow, classify, reset_seconds
+from importer.rate_window import reset_seconds
+from importer.targets.devrev import DevRevTarget, classify
 
 
 def body(document: object) -> bytes:
@@ -61,45 +62,6 @@ def test_reset_is_read_as_seconds_or_as_a_unix_time() -> None:
     assert reset_seconds("1700000045", wall_now=1_700_000_000.0) == 45.0
     assert reset_seconds("1600000000", wall_now=1_700_000_000.0) == 0.0
     assert reset_seconds("soon", wall_now=0.0) is None
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def window_with(remaining: int, reset: float, limit: int | None = 100) -> RateWindow:
-    clock = FakeClock()
-    window = RateWindow(clock=clock, wall_clock=lambda: 0.0)
-    headers = {"x-ratelimit-remaining": str(remaining), "x-ratelimit-reset": str(reset)}
-    if limit is not None:
-        headers["x-ratelimit-limit"] = str(limit)
-    window.note(headers)
-    return window
-
-
-def test_far_from_the_limit_nothing_waits() -> None:
-    window = window_with(remaining=90, reset=300)
-    assert [window.delay() for _ in range(3)] == [0.0, 0.0, 0.0]
-
-
-def test_near_the_limit_requests_are_spread_over_the_time_left() -> None:
-    window = window_with(remaining=4, reset=40)
-    assert [window.delay() for _ in range(4)] == [0.0, 10.0, 20.0, 30.0]
-
-
-def test_an_exhausted_window_waits_for_the_reset() -> None:
-    window = window_with(remaining=0, reset=25)
-    assert window.delay() == 25.0
-
-
-def test_answers_without_the_headers_change_nothing() -> None:
-    window = RateWindow(clock=FakeClock(), wall_clock=lambda: 0.0)
-    window.note({})
-    assert window.delay() == 0.0
 
 
 def test_a_create_answered_with_another_external_ref_is_an_integrity_problem() -> None:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from importer.errors import FatalError, RateLimited, RemoteDuplicate, ServerUnavailable
+from importer.rate_window import RateHint
 from importer.targets.devrev import DevRevTarget
 from tests.conftest import SANDBOX_KEY, SandboxProcess
 from tests.devrev_support import MEMBER, devrev_engagements, write_devrev_manifest
@@ -202,22 +203,22 @@ def test_a_remote_duplicate_is_reported_never_picked(
         run(create_twice, target_for(sandbox))
 
 
-def test_a_429_is_rate_limited_with_the_servers_wait(sandbox: SandboxProcess) -> None:
+def test_a_429_is_rate_limited_and_the_window_only_reported(sandbox: SandboxProcess) -> None:
+    # The target does not pace: it reports each answer's X-RateLimit-* to the shared pacer.
     sandbox.set_faults(rate_limit=1)
 
     async def burst(target: DevRevTarget) -> None:
         await target.lookup(["tests:a"])
         await target.lookup(["tests:b"])
 
-    slept: list[float] = []
-
-    async def no_sleep(seconds: float) -> None:
-        slept.append(seconds)
-
+    hints: list[RateHint] = []
+    target = target_for(sandbox)
+    target.on_rate_hint = hints.append
     with pytest.raises(RateLimited) as caught:
-        run(burst, target_for(sandbox, sleep=no_sleep))
+        run(burst, target)
     assert caught.value.retry_after is not None and caught.value.retry_after >= 1
-    assert len(slept) == 1 and 0.9 < slept[0] <= 1.0  # empty window: waited for its reset
+    assert hints[0].remaining == 0 and hints[0].limit == 1
+    assert 0.9 < hints[0].reset_seconds <= 1.0  # the empty window's reset, for the pacer
 
 
 def test_a_revoked_key_stops_the_run(sandbox: SandboxProcess) -> None:

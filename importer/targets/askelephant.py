@@ -14,7 +14,14 @@ from importer.errors import IntegrityProblem, TransientError, UsageError
 from importer.responses import classify
 from importer.targets.answers import Answer
 from importer.targets.base import CreateResult, GetResult, Lookup
-from importer.targets.http import open_client, scrub, scrub_error, scrub_value, send_request
+from importer.targets.http import (
+    HintListener,
+    open_client,
+    scrub,
+    scrub_error,
+    scrub_value,
+    send_request,
+)
 
 
 def check_base_url(base_url: str, example: str = contract.PRODUCTION_BASE_URL) -> str:
@@ -74,6 +81,7 @@ class AskElephantTarget:
     ) -> None:
         self.base_url = check_base_url(base_url)
         self._key = api_key
+        self.on_rate_hint: HintListener | None = None
         timeout = timeout or build_timeout()
         self._deadline = timeout.read or defaults.READ_TIMEOUT
         self._client = open_client(
@@ -174,6 +182,7 @@ class AskElephantTarget:
             headers=headers,
             params=params,
             deadline=self._deadline,
+            on_hint=self.on_rate_hint,
         )
 
     def _raise_for(self, response: Answer, operation: str, scope: str) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from importer.rate_window import RateHint
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Target(Protocol):
     """The target's name in messages (``AskElephant``, ``DevRev``)."""
     creates_idempotently: bool
     """True when create answers the existing engagement for a known id (no lookup needed)."""
+    on_rate_hint: Callable[[RateHint], None] | None
+    """Told each answer's ``X-RateLimit-*`` hint; the sender sets it to its pacer's."""
 
     async def create(self, payload: dict[str, Any]) -> CreateResult:
         """Create an engagement; a target without idempotency looks up after an unsure answer."""

@@ -11,15 +11,14 @@ comes from lookups by ``external_ref`` with ``engagements.list``:
   times: ``RemoteDuplicate``, reported, never silently picked.
 
 Rate limits: ``429`` honours ``Retry-After`` (else ``X-RateLimit-Reset``); every answer's
-``X-RateLimit-Remaining``/``X-RateLimit-Reset`` spread the window's last requests over
-the time left, so the run slows down before the window is exhausted, not after.
+``X-RateLimit-Remaining``/``X-RateLimit-Reset`` is only reported (``on_rate_hint``): the
+shared pacer (``importer.pacing``) slows down before the window is exhausted, not after.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,11 +35,12 @@ from importer.errors import (
     ServerUnavailable,
     TransientError,
 )
+from importer.rate_window import reset_seconds
 from importer.responses import parse_problem, parse_retry_after
 from importer.targets.answers import Answer
 from importer.targets.askelephant import build_timeout, check_base_url
 from importer.targets.base import CreateResult, GetResult, Lookup, RemoteEngagement
-from importer.targets.http import open_client, scrub_error, send_request
+from importer.targets.http import HintListener, open_client, scrub_error, send_request
 
 DEFAULT_BASE_URL = "https://api.devrev.ai"
 REFS_PER_LOOKUP = 50
@@ -50,11 +50,6 @@ ACCESS_CHECK_ID = "don:core:engagement-importer-access-check"
 """An engagement id no DevRev org holds: reading it answers 404 to a valid key."""
 READY = "READY"
 """What ``verify`` records for a DevRev engagement that exists (nothing to process)."""
-RESET_IS_EPOCH_ABOVE = 1_000_000_000
-"""An ``X-RateLimit-Reset`` above this is a Unix time; below, seconds from now."""
-LOW_WATER_SHARE = 0.2
-"""Spread the requests once fewer than this share of the window's limit remain."""
-LOW_WATER_MIN = 10
 
 FATAL_ADVICE = {
     401: "the DevRev token was refused: check --api-key-file or DEVREV_API_KEY",
@@ -108,73 +103,6 @@ def classify(
     return ServerUnavailable(f"HTTP {status} unexpected answer{said}", **fields)
 
 
-def reset_seconds(value: str | None, wall_now: float) -> float | None:
-    """Seconds until the window resets: a Unix time or a number of seconds, either way."""
-    if value is None:
-        return None
-    try:
-        number = float(value.strip())
-    except ValueError:
-        return None
-    if number > RESET_IS_EPOCH_ABOVE:
-        number -= wall_now
-    return max(0.0, number)
-
-
-class RateWindow:
-    """Paces requests from ``X-RateLimit-*``: spread what remains over the time left.
-
-    Far from the limit it adds nothing; near it, requests are spaced ``time left /
-    requests left`` apart; at zero, they wait for the reset.
-    """
-
-    def __init__(
-        self,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.clock, self.wall_clock = clock, wall_clock
-        self.limit: int | None = None
-        self.remaining: int | None = None
-        self.reset_at: float | None = None
-        self.interval = 0.0
-        """Spacing that spreads the remaining requests evenly over the time left."""
-        self.next_slot = 0.0
-
-    def note(self, headers: Mapping[str, str]) -> None:
-        """Remember the window an answer describes (answers without the headers change nothing)."""
-        remaining = _integer(headers.get("x-ratelimit-remaining"))
-        wait = reset_seconds(headers.get("x-ratelimit-reset"), self.wall_clock())
-        if remaining is None or wait is None:
-            return
-        self.remaining = remaining
-        self.reset_at = self.clock() + wait
-        self.interval = wait / remaining if remaining > 0 else wait
-        self.limit = _integer(headers.get("x-ratelimit-limit")) or self.limit
-
-    def delay(self) -> float:
-        """Seconds the next request should wait; takes its slot."""
-        now = self.clock()
-        if self.remaining is None or self.reset_at is None or now >= self.reset_at:
-            return 0.0
-        low_water = max(LOW_WATER_MIN, int((self.limit or 0) * LOW_WATER_SHARE))
-        if self.remaining <= 0:
-            start = self.reset_at
-        elif self.remaining <= low_water:
-            start = max(now, self.next_slot)
-            self.next_slot = start + self.interval
-        else:
-            return 0.0
-        return max(0.0, start - now)
-
-
-def _integer(value: str | None) -> int | None:
-    try:
-        return int(float(value)) if value is not None else None
-    except ValueError:
-        return None
-
-
 class DevRevTarget:
     """Speaks DevRev's engagements API; the token lives only in the client's headers."""
 
@@ -189,16 +117,14 @@ class DevRevTarget:
         timeout: httpx.Timeout | None = None,
         max_connections: int = defaults.CONCURRENCY,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-        window: RateWindow | None = None,
         refs_per_lookup: int = REFS_PER_LOOKUP,
         page_limit: int = LOOKUP_PAGE_LIMIT,
     ) -> None:
         self.refs_per_lookup, self.page_limit = refs_per_lookup, page_limit
         self.base_url = check_base_url(base_url, example=DEFAULT_BASE_URL)
         self._key = api_key
-        self._sleep = sleep
-        self.window = window or RateWindow()
+        self.on_rate_hint: HintListener | None = None
+        """Told each answer's ``X-RateLimit-*`` hint (the sender's pacer paces by them)."""
         self._unsure: set[str] = set()
         """external_refs whose last create got no clear answer: look them up before resending."""
         self._timeout = timeout or build_timeout(60.0)
@@ -320,9 +246,6 @@ class DevRevTarget:
         json_body: Any = None,
         params: dict[str, str] | None = None,
     ) -> Answer:
-        wait = self.window.delay()
-        if wait > 0:
-            await self._sleep(wait)
         response = await send_request(
             self._client,
             self._key,
@@ -331,8 +254,8 @@ class DevRevTarget:
             json_body=json_body,
             params=params,
             deadline=self._timeout.read,
+            on_hint=self.on_rate_hint,
         )
-        self.window.note(response.headers)
         return response
 
     def _raise_for(self, response: Answer, operation: str) -> None:

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from importer import __version__
 from importer.errors import ApiError, FatalError, ServerUnavailable, TransientError
+from importer.rate_window import RateHint, rate_hint
 from importer.targets.answers import Answer, read_answer
+
+HintListener = Callable[[RateHint], None]
+"""Told each answer's ``X-RateLimit-*`` hint: the sender's pacer (``Pacer.hinted``)."""
 
 
 def open_client(
@@ -54,10 +60,12 @@ async def send_request(
     headers: dict[str, str] | None = None,
     params: dict[str, str] | None = None,
     deadline: float | None = None,
+    on_hint: HintListener | None = None,
 ) -> Answer:
     """Send one request and read its bounded answer, all within ``deadline`` seconds.
 
-    No answer at all (or none in time) becomes ``ServerUnavailable``: maybe applied.
+    No answer at all (or none in time) becomes ``ServerUnavailable``: maybe applied. An
+    answer's ``X-RateLimit-*`` headers are reported to ``on_hint``; the pacer decides.
     """
     content = None
     if json_body is not None:
@@ -71,7 +79,7 @@ async def send_request(
             return await read_answer(response)
 
     try:
-        return await asyncio.wait_for(exchange(), timeout=deadline)
+        answer = await asyncio.wait_for(exchange(), timeout=deadline)
     except asyncio.TimeoutError:
         # A per-read timeout never fires for a body trickling one byte a second.
         raise ServerUnavailable(
@@ -104,6 +112,9 @@ async def send_request(
     except httpx.HTTPError as error:
         # E.g. a body that cannot be decoded: the request may have been applied.
         raise TransientError(f"the answer could not be read ({type(error).__name__})") from None
+    if on_hint is not None and (window := rate_hint(answer.headers, time.time())) is not None:
+        on_hint(window)
+    return answer
 
 
 def scrub(text: str, api_key: str) -> str:
