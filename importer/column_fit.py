@@ -16,10 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from importer.cell_text import EXCEL_ROUNDED
 from importer.cells import InvalidCell
 from importer.crm_headers import DIRECTION_WORDS, PRIVATE_WORDS, TYPE_WORDS
 from importer.dates import DAYFIRST, MONTHFIRST, DateStyle, parse_start_at
-from importer.validate import EXCEL_ROUNDED
 from importer.zone_names import split_zone_name
 
 TRUE_FALSE = {"true", "false", "yes", "no", "y", "n", "1", "0", "t", "f"}

@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from importer import contract
+from importer.cell_text import LONE_SURROGATE
 from importer.cells import InvalidCell
 
 ANGLE = re.compile(r'^\s*"?(?P<name>[^<>"]*?)"?\s*<\s*(?P<email>[^<>]*?)\s*>\s*$')
@@ -30,8 +31,6 @@ FIELD_ALIASES = {
     "phone": ("phone", "phoneNumber", "phone_number"),
     "is_owner": ("is_owner", "isOwner", "owner"),
 }
-# A lone-surrogate test without importing validate (which imports this module).
-LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def parse_participants(text: str) -> list[dict[str, Any]]:

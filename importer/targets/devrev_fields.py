@@ -25,6 +25,7 @@ import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
+from importer.cell_text import printable_text
 from importer.cells import InvalidCell
 from importer.dates import parse_start_at
 from importer.validate import (
@@ -35,7 +36,6 @@ from importer.validate import (
     _RowChecker,
     _transcript,
     begin_row,
-    printable_text,
 )
 
 FIELDS = (
