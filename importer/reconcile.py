@@ -3,8 +3,9 @@
 Reads only; changes neither side. The target decides how to look:
 
 - a target that can look up by external id (DevRev: ``engagements.list`` by
-  ``external_ref``) is asked about every row the ledger has seen from the manifest, which
-  also finds engagements the ledger does not know and duplicates on the remote side;
+  ``external_ref``) is asked about every row the ledger has seen from the manifest and
+  every ref of ``extra_refs`` (rejected rows, the manifest's rows: ``reconcile_scope``),
+  which also finds engagements the ledger does not know and duplicates on the remote side;
 - a target that cannot (AskElephant: ``lookup`` answers None) is asked for each recorded
   engagement id with a conditional GET (the ETag kept by ``verify``).
 
@@ -21,7 +22,7 @@ Reads only; changes neither side. The target decides how to look:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,8 @@ class ReconcileResult:
     method: str = ""
     """``lookup`` (by external id) or ``get`` (by engagement id)."""
     findings: list[Finding] = field(default_factory=list)
+    note: str | None = None
+    """What limited the comparison (e.g. the last run's manifest is gone)."""
 
     @property
     def agrees(self) -> bool:
@@ -98,10 +101,11 @@ class ReconcileResult:
         """What a person reads: the verdict, the counts, the first findings."""
         how = "looked up by external id" if self.method == "lookup" else "read by engagement id"
         head = f"Reconcile: {self.checked:,} row(s) {how}"
+        said = [f"  note: {self.note}"] if self.note else []
         if self.agrees:
-            return [f"{head}; the ledger and the target agree."]
+            return [f"{head}; the ledger and the target agree.", *said]
         counts = ", ".join(f"{n:,} {kind}" for kind, n in self.counts().items() if n)
-        lines = [f"{head}; they disagree: {counts}."]
+        lines = [f"{head}; they disagree: {counts}.", *said]
         lines += [f"  {f.kind}: {f.describe()}" for f in self.findings[:limit]]
         if len(self.findings) > limit:
             lines.append(f"  ... and {len(self.findings) - limit:,} more (--json lists all)")
@@ -114,6 +118,7 @@ class ReconcileResult:
             "agrees": self.agrees,
             "counts": self.counts(),
             "findings": [f.as_dict() for f in self.findings],
+            "note": self.note,
         }
 
 
@@ -123,10 +128,18 @@ async def reconcile(
     *,
     concurrency: int = defaults.CONCURRENCY,
     retry: RetrySettings | None = None,
+    extra_refs: Sequence[str] = (),
 ) -> ReconcileResult:
-    """Compare every row the ledger knows with the target; see the module docstring."""
+    """Compare every row the ledger knows (and ``extra_refs``, when the target looks up by
+    external id) with the target; see the module docstring."""
     settings = retry or RetrySettings()
     rows = list(ledger.known_rows())
+    known = {r["external_id"] for r in rows}
+    unrecorded = [
+        {"external_id": ref, "engagement_id": None, "status": None}
+        for ref in dict.fromkeys(extra_refs)
+        if ref not in known
+    ]
     result = ReconcileResult(checked=len(rows), method="lookup")
     remote: Lookup = {}
     for start in range(0, max(len(rows), 1), LOOKUP_CHUNK):
@@ -138,7 +151,11 @@ async def reconcile(
             result.findings = await _by_get(target, imported, concurrency, settings)
             return result
         remote.update(found)
-    result.findings = compare(rows, remote)
+    for start in range(0, len(unrecorded), LOOKUP_CHUNK):
+        chunk = [r["external_id"] for r in unrecorded[start : start + LOOKUP_CHUNK]]
+        remote.update(await _lookup(target, chunk, settings) or {})
+    result.checked += len(unrecorded)
+    result.findings = compare([*rows, *unrecorded], remote)
     return result
 
 

@@ -35,6 +35,7 @@ from importer.mapping_init import propose_mapping, render_mapping, summary_lines
 from importer.pipeline import RunSummary, plan_manifest, run_import
 from importer.plan import PlanOptions
 from importer.reconcile import ReconcileResult, reconcile
+from importer.reconcile_scope import reconcile_scope
 from importer.report import PlanPrinter, write_reports
 from importer.retry import RetrySettings
 from importer.send import SendSettings
@@ -274,19 +275,27 @@ def reconcile_ledger(
     concurrency: int = defaults.CONCURRENCY,
     retry: RetrySettings | None = None,
     target: str = DEFAULT_TARGET,
+    manifest: Path | None = None,
 ) -> ReconcileResult:
     """``importer reconcile``: compare the ledger with the target; changes neither.
 
+    A target that looks up by external id is also asked about the rejected rows' refs and
+    the manifest's (``manifest``, else the last run's): ``importer.reconcile_scope``.
     Ctrl-C and SIGTERM stop it cleanly (exit 130), as every command that talks to a target.
     """
     with stop_on_signals(), open_ledger(ledger_path, readonly=True) as ledger:
         ledger.claim_target(target)
-        return run_until_stopped(
+        scope = reconcile_scope(ledger, manifest)
+        result = run_until_stopped(
             _with_target(
                 target_factory,
-                lambda remote: reconcile(ledger, remote, concurrency=concurrency, retry=retry),
+                lambda remote: reconcile(
+                    ledger, remote, concurrency=concurrency, retry=retry, extra_refs=scope.refs
+                ),
             )
         )
+        result.note = scope.note
+        return result
 
 
 def plan_report(settings: ImportSettings, ledger_path: Path, out: Path | None) -> PlanPrinter:

@@ -113,10 +113,22 @@ def verify(
 @ledger_option
 @target_option
 @verify_api_options
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Also look up every external id this manifest yields, invalid and duplicate rows "
+    "included (DevRev; default: the last run's manifest, when it is still there).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.pass_context
 def reconcile(
-    ctx: click.Context, ledger: Path, target: str, api: ApiChoices, as_json: bool
+    ctx: click.Context,
+    ledger: Path,
+    target: str,
+    api: ApiChoices,
+    manifest: Path | None,
+    as_json: bool,
 ) -> None:
     """Compare the ledger with the target: rows missing remotely, remote rows the ledger does
     not know, remote duplicates, mismatched ids. Changes neither side.
@@ -130,6 +142,7 @@ def reconcile(
         concurrency=api.concurrency,
         retry=api.retry_settings(),
         target=target,
+        manifest=manifest,
     )
     echo(json.dumps(result.as_dict(), indent=2) if as_json else "\n".join(result.lines()))
     ctx.exit(result.exit_code)

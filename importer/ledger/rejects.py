@@ -64,3 +64,13 @@ class Rejects(LedgerDB):
             self.db.execute(
                 "DELETE FROM rejects WHERE manifest = ? AND run_id != ?", [manifest, run_id]
             )
+
+    def rejected_external_ids(self) -> list[str]:
+        """Every external id a rejected row carries (invalid or duplicate), for ``reconcile``."""
+        return [
+            row["external_id"]
+            for row in self.db.query(
+                "SELECT DISTINCT external_id FROM rejects WHERE COALESCE(external_id, '') != '' "
+                "ORDER BY manifest, row_number"
+            )
+        ]
