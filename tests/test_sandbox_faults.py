@@ -169,6 +169,7 @@ def test_reset_clears_faults_and_engagements(
         "stray_429_rate": 0.0,
         "outage_start": None,
         "outage_seconds": 0.0,
+        "list_page_size": None,
     }
     assert sandbox.stats() == {"requests": {}, "engagements": 0, "created": {}, "hits": {}}
 

@@ -256,6 +256,7 @@ class DevRevApi:
         refs = _string_list(query.get("external_ref"), "external_ref")
         types = _string_list(query.get("type"), "type")
         limit = _limit(query.get("limit"))
+        limit = min(limit, self.host.faults.faults.list_page_size or limit)
         mode = query.get("mode") or "after"
         if mode not in ("after", "before"):
             raise DevRevError(400, "bad_request", f"mode must be after or before, not {mode!r}")

@@ -150,7 +150,7 @@ def apply_changes(faults: Faults, changes: Mapping[str, object]) -> Faults:
 
 
 _RATES = ("fail_rate", "drop_after_commit_rate", "stray_429_rate")
-_OPTIONAL = ("rate_limit", "outage_start")
+_OPTIONAL = ("rate_limit", "outage_start", "list_page_size")
 
 
 def _check_fault_value(name: str, value: object) -> FieldProblem | None:
@@ -160,6 +160,8 @@ def _check_fault_value(name: str, value: object) -> FieldProblem | None:
         return FieldProblem(name, "type", f"{name} must be a number")
     if name in _RATES and not 0.0 <= value <= 1.0:
         return FieldProblem(name, "out_of_range", f"{name} must be between 0 and 1")
+    if name == "list_page_size" and (not isinstance(value, int) or value < 1):
+        return FieldProblem(name, "out_of_range", "list_page_size must be a whole number >= 1")
     if name == "rate_limit" and value <= 0:
         return FieldProblem(name, "out_of_range", "rate_limit must be above 0 (or null for none)")
     if value < 0:

@@ -35,6 +35,9 @@ class Faults:
     """Seconds after start (or after the faults were set) when 503s begin."""
     outage_seconds: float = 0.0
     """How long every API request answers 503."""
+    list_page_size: int | None = None
+    """DevRev ``engagements.list`` answers at most this many per page, whatever ``limit``
+    asks (a server paging small), so every lookup follows ``next_cursor``."""
 
 
 @dataclass
