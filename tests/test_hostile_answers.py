@@ -193,3 +193,24 @@ def test_verify_says_which_engagements_it_could_not_read(tmp_path: Path, status:
     assert f"HTTP {status}" in text.stdout and "run verify again later" in text.stdout
     unread = json.loads(as_json.stdout)["unread"]
     assert sorted(u["external_id"] for u in unread) == ["crm:rec-1", "crm:rec-2"]
+
+
+@pytest.mark.parametrize("etag", ["x" * 5000, "\x01" * 50])
+def test_a_hostile_etag_is_neither_stored_nor_sent_back(tmp_path: Path, etag: str) -> None:
+    def answer(request: Request, out: BinaryIO) -> None:
+        if request.method == "POST":
+            respond(out, 201, numbered(request))
+        else:
+            body = json.dumps({"id": "ngmt_1", "processing_status": "PROCESSING"}).encode()
+            respond(out, 200, body, {"ETag": etag})
+
+    with HostileServer(answer) as server:
+        _, ledger = run_against(server, tmp_path, 1)
+        args = ["verify", "--ledger", str(ledger), "--base-url", server.base_url]
+        first = run_cli(args, api_key="sk-apik_v.k")
+        again = run_cli(args, api_key="sk-apik_v.k")
+
+    assert (first.exit_code, again.exit_code) == (0, 0), again.output
+    assert [r["etag"] for r in ledger_rows(ledger)] == [None]
+    reads = [r for r in server.requests if r.method == "GET"]
+    assert len(reads) == 2 and all("if-none-match" not in r.headers for r in reads)

@@ -129,7 +129,7 @@ class AskElephantTarget:
         )
         self._raise_for(response, "get", contract.SCOPE_READ)
         body = None if response.status_code == 304 else scrub_value(response.json(), self._key)
-        new_etag = response.headers.get("etag")
+        new_etag = usable_etag(response.headers.get("etag"))
         return GetResult(
             response.status_code, body, scrub(new_etag, self._key) if new_etag else etag
         )
@@ -197,3 +197,18 @@ class AskElephantTarget:
             raise scrub_error(error, self._key)
         if response.status_code != 304 and not isinstance(response.json(), dict):
             raise TransientError(f"HTTP {response.status_code} but the body is not JSON")
+
+
+ETAG_MAX = 256
+"""Longest ETag kept to send back: a server cannot grow the ledger through it."""
+
+
+def usable_etag(value: str | None) -> str | None:
+    """The ETag to keep, if it is one (short, printable ASCII); else None (no condition).
+
+    >>> usable_etag('W/"abc"'), usable_etag("\\x01" * 5), usable_etag("x" * 300)
+    ('W/"abc"', None, None)
+    """
+    if value is None or len(value) > ETAG_MAX or not value.isascii() or not value.isprintable():
+        return None
+    return value
