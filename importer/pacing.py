@@ -70,7 +70,7 @@ class PacingSettings:
     """A decrease goes to this share of the measured sending rate."""
     recovery_seconds: float = 3.0
     """After a decrease, seconds until the pace is back at the rate the server took."""
-    probe_gentleness: float = 0.025
+    probe_gentleness: float = 0.01
     """Above the rate the server took, the curve climbs this much slower than below it."""
     measure_seconds: float = 1.0
     floor: float = 0.2

@@ -166,8 +166,8 @@ def test_a_true_limit_is_found_within_10_s_and_refusals_stay_low(seed: int) -> N
     rows_per_second = result.done_between(10.0, result.end) / (result.end - 10.0)
     print(f"limit 40/s: {rows_per_second:.1f} rows/s after 10 s, {refused:.1%} refused")
     assert rows_per_second >= 0.9 * 40
-    # 2.7-3.2% over these seeds: the 3% is met on average, not on every seed.
-    assert refused < 0.035
+    # 2.2-2.6% over these seeds (2.2-2.7% over seeds 1-12): the 3% on every seed.
+    assert refused < 0.03
     learned = result.pacer.rate.learned_limit
     assert learned == pytest.approx(40, rel=0.15)
 
