@@ -4,7 +4,7 @@ Reads only; changes neither side. The target decides how to look:
 
 - a target that can look up by external id (DevRev: ``engagements.list`` by
   ``external_ref``) is asked about every row the ledger has seen from the manifest and
-  every ref of ``extra_refs`` (rejected rows, the manifest's rows: ``reconcile_scope``),
+  every ref of ``extra_refs()`` (rejected rows, the manifest's rows: ``reconcile_scope``),
   which also finds engagements the ledger does not know and duplicates on the remote side;
 - a target that cannot (AskElephant: ``lookup`` answers None) is asked for each recorded
   engagement id with a conditional GET (the ETag kept by ``verify``).
@@ -22,7 +22,7 @@ Reads only; changes neither side. The target decides how to look:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,18 +128,12 @@ async def reconcile(
     *,
     concurrency: int = defaults.CONCURRENCY,
     retry: RetrySettings | None = None,
-    extra_refs: Sequence[str] = (),
+    extra_refs: Callable[[], Sequence[str]] = tuple,
 ) -> ReconcileResult:
-    """Compare every row the ledger knows (and ``extra_refs``, when the target looks up by
-    external id) with the target; see the module docstring."""
+    """Compare every row the ledger knows (and ``extra_refs()``, asked only when the target
+    looks up by external id) with the target; see the module docstring."""
     settings = retry or RetrySettings()
     rows = list(ledger.known_rows())
-    known = {r["external_id"] for r in rows}
-    unrecorded = [
-        {"external_id": ref, "engagement_id": None, "status": None}
-        for ref in dict.fromkeys(extra_refs)
-        if ref not in known
-    ]
     result = ReconcileResult(checked=len(rows), method="lookup")
     remote: Lookup = {}
     for start in range(0, max(len(rows), 1), LOOKUP_CHUNK):
@@ -151,6 +145,12 @@ async def reconcile(
             result.findings = await _by_get(target, imported, concurrency, settings)
             return result
         remote.update(found)
+    known = {r["external_id"] for r in rows}
+    unrecorded = [
+        {"external_id": ref, "engagement_id": None, "status": None}
+        for ref in dict.fromkeys(extra_refs())
+        if ref not in known
+    ]
     for start in range(0, len(unrecorded), LOOKUP_CHUNK):
         chunk = [r["external_id"] for r in unrecorded[start : start + LOOKUP_CHUNK]]
         remote.update(await _lookup(target, chunk, settings) or {})

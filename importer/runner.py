@@ -35,7 +35,7 @@ from importer.mapping_init import propose_mapping, render_mapping, summary_lines
 from importer.pipeline import RunSummary, plan_manifest, run_import
 from importer.plan import PlanOptions
 from importer.reconcile import ReconcileResult, reconcile
-from importer.reconcile_scope import reconcile_scope
+from importer.reconcile_scope import Scope, reconcile_scope
 from importer.report import PlanPrinter, write_reports
 from importer.retry import RetrySettings
 from importer.send import SendSettings
@@ -285,16 +285,26 @@ def reconcile_ledger(
     """
     with stop_on_signals(), open_ledger(ledger_path, readonly=True) as ledger:
         ledger.claim_target(target)
-        scope = reconcile_scope(ledger, manifest)
+        scopes: list[Scope] = []
+
+        def beyond_the_ledger() -> list[str]:
+            # Read only for a target that looks up by external id: AskElephant never needs it.
+            scopes.append(reconcile_scope(ledger, manifest))
+            return scopes[-1].refs
+
         result = run_until_stopped(
             _with_target(
                 target_factory,
                 lambda remote: reconcile(
-                    ledger, remote, concurrency=concurrency, retry=retry, extra_refs=scope.refs
+                    ledger,
+                    remote,
+                    concurrency=concurrency,
+                    retry=retry,
+                    extra_refs=beyond_the_ledger,
                 ),
             )
         )
-        result.note = scope.note
+        result.note = scopes[-1].note if scopes else None
         return result
 
 

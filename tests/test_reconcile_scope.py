@@ -15,7 +15,7 @@ import httpx
 
 from tests.conftest import SANDBOX_KEY, SandboxProcess
 from tests.devrev_support import DEVREV_COLUMNS, MEMBER, devrev_row
-from tests.factories import run_args, run_cli
+from tests.factories import row, run_args, run_cli, write_manifest
 
 DEVREV_ENV = {"DEVREV_API_KEY": SANDBOX_KEY, "DEVREV_BASE_URL": ""}
 
@@ -95,3 +95,21 @@ def test_a_gone_manifest_is_said_not_silently_skipped(
     said = run_cli(["reconcile", *api], **DEVREV_ENV)
     assert said.exit_code == 0, said.output
     assert f"the last run's manifest {manifest.resolve()} is gone: pass --manifest" in said.output
+
+
+def test_askelephant_reconcile_never_reads_the_manifest(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    # It reads each recorded id: a manifest's refs would be of no use, so a manifest that
+    # is gone (or unreadable) neither slows it nor draws a note.
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(1, 3)])
+    ledger = tmp_path / "ledger.db"
+    assert run_cli(run_args(manifest, ledger, sandbox), api_key=sandbox.api_key).exit_code == 0
+    manifest.write_bytes(b"\x00\x01 not a manifest")
+    api = ("--ledger", str(ledger), "--base-url", sandbox.base_url, "--json")
+    checked = run_cli(["reconcile", *api], api_key=sandbox.api_key)
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.output)["note"] is None
+    manifest.unlink()
+    gone = run_cli(["reconcile", *api], api_key=sandbox.api_key)
+    assert json.loads(gone.output) == json.loads(checked.output)
