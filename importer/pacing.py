@@ -233,7 +233,7 @@ class RateGovernor:
         first_refusal = next((t for t, refused in self.window if refused), now)
         began = max(first_refusal, self.last_decrease)
         measure = self.settings.measure_seconds
-        span = min(measure, max(now - began, measure / 4))
+        span = min(measure, max(now - began, measure / 2))
 
         def since(times: deque[float]) -> int:
             return sum(1 for t in times if t > now - span)

@@ -157,8 +157,10 @@ def test_stray_429s_and_500s_keep_the_pace_within_80_percent(seed: int) -> None:
     assert pace(bad) >= 0.8 * pace(clean), (pace(bad), pace(clean))
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3, 6])
 def test_a_true_limit_is_found_within_10_s_and_refusals_stay_low(seed: int) -> None:
+    # Seed 6: the opening bursts, measured over a quarter second, read 184/s and 72/s and
+    # pulled the learned limit's median to 52/s (the summary advised --rate 49).
     result = simulate(Script(latency=0.2, limit=40), 2000, concurrency=32, seed=seed)
     assert result.failed_rows == 0 and len(result.done_at) == 2000
     after = result.answers(start=10.0)
@@ -166,7 +168,7 @@ def test_a_true_limit_is_found_within_10_s_and_refusals_stay_low(seed: int) -> N
     rows_per_second = result.done_between(10.0, result.end) / (result.end - 10.0)
     print(f"limit 40/s: {rows_per_second:.1f} rows/s after 10 s, {refused:.1%} refused")
     assert rows_per_second >= 0.9 * 40
-    # 2.2-2.6% over these seeds (2.2-2.7% over seeds 1-12): the 3% on every seed.
+    # 2.2-2.5% over these seeds (2.2-2.7% over seeds 1-12): the 3% on every seed.
     assert refused < 0.03
     learned = result.pacer.rate.learned_limit
     assert learned == pytest.approx(40, rel=0.15)
