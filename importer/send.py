@@ -66,7 +66,8 @@ class Sender(PacedRequests):
         self.rng = rng or random.Random()
         self.clock = clock
         self.pacer = Pacer(settings.pacing())
-        target.on_rate_hint = lambda hint: self.pacer.hinted(self.clock(), hint)
+        if target is not None:  # None: a test driving the pacer alone
+            target.on_rate_hint = lambda hint: self.pacer.hinted(self.clock(), hint)
         self.slots = asyncio.Semaphore(settings.concurrency)
         self._changed = asyncio.Event()
         """Set (and replaced) when a probe's answer may let waiting requests go."""
