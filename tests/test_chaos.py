@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -164,11 +165,13 @@ def outage_bound(outage_seconds: float) -> int:
 
     Each request slot's next request meets the outage before the guard opens
     (``CONCURRENCY``), plus at most the window of answers it judges (most of the last
-    ``outage_answers`` must be failures); then one probe per back-off step (0.5 s, 1 s, then
-    every 2 s): at most about 2 requests/s whatever the concurrency. Without a shared guard
-    it would be one request per slot per step.
+    ``outage_answers`` must be failures), plus the failures that replace successes answered
+    late in that window (requests the server took just before the outage, at most one a
+    slot: ``CONCURRENCY`` again); then one probe per back-off step (0.5 s, 1 s, then every
+    2 s): at most about 2 requests/s whatever the concurrency. Without a shared guard it
+    would be one request per slot per step.
     """
-    return CONCURRENCY + PACING.outage_answers + probes_within(outage_seconds)
+    return 2 * CONCURRENCY + PACING.outage_answers + probes_within(outage_seconds)
 
 
 @pytest.mark.chaos
@@ -317,7 +320,9 @@ def test_server_restart_mid_run_is_ridden_through(
 
 def test_a_stop_releases_requests_waiting_on_the_outage_guard_at_once() -> None:
     async def main() -> None:
-        sender = Sender(cast(Any, None), cast(Any, None), 1, SendSettings(), cast(Any, None))
+        # A bare target: the sender only hangs its rate-hint callback on it here.
+        target = cast(Any, SimpleNamespace())
+        sender = Sender(target, cast(Any, None), 1, SendSettings(), cast(Any, None))
         guard = sender.pacer.outage
         for _ in range(PacingSettings().outage_min_failures):
             sender.pacer.answered(sender.clock(), sender.clock(), Answer.FAILED, probe=False)
