@@ -232,7 +232,7 @@ def test_outage_longer_than_the_retry_budget_aborts_with_rows_pending(
     print(f"\nlong outage drill: aborted after {during} requests met the outage")
     # The budget is the time of max_attempts shared back-off steps (1 + 2 s), not per worker.
     budget = SendSettings(retry=RetrySettings(max_attempts=max_attempts)).outage_budget
-    assert during <= CONCURRENCY + PACING.outage_answers + probes_within(budget)
+    assert during <= outage_bound(budget)
     statuses = ledger_statuses(ledger)
     counts = {s: list(statuses.values()).count(s) for s in set(statuses.values())}
     print(f"ledger after the abort: {counts}")
