@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from importer import contract
 from importer.errors import UsageError
+from importer.rows import contract
 
 API_KEY_ENV = "ASKELEPHANT_API_KEY"
 BASE_URL_ENV = "ASKELEPHANT_BASE_URL"

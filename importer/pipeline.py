@@ -1,6 +1,6 @@
 """The import pipeline: read, validate, index, plan, then send (or only show the plan).
 
-Two passes over the manifest (``importer.reading``) keep memory bounded whatever its size.
+Two passes over the manifest (``importer.plan.passes``) keep memory bounded whatever its size.
 ``run_import`` then takes each planned batch in turn, in plain sight: sorts it
 (``take_stock``), records its rejects and changed rows in the ledger, looks up what the
 target already holds, and queues the rest for the sender, until the manifest ends or the
@@ -16,24 +16,22 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from importer import stopping
 from importer.errors import EXIT_INTERRUPTED
 from importer.events import FAILED_BEFORE, Reporter
-from importer.facts import Reject
-from importer.hashes import field_hashes
-from importer.launch import check_key, confirm_big_run, target_line
 from importer.ledger import Ledger
-from importer.manifest import ReadStats
-from importer.manifest_kind import check_readable
 from importer.outcomes import (
     REJECTED_ACTIONS,
     REPORTED_ACTIONS,
+    SENT_OUTCOMES,
     Action,
     Outcome,
+    Reject,
+    RunSummary,
+    exit_code_for,
 )
-from importer.plan import PlannedRow, plan_row
-from importer.reading import (
+from importer.plan.passes import (
     index_manifest,
     planned_batches,
     preflight_media,
@@ -41,21 +39,22 @@ from importer.reading import (
     read_notices,
     refuse_changed_prefixes,
 )
-from importer.run_summary import RunSummary, exit_code_for, plan_exit_code
-from importer.send import Sender, SendOutcome, WorkItem
+from importer.plan.planner import PlannedRow, plan_row
+from importer.read.kinds import check_readable
+from importer.read.manifest import ReadStats
+from importer.rows.hashes import field_hashes
+from importer.rows.validate import MappedRow
+from importer.send import stopping
+from importer.send.launch import check_key, confirm_big_run, target_line
+from importer.send.sender import Sender, SendOutcome, WorkItem
 from importer.settings import ImportSettings
-from importer.stop_counts import Reach, count_after_stop
 from importer.targets.base import Target
-from importer.validate import MappedRow
 
-__all__ = [
-    "ImportSettings",
-    "RunSummary",
-    "exit_code_for",
-    "plan_exit_code",
-    "plan_manifest",
-    "run_import",
-]
+if TYPE_CHECKING:
+    from importer.events import Reporter
+    from importer.ledger import Ledger
+    from importer.outcomes import RunSummary
+    from importer.plan.duplicate_index import ManifestIndex
 
 
 def reject_of(planned: PlannedRow, manifest: str) -> Reject | None:
@@ -292,7 +291,7 @@ def _merge(summary: RunSummary, outcome: SendOutcome) -> None:
 def _signals_stop(sender: Sender, install: bool) -> Iterator[None]:
     """Ctrl-C and SIGTERM stop the sender cleanly instead of killing the process.
 
-    Under ``importer.stopping`` (the CLI), a signal that came during planning stops the
+    Under ``importer.send.stopping`` (the CLI), a signal that came during planning stops the
     sender before its first request; one that comes later stops it at once.
     """
     loop = asyncio.get_running_loop()
@@ -342,3 +341,59 @@ def plan_manifest(
             counts[planned.action] += 1
             on_row(planned)
     return counts
+
+
+NOT_RESENT = "retry (not sent yet)"
+"""After a stop: rows that failed before, were to be sent again, and were not."""
+
+NOT_REACHED = "not reached"
+"""After a stop: rows read but not yet planned against the ledger (run again to judge
+and send them)."""
+
+
+@dataclass
+class Reach:
+    """How far a run got through its manifest."""
+
+    rows: int = 0
+    """Rows pass one read."""
+    reached: int = 0
+    """The last row number planned."""
+    judged: int = 0
+    """Rows planned."""
+    queued: int = 0
+    """Rows handed to the sender to create."""
+    read_to_the_end: bool = False
+
+
+def count_after_stop(
+    summary: RunSummary,
+    ledger: Ledger,
+    index: ManifestIndex,
+    manifest: str,
+    run_id: int,
+    reach: Reach,
+    reporter: Reporter,
+) -> None:
+    """Add to ``summary`` the rows a stopped run did not finish (see the module's list)."""
+    summary.unfinished.update(ledger.unfinished(manifest, up_to_row=reach.reached))
+    unfinished_before_the_stop = sum(summary.unfinished.values())
+    answered = sum(summary.sent[o] for o in SENT_OUTCOMES)
+    left = reach.queued - answered - unfinished_before_the_stop
+    if left > 0:
+        summary.unfinished[NOT_RESENT] = left
+    if reach.read_to_the_end:
+        return
+    after = 0
+    for number, external_id, status, reason in ledger.rejects_after(
+        manifest, run_id, reach.reached
+    ):
+        summary.planned[Action(status)] += 1
+        after += 1
+        if status in REPORTED_ACTIONS:
+            reporter.row_done(external_id, number, status, reason)
+    waiting = index.unfinished_after(reach.reached)
+    summary.unfinished.update(waiting)
+    rest = reach.rows - reach.judged - after - sum(waiting.values())
+    if rest > 0:
+        summary.unfinished[NOT_REACHED] = rest

@@ -17,7 +17,6 @@ from typing import IO, Any, TypeVar
 
 from importer import defaults
 from importer.config import recordable_options, resolve_base_url
-from importer.csv_dialect import delimiter_option, encoding_option
 from importer.errors import (
     EXIT_ABORTED,
     EXIT_INTERRUPTED,
@@ -30,22 +29,23 @@ from importer.errors import (
 )
 from importer.events import HumanReporter, JsonReporter, Reporter
 from importer.ledger import open_ledger, require_ledger
-from importer.manifest import SourceOptions
-from importer.mapping_init import propose_mapping, render_mapping, summary_lines
-from importer.pipeline import RunSummary, plan_manifest, run_import
-from importer.plan import PlanOptions
-from importer.reconcile import ReconcileResult, reconcile
-from importer.reconcile_scope import Scope, reconcile_scope
-from importer.report import PlanPrinter, write_reports
-from importer.retry import RetrySettings
-from importer.send import SendSettings
+from importer.outcomes import RunSummary
+from importer.pipeline import plan_manifest, run_import
+from importer.plan.planner import PlanOptions
+from importer.read.csv_dialect import delimiter_option, encoding_option
+from importer.read.manifest import SourceOptions
+from importer.report.files import PlanPrinter, write_reports
+from importer.report.reconcile import ReconcileResult, Scope, reconcile, reconcile_scope
+from importer.report.status import ledger_status
+from importer.report.verify import VerifyResult, VerifySettings, verify
+from importer.rows.init import propose_mapping, render_mapping, summary_lines
+from importer.send.retry import RetrySettings
+from importer.send.sender import SendSettings
+from importer.send.stopping import run_until_stopped, stop_on_signals
 from importer.settings import ImportSettings
-from importer.status import ledger_status
-from importer.stopping import run_until_stopped, stop_on_signals
 from importer.targets.askelephant import check_base_url
 from importer.targets.base import Target
 from importer.targets.registry import DEFAULT_TARGET, TargetKind, target_kind
-from importer.verify import VerifyResult, VerifySettings, verify
 
 TargetFactory = Callable[[], Target]
 T = TypeVar("T")
@@ -280,7 +280,7 @@ def reconcile_ledger(
     """``importer reconcile``: compare the ledger with the target; changes neither.
 
     A target that looks up by external id is also asked about the rejected rows' refs and
-    the manifest's (``manifest``, else the last run's): ``importer.reconcile_scope``.
+    the manifest's (``manifest``, else the last run's): ``importer.report.reconcile``.
     Ctrl-C and SIGTERM stop it cleanly (exit 130), as every command that talks to a target.
     """
     with stop_on_signals(), open_ledger(ledger_path, readonly=True) as ledger:

@@ -18,17 +18,17 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from importer import defaults
-from importer.csv_dialect import delimiter_option, encoding_option
-from importer.dates import DAYFIRST, MONTHFIRST, ORDERS, DateStyle
 from importer.errors import ChoiceError
-from importer.manifest import SourceOptions
-from importer.mapping import ColumnMapping, load_mapping
-from importer.plan import PlanOptions
-from importer.recordings import RecordingOptions
-from importer.retry import RetrySettings
-from importer.send import SendSettings
+from importer.plan.planner import PlanOptions
+from importer.plan.recordings import RecordingOptions
+from importer.read.csv_dialect import delimiter_option, encoding_option
+from importer.read.manifest import SourceOptions
+from importer.rows.dates import DAYFIRST, MONTHFIRST, ORDERS, DateStyle
+from importer.rows.mapping import ColumnMapping, load_mapping
+from importer.rows.validate import MappingOptions
+from importer.send.retry import RetrySettings
+from importer.send.sender import SendSettings
 from importer.targets.registry import DEFAULT_TARGET, TARGETS, target_kind
-from importer.validate import MappingOptions
 
 FILE_CHOICES = ("date_format", "dayfirst", "monthfirst", "delimiter", "encoding", "sheet")
 """How the file is read: a later command over the same manifest keeps these from its last

@@ -48,10 +48,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from importer.hashes import field_hashes, payload_hash  # noqa: E402
 from importer.ledger import Ledger  # noqa: E402
-from importer.reading import mapped_batches  # noqa: E402
-from importer.validate import MappingOptions, map_row  # noqa: E402
+from importer.plan.passes import mapped_batches  # noqa: E402
+from importer.rows.hashes import field_hashes, payload_hash  # noqa: E402
+from importer.rows.validate import MappingOptions, map_row  # noqa: E402
 
 COLUMNS = ["id", "type", "title", "media_url", "start_at", "participants", "source_system"]
 CREATE = "POST /v2/engagements"

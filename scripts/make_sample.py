@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from importer.mapping import FIELDS
+from importer.rows.mapping import FIELDS
 
 HERE = Path(__file__).resolve().parent.parent / "manifests"
 COLUMNS = [name for name in FIELDS if name != "contact_ids"]

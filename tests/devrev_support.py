@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from importer.events import JsonReporter
-from importer.mapping import load_mapping
-from importer.pipeline import ImportSettings, RunSummary
+from importer.outcomes import RunSummary
+from importer.rows.mapping import load_mapping
+from importer.rows.validate import MappingOptions
 from importer.runner import import_manifest, target_factory
-from importer.send import SendSettings
+from importer.send.sender import SendSettings
+from importer.settings import ImportSettings
 from importer.targets.registry import TARGETS
-from importer.validate import MappingOptions
 from tests.conftest import SANDBOX_KEY, SandboxProcess
 
 DEVREV = TARGETS["devrev"]

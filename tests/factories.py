@@ -11,7 +11,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from importer.cli import cli
-from importer.mapping import FIELDS
+from importer.rows.mapping import FIELDS
 
 COLUMNS = list(FIELDS)
 

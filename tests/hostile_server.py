@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from importer.launch import ACCESS_CHECK_ID
+from importer.send.launch import ACCESS_CHECK_ID
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Request:
 
 Answer = Callable[[Request, BinaryIO], None]
 ACCESS_CHECK = ACCESS_CHECK_ID
-"""The path the importer GETs once at launch to check the key (``importer.launch``)."""
+"""The path the importer GETs once at launch to check the key (``importer.send.launch``)."""
 
 
 def respond(

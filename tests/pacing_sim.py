@@ -1,4 +1,4 @@
-"""A discrete-event model of the sender around ``importer.pacing``: fake clock, scripted server.
+"""A discrete-event model of the sender around ``importer.send.pacing``: fake clock, a script.
 
 It models what ``importer/send.py`` does with the pacer: ``concurrency`` request slots; a row
 takes a slot, asks the outage guard, reserves a departure slot, sends, and gives the slot
@@ -18,8 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from importer.pacing import Answer, Pacer, PacingSettings
-from importer.rate_window import RateHint
+from importer.send.pacing import Answer, Pacer, PacingSettings, RateHint
 
 
 @dataclass

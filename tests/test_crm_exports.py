@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from importer.manifest import SourceOptions, read_manifest
-from importer.participants import parse_participants
+from importer.read.manifest import SourceOptions, read_manifest
+from importer.rows.participants import parse_participants
 from tests.factories import run_cli
 
 EXPORTS = Path(__file__).resolve().parent / "exports"

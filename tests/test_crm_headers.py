@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from importer.mapping_init import guess_mapping
+from importer.rows.init import guess_mapping
 from tests.factories import run_cli
 
 SYSTEMS = [

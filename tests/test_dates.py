@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from importer.cells import InvalidCell
-from importer.date_order import decide_order
-from importer.dates import (
+from importer.rows.cells import InvalidCell
+from importer.rows.dates import (
     DAYFIRST,
     MONTHFIRST,
     DateStyle,
+    decide_order,
     parse_start_at,
     parse_timestamp,
     same_instant,

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from importer.errors import MappingError
-from importer.mapping import load_mapping
+from importer.rows.mapping import load_mapping
+from importer.rows.validate import InvalidCell, MappedRow, MappingOptions
 from importer.targets import devrev_fields
 from importer.targets.devrev_fields import (
     DESCRIPTION_MAX_CHARS,
@@ -18,7 +19,6 @@ from importer.targets.devrev_fields import (
     parse_engagement_type,
     parse_members,
 )
-from importer.validate import InvalidCell, MappedRow, MappingOptions
 
 MEMBER = "don:identity:dvrv-us-1:devo/0:devu/1"
 VALID: dict[str, str] = {

@@ -15,7 +15,7 @@ from importer.errors import (
     RateLimited,
     ServerUnavailable,
 )
-from importer.rate_window import reset_seconds
+from importer.send.pacing import reset_seconds
 from importer.targets.devrev import DevRevTarget, classify
 
 

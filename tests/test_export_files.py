@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from importer.errors import ManifestError
-from importer.manifest import ManifestRow, SourceOptions, read_columns, read_manifest
-from importer.mapping import load_mapping
-from importer.validate import MappingOptions, map_row
+from importer.read.manifest import ManifestRow, SourceOptions, read_columns, read_manifest
+from importer.rows.mapping import load_mapping
+from importer.rows.validate import MappingOptions, map_row
 from tests.audit_support import run
 from tests.conftest import SandboxProcess
 from tests.factories import run_cli

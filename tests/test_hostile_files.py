@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from importer.mapping import tomllib
+from importer.rows.mapping import tomllib
 from tests.audit_support import read_csv
 from tests.conftest import SandboxProcess
 from tests.factories import COLUMNS, row, run_args, run_cli, write_manifest

@@ -20,14 +20,14 @@ from typing import Any, BinaryIO
 import httpx
 import pytest
 
-from importer import urlsafety
 from importer.events import HumanReporter
 from importer.ledger import Ledger
-from importer.media import MediaVerdict, check_media
 from importer.pipeline import plan_manifest
-from importer.plan import PlannedRow
+from importer.plan.media import MediaVerdict, check_media
+from importer.plan.planner import PlannedRow
+from importer.rows import urlsafety
+from importer.rows.validate import MappingOptions
 from importer.settings import ImportSettings
-from importer.validate import MappingOptions
 from tests.conftest import SandboxProcess, engagement_body
 from tests.factories import row, run_cli, write_manifest
 from tests.hostile_server import HostileServer, Request, respond

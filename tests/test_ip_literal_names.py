@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from importer.urlsafety import parse_ip_literal
+from importer.rows.urlsafety import parse_ip_literal
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from importer.errors import ManifestError
-from importer.manifest import ManifestRow, read_columns, read_manifest
-from importer.mapping import ColumnMapping
-from importer.validate import MappingOptions, map_row
+from importer.read.manifest import ManifestRow, read_columns, read_manifest
+from importer.rows.mapping import ColumnMapping
+from importer.rows.validate import MappingOptions, map_row
 
 HEADER = "id,type,title,media_url,start_at,source_system"
 ROW = "{id},CALL,{title},https://media.example.com/{id}.mp3,2024-03-05T14:30:00Z,crm"
@@ -237,7 +237,7 @@ def test_parquet_nanosecond_timestamps_are_readable(tmp_path: Path) -> None:
         }
     )
     [row] = rows_of(write_parquet(tmp_path / "ns.parquet", table))
-    from importer.dates import parse_start_at
+    from importer.rows.dates import parse_start_at
 
     assert parse_start_at(row.cells["start_at"], "UTC").startswith("2024-03-05T14:30:00.123")
 

@@ -20,12 +20,12 @@ import pytest
 
 from importer.events import HumanReporter
 from importer.ledger import Ledger
-from importer.media import MediaVerdict, check_media, preflight
 from importer.pipeline import plan_manifest, run_import
-from importer.plan import PlannedRow
+from importer.plan.media import MediaVerdict, check_media, preflight
+from importer.plan.planner import PlannedRow
+from importer.rows.validate import MappingOptions
 from importer.settings import ImportSettings
 from importer.targets.askelephant import AskElephantTarget
-from importer.validate import MappingOptions
 from tests.conftest import SandboxProcess
 from tests.factories import ledger_rows, row, run_cli, write_manifest
 

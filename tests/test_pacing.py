@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 
-from importer.pacing import Answer, Pacer, PacingSettings
+from importer.send.pacing import Answer, Pacer, PacingSettings
 from tests.pacing_sim import Result, Script, simulate
 
 ACCEPTED, REFUSED, FAILED = Answer.ACCEPTED, Answer.REFUSED, Answer.FAILED

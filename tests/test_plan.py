@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from importer.facts import LedgerFact
-from importer.hashes import contacts_hash, field_hashes
-from importer.outcomes import Action
-from importer.plan import DuplicateInfo, PlanOptions, plan_row
-from importer.validate import MappedRow, MappingOptions, map_row
+from importer.outcomes import Action, LedgerFact
+from importer.plan.planner import DuplicateInfo, PlanOptions, plan_row
+from importer.rows.hashes import contacts_hash, field_hashes
+from importer.rows.validate import MappedRow, MappingOptions, map_row
 
 CELLS = {
     "id": "42",
@@ -167,7 +166,7 @@ def test_contacts_sync_when_the_set_differs() -> None:
 
 
 def test_server_view_takes_the_values_the_engagement_shows() -> None:
-    from importer.plan import server_view
+    from importer.plan.planner import server_view
 
     payload = {
         "title": "New",

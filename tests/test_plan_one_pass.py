@@ -10,8 +10,8 @@ from typing import Any
 from importer.ledger import Ledger
 from importer.outcomes import Action
 from importer.pipeline import plan_manifest
+from importer.rows.validate import MappedRow, MappingOptions, map_row
 from importer.settings import ImportSettings
-from importer.validate import MappedRow, MappingOptions, map_row
 from tests.factories import row, write_manifest
 
 

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from importer import contract
-from importer.validate import MappingOptions, map_row
+from importer.rows import contract
+from importer.rows.validate import MappingOptions, map_row
 from tests.conftest import SANDBOX_KEY, SandboxProcess
 
 # Any character a CSV cell can hold, including the lone surrogates that stand for bytes

@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from importer.errors import RateLimited
-from importer.pacing import Answer, Pacer
-from importer.rate_window import RateHint, WindowPacer, rate_hint
+from importer.send.pacing import Answer, Pacer, RateHint, WindowPacer, rate_hint
 from importer.targets.askelephant import AskElephantTarget
 from tests.conftest import SandboxProcess
 from tests.devrev_support import import_devrev, per_ref, write_devrev_manifest

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from importer.outcomes import Status
-from importer.reconcile import Finding, compare
+from importer.report.reconcile import Finding, compare
 from importer.runner import reconcile_ledger, target_factory
 from importer.targets.base import RemoteEngagement
 from importer.targets.registry import TARGETS

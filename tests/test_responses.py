@@ -15,7 +15,7 @@ from importer.errors import (
     ServerUnavailable,
     TransientError,
 )
-from importer.responses import classify, parse_problem, parse_retry_after
+from importer.targets.http import classify, parse_problem, parse_retry_after
 
 NOW = dt.datetime(2024, 3, 5, 14, 30, 0, tzinfo=dt.timezone.utc)
 

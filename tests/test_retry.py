@@ -16,7 +16,7 @@ from importer.errors import (
     ServerUnavailable,
     TransientError,
 )
-from importer.retry import RetrySettings, backoff_seconds, retry_policy, wait_seconds
+from importer.send.retry import RetrySettings, backoff_seconds, retry_policy, wait_seconds
 
 
 class FakeSleep:

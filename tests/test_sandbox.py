@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from importer import contract
+from importer.rows import contract
 from tests.conftest import SANDBOX_KEY, SandboxProcess, engagement_body
 from tests.sandbox_inprocess import InProcessSandbox
 

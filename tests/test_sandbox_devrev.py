@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from importer.errors import FatalError, RateLimited, RemoteDuplicate, ServerUnavailable
-from importer.rate_window import RateHint
+from importer.send.pacing import RateHint
 from importer.targets.devrev import DevRevTarget
 from tests.conftest import SANDBOX_KEY, SandboxProcess
 from tests.devrev_support import MEMBER, devrev_engagements, write_devrev_manifest

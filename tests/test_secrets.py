@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from importer import contract
 from importer.cli import cli
+from importer.rows import contract
 from tests.conftest import SandboxProcess
 from tests.factories import api_args, row, write_manifest
 

@@ -16,10 +16,10 @@ import pytest
 
 from importer.errors import ServerUnavailable
 from importer.events import JsonReporter
-from importer.hashes import field_hashes, payload_hash
 from importer.ledger import Ledger
-from importer.retry import RetrySettings
-from importer.send import Sender, SendSettings, WorkItem
+from importer.rows.hashes import field_hashes, payload_hash
+from importer.send.retry import RetrySettings
+from importer.send.sender import Sender, SendSettings, WorkItem
 from importer.targets.askelephant import AskElephantTarget
 from tests.factories import ledger_rows
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from importer.ledger import Ledger
-from importer.manifest_index import ManifestIndex
-from importer.validate import MappingOptions, map_row
+from importer.plan.duplicate_index import ManifestIndex
+from importer.rows.validate import MappingOptions, map_row
 from tests.factories import row
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from importer.cells import InvalidCell
-from importer.dates import parse_start_at
+from importer.rows.cells import InvalidCell
+from importer.rows.dates import parse_start_at
 
 
 @pytest.mark.parametrize("cell", ["32/13/2023", "13/13/2024", "00/05/2024", "31.02.2024"])

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from importer import contract
 from importer.events import JsonReporter
-from importer.launch import NotConfirmed
 from importer.ledger import open_ledger
 from importer.pipeline import run_import
+from importer.rows import contract
+from importer.send.launch import NotConfirmed
 from importer.settings import ImportSettings
 from importer.targets.askelephant import AskElephantTarget
 from tests.audit_support import CREATE, json_lines, requests_of, run

@@ -65,9 +65,9 @@ def test_the_progress_bar_counts_only_the_rows_it_sends(
     sandbox: SandboxProcess, tmp_path: Path
 ) -> None:
     from importer.events import HumanReporter
+    from importer.rows.validate import MappingOptions
     from importer.runner import askelephant_factory, import_manifest
     from importer.settings import ImportSettings
-    from importer.validate import MappingOptions
 
     ledger = tmp_path / "l.db"
     failing = [row(n, media_url=HTML.format(n=n)) for n in range(1, 4)]

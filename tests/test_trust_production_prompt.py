@@ -27,7 +27,7 @@ pty = pytest.importorskip("pty")
 
 CHILD = """
 import sys
-import importer.launch as launch
+import importer.send.launch as launch
 sandbox = sys.argv.pop(1)
 launch.is_production = lambda base_url: base_url.rstrip("/") == sandbox.rstrip("/")
 from importer.cli import main

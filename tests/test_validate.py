@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from importer import contract
-from importer.cells import InvalidCell
-from importer.dates import parse_start_at
-from importer.hashes import canonical_json
-from importer.mapping import FIELDS, ColumnMapping
-from importer.participants import parse_participants
-from importer.validate import (
+from importer.rows import contract
+from importer.rows.cells import InvalidCell
+from importer.rows.dates import parse_start_at
+from importer.rows.hashes import canonical_json
+from importer.rows.mapping import FIELDS, ColumnMapping
+from importer.rows.participants import parse_participants
+from importer.rows.validate import (
     MappedRow,
     MappingOptions,
     TranscriptUnavailable,

@@ -30,8 +30,7 @@ from importer.errors import (
     ImporterError,
     is_disk_full,
 )
-from importer.events import JsonReporter
-from importer.terminal import echo
+from importer.events import JsonReporter, echo
 
 __all__ = ["cli", "main"]
 

@@ -15,8 +15,10 @@ from importer.cli.options import (
     target_option,
     verify_api_options,
 )
+from importer.events import echo
 from importer.ledger import require_ledger
-from importer.report import SUMMARY_FILE
+from importer.report.files import SUMMARY_FILE
+from importer.report.status import status_text
 from importer.runner import (
     ApiChoices,
     OutputChoices,
@@ -25,8 +27,6 @@ from importer.runner import (
     verify_ledger,
     write_ledger_reports,
 )
-from importer.status import status_text
-from importer.terminal import echo
 
 
 @click.command()

@@ -11,9 +11,8 @@ import click
 from importer.cli.options import LOG_FORMAT_KEY
 from importer.config import load_api_key
 from importer.errors import ChoiceError
-from importer.events import JsonReporter
+from importer.events import JsonReporter, echo
 from importer.targets.registry import TargetKind
-from importer.terminal import echo
 
 
 def warn(message: str) -> None:

@@ -24,9 +24,10 @@ from importer.cli.options import (
     target_option,
     yes_option,
 )
-from importer.pipeline import RunSummary, plan_exit_code
-from importer.recordings import RecordingOptions
-from importer.report import run_summary_text, stop_notice
+from importer.events import echo
+from importer.outcomes import RunSummary, plan_exit_code
+from importer.plan.recordings import RecordingOptions
+from importer.report.files import run_summary_text, stop_notice
 from importer.runner import (
     ApiChoices,
     OutputChoices,
@@ -37,7 +38,6 @@ from importer.runner import (
     run_each,
 )
 from importer.settings import ImportSettings, ReadingChoices
-from importer.terminal import echo
 
 
 def _settings(manifest: Path, reading: ReadingChoices, **choices: Any) -> ImportSettings:

@@ -16,7 +16,7 @@ import click
 
 from importer import defaults
 from importer.config import DEFAULT_LEDGER
-from importer.recordings import RecordingOptions
+from importer.plan.recordings import RecordingOptions
 from importer.runner import ApiChoices, OutputChoices
 from importer.sandbox.settings import Faults, SandboxSettings
 from importer.settings import ReadingChoices

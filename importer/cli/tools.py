@@ -8,10 +8,10 @@ import click
 
 from importer.cli.common import option_errors
 from importer.cli.options import manifest_argument, sandbox_options, source_options
+from importer.events import echo
 from importer.runner import init_mapping
 from importer.sandbox.server import serve
 from importer.sandbox.settings import Faults, SandboxSettings, parse_key, parse_outage
-from importer.terminal import echo
 
 
 @click.command()

@@ -31,14 +31,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from importer.facts import LedgerFact, Reject
 from importer.ledger.db import STATUSES, now_iso, require_ledger
 from importer.ledger.media_cache import MediaCache
 from importer.ledger.queries import Queries
 from importer.ledger.rejects import Rejects
 from importer.ledger.rows import Rows
 from importer.ledger.runs import Runs
-from importer.outcomes import FINAL_SUCCESS
+from importer.outcomes import FINAL_SUCCESS, LedgerFact, Reject
 
 __all__ = [
     "FINAL_SUCCESS",

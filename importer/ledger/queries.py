@@ -9,15 +9,14 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from importer.attention import ErrorGroup, group_errors
-from importer.facts import LedgerFact
 from importer.ledger.db import STATUSES, UNFINISHED, LedgerDB, sql_list
 from importer.ledger.rejects import CURRENT_REJECTS
-from importer.outcomes import FINAL_SUCCESS, Status
+from importer.outcomes import FINAL_SUCCESS, LedgerFact, Status
+from importer.report.attention import ErrorGroup, group_errors
 
 IMPORTED = f"status IN {sql_list(FINAL_SUCCESS)}"
 PROCESSING_FAILED = ("FAILED", "ERROR", "ERRORED", "CANCELLED", "CANCELED", "NOT_FOUND")
-"""processing_status values ``verify`` counts as failed (see ``importer.verify``)."""
+"""processing_status values ``verify`` counts as failed (see ``importer.report.verify``)."""
 
 
 class Queries(LedgerDB):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from importer.facts import Reject
 from importer.ledger.db import LedgerDB, now_iso
+from importer.outcomes import Reject
 
 # Rejected rows still worth fixing: not imported or sent since, not rejected again later.
 CURRENT_REJECTS = (

@@ -14,8 +14,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from importer import contract
-from importer.contract import FieldProblem
+from importer.rows import contract
+from importer.rows.contract import FieldProblem
 from importer.sandbox.faults import FaultsInvalid
 from importer.sandbox.params import json_object
 from importer.sandbox.problems import Problem, invalid

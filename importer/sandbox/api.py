@@ -14,7 +14,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from importer import contract
+from importer.rows import contract
 from importer.sandbox.params import (
     decode_cursor,
     encode_cursor,

@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from importer import urlsafety
+from importer.rows import urlsafety
 from importer.sandbox.admin import AdminApi
 from importer.sandbox.api import EngagementsApi
 from importer.sandbox.devrev import devrev_routes

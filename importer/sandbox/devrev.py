@@ -31,7 +31,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from importer import contract
+from importer.rows import contract
 from importer.sandbox.faults import FaultState, TokenBucket
 from importer.sandbox.params import presented_key
 from importer.sandbox.wire import DROP_HEADER

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 
-from importer.contract import FieldProblem
+from importer.rows.contract import FieldProblem
 from importer.sandbox.settings import Faults
 
 Clock = Callable[[], float]

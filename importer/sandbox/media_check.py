@@ -3,7 +3,7 @@
 ``extension`` (the default) decides the content type from the URL's file extension and
 needs no network, except to resolve the host; ``fetch`` really asks the media server
 (``HEAD``, then a one-byte ranged ``GET``), following redirects by hand under the shared
-rules of ``importer.urlsafety``, each hop connected to the address just checked (as the
+rules of ``importer.rows.urlsafety``, each hop connected to the address just checked (as the
 importer's preflight does: DNS rebinding cannot move it), bodies never read, one deadline
 per URL. Either way the host must not resolve to a private address. Documentation names
 (``example.com``...) are never looked up, so tests and examples stay off the network.
@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from importer import contract, urlsafety
-from importer.contract import FieldProblem
+from importer.rows import contract, urlsafety
+from importer.rows.contract import FieldProblem
 
 # RFC 2606/6761 names: never looked up, so tests and examples stay off the network.
 DOCUMENTATION_DOMAINS = ("example", "example.com", "example.net", "example.org")

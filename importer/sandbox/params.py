@@ -18,8 +18,8 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
-from importer import contract
-from importer.contract import FieldProblem
+from importer.rows import contract
+from importer.rows.contract import FieldProblem
 from importer.sandbox.problems import CLIENT_CLOSED, Problem
 
 DEFAULT_PAGE_SIZE = 20

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ExceptionHandler
 
-from importer.contract import FieldProblem
+from importer.rows.contract import FieldProblem
 
 PROBLEM_JSON = "application/problem+json"
 CLIENT_CLOSED = 499  # nginx's status for a request the client abandoned; never delivered

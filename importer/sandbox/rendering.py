@@ -18,7 +18,7 @@ import string
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 
-from importer import contract
+from importer.rows import contract
 from importer.sandbox.store import Engagement
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from importer import contract
 from importer.errors import ChoiceError
+from importer.rows import contract
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from importer import contract
-from importer.dates import parse_timestamp
+from importer.rows import contract
+from importer.rows.dates import parse_timestamp
 from importer.sandbox import rendering
 from importer.sandbox.faults import FaultState
 from importer.sandbox.media_check import MediaChecker

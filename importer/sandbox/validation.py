@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from importer import contract
-from importer.contract import FieldProblem
-from importer.dates import parse_timestamp
+from importer.rows import contract
+from importer.rows.contract import FieldProblem
+from importer.rows.dates import parse_timestamp
 
 REQUIRED_CREATE_FIELDS = (
     "type",

@@ -9,13 +9,14 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from importer import contract, defaults
+from importer import defaults
 from importer.errors import IntegrityProblem, TransientError, UsageError
-from importer.responses import classify
-from importer.targets.answers import Answer
+from importer.rows import contract
 from importer.targets.base import CreateResult, GetResult, Lookup
 from importer.targets.http import (
+    Answer,
     HintListener,
+    classify,
     open_client,
     scrub,
     scrub_error,
@@ -63,7 +64,7 @@ class AskElephantTarget:
 
     Every answer is treated as hostile: the whole exchange must end within the read
     timeout (a body trickling a byte a second does not reset it), bodies are bounded
-    (``importer.targets.answers``), and the key is scrubbed from everything the server
+    (``importer.targets.http``), and the key is scrubbed from everything the server
     says before anyone prints or stores it.
     """
 
@@ -137,7 +138,7 @@ class AskElephantTarget:
     async def check_access(self) -> None:
         """One cheap authenticated GET (an engagement id that cannot exist): raises the
         API's error; 404 means the key was accepted."""
-        from importer.launch import access_check_path
+        from importer.send.launch import access_check_path
 
         response = await self._send("GET", access_check_path())
         if response.status_code != 404:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from importer.rate_window import RateHint
+from importer.send.pacing import RateHint
 
 
 @dataclass(frozen=True)

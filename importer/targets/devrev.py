@@ -12,7 +12,7 @@ comes from lookups by ``external_ref`` with ``engagements.list``:
 
 Rate limits: ``429`` honours ``Retry-After`` (else ``X-RateLimit-Reset``); every answer's
 ``X-RateLimit-Remaining``/``X-RateLimit-Reset`` is only reported (``on_rate_hint``): the
-shared pacer (``importer.pacing``) slows down before the window is exhausted, not after.
+shared pacer (``importer.send.pacing``) slows down before the window is exhausted, not after.
 """
 
 from __future__ import annotations
@@ -35,12 +35,18 @@ from importer.errors import (
     ServerUnavailable,
     TransientError,
 )
-from importer.rate_window import reset_seconds
-from importer.responses import parse_problem, parse_retry_after
-from importer.targets.answers import Answer
+from importer.send.pacing import reset_seconds
 from importer.targets.askelephant import build_timeout, check_base_url
 from importer.targets.base import CreateResult, GetResult, Lookup, RemoteEngagement
-from importer.targets.http import HintListener, open_client, scrub_error, send_request
+from importer.targets.http import (
+    Answer,
+    HintListener,
+    open_client,
+    parse_problem,
+    parse_retry_after,
+    scrub_error,
+    send_request,
+)
 
 DEFAULT_BASE_URL = "https://api.devrev.ai"
 REFS_PER_LOOKUP = 50

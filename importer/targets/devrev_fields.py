@@ -1,6 +1,6 @@
 """DevRev's field table: which manifest fields make an ``engagements.create``, and their rules.
 
-Pure, like ``importer.validate``: cells in, a request or the row's errors out.
+Pure, like ``importer.rows.validate``: cells in, a request or the row's errors out.
 
     =================  ==============================================================
     request field      from
@@ -25,10 +25,9 @@ import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
-from importer.cell_text import printable_text
-from importer.cells import InvalidCell
-from importer.dates import parse_start_at
-from importer.validate import (
+from importer.rows.cells import InvalidCell, printable_text
+from importer.rows.dates import parse_start_at
+from importer.rows.validate import (
     MappedRow,
     MappingOptions,
     TranscriptReader,

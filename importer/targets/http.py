@@ -1,23 +1,35 @@
 """One HTTP request, with httpx's failures turned into our errors; shared by every target.
 
 The key is scrubbed from every message: a socket or TLS reason may quote a header. The
-answer is read whole but bounded (``importer.targets.answers``), within an overall deadline.
+answer is read whole but bounded (``importer.targets.http``), within an overall deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import email.utils
 import json
+import math
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from importer import __version__
-from importer.errors import ApiError, FatalError, ServerUnavailable, TransientError
-from importer.rate_window import RateHint, rate_hint
-from importer.targets.answers import Answer, read_answer
+from importer.errors import (
+    ApiError,
+    FatalError,
+    PermanentError,
+    RateLimited,
+    ServerUnavailable,
+    TransientError,
+)
+from importer.rows import contract
+from importer.send.pacing import RateHint, rate_hint
 
 HintListener = Callable[[RateHint], None]
 """Told each answer's ``X-RateLimit-*`` hint: the sender's pacer (``Pacer.hinted``)."""
@@ -143,3 +155,198 @@ def scrub_error(error: ApiError, api_key: str) -> ApiError:
     error.field_errors = scrub_value(error.field_errors, api_key)
     error.request_id = scrub(error.request_id, api_key) if error.request_id else None
     return error
+
+
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+"""The largest answer body read (compressed or not); an engagement is kilobytes."""
+
+
+class AnswerTooLarge(TransientError):
+    """The body passed ``MAX_ANSWER_BYTES``: read no further, keep nothing of it."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A status, its headers and the whole (bounded, inflated) body."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+
+    def json(self) -> Any:
+        """The body as JSON, or None when it is not (or too deep to parse)."""
+        return parse_json(self.content)
+
+
+async def read_answer(response: httpx.Response, limit: int = MAX_ANSWER_BYTES) -> Answer:
+    """Read a streamed response's body, refusing more than ``limit`` bytes either way."""
+    if response.is_stream_consumed:  # built in memory (httpx.MockTransport): already read
+        if len(response.content) > limit:
+            raise _too_large(response.status_code, limit)
+        return Answer(response.status_code, response.headers, response.content)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(response.status_code, limit)
+        chunks.append(chunk)
+    encoding = response.headers.get("content-encoding", "")
+    body = inflate(b"".join(chunks), encoding, limit=limit, status=response.status_code)
+    return Answer(response.status_code, response.headers, body)
+
+
+def inflate(raw: bytes, encoding: str, *, limit: int, status: int = 0) -> bytes:
+    """Undo gzip or deflate content encoding, never producing more than ``limit`` bytes."""
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    body = raw
+    for coding in reversed(codings):
+        if coding == "identity":
+            continue
+        if coding not in ("gzip", "x-gzip", "deflate"):
+            raise TransientError(
+                f"HTTP {status} answer in an encoding the importer does not read ({coding})",
+                status=status or None,
+            )
+        # wbits 47 reads gzip and zlib headers alike; raw deflate needs -15.
+        wbits = 47 if coding != "deflate" or body[:1] == b"\x78" else -15
+        decompressor = zlib.decompressobj(wbits)
+        try:
+            body = decompressor.decompress(body, limit + 1)
+        except zlib.error:
+            raise TransientError(
+                f"HTTP {status} answer is not valid {coding} data", status=status or None
+            ) from None
+        if len(body) > limit:
+            raise _too_large(status, limit)
+    return body
+
+
+def parse_json(body: bytes) -> Any:
+    """JSON from a server's body, or None: not JSON, not UTF-8, or nested too deeply."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def _too_large(status: int, limit: int) -> AnswerTooLarge:
+    return AnswerTooLarge(
+        f"HTTP {status} answer larger than {limit // (1024 * 1024)} MB; "
+        "an engagement is kilobytes, so it was not read",
+        status=status or None,
+    )
+
+
+FATAL_ADVICE = {
+    401: "the API key was refused: check --api-key-file or ASKELEPHANT_API_KEY",
+    403: "the API key lacks the scope this needs",
+    404: "the API answered 404 for the endpoint itself: check --base-url "
+    "(it should end in /api, e.g. https://app.askelephant.ai/api)",
+}
+
+
+def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:  # "NaN" and "inf" say nothing usable: as if there were no header
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    current = now or dt.datetime.now(dt.timezone.utc)
+    return max(0.0, (when - current).total_seconds())
+
+
+def parse_problem(body: bytes) -> dict[str, Any]:
+    """The problem+json fields of an error body; empty when the body is not JSON."""
+    try:
+        data = json.loads(body) if body else {}
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return {}  # RecursionError: JSON nested deeper than Python's stack
+    return data if isinstance(data, dict) else {}
+
+
+def classify(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    operation: str,
+    scope: str = contract.SCOPE_WRITE,
+) -> ApiError | None:
+    """None for a good answer, else the error that says what to do about it.
+
+    ``operation`` is ``create``, ``get`` or ``replace_contacts``: a 404 means a wrong base
+    URL on create, but only a missing engagement on get.
+    """
+    if 200 <= status < 300:
+        if status == 204 or (operation == "replace_contacts" and not body):
+            return None
+        engagement = parse_problem(body)
+        engagement_id = str(engagement.get("id", ""))
+        too_long = len(engagement_id) > contract.ENGAGEMENT_ID_MAX
+        if too_long or not contract.ENGAGEMENT_ID_PATTERN.match(engagement_id):
+            return TransientError(f"HTTP {status} but the body is not an engagement", status=status)
+        return None
+    if status == 304:
+        return None
+    if 300 <= status < 400:
+        return _redirect(status, headers)
+    problem = parse_problem(body)
+    detail = problem.get("detail") or problem.get("title") or problem.get("message")
+    raw_errors = problem.get("errors")
+    errors: list[Any] = raw_errors if isinstance(raw_errors, list) else []
+    fields: dict[str, Any] = {
+        "status": status,
+        "detail": str(detail) if detail else None,
+        "field_errors": [e for e in errors if isinstance(e, dict)],
+        "request_id": _request_id(problem, headers),
+    }
+    said = f": {detail}" if detail else ""
+    if status == 429:
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        return RateLimited(f"HTTP 429 rate limited{said}", retry_after=retry_after, **fields)
+    if status in (500, 502, 503, 504):
+        return ServerUnavailable(f"HTTP {status} server error{said}", **fields)
+    if status == 409:
+        return TransientError(f"HTTP 409 conflict: still being processed{said}", **fields)
+    if status == 401:
+        return FatalError(f"HTTP 401: {FATAL_ADVICE[401]}{said}", **fields)
+    if status == 403:
+        return FatalError(f"HTTP 403: the API key lacks the {scope} scope{said}", **fields)
+    if status == 404 and operation == "create":
+        return FatalError(f"HTTP 404: {FATAL_ADVICE[404]}{said}", **fields)
+    if status in (400, 404, 422) or 400 <= status < 500:
+        return PermanentError(f"HTTP {status}{said}", **fields)
+    return ServerUnavailable(f"HTTP {status} unexpected answer{said}", **fields)
+
+
+def _redirect(status: int, headers: Mapping[str, str]) -> FatalError:
+    """A redirect is never followed (it could take the key elsewhere): the URL is wrong.
+
+    Every answer would be the same, so the run stops at once, rows left pending.
+    """
+    location = headers.get("location")
+    to = f" to {location[:200]}" if location else ""
+    return FatalError(
+        f"HTTP {status}: the API answered with a redirect{to}, which the importer does not "
+        "follow (it could carry the API key elsewhere): check --base-url",
+        status=status,
+    )
+
+
+def _request_id(problem: dict[str, Any], headers: Mapping[str, str]) -> str | None:
+    value = problem.get("request_id") or headers.get("x-request-id")
+    return str(value) if value else None

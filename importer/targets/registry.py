@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from importer import contract, mapping, validate
+from importer.rows import contract, mapping, validate
+from importer.rows.validate import RowMapper
 from importer.targets import devrev_fields
 from importer.targets.askelephant import AskElephantTarget, build_timeout
 from importer.targets.base import Target
 from importer.targets.devrev import DEFAULT_BASE_URL as DEVREV_BASE_URL
 from importer.targets.devrev import DevRevTarget
-from importer.validate import RowMapper
 
 TargetBuilder = Callable[[str, str, int, float], Target]
 """(base_url, api_key, concurrency, read_timeout) -> a target, its URL already checked."""

@@ -1,0 +1,1 @@
+"""Deciding: the two passes over the manifest, the duplicate index, the pure planner."""

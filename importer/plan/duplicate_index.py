@@ -1,0 +1,276 @@
+"""The manifest index: pass one's scratch table of (external_id, row, payload hash).
+
+It lives in SQLite's temp store on the ledger's connection, so memory stays flat whatever
+the manifest's size, and SQLite can join it with the ledger's ``engagements`` table: to find
+external_ids repeated across the whole file, to register every sendable row as ``pending``
+before the first request, and to count what is ahead. It is gone when the ledger closes.
+
+Beside it, the spool keeps pass one's mapped rows, a compressed batch per record, so that
+planning reads them back instead of reading and validating the manifest a second time.
+"""
+
+from __future__ import annotations
+
+import gc
+import pickle
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from importer.ledger import Ledger, now_iso
+from importer.ledger.db import UNFINISHED
+from importer.plan.recordings import KnownRecording, prefix_of
+from importer.rows.validate import MappedRow
+
+
+def _unpickled(blob: bytes) -> list[MappedRow]:
+    """One spooled batch, read back with the cycle collector paused.
+
+    Unpickling a thousand rows makes tens of thousands of dicts and objects at once, which
+    sets off collection after collection that finds nothing (the rows hold no cycles):
+    paused, reading back is about four times faster. It resumes at once, on error too.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        batch: list[MappedRow] = pickle.loads(zlib.decompress(blob))
+    finally:
+        if paused:
+            gc.enable()
+    return batch
+
+
+@dataclass(frozen=True)
+class PrefixChange:
+    """Rows imported under one prefix that a run would now send under another."""
+
+    old_prefix: str
+    new_prefix: str
+    rows: int
+    first_row: int
+    old_external_id: str
+    new_external_id: str
+
+
+class ManifestIndex:
+    """The scratch index of one manifest, on the ledger's connection."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.db = ledger.db
+
+    def start(self) -> None:
+        """An empty scratch table of (external_id, row, payload hash, source id, media URL)."""
+        self.db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS manifest_index "
+            "(external_id TEXT, row_number INTEGER, payload_hash TEXT, source_id TEXT, "
+            "media_url TEXT)"
+        )
+        self.db.execute("DELETE FROM temp.manifest_index")
+        self.db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS manifest_spool (seq INTEGER PRIMARY KEY, rows BLOB)"
+        )
+        self.db.execute("DELETE FROM temp.manifest_spool")
+
+    def spool(self, batch: list[MappedRow]) -> None:
+        """Keep one batch of mapped rows, in file order, for ``spooled``."""
+        # Pickle is safe here: the process reads back only what it wrote a moment ago.
+        blob = zlib.compress(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL), 1)
+        self.db.execute("INSERT INTO temp.manifest_spool (rows) VALUES (?)", [blob])
+
+    def spooled(self) -> Iterator[list[MappedRow]]:
+        """The spooled batches in file order; one at a time, so memory stays flat."""
+        seq = 0
+        while True:
+            found = self.db.execute(
+                "SELECT seq, rows FROM temp.manifest_spool WHERE seq > ? ORDER BY seq LIMIT 1",
+                [seq],
+            ).fetchone()
+            if found is None:
+                return
+            seq = found[0]
+            yield _unpickled(found[1])
+
+    def add(self, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
+        """Add valid rows to the scratch table."""
+        with self.db.conn:
+            self.db.conn.executemany("INSERT INTO temp.manifest_index VALUES (?, ?, ?, ?, ?)", rows)
+
+    @property
+    def _ledger_knows_recordings(self) -> bool:
+        """A read-only ledger of schema 1 has no source ids or media URLs to compare with."""
+        return "media_url" in self.db.table("engagements").columns_dict
+
+    def prefix_changes(self, conflicting: Iterable[str]) -> list[PrefixChange]:
+        """Rows about to be sent as new whose source id and media URL were imported under
+        another external_id: by (old prefix, new prefix), with a count and an example."""
+        if not self._ledger_knows_recordings:
+            return []
+        self._fill("prefix_skip", conflicting)
+        moved = (
+            "WITH moved AS (SELECT i.row_number, i.external_id AS new_id, e.external_id AS old_id,"
+            " substr(e.external_id, 1, length(e.external_id) - length(e.source_id)) AS old_prefix,"
+            " substr(i.external_id, 1, length(i.external_id) - length(i.source_id)) AS new_prefix"
+            " FROM temp.manifest_index i JOIN engagements e ON e.media_url = i.media_url"
+            " AND e.source_id = i.source_id AND e.external_id != i.external_id"
+            " AND e.status IN ('created', 'existing')"
+            " LEFT JOIN engagements own ON own.external_id = i.external_id"
+            " WHERE (own.external_id IS NULL OR own.status = 'pending')"
+            " AND i.external_id NOT IN (SELECT external_id FROM temp.prefix_skip)) "
+        )
+        changes = []
+        for row in list(
+            self.db.query(
+                moved + "SELECT old_prefix, new_prefix, COUNT(DISTINCT new_id) AS n, "
+                "MIN(row_number) AS first FROM moved GROUP BY old_prefix, new_prefix ORDER BY first"
+            )
+        ):
+            example = self.db.execute(
+                moved + "SELECT old_id, new_id FROM moved WHERE row_number = ? "
+                "AND old_prefix = ? AND new_prefix = ? LIMIT 1",
+                [row["first"], row["old_prefix"], row["new_prefix"]],
+            ).fetchone()
+            changes.append(
+                PrefixChange(row["old_prefix"], row["new_prefix"], row["n"], row["first"], *example)
+            )
+        return changes
+
+    def recordings_for(self, external_ids: Iterable[str]) -> dict[str, KnownRecording]:
+        """For these rows: where their recording already is under another external_id
+        (the ledger first, then an earlier row of this manifest)."""
+        ids = list(dict.fromkeys(external_ids))
+        in_ledger = self._ledger_knows_recordings
+        imported = (
+            "(SELECT e.external_id FROM engagements e WHERE e.media_url = i.media_url "
+            "AND e.external_id != i.external_id AND e.status IN ('created', 'existing') {} "
+            "ORDER BY e.completed_at LIMIT 1)"
+        )
+        found: dict[str, KnownRecording] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            same_row = imported.format("AND e.source_id = i.source_id") if in_ledger else "NULL"
+            same_media = imported.format("") if in_ledger else "NULL"
+            for row in self.db.query(
+                "SELECT i.external_id, i.source_id, "
+                f"{same_row} AS prefix_of, {same_media} AS imported_as, "
+                "(SELECT j.external_id FROM temp.manifest_index j WHERE j.media_url = i.media_url "
+                "AND j.external_id != i.external_id AND j.row_number < i.row_number "
+                "ORDER BY j.row_number LIMIT 1) AS earlier "
+                f"FROM temp.manifest_index i WHERE i.external_id IN ({marks})",
+                chunk,
+            ):
+                external_id, source_id = row["external_id"], row["source_id"] or ""
+                if row["prefix_of"]:
+                    found[external_id] = KnownRecording(
+                        row["prefix_of"],
+                        prefix_changed=True,
+                        old_prefix=prefix_of(row["prefix_of"], source_id),
+                        new_prefix=prefix_of(external_id, source_id),
+                    )
+                elif row["imported_as"] or row["earlier"]:
+                    other = row["imported_as"] or row["earlier"]
+                    found[external_id] = KnownRecording(other, prefix_changed=False)
+        return found
+
+    def _fill(self, table: str, external_ids: Iterable[str]) -> None:
+        self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (external_id TEXT)")
+        with self.db.conn:
+            self.db.execute(f"DELETE FROM temp.{table}")
+            self.db.conn.executemany(
+                f"INSERT INTO temp.{table} VALUES (?)", [(i,) for i in external_ids]
+            )
+
+    def repeated(self, shown: int = 10) -> Iterator[tuple[str, int, bool, tuple[int, ...], int]]:
+        """external_ids on more than one row: first row, whether the payloads differ, the
+        first ``shown`` rows and how many more there are."""
+        self.db.execute(
+            "CREATE INDEX IF NOT EXISTS temp.manifest_index_id ON manifest_index (external_id)"
+        )
+        self.db.execute(
+            "CREATE INDEX IF NOT EXISTS temp.manifest_index_media ON manifest_index (media_url)"
+        )
+        for row in self.db.query(
+            "SELECT external_id, MIN(row_number) AS first_row, COUNT(*) AS n, "
+            "GROUP_CONCAT(row_number) AS row_numbers, "
+            "COUNT(DISTINCT payload_hash) > 1 AS conflicting FROM temp.manifest_index "
+            "GROUP BY external_id HAVING COUNT(*) > 1"
+        ):
+            numbers = sorted(int(n) for n in row["row_numbers"].split(","))[:shown]
+            yield (
+                row["external_id"],
+                row["first_row"],
+                bool(row["conflicting"]),
+                tuple(numbers),
+                row["n"] - len(numbers),
+            )
+
+    def register_pending(self, manifest: str, conflicting: Iterable[str]) -> int:
+        """Every sendable row becomes visible as ``pending`` before the first request."""
+        stamp = now_iso()
+        with self.db.conn:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS conflicting (external_id TEXT)")
+            self.db.execute("DELETE FROM temp.conflicting")
+            self.db.conn.executemany(
+                "INSERT INTO temp.conflicting VALUES (?)", [(i,) for i in conflicting]
+            )
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO engagements (external_id, manifest, row_number, status, "
+                "transient, payload_hash, attempts, first_seen_at, updated_at, source_id, "
+                "media_url) "
+                "SELECT external_id, ?, MIN(row_number), 'pending', 0, payload_hash, 0, ?, ?, "
+                "source_id, media_url "
+                "FROM temp.manifest_index WHERE external_id NOT IN "
+                "(SELECT external_id FROM temp.conflicting) GROUP BY external_id",
+                [manifest, stamp, stamp],
+            )
+        return cursor.rowcount
+
+    def unfinished_after(self, row_number: int) -> dict[str, int]:
+        """Indexed ids first seen after a row that the ledger holds pending or in flight."""
+        return {
+            row["status"]: row["n"]
+            for row in self.db.query(
+                "SELECT e.status AS status, COUNT(*) AS n FROM (SELECT external_id, "
+                "MIN(row_number) AS first_row FROM temp.manifest_index GROUP BY external_id) i "
+                f"JOIN engagements e USING (external_id) WHERE i.first_row > ? "
+                f"AND e.status IN {UNFINISHED} GROUP BY e.status",
+                [row_number],
+            )
+        }
+
+    def summary(
+        self,
+        conflicting: Iterable[str] = (),
+        *,
+        only_failed: bool = False,
+        include_permanent: bool = False,
+    ) -> dict[str, int]:
+        """Before sending: how many indexed ids are already final, and how many remain.
+
+        It judges as the plan does: a row rejected for good is skipped only while it is
+        unchanged (and ``include_permanent`` is off). Conflicting duplicates are never
+        sent, so they are not counted; with ``only_failed`` (retry) only rows a run left
+        unfinished are to send.
+        """
+        counts = {"already imported": 0, "failed before": 0, "to send": 0}
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS summary_skip (external_id TEXT)")
+        self.db.execute("DELETE FROM temp.summary_skip")
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT INTO temp.summary_skip VALUES (?)", [(i,) for i in conflicting]
+            )
+        to_send = f"e.status IN {UNFINISHED}" if only_failed else "1"
+        for row in self.db.query(
+            "SELECT CASE WHEN e.status IN ('created', 'existing') THEN 'already imported' "
+            "WHEN e.status = 'failed' AND e.transient = 0 AND NOT :permanent "
+            "AND i.payload_hash = COALESCE(e.sent_hash, e.payload_hash) THEN 'failed before' "
+            f"WHEN {to_send} THEN 'to send' ELSE 'other' END AS kind, "
+            "COUNT(DISTINCT i.external_id) AS n "
+            "FROM temp.manifest_index i LEFT JOIN engagements e USING (external_id) "
+            "WHERE i.external_id NOT IN (SELECT external_id FROM temp.summary_skip) "
+            "GROUP BY kind",
+            {"permanent": int(include_permanent)},
+        ):
+            if row["kind"] in counts:
+                counts[row["kind"]] = row["n"]
+        return counts

@@ -1,0 +1,307 @@
+"""Reading the manifest for a command: rows mapped and validated batch by batch.
+
+Two passes keep memory bounded whatever the manifest's size: pass one (``index_manifest``)
+validates every row and indexes (external_id, row, payload hash) in SQLite's temp store,
+which finds duplicates across the whole file; pass two (``planned_batches``) plans each row
+against the ledger. ``prepare`` settles what the file as a whole decides first, and the
+media preflight, when asked for, reads the manifest once before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from importer.errors import PrefixChanged
+from importer.events import Reporter
+from importer.ledger import Ledger
+from importer.outcomes import Action
+from importer.plan.duplicate_index import ManifestIndex
+from importer.plan.planner import DuplicateInfo, PlannedRow, plan_row
+from importer.plan.recordings import judge_recording
+from importer.read.manifest import ReadStats, SourceOptions, read_columns, read_manifest
+from importer.rows import contract
+from importer.rows.validate import (
+    MappedRow,
+    MappingOptions,
+    RowError,
+    TranscriptReader,
+    TranscriptUnavailable,
+    map_row,
+)
+from importer.settings import ImportSettings
+
+# A transcript file this much larger than the byte limit is refused without being read.
+TRANSCRIPT_READ_LIMIT = contract.TRANSCRIPT_MAX_BYTES * 4
+
+
+def transcript_reader(manifest_dir: Path) -> TranscriptReader:
+    """Reads transcript_path cells relative to (and only inside) the manifest's folder.
+
+    Every problem with the cell (a NUL, a name too long, a symlink loop, a folder, a file
+    too large or not UTF-8) is that row's error, never the run's.
+    """
+    root = manifest_dir.resolve()
+
+    def read(relative: str) -> str:
+        try:
+            return _read_transcript(root, relative)
+        except TranscriptUnavailable:
+            raise
+        except (OSError, ValueError, RuntimeError) as error:
+            # ValueError: an embedded NUL; RuntimeError: a symlink loop (Python < 3.13).
+            reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+            raise TranscriptUnavailable(f"{relative[:200]!r} cannot be read ({reason})") from None
+
+    return read
+
+
+def _read_transcript(root: Path, relative: str) -> str:
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise TranscriptUnavailable(f"{relative!r} points outside the manifest's folder {root}")
+    if not path.is_file():
+        raise TranscriptUnavailable(f"{relative!r} not found in {root}")
+    with path.open("rb") as handle:  # read at most the limit, even if the file grows
+        data = handle.read(TRANSCRIPT_READ_LIMIT + 1)
+    if len(data) > TRANSCRIPT_READ_LIMIT:
+        raise TranscriptUnavailable(
+            f"{relative!r} is over {TRANSCRIPT_READ_LIMIT:,} bytes; the API allows at most "
+            f"{contract.TRANSCRIPT_MAX_BYTES:,} bytes of transcript"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise TranscriptUnavailable(
+            f"{relative!r} is not UTF-8 text (byte {error.start}); save it as UTF-8"
+        ) from None
+
+
+def mapped_batches(
+    manifest: Path,
+    options: MappingOptions,
+    batch_size: int,
+    media_failures: Callable[[list[str]], dict[str, str]] | None = None,
+    source: SourceOptions | None = None,
+    stats: ReadStats | None = None,
+) -> Iterator[list[MappedRow]]:
+    """Every row of the manifest, mapped and validated, batch by batch.
+
+    ``media_failures`` (from a preflight) maps failing media URLs to the reason.
+    """
+    source = dataclasses.replace(
+        source or SourceOptions(), id_column=options.columns.column_of("id")
+    )
+    options.columns.check_columns(
+        manifest, read_columns(manifest, source), source_system_given=bool(options.source_system)
+    )
+    reader = transcript_reader(manifest.parent)
+    column = options.columns.column_of("media_url")
+    mapper = options.row_mapper or map_row
+    for batch in read_manifest(manifest, batch_size, source, stats):
+        mapped = [
+            mapper(
+                row.cells,
+                row.row_number,
+                options,
+                file=str(manifest),
+                read_transcript=reader,
+                structural_problem=row.problem,
+            )
+            for row in batch
+        ]
+        if media_failures is not None:
+            failing = media_failures([url for r in mapped if (url := _media_url(r))])
+            mapped = [
+                with_media_failure(r, failing[url], column)
+                if (url := _media_url(r)) is not None and url in failing
+                else r
+                for r in mapped
+            ]
+        yield mapped
+
+
+def _media_url(row: MappedRow) -> str | None:
+    """The media URL the row's request carries (DevRev's carries none to preflight)."""
+    return row.payload.get("media_url") if row.payload else None
+
+
+def with_media_failure(row: MappedRow, reason: str, column: str) -> MappedRow:
+    """The row, made invalid by a failed media preflight."""
+    error = RowError(row.file, row.row_number, column, "media_check", f"preflight: {reason}")
+    return dataclasses.replace(row, payload=None, errors=(*row.errors, error))
+
+
+async def preflight_media(ledger: Ledger, settings: ImportSettings, reporter: Reporter) -> None:
+    """Check every distinct media URL of the manifest (cached in the ledger)."""
+    from importer.plan.media import preflight
+    from importer.rows.urlsafety import system_resolver
+
+    totals: Counter[str] = Counter()
+    for batch in mapped_batches(
+        settings.manifest, settings.mapping, settings.batch_size, source=settings.source
+    ):
+        urls = [url for r in batch if (url := _media_url(r))]
+        totals.update(
+            await preflight(
+                urls,
+                ledger,
+                client=settings.media_client,
+                resolve=settings.media_resolver or system_resolver,
+                concurrency=settings.send.concurrency,
+            )
+        )
+    reporter.notice(
+        f"Media preflight: {totals['checked']:,} URL(s) checked, {totals['cached']:,} cached, "
+        f"{totals['failed']:,} failing."
+    )
+
+
+def _media_filter(ledger: Ledger, settings: ImportSettings) -> Any:
+    return ledger.media_failures if settings.check_media else None
+
+
+def _checked_batches(
+    ledger: Ledger, settings: ImportSettings, stats: ReadStats | None = None
+) -> Iterator[list[MappedRow]]:
+    """The manifest's rows for a pass: mapped, validated, and media-checked if asked."""
+    return mapped_batches(
+        settings.manifest,
+        settings.mapping,
+        settings.batch_size,
+        _media_filter(ledger, settings),
+        settings.source,
+        stats,
+    )
+
+
+def index_manifest(
+    ledger: Ledger,
+    settings: ImportSettings,
+    stats: ReadStats | None = None,
+    on_batch: Callable[[list[MappedRow]], None] | None = None,
+) -> tuple[ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
+    """Pass one: validate everything and find external_ids used on several rows.
+
+    ``on_batch`` sees each batch as it is read (a run records its invalid rows there)."""
+    index = ManifestIndex(ledger)
+    index.start()
+    seen: Counter[str] = Counter()
+    for batch in _checked_batches(ledger, settings, stats):
+        if on_batch is not None:
+            on_batch(batch)
+        valid = [
+            (r.external_id, r.row_number, r.payload_hash, r.source_id, r.payload.get("media_url"))
+            for r in batch
+            if r.valid and r.payload is not None
+        ]
+        index.add(valid)  # type: ignore[arg-type]
+        index.spool(batch)
+        seen["rows"] += len(batch)
+        seen["valid"] += len(valid)
+        if stats is not None:
+            stats.count_undecodable(
+                r.row_number for r in batch if any(e.rule == "encoding" for e in r.errors)
+            )
+    duplicates = {
+        external_id: DuplicateInfo(first_row, conflicting, rows, more)
+        for external_id, first_row, conflicting, rows, more in index.repeated()
+    }
+    return index, duplicates, seen
+
+
+def planned_batches(
+    ledger: Ledger,
+    settings: ImportSettings,
+    duplicates: dict[str, DuplicateInfo],
+    index: ManifestIndex,
+) -> Iterator[list[PlannedRow]]:
+    """Pass two: each row's action, given the ledger (and where its recording already is).
+
+    It plans pass one's spooled rows: the manifest is not read or validated again."""
+    for batch in index.spooled():
+        facts = ledger.facts_for(r.external_id for r in batch if r.external_id)
+        planned = [
+            plan_row(
+                row,
+                facts.get(row.external_id) if row.external_id else None,
+                duplicates.get(row.external_id) if row.external_id else None,
+                settings.plan,
+            )
+            for row in batch
+        ]
+        known = index.recordings_for(
+            p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
+        )
+        yield [
+            judge_recording(p, known.get(p.row.external_id or ""), settings.recordings)
+            for p in planned
+        ]
+
+
+def refuse_changed_prefixes(
+    index: ManifestIndex, settings: ImportSettings, conflicting: list[str]
+) -> None:
+    """Before any request: rows imported under another prefix would become second
+    engagements. Refused (exit 2) unless ``--allow-new-prefix`` says it is intended."""
+    if settings.contacts_only or settings.recordings.allow_new_prefix:
+        return
+    changes = index.prefix_changes(conflicting)
+    if not changes:
+        return
+    lines = [
+        f"{c.rows:,} row(s) were imported before under the prefix {c.old_prefix!r}, now "
+        f"{c.new_prefix!r} (e.g. row {c.first_row}: {c.old_external_id} imported, "
+        f"{c.new_external_id} now)"
+        for c in changes
+    ]
+    first = changes[0]
+    raise PrefixChanged(
+        "; ".join(lines) + ". Sending them would create second engagements of the same "
+        "recordings: a changed source_system or --prefix does this. Restore the old prefix "
+        f"(e.g. --prefix {first.old_prefix!r}), or pass --allow-new-prefix if new engagements "
+        "are intended; `importer plan` lists the rows"
+    )
+
+
+def prepare(settings: ImportSettings) -> tuple[ImportSettings, list[str]]:
+    """Settle what the file as a whole decides (its date order) before any row is mapped."""
+    from importer.rows.file_checks import settle_dates
+
+    source = dataclasses.replace(
+        settings.source, id_column=settings.mapping.columns.column_of("id")
+    )
+    mapping, notices = settle_dates(
+        settings.manifest, settings.mapping, source, settings.batch_size
+    )
+    return dataclasses.replace(settings, mapping=mapping), notices
+
+
+UNDECODABLE_NOTICE = 2
+"""Rows that fail UTF-8 from which the file, not each row, gets a word."""
+
+
+def read_notices(settings: ImportSettings, stats: ReadStats) -> list[str]:
+    """What a complete read noticed: unused columns, a dropped report footer."""
+    notices = []
+    columns = read_columns(settings.manifest, settings.source)
+    unused = settings.mapping.columns.unused_columns(columns)
+    if unused:
+        notices.append(f"Columns not used (not in the mapping): {', '.join(unused)}")
+    footer = stats.footer
+    if footer.rows:
+        rows = ", ".join(str(n) for n in footer.rows)
+        notices.append(
+            f"Skipped the report footer after the last record ({len(footer.rows)} row(s): "
+            f"{rows}, starting {footer.first_cell!r})."
+        )
+    if stats.undecodable_rows >= UNDECODABLE_NOTICE:
+        notices.append(
+            f"{stats.undecodable_rows:,} rows are not UTF-8 (the first: row "
+            f"{stats.first_undecodable}): if the file was saved in a Windows code page, pass "
+            "--encoding cp1252 (or latin-1) instead of fixing rows one by one."
+        )
+    return notices

@@ -1,0 +1,227 @@
+"""Planning: what to do with each manifest row, given what the ledger knows. Pure.
+
+The same plan (actions are ``importer.outcomes.Action``) drives ``importer plan``,
+``importer run --dry-run`` and ``importer run``:
+
+    ===================  ==========================================================
+    action               meaning
+    ===================  ==========================================================
+    new                  not sent yet (or only planned): send it
+    retry                failed transiently, or interrupted mid-request: send again
+    already imported     created or existing, and unchanged since: skip
+    changed since import the row differs from what was sent; create cannot update it
+    failed               rejected by the server for good, and unchanged since: skip
+    invalid              breaks a rule; never sent
+    duplicate            shares its external_id with other rows holding other values
+    not retried          ``importer retry`` only: no run left the row unfinished (and it is
+                         not imported unchanged: that is ``already imported``)
+    skipped              nothing to import (e.g. no media URL with ``--skip-without-media``);
+                         recorded, never sent, and not a problem for the exit code
+    repeated             same external_id and values as an earlier row: sent once, with it
+    ===================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from importer.outcomes import SENDING_ACTIONS, Action, LedgerFact, Status
+from importer.rows.dates import same_instant
+from importer.rows.hashes import contacts_hash, field_hashes, payload_hash
+from importer.rows.validate import MappedRow
+
+
+@dataclass(frozen=True)
+class DuplicateInfo:
+    """For an external_id seen on more than one row: the first row, and if payloads differ."""
+
+    first_row: int
+    conflicting: bool
+    rows: tuple[int, ...] = ()
+    """Every row with this external_id (the first ones, when there are very many)."""
+    more: int = 0
+    """Rows beyond ``rows``."""
+
+    def others(self, row_number: int) -> str:
+        """The other rows, said for people: ``row 8``, ``rows 3, 9 and 2 more``."""
+        others = [str(n) for n in self.rows if n != row_number]
+        text = ("row " if len(others) + self.more == 1 else "rows ") + ", ".join(others)
+        return text + (f" and {self.more:,} more" if self.more else "")
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Choices that change the plan."""
+
+    include_permanent: bool = False
+    """Re-send rows the server rejected for good (after fixing a scope or a media host)."""
+    only_failed: bool = False
+    """``importer retry``: consider only rows a run left unfinished (failed, in flight,
+    pending)."""
+
+
+@dataclass(frozen=True)
+class PlannedRow:
+    """A row, its action and the reason, said for people."""
+
+    row: MappedRow
+    action: Action
+    reason: str = ""
+    sync_contacts: bool = False
+    """The row's contact set differs from the one last applied."""
+    engagement_id: str | None = None
+    changed: tuple[str, ...] = ()
+    """For ``changed since import``: the fields that differ."""
+    sent_before: bool = False
+    """An earlier run left the row ``in_flight``: its create may have been applied."""
+
+    @property
+    def sends(self) -> bool:
+        return self.action in SENDING_ACTIONS
+
+
+def plan_row(
+    row: MappedRow,
+    fact: LedgerFact | None,
+    duplicate: DuplicateInfo | None = None,
+    options: PlanOptions | None = None,
+) -> PlannedRow:
+    """Decide one row's action."""
+    options = options or PlanOptions()
+    if row.skip_reason is not None and not row.errors:
+        return PlannedRow(row, Action.SKIPPED, row.skip_reason)
+    if not row.valid:
+        # An imported row keeps its engagement id: sync-contacts says its contacts are stuck.
+        imported = fact is not None and fact.status in (Status.CREATED, Status.EXISTING)
+        engagement_id = fact.engagement_id if fact is not None and imported else None
+        return PlannedRow(row, Action.INVALID, row.error_text(), engagement_id=engagement_id)
+    if duplicate is not None:
+        if duplicate.conflicting:
+            return PlannedRow(
+                row,
+                Action.DUPLICATE,
+                f"external_id {row.external_id} is also on {duplicate.others(row.row_number)} "
+                "with different values (the API would keep only the first); make the ids unique",
+            )
+        if duplicate.first_row != row.row_number:
+            return PlannedRow(row, Action.REPEATED, f"same as row {duplicate.first_row}; sent once")
+    status = fact.status if fact else None
+    imported = status in (Status.CREATED, Status.EXISTING)
+    if options.only_failed and imported and fact and fact.payload_hash == row.payload_hash:
+        # Called what retry's start calls them ("Skipping 2 already imported."), not
+        # "not retried". A row changed since is left to `importer run`, which judges it.
+        return PlannedRow(row, Action.IMPORTED, engagement_id=fact.engagement_id)
+    if options.only_failed and status not in (Status.FAILED, Status.IN_FLIGHT, Status.PENDING):
+        return PlannedRow(row, Action.NOT_RETRIED, "not left unfinished; `importer run` handles it")
+    if fact is None or status in (Status.PENDING, None):
+        return PlannedRow(row, Action.NEW)
+    if status == Status.IN_FLIGHT:
+        return PlannedRow(
+            row, Action.RETRY, "interrupted mid-request; the re-send is safe", sent_before=True
+        )
+    changed = fact.payload_hash != row.payload_hash
+    if status == Status.FAILED:
+        if fact.transient:
+            return PlannedRow(row, Action.RETRY, "failed transiently before")
+        if changed:
+            return PlannedRow(row, Action.NEW, "rejected before, and the row has changed since")
+        if options.include_permanent:
+            return PlannedRow(row, Action.RETRY, "rejected before; re-sent on request")
+        return PlannedRow(
+            row, Action.FAILED, "rejected by the server before; fix the row and run again"
+        )
+    # created or existing
+    sync = _contacts_differ(row, fact)
+    if changed:
+        fields = tuple(changed_fields(row, fact))
+        return PlannedRow(
+            row,
+            Action.CHANGED,
+            "fields differ from what was imported: " + ", ".join(fields),
+            sync_contacts=sync,
+            engagement_id=fact.engagement_id,
+            changed=fields,
+        )
+    return PlannedRow(row, Action.IMPORTED, sync_contacts=sync, engagement_id=fact.engagement_id)
+
+
+def _contacts_differ(row: MappedRow, fact: LedgerFact) -> bool:
+    if row.contact_ids is None:
+        return False
+    return contacts_hash(row.contact_ids) != fact.contacts_hash
+
+
+def changed_fields(row: MappedRow, fact: LedgerFact) -> list[str]:
+    """The payload fields whose values differ from what was sent."""
+    assert row.payload is not None
+    now = field_hashes(row.payload)
+    before = fact.field_hashes
+    if not before:
+        # Without per-field hashes every field would look changed: say we cannot tell.
+        return ["(unknown: the earlier import predates per-field tracking)"]
+    names = sorted(set(now) | set(before))
+    differ = [name for name in names if now.get(name) != before.get(name)]
+    return differ or ["(unknown: the earlier import predates per-field tracking)"]
+
+
+@dataclass(frozen=True)
+class Held:
+    """What AskElephant holds after answering a create, as the ledger records it."""
+
+    payload_hash: str
+    field_hashes: dict[str, str]
+    changed: tuple[str, ...] = ()
+    """Fields it holds with other values than were sent: the row is changed since import."""
+
+
+def judge_answer(
+    payload: dict[str, Any],
+    sent_hash: str,
+    sent_field_hashes: dict[str, str],
+    *,
+    created: bool,
+    answer: dict[str, Any],
+) -> Held:
+    """A ``201`` holds what was sent; a ``200`` holds what already existed (``server_view``).
+
+    Recording what is held, not what was sent, makes the next plan say "changed" when the
+    two differ.
+    """
+    if created:
+        return Held(sent_hash, sent_field_hashes)
+    held = server_view(payload, answer)
+    return Held(
+        payload_hash(held),
+        field_hashes(held),
+        tuple(sorted(name for name in held if held[name] != payload[name])),
+    )
+
+
+# Create fields the engagement answer shows back, by the name it uses for them.
+ECHOED_FIELDS = {
+    "title": "title",
+    "type": "engagement_type",
+    "start_at": "start_at",
+    "is_private": "is_private",
+}
+
+
+def server_view(payload: dict[str, Any], engagement: dict[str, Any]) -> dict[str, Any]:
+    """The payload with the values AskElephant actually holds, where its answer shows them.
+
+    A ``200`` returns the engagement that already existed, unchanged: made by an earlier
+    attempt whose answer was lost, or by another tool, maybe from other values.
+    """
+    view = dict(payload)
+    for field, answer_field in ECHOED_FIELDS.items():
+        held = engagement.get(answer_field)
+        if held is None or field not in payload:
+            continue
+        if field == "start_at":
+            if same_instant(str(payload[field]), str(held)):
+                continue
+            view[field] = str(held)
+        elif held != payload[field]:
+            view[field] = held
+    return view

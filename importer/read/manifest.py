@@ -1,0 +1,341 @@
+"""Reading manifests: CSV, Excel ``.xlsx`` or Parquet, in bounded batches, with row numbers.
+
+CSV goes through the standard library's ``csv`` module rather than pandas: only it can tell
+the line a record starts on when quoted cells span several lines, and users fix files by
+line number. Its encoding and delimiter come from the file or the options
+(``csv_dialect``). ``.xlsx`` sheets are streamed with openpyxl (``xlsx``), numbered as Excel
+numbers rows; Parquet goes through pyarrow record batches. Either way memory holds one
+batch. A report footer after the last record (``footers``) is dropped, and counted.
+
+    >>> sample = Path(__file__).parent.parent / "manifests" / "sample.csv"
+    >>> for batch in read_manifest(sample, batch_size=2):
+    ...     print([(row.row_number, row.cells["id"]) for row in batch])
+    ...     break
+    [(2, '00T0005000'), (3, '00T0005001')]
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from importer import defaults
+from importer.errors import ManifestError
+from importer.read.csv_dialect import (
+    DELIMITERS,
+    LINE_TOO_LONG,
+    MAX_LINE_CHARS,
+    UNDECODABLE,
+    BoundedLines,
+    FooterStats,
+    detect_encoding,
+    drop_trailing_footer,
+    sniff_delimiter,
+)
+from importer.read.formulas import restore, written_by_importer
+from importer.read.kinds import check_readable, manifest_format
+from importer.read.parquet import id_text, parquet_batches, parquet_cell, parquet_file
+
+MAX_CELL_CHARS = 16 * 1024 * 1024
+"""A cell may hold a whole transcript (950,000 bytes) and more; beyond this its row is refused."""
+csv.field_size_limit(MAX_LINE_CHARS)
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One record: its row number as the user sees it and its cells by column name."""
+
+    row_number: int
+    cells: dict[str, str]
+    problem: str | None = None
+    """A structural problem with the record itself (e.g. too many cells)."""
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """How to read the file, where the file itself cannot say."""
+
+    delimiter: str | None = None
+    """CSV: the cell delimiter; None sniffs it from the header line."""
+    encoding: str | None = None
+    """CSV: the text encoding; None takes it from the BOM, else UTF-8."""
+    sheet: str | None = None
+    """.xlsx: the sheet's name; None is the first sheet."""
+    id_column: str | None = None
+    """The column ids are read from: numbers there must convert to text exactly."""
+
+
+@dataclass
+class ReadStats:
+    """What a complete read of the file noticed, for one notice each."""
+
+    footer: FooterStats = field(default_factory=FooterStats)
+    undecodable_rows: int = 0
+    first_undecodable: int | None = None
+
+    def count_undecodable(self, rows: Iterable[int]) -> None:
+        """Rows whose bytes are not text in the file's encoding."""
+        for row in rows:
+            self.undecodable_rows += 1
+            if self.first_undecodable is None:
+                self.first_undecodable = row
+
+
+def read_columns(path: Path, source: SourceOptions | None = None) -> list[str]:
+    """The manifest's column names, without reading its rows."""
+    source = source or SourceOptions()
+    check_readable(path)
+    kind = manifest_format(path)
+    if kind == "parquet":
+        return list(parquet_file(path).schema_arrow.names)
+    if kind == "xlsx":
+        return _sheet_header(path, _skip_title_block(path, source, _sheet_records(path, source)))
+    with _open_csv(path, source) as handle:
+        return _csv_header(path, _csv_reader(handle, source), handle.encoding)
+
+
+def read_samples(
+    path: Path, source: SourceOptions | None = None, limit: int = 50
+) -> Iterator[ManifestRow]:
+    """The first ``limit`` records (for ``importer init``)."""
+    count = 0
+    for batch in read_manifest(path, min(limit, defaults.BATCH_SIZE), source):
+        for row in batch:
+            yield row
+            count += 1
+            if count >= limit:
+                return
+
+
+def read_manifest(
+    path: Path,
+    batch_size: int = defaults.BATCH_SIZE,
+    source: SourceOptions | None = None,
+    stats: ReadStats | None = None,
+) -> Iterator[list[ManifestRow]]:
+    """Yield the manifest's records in batches of at most ``batch_size``."""
+    source = source or SourceOptions()
+    check_readable(path)
+    kind = manifest_format(path)
+    if kind == "parquet":
+        yield from _read_parquet(path, batch_size, source)
+    elif kind == "xlsx":
+        yield from _batches(_read_sheet(path, source, stats), batch_size)
+    else:
+        yield from _batches(_read_csv(path, source, stats), batch_size)
+
+
+def _batches(rows: Iterator[ManifestRow], batch_size: int) -> Iterator[list[ManifestRow]]:
+    batch: list[ManifestRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _open_csv(path: Path, source: SourceOptions) -> io.TextIOWrapper:
+    encoding = detect_encoding(path, source.encoding)
+    # Undecodable bytes are kept (as lone surrogates) so the row, not the file, is reported.
+    return path.open("r", encoding=encoding, errors=UNDECODABLE, newline="")
+
+
+def _csv_reader(handle: io.TextIOWrapper, source: SourceOptions) -> Any:
+    delimiter = source.delimiter
+    if delimiter is None:
+        first_line = handle.readline(MAX_LINE_CHARS)
+        handle.seek(0)
+        delimiter = sniff_delimiter(first_line)
+    return csv.reader(BoundedLines(handle), delimiter=delimiter, strict=False)
+
+
+def _csv_header(path: Path, reader: Any, encoding: str) -> list[str]:
+    try:
+        header = next(reader, None)
+    except csv.Error as error:
+        raise ManifestError(str(path), f"line 1 is not CSV ({error})") from error
+    if not header or not any(cell.strip() for cell in header):
+        raise ManifestError(str(path), "has no header row (line 1 is blank)")
+    if LINE_TOO_LONG in header:
+        raise ManifestError(
+            str(path),
+            f"line 1 is longer than {MAX_LINE_CHARS // (1024 * 1024)} MB: "
+            "not a CSV manifest (its header is one short line)",
+        )
+    names = [name.strip() for name in header]
+    if any("\x00" in name for name in names):
+        raise ManifestError(str(path), "is not a UTF-8 CSV file (binary data in the header)")
+    undecodable = next((name for name in names if _has_undecodable(name)), None)
+    if undecodable is not None and encoding.startswith("utf-16"):
+        raise ManifestError(str(path), "its header is not valid UTF-16 text: the file is damaged")
+    if undecodable is not None:
+        shown = undecodable.encode("utf-8", "surrogateescape").decode("cp1252", "replace")
+        raise ManifestError(
+            str(path),
+            f"its header is not UTF-8 (column {shown!r} as Windows-1252 reads it); pass "
+            "--encoding cp1252 (or latin-1), or save the file as UTF-8",
+        )
+    return names  # a name used twice matters only if read (mapping.check_columns)
+
+
+def _has_undecodable(text: str) -> bool:
+    return any("\udc00" <= ch <= "\udcff" for ch in text)
+
+
+def _read_csv(path: Path, source: SourceOptions, stats: ReadStats | None) -> Iterator[ManifestRow]:
+    with _open_csv(path, source) as handle:
+        reader = _csv_reader(handle, source)
+        header = _csv_header(path, reader, handle.encoding)
+        ours = written_by_importer(header)
+        footer = stats.footer if stats is not None else None
+        delimiter = reader.dialect.delimiter
+        for line, record, last in drop_trailing_footer(_csv_records(path, reader), footer):
+            too_long = any(LINE_TOO_LONG in cell for cell in record)
+            shape = _csv_shape(header, record, delimiter, (line, last))
+            yield _row(header, line, record, ours=ours, too_long=too_long, shape=shape)
+
+
+def _csv_records(path: Path, reader: Any) -> Iterator[tuple[int, list[str], int]]:
+    """``(first line, cells, last line)`` of every record that is not blank."""
+    start_line = reader.line_num + 1
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise ManifestError(
+                str(path), f"line {start_line} cannot be read as CSV ({error})"
+            ) from error
+        line = start_line
+        start_line = reader.line_num + 1
+        if any(cell.strip() for cell in record):  # blank lines carry no recording
+            yield line, record, reader.line_num
+
+
+def _row(
+    header: list[str],
+    number: int,
+    record: list[str],
+    *,
+    ours: bool = False,
+    too_long: bool = False,
+    shape: str | None = None,
+) -> ManifestRow:
+    """One record as a row; ``ours``: an errors.csv fed back, whose cells were defused.
+
+    ``shape``: what is wrong with a CSV record's cells (``_csv_shape``), if anything.
+    """
+    problem = None
+    if too_long:
+        record = []  # nothing of it is kept
+        problem = (
+            f"is longer than {MAX_LINE_CHARS // (1024 * 1024)} MB on one line; the row was not read"
+        )
+    elif any(len(cell) > MAX_CELL_CHARS for cell in record):
+        sizes = zip(header, map(len, record), strict=False)
+        name, size = next((n, size) for n, size in sizes if size > MAX_CELL_CHARS)
+        record = [cell if len(cell) <= MAX_CELL_CHARS else "" for cell in record]
+        problem = (
+            f"column {name!r} holds {size // (1024 * 1024)} MB; a cell may hold at most "
+            f"{MAX_CELL_CHARS // (1024 * 1024)} MB"
+        )
+    elif shape is not None:
+        problem = shape
+    elif len(record) > len(header):
+        extra = record[len(header) :]
+        if any(cell.strip() for cell in extra):
+            problem = (
+                f"has {len(record)} cells but the header has {len(header)} columns "
+                "(a delimiter inside an unquoted cell?)"
+            )
+    if ours:
+        record = [restore(cell) for cell in record]
+    cells = dict(zip(header, record, strict=False))
+    for name in header[len(record) :]:
+        cells[name] = ""
+    return ManifestRow(number, cells, problem)
+
+
+def _csv_shape(
+    header: list[str], record: list[str], delimiter: str, lines: tuple[int, int]
+) -> str | None:
+    """Why a CSV record has fewer cells than the header, when the file can tell."""
+    if len(record) >= len(header):
+        return None
+    short = f"has {len(record)} cell(s) but the header has {len(header)} columns"
+    other = _other_delimiter(header, record, delimiter)
+    if other is not None:
+        return f"{short}: it is separated by {other!r}, the header by {delimiter!r}"
+    first, last = lines
+    if last > first and record and "\n" in record[-1]:
+        return (
+            f"{short}: the quote opening column {header[len(record) - 1]!r} is never closed, "
+            f"so lines {first}-{last} were read as one record; close the quote and run again"
+        )
+    return None
+
+
+def _other_delimiter(header: list[str], record: list[str], delimiter: str) -> str | None:
+    """The delimiter that splits a short record into exactly the header's columns, if any:
+    a row pasted in from a file of another locale."""
+    if len(record) >= len(header):
+        return None
+    for other in DELIMITERS:
+        if other != delimiter and len(record) + sum(c.count(other) for c in record) == len(header):
+            return other
+    return None
+
+
+def _sheet_records(path: Path, source: SourceOptions) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    from importer.read.xlsx import sheet_rows
+
+    return sheet_rows(path, source.sheet)
+
+
+def _skip_title_block(path: Path, source: SourceOptions, records: Iterator[Any]) -> Any:
+    from importer.read.xlsx import skip_title_block
+
+    return skip_title_block(path, source.sheet, records)
+
+
+def _sheet_header(path: Path, values: tuple[Any, ...]) -> list[str]:
+    names = [parquet_cell(value).strip() for value in values]
+    while names and not names[-1]:
+        names.pop()  # formatting can stretch a sheet past its last column
+    if not any(names):
+        raise ManifestError(str(path), "has no header row (row 1 of the sheet is blank)")
+    return names  # a name used twice matters only if read (mapping.check_columns)
+
+
+def _read_sheet(
+    path: Path, source: SourceOptions, stats: ReadStats | None
+) -> Iterator[ManifestRow]:
+    records = _sheet_records(path, source)
+    header = _sheet_header(path, _skip_title_block(path, source, records))
+    id_index = header.index(source.id_column) if source.id_column in header else None
+
+    def texts() -> Iterator[tuple[int, list[str], tuple[Any, ...]]]:
+        for number, values in records:
+            cells = [parquet_cell(value) for value in values]
+            if any(cell.strip() for cell in cells):
+                yield number, cells, values
+
+    footer = stats.footer if stats is not None else None
+    for number, cells, values in drop_trailing_footer(texts(), footer):
+        if id_index is not None and id_index < len(values):
+            cells[id_index] = id_text(values[id_index], str(path), header[id_index], number)
+        yield _row(header, number, cells)
+
+
+def _read_parquet(
+    path: Path, batch_size: int, source: SourceOptions
+) -> Iterator[list[ManifestRow]]:
+    for batch in parquet_batches(path, batch_size, source.id_column):
+        yield [ManifestRow(number, cells) for number, cells in batch]

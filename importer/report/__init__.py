@@ -1,0 +1,1 @@
+"""Telling what happened: report files, summary.md, status, verify, reconcile."""

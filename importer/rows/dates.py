@@ -1,0 +1,483 @@
+"""Zone abbreviations at the end of a date (``3/5/2024 2:30 PM EST``), checked, not guessed.
+
+An abbreviation names several zones (CST is Chicago's and Shanghai's), so it cannot say
+which zone a time is in; ``--timezone`` does, and each value's abbreviation must then be
+that zone's at that moment (EST in winter, EDT in summer for America/New_York).
+
+    >>> split_zone_name("3/5/2024 2:30 PM EST")
+    ('3/5/2024 2:30 PM', 'EST')
+    >>> split_zone_name("2024-03-05 14:30 UTC") is None
+    True
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from importer import defaults
+from importer.rows.cells import InvalidCell
+
+ZONE_NAME = re.compile(r"(?P<rest>.*\d(?:\s*[AaPp]\.?[Mm]\.?)?)\s+(?P<name>[A-Z]{3,4})")
+# For the hint: the US zones whose abbreviations exports write most (EST/EDT, CST/CDT...).
+US_ZONES = {
+    "E": "America/New_York",
+    "C": "America/Chicago",
+    "M": "America/Denver",
+    "P": "America/Los_Angeles",
+}
+
+
+def split_zone_name(value: str) -> tuple[str, str] | None:
+    """The date and the zone abbreviation after it; None without one (UTC and GMT are
+    offsets, which the date parser reads itself)."""
+    text = value.strip()
+    if not text[-3:].isupper() or not text[-3:].isalpha():  # the common case, cheaply
+        return None
+    named = ZONE_NAME.fullmatch(text)
+    if named is None or named["name"] in ("UTC", "GMT"):
+        return None
+    return named["rest"], named["name"]
+
+
+def zone_disagreement(moment: dt.datetime, name: str, timezone: str) -> str | None:
+    """Why ``name`` is not the abbreviation of ``moment`` (in ``timezone``), or None."""
+    if moment.tzname() == name:
+        return None
+    example = US_ZONES.get(name[0], "") if name[1:] in ("ST", "DT") else ""
+    hint = f" (e.g. {example} for {name})" if example and example != timezone else ""
+    return (
+        f"names the zone {name!r}, but in {timezone} that time is {moment.tzname()}; pass "
+        f"--timezone with the zone the file's times are in{hint}"
+    )
+
+
+DAYFIRST, MONTHFIRST = "dayfirst", "monthfirst"
+ORDERS = (DAYFIRST, MONTHFIRST)
+# Recordings come from the past: anything outside these years is a mistaken column.
+EARLIEST_YEAR, LATEST_YEAR = 1990, 2100
+EPOCH_MS_THRESHOLD = 100_000_000_000
+# Excel stores dates as days since 1899-12-30: 5-digit numbers, often with a fraction.
+# Larger numbers are milliseconds (year 5138 in seconds).
+EXCEL_SERIAL = re.compile(r"[1-9]\d{4}(\.\d+)?")
+EPOCH = re.compile(r"-?\d+(\.\d+)?")
+
+MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+
+_TIME = (
+    r"(?:[ T]+|,\s*|\s+at\s+)"
+    r"(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:[.,](?P<fraction>\d{1,6}))?)?"
+    r"\s*(?P<ampm>[AaPp]\.?[Mm]\.?)?"
+    r"\s*(?P<zone>Z|z|UTC|GMT|[+-]\d{2}:?\d{2})?"
+)
+_WEEKDAY = r"(?:(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)[a-z]*\.?,?\s+)?"
+# 03/05/2024, 3/5/24, 05.03.2024, 05-03-2024 (the order of the first two decided per file)
+NUMERIC = re.compile(
+    r"(?P<a>\d{1,2})(?P<sep>[/.\-])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})\.?" + _TIME,
+    re.IGNORECASE,
+)
+# 2024/03/05 14:30, 2024-03-05 2:30 PM
+YEAR_FIRST = re.compile(
+    r"(?P<year>\d{4})(?P<sep>[/\-])(?P<month>\d{1,2})(?P=sep)(?P<day>\d{1,2})" + _TIME,
+    re.IGNORECASE,
+)
+# Mar 5, 2024, 2:30 PM / March 5 2024 14:30 / Tue, Mar 5, 2024 2:30 PM
+MONTH_NAME_FIRST = re.compile(
+    _WEEKDAY
+    + r"(?P<month_name>[a-z]{3,9})\.?\s+(?P<day>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<year>\d{4})"
+    + _TIME,
+    re.IGNORECASE,
+)
+# 5 Mar 2024 14:30 / 05-Mar-2024 14:30 / Tue, 05 Mar 2024 14:30:00 +0000
+DAY_FIRST_NAMED = re.compile(
+    _WEEKDAY + r"(?P<day>\d{1,2})(?:st|nd|rd|th)?[\s\-]+(?P<month_name>[a-z]{3,9})\.?,?[\s\-]+"
+    r"(?P<year>\d{4})" + _TIME,
+    re.IGNORECASE,
+)
+DATE_ONLY = re.compile(
+    r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.\-]\d{1,2}[/.\-](\d{4}|\d{2})|[a-z]{3,9}\.? \d{1,2},? \d{4}",
+    re.IGNORECASE,
+)
+FORMS = (
+    "ISO 8601 (2024-03-05T14:30:00+01:00), 'YYYY-MM-DD HH:MM', 'MM/DD/YYYY HH:MM AM' or "
+    "'DD.MM.YYYY HH:MM' (the file decides day or month first), 'Mar 5, 2024, 2:30 PM', "
+    "or epoch seconds"
+)
+
+
+@dataclass(frozen=True)
+class DateStyle:
+    """How a file writes its dates, when they are not self-evident."""
+
+    format: str | None = None
+    """A ``strptime`` format (``[formats]`` in the mapping, ``--date-format``)."""
+    order: str | None = None
+    """``dayfirst`` or ``monthfirst`` for numeric dates; None: undecided."""
+    scanned: int | None = None
+    """The file's first ``scanned`` values were read and settled no order: a numeric date is
+    then an error, never read by its own digits (which would differ row by row)."""
+
+
+def parse_start_at(
+    text: str, timezone: str = defaults.TIMEZONE, style: DateStyle | None = None
+) -> str:
+    """An RFC 3339 UTC timestamp; ``InvalidCell`` when the cell cannot be read as one.
+
+    Naive times are read in ``timezone``; the message of an error shows the value and how
+    it was read.
+    """
+    style = style or DateStyle()
+    value = text.strip()
+    if not value:
+        raise InvalidCell(
+            "is blank; the API would use the time of the import instead of the recording's"
+        )
+    zone = ZoneInfo(timezone)
+    if style.format:
+        moment = _with_format(value, style.format)
+    elif EPOCH.fullmatch(value):
+        moment = _epoch(value)
+    elif (zoned := split_zone_name(value)) is not None:
+        date, name = zoned  # 3/5/2024 2:30 PM EST: EST must be --timezone's name then
+        moment = _recognise(date, style)
+        if moment.tzinfo is None:
+            moment = _localise(moment, zone, value, timezone)
+        problem = zone_disagreement(moment, name, timezone)
+        if problem is not None:
+            raise InvalidCell(f"{value!r} {problem}")
+    else:
+        moment = _recognise(value, style)
+    if moment.tzinfo is None:
+        moment = _localise(moment, zone, value, timezone)
+    _check_years(value, moment)
+    return format_rfc3339(moment)
+
+
+def read_as(text: str, timezone: str = defaults.TIMEZONE, style: DateStyle | None = None) -> str:
+    """``'03/05/2024 2:30 PM' -> 2024-03-05T14:30:00+00:00``, for messages and notices."""
+    try:
+        return f"{text.strip()!r} -> {parse_start_at(text, timezone, style)}"
+    except InvalidCell as error:
+        return f"{text.strip()!r}: {error}"
+
+
+def _with_format(value: str, form: str) -> dt.datetime:
+    try:
+        return dt.datetime.strptime(value, form)
+    except ValueError as error:
+        raise InvalidCell(
+            f"{value!r} does not match the date format {form!r}{_format_detail(str(error))}"
+        ) from None
+
+
+def _format_detail(error: str) -> str:
+    """What strptime adds to "does not match": text left over, or an impossible date."""
+    if "does not match format" in error:
+        return ""  # it says only what the message already says
+    left = re.match(r"unconverted data remains: (.*)", error, re.DOTALL)
+    if left:
+        return f" ({left.group(1)!r} is left over)"
+    return f" ({error})"
+
+
+def _epoch(value: str) -> dt.datetime:
+    number = float(value)
+    seconds = number / 1000 if abs(number) >= EPOCH_MS_THRESHOLD else number
+    try:
+        return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidCell(f"{value!r} is not a usable epoch time") from None
+
+
+def _refuse_impossible_numeric_date(value: str) -> None:
+    """``32/13/2023``: no day and month of it exist, either way round; say so, rather than
+    ask for a time of day."""
+    match = re.fullmatch(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})", value)
+    if match is None:
+        return
+    first, second = int(match[1]), int(match[2])
+    year = int(match[3]) + (2000 if len(match[3]) == 2 else 0)
+    for day, month in ((first, second), (second, first)):
+        try:
+            dt.date(year, month, day)
+            return
+        except ValueError:
+            continue
+    raise InvalidCell(
+        f"{value!r} is not a date: neither {first}/{second} nor {second}/{first} is a day "
+        f"and a month of {year}"
+    )
+
+
+def _recognise(value: str, style: DateStyle) -> dt.datetime:
+    candidate = value.replace("z", "Z") if value.endswith("z") else value
+    named_utc = candidate[-3:] in ("UTC", "GMT") and re.fullmatch(r"(.*\d)\s*...", candidate)
+    if named_utc and candidate[:4].isdigit():
+        candidate = named_utc.group(1) + "+00:00"  # 2024-03-05 14:30:00 UTC (Outreach)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", candidate):
+        raise InvalidCell(
+            f"{value!r} has a date but no time of day; add the time, e.g. {value}T14:30"
+        )
+    if candidate[:4].isdigit() and "-" in candidate[4:5]:
+        try:
+            return dt.datetime.fromisoformat(candidate)
+        except ValueError:
+            match = YEAR_FIRST.fullmatch(value)
+            if match:  # 2024-03-05 2:30 PM
+                return _build(
+                    value, int(match["year"]), int(match["month"]), int(match["day"]), match
+                )
+            raise InvalidCell(
+                f"{value!r} is not a date and time: read as ISO 8601, it is no real date or time"
+            ) from None
+    match = NUMERIC.fullmatch(value)
+    if match:
+        return _numeric(value, match, style)
+    match = YEAR_FIRST.fullmatch(value)
+    if match:
+        return _build(value, int(match["year"]), int(match["month"]), int(match["day"]), match)
+    match = MONTH_NAME_FIRST.fullmatch(value) or DAY_FIRST_NAMED.fullmatch(value)
+    if match:
+        month = MONTHS.get(match["month_name"].lower())
+        if month is None:
+            raise InvalidCell(f"{value!r}: {match['month_name']!r} is not a month name")
+        return _build(value, int(match["year"]), month, int(match["day"]), match)
+    try:
+        return dt.datetime.fromisoformat(candidate)
+    except ValueError:
+        pass
+    if DATE_ONLY.fullmatch(value):
+        _refuse_impossible_numeric_date(value)
+        raise InvalidCell(f"{value!r} has a date but no time of day; add the time")
+    raise InvalidCell(f"{value!r} is not a date and time; use {FORMS}")
+
+
+def numeric_parts(value: str) -> tuple[int, int] | None:
+    """The first two numbers of a numeric date (``03/05/2024`` -> (3, 5)), else None."""
+    zoned = split_zone_name(value)
+    match = NUMERIC.fullmatch(zoned[0] if zoned else value.strip())
+    return (int(match["a"]), int(match["b"])) if match else None
+
+
+def _numeric(value: str, match: re.Match[str], style: DateStyle) -> dt.datetime:
+    first, second = int(match["a"]), int(match["b"])
+    order = style.order
+    if order is None and style.scanned is not None and first != second:
+        raise InvalidCell(
+            f"{value!r} is a numeric date, and the column's first {style.scanned:,} dates did "
+            "not say day-first or month-first; pass --dayfirst or --monthfirst"
+        )
+    year = int(match["year"])
+    if len(match["year"]) == 2:
+        year += 2000 if year < 70 else 1900
+    if first > 12 and second > 12:
+        raise InvalidCell(f"{value!r} is no real date: neither {first} nor {second} is a month")
+    if order is None:
+        if first > 12 >= second:
+            order = DAYFIRST
+        elif second > 12 >= first:
+            order = MONTHFIRST
+        elif first == second:
+            order = DAYFIRST  # 03/03/2024 reads the same either way
+        else:
+            raise InvalidCell(
+                f"{value!r} can be read day-first ({_long(year, second, first)}) or month-first "
+                f"({_long(year, first, second)}); pass --dayfirst or --monthfirst"
+            )
+    day, month = (first, second) if order == DAYFIRST else (second, first)
+    how = "day-first" if order == DAYFIRST else "month-first"
+    if month > 12:
+        raise InvalidCell(
+            f"{value!r} read {how} has month {month}: the file's dates are {how} "
+            "(--dayfirst / --monthfirst to say otherwise)"
+        )
+    return _build(value, year, month, day, match, how)
+
+
+def _long(year: int, month: int, day: int) -> str:
+    try:
+        return f"{day} {dt.date(year, month, day):%b %Y}"
+    except ValueError:
+        return f"day {day} of month {month}"
+
+
+def _build(
+    value: str, year: int, month: int, day: int, match: re.Match[str], how: str = ""
+) -> dt.datetime:
+    hour, minute = int(match["hour"]), int(match["minute"])
+    second = int(match["second"] or 0)
+    micro = int((match["fraction"] or "0").ljust(6, "0"))
+    ampm = (match["ampm"] or "").replace(".", "").lower()
+    if ampm:
+        if not 1 <= hour <= 12:
+            raise InvalidCell(f"{value!r} has hour {hour} with {match['ampm']}")
+        hour = hour % 12 + (12 if ampm == "pm" else 0)
+    zone = _zone(match["zone"])
+    try:
+        return dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=zone)
+    except ValueError as error:
+        read = f" read {how}" if how else ""
+        raise InvalidCell(f"{value!r}{read} is no real date or time ({error})") from None
+
+
+def _zone(text: str | None) -> dt.tzinfo | None:
+    if not text:
+        return None
+    if text.upper() in ("Z", "UTC", "GMT"):
+        return dt.timezone.utc
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    return dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+
+
+def _check_years(value: str, moment: dt.datetime) -> None:
+    # Checked before converting (year 9999 cannot be converted) and after: the UTC time is
+    # what is sent, and an offset can move it across a year boundary.
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        hint = ""
+        if EXCEL_SERIAL.fullmatch(value):
+            hint = " (it looks like an Excel serial date: export dates as text, e.g. ISO 8601)"
+        raise InvalidCell(
+            f"{value!r} is in {moment.year}: outside {EARLIEST_YEAR}-{LATEST_YEAR}{hint}"
+        )
+    utc_year = moment.astimezone(dt.timezone.utc).year
+    if not EARLIEST_YEAR <= utc_year <= LATEST_YEAR:
+        raise InvalidCell(
+            f"{value!r} is in {utc_year} in UTC: outside {EARLIEST_YEAR}-{LATEST_YEAR}"
+        )
+
+
+def _localise(naive: dt.datetime, zone: ZoneInfo, value: str, name: str) -> dt.datetime:
+    """A wall-clock time in ``zone``; a time skipped by a clock change is an error.
+
+    A time that happens twice (clocks going back) is read as the first of the two.
+    """
+    moment = naive.replace(tzinfo=zone)
+    back = moment.astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
+    if back != naive:
+        raise InvalidCell(
+            f"{value!r} does not exist in {name}: the clocks skipped that hour; "
+            "give the time with its offset"
+        )
+    return moment
+
+
+def format_rfc3339(moment: dt.datetime) -> str:
+    """UTC with a ``T`` and an explicit ``+00:00`` offset: the strictest ``date-time``."""
+    utc = moment.astimezone(dt.timezone.utc)
+    return utc.isoformat(timespec="seconds" if utc.microsecond == 0 else "milliseconds")
+
+
+def parse_timestamp(value: str, *, naive_is_utc: bool = True) -> dt.datetime | None:
+    """An ISO 8601 date and time as the API writes it (``Z`` or an offset), else None.
+
+    A value without an offset is UTC when ``naive_is_utc``, else returned naive.
+    """
+    text = value.strip()
+    if len(text) < 11 or text[10] not in "Tt ":
+        return None
+    if text[-1] in "Zz":
+        text = text[:-1] + "+00:00"
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None and naive_is_utc:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment
+
+
+def same_instant(a: str, b: str) -> bool:
+    """Two API timestamps that name the same instant (``...Z`` and ``...+00:00`` alike)."""
+    first = parse_timestamp(a, naive_is_utc=False)
+    second = parse_timestamp(b, naive_is_utc=False)
+    if first is None or second is None:
+        return a == b
+    if (first.tzinfo is None) != (second.tzinfo is None):
+        return False
+    return first == second
+
+
+@dataclass(frozen=True)
+class OrderDecision:
+    """What a file's numeric dates say about day-first or month-first."""
+
+    order: str | None
+    """``dayfirst``, ``monthfirst``, or None when the file does not say."""
+    evidence: tuple[int, str] | None = None
+    """The row and value that settled it (a day above 12)."""
+    ambiguous: tuple[int, str] | None = None
+    """A row and value that reads two ways, when nothing settled it."""
+    conflict: tuple[int, str] | None = None
+    """A row and value that contradicts ``evidence``: the column mixes formats."""
+    stopped_after: int | None = None
+    """The values read, when the scan stopped early for want of numeric dates."""
+
+
+def _is_real(value: str, order: str) -> bool:
+    """Whether ``value`` read in ``order`` is a real date and time."""
+    zoned = split_zone_name(value)  # its zone is checked against --timezone elsewhere
+    try:
+        parse_start_at(zoned[0] if zoned else value, style=DateStyle(order=order))
+    except InvalidCell:
+        return False
+    return True
+
+
+def decide_order(values: Iterable[tuple[int, str]], *, enough: int = 10_000) -> OrderDecision:
+    """Day-first or month-first, from ``(row, value)`` pairs of one column.
+
+    Stops at the first contradiction, or after ``enough`` values with no numeric date.
+    """
+    dayfirst: tuple[int, str] | None = None
+    monthfirst: tuple[int, str] | None = None
+    ambiguous: tuple[int, str] | None = None
+    seen_without_numeric = 0
+    for row, value in values:
+        parts = numeric_parts(value)
+        if parts is None:
+            seen_without_numeric += 1
+            if seen_without_numeric >= enough and not (ambiguous or dayfirst or monthfirst):
+                return OrderDecision(None, stopped_after=seen_without_numeric)
+            continue
+        first, second = parts
+        if first > 12 >= second:
+            if dayfirst is None and _is_real(value, DAYFIRST):  # 31/02/2024: a typo
+                dayfirst = (row, value.strip())
+        elif second > 12 >= first:
+            if monthfirst is None and _is_real(value, MONTHFIRST):
+                monthfirst = (row, value.strip())
+        elif first != second:
+            ambiguous = ambiguous or (row, value.strip())
+        if dayfirst and monthfirst:
+            earlier, later = sorted((dayfirst, monthfirst))
+            order = DAYFIRST if earlier is dayfirst else MONTHFIRST
+            return OrderDecision(order, earlier, conflict=later)
+    if dayfirst:
+        return OrderDecision(DAYFIRST, dayfirst)
+    if monthfirst:
+        return OrderDecision(MONTHFIRST, monthfirst)
+    return OrderDecision(None, ambiguous=ambiguous)

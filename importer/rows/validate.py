@@ -1,0 +1,386 @@
+"""Mapping and validating rows: manifest cells in, a create request or row errors out.
+
+Pure: no network, no disk. Reading a ``transcript_path`` is done by a function the caller
+passes in, so tests give a dictionary and the pipeline gives the file system.
+
+    >>> cells = {"id": "7", "type": "call", "title": "Intro", "source_system": "salesforce",
+    ...          "media_url": "https://media.example.com/7.mp3", "start_at": "2024-05-01 14:30"}
+    >>> row = map_row(cells, 2, MappingOptions())
+    >>> row.payload["external_id"], row.payload["type"], row.payload["start_at"]
+    ('salesforce:7', 'CALL', '2024-05-01T14:30:00+00:00')
+    >>> print(map_row({**cells, "title": " "}, 3, MappingOptions()).errors[0])
+    manifest, row 3, column 'title': title must not be empty
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from importer import defaults
+from importer.rows import contract
+from importer.rows.cells import (
+    EXCEL_ROUNDED,
+    INVISIBLE,
+    InvalidCell,
+    has_lone_surrogate,
+    printable_text,
+)
+from importer.rows.dates import DateStyle, parse_start_at
+from importer.rows.hashes import payload_hash
+from importer.rows.mapping import ColumnMapping
+from importer.rows.participants import parse_participants
+
+TranscriptReader = Callable[[str], str]
+"""Reads a transcript_path cell; raises ``TranscriptUnavailable`` with a reason."""
+RowMapper = Callable[..., "MappedRow"]
+"""``map_row``'s signature: a target's field table turning cells into its create request."""
+
+TRUE_WORDS = {"true", "yes", "y", "1", "t"}
+FALSE_WORDS = {"false", "no", "n", "0", "f"}
+
+
+class TranscriptUnavailable(Exception):
+    """A transcript_path that cannot be read, with a reason for the user."""
+
+
+@dataclass(frozen=True)
+class MappingOptions:
+    """How rows become requests; fixed for one run."""
+
+    source_system: str | None = None
+    """Used when the row has no source_system cell."""
+    prefix: str | None = None
+    """external_id prefix; None means ``<source_system>:``."""
+    timezone: str = defaults.TIMEZONE
+    """Zone for naive start_at values."""
+    run_workflows: bool = False
+    columns: ColumnMapping = field(default_factory=ColumnMapping)
+    skip_without_media: bool = False
+    """A row with a blank media URL is ``skipped`` (nothing to import), not invalid."""
+    row_mapper: RowMapper | None = None
+    """The target's field table (e.g. DevRev's); None maps rows with ``map_row`` below."""
+    dates: DateStyle = field(default_factory=DateStyle)
+    """How start_at cells write dates: a format, or day-first / month-first."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One broken rule in one cell, said so the user can fix the cell."""
+
+    file: str
+    row: int
+    column: str
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}, row {self.row}, column {self.column!r}: {self.message}"
+
+
+@dataclass(frozen=True)
+class MappedRow:
+    """The outcome of mapping one manifest row."""
+
+    file: str
+    row_number: int
+    cells: dict[str, str]
+    external_id: str | None
+    payload: dict[str, Any] | None
+    errors: tuple[RowError, ...] = ()
+    contact_ids: tuple[str, ...] | None = None
+    """None: leave contacts alone; empty: clear them."""
+    skip_reason: str | None = None
+    """Why the row has nothing to import (it is then ``skipped``, never sent)."""
+    source_id: str | None = None
+    """The CRM's id of the row, before the prefix: what ties it to earlier imports."""
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors and self.payload is not None
+
+    @functools.cached_property
+    def payload_hash(self) -> str | None:
+        return payload_hash(self.payload) if self.payload is not None else None
+
+    def error_text(self) -> str:
+        return "; ".join(f"{e.column}: {e.message}" for e in self.errors)
+
+
+def begin_row(
+    cells: dict[str, str],
+    row_number: int,
+    options: MappingOptions,
+    file: str,
+    structural_problem: str | None,
+    undecodable: str = "has bytes that are not UTF-8; save the file as UTF-8 or pass --encoding",
+) -> tuple[_RowChecker, dict[str, str], bool]:
+    """The checker, the field values, and whether some cell is undecodable: how every
+    target's mapping starts a row.
+
+    A row of the wrong shape fails on its id; an undecodable cell fails with ``undecodable``
+    and counts as blank, so it is not reported twice.
+    """
+    checker = _RowChecker(file, row_number, options.columns)
+    values = options.columns.fields_of(cells)
+    if structural_problem:
+        checker.fail("id", "row_shape", f"the row {structural_problem}")
+    # Undecodable bytes arrive as lone surrogates; no other lone surrogate is text either.
+    # One search over the whole row first: almost every row has none.
+    undecodable_row = has_lone_surrogate("".join(cells.values()))
+    if undecodable_row:
+        for name, value in values.items():
+            if has_lone_surrogate(value):
+                checker.fail(name, "encoding", undecodable)
+                checker.silenced.add(name)
+                values[name] = ""
+    return checker, values, undecodable_row
+
+
+def map_row(
+    cells: dict[str, str],
+    row_number: int,
+    options: MappingOptions,
+    *,
+    file: str = "manifest",
+    read_transcript: TranscriptReader | None = None,
+    structural_problem: str | None = None,
+) -> MappedRow:
+    """Map one row's cells to a create request, or to the errors that prevent it."""
+    checker, values, undecodable_row = begin_row(
+        cells, row_number, options, file, structural_problem
+    )
+    payload: dict[str, Any] = {}
+    source_system = values["source_system"].strip() or (options.source_system or "")
+    if not source_system:
+        checker.fail("source_system", "required", "is blank; pass --source-system or fill it")
+    else:
+        checker.contract(
+            contract.check_text_length(
+                "source_system", source_system, contract.SOURCE_SYSTEM_MAX_CHARS
+            )
+        )
+    payload["source_system"] = source_system
+
+    external_id = _external_id(values["id"], source_system, options, checker)
+    payload["external_id"] = external_id
+
+    engagement_type = values["type"].strip().upper()
+    if engagement_type not in contract.ENGAGEMENT_TYPES:
+        shown = values["type"].strip() or "blank"
+        checker.fail("type", "invalid_choice", f"must be CALL or MEETING, not {shown!r}")
+    payload["type"] = engagement_type
+
+    title = values["title"].strip()
+    checker.contract(contract.check_text_length("title", title, contract.TITLE_MAX_CHARS))
+    payload["title"] = title
+
+    media_url = values["media_url"].strip()
+    skip_reason = None
+    if not media_url and options.skip_without_media:
+        skip_reason = "no media URL (a call without a recording): nothing to import"
+    else:
+        checker.contract(contract.check_media_url(media_url))
+    if media_url and _has_credentials(media_url):
+        checker.fail(
+            "media_url", "credentials", "contains a user name or password; use a signed URL instead"
+        )
+    # Control and format characters are never printable: the C-level test spares almost
+    # every row the per-character look-up.
+    invisible = (
+        None
+        if media_url.isprintable()
+        else next((ch for ch in media_url if unicodedata.category(ch) in ("Cc", "Cf")), None)
+    )
+    if invisible is not None:
+        checker.fail(
+            "media_url",
+            "invisible_character",
+            f"contains an invisible character (U+{ord(invisible):04X}); retype or re-copy the URL",
+        )
+    payload["media_url"] = media_url
+
+    payload["run_workflows"] = options.run_workflows
+    try:
+        payload["start_at"] = parse_start_at(values["start_at"], options.timezone, options.dates)
+    except InvalidCell as error:
+        checker.fail("start_at", "date_time", str(error))
+
+    is_private = values["is_private"].strip().lower()
+    if is_private in TRUE_WORDS:
+        payload["is_private"] = True
+    elif is_private in FALSE_WORDS:
+        payload["is_private"] = False
+    elif is_private:
+        checker.fail("is_private", "boolean", f"must be true or false, not {is_private!r}")
+
+    try:
+        participants = parse_participants(values["participants"])
+    except InvalidCell as error:
+        checker.fail("participants", "participants", str(error))
+        participants = []
+    if participants:
+        payload["participants"] = participants
+
+    transcript = _transcript(values, read_transcript, checker)
+    if transcript:
+        payload["transcript_text"] = transcript
+
+    try:
+        contact_ids = parse_contact_ids(values["contact_ids"])
+    except InvalidCell as error:
+        checker.fail("contact_ids", "contact_ids", str(error))
+        contact_ids = None
+
+    errors = tuple(checker.errors)
+    return MappedRow(
+        file=file,
+        row_number=row_number,
+        cells={n: printable_text(v) for n, v in cells.items()} if undecodable_row else cells,
+        external_id=external_id,
+        payload=None if errors or skip_reason else payload,
+        errors=errors,
+        contact_ids=contact_ids,
+        skip_reason=skip_reason,
+        source_id=values["id"].strip() or None,
+    )
+
+
+class _RowChecker:
+    """Collects a row's errors, naming the manifest column rather than the API field."""
+
+    def __init__(self, file: str, row: int, columns: ColumnMapping) -> None:
+        self.file, self.row, self.columns = file, row, columns
+        self.errors: list[RowError] = []
+        self.silenced: set[str] = set()
+        """Fields already reported as undecodable: their blanked value says nothing more."""
+
+    def fail(self, field_name: str, rule: str, message: str) -> None:
+        if field_name in self.silenced:
+            return
+        column = self.columns.column_of(field_name)
+        self.errors.append(RowError(self.file, self.row, column, rule, message))
+
+    def contract(self, problem: contract.FieldProblem | None) -> None:
+        if problem is not None:
+            field_name = "id" if problem.field == "external_id" else problem.field
+            self.fail(field_name, problem.code, problem.message)
+
+
+def _external_id(
+    raw_id: str, source_system: str, options: MappingOptions, checker: _RowChecker
+) -> str | None:
+    row_id = raw_id.strip()
+    if not row_id:
+        checker.fail("id", "required", "is blank; every row needs the CRM's id")
+        return None
+    hidden = INVISIBLE.search(row_id)
+    if hidden is not None:
+        checker.fail(
+            "id",
+            "invisible_character",
+            f"contains a control or invisible character (U+{ord(hidden.group()):04X} at "
+            f"position {hidden.start() + 1}); an id must be plain visible text",
+        )
+        return None
+    rounded = EXCEL_ROUNDED.fullmatch(row_id)
+    if rounded is not None:
+        checker.fail(
+            "id",
+            "rounded_id",
+            f"{row_id!r} is a number Excel rounded to {len(rounded.group(1)) + 1} digits and "
+            "wrote in scientific notation: the CRM's id is lost. Export the id column as text "
+            "(Excel: format it as Text before saving) and try again",
+        )
+        return None
+    prefix = options.prefix if options.prefix is not None else f"{source_system}:"
+    hidden = INVISIBLE.search(prefix)
+    if hidden is not None:  # the prefix comes from source_system (or --prefix)
+        checker.fail(
+            "source_system" if options.prefix is None else "id",
+            "invisible_character",
+            f"the external_id prefix {prefix!r} contains a control or invisible character "
+            f"(U+{ord(hidden.group()):04X}); an id must be plain visible text",
+        )
+        return None
+    external_id = prefix + row_id
+    problem = contract.check_text_length("external_id", external_id, contract.EXTERNAL_ID_MAX_CHARS)
+    if problem is not None:
+        checker.fail(
+            "id",
+            problem.code,
+            f"external_id {problem.message.split(' ', 1)[1]}"
+            if problem.code == "too_long"
+            else problem.message,
+        )
+        return None
+    return external_id
+
+
+def _has_credentials(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    if "@" not in url:
+        return False  # a user name or password is always followed by "@": no second parse
+    try:
+        parts = urlsplit(url)
+        return parts.username is not None or parts.password is not None
+    except ValueError:
+        return False
+
+
+def parse_contact_ids(text: str) -> tuple[str, ...] | None:
+    """Blank: None (leave alone); ``[]``: clear; else ``cnt_`` ids."""
+    value = text.strip()
+    if not value:
+        return None
+    if value.startswith("["):
+        try:
+            items = json.loads(value)
+        except (ValueError, RecursionError):
+            raise InvalidCell("is not a valid JSON list") from None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise InvalidCell("must be a JSON list of contact id strings")
+    else:
+        items = [part.strip() for part in re.split(r"[,;\s]+", value) if part.strip()]
+    bad = [item for item in items if not contract.CONTACT_ID_PATTERN.match(item)]
+    if bad:
+        raise InvalidCell(f"{bad[0]!r} is not a contact id (cnt_...)")
+    return tuple(dict.fromkeys(items))
+
+
+def _transcript(
+    values: dict[str, str], read_transcript: TranscriptReader | None, checker: _RowChecker
+) -> str:
+    inline, path = values["transcript_text"], values["transcript_path"].strip()
+    if inline.strip() and path:
+        checker.fail(
+            "transcript_path",
+            "ambiguous",
+            "both transcript_text and transcript_path are set; keep one",
+        )
+        return ""
+    field_name = "transcript_text"
+    text = inline
+    if path:
+        field_name = "transcript_path"
+        if read_transcript is None:
+            checker.fail(field_name, "unavailable", "transcript files cannot be read here")
+            return ""
+        try:
+            text = read_transcript(path)
+        except TranscriptUnavailable as error:
+            checker.fail(field_name, "unreadable", str(error))
+            return ""
+    if not text.strip():
+        return ""
+    problem = contract.check_transcript(text)
+    if problem is not None:
+        checker.fail(field_name, problem.code, problem.message)
+        return ""
+    return text

@@ -1,0 +1,614 @@
+"""What the sender is given and gives back: work items, how to send, and the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from importer import defaults
+from importer.errors import (
+    ApiError,
+    FatalError,
+    IntegrityProblem,
+    PermanentError,
+    RateLimited,
+    RemoteDuplicate,
+    RunAborted,
+    ServerUnavailable,
+    TransientError,
+)
+from importer.events import Reporter
+from importer.ledger import Ledger
+from importer.outcomes import Outcome
+from importer.plan.planner import judge_answer
+from importer.rows.hashes import contacts_hash
+from importer.send.pacing import Answer, Pacer, PacingSettings
+from importer.send.retry import RetrySettings, retry_policy
+from importer.targets.base import CreateResult, Lookup, Target
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One create to send, with what the ledger and reports need about it."""
+
+    external_id: str
+    manifest: str
+    row_number: int
+    payload: dict[str, Any]
+    payload_hash: str
+    field_hashes: dict[str, str]
+    cells: dict[str, str]
+    contact_ids: tuple[str, ...] | None = None
+    contacts_only: bool = False
+    """The engagement exists; only its contacts need re-applying."""
+    engagement_id: str | None = None
+    source_id: str | None = None
+    """The CRM's id before the prefix (kept in the ledger to notice a changed prefix)."""
+    sent_before: bool = False
+    """An earlier run left it ``in_flight``: a 200 is most likely that run's own create."""
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    """How hard and how fast to send."""
+
+    concurrency: int = defaults.CONCURRENCY
+    rate: float | None = None
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    grace_seconds: float = 5.0
+    """After a stop, how long requests already in flight are given to finish."""
+    rows_per_slot: int = 4
+    """Rows in progress per request slot: the others wait out a Retry-After or a back-off."""
+    outcome_interval: float = 0.05
+    """Seconds an outcome may wait to be committed with others (the in-flight mark never
+    waits): a crash loses at most these, whose rows stay in_flight and are re-sent safely."""
+
+    @property
+    def outage_budget(self) -> float:
+        """Seconds an outage is ridden out: ``max_attempts`` shared back-off steps of 1, 2, 4,
+        ... s (capped at 30 s), 31 s with the defaults."""
+        steps = range(1, self.retry.max_attempts)
+        return float(sum(min(30.0, 2.0 ** (n - 1)) for n in steps))
+
+    def pacing(self) -> PacingSettings:
+        """The pacer's settings for these options."""
+        return PacingSettings(rate_cap=self.rate, outage_budget=self.outage_budget)
+
+
+@dataclass
+class SendOutcome:
+    """Counts by outcome, and why the run stopped early, if it did."""
+
+    counts: Counter[Outcome] = field(default_factory=Counter)
+    requests: int = 0
+    fatal: ApiError | None = None
+    aborted: RunAborted | None = None
+    interrupted: bool = False
+    pacing: str | None = None
+    """What the server's refusals taught (the limit it accepted), when it refused any."""
+
+
+Item = TypeVar("Item")
+
+
+class WorkerPool(Generic[Item]):
+    """``size`` workers calling ``handle`` on each item put, until ``close``."""
+
+    def __init__(
+        self,
+        handle: Callable[[Item], Awaitable[None]],
+        stop: asyncio.Event,
+        *,
+        size: int,
+        grace_seconds: float,
+    ) -> None:
+        self.handle, self.stop, self.size, self.grace_seconds = handle, stop, size, grace_seconds
+        self._queue: asyncio.Queue[Item | None] = asyncio.Queue(size)
+        self._workers: set[asyncio.Task[None]] = set()
+        self._crash: Exception | None = None
+        """An unexpected error in a worker: re-raised once the others have stopped."""
+
+    def start(self) -> None:
+        """Start the workers."""
+        self._workers = {asyncio.create_task(self._worker()) for _ in range(self.size)}
+
+    async def put(self, item: Item | None) -> None:
+        """Queue an item; once stopping, waiting work is dropped (it stays pending)."""
+        while True:
+            try:
+                self._queue.put_nowait(item)
+                return
+            except asyncio.QueueFull:
+                if all(worker.done() for worker in self._workers):
+                    return  # nobody left to take it: the row stays pending
+                if self.stop.is_set():
+                    with contextlib.suppress(asyncio.QueueEmpty):
+                        self._queue.get_nowait()
+                    continue
+                await asyncio.sleep(0.005)  # workers are busy; a stop must not wait on them
+
+    async def close(self) -> None:
+        """No more items: wait for the workers; after a stop, give them a grace period."""
+        for _ in self._workers:
+            await self.put(None)
+        stopped = asyncio.ensure_future(self.stop.wait())
+        pending: set[Any] = set(self._workers)
+        try:
+            while pending and not stopped.done():
+                _, pending = await asyncio.wait(
+                    pending | {stopped}, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(stopped)
+            if pending:
+                _, pending = await asyncio.wait(pending, timeout=self.grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            stopped.cancel()
+        if self._crash is not None:
+            raise self._crash
+
+    async def _worker(self) -> None:
+        """Take items until the end; an unexpected error stops the whole run, not one worker."""
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is None:
+                    return
+                if self.stop.is_set():
+                    continue
+                await self.handle(item)
+        except Exception as error:
+            self._crash = self._crash or error
+            self.stop.set()
+
+
+class _Stopped(Exception):
+    """The run is stopping: this item's next attempt is not sent."""
+
+
+class _OutageTooLong(Exception):
+    """A probe failed after the outage lasted longer than the budget: give up the run."""
+
+    def __init__(self, error: ServerUnavailable) -> None:
+        self.error = error
+        super().__init__(str(error))
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 attempt``, ``2 attempts``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+class PacedRequests:
+    """Sends requests through the pacer; the sender sets up the state it uses."""
+
+    pacer: Pacer
+    slots: asyncio.Semaphore
+    clock: Callable[[], float]
+    stop_event: asyncio.Event
+    outcome: SendOutcome
+    _changed: asyncio.Event
+    """Set (and replaced) when a probe's answer may let waiting requests go."""
+    _sleep: Callable[[float], Awaitable[Any]]
+
+    async def _call(
+        self, request: Callable[[], Awaitable[Any]], before: Callable[[], None] | None = None
+    ) -> Any:
+        """One request, in a slot, through the pacer; its answer reported to the pacer.
+
+        A failed outage probe is the outage's failure, not the row's: the same call waits for
+        the next probe (or for the guard to close) instead of spending one of the row's
+        attempts, until the outage budget is spent.
+        """
+        async with self.slots:
+            while True:
+                probe = await self._gate()
+                sent_at: float | None = None
+                try:
+                    delay = self.pacer.reserve(self.clock())
+                    if delay > 0:
+                        await self._sleep(delay)
+                    if self.stop_event.is_set():
+                        raise _Stopped()
+                    if self.pacer.outage.is_open and not probe:
+                        continue  # the guard opened while this request waited for its slot
+                    if before is not None:
+                        before()
+                    self.outcome.requests += 1
+                    sent_at = self.clock()
+                    self.pacer.sent(sent_at)
+                    result = await request()
+                except RateLimited:
+                    self._answered(sent_at, Answer.REFUSED, probe)
+                    raise
+                except ServerUnavailable as error:
+                    self._answered(sent_at, Answer.FAILED, probe)
+                    if self.pacer.outage.gave_up:
+                        raise _OutageTooLong(error) from None
+                    if probe:
+                        continue
+                    raise
+                except ApiError:
+                    self._answered(sent_at, Answer.ACCEPTED, probe)
+                    raise
+                except BaseException:
+                    self.pacer.abandoned(probe)
+                    self._notify()
+                    raise
+                self._answered(sent_at, Answer.ACCEPTED, probe)
+                return result
+
+    async def _gate(self) -> bool:
+        """Wait until the outage guard lets this request go; True when it is the probe."""
+        while True:
+            if self.stop_event.is_set():
+                raise _Stopped()
+            gate = self.pacer.gate(self.clock())
+            if gate.go:
+                return gate.probe
+            if gate.wait is not None:
+                await self._sleep(gate.wait)
+            else:
+                await self._wait_for_change()
+
+    async def _wait_for_change(self) -> None:
+        """Until the probe's answer (or a stop), at most a few seconds."""
+        waits = [
+            asyncio.ensure_future(self._changed.wait()),
+            asyncio.ensure_future(self.stop_event.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=5.0, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    def _answered(self, sent_at: float | None, answer: Answer, probe: bool) -> None:
+        if sent_at is None:  # nothing left
+            self.pacer.abandoned(probe)
+        else:
+            self.pacer.answered(self.clock(), sent_at, answer, probe=probe)
+        if probe:
+            self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _unavailable(self, error: ApiError) -> RunAborted:
+        outage = self.pacer.outage
+        return RunAborted(
+            f"the server is unavailable ({error}); gave up after "
+            f"{self.clock() - outage.opened_at:.0f} s of outage "
+            f"and {counted(outage.probes, 'probe')}. "
+            "Rows not yet sent are still pending, and rows in flight may or may not have "
+            "been applied: run the same command again later to resume (re-sending both is safe)"
+        )
+
+
+class Sender(PacedRequests):
+    """Runs the workers for one run."""
+
+    def __init__(
+        self,
+        target: Target,
+        ledger: Ledger,
+        run_id: int,
+        settings: SendSettings,
+        reporter: Reporter,
+        *,
+        sleep: Callable[[float], Awaitable[Any]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        """``sleep`` and ``clock`` are for tests, which pass a fake pair."""
+        self.target, self.ledger, self.run_id = target, ledger, run_id
+        self.settings, self.reporter = settings, reporter
+        self.stop_event = asyncio.Event()
+        self._sleep = sleep or self._interruptible_sleep
+        self.rng = rng or random.Random()
+        self.clock = clock
+        self.pacer = Pacer(settings.pacing())
+        if target is not None:  # None: a test driving the pacer alone
+            target.on_rate_hint = lambda hint: self.pacer.hinted(self.clock(), hint)
+        self.slots = asyncio.Semaphore(settings.concurrency)
+        self._changed = asyncio.Event()
+        """Set (and replaced) when a probe's answer may let waiting requests go."""
+        self.outcome = SendOutcome()
+        self._grouping = contextlib.ExitStack()
+        self._flusher: asyncio.Task[None] | None = None
+        self._pool = WorkerPool(
+            self._handle,
+            self.stop_event,
+            size=settings.concurrency * max(1, settings.rows_per_slot),
+            grace_seconds=settings.grace_seconds,
+        )
+
+    # -- control -------------------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """Ctrl-C or SIGTERM: send nothing new, let in-flight requests finish."""
+        if not self.stop_event.is_set():
+            self.outcome.interrupted = True
+            self.reporter.notice("Stopping: no new requests; waiting for those in flight...")
+            self.stop_event.set()
+
+    def _abort(self, error: ApiError | RunAborted) -> None:
+        if isinstance(error, RunAborted):
+            self.outcome.aborted = self.outcome.aborted or error
+        elif self.outcome.fatal is None:
+            self.outcome.fatal = error
+        self.stop_event.set()
+
+    async def _interruptible_sleep(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stop_event.wait(), timeout=max(0.0, seconds))
+
+    # -- the run -------------------------------------------------------------------------
+
+    async def run(self, items: AsyncIterator[WorkItem]) -> SendOutcome:
+        """Send every item (until a stop), then return the counts."""
+        self.start()
+        try:
+            async for item in items:
+                if not await self.put(item):
+                    break
+        finally:
+            await self.finish()
+        return self.outcome
+
+    def start(self) -> None:
+        """Start the workers; then ``put`` each item, and ``finish``."""
+        self._grouping.enter_context(self.ledger.grouped_outcomes(self.settings.outcome_interval))
+        self._flusher = asyncio.create_task(self._flush_outcomes())
+        self._pool.start()
+
+    async def _flush_outcomes(self) -> None:
+        """Commit grouped outcomes that wait, even while no other write comes to take them."""
+        while True:
+            await asyncio.sleep(self.settings.outcome_interval)
+            self.ledger.flush_outcomes_if_due()
+
+    async def put(self, item: WorkItem) -> bool:
+        """Queue one item for the workers; False, queueing nothing, once the run is stopping."""
+        if self.stop_event.is_set():
+            return False
+        await self._pool.put(item)
+        return True
+
+    async def finish(self) -> SendOutcome:
+        """No more items: the workers drain the queue (or stop), then the counts."""
+        try:
+            await self._pool.close()
+        finally:
+            if self._flusher is not None:
+                self._flusher.cancel()
+            self._grouping.close()  # commits the last group
+        self.outcome.pacing = self.pacer.limit_summary()
+        return self.outcome
+
+    async def _handle(self, item: WorkItem) -> None:
+        if item.contacts_only:
+            await self._sync_contacts(item, item.engagement_id or "")
+        else:
+            await self._send(item)
+
+    def _mark_in_flight(self, item: WorkItem) -> None:
+        self.ledger.mark_in_flight(
+            item.external_id,
+            item.manifest,
+            item.row_number,
+            item.payload_hash,
+            self.run_id,
+            source_id=item.source_id,
+            media_url=item.payload.get("media_url"),
+            cells=item.cells,
+        )
+
+    async def _send(self, item: WorkItem) -> None:
+        sent = 0
+
+        def before() -> None:
+            nonlocal sent
+            if sent == 0:  # committed before the first request leaves
+                self._mark_in_flight(item)
+            sent += 1
+            self.ledger.count_attempt(item.external_id)
+
+        try:
+            result = None
+            async for attempt in self._policy(item):
+                with attempt:
+                    result = await self._call(lambda: self.target.create(item.payload), before)
+            assert result is not None
+        except _Stopped:
+            return  # never sent: still pending; otherwise in_flight (it may have been applied)
+        except FatalError as error:
+            if sent == 1:  # refused outright: nothing was applied
+                self.ledger.return_to_pending(item.external_id)
+            self._abort(error)  # otherwise in_flight: an earlier attempt may have been applied
+            return
+        except _OutageTooLong as outage:
+            # Left in_flight: a timed-out attempt may have been applied; the re-send is safe.
+            self._abort(self._unavailable(outage.error))
+            return
+        except PermanentError as error:
+            self._fail(item, error, transient=False)
+            return
+        except RateLimited as error:
+            wait, cap = error.retry_after or 0, self.settings.retry.retry_after_cap
+            if wait > cap:
+                why = f"Retry-After {wait:.0f}s is past the {cap:.0f}s cap"
+            else:
+                why = f"still rate limited after {counted(sent, 'attempt')}"
+            error.args = (f"{error} ({why}; left for a later run)",)
+            self._fail(item, error, transient=True)
+            return
+        except TransientError as error:
+            # This row's bad luck (an outage is the pacer's business): a later run retries it.
+            self._fail(item, error, transient=True)
+            return
+        await self._record(item, result, sent)
+
+    async def look_up(self, items: list[WorkItem]) -> list[WorkItem]:
+        """Before creating: what the target already holds for these rows; the rest to send.
+
+        A row found once is recorded as ``existing`` (found by ``lookup``), one found several
+        times is failed for a person to resolve, never picked. A target whose create is
+        idempotent (AskElephant) answers None: every row is sent. If the lookup cannot be
+        made, the run stops: creating without it could make duplicates.
+        """
+        if not items or self.stop_event.is_set() or self.target.creates_idempotently:
+            return items
+        external_ids = [item.external_id for item in items]
+        found: Lookup | None = None
+        try:
+            async for attempt in self._policy(items[0]):
+                with attempt:
+                    found = await self._call(lambda: self.target.lookup(external_ids))
+        except _Stopped:
+            return []
+        except FatalError as error:
+            self._abort(error)
+            return []
+        except _OutageTooLong as outage:
+            self._abort(self._unavailable(outage.error))
+            return []
+        except ApiError as error:
+            self._abort(
+                RunAborted(
+                    f"could not look up {len(items)} row(s) before creating them ({error}); "
+                    "nothing was created for them: run the same command again to resume"
+                )
+            )
+            return []
+        if found is None:
+            return items
+        to_send = []
+        for item in items:
+            remote = found.get(item.external_id, [])
+            if not remote:
+                to_send.append(item)
+                continue
+            self._mark_in_flight(item)
+            if len(remote) > 1:
+                duplicate = RemoteDuplicate(item.external_id, [r.engagement_id for r in remote])
+                self._fail(item, duplicate, transient=False)
+                continue
+            result = CreateResult(remote[0].engagement_id, False, 200, remote[0].body, "lookup")
+            await self._record(item, result)
+        return to_send
+
+    async def _record(self, item: WorkItem, result: CreateResult, attempts: int = 1) -> None:
+        """Record an engagement the target holds for the row, after the integrity check.
+
+        ``attempts``: creates this run sent for the row (more than one: an earlier one may
+        have been applied, its answer lost).
+        """
+        holder = self.ledger.engagement_holder(result.engagement_id, item.external_id)
+        if holder is not None:
+            problem = IntegrityProblem(
+                f"integrity problem: HTTP {result.http_status} named engagement "
+                f"{result.engagement_id}, already recorded for external_id {holder!r}; "
+                f"nothing was recorded for this row: check both in {self.target.label}",
+                status=result.http_status,
+            )
+            self._fail(item, problem, transient=False)
+            return
+        status = Outcome.CREATED if result.created else Outcome.EXISTING
+        if status == Outcome.EXISTING and attempts > 1:
+            # Our own earlier attempt was applied and its answer lost, most likely: say so,
+            # or a first import reads as if someone had imported before.
+            status = Outcome.EXISTING_OWN
+        elif status == Outcome.EXISTING and item.sent_before:
+            # An earlier run died mid-request: its create was applied, the answer lost.
+            status = Outcome.EXISTING_EARLIER
+        held = judge_answer(
+            item.payload,
+            item.payload_hash,
+            item.field_hashes,
+            created=result.created,
+            answer=result.body,
+        )
+        self.ledger.record_success(
+            item.external_id,
+            created=result.created,
+            engagement_id=result.engagement_id,
+            http_status=result.http_status,
+            payload_hash=held.payload_hash,
+            field_hashes=held.field_hashes,
+            found_by=result.found_by,
+        )
+        self.outcome.counts[status] += 1
+        self.reporter.row_done(item.external_id, item.row_number, status, result.engagement_id)
+        if held.changed:
+            self.outcome.counts[Outcome.CHANGED] += 1
+            self.reporter.row_done(
+                item.external_id,
+                item.row_number,
+                Outcome.CHANGED,
+                f"{self.target.label} already held this engagement with other values: "
+                + ", ".join(held.changed),
+            )
+        if item.contact_ids is not None:
+            await self._sync_contacts(item, result.engagement_id)
+
+    def _policy(self, item: WorkItem) -> Any:
+        def announce(error: BaseException, wait: float, attempt: int) -> None:
+            self.reporter.retrying(item.external_id, item.row_number, str(error), wait, attempt)
+
+        return retry_policy(
+            self.settings.retry, sleep=self._sleep, rng=self.rng, before_sleep=announce
+        )
+
+    def _fail(self, item: WorkItem, error: ApiError, *, transient: bool) -> None:
+        self.ledger.record_failure(
+            item.external_id,
+            message=error.describe(),
+            transient=transient,
+            http_status=error.status,
+            detail=error.detail,
+            field_errors=error.field_errors,
+            request_id=error.request_id,
+            cells=item.cells,
+        )
+        self.outcome.counts[Outcome.FAILED] += 1
+        self.reporter.row_done(item.external_id, item.row_number, Outcome.FAILED, error.describe())
+
+    async def _sync_contacts(self, item: WorkItem, engagement_id: str) -> None:
+        """Apply the row's contact set with Replace engagement contacts."""
+        assert item.contact_ids is not None
+        try:
+            async for attempt in self._policy(item):
+                with attempt:
+                    await self._call(
+                        functools.partial(
+                            self.target.replace_contacts, engagement_id, item.contact_ids
+                        )
+                    )
+        except _Stopped:
+            return
+        except FatalError as error:
+            self._abort(error)
+            return
+        except _OutageTooLong as outage:
+            self._abort(self._unavailable(outage.error))
+            return
+        except ApiError as error:
+            self.ledger.record_contacts_failure(item.external_id, error.describe())
+            self.outcome.counts[Outcome.CONTACTS_FAILED] += 1
+            self.reporter.row_done(
+                item.external_id, item.row_number, Outcome.CONTACTS_FAILED, error.describe()
+            )
+            return
+        self.ledger.record_contacts(item.external_id, contacts_hash(item.contact_ids))
+        self.outcome.counts[Outcome.CONTACTS_APPLIED] += 1
