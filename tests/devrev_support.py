@@ -14,8 +14,7 @@ from importer.outcomes import RunSummary
 from importer.rows.mapping import load_mapping
 from importer.rows.validate import MappingOptions
 from importer.runner import import_manifest, target_factory
-from importer.send.sender import SendSettings
-from importer.settings import ImportSettings
+from importer.settings import ImportSettings, SendSettings
 from importer.targets.registry import TARGETS
 from tests.conftest import SANDBOX_KEY, SandboxProcess
 

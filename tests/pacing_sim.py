@@ -18,7 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from importer.send.pacing import Answer, Pacer, PacingSettings, RateHint
+from importer.send.pacing import Answer, Pacer, RateHint
+from importer.settings import PacingSettings
 
 
 @dataclass

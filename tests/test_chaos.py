@@ -22,9 +22,9 @@ from typing import Any, cast
 import pytest
 
 from importer.outcomes import Outcome
-from importer.send.pacing import Answer, PacingSettings
-from importer.send.retry import RetrySettings
-from importer.send.sender import Sender, SendSettings
+from importer.send.pacing import Answer
+from importer.send.sender import Sender
+from importer.settings import PacingSettings, RetrySettings, SendSettings
 from tests.chaos_support import (
     FINAL_SUCCESS,
     ImporterProcess,

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from importer import defaults
 from importer.ledger import Ledger
 from importer.rows import contract, urlsafety
+from importer.settings import DEFAULT_CONCURRENCY
 
 Resolver = Callable[[str], Awaitable[list[str]]]
 URL_DEADLINE = 30.0
@@ -121,7 +121,7 @@ async def preflight(
     *,
     client: httpx.AsyncClient | None = None,
     resolve: Resolver = urlsafety.system_resolver,
-    concurrency: int = defaults.CONCURRENCY,
+    concurrency: int = DEFAULT_CONCURRENCY,
     max_age: dt.timedelta = dt.timedelta(hours=24),
 ) -> dict[str, int]:
     """Check each URL not checked within ``max_age``; results go to the ledger's cache."""

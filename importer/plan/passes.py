@@ -22,7 +22,7 @@ from importer.outcomes import Action
 from importer.plan.duplicate_index import ManifestIndex
 from importer.plan.planner import DuplicateInfo, PlannedRow, plan_row
 from importer.plan.recordings import judge_recording
-from importer.read.manifest import ReadStats, SourceOptions, read_columns, read_manifest
+from importer.read.manifest import ReadStats, read_columns, read_manifest
 from importer.rows import contract
 from importer.rows.validate import (
     MappedRow,
@@ -32,7 +32,7 @@ from importer.rows.validate import (
     TranscriptUnavailable,
     map_row,
 )
-from importer.settings import ImportSettings
+from importer.settings import ImportSettings, SourceOptions
 
 # A transcript file this much larger than the byte limit is refused without being read.
 TRANSCRIPT_READ_LIMIT = contract.TRANSCRIPT_MAX_BYTES * 4

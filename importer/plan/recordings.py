@@ -25,9 +25,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from importer import defaults
 from importer.outcomes import Action
 from importer.plan.planner import PlannedRow
+from importer.settings import RecordingOptions
 
 
 @dataclass(frozen=True)
@@ -39,15 +39,6 @@ class KnownRecording:
     """Same source id and media URL: the same CRM row under another prefix."""
     old_prefix: str = ""
     new_prefix: str = ""
-
-
-@dataclass(frozen=True)
-class RecordingOptions:
-    """``--allow-new-prefix`` and ``--on-same-recording``."""
-
-    allow_new_prefix: bool = False
-    on_same_recording: str = defaults.ON_SAME_RECORDING
-    """``warn``: listed, counted and sent; ``skip``: not sent, recorded ``skipped``."""
 
 
 def judge_recording(

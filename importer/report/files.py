@@ -19,6 +19,7 @@ from importer.ledger import Ledger
 from importer.outcomes import SENT_OUTCOMES, Action, Outcome, Status
 from importer.plan.planner import PlannedRow
 from importer.read.formulas import IMPORTER_COLUMNS, defuse
+from importer.targets.registry import recorded_import_settings
 
 if TYPE_CHECKING:
     from importer.outcomes import RunSummary
@@ -351,12 +352,9 @@ class ManifestCells:
     def _open(self, manifest: str) -> Iterator[Any]:
         from importer.errors import ImporterError
         from importer.read.manifest import read_manifest
-        from importer.settings import ImportSettings
 
         try:
-            settings = ImportSettings.from_record(
-                Path(manifest), self.ledger.last_settings(manifest)
-            )
+            settings = recorded_import_settings(Path(manifest), self.ledger.last_settings(manifest))
             for batch in read_manifest(Path(manifest), settings.batch_size, settings.source):
                 yield from batch
         except (ImporterError, OSError, ValueError):
@@ -436,10 +434,9 @@ class TranscriptCopies:
     def _column(self, manifest: str) -> str | None:
         if manifest not in self._columns:
             from importer.errors import ImporterError
-            from importer.settings import ImportSettings
 
             try:
-                settings = ImportSettings.from_record(
+                settings = recorded_import_settings(
                     Path(manifest), self.ledger.last_settings(manifest)
                 )
                 self._columns[manifest] = settings.mapping.columns.column_of("transcript_path")

@@ -20,7 +20,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from importer import defaults
 from importer.errors import ImporterError
 from importer.ledger import Ledger
 from importer.ledger.queries import PROCESSING_FAILED
@@ -29,7 +28,8 @@ from importer.report.files import format_counts, rows_done
 from importer.rows.cells import InvalidCell
 from importer.rows.dates import parse_start_at
 from importer.rows.validate import MappedRow
-from importer.targets.registry import DEFAULT_TARGET
+from importer.settings import DEFAULT_TARGET, DEFAULT_TIMEZONE
+from importer.targets.registry import recorded_import_settings
 
 NO_MONTH = "(no valid start_at)"
 SHOWN_RUNS = 5
@@ -186,9 +186,8 @@ def coverage_by_month(ledger: Ledger) -> tuple[dict[str, tuple[int, int]], list[
 def _mapped(ledger: Ledger, manifest: str) -> Iterator[list[tuple[MappedRow, str]]]:
     """The manifest's rows mapped as its last run mapped them, each with its month."""
     from importer.plan.passes import mapped_batches
-    from importer.settings import ImportSettings
 
-    settings = ImportSettings.from_record(Path(manifest), ledger.last_settings(manifest))
+    settings = recorded_import_settings(Path(manifest), ledger.last_settings(manifest))
     options = settings.mapping
     column = options.columns.column_of("start_at")
     for batch in mapped_batches(
@@ -278,7 +277,7 @@ def rerun_options(record: dict[str, Any]) -> str:
         value = record.get(option)
         if value is None or (option, value) in (
             ("target", DEFAULT_TARGET),
-            ("timezone", defaults.TIMEZONE),
+            ("timezone", DEFAULT_TIMEZONE),
         ):
             continue
         parts.append(f"--{option.replace('_', '-')} {shlex.quote(str(value))}")

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from importer import defaults
 from importer.rows import contract
 from importer.rows.cells import (
     EXCEL_ROUNDED,
@@ -35,6 +34,7 @@ from importer.rows.dates import DateStyle, parse_start_at
 from importer.rows.hashes import payload_hash
 from importer.rows.mapping import ColumnMapping
 from importer.rows.participants import parse_participants
+from importer.settings import DEFAULT_TIMEZONE
 
 TranscriptReader = Callable[[str], str]
 """Reads a transcript_path cell; raises ``TranscriptUnavailable`` with a reason."""
@@ -57,7 +57,7 @@ class MappingOptions:
     """Used when the row has no source_system cell."""
     prefix: str | None = None
     """external_id prefix; None means ``<source_system>:``."""
-    timezone: str = defaults.TIMEZONE
+    timezone: str = DEFAULT_TIMEZONE
     """Zone for naive start_at values."""
     run_workflows: bool = False
     columns: ColumnMapping = field(default_factory=ColumnMapping)

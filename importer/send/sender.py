@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from importer import defaults
 from importer.errors import (
     ApiError,
     FatalError,
@@ -29,8 +28,9 @@ from importer.ledger import Ledger
 from importer.outcomes import Outcome
 from importer.plan.planner import judge_answer
 from importer.rows.hashes import contacts_hash
-from importer.send.pacing import Answer, Pacer, PacingSettings
-from importer.send.retry import RetrySettings, retry_policy
+from importer.send.pacing import Answer, Pacer
+from importer.send.retry import retry_policy
+from importer.settings import SendSettings
 from importer.targets.base import CreateResult, Lookup, Target
 
 
@@ -53,33 +53,6 @@ class WorkItem:
     """The CRM's id before the prefix (kept in the ledger to notice a changed prefix)."""
     sent_before: bool = False
     """An earlier run left it ``in_flight``: a 200 is most likely that run's own create."""
-
-
-@dataclass(frozen=True)
-class SendSettings:
-    """How hard and how fast to send."""
-
-    concurrency: int = defaults.CONCURRENCY
-    rate: float | None = None
-    retry: RetrySettings = field(default_factory=RetrySettings)
-    grace_seconds: float = 5.0
-    """After a stop, how long requests already in flight are given to finish."""
-    rows_per_slot: int = 4
-    """Rows in progress per request slot: the others wait out a Retry-After or a back-off."""
-    outcome_interval: float = 0.05
-    """Seconds an outcome may wait to be committed with others (the in-flight mark never
-    waits): a crash loses at most these, whose rows stay in_flight and are re-sent safely."""
-
-    @property
-    def outage_budget(self) -> float:
-        """Seconds an outage is ridden out: ``max_attempts`` shared back-off steps of 1, 2, 4,
-        ... s (capped at 30 s), 31 s with the defaults."""
-        steps = range(1, self.retry.max_attempts)
-        return float(sum(min(30.0, 2.0 ** (n - 1)) for n in steps))
-
-    def pacing(self) -> PacingSettings:
-        """The pacer's settings for these options."""
-        return PacingSettings(rate_cap=self.rate, outage_budget=self.outage_budget)
 
 
 @dataclass

@@ -9,9 +9,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from importer import defaults
 from importer.errors import IntegrityProblem, TransientError, UsageError
 from importer.rows import contract
+from importer.settings import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT
 from importer.targets.base import CreateResult, GetResult, Lookup
 from importer.targets.http import (
     Answer,
@@ -51,7 +51,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def build_timeout(read_timeout: float = defaults.READ_TIMEOUT) -> httpx.Timeout:
+def build_timeout(read_timeout: float = DEFAULT_READ_TIMEOUT) -> httpx.Timeout:
     """Connect fast, but give the server time to fetch the media during create.
 
     The read timeout is also each request's overall deadline (see ``AskElephantTarget``).
@@ -77,14 +77,14 @@ class AskElephantTarget:
         api_key: str,
         *,
         timeout: httpx.Timeout | None = None,
-        max_connections: int = defaults.CONCURRENCY,
+        max_connections: int = DEFAULT_CONCURRENCY,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
         self._key = api_key
         self.on_rate_hint: HintListener | None = None
         timeout = timeout or build_timeout()
-        self._deadline = timeout.read or defaults.READ_TIMEOUT
+        self._deadline = timeout.read or DEFAULT_READ_TIMEOUT
         self._client = open_client(
             self.base_url,
             api_key,

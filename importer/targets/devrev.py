@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from importer import defaults
 from importer.errors import (
     ApiError,
     FatalError,
@@ -36,6 +35,7 @@ from importer.errors import (
     TransientError,
 )
 from importer.send.pacing import reset_seconds
+from importer.settings import DEFAULT_CONCURRENCY
 from importer.targets.askelephant import build_timeout, check_base_url
 from importer.targets.base import CreateResult, GetResult, Lookup, RemoteEngagement
 from importer.targets.http import (
@@ -121,7 +121,7 @@ class DevRevTarget:
         api_key: str,
         *,
         timeout: httpx.Timeout | None = None,
-        max_connections: int = defaults.CONCURRENCY,
+        max_connections: int = DEFAULT_CONCURRENCY,
         transport: httpx.AsyncBaseTransport | None = None,
         refs_per_lookup: int = REFS_PER_LOOKUP,
         page_limit: int = LOOKUP_PAGE_LIMIT,
