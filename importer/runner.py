@@ -49,13 +49,9 @@ from importer.settings import (
     recordable_options,
     resolve_base_url,
 )
-from importer.targets.askelephant import check_base_url
 from importer.targets.base import Target
-from importer.targets.registry import (
-    TargetKind,
-    recorded_import_settings,
-    target_kind,
-)
+from importer.targets.http import check_base_url
+from importer.targets.registry import TargetKind, recorded_import_settings, target_kind
 
 TargetFactory = Callable[[], Target]
 T = TypeVar("T")

@@ -15,8 +15,8 @@ from importer.errors import (
     RateLimited,
     ServerUnavailable,
 )
-from importer.send.pacing import reset_seconds
 from importer.targets.devrev import DevRevTarget, classify
+from importer.targets.http import reset_seconds
 
 
 def body(document: object) -> bytes:

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from importer.errors import FatalError, RateLimited, RemoteDuplicate, ServerUnavailable
-from importer.send.pacing import RateHint
 from importer.targets.devrev import DevRevTarget
+from importer.targets.http import RateHint
 from tests.conftest import SANDBOX_KEY, SandboxProcess
 from tests.devrev_support import MEMBER, devrev_engagements, write_devrev_manifest
 from tests.factories import run_args, run_cli

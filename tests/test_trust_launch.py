@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from importer.errors import NotConfirmed
 from importer.events import JsonReporter
 from importer.ledger import open_ledger
 from importer.pipeline import run_import
 from importer.rows import contract
 from importer.rows.validate import MappingOptions
-from importer.send.launch import NotConfirmed
 from importer.settings import ImportSettings
 from importer.targets.askelephant import AskElephantTarget
 from tests.audit_support import CREATE, json_lines, requests_of, run

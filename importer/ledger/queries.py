@@ -12,7 +12,6 @@ from typing import Any
 from importer.ledger.db import STATUSES, UNFINISHED, LedgerDB, sql_list
 from importer.ledger.rejects import CURRENT_REJECTS
 from importer.outcomes import FINAL_SUCCESS, LedgerFact, Status
-from importer.report.attention import ErrorGroup, group_errors
 
 IMPORTED = f"status IN {sql_list(FINAL_SUCCESS)}"
 PROCESSING_FAILED = ("FAILED", "ERROR", "ERRORED", "CANCELLED", "CANCELED", "NOT_FOUND")
@@ -168,8 +167,33 @@ class Queries(LedgerDB):
             f"FROM {CURRENT_REJECTS} WHERE status = 'skipped' ORDER BY manifest, row_number"
         )
 
-    def top_errors(self, limit: int = 10) -> list[ErrorGroup]:
-        """The most frequent problems, grouped by rule and column (or the server's answer)."""
+    def start_coverage(self) -> None:
+        """An empty scratch table of (external_id, month, imported): ``summary.md``'s
+        coverage, counted once per external_id in the month of its first manifest row."""
+        self.db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS coverage "
+            "(external_id TEXT PRIMARY KEY, month TEXT, imported INTEGER)"
+        )
+        self.db.execute("DELETE FROM temp.coverage")
+
+    def add_coverage(self, rows: Iterable[tuple[str, str, int]]) -> None:
+        """(external_id, month, imported) rows; an external_id already counted is kept."""
+        with self.db.conn:
+            self.db.conn.executemany("INSERT OR IGNORE INTO temp.coverage VALUES (?, ?, ?)", rows)
+
+    def coverage_counts(self) -> dict[str, tuple[int, int]]:
+        """Month -> (rows, rows imported) of the coverage table."""
+        return {
+            found["month"]: (found["n"], found["imported"] or 0)
+            for found in self.db.query(
+                "SELECT month, COUNT(*) AS n, SUM(imported) AS imported FROM temp.coverage "
+                "GROUP BY month"
+            )
+        }
+
+    def error_tallies(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Problems counted by rule (rejected rows) and by the server's answer (failed rows),
+        each with its first row: ``report.attention.top_errors`` groups them for people."""
         # SQLite takes the bare columns of a MIN() aggregate from the row holding the minimum.
         rejected = self.db.query(
             "SELECT COALESCE(rule, reason) AS rule, COUNT(*) AS n, MIN(row_number) AS first_row,"
@@ -181,7 +205,7 @@ class Queries(LedgerDB):
             "GROUP BY http_status, error_errors, "
             "CASE WHEN http_status IS NULL THEN error_message END"
         )
-        return group_errors(rejected, failed, limit)
+        return list(rejected), list(failed)
 
     def changed_rows(self, limit: int = 10) -> tuple[int, list[tuple[str, str]]]:
         """How many imported rows differ from their manifest now, and a few of them."""

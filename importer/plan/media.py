@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from importer.errors import BadRedirect, TooManyRedirects, UnreadableAnswer
 from importer.ledger import Ledger
 from importer.rows import contract, urlsafety
 from importer.settings import DEFAULT_CONCURRENCY
@@ -82,7 +83,7 @@ async def _check_media(url: str, client: httpx.AsyncClient, resolve: Resolver) -
         answer = await urlsafety.follow_redirects(url, fetch, refuse)
     except httpx.HTTPError as error:
         return MediaVerdict(url, False, f"could not be fetched ({type(error).__name__})")
-    except (urlsafety.TooManyRedirects, urlsafety.BadRedirect, urlsafety.UnreadableAnswer) as error:
+    except (TooManyRedirects, BadRedirect, UnreadableAnswer) as error:
         return MediaVerdict(url, False, str(error))
     if isinstance(answer, str):
         return MediaVerdict(url, False, answer)

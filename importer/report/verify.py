@@ -17,7 +17,7 @@ from typing import Any
 from importer.errors import EXIT_OK, EXIT_ROWS_FAILED, ApiError, FatalError, PermanentError
 from importer.events import Reporter
 from importer.ledger import Ledger
-from importer.report.files import format_counts
+from importer.outcomes import format_counts
 from importer.send.retry import retry_policy
 from importer.settings import VerifySettings
 from importer.targets.base import Target

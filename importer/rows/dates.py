@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from importer.rows.cells import InvalidCell
+from importer.errors import InvalidCell
 from importer.settings import DEFAULT_TIMEZONE
 
 ZONE_NAME = re.compile(r"(?P<rest>.*\d(?:\s*[AaPp]\.?[Mm]\.?)?)\s+(?P<name>[A-Z]{3,4})")

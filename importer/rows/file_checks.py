@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from importer.errors import ManifestError
+from importer.errors import InvalidCell, ManifestError
 from importer.read.manifest import read_manifest
-from importer.rows.cells import InvalidCell
 from importer.rows.dates import (
     DAYFIRST,
     MONTHFIRST,

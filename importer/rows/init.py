@@ -22,9 +22,9 @@ from pathlib import Path
 
 import tomli_w
 
-from importer.errors import ManifestError
+from importer.errors import InvalidCell, ManifestError
 from importer.read.manifest import read_columns, read_samples
-from importer.rows.cells import EXCEL_ROUNDED, InvalidCell
+from importer.rows.cells import EXCEL_ROUNDED
 from importer.rows.crm_headers import (
     DIRECTION_WORDS,
     PRIVATE_WORDS,

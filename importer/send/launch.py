@@ -18,21 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-from importer.errors import ApiError, FatalError, UsageError
+from importer.errors import ApiError, FatalError, NotConfirmed
 from importer.rows import contract
 
 CONFIRM_ABOVE = 1000
 """Rows to send above which a production run on a terminal asks first."""
-ACCESS_CHECK_ID = "engagement-importer-access-check"
-"""An engagement id no workspace holds: the check's GET answers 404 to a valid key."""
 
 Confirm = Callable[[str], bool]
-
-
-class NotConfirmed(UsageError):
-    """The user answered no: nothing was sent."""
 
 
 def is_production(base_url: str) -> bool:
@@ -80,8 +74,3 @@ def confirm_big_run(target: Any, to_send: int, confirm: Confirm | None) -> None:
         return
     if not confirm(f"Send {to_send:,} new row(s) to production ({base_url})?"):
         raise NotConfirmed("nothing was sent: the run was not confirmed (--yes skips the question)")
-
-
-def access_check_path() -> str:
-    """The path the check reads: an engagement id that cannot exist."""
-    return f"/v2/engagements/{quote(ACCESS_CHECK_ID, safe='')}"

@@ -6,10 +6,10 @@ import enum
 import math
 import statistics
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from importer.settings import PacingSettings
+from importer.targets.http import RateHint
 
 
 class RecentRate:
@@ -38,52 +38,9 @@ class RecentRate:
         return len(self.times) / elapsed
 
 
-RESET_IS_EPOCH_ABOVE = 1_000_000_000
-"""An ``X-RateLimit-Reset`` above this is a Unix time; below, seconds from now."""
 LOW_WATER_SHARE = 0.2
 """Spread the requests once fewer than this share of the window's limit remain."""
 LOW_WATER_MIN = 10
-
-
-@dataclass(frozen=True)
-class RateHint:
-    """What one answer said about the rate window: requests left, seconds until it resets."""
-
-    remaining: int
-    reset_seconds: float
-    limit: int | None = None
-
-
-def reset_seconds(value: str | None, wall_now: float) -> float | None:
-    """Seconds until the window resets: a Unix time or a number of seconds, either way."""
-    if value is None:
-        return None
-    try:
-        number = float(value.strip())
-    except ValueError:
-        return None
-    if not math.isfinite(number):
-        return None
-    if number > RESET_IS_EPOCH_ABOVE:
-        number -= wall_now
-    return max(0.0, number)
-
-
-def rate_hint(headers: Mapping[str, str], wall_now: float) -> RateHint | None:
-    """The hint an answer's headers carry, or None without both Remaining and Reset."""
-    remaining = _integer(headers.get("x-ratelimit-remaining"))
-    wait = reset_seconds(headers.get("x-ratelimit-reset"), wall_now)
-    if remaining is None or wait is None:
-        return None
-    return RateHint(max(0, remaining), wait, _integer(headers.get("x-ratelimit-limit")))
-
-
-def _integer(value: str | None) -> int | None:
-    try:
-        number = float(value) if value is not None else math.nan
-    except ValueError:
-        return None
-    return int(number) if math.isfinite(number) else None
 
 
 class WindowPacer:

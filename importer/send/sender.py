@@ -16,10 +16,12 @@ from importer.errors import (
     ApiError,
     FatalError,
     IntegrityProblem,
+    OutageTooLong,
     PermanentError,
     RateLimited,
     RemoteDuplicate,
     RunAborted,
+    SendingStopped,
     ServerUnavailable,
     TransientError,
 )
@@ -144,18 +146,6 @@ class WorkerPool(Generic[Item]):
             self.stop.set()
 
 
-class _Stopped(Exception):
-    """The run is stopping: this item's next attempt is not sent."""
-
-
-class _OutageTooLong(Exception):
-    """A probe failed after the outage lasted longer than the budget: give up the run."""
-
-    def __init__(self, error: ServerUnavailable) -> None:
-        self.error = error
-        super().__init__(str(error))
-
-
 def counted(n: int, noun: str) -> str:
     """``1 attempt``, ``2 attempts``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -191,7 +181,7 @@ class PacedRequests:
                     if delay > 0:
                         await self._sleep(delay)
                     if self.stop_event.is_set():
-                        raise _Stopped()
+                        raise SendingStopped()
                     if self.pacer.outage.is_open and not probe:
                         continue  # the guard opened while this request waited for its slot
                     if before is not None:
@@ -206,7 +196,7 @@ class PacedRequests:
                 except ServerUnavailable as error:
                     self._answered(sent_at, Answer.FAILED, probe)
                     if self.pacer.outage.gave_up:
-                        raise _OutageTooLong(error) from None
+                        raise OutageTooLong(error) from None
                     if probe:
                         continue
                     raise
@@ -224,7 +214,7 @@ class PacedRequests:
         """Wait until the outage guard lets this request go; True when it is the probe."""
         while True:
             if self.stop_event.is_set():
-                raise _Stopped()
+                raise SendingStopped()
             gate = self.pacer.gate(self.clock())
             if gate.go:
                 return gate.probe
@@ -403,14 +393,14 @@ class Sender(PacedRequests):
                 with attempt:
                     result = await self._call(lambda: self.target.create(item.payload), before)
             assert result is not None
-        except _Stopped:
+        except SendingStopped:
             return  # never sent: still pending; otherwise in_flight (it may have been applied)
         except FatalError as error:
             if sent == 1:  # refused outright: nothing was applied
                 self.ledger.return_to_pending(item.external_id)
             self._abort(error)  # otherwise in_flight: an earlier attempt may have been applied
             return
-        except _OutageTooLong as outage:
+        except OutageTooLong as outage:
             # Left in_flight: a timed-out attempt may have been applied; the re-send is safe.
             self._abort(self._unavailable(outage.error))
             return
@@ -448,12 +438,12 @@ class Sender(PacedRequests):
             async for attempt in self._policy(items[0]):
                 with attempt:
                     found = await self._call(lambda: self.target.lookup(external_ids))
-        except _Stopped:
+        except SendingStopped:
             return []
         except FatalError as error:
             self._abort(error)
             return []
-        except _OutageTooLong as outage:
+        except OutageTooLong as outage:
             self._abort(self._unavailable(outage.error))
             return []
         except ApiError as error:
@@ -568,12 +558,12 @@ class Sender(PacedRequests):
                             self.target.replace_contacts, engagement_id, item.contact_ids
                         )
                     )
-        except _Stopped:
+        except SendingStopped:
             return
         except FatalError as error:
             self._abort(error)
             return
-        except _OutageTooLong as outage:
+        except OutageTooLong as outage:
             self._abort(self._unavailable(outage.error))
             return
         except ApiError as error:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from importer.send.pacing import RateHint
+from importer.targets.http import RateHint
 
 
 @dataclass(frozen=True)

@@ -34,16 +34,17 @@ from importer.errors import (
     ServerUnavailable,
     TransientError,
 )
-from importer.send.pacing import reset_seconds
 from importer.settings import DEFAULT_CONCURRENCY
-from importer.targets.askelephant import build_timeout, check_base_url
 from importer.targets.base import CreateResult, GetResult, Lookup, RemoteEngagement
 from importer.targets.http import (
     Answer,
     HintListener,
+    build_timeout,
+    check_base_url,
     open_client,
     parse_problem,
     parse_retry_after,
+    reset_seconds,
     scrub_error,
     send_request,
 )

@@ -25,16 +25,17 @@ import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
-from importer.rows.cells import InvalidCell, printable_text
+from importer.errors import InvalidCell
+from importer.rows.cells import printable_text
 from importer.rows.dates import parse_start_at
 from importer.rows.validate import (
     MappedRow,
     MappingOptions,
+    RowChecker,
     TranscriptReader,
-    _external_id,
-    _RowChecker,
-    _transcript,
     begin_row,
+    prefixed_external_id,
+    read_transcript_field,
 )
 
 FIELDS = (
@@ -112,7 +113,7 @@ def map_row(
     source_system = values["source_system"].strip() or (options.source_system or "")
     if not source_system and options.prefix is None:
         checker.fail("source_system", "required", "is blank; pass --source-system or fill it")
-    external_id = _external_id(values["id"], source_system, options, checker)
+    external_id = prefixed_external_id(values["id"], source_system, options, checker)
     payload["external_ref"] = external_id
 
     link_field = "external_url" if values["external_url"].strip() else "media_url"
@@ -128,7 +129,7 @@ def map_row(
         _check_text(checker, "description", description, DESCRIPTION_MAX_CHARS, required=False)
         payload["description"] = description
     else:
-        transcript = _transcript(values, read_transcript, checker)
+        transcript = read_transcript_field(values, read_transcript, checker)
         if transcript.strip():
             payload["description"] = excerpt(transcript.strip(), DESCRIPTION_MAX_CHARS)
 
@@ -144,7 +145,7 @@ def map_row(
 
 
 def _check_text(
-    checker: _RowChecker, name: str, value: str, max_chars: int, *, required: bool
+    checker: RowChecker, name: str, value: str, max_chars: int, *, required: bool
 ) -> None:
     if required and not value:
         checker.fail(name, "required", f"{name} must not be empty")

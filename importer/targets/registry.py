@@ -36,10 +36,11 @@ from importer.settings import (
     SourceOptions,
 )
 from importer.targets import devrev_fields
-from importer.targets.askelephant import AskElephantTarget, build_timeout
+from importer.targets.askelephant import AskElephantTarget
 from importer.targets.base import Target
 from importer.targets.devrev import DEFAULT_BASE_URL as DEVREV_BASE_URL
 from importer.targets.devrev import DevRevTarget
+from importer.targets.http import build_timeout
 
 TargetBuilder = Callable[[str, str, int, float], Target]
 """(base_url, api_key, concurrency, read_timeout) -> a target, its URL already checked."""
