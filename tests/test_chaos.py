@@ -339,6 +339,6 @@ def test_a_stop_releases_requests_waiting_on_the_outage_guard_at_once() -> None:
         results = await asyncio.wait_for(
             asyncio.gather(sleeping, waiting, return_exceptions=True), 1.0
         )
-        assert [type(r).__name__ for r in results] == ["_Stopped", "_Stopped"]
+        assert [type(r).__name__ for r in results] == ["SendingStopped", "SendingStopped"]
 
     asyncio.run(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -101,6 +101,11 @@ class AskElephantTarget:
         return GetResult(
             response.status_code, body, scrub(new_etag, self._key) if new_etag else etag
         )
+
+    @property
+    def is_production(self) -> bool:
+        """Whether this is AskElephant's production API."""
+        return urlsplit(self.base_url).hostname == urlsplit(contract.PRODUCTION_BASE_URL).hostname
 
     async def check_access(self) -> None:
         """One cheap authenticated GET (an engagement id that cannot exist): raises the
