@@ -260,3 +260,24 @@ def test_every_exception_lives_in_errors_and_its_tree_names_it() -> None:
     }
     doc = importer.errors.__doc__ or ""
     assert not {n for n in defined if not re.search(rf"\b{n}\b", doc)}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for m, p in MODULES.items() if m.startswith("importer.ledger")],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_status_values_in_sql_come_from_the_enum(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+    spelt = [
+        f"line {node.lineno}: {node.value[:60]!r}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+        and re.search(r"'(created|existing|pending|in_flight|failed|skipped|rejected)'", node.value)
+    ]
+    assert not spelt, "spell statuses with Status (sql_list, IMPORTED, NOT_SENT):\n" + "\n".join(
+        spelt
+    )

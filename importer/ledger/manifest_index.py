@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from importer.ledger import Ledger
-from importer.ledger.db import UNFINISHED, now_iso, sql_list
+from importer.ledger.db import IMPORTED, UNFINISHED, now_iso
 from importer.outcomes import Status
 from importer.rows.validate import MappedRow
 
@@ -63,9 +63,6 @@ class RecordingMatch:
     """Imported under another prefix: same source id and media URL (None: not so)."""
     same_media: str | None
     """Imported, or earlier in this manifest, with the same media URL."""
-
-
-IMPORTED = sql_list([Status.CREATED, Status.EXISTING])
 
 
 class ManifestIndex:

@@ -9,11 +9,11 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from importer.ledger.db import STATUSES, UNFINISHED, LedgerDB, sql_list
+from importer.ledger.db import IMPORTED, NOT_SENT, STATUSES, UNFINISHED, LedgerDB, sql_list
 from importer.ledger.rejects import CURRENT_REJECTS
 from importer.outcomes import FINAL_SUCCESS, LedgerFact, Status
 
-IMPORTED = f"status IN {sql_list(FINAL_SUCCESS)}"
+IS_IMPORTED = f"status IN {sql_list(FINAL_SUCCESS)}"
 PROCESSING_FAILED = ("FAILED", "ERROR", "ERRORED", "CANCELLED", "CANCELED", "NOT_FOUND")
 """processing_status values ``verify`` counts as failed (see ``importer.report.verify``)."""
 
@@ -49,7 +49,7 @@ class Queries(LedgerDB):
             row["status"]: row["n"]
             for row in self.db.query(
                 "SELECT status, COUNT(*) AS n FROM engagements WHERE manifest = ? "
-                "AND status IN ('pending', 'in_flight') AND row_number <= ? GROUP BY status",
+                f"AND status IN {NOT_SENT} AND row_number <= ? GROUP BY status",
                 [manifest, up_to_row if up_to_row is not None else 2**62],
             )
         }
@@ -59,7 +59,7 @@ class Queries(LedgerDB):
         condition = (
             f"status IN {UNFINISHED}"
             if include_permanent
-            else "status IN ('in_flight', 'pending') OR (status = 'failed' AND transient = 1)"
+            else f"status IN {NOT_SENT} OR (status = '{Status.FAILED}' AND transient = 1)"
         )
         return [
             row["manifest"]
@@ -92,17 +92,17 @@ class Queries(LedgerDB):
             return {}  # a ledger older than found_by, opened read-only
         rows = self.db.query(
             "SELECT found_by, count(*) AS n FROM engagements "
-            f"WHERE {IMPORTED} AND found_by IS NOT NULL GROUP BY found_by"
+            f"WHERE {IS_IMPORTED} AND found_by IS NOT NULL GROUP BY found_by"
         )
         return {row["found_by"]: row["n"] for row in rows}
 
     def imported_rows(self) -> Iterator[dict[str, Any]]:
         """Engagements in AskElephant (created or existing), in manifest order."""
-        return self._engagements(IMPORTED)
+        return self._engagements(IS_IMPORTED)
 
     def verifiable_rows(self) -> Iterator[dict[str, Any]]:
         """Imported engagements whose id is known (what ``verify`` can GET)."""
-        return self._engagements(f"{IMPORTED} AND engagement_id IS NOT NULL")
+        return self._engagements(f"{IS_IMPORTED} AND engagement_id IS NOT NULL")
 
     def known_rows(self) -> Iterator[dict[str, Any]]:
         """Every row the ledger has seen from a manifest, whatever its status (reconcile)."""
@@ -129,14 +129,14 @@ class Queries(LedgerDB):
             "SELECT * FROM ("
             "SELECT manifest, row_number, 0 AS kind, cells, status, reason AS message, "
             "0 AS transient, NULL AS http_status, NULL AS contacts_error "
-            f"FROM {CURRENT_REJECTS} WHERE status != 'skipped' "
+            f"FROM {CURRENT_REJECTS} WHERE status != '{Status.SKIPPED}' "
             "UNION ALL SELECT manifest, row_number, 1 AS kind, cells, status, error_message, "
-            "transient, http_status, NULL FROM engagements WHERE status = 'failed' "
+            f"transient, http_status, NULL FROM engagements WHERE status = '{Status.FAILED}' "
             "UNION ALL SELECT manifest, row_number, 2 AS kind, cells, status, NULL, 0, NULL, "
-            "NULL FROM engagements WHERE status IN ('pending', 'in_flight') "
+            f"NULL FROM engagements WHERE status IN {NOT_SENT} "
             "UNION ALL SELECT manifest, row_number, 3 AS kind, NULL, status, "
             f"CASE WHEN upper(processing_status) IN ({failed}) THEN processing_status END, "
-            "0, NULL, contacts_error FROM engagements WHERE status IN ('created', 'existing') "
+            f"0, NULL, contacts_error FROM engagements WHERE status IN {IMPORTED} "
             f"AND (upper(processing_status) IN ({failed}) OR contacts_error IS NOT NULL)"
             f") {only} ORDER BY manifest, row_number, kind",
             {"manifest": manifest},
@@ -164,7 +164,8 @@ class Queries(LedgerDB):
         """Current skipped rows (nothing to import), in manifest order."""
         yield from self.db.query(
             "SELECT manifest, row_number, external_id, reason, cells "
-            f"FROM {CURRENT_REJECTS} WHERE status = 'skipped' ORDER BY manifest, row_number"
+            f"FROM {CURRENT_REJECTS} WHERE status = '{Status.SKIPPED}' "
+            "ORDER BY manifest, row_number"
         )
 
     def start_coverage(self) -> None:
@@ -197,11 +198,11 @@ class Queries(LedgerDB):
         # SQLite takes the bare columns of a MIN() aggregate from the row holding the minimum.
         rejected = self.db.query(
             "SELECT COALESCE(rule, reason) AS rule, COUNT(*) AS n, MIN(row_number) AS first_row,"
-            f" reason FROM {CURRENT_REJECTS} WHERE status != 'skipped' GROUP BY 1"
+            f" reason FROM {CURRENT_REJECTS} WHERE status != '{Status.SKIPPED}' GROUP BY 1"
         )
         failed = self.db.query(
             "SELECT http_status, error_errors, COUNT(*) AS n, MIN(row_number) AS first_row, "
-            "error_message FROM engagements WHERE status = 'failed' "
+            f"error_message FROM engagements WHERE status = '{Status.FAILED}' "
             "GROUP BY http_status, error_errors, "
             "CASE WHEN http_status IS NULL THEN error_message END"
         )
@@ -234,7 +235,7 @@ class Queries(LedgerDB):
         """Failed rows: transient (retried later) and permanent."""
         counts = {"transient": 0, "permanent": 0}
         for row in self.db.query(
-            "SELECT transient, COUNT(*) AS n FROM engagements WHERE status = 'failed' "
+            f"SELECT transient, COUNT(*) AS n FROM engagements WHERE status = '{Status.FAILED}' "
             "GROUP BY transient"
         ):
             counts["transient" if row["transient"] else "permanent"] = row["n"]
@@ -246,6 +247,6 @@ class Queries(LedgerDB):
             row["s"]: row["n"]
             for row in self.db.query(
                 "SELECT COALESCE(processing_status, 'not verified') AS s, COUNT(*) AS n "
-                "FROM engagements WHERE status IN ('created', 'existing') GROUP BY s"
+                f"FROM engagements WHERE status IN {IMPORTED} GROUP BY s"
             )
         }
