@@ -46,6 +46,18 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 """stdout was closed early (``importer plan ... | head``): 128 + SIGPIPE, as the shell says."""
 
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "every row is in AskElephant (or skipped: nothing to import)",
+    EXIT_ROWS_FAILED: "the run finished, but some rows are invalid, failed or changed",
+    EXIT_USAGE: "bad usage, manifest, mapping or ledger",
+    EXIT_ABORTED: "aborted: bad key, missing scope, wrong URL, server unavailable",
+    EXIT_INTERNAL: "internal error (a bug: please report it)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C, SIGTERM); run again to resume",
+    EXIT_BROKEN_PIPE: "stdout closed early (piped into head): nothing else went wrong",
+}
+"""Every exit code and its meaning, written once: ``importer --help`` shows this table and
+a test holds the README's table to it."""
+
 
 class ImporterError(Exception):
     """Base of every error the CLI turns into a message and an exit code."""

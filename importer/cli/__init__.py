@@ -2,10 +2,7 @@
 
 The group and the error mapping are here, the only place the importer exits; the commands
 live by kind in ``importing``, ``audit`` and ``tools``, their shared options in ``options``.
-
-Exit codes: 0 every row is in AskElephant (or skipped); 1 finished, but some rows are
-invalid, failed or changed; 2 bad usage, manifest, mapping or ledger; 3 aborted
-(credential, scope, wrong URL, server unavailable); 70 internal error; 130 interrupted.
+The exit codes are ``importer.errors.EXIT_CODES``, shown at the end of ``importer --help``.
 """
 
 from __future__ import annotations
@@ -25,6 +22,7 @@ from importer.cli.tools import init, sandbox
 from importer.errors import (
     EXIT_ABORTED,
     EXIT_BROKEN_PIPE,
+    EXIT_CODES,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     ImporterError,
@@ -122,25 +120,21 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _exit_codes_epilog() -> str:
+    """The exit-code table of ``importer.errors``, kept unwrapped by click (``\\b``)."""
+    lines = [f"  {code:<3} {meaning}" for code, meaning in EXIT_CODES.items()]
+    return "\b\nExit codes:\n" + "\n".join(lines)
+
+
 @click.group(
     cls=ImporterGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=_exit_codes_epilog(),
 )
 @click.version_option(__version__, prog_name="importer")
 def cli() -> None:
     """Import call and meeting recordings from a CRM export into AskElephant (or DevRev
-    engagements with --target devrev), exactly once.
-
-    \b
-    Exit codes:
-      0   every row is in AskElephant (or skipped: nothing to import)
-      1   the run finished, but some rows are invalid, failed or changed
-      2   bad usage, manifest, mapping or ledger
-      3   aborted: bad key, missing scope, wrong URL, server unavailable
-      70  internal error (a bug: please report it)
-      130 interrupted (Ctrl-C, SIGTERM); run again to resume
-      141 stdout closed early (piped into head): nothing else went wrong
-    """
+    engagements with --target devrev), exactly once."""
 
 
 for command in (run, plan, status, report, retry, sync_contacts, verify, reconcile, init, sandbox):
