@@ -101,5 +101,30 @@ def test_every_doc_in_docs_is_linked_from_the_readme() -> None:
         assert f"(docs/{doc.name}" in readme, doc.name
 
 
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def anchors(doc: Path) -> set[str]:
+    """GitHub's anchors for a Markdown file's headings: lower case, punctuation dropped."""
+    headings = re.findall(r"^#+ (.+)$", doc.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return {
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings
+    }
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda path: path.name)
+def test_every_link_between_the_docs_leads_somewhere(doc: Path) -> None:
+    broken = []
+    for target in LINK.findall(doc.read_text(encoding="utf-8")):
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (doc.parent / path).resolve() if path else doc
+        if not linked.is_file() or (anchor and anchor not in anchors(linked)):
+            broken.append(target)
+
+    assert broken == []
+
+
 def test_the_readme_is_at_most_450_lines() -> None:
     assert len(README.read_text(encoding="utf-8").splitlines()) <= 450
