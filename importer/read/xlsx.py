@@ -2,7 +2,7 @@
 
 openpyxl's read-only mode parses the sheet's XML as it goes (``pandas.read_excel`` would
 load the whole sheet first); only the workbook's shared strings table, where Excel keeps
-the text of every text cell, is held whole (about 0.4 KB a row, see the README).
+the text of every text cell, is held whole (about 0.4 KB a row, see docs/manifests.md).
 Date cells arrive as real ``datetime`` values, not as the text a locale would show.
 """
 
