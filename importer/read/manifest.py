@@ -7,7 +7,7 @@ line number. Its encoding and delimiter come from the file or the options
 numbers rows; Parquet goes through pyarrow record batches. Either way memory holds one
 batch. A report footer after the last record (``footers``) is dropped, and counted.
 
-    >>> sample = Path(__file__).parent.parent / "manifests" / "sample.csv"
+    >>> sample = Path(__file__).parents[2] / "manifests" / "sample.csv"
     >>> for batch in read_manifest(sample, batch_size=2):
     ...     print([(row.row_number, row.cells["id"]) for row in batch])
     ...     break
