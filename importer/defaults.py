@@ -16,8 +16,9 @@ READ_TIMEOUT = 300.0
 """Seconds to wait for an answer: AskElephant fetches the media during the create."""
 VERIFY_TIMEOUT = 600.0
 """``importer verify --wait``: seconds to poll before giving up."""
-TIMEZONE = "UTC"
-"""Zone for start_at values written without an offset."""
+TIMEZONE: str | None = None
+"""Zone for start_at values written without an offset: none until chosen (``--timezone``,
+``[formats] timezone``), and a file with such values is refused until then."""
 ON_CHANGE = "report"
 """``--on-change``: a row changed since import counts against the exit code."""
 ON_SAME_RECORDING = "warn"

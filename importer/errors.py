@@ -3,6 +3,8 @@
     ImporterError                 every error a user can see; carries an exit code
     ├── UsageError                bad options, key or base URL (exit 2)
     │   ├── ChoiceError           a choice that cannot work (unknown time zone...), by option
+    │   ├── ZoneNotChosen         naive times and no --timezone / [formats] timezone (exit 2)
+    │   ├── ZoneChanged           the ledger's rows were read in another zone (exit 2)
     │   ├── ManifestError         the manifest file as a whole is unreadable (exit 2)
     │   ├── MappingError          the mapping file is wrong (exit 2)
     │   └── LedgerError           the ledger cannot be used: busy, corrupt, read-only (exit 2)
@@ -46,6 +48,14 @@ class UsageError(ImporterError):
 
 class PrefixChanged(UsageError):
     """Rows imported under one external_id prefix would be sent again under another."""
+
+
+class ZoneNotChosen(UsageError):
+    """The manifest has times without an offset, and no time zone says how to read them."""
+
+
+class ZoneChanged(UsageError):
+    """Rows imported with times read in one zone would now be read in another."""
 
 
 class ChoiceError(UsageError):

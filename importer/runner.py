@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from importer.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_ROWS_FAILED,
+    EXIT_USAGE,
     ImporterError,
     LedgerFull,
     UsageError,
@@ -38,11 +40,11 @@ from importer.report.files import PlanPrinter, write_reports
 from importer.report.reconcile import ReconcileResult, Scope, reconcile, reconcile_scope
 from importer.report.status import ledger_status
 from importer.report.verify import VerifyResult, VerifySettings, verify
-from importer.rows.init import propose_mapping, render_mapping, summary_lines
+from importer.rows.init import propose_mapping, render_mapping, summary_lines, zone_question
 from importer.send.retry import RetrySettings
 from importer.send.sender import SendSettings
 from importer.send.stopping import run_until_stopped, stop_on_signals
-from importer.settings import ImportSettings
+from importer.settings import ImportSettings, ReadingChoices
 from importer.targets.askelephant import check_base_url
 from importer.targets.base import Target
 from importer.targets.registry import DEFAULT_TARGET, TargetKind, target_kind
@@ -371,6 +373,18 @@ def write_ledger_reports(
             raise UsageError(f"cannot write the reports into {out} ({error.strerror})") from None
 
 
+@dataclass(frozen=True)
+class InitAnswers:
+    """``importer init``'s questions, answered by options (scripts) or by a person."""
+
+    timezone: str | None = None
+    """``--timezone``: the zone of times without an offset."""
+    date_order: str | None = None
+    """``--dayfirst`` / ``--monthfirst``."""
+    ask: Callable[[str], str] | None = None
+    """Asks a question at a terminal; None (no terminal): never waits for an answer."""
+
+
 def init_mapping(
     manifest: Path,
     out: Path,
@@ -379,16 +393,25 @@ def init_mapping(
     sheet: str | None,
     *,
     force: bool,
-) -> list[str]:
-    """``importer init``: write a mapping guessed from the manifest; what was found, said."""
+    answers: InitAnswers | None = None,
+) -> tuple[list[str], int]:
+    """``importer init``: write a mapping guessed from the manifest; what was found, said,
+    and the exit code (2 when no column can be the id)."""
+    answers = answers or InitAnswers()
     if out.exists() and not force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
+    ReadingChoices(timezone=answers.timezone).check()
     source = SourceOptions(
         delimiter=delimiter_option(delimiter), encoding=encoding_option(encoding), sheet=sheet
     )
-    guess = propose_mapping(manifest, source)
+    guess = dataclasses.replace(propose_mapping(manifest, source), date_order=answers.date_order)
+    zone = answers.timezone
+    if zone is None and guess.naive and answers.ask is not None:
+        zone = answers.ask(zone_question(guess))
+        ReadingChoices(timezone=zone).check()
+    guess = dataclasses.replace(guess, timezone=zone)
     try:
         out.write_text(render_mapping(guess, str(manifest)), encoding="utf-8")
     except OSError as error:
         raise UsageError(f"cannot write {out} ({error.strerror})") from None
-    return summary_lines(guess, str(out))
+    return summary_lines(guess, str(out)), 0 if "id" in guess.columns else EXIT_USAGE

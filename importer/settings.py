@@ -52,7 +52,8 @@ class ReadingChoices:
     """The TOML mapping file; None uses the default column names."""
     source_system: str | None = None
     prefix: str | None = None
-    timezone: str = defaults.TIMEZONE
+    timezone: str | None = defaults.TIMEZONE
+    """``--timezone``; None: the mapping's ``[formats] timezone``, else not chosen."""
     run_workflows: bool = False
     batch_size: int = defaults.BATCH_SIZE
     skip_without_media: bool = False
@@ -97,7 +98,8 @@ class ReadingChoices:
                 "--target",
             )
         try:
-            ZoneInfo(self.timezone)
+            if self.timezone is not None:
+                ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ChoiceError(
                 f"unknown time zone {self.timezone!r}; use an IANA name such as UTC or "
@@ -199,7 +201,7 @@ class ImportSettings:
             mapping=MappingOptions(
                 source_system=reading.source_system,
                 prefix=reading.prefix,
-                timezone=reading.timezone,
+                timezone=reading.timezone or columns.timezone,
                 run_workflows=reading.run_workflows,
                 columns=columns,
                 skip_without_media=reading.skip_without_media or columns.skip_without_media,
@@ -222,6 +224,7 @@ class ImportSettings:
             "version": RECORD_VERSION,
             **self.reading.to_record(),
             "allow_new_prefix": self.recordings.allow_new_prefix,
+            "allow_new_timezone": self.recordings.allow_new_timezone,
             "on_same_recording": self.recordings.on_same_recording,
         }
 
@@ -244,6 +247,7 @@ class ImportSettings:
             contacts_only=contacts_only,
             recordings=RecordingOptions(
                 allow_new_prefix=bool(record.get("allow_new_prefix")),
+                allow_new_timezone=bool(record.get("allow_new_timezone")),
                 on_same_recording=record.get("on_same_recording") or defaults.ON_SAME_RECORDING,
             ),
         )

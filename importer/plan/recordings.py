@@ -46,6 +46,8 @@ class RecordingOptions:
     """``--allow-new-prefix`` and ``--on-same-recording``."""
 
     allow_new_prefix: bool = False
+    allow_new_timezone: bool = False
+    """``--allow-new-timezone``: read naive times in a zone other than the ledger's rows'."""
     on_same_recording: str = defaults.ON_SAME_RECORDING
     """``warn``: listed, counted and sent; ``skip``: not sent, recorded ``skipped``."""
 

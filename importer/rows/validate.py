@@ -34,7 +34,7 @@ from importer.rows.cells import (
 from importer.rows.dates import DateStyle, parse_start_at
 from importer.rows.hashes import payload_hash
 from importer.rows.mapping import ColumnMapping
-from importer.rows.participants import parse_participants
+from importer.rows.participants import merge_people, parse_participants
 
 TranscriptReader = Callable[[str], str]
 """Reads a transcript_path cell; raises ``TranscriptUnavailable`` with a reason."""
@@ -57,8 +57,8 @@ class MappingOptions:
     """Used when the row has no source_system cell."""
     prefix: str | None = None
     """external_id prefix; None means ``<source_system>:``."""
-    timezone: str = defaults.TIMEZONE
-    """Zone for naive start_at values."""
+    timezone: str | None = defaults.TIMEZONE
+    """Zone for naive start_at values; None: a naive value is invalid (never read as UTC)."""
     run_workflows: bool = False
     columns: ColumnMapping = field(default_factory=ColumnMapping)
     skip_without_media: bool = False
@@ -220,7 +220,11 @@ def map_row(
         checker.fail("is_private", "boolean", f"must be true or false, not {is_private!r}")
 
     try:
-        participants = parse_participants(values["participants"])
+        if "participants" in options.columns.joined:  # one list of people from several columns
+            parts = options.columns.parts_of("participants", cells)
+            participants = merge_people([parse_participants(part) for part in parts])
+        else:
+            participants = parse_participants(values["participants"])
     except InvalidCell as error:
         checker.fail("participants", "participants", str(error))
         participants = []
