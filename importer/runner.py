@@ -381,6 +381,8 @@ class InitAnswers:
     """``--timezone``: the zone of times without an offset."""
     date_order: str | None = None
     """``--dayfirst`` / ``--monthfirst``."""
+    source_system: str | None = None
+    """``--source-system``: written as ``[defaults] source_system`` when no column holds it."""
     ask: Callable[[str], str] | None = None
     """Asks a question at a terminal; None (no terminal): never waits for an answer."""
 
@@ -405,6 +407,12 @@ def init_mapping(
         delimiter=delimiter_option(delimiter), encoding=encoding_option(encoding), sheet=sheet
     )
     guess = dataclasses.replace(propose_mapping(manifest, source), date_order=answers.date_order)
+    if answers.source_system and "source_system" not in guess.columns:
+        guess = dataclasses.replace(
+            guess,
+            defaults={**guess.defaults, "source_system": answers.source_system},
+            unmapped_fields=[f for f in guess.unmapped_fields if f != "source_system"],
+        )
     zone = answers.timezone
     if zone is None and guess.naive and answers.ask is not None:
         zone = answers.ask(zone_question(guess))

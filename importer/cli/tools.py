@@ -32,6 +32,11 @@ from importer.sandbox.settings import Faults, SandboxSettings, parse_key, parse_
     "written as [formats] timezone. Without it init asks at a terminal, and elsewhere "
     "leaves the question in the file (plan and run refuse such times until it is answered).",
 )
+@click.option(
+    "--source-system",
+    help="source_system of every row (e.g. sheets), written as [defaults] source_system when "
+    "no column holds it.",
+)
 @click.option("--dayfirst", is_flag=True, help="Numeric dates are day first: [formats].")
 @click.option("--monthfirst", is_flag=True, help="Numeric dates are month first: [formats].")
 @source_options
@@ -42,6 +47,7 @@ def init(
     out: Path,
     force: bool,
     timezone: str | None,
+    source_system: str | None,
     dayfirst: bool,
     monthfirst: bool,
     delimiter: str | None,
@@ -61,6 +67,7 @@ def init(
     answers = InitAnswers(
         timezone=timezone,
         date_order="dayfirst" if dayfirst else "monthfirst" if monthfirst else None,
+        source_system=source_system,
         ask=_ask_zone if _at_terminal() else None,
     )
     lines, code = init_mapping(

@@ -218,7 +218,7 @@ VALUE_CHECKS: dict[str, tuple[str, Callable[[str], bool]]] = {
 # Header words that make a column a guess for a field when no synonym matched.
 GUESS_WORDS = {
     "id": ("id",),
-    "title": ("title", "subject", "name"),
+    "title": ("title", "subject"),  # never "name": a column of names names people
     "media_url": ("recording", "media", "audio", "video", "url"),
     "start_at": ("date", "time", "start"),
     "participants": ("participant", "attendee", "email"),
@@ -428,8 +428,11 @@ def _joined_proposals(
         and (seen := [v for r in rows if (v := r.get(h, "").strip())])
         and all(_is_email_people(v) for v in seen)
     ]
-    if len(people) > 1 or (people and "participants" not in columns):
+    if len(people) > 1:
         joined["participants"] = tuple(people)
+    elif people and "participants" not in columns:
+        columns["participants"] = people[0]
+        used.add(people[0])
     if "id" not in columns:
         start = joined.get("start_at") or ((columns["start_at"],) if "start_at" in columns else ())
         for header in _id_like(headers):
@@ -593,14 +596,19 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
             "skip_without_media = true",
         ]
     formats = guess.formats()
-    if formats or guess.naive:
+    question = _comment_text(guess.date_question or "") if guess.date_order is None else ""
+    if formats or guess.naive or question:
         lines += [
             "",
             "# [formats]: how start_at is written, and the zone of times without an offset.",
+            "[formats]" if formats else "# [formats]",
         ]
-        lines.append("[formats]" if formats else "# [formats]")
     if "start_at" in formats:
         lines.append(f"start_at = {_toml_string(formats['start_at'])}")
+    elif question:
+        lines.append("# " + question)
+        if "day-first" in question:
+            lines.append('# start_at = "monthfirst"')
     if "timezone" in formats:
         lines.append(f"timezone = {_toml_string(formats['timezone'])}")
     elif guess.naive:
@@ -608,11 +616,6 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
             '# timezone = "America/New_York"   # required: the times have no offset '
             "(importer init --timezone ZONE writes it)"
         )
-    if guess.date_question and guess.date_order is None:
-        question = _comment_text(guess.date_question)
-        lines += ["", "# " + question]
-        if "day-first" in question and not formats:
-            lines += ["# [formats]", '# start_at = "monthfirst"']
     if guess.unused_columns:
         unused = ", ".join(_comment_text(name) for name in guess.unused_columns)
         lines += ["", "# Columns not used: " + unused]
@@ -658,10 +661,13 @@ def summary_lines(guess: MappingGuess, out: str) -> list[str]:
             kind = "guessed" if name in guess.guessed else "mapped"
             lines.append(f"  {kind + ':':<9}{name} <- {guess.columns[name]!r}")
     if "source_system" in guess.defaults:
-        lines.append(
-            f'  default: source_system = "{guess.defaults["source_system"]}" (the headers look '
-            f"like {_a(guess.defaults['source_system'])} export)"
+        system = guess.defaults["source_system"]
+        why = (
+            f"the headers look like {_a(system)} export"
+            if system == guess.source_system
+            else "--source-system"
         )
+        lines.append(f'  default: source_system = "{system}" ({why})')
     if "type" in guess.defaults:
         lines.append(
             f'  default: type = "{guess.defaults["type"]}" (no column holds CALL or MEETING)'
