@@ -11,7 +11,6 @@ from importer.errors import MappingError
 from importer.rows.cells import InvalidCell
 from importer.rows.mapping import load_mapping
 from importer.rows.participants import parse_participants
-from importer.runner import InitAnswers, init_mapping
 from tests.conftest import SandboxProcess
 from tests.factories import ledger_rows, row, run_args, run_cli, write_manifest
 
@@ -149,6 +148,8 @@ def test_init_without_a_terminal_never_waits_and_leaves_the_question(tmp_path: P
 def test_init_asks_the_zone_at_a_terminal_and_shows_rows_in_it_and_in_utc(
     tmp_path: Path,
 ) -> None:
+    from importer.runner import InitAnswers, init_mapping
+
     asked: list[str] = []
 
     def ask(question: str) -> str:
