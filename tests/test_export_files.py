@@ -39,7 +39,9 @@ def write_text(path: Path, lines: list[list[str]], delimiter: str, encoding: str
 
 
 def plan(manifest: Path, *options: str) -> tuple[int, str, str]:
-    result = run_cli(["plan", str(manifest), "--ledger", str(manifest.parent / "l.db"), *options])
+    """``importer plan`` with the zone chosen (UTC), as its naive times need."""
+    ledger = str(manifest.parent / "l.db")
+    result = run_cli(["plan", str(manifest), "--ledger", ledger, "--timezone", "UTC", *options])
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -298,7 +300,7 @@ def test_rows_not_utf8_past_the_sample_are_row_errors_with_one_word_for_the_file
 def test_later_commands_read_dates_as_the_run_did(sandbox: SandboxProcess, tmp_path: Path) -> None:
     path = dated(tmp_path, "03/05/2024 2:30 PM", "04/06/2024 9:00 AM")
     ledger = tmp_path / "ledger.db"
-    assert run(sandbox, path, ledger, "--dayfirst").exit_code == 0
+    assert run(sandbox, path, ledger, "--dayfirst", "--timezone", "UTC").exit_code == 0
 
     args = ["sync-contacts", str(path), "--ledger", str(ledger), "--base-url", sandbox.base_url]
     result = run_cli([*args, "--no-progress"], sandbox.api_key)
