@@ -21,6 +21,7 @@ from importer.rows.dates import (
     DAYFIRST,
     MONTHFIRST,
     NO_ZONE_HINT,
+    US_ZONES,
     DateStyle,
     decide_order,
     is_naive,
@@ -89,6 +90,19 @@ def require_zone(
             if any(is_naive(value, s) for s in styles):
                 shown = "; ".join(f"in {z}: {_reading(value, z, DAYFIRST)}" for z in earlier or [])
                 hint = f" Earlier runs on this ledger read times in {shown}." if shown else ""
+                zoned = split_zone_name(value)
+                if zoned is not None:  # EST names several zones: which one is the user's
+                    name = zoned[1]
+                    example = US_ZONES.get(name[0], "") if name[1:] in ("ST", "DT") else ""
+                    hint += (
+                        f" {name!r} is an abbreviation, not a zone"
+                        + (
+                            f" (e.g. America/New_York for EST: {example} for {name})"
+                            if example
+                            else ""
+                        )
+                        + "."
+                    )
                 raise ZoneNotChosen(
                     f"{manifest}: column {column!r} has times without an offset (row "
                     f"{row.row_number} {value.strip()!r}), and no time zone says where they "
