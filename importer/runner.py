@@ -317,7 +317,7 @@ def plan_report(settings: ImportSettings, ledger_path: Path, out: Path | None) -
         handle = open_for_writing(out) if out else None
         try:
             printer = PlanPrinter(
-                csv_handle=handle, start_at_column=settings.mapping.columns.column_of("start_at")
+                csv_handle=handle, start_at_column=settings.mapping.columns.columns_of("start_at")
             )
             plan_manifest(settings, ledger, printer, on_notice=printer.notices.append)
         finally:

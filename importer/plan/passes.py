@@ -276,15 +276,19 @@ def refuse_changed_prefixes(
 
 
 def refuse_changed_zone(ledger: Ledger, settings: ImportSettings, prefixes: set[str]) -> None:
-    """Before any request: rows of the same source (external_id prefix) imported with their
-    times read in another zone. Refused (exit 2) unless ``--allow-new-timezone``: the same
-    export read in two zones lands hours apart."""
+    """Before any request: the latest rows of the same source (external_id prefix) were
+    imported with their times read in another zone. Refused (exit 2) unless
+    ``--allow-new-timezone`` (after which the new zone is the one kept): the same export
+    read in two zones lands hours apart."""
     zone = settings.mapping.timezone
     if not prefixes or zone is None or settings.contacts_only:
         return
     if settings.recordings.allow_new_timezone:
         return
-    others = [found for found in ledger.zones_read(prefixes) if found[1] != zone]
+    latest: dict[str, tuple[str, str, int, str]] = {}
+    for found in ledger.zones_read(prefixes):
+        latest.setdefault(found[0], found)  # the zone its latest rows were read in
+    others = [found for found in latest.values() if found[1] != zone]
     if not others:
         return
     prefix, other, rows, example = others[0]
