@@ -296,8 +296,8 @@ def refuse_changed_zone(ledger: Ledger, settings: ImportSettings, prefixes: set[
         f"{rows:,} row(s) of this source (prefix {prefix!r}, e.g. {example}) were imported "
         f"with times without an offset read in {other}; this run reads them in {zone}, so the "
         f"same export would land hours apart. Pass --timezone {other} (or set [formats] "
-        f'timezone = "{other}" in the mapping), or --allow-new-timezone if {zone} is right '
-        "from now on"
+        f'timezone = "{other}" in the mapping), or --allow-new-timezone to read them in '
+        f"{zone} (the rows it sends are recorded in {zone})"
     )
 
 
