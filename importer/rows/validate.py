@@ -5,7 +5,7 @@ passes in, so tests give a dictionary and the pipeline gives the file system.
 
     >>> cells = {"id": "7", "type": "call", "title": "Intro", "source_system": "salesforce",
     ...          "media_url": "https://media.example.com/7.mp3", "start_at": "2024-05-01 14:30"}
-    >>> row = map_row(cells, 2, MappingOptions())
+    >>> row = map_row(cells, 2, MappingOptions(timezone="UTC"))
     >>> row.payload["external_id"], row.payload["type"], row.payload["start_at"]
     ('salesforce:7', 'CALL', '2024-05-01T14:30:00+00:00')
     >>> print(map_row({**cells, "title": " "}, 3, MappingOptions()).errors[0])
