@@ -123,6 +123,8 @@ def test_mapping_zone_and_lists(tmp_path: Path) -> None:
     assert fields["start_at"] == "11/05/2025 2:15 PM"
     assert fields["id"] == "854 1|x"
     assert mapping.column_of("participants") == "A + B"
+    assert mapping.fields_of({"Meeting ID": "854 1"})["id"] == "854 1|"  # never "854 1"
+    assert mapping.fields_of({})["id"] == ""
     path.write_text('[formats]\ntimezone = "Mars/Olympus"\n', encoding="utf-8")
     with pytest.raises(MappingError, match="is not a time zone"):
         load_mapping(path)

@@ -59,6 +59,17 @@ JOINED_FIELDS = {"id": "|", "start_at": " ", "participants": "\n"}
 """Fields a list of columns may feed, and how their cells are joined: an id from several
 columns is ``Meeting ID|Start Time`` (the cells as written), a date and a time are read as
 one value, and people from several columns are one list."""
+
+
+def join_cells(field_name: str, cells: list[str]) -> str:
+    """One value from several cells: blank ones left out, except in an id, whose parts keep
+    their places (``854 1234 5678|`` never passes for the id ``854 1234 5678``)."""
+    parts = [cell.strip() for cell in cells]
+    if field_name == "id":
+        return JOINED_FIELDS["id"].join(parts) if any(parts) else ""
+    return JOINED_FIELDS[field_name].join(part for part in parts if part)
+
+
 TIMEZONE_KEY = "timezone"
 """``[formats] timezone`` (or ``[defaults] timezone``): the zone of naive times."""
 
@@ -89,8 +100,7 @@ class ColumnMapping:
         values: dict[str, str] = {}
         for name, column, folded, default in self._readers:
             if isinstance(column, tuple):
-                separator = JOINED_FIELDS[name]
-                value = separator.join(v for c in column if (v := cells.get(c, "").strip()))
+                value = join_cells(name, [cells.get(c, "") for c in column])
             else:
                 value = cells.get(column, "")
             if folded is not None:
@@ -138,7 +148,7 @@ class ColumnMapping:
         columns = self.columns_of(field_name)
         if len(columns) == 1:
             return cells.get(columns[0], "")
-        return JOINED_FIELDS[field_name].join(v for c in columns if (v := cells.get(c, "").strip()))
+        return join_cells(field_name, [cells.get(c, "") for c in columns])
 
     def parts_of(self, field_name: str, cells: MappingABC[str, str]) -> list[str]:
         """The field's cells one by one (people from several columns are read column by
