@@ -45,7 +45,7 @@ from importer.rows.dates import (
     parse_start_at,
     split_zone_name,
 )
-from importer.rows.mapping import FIELDS, REQUIRED_FIELDS, tomllib
+from importer.rows.mapping import FIELDS, REQUIRED_FIELDS, join_cells, tomllib
 from importer.rows.participants import parse_participants
 
 TRUE_FALSE = {"true", "false", "yes", "no", "y", "n", "1", "0", "t", "f"}
@@ -126,7 +126,6 @@ PERSON_WORDS = {
     "employee",
     "associated",
 }
-EMAIL_WORDS = {"email", "mail", "e mail"}
 TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?\s*(?:[AaPp]\.?[Mm]\.?)?")
 
 
@@ -353,18 +352,9 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
         guessed.discard(name)
     unmapped = [f for f in FIELDS if f not in columns and f not in defaults]
     unused = [h for h in headers if h not in used]
-    starts = (
-        [
-            " ".join(
-                v
-                for c in joined.get("start_at", (columns.get("start_at", ""),))
-                if (v := r.get(c, "").strip())
-            )
-            for r in rows
-        ]
-        if "start_at" in columns
-        else []
-    )
+    start_columns = joined.get("start_at") or tuple(c for c in [columns.get("start_at")] if c)
+    starts = [join_cells("start_at", [r.get(c, "") for c in start_columns]) for r in rows]
+    starts = starts if start_columns else []
     question = _date_question(starts)
     naive = [
         (number, value)
