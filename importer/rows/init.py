@@ -336,7 +336,7 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
         if found is not None:
             columns[name] = found
             used.add(found)
-    joined = _joined_proposals(headers, rows, columns, used, refused)
+    joined = _joined_proposals(headers, rows, columns, used)
     defaults: dict[str, str] = {}
     system = detect_system(headers)
     if "type" not in columns:
@@ -400,10 +400,10 @@ def _joined_proposals(
     rows: list[dict[str, str]],
     columns: dict[str, str],
     used: set[str],
-    refused: dict[str, str],
 ) -> dict[str, tuple[str, ...]]:
     """Fields best read from several columns: a date column with a time column, every
-    column of people with emails, and an id that repeats with the start time beside it."""
+    column of people with emails, and an id that repeats with the start time beside it.
+    A lone column of people with emails is added to ``columns`` (and ``used``) instead."""
     joined: dict[str, tuple[str, ...]] = {}
     free = [h for h in headers if h not in used]
     if "start_at" not in columns:
