@@ -251,7 +251,7 @@ def test_an_undecidable_file_asks_once(tmp_path: Path) -> None:
         f"error: {path}: column 'start_at' has dates that read two ways and no day above 12 "
         "to settle it: row 2 '03/05/2024 2:30 PM' is 2024-05-03T14:30:00+00:00 day-first or "
         "2024-03-05T14:30:00+00:00 month-first; pass --dayfirst or --monthfirst (or [formats] "
-        'start_at = "monthfirst" in the mapping)\n'
+        'start_at = "monthfirst" in the mapping; --date-format gives the exact format)\n'
     )
     code, _, _ = plan(path, "--dayfirst", "--out", str(tmp_path / "plan.csv"))
     assert code == 0

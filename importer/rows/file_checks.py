@@ -141,7 +141,8 @@ def settle_dates(
             str(manifest),
             f"column {column!r} mixes date orders: row {row_a} {value_a!r} can only be "
             f"{how_a} and row {row_b} {value_b!r} only {how_b}; pass --date-format with "
-            "the format of most rows (rows in another format are then reported)",
+            "the format of most rows, or set [formats] start_at in the mapping (rows in "
+            "another format are then reported)",
             column=column,
         )
     if decision.order is None:
@@ -159,7 +160,7 @@ def settle_dates(
             f"column {column!r} has dates that read two ways and no day above 12 to settle "
             f"it: row {row} {value!r} is {day_first} day-first or {month_first} month-first; "
             'pass --dayfirst or --monthfirst (or [formats] start_at = "monthfirst" in the '
-            "mapping)",
+            "mapping; --date-format gives the exact format)",
             column=column,
         )
     settled = dataclasses.replace(options, dates=DateStyle(order=decision.order))
