@@ -4,6 +4,8 @@
     ├── UsageError                bad options, key or base URL (exit 2)
     │   ├── PrefixChanged         rows imported under one id prefix, now sent under another
     │   ├── ChoiceError           a choice that cannot work (unknown time zone...), by option
+    │   ├── ZoneNotChosen         naive times and no --timezone / [formats] timezone (exit 2)
+    │   ├── ZoneChanged           the ledger's rows were read in another zone (exit 2)
     │   ├── ManifestError         the manifest file as a whole is unreadable (exit 2)
     │   ├── MappingError          the mapping file is wrong (exit 2)
     │   ├── LedgerError           the ledger cannot be used: busy, corrupt, read-only (exit 2)
@@ -22,6 +24,7 @@
 
     Signals inside a stage, never shown as they are (each becomes a value or one of the above):
     InvalidCell (ValueError)      a cell cannot be read as its field: a RowError for its row
+    └── NaiveTime                 a time without an offset, and no zone chosen
     TranscriptUnavailable         a transcript_path that cannot be read: a RowError
     BadRedirect                   a media Location clients read differently: not followed
     TooManyRedirects              a media URL still redirecting after the limit
@@ -71,6 +74,14 @@ class UsageError(ImporterError):
 
 class PrefixChanged(UsageError):
     """Rows imported under one external_id prefix would be sent again under another."""
+
+
+class ZoneNotChosen(UsageError):
+    """The manifest has times without an offset, and no time zone says how to read them."""
+
+
+class ZoneChanged(UsageError):
+    """Rows imported with times read in one zone would now be read in another."""
 
 
 class ChoiceError(UsageError):
@@ -245,3 +256,7 @@ class OutageTooLong(Exception):
     def __init__(self, error: ServerUnavailable) -> None:
         self.error = error
         super().__init__(str(error))
+
+
+class NaiveTime(InvalidCell):
+    """A time without an offset, and no zone chosen to read it in."""

@@ -38,6 +38,7 @@ from importer.plan.passes import (
     prepare,
     read_notices,
     refuse_changed_prefixes,
+    refuse_changed_zone,
 )
 from importer.plan.planner import PlannedRow, plan_row
 from importer.read.kinds import check_readable
@@ -79,8 +80,9 @@ def reject_of(planned: PlannedRow, manifest: str) -> Reject | None:
     return None
 
 
-def work_item(planned: PlannedRow, manifest: str) -> WorkItem:
-    """The create request (or contacts-only update) for a planned row."""
+def work_item(planned: PlannedRow, manifest: str, timezone: str | None = None) -> WorkItem:
+    """The create request (or contacts-only update) for a planned row; ``timezone``: the
+    zone its time without an offset was read in, recorded with it."""
     row = planned.row
     assert row.payload is not None and row.external_id is not None
     return WorkItem(
@@ -95,6 +97,8 @@ def work_item(planned: PlannedRow, manifest: str) -> WorkItem:
         contacts_only=not planned.sends,
         engagement_id=planned.engagement_id,
         sent_before=planned.sent_before,
+        source_id=row.source_id,
+        timezone=timezone,
     )
 
 
@@ -119,6 +123,7 @@ def take_stock(
     contacts_only: bool,
     summary: RunSummary,
     reporter: Reporter,
+    timezone: str | None = None,
 ) -> BatchStock:
     """Sort a planned batch; count, and report, the rows it does not send. Writes nothing."""
     stock = BatchStock()
@@ -154,7 +159,7 @@ def take_stock(
                     planned.row.external_id or "", planned.row.row_number, shown, planned.reason
                 )
     stock.work = [
-        work_item(planned, manifest)
+        work_item(planned, manifest, timezone)
         for planned in batch
         if planned.sync_contacts or (planned.sends and not contacts_only)
     ]
@@ -176,7 +181,7 @@ async def run_import(
     reporter.notice(target_line(target, str(settings.manifest)))
     check_readable(settings.manifest)  # a typo in the path is said before any request
     await check_key(target)  # a refused key stops here, before the file is even read
-    settings, notices = prepare(settings)
+    settings, notices = prepare(settings, ledger)
     for notice in notices:
         reporter.notice(notice)
     if settings.check_media:
@@ -192,11 +197,13 @@ async def run_import(
         ]
         ledger.add_rejects([r for r in rejects if r is not None], run_id)
 
-    index, duplicates, seen = index_manifest(ledger, settings, stats, record_rejects)
+    prefixes: set[str] = set()
+    index, duplicates, seen = index_manifest(ledger, settings, stats, record_rejects, prefixes)
     for notice in read_notices(settings, stats):
         reporter.notice(notice)
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
     refuse_changed_prefixes(index, settings, conflicting)
+    refuse_changed_zone(ledger, settings, prefixes)
     ahead = index.summary(
         conflicting,
         only_failed=settings.plan.only_failed,
@@ -229,7 +236,14 @@ async def run_import(
             for batch in planned_batches(ledger, settings, duplicates, index):
                 # The whole batch is judged and recorded before any of it is queued: a stop
                 # while a queue slot is awaited must not lose a row already reported.
-                stock = take_stock(batch, manifest_key, settings.contacts_only, summary, reporter)
+                stock = take_stock(
+                    batch,
+                    manifest_key,
+                    settings.contacts_only,
+                    summary,
+                    reporter,
+                    settings.mapping.timezone,
+                )
                 ledger.add_rejects(stock.rejects, run_id)
                 ledger.note_changes(stock.changed, stock.unchanged)
                 ledger.note_recordings(stock.imported)
@@ -325,13 +339,15 @@ def plan_manifest(
     on_notice: Callable[[str], None] | None = None,
 ) -> Counter[Action]:
     """The plan alone: every row's action, sending no create and writing nothing."""
-    settings, notices = prepare(settings)
+    settings, notices = prepare(settings, ledger)
     if settings.check_media:
         from importer.events import HumanReporter
 
         asyncio.run(preflight_media(ledger, settings, reporter or HumanReporter()))
     stats = ReadStats()
-    index, duplicates, _ = index_manifest(ledger, settings, stats)
+    prefixes: set[str] = set()
+    index, duplicates, _ = index_manifest(ledger, settings, stats, prefixes=prefixes)
+    refuse_changed_zone(ledger, settings, prefixes)
     for notice in [*notices, *read_notices(settings, stats)]:
         if on_notice is not None:
             on_notice(notice)

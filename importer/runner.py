@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from importer.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_ROWS_FAILED,
+    EXIT_USAGE,
     ImporterError,
     LedgerFull,
     UsageError,
@@ -34,7 +36,7 @@ from importer.report.files import PlanPrinter, write_reports
 from importer.report.reconcile import ReconcileResult, Scope, reconcile, reconcile_scope
 from importer.report.status import ledger_status
 from importer.report.verify import VerifyResult, verify
-from importer.rows.init import propose_mapping, render_mapping, summary_lines
+from importer.rows.init import propose_mapping, render_mapping, summary_lines, zone_question
 from importer.send.stopping import run_until_stopped, stop_on_signals
 from importer.settings import (
     DEFAULT_CONCURRENCY,
@@ -42,6 +44,7 @@ from importer.settings import (
     ApiChoices,
     ImportSettings,
     PlanOptions,
+    ReadingChoices,
     RetrySettings,
     SendSettings,
     SourceOptions,
@@ -272,7 +275,7 @@ def plan_report(settings: ImportSettings, ledger_path: Path, out: Path | None) -
         handle = open_for_writing(out) if out else None
         try:
             printer = PlanPrinter(
-                csv_handle=handle, start_at_column=settings.mapping.columns.column_of("start_at")
+                csv_handle=handle, start_at_column=settings.mapping.columns.columns_of("start_at")
             )
             plan_manifest(settings, ledger, printer, on_notice=printer.notices.append)
         finally:
@@ -328,6 +331,20 @@ def write_ledger_reports(
             raise UsageError(f"cannot write the reports into {out} ({error.strerror})") from None
 
 
+@dataclass(frozen=True)
+class InitAnswers:
+    """``importer init``'s questions, answered by options (scripts) or by a person."""
+
+    timezone: str | None = None
+    """``--timezone``: the zone of times without an offset."""
+    date_order: str | None = None
+    """``--dayfirst`` / ``--monthfirst``."""
+    source_system: str | None = None
+    """``--source-system``: written as ``[defaults] source_system`` when no column holds it."""
+    ask: Callable[[str], str] | None = None
+    """Asks a question at a terminal; None (no terminal): never waits for an answer."""
+
+
 def init_mapping(
     manifest: Path,
     out: Path,
@@ -336,16 +353,31 @@ def init_mapping(
     sheet: str | None,
     *,
     force: bool,
-) -> list[str]:
-    """``importer init``: write a mapping guessed from the manifest; what was found, said."""
+    answers: InitAnswers | None = None,
+) -> tuple[list[str], int]:
+    """``importer init``: write a mapping guessed from the manifest; what was found, said,
+    and the exit code (2 when no column can be the id)."""
+    answers = answers or InitAnswers()
     if out.exists() and not force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
+    ReadingChoices(timezone=answers.timezone).check()
     source = SourceOptions(
         delimiter=delimiter_option(delimiter), encoding=encoding_option(encoding), sheet=sheet
     )
-    guess = propose_mapping(manifest, source)
+    guess = dataclasses.replace(propose_mapping(manifest, source), date_order=answers.date_order)
+    if answers.source_system and "source_system" not in guess.columns:
+        guess = dataclasses.replace(
+            guess,
+            defaults={**guess.defaults, "source_system": answers.source_system},
+            unmapped_fields=[f for f in guess.unmapped_fields if f != "source_system"],
+        )
+    zone = answers.timezone
+    if zone is None and guess.naive and answers.ask is not None:
+        zone = answers.ask(zone_question(guess))
+        ReadingChoices(timezone=zone).check()
+    guess = dataclasses.replace(guess, timezone=zone)
     try:
         out.write_text(render_mapping(guess, str(manifest)), encoding="utf-8")
     except OSError as error:
         raise UsageError(f"cannot write {out} ({error.strerror})") from None
-    return summary_lines(guess, str(out))
+    return summary_lines(guess, str(out)), 0 if "id" in guess.columns else EXIT_USAGE

@@ -43,8 +43,9 @@ DEFAULT_READ_TIMEOUT = 300.0
 """Seconds to wait for an answer: AskElephant fetches the media during the create."""
 DEFAULT_VERIFY_TIMEOUT = 600.0
 """``importer verify --wait``: seconds to poll before giving up."""
-DEFAULT_TIMEZONE = "UTC"
-"""Zone for start_at values written without an offset."""
+DEFAULT_TIMEZONE: str | None = None
+"""Zone for start_at values written without an offset: none until chosen (``--timezone``,
+``[formats] timezone``), and a file with such values is refused until then."""
 DEFAULT_ON_CHANGE = "report"
 """``--on-change``: a row changed since import counts against the exit code."""
 DEFAULT_ON_SAME_RECORDING = "warn"
@@ -228,6 +229,8 @@ class RecordingOptions:
     """``--allow-new-prefix`` and ``--on-same-recording``."""
 
     allow_new_prefix: bool = False
+    allow_new_timezone: bool = False
+    """``--allow-new-timezone``: read naive times in a zone other than the ledger's rows'."""
     on_same_recording: str = DEFAULT_ON_SAME_RECORDING
     """``warn``: listed, counted and sent; ``skip``: not sent, recorded ``skipped``."""
 
@@ -333,7 +336,8 @@ class ReadingChoices:
     """The TOML mapping file; None uses the default column names."""
     source_system: str | None = None
     prefix: str | None = None
-    timezone: str = DEFAULT_TIMEZONE
+    timezone: str | None = DEFAULT_TIMEZONE
+    """``--timezone``; None: the mapping's ``[formats] timezone``, else not chosen."""
     run_workflows: bool = False
     batch_size: int = DEFAULT_BATCH_SIZE
     skip_without_media: bool = False
@@ -373,7 +377,8 @@ class ReadingChoices:
     def check(self) -> None:
         """Refuse contradictory or unknown choices before any file is read."""
         try:
-            ZoneInfo(self.timezone)
+            if self.timezone is not None:
+                ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ChoiceError(
                 f"unknown time zone {self.timezone!r}; use an IANA name such as UTC or "
@@ -440,5 +445,6 @@ class ImportSettings:
             "version": RECORD_VERSION,
             **self.reading.to_record(),
             "allow_new_prefix": self.recordings.allow_new_prefix,
+            "allow_new_timezone": self.recordings.allow_new_timezone,
             "on_same_recording": self.recordings.on_same_recording,
         }

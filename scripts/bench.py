@@ -222,6 +222,8 @@ def import_run(
             "--no-progress",
             "--log-format",
             "json",
+            "--timezone",
+            "UTC",  # the generated manifests write naive times, meant as UTC
             *extra,
         ],
         env={"ASKELEPHANT_API_KEY": sandbox.key},
@@ -423,7 +425,8 @@ def scenario_5(work: Path, rows: int) -> Row:
 
 
 def plan_scenario(name: str, manifest: Path, work: Path, full: int) -> Row:
-    child = run_child(["plan", str(manifest), "--ledger", str(work / "plan.db")])
+    plan = ["plan", str(manifest), "--ledger", str(work / "plan.db"), "--timezone", "UTC"]
+    child = run_child(plan)
     rows = 0
     if match := re.search(r"^\s+new\s+([\d,]+)", child.stdout, re.MULTILINE):
         rows = int(match.group(1).replace(",", ""))

@@ -28,19 +28,19 @@ BASE_URL=$(grep -o 'http://[^ ]*' "$LOG" | head -1)
 echo "== Sandbox running at $BASE_URL"
 
 echo "== Dry run: importer plan manifests/sample.csv"
-"$BIN/importer" plan manifests/sample.csv --ledger "$LEDGER" || true
+"$BIN/importer" plan manifests/sample.csv --timezone UTC --ledger "$LEDGER" || true
 
 echo
 echo "== Import: importer run manifests/sample.csv"
 set +e
-"$BIN/importer" run manifests/sample.csv --ledger "$LEDGER" --base-url "$BASE_URL" --api-key-file "$KEY_FILE"
+"$BIN/importer" run manifests/sample.csv --timezone UTC --ledger "$LEDGER" --base-url "$BASE_URL" --api-key-file "$KEY_FILE"
 status=$?
 set -e
 echo "(exit code $status: 1 means some rows are invalid, as the sample intends)"
 
 echo
 echo "== Run it again: nothing is sent twice"
-"$BIN/importer" run manifests/sample.csv --ledger "$LEDGER" --base-url "$BASE_URL" --api-key-file "$KEY_FILE" --quiet || true
+"$BIN/importer" run manifests/sample.csv --timezone UTC --ledger "$LEDGER" --base-url "$BASE_URL" --api-key-file "$KEY_FILE" --quiet || true
 "$BIN/importer" status --ledger "$LEDGER" 2>/dev/null || true
 
 echo

@@ -285,7 +285,7 @@ def test_each_system_from_init_to_a_clean_plan(
     with manifest.open("w", encoding="utf-8", newline="") as handle:
         csv.writer(handle).writerows([headers, values])
     mapping = tmp_path / "mapping.toml"
-    init = run_cli(["init", str(manifest), "--out", str(mapping)])
+    init = run_cli(["init", str(manifest), "--out", str(mapping), "--timezone", "UTC"])
     assert init.exit_code == 0, init.output
     ledger = str(tmp_path / "l.db")
     plan = run_cli(["plan", str(manifest), "--mapping", str(mapping), "--ledger", ledger, "--json"])

@@ -7,9 +7,13 @@ import pytest
 from importer.errors import InvalidCell
 from importer.rows.dates import (
     DAYFIRST,
+    FORMAT_HINT,
+    GIVEN_FORMAT_HINT,
     MONTHFIRST,
     DateStyle,
+    NaiveTime,
     decide_order,
+    is_naive,
     parse_start_at,
     parse_timestamp,
     same_instant,
@@ -38,7 +42,7 @@ from importer.rows.dates import (
     ],
 )
 def test_unambiguous_forms_are_recognised(value: str, expected: str) -> None:
-    assert parse_start_at(value) == expected
+    assert parse_start_at(value, "UTC") == expected
 
 
 def test_naive_times_are_read_in_the_time_zone() -> None:
@@ -57,28 +61,65 @@ def test_naive_times_are_read_in_the_time_zone() -> None:
     ],
 )
 def test_numeric_dates_follow_the_order(value: str, order: str, expected: str) -> None:
-    assert parse_start_at(value, style=DateStyle(order=order)) == expected
+    assert parse_start_at(value, "UTC", style=DateStyle(order=order)) == expected
 
 
 def test_an_ambiguous_date_without_an_order_says_both_readings() -> None:
     with pytest.raises(InvalidCell) as caught:
-        parse_start_at("03/05/2024 2:30 PM")
+        parse_start_at("03/05/2024 2:30 PM", "UTC")
     assert str(caught.value) == (
         "'03/05/2024 2:30 PM' can be read day-first (3 May 2024) or month-first "
-        "(5 Mar 2024); pass --dayfirst or --monthfirst"
+        f"(5 Mar 2024); pass --dayfirst or --monthfirst; {FORMAT_HINT}"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Wed 11/05/2025 2:15:07 PM", "2025-11-05T19:15:07+00:00"),  # Aircall dashboard
+        ("Wednesday, November 5, 2025 2:15 PM", "2025-11-05T19:15:00+00:00"),
+        ("Wednesday, November 5, 2025 at 2:15 PM", "2025-11-05T19:15:00+00:00"),
+        ("Wed, 2025-11-05 14:15", "2025-11-05T19:15:00+00:00"),
+        ("Wed. 05.11.2025 14:15", "2025-11-05T19:15:00+00:00"),
+    ],
+)
+def test_weekday_prefixes_are_read(value: str, expected: str) -> None:
+    style = DateStyle(order=DAYFIRST if "." in value else MONTHFIRST)
+    assert parse_start_at(value, "America/New_York", style) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["Wed 11/05/2025", "sometime on Tuesday", "2025-11-05", "Wed 13/13/2025 2:15 PM"],
+)
+def test_every_date_error_names_date_format_and_formats(value: str) -> None:
+    with pytest.raises(InvalidCell) as caught:
+        parse_start_at(value, "UTC", DateStyle(order=MONTHFIRST))
+    assert "--date-format" in str(caught.value)
+    assert "[formats]" in str(caught.value)
+
+
+def test_a_time_without_an_offset_is_never_read_as_utc_by_default() -> None:
+    with pytest.raises(NaiveTime) as caught:
+        parse_start_at("2025-11-05 14:15")
+    assert "--timezone" in str(caught.value)
+    assert "[formats] timezone" in str(caught.value)
+    assert parse_start_at("2025-11-05T14:15:00-05:00") == "2025-11-05T19:15:00+00:00"
+    assert parse_start_at("1762370107") == "2025-11-05T19:15:07+00:00"
+    assert is_naive("2025-11-05 14:15", DateStyle())
+    assert not is_naive("2025-11-05 14:15Z", DateStyle())
 
 
 def test_a_value_against_the_files_order_shows_how_it_was_read() -> None:
     with pytest.raises(InvalidCell, match="read month-first has month 25"):
-        parse_start_at("25/03/2024 14:30", style=DateStyle(order=MONTHFIRST))
+        parse_start_at("25/03/2024 14:30", "UTC", style=DateStyle(order=MONTHFIRST))
 
 
 def test_explicit_format() -> None:
     style = DateStyle(format="%m/%d/%Y %I:%M %p")
-    assert parse_start_at("03/05/2024 02:30 PM", style=style) == "2024-03-05T14:30:00+00:00"
+    assert parse_start_at("03/05/2024 02:30 PM", "UTC", style=style) == "2024-03-05T14:30:00+00:00"
     with pytest.raises(InvalidCell, match="does not match the date format '%m/%d/%Y %I:%M %p'"):
-        parse_start_at("2024-03-05 14:30", style=style)
+        parse_start_at("2024-03-05 14:30", "UTC", style=style)
 
 
 @pytest.mark.parametrize(
@@ -149,8 +190,8 @@ def test_an_impossible_date_is_no_evidence_of_an_order() -> None:
 )
 def test_a_format_error_says_it_once(value: str, message: str) -> None:
     with pytest.raises(InvalidCell) as caught:
-        parse_start_at(value, style=DateStyle(format="%d/%m/%Y %H:%M"))
-    assert str(caught.value) == message
+        parse_start_at(value, "UTC", style=DateStyle(format="%d/%m/%Y %H:%M"))
+    assert str(caught.value) == f"{message}; {GIVEN_FORMAT_HINT}"
 
 
 def test_a_zone_name_is_checked_against_the_time_zone() -> None:
@@ -167,7 +208,7 @@ def test_a_zone_name_is_checked_against_the_time_zone() -> None:
         "EDT; pass --timezone with the zone the file's times are in"
     )
     with pytest.raises(InvalidCell) as caught:
-        parse_start_at("2024-03-05 14:30 PST")
+        parse_start_at("2024-03-05 14:30 PST", "UTC")
     assert str(caught.value) == (
         "'2024-03-05 14:30 PST' names the zone 'PST', but in UTC that time is UTC; pass "
         "--timezone with the zone the file's times are in (e.g. America/Los_Angeles for PST)"

@@ -34,7 +34,7 @@ VALID: dict[str, str] = {
 
 def devrev_options(mapping: Path | None = None, **changes: Any) -> MappingOptions:
     columns = load_mapping(mapping, devrev_fields.FIELDS, devrev_fields.REQUIRED_FIELDS)
-    return MappingOptions(columns=columns, **changes)
+    return MappingOptions(columns=columns, **{"timezone": "UTC", **changes})
 
 
 def mapped(options: MappingOptions | None = None, read: Any = None, **cells: str) -> MappedRow:

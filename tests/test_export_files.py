@@ -40,7 +40,9 @@ def write_text(path: Path, lines: list[list[str]], delimiter: str, encoding: str
 
 
 def plan(manifest: Path, *options: str) -> tuple[int, str, str]:
-    result = run_cli(["plan", str(manifest), "--ledger", str(manifest.parent / "l.db"), *options])
+    """``importer plan`` with the zone chosen (UTC), as its naive times need."""
+    ledger = str(manifest.parent / "l.db")
+    result = run_cli(["plan", str(manifest), "--ledger", ledger, "--timezone", "UTC", *options])
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -250,7 +252,7 @@ def test_an_undecidable_file_asks_once(tmp_path: Path) -> None:
         f"error: {path}: column 'start_at' has dates that read two ways and no day above 12 "
         "to settle it: row 2 '03/05/2024 2:30 PM' is 2024-05-03T14:30:00+00:00 day-first or "
         "2024-03-05T14:30:00+00:00 month-first; pass --dayfirst or --monthfirst (or [formats] "
-        'start_at = "monthfirst" in the mapping)\n'
+        'start_at = "monthfirst" in the mapping; --date-format gives the exact format)\n'
     )
     code, _, _ = plan(path, "--dayfirst", "--out", str(tmp_path / "plan.csv"))
     assert code == 0
@@ -299,7 +301,7 @@ def test_rows_not_utf8_past_the_sample_are_row_errors_with_one_word_for_the_file
 def test_later_commands_read_dates_as_the_run_did(sandbox: SandboxProcess, tmp_path: Path) -> None:
     path = dated(tmp_path, "03/05/2024 2:30 PM", "04/06/2024 9:00 AM")
     ledger = tmp_path / "ledger.db"
-    assert run(sandbox, path, ledger, "--dayfirst").exit_code == 0
+    assert run(sandbox, path, ledger, "--dayfirst", "--timezone", "UTC").exit_code == 0
 
     args = ["sync-contacts", str(path), "--ledger", str(ledger), "--base-url", sandbox.base_url]
     result = run_cli([*args, "--no-progress"], sandbox.api_key)

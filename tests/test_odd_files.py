@@ -28,6 +28,11 @@ def plan(manifest: Path, *options: str) -> tuple[int, str]:
     return result.exit_code, result.stdout + result.stderr
 
 
+def plan_in_utc(manifest: Path, *options: str) -> tuple[int, str]:
+    """`importer plan MANIFEST --timezone UTC`: the file's naive times read as UTC, chosen."""
+    return plan(manifest, "--timezone", "UTC", *options)
+
+
 def workbook(path: Path) -> Path:
     book = openpyxl.Workbook()
     book.active.append(HEADER.split(","))
@@ -146,7 +151,7 @@ def test_numeric_dates_after_the_scanned_rows_are_never_guessed_row_by_row(
         "b,CALL,Call,https://media.example.com/b.mp3,03/14/2024 14:30,crm",
     ]
     path.write_text("\n".join([HEADER, *iso, *late]) + "\n", encoding="utf-8")
-    code, output = plan(path)
+    code, output = plan_in_utc(path)
     assert code == 1, output
     assert "  invalid          2\n  new         10,000\n" in output
     assert (
@@ -154,7 +159,7 @@ def test_numeric_dates_after_the_scanned_rows_are_never_guessed_row_by_row(
         "first 10,000 dates did not say day-first or month-first; pass --dayfirst or "
         "--monthfirst" in output
     )
-    code, output = plan(path, "--dayfirst")
+    code, output = plan_in_utc(path, "--dayfirst")
     assert code == 1, output
     assert "row 10003 crm:b: start_at: '03/14/2024 14:30' read day-first has month 14" in output
 
@@ -221,7 +226,7 @@ def test_a_date_only_xlsx_cell_is_not_sent_as_midnight(tmp_path: Path) -> None:
         sheet.cell(row=n + 2, column=5).number_format = shown
     path = tmp_path / "dates.xlsx"
     book.save(path)
-    code, output = plan(path)
+    code, output = plan_in_utc(path)
     assert code == 1, output
     assert "  invalid          1\n  new              1\n" in output
     assert "row 2 crm:0: start_at: '2024-03-05' has a date but no time of day" in output
@@ -294,7 +299,11 @@ def zoned(tmp_path: Path) -> Path:
 
 def test_dates_with_a_zone_name_need_the_time_zone_once(tmp_path: Path) -> None:
     path = zoned(tmp_path)
-    assert plan(path) == (
+    code, output = plan(path)  # no zone chosen: EST names several, never one by default
+    assert code == 2
+    assert "row 2 '3/5/2024 2:30 PM EST'" in output
+    assert "'EST' is an abbreviation, not a zone" in output
+    assert plan(path, "--timezone", "UTC") == (
         2,
         f"error: {path}: column 'start_at': row 2 '3/5/2024 2:30 PM EST' names the zone 'EST', "
         "but in UTC that time is UTC; pass --timezone with the zone the file's times are in "

@@ -142,7 +142,7 @@ def test_report_writes_a_summary_to_paste(sandbox: SandboxProcess, tmp_path: Pat
     rows += [row(6, start_at="2024-03-01T10:00:00Z", type="VIDEO")]
     rows += [row(7, start_at="2024-03-02 10:00", title="")]
     manifest = write_manifest(tmp_path / "calls.csv", rows)
-    assert run(sandbox, manifest, ledger).exit_code == 1
+    assert run(sandbox, manifest, ledger, "--timezone", "UTC").exit_code == 1
     out = tmp_path / "out"
 
     result = report(ledger, out)
@@ -159,7 +159,7 @@ def test_report_writes_a_summary_to_paste(sandbox: SandboxProcess, tmp_path: Pat
     assert "| 2024-03 | 2 | 0 | 2 |" in text  # an invalid row still has its month
     assert re.search(r"\| #1 \| run \| calls\.csv \| .* \| rows need attention \|", text)
     at = f"--base-url {sandbox.base_url} --ledger {ledger}"  # where the run sent
-    assert f"importer run {out / 'errors.csv'} {at}" in text
+    assert f"importer run {out / 'errors.csv'} --timezone UTC {at}" in text  # the zone chosen
     assert f"importer retry --include-permanent {at}" in text
     assert f"importer verify --wait {at}" in text
     assert len(text.splitlines()) < 60

@@ -108,9 +108,9 @@ _naming = (
 _timezone = click.option(
     "--timezone",
     default=DEFAULT_TIMEZONE,
-    show_default=True,
-    help="Time zone for start_at values without an offset (IANA name, e.g. Europe/Paris); "
-    "a zone name after a time ('2:30 PM EST') must be this zone's.",
+    help="Time zone of start_at values without an offset (IANA name, e.g. America/New_York, "
+    "or UTC) [default: the mapping's [formats] timezone; a file with such values and no zone "
+    "is refused]. A zone name after a time ('2:30 PM EST') must be this zone's.",
 )
 _run_workflows = click.option(
     "--run-workflows",
@@ -299,6 +299,12 @@ recording_options = option_group(
         "source_system or --prefix) as new engagements; without it such a run is refused.",
     ),
     click.option(
+        "--allow-new-timezone",
+        is_flag=True,
+        help="Read times without an offset in a zone other than the one this ledger's rows "
+        "of the same source were read in; without it such a run is refused.",
+    ),
+    click.option(
         "--on-same-recording",
         type=click.Choice(["warn", "skip"]),
         default=DEFAULT_ON_SAME_RECORDING,
@@ -307,7 +313,8 @@ recording_options = option_group(
         "external_id: warn (list, count and send it) or skip (record it skipped, send nothing).",
     ),
 )
-"""What to do about a changed prefix or a recording imported before: ``RecordingOptions``."""
+"""What to do about a changed prefix or zone, or a recording imported before:
+``RecordingOptions``."""
 
 on_change_option = click.option(
     "--on-change",

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
 from importer.cli.common import option_errors
 from importer.cli.options import manifest_argument, sandbox_options, source_options
 from importer.events import echo
-from importer.runner import init_mapping
+from importer.runner import InitAnswers, init_mapping
 from importer.sandbox.server import serve
 from importer.sandbox.settings import Faults, SandboxSettings, parse_key, parse_outage
 
@@ -24,11 +26,30 @@ from importer.sandbox.settings import Faults, SandboxSettings, parse_key, parse_
     help="Where to write the mapping file.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.option(
+    "--timezone",
+    help="The zone of times without an offset (IANA name, e.g. America/New_York, or UTC), "
+    "written as [formats] timezone. Without it init asks at a terminal, and elsewhere "
+    "leaves the question in the file (plan and run refuse such times until it is answered).",
+)
+@click.option(
+    "--source-system",
+    help="source_system of every row (e.g. sheets), written as [defaults] source_system when "
+    "no column holds it.",
+)
+@click.option("--dayfirst", is_flag=True, help="Numeric dates are day first: [formats].")
+@click.option("--monthfirst", is_flag=True, help="Numeric dates are month first: [formats].")
 @source_options
+@click.pass_context
 def init(
+    ctx: click.Context,
     manifest: Path,
     out: Path,
     force: bool,
+    timezone: str | None,
+    source_system: str | None,
+    dayfirst: bool,
+    monthfirst: bool,
     delimiter: str | None,
     encoding: str | None,
     sheet: str | None,
@@ -36,11 +57,45 @@ def init(
     """Write a commented mapping file for MANIFEST from its headers and first rows.
 
     Knows the headers of Salesforce, HubSpot, Gong, Zoom, Chorus, Outreach, Salesloft,
-    Dialpad and dialer exports, maps a column only when its values fit the field,
-    proposes value maps, and prints what it mapped, guessed and could not find.
+    Dialpad, Aircall, RingCentral and dialer exports, maps a column only when its values
+    fit the field, proposes value maps and fields read from several columns (a Date with a
+    Time, every column of people), asks the time zone of times without an offset, and
+    prints what it mapped, guessed and could not find. Exit 2 when no column can be the id.
     """
-    for line in init_mapping(manifest, out, delimiter, encoding, sheet, force=force):
+    if dayfirst and monthfirst:
+        raise click.UsageError("--dayfirst and --monthfirst contradict each other: pick one")
+    answers = InitAnswers(
+        timezone=timezone,
+        date_order="dayfirst" if dayfirst else "monthfirst" if monthfirst else None,
+        source_system=source_system,
+        ask=_ask_zone if _at_terminal() else None,
+    )
+    lines, code = init_mapping(
+        manifest, out, delimiter, encoding, sheet, force=force, answers=answers
+    )
+    for line in lines:
         echo(line)
+    ctx.exit(code)
+
+
+def _at_terminal() -> bool:
+    """A person who can answer (never a script or cron: init must not wait for them)."""
+    try:
+        return sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _ask_zone(question: str) -> str:
+    def zone(value: str) -> str:
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise click.BadParameter(f"{value!r} is not a time zone") from None
+        return value.strip()
+
+    answer: str = click.prompt(question, err=True, value_proc=zone)
+    return answer
 
 
 @click.command()

@@ -232,6 +232,7 @@ class LedgerDB:
                         "found_by": str,
                         "source_id": str,
                         "media_url": str,
+                        "timezone": str,
                         "run_id": int,
                         "first_seen_at": str,
                         "sent_at": str,
@@ -303,7 +304,7 @@ class LedgerDB:
         ``media_url`` when a later run sees it, unchanged, in its manifest.
         """
         engagements = self.db.table("engagements")
-        for column in ("found_by", "source_id", "media_url"):
+        for column in ("found_by", "source_id", "media_url", "timezone"):
             if column not in engagements.columns_dict:
                 engagements.add_column(column, str)
         if "rule" not in self.db.table("rejects").columns_dict:

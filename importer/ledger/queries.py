@@ -43,6 +43,23 @@ class Queries(LedgerDB):
                 )
         return facts
 
+    def zones_read(self, prefixes: Iterable[str] = ()) -> list[tuple[str, str, int, str]]:
+        """(prefix, zone, rows, an external_id) for rows whose time without an offset was read
+        in a zone, by external_id prefix, the zone of the latest sent first; only
+        ``prefixes`` when some are given."""
+        wanted = list(dict.fromkeys(prefixes))
+        rows = self.db.query(
+            "SELECT substr(external_id, 1, length(external_id) - length(source_id)) AS prefix, "
+            "timezone, COUNT(*) AS n, MIN(external_id) AS example, MAX(sent_at) AS last "
+            "FROM engagements WHERE timezone IS NOT NULL AND source_id IS NOT NULL "
+            "GROUP BY prefix, timezone ORDER BY last DESC"
+        )
+        return [
+            (row["prefix"], row["timezone"], row["n"], row["example"])
+            for row in rows
+            if not wanted or row["prefix"] in wanted
+        ]
+
     def unfinished(self, manifest: str, up_to_row: int | None = None) -> dict[str, int]:
         """A manifest's rows still pending or in flight (after a stopped run), up to a row."""
         return {

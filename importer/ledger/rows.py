@@ -76,11 +76,13 @@ class Rows(LedgerDB):
         source_id: str | None = None,
         media_url: str | None = None,
         cells: dict[str, str] | None = None,
+        timezone: str | None = None,
     ) -> None:
         """Committed before the request leaves: a crash then leaves evidence to resend.
 
         The row's source id and media URL tie it to later imports of the same recording;
-        its cells let ``errors.csv`` list it while its answer is unknown.
+        its cells let ``errors.csv`` list it while its answer is unknown; ``timezone`` is
+        the zone its time without an offset was read in (a later run must not differ).
         """
         stamp = now_iso()
         cells_json = json.dumps(cells, ensure_ascii=False) if cells is not None else None
@@ -88,15 +90,16 @@ class Rows(LedgerDB):
             self.db.execute(
                 "INSERT INTO engagements (external_id, manifest, row_number, status, transient, "
                 "payload_hash, attempts, run_id, first_seen_at, sent_at, updated_at, "
-                "source_id, media_url, cells) "
-                f"VALUES (?, ?, ?, '{Status.IN_FLIGHT}', 0, ?, 0, ?, ?, ?, ?, ?, ?, ?) "
+                "source_id, media_url, cells, timezone) "
+                f"VALUES (?, ?, ?, '{Status.IN_FLIGHT}', 0, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(external_id) DO UPDATE SET manifest = excluded.manifest, "
                 f"row_number = excluded.row_number, status = '{Status.IN_FLIGHT}', transient = 0, "
                 "payload_hash = excluded.payload_hash, run_id = excluded.run_id, "
                 "sent_at = excluded.sent_at, updated_at = excluded.updated_at, "
                 "source_id = COALESCE(excluded.source_id, source_id), "
                 "media_url = COALESCE(excluded.media_url, media_url), "
-                "cells = COALESCE(excluded.cells, cells)",
+                "cells = COALESCE(excluded.cells, cells), "
+                "timezone = COALESCE(excluded.timezone, timezone)",
                 [
                     external_id,
                     manifest,
@@ -109,6 +112,7 @@ class Rows(LedgerDB):
                     source_id,
                     media_url,
                     cells_json,
+                    timezone,
                 ],
             )
 

@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from importer.errors import PrefixChanged, TranscriptUnavailable
+from importer.errors import PrefixChanged, TranscriptUnavailable, ZoneChanged
 from importer.events import Reporter
 from importer.ledger import Ledger
 from importer.ledger.manifest_index import ManifestIndex
 from importer.outcomes import Action
 from importer.plan.planner import DuplicateInfo, PlannedRow, plan_row
-from importer.plan.recordings import judge_recording, known_recordings
+from importer.plan.recordings import judge_recording, known_recordings, prefix_of
 from importer.read.manifest import ReadStats, read_columns, read_manifest
 from importer.rows import contract
 from importer.rows.validate import MappedRow, MappingOptions, RowError, TranscriptReader, map_row
@@ -86,7 +86,7 @@ def mapped_batches(
     ``media_failures`` (from a preflight) maps failing media URLs to the reason.
     """
     source = dataclasses.replace(
-        source or SourceOptions(), id_column=options.columns.column_of("id")
+        source or SourceOptions(), id_column=options.columns.columns_of("id")[0]
     )
     options.columns.check_columns(
         manifest, read_columns(manifest, source), source_system_given=bool(options.source_system)
@@ -176,10 +176,12 @@ def index_manifest(
     settings: ImportSettings,
     stats: ReadStats | None = None,
     on_batch: Callable[[list[MappedRow]], None] | None = None,
+    prefixes: set[str] | None = None,
 ) -> tuple[ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
     """Pass one: validate everything and find external_ids used on several rows.
 
-    ``on_batch`` sees each batch as it is read (a run records its invalid rows there)."""
+    ``on_batch`` sees each batch as it is read (a run records its invalid rows there);
+    ``prefixes`` collects the external_id prefixes of the valid rows."""
     index = ManifestIndex(ledger)
     index.start()
     seen: Counter[str] = Counter()
@@ -192,6 +194,12 @@ def index_manifest(
             if r.valid and r.payload is not None
         ]
         index.add(valid)  # type: ignore[arg-type]
+        if prefixes is not None:
+            prefixes.update(
+                prefix_of(external_id, source_id or "")
+                for external_id, _, _, source_id, _ in valid
+                if external_id
+            )
         index.spool(batch)
         seen["rows"] += len(batch)
         seen["valid"] += len(valid)
@@ -262,13 +270,45 @@ def refuse_changed_prefixes(
     )
 
 
-def prepare(settings: ImportSettings) -> tuple[ImportSettings, list[str]]:
-    """Settle what the file as a whole decides (its date order) before any row is mapped."""
-    from importer.rows.file_checks import settle_dates
+def refuse_changed_zone(ledger: Ledger, settings: ImportSettings, prefixes: set[str]) -> None:
+    """Before any request: the latest rows of the same source (external_id prefix) were
+    imported with their times read in another zone. Refused (exit 2) unless
+    ``--allow-new-timezone`` (after which the new zone is the one kept): the same export
+    read in two zones lands hours apart."""
+    zone = settings.mapping.timezone
+    if not prefixes or zone is None or settings.contacts_only:
+        return
+    if settings.recordings.allow_new_timezone:
+        return
+    latest: dict[str, tuple[str, str, int, str]] = {}
+    for found in ledger.zones_read(prefixes):
+        latest.setdefault(found[0], found)  # the zone its latest rows were read in
+    others = [found for found in latest.values() if found[1] != zone]
+    if not others:
+        return
+    prefix, other, rows, example = others[0]
+    raise ZoneChanged(
+        f"{rows:,} row(s) of this source (prefix {prefix!r}, e.g. {example}) were imported "
+        f"with times without an offset read in {other}; this run reads them in {zone}, so the "
+        f"same export would land hours apart. Pass --timezone {other} (or set [formats] "
+        f'timezone = "{other}" in the mapping), or --allow-new-timezone to read them in '
+        f"{zone} (the rows it sends are recorded in {zone})"
+    )
+
+
+def prepare(
+    settings: ImportSettings, ledger: Ledger | None = None
+) -> tuple[ImportSettings, list[str]]:
+    """Settle what the file as a whole decides (its time zone is chosen if it needs one,
+    its date order) before any row is mapped."""
+    from importer.rows.file_checks import require_zone, settle_dates
 
     source = dataclasses.replace(
-        settings.source, id_column=settings.mapping.columns.column_of("id")
+        settings.source, id_column=settings.mapping.columns.columns_of("id")[0]
     )
+    if settings.mapping.timezone is None:
+        earlier = sorted({zone for _, zone, _, _ in ledger.zones_read()}) if ledger else []
+        require_zone(settings.manifest, settings.mapping, source, settings.batch_size, earlier)
     mapping, notices = settle_dates(
         settings.manifest, settings.mapping, source, settings.batch_size
     )

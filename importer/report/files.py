@@ -59,10 +59,13 @@ class PlanPrinter:
         self,
         examples: int = 5,
         csv_handle: IO[str] | None = None,
-        start_at_column: str = "start_at",
+        start_at_column: str | tuple[str, ...] = "start_at",
     ) -> None:
         self.examples = examples
-        self.start_at_column = start_at_column
+        self.start_at_columns = (
+            (start_at_column,) if isinstance(start_at_column, str) else start_at_column
+        )
+        """The column(s) start_at is read from: a date and a time column are shown joined."""
         self.notices: list[str] = []
         """File-level notes (how dates were read, a skipped footer), shown before the rows."""
         self.counts: Counter[Action] = Counter()
@@ -86,10 +89,15 @@ class PlanPrinter:
                     row.external_id or "",
                     action,
                     planned.reason,
-                    row.cells.get(self.start_at_column, ""),
+                    self._start_at_cell(row.cells),
                     sent,
                 ]
             )
+
+    def _start_at_cell(self, cells: dict[str, str]) -> str:
+        if len(self.start_at_columns) == 1:
+            return cells.get(self.start_at_columns[0], "")
+        return " ".join(v for c in self.start_at_columns if (v := cells.get(c, "").strip()))
 
     def text(self, manifest: str) -> str:
         """The human summary: a table of actions, then examples of each."""

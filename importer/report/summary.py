@@ -177,11 +177,11 @@ def _mapped(ledger: Ledger, manifest: str) -> Iterator[list[tuple[MappedRow, str
     """The manifest's rows mapped as its last run mapped them, each with its month."""
     settings = recorded_import_settings(Path(manifest), ledger.last_settings(manifest))
     options = settings.mapping
-    column = options.columns.column_of("start_at")
+    start_at = options.columns.value_of
     for batch in mapped_batches(
         Path(manifest), options, settings.batch_size, None, settings.source
     ):
-        yield [(row, _month(row, row.cells.get(column, ""), options)) for row in batch]
+        yield [(row, _month(row, start_at("start_at", row.cells), options)) for row in batch]
 
 
 def _month(row: MappedRow, cell: str, options: Any) -> str:

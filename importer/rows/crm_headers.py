@@ -24,6 +24,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
         "hubspot id",
         "uuid",
         "object id",
+        "session id",
     ),
     "type": (
         "type",
@@ -176,6 +177,15 @@ SYSTEM_HEADERS: dict[str, tuple[str, ...]] = {
         "voicemail recording url",
         "user call type",
     ),
+    "aircall": (
+        "number name",
+        "raw digits",
+        "missed call reason",
+        "user name",
+        "contact name",
+        "aircall id",
+    ),
+    "ringcentral": ("session id", "from name", "to name", "action result", "result type"),
     "salesloft": ("cadence", "cadence step", "step", "salesloft id", "person", "sentiment"),
     "dialpad": (
         "call sid",
@@ -198,6 +208,7 @@ TYPE_WORDS = {
     "phone": "CALL",
     "phone call": "CALL",
     "audio": "CALL",
+    "voice": "CALL",
     "meeting": "MEETING",
     "meetings": "MEETING",
     "video": "MEETING",

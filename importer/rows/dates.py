@@ -18,8 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from importer.errors import InvalidCell
-from importer.settings import DEFAULT_TIMEZONE
+from importer.errors import InvalidCell, NaiveTime
 
 ZONE_NAME = re.compile(r"(?P<rest>.*\d(?:\s*[AaPp]\.?[Mm]\.?)?)\s+(?P<name>[A-Z]{3,4})")
 # For the hint: the US zones whose abbreviations exports write most (EST/EDT, CST/CDT...).
@@ -94,14 +93,16 @@ _TIME = (
     r"\s*(?P<zone>Z|z|UTC|GMT|[+-]\d{2}:?\d{2})?"
 )
 _WEEKDAY = r"(?:(?:mon|tue|tues|wed|thu|thur|thurs|fri|sat|sun)[a-z]*\.?,?\s+)?"
-# 03/05/2024, 3/5/24, 05.03.2024, 05-03-2024 (the order of the first two decided per file)
+# 03/05/2024, 3/5/24, 05.03.2024, Wed 11/05/2025 (the order of the first two decided per file)
 NUMERIC = re.compile(
-    r"(?P<a>\d{1,2})(?P<sep>[/.\-])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})\.?" + _TIME,
+    _WEEKDAY
+    + r"(?P<a>\d{1,2})(?P<sep>[/.\-])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})\.?"
+    + _TIME,
     re.IGNORECASE,
 )
 # 2024/03/05 14:30, 2024-03-05 2:30 PM
 YEAR_FIRST = re.compile(
-    r"(?P<year>\d{4})(?P<sep>[/\-])(?P<month>\d{1,2})(?P=sep)(?P<day>\d{1,2})" + _TIME,
+    _WEEKDAY + r"(?P<year>\d{4})(?P<sep>[/\-])(?P<month>\d{1,2})(?P=sep)(?P<day>\d{1,2})" + _TIME,
     re.IGNORECASE,
 )
 # Mar 5, 2024, 2:30 PM / March 5 2024 14:30 / Tue, Mar 5, 2024 2:30 PM
@@ -118,13 +119,25 @@ DAY_FIRST_NAMED = re.compile(
     re.IGNORECASE,
 )
 DATE_ONLY = re.compile(
-    r"\d{4}-\d{2}-\d{2}|\d{1,2}[/.\-]\d{1,2}[/.\-](\d{4}|\d{2})|[a-z]{3,9}\.? \d{1,2},? \d{4}",
+    _WEEKDAY
+    + r"(?:\d{4}-\d{2}-\d{2}|\d{1,2}[/.\-]\d{1,2}[/.\-](\d{4}|\d{2})"
+    + r"|[a-z]{3,9}\.? \d{1,2},? \d{4})",
     re.IGNORECASE,
 )
 FORMS = (
     "ISO 8601 (2024-03-05T14:30:00+01:00), 'YYYY-MM-DD HH:MM', 'MM/DD/YYYY HH:MM AM' or "
     "'DD.MM.YYYY HH:MM' (the file decides day or month first), 'Mar 5, 2024, 2:30 PM', "
     "or epoch seconds"
+)
+FORMAT_HINT = (
+    "pass --date-format with the file's format (e.g. '%a %m/%d/%Y %I:%M:%S %p'), or set "
+    "[formats] start_at in the mapping"
+)
+"""Every error reading a date ends with it: the two ways to say how a file writes dates."""
+GIVEN_FORMAT_HINT = "the format is --date-format's or the mapping's [formats] start_at"
+NO_ZONE_HINT = (
+    "pass --timezone ZONE (e.g. America/New_York, or UTC if the times are UTC) or set "
+    '[formats] timezone = "ZONE" in the mapping (importer init asks for it)'
 )
 
 
@@ -141,13 +154,11 @@ class DateStyle:
     then an error, never read by its own digits (which would differ row by row)."""
 
 
-def parse_start_at(
-    text: str, timezone: str = DEFAULT_TIMEZONE, style: DateStyle | None = None
-) -> str:
+def parse_start_at(text: str, timezone: str | None = None, style: DateStyle | None = None) -> str:
     """An RFC 3339 UTC timestamp; ``InvalidCell`` when the cell cannot be read as one.
 
-    Naive times are read in ``timezone``; the message of an error shows the value and how
-    it was read.
+    Naive times are read in ``timezone``; without one they are ``NaiveTime`` errors, never
+    read as UTC. The message of an error shows the value and how it was read.
     """
     style = style or DateStyle()
     value = text.strip()
@@ -155,28 +166,41 @@ def parse_start_at(
         raise InvalidCell(
             "is blank; the API would use the time of the import instead of the recording's"
         )
-    zone = ZoneInfo(timezone)
-    if style.format:
-        moment = _with_format(value, style.format)
-    elif EPOCH.fullmatch(value):
-        moment = _epoch(value)
-    elif (zoned := split_zone_name(value)) is not None:
-        date, name = zoned  # 3/5/2024 2:30 PM EST: EST must be --timezone's name then
-        moment = _recognise(date, style)
-        if moment.tzinfo is None:
-            moment = _localise(moment, zone, value, timezone)
-        problem = zone_disagreement(moment, name, timezone)
-        if problem is not None:
-            raise InvalidCell(f"{value!r} {problem}")
-    else:
-        moment = _recognise(value, style)
+    zoned = None if style.format or EPOCH.fullmatch(value) else split_zone_name(value)
+    try:
+        if style.format:
+            moment = _with_format(value, style.format)
+        elif EPOCH.fullmatch(value):
+            moment = _epoch(value)
+        else:  # 3/5/2024 2:30 PM EST: EST must be --timezone's name then
+            moment = _recognise(zoned[0] if zoned else value, style)
+    except InvalidCell as error:
+        hint = GIVEN_FORMAT_HINT if style.format else FORMAT_HINT
+        raise InvalidCell(f"{error}; {hint}") from None
     if moment.tzinfo is None:
-        moment = _localise(moment, zone, value, timezone)
+        if timezone is None:
+            raise NaiveTime(f"{value!r} has no offset and no time zone is chosen; {NO_ZONE_HINT}")
+        moment = _localise(moment, ZoneInfo(timezone), value, timezone)
+        if zoned is not None:
+            problem = zone_disagreement(moment, zoned[1], timezone)
+            if problem is not None:
+                raise InvalidCell(f"{value!r} {problem}")
     _check_years(value, moment)
     return format_rfc3339(moment)
 
 
-def read_as(text: str, timezone: str = DEFAULT_TIMEZONE, style: DateStyle | None = None) -> str:
+def is_naive(text: str, style: DateStyle) -> bool:
+    """Whether a cell holds a time without an offset (which needs a zone to be read)."""
+    try:
+        parse_start_at(text, None, style)
+    except NaiveTime:
+        return True
+    except InvalidCell:
+        return False
+    return False
+
+
+def read_as(text: str, timezone: str | None = None, style: DateStyle | None = None) -> str:
     """``'03/05/2024 2:30 PM' -> 2024-03-05T14:30:00+00:00``, for messages and notices."""
     try:
         return f"{text.strip()!r} -> {parse_start_at(text, timezone, style)}"
@@ -441,7 +465,7 @@ def _is_real(value: str, order: str) -> bool:
     """Whether ``value`` read in ``order`` is a real date and time."""
     zoned = split_zone_name(value)  # its zone is checked against --timezone elsewhere
     try:
-        parse_start_at(zoned[0] if zoned else value, style=DateStyle(order=order))
+        parse_start_at(zoned[0] if zoned else value, "UTC", DateStyle(order=order))
     except InvalidCell:
         return False
     return True

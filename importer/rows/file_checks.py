@@ -13,13 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from importer.errors import InvalidCell, ManifestError
+from importer.errors import InvalidCell, ManifestError, ZoneNotChosen
 from importer.read.manifest import read_manifest
 from importer.rows.dates import (
     DAYFIRST,
     MONTHFIRST,
+    NO_ZONE_HINT,
+    US_ZONES,
     DateStyle,
     decide_order,
+    is_naive,
     parse_start_at,
     read_as,
     split_zone_name,
@@ -31,7 +34,7 @@ from importer.settings import DEFAULT_BATCH_SIZE, SourceOptions
 HOW = {DAYFIRST: "day-first", MONTHFIRST: "month-first"}
 
 
-def _reading(value: str, timezone: str, order: str) -> str:
+def _reading(value: str, timezone: str | None, order: str) -> str:
     """What ``value`` is sent as when read in ``order`` (or why it cannot be)."""
     try:
         return parse_start_at(value, timezone, DateStyle(order=order))
@@ -40,14 +43,14 @@ def _reading(value: str, timezone: str, order: str) -> str:
 
 
 def _zone_checked(
-    values: Iterator[tuple[int, str]], manifest: Path, column: str, timezone: str
+    values: Iterator[tuple[int, str]], manifest: Path, column: str, timezone: str | None
 ) -> Iterator[tuple[int, str]]:
     """The values, unchanged; the first that ends with a zone name (``2:30 PM EST``) must
     agree with ``timezone``, else that is one message for the file, not one per row."""
     for row, value in values:
         yield row, value
         zoned = split_zone_name(value)
-        if zoned is None:
+        if zoned is None or timezone is None:
             continue
         for order in (MONTHFIRST, DAYFIRST):  # the file's order is not known yet
             try:
@@ -63,6 +66,48 @@ def _zone_checked(
             break
         yield from values
         return
+
+
+def require_zone(
+    manifest: Path,
+    options: MappingOptions,
+    source: SourceOptions,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    earlier: list[str] | None = None,
+) -> None:
+    """No zone is chosen: the file must not hold a time without an offset, which is never
+    read as UTC by default (``ZoneNotChosen`` names the first, and how to choose).
+
+    ``earlier``: the zones the ledger's rows were read in, offered as the likely answer.
+    """
+    column = options.columns.column_of("start_at")
+    style = options.dates
+    styles = [style] if style.format or style.order else [DateStyle(order=o) for o in HOW]
+    for batch in read_manifest(manifest, batch_size, source):
+        for row in batch:
+            value = options.columns.value_of("start_at", row.cells)
+            if any(is_naive(value, s) for s in styles):
+                shown = "; ".join(f"in {z}: {_reading(value, z, DAYFIRST)}" for z in earlier or [])
+                hint = f" Earlier runs on this ledger read times in {shown}." if shown else ""
+                zoned = split_zone_name(value)
+                if zoned is not None:  # EST names several zones: which one is the user's
+                    name = zoned[1]
+                    example = US_ZONES.get(name[0], "") if name[1:] in ("ST", "DT") else ""
+                    hint += (
+                        f" {name!r} is an abbreviation, not a zone"
+                        + (
+                            f" (e.g. America/New_York for EST: {example} for {name})"
+                            if example
+                            else ""
+                        )
+                        + "."
+                    )
+                raise ZoneNotChosen(
+                    f"{manifest}: column {column!r} has times without an offset (row "
+                    f"{row.row_number} {value.strip()!r}), and no time zone says where they "
+                    f"are: they are never read as UTC by default.{hint} Choose one: "
+                    f"{NO_ZONE_HINT}."
+                )
 
 
 def settle_dates(
@@ -82,7 +127,7 @@ def settle_dates(
         return options, []
     column = options.columns.column_of("start_at")
     values = (
-        (row.row_number, row.cells.get(column, ""))
+        (row.row_number, options.columns.value_of("start_at", row.cells))
         for batch in read_manifest(manifest, batch_size, source)
         for row in batch
     )
@@ -95,7 +140,8 @@ def settle_dates(
             str(manifest),
             f"column {column!r} mixes date orders: row {row_a} {value_a!r} can only be "
             f"{how_a} and row {row_b} {value_b!r} only {how_b}; pass --date-format with "
-            "the format of most rows (rows in another format are then reported)",
+            "the format of most rows, or set [formats] start_at in the mapping (rows in "
+            "another format are then reported)",
             column=column,
         )
     if decision.order is None:
@@ -113,7 +159,7 @@ def settle_dates(
             f"column {column!r} has dates that read two ways and no day above 12 to settle "
             f"it: row {row} {value!r} is {day_first} day-first or {month_first} month-first; "
             'pass --dayfirst or --monthfirst (or [formats] start_at = "monthfirst" in the '
-            "mapping)",
+            "mapping; --date-format gives the exact format)",
             column=column,
         )
     settled = dataclasses.replace(options, dates=DateStyle(order=decision.order))

@@ -14,11 +14,13 @@ one typo in the first rows does not leave a required field unmapped.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import tomli_w
 
@@ -39,10 +41,12 @@ from importer.rows.dates import (
     US_ZONES,
     DateStyle,
     decide_order,
+    is_naive,
     parse_start_at,
     split_zone_name,
 )
-from importer.rows.mapping import FIELDS, REQUIRED_FIELDS, tomllib
+from importer.rows.mapping import FIELDS, REQUIRED_FIELDS, join_cells, tomllib
+from importer.rows.participants import parse_participants
 from importer.settings import SourceOptions
 
 TRUE_FALSE = {"true", "false", "yes", "no", "y", "n", "1", "0", "t", "f"}
@@ -65,6 +69,8 @@ def first_fitting(
         seen = [r.get(header, "").strip() for r in rows]
         seen = [v for v in seen if v]
         problem, value_map = fit(name, seen)
+        if name == "title" and problem is None and names_people(header, seen):
+            problem = "names people, not what the recording is about"
         if problem is not None and doubts is not None and name in VALUE_CHECKS:
             what, fits = VALUE_CHECKS[name]
             bad = [v for v in seen if not fits(v)]
@@ -99,6 +105,51 @@ def _is_person_list(value: str) -> bool:
     return all(NAMES.fullmatch(name.strip()) for name in value.split(";") if name.strip())
 
 
+# Header words that name a person: such a column holds who, never what (the title).
+PERSON_WORDS = {
+    "user",
+    "owner",
+    "rep",
+    "agent",
+    "caller",
+    "callee",
+    "from",
+    "to",
+    "host",
+    "assigned",
+    "contact",
+    "prospect",
+    "person",
+    "attendee",
+    "participant",
+    "organizer",
+    "organiser",
+    "employee",
+    "associated",
+}
+TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?\s*(?:[AaPp]\.?[Mm]\.?)?")
+
+
+def names_people(header: str, seen: list[str]) -> bool:
+    """A column of people's names or emails (Aircall's user_name, RingCentral's From Name,
+    an email column): never a title."""
+    words = set(normalise(header).split())
+    if words & PERSON_WORDS and not words & {"title", "subject", "topic"}:
+        return True
+    return bool(seen) and all(_is_email_people(v) for v in seen)
+
+
+def _is_email_people(value: str) -> bool:
+    """Every person in the cell has an email (``a@b.com``, ``Ana Ng (ana@acme.com)``)."""
+    if "@" not in value:
+        return False
+    try:
+        people = parse_participants(value)
+    except InvalidCell:
+        return False
+    return bool(people) and all("email" in person for person in people)
+
+
 def _is_boolean(value: str) -> bool:
     return value.lower() in TRUE_FALSE or value.lower() in PRIVATE_WORDS
 
@@ -131,6 +182,8 @@ def fit(name: str, seen: list[str]) -> tuple[str | None, dict[str, str]]:
     elif name == "participants":
         if not all(_is_person_list(v) for v in distinct):
             return f"holds {shown}, not people", {}
+        if all(re.fullmatch(r"[\d\s.,]+", v) for v in distinct):
+            return f"holds {shown}: numbers (a head count?), not people", {}
     elif name == "id" and any(EXCEL_ROUNDED.fullmatch(v) for v in distinct):
         return (
             f"holds {shown}: numbers Excel rounded into scientific notation, so the CRM's "
@@ -165,7 +218,7 @@ VALUE_CHECKS: dict[str, tuple[str, Callable[[str], bool]]] = {
 # Header words that make a column a guess for a field when no synonym matched.
 GUESS_WORDS = {
     "id": ("id",),
-    "title": ("title", "subject", "name"),
+    "title": ("title", "subject"),  # never "name": a column of names names people
     "media_url": ("recording", "media", "audio", "video", "url"),
     "start_at": ("date", "time", "start"),
     "participants": ("participant", "attendee", "email"),
@@ -202,6 +255,22 @@ class MappingGuess:
     """What will stop ``plan`` whatever the mapping says (e.g. ids stored as floats)."""
     doubts: dict[str, str] = field(default_factory=dict)
     """Field to the values of its (mapped) column that do not fit: their rows are invalid."""
+    joined: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Fields proposed from several columns (Date with Time, every people column, an id
+    with the start time where the id repeats)."""
+    naive: list[tuple[int, str]] = field(default_factory=list)
+    """The first rows' start values written without an offset (row, value): a zone is needed."""
+    timezone: str | None = None
+    """The zone chosen (``init --timezone`` or the answer to init's question)."""
+    date_order: str | None = None
+    """``dayfirst`` or ``monthfirst`` as chosen (``init --dayfirst`` / ``--monthfirst``)."""
+    id_candidates: list[str] = field(default_factory=list)
+    """No id mapped: the columns that might be one, each with why it was not taken."""
+
+    def formats(self) -> dict[str, str]:
+        """The ``[formats]`` table the mapping file holds."""
+        chosen = {"start_at": self.date_order} if self.date_order else {}
+        return {**chosen, **({"timezone": self.timezone} if self.timezone else {})}
 
 
 def propose_mapping(manifest: Path, source: SourceOptions) -> MappingGuess:
@@ -268,19 +337,34 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
         if found is not None:
             columns[name] = found
             used.add(found)
+    joined = _joined_proposals(headers, rows, columns, used)
     defaults: dict[str, str] = {}
     system = detect_system(headers)
     if "type" not in columns:
-        defaults["type"] = SYSTEM_TYPES.get(system or "", "CALL")
+        defaults["type"] = export_type(headers, system)
     if system and "source_system" not in columns:
         defaults["source_system"] = system
     if "title" not in columns and "title" not in refused:  # a refused column needs a look
         defaults["title"] = default_title(system, defaults.get("type"))
+    for name, names in joined.items():
+        columns[name] = names[0]
+        used.update(names)
+        refused.pop(name, None)
+        guessed.discard(name)
     unmapped = [f for f in FIELDS if f not in columns and f not in defaults]
     unused = [h for h in headers if h not in used]
-    question = _date_question(columns.get("start_at"), rows)
+    start_columns = joined.get("start_at") or tuple(c for c in [columns.get("start_at")] if c)
+    starts = [join_cells("start_at", [r.get(c, "") for c in start_columns]) for r in rows]
+    starts = starts if start_columns else []
+    question = _date_question(starts)
+    naive = [
+        (number, value)
+        for number, value in enumerate(starts, start=2)
+        if value and any(is_naive(value, DateStyle(order=o)) for o in (DAYFIRST, MONTHFIRST))
+    ]
     media = columns.get("media_url")
     blank_media = sum(1 for r in rows if media and not r.get(media, "").strip())
+    candidates = [] if "id" in columns else id_candidates(headers, rows, refused)
     return MappingGuess(
         columns,
         unmapped,
@@ -293,7 +377,118 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
         question,
         blank_media,
         doubts=doubts,
+        joined=joined,
+        naive=naive,
+        id_candidates=candidates,
     )
+
+
+def export_type(headers: list[str], system: str | None) -> str:
+    """``MEETING`` for a meeting export (HubSpot's meetings: Meeting Name, Meeting start
+    time...), else the system's usual type."""
+    words = [set(normalise(h).split()) for h in headers]
+    meetings = sum("meeting" in w for w in words)
+    calls = sum("call" in w for w in words)
+    if meetings > calls:
+        return "MEETING"
+    if calls > meetings:
+        return "CALL"
+    return SYSTEM_TYPES.get(system or "", "CALL")
+
+
+def _joined_proposals(
+    headers: list[str],
+    rows: list[dict[str, str]],
+    columns: dict[str, str],
+    used: set[str],
+) -> dict[str, tuple[str, ...]]:
+    """Fields best read from several columns: a date column with a time column, every
+    column of people with emails, and an id that repeats with the start time beside it.
+    A lone column of people with emails is added to ``columns`` (and ``used``) instead."""
+    joined: dict[str, tuple[str, ...]] = {}
+    free = [h for h in headers if h not in used]
+    if "start_at" not in columns:
+        pair = _date_and_time(free, rows)
+        if pair is not None:
+            joined["start_at"] = pair
+    people = [columns["participants"]] if "participants" in columns else []
+    people += [
+        h
+        for h in free
+        if h not in joined.get("start_at", ())
+        and (seen := [v for r in rows if (v := r.get(h, "").strip())])
+        and all(_is_email_people(v) for v in seen)
+    ]
+    if len(people) > 1:
+        joined["participants"] = tuple(people)
+    elif people and "participants" not in columns:
+        columns["participants"] = people[0]
+        used.add(people[0])
+    if "id" not in columns:
+        start = joined.get("start_at") or ((columns["start_at"],) if "start_at" in columns else ())
+        for header in _id_like(headers):
+            if not start or header in start:
+                continue
+            ids = [r.get(header, "").strip() for r in rows]
+            keys = [
+                (i, *(r.get(c, "").strip() for c in start)) for i, r in zip(ids, rows, strict=True)
+            ]
+            if all(ids) and len(set(ids)) < len(ids) and len(set(keys)) == len(keys):
+                joined["id"] = (header, *start)
+                break
+    return joined
+
+
+def _date_and_time(free: list[str], rows: list[dict[str, str]]) -> tuple[str, str] | None:
+    """A column of dates alone and one of times of day that read together as the start."""
+
+    def values(header: str) -> list[str]:
+        return [r.get(header, "").strip() for r in rows]
+
+    times = [
+        h
+        for h in free
+        if rows and all(TIME_OF_DAY.fullmatch(v) for v in values(h) if v) and any(values(h))
+    ]
+    dates = [
+        h
+        for h in free
+        if h not in times
+        and any(values(h))
+        and not any(_reads_as_date(v) for v in values(h) if v)
+        and all(_reads_as_date(f"{v} 12:00") for v in values(h) if v)
+    ]
+    for date in sorted(dates, key=lambda h: "date" not in normalise(h).split()):
+        for time in sorted(times, key=lambda h: "time" not in normalise(h).split()):
+            pairs = [f"{d} {t}" for d, t in zip(values(date), values(time), strict=True) if d and t]
+            if pairs and all(_reads_as_date(p) for p in pairs):
+                return date, time
+    return None
+
+
+def _id_like(headers: list[str]) -> list[str]:
+    """Headers that name an id, known names first."""
+    known = [h for h in headers if normalise(h) in SYNONYMS["id"]]
+    loose = [
+        h
+        for h in headers
+        if h not in known and {"id", "uuid", "sid", "key"} & set(normalise(h).split())
+    ]
+    return known + loose
+
+
+def id_candidates(
+    headers: list[str], rows: list[dict[str, str]], refused: dict[str, str]
+) -> list[str]:
+    """No column was taken as the id: the ones that might be, with why each was not."""
+    found = []
+    for header in _id_like(headers):
+        why = refused.get("id", "") if refused.get("id", "").startswith(repr(header)) else ""
+        if not why:
+            ids = [r.get(header, "").strip() for r in rows]
+            why = f"{header!r} repeats values" if len(set(ids)) < len(ids) else repr(header)
+        found.append(why)
+    return found
 
 
 def default_title(system: str | None, default_type: str | None) -> str:
@@ -314,23 +509,23 @@ def detect_system(headers: list[str]) -> str | None:
     return best if scores[best] >= 2 else None
 
 
-def _date_question(column: str | None, rows: list[dict[str, str]]) -> str | None:
-    if column is None:
+def _date_question(starts: list[str]) -> str | None:
+    if not starts:
         return None
-    decision = decide_order((n, r.get(column, "")) for n, r in enumerate(rows, start=2))
+    decision = decide_order(enumerate(starts, start=2))
     if decision.order is None and decision.ambiguous is not None:
         _, value = decision.ambiguous
         return (
             f"Is {value!r} day-first or month-first? The first rows do not say: set "
             '[formats] start_at = "dayfirst" or "monthfirst" (or pass --dayfirst/--monthfirst).'
         )
-    for number, row in enumerate(rows, start=2):
-        zoned = split_zone_name(row.get(column, ""))
+    for number, value in enumerate(starts, start=2):
+        zoned = split_zone_name(value)
         if zoned is not None:  # the mapping holds no zone: plan and run are told
             example = US_ZONES.get(zoned[1][0], "") if zoned[1][1:] in ("ST", "DT") else ""
             hint = f" (e.g. --timezone {example})" if example else ""
             return (
-                f"Dates name the zone {zoned[1]!r} (row {number} {row[column].strip()!r}): pass "
+                f"Dates name the zone {zoned[1]!r} (row {number} {value!r}): pass "
                 f"--timezone with the zone they are in to plan and run{hint}."
             )
     return None
@@ -348,9 +543,17 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
     ]
     if guess.source_system:
         lines.append(f"# The headers look like {_a(guess.source_system)} export.")
-    lines += ['# [columns]: field = "column in the manifest".', "[columns]"]
+    lines += [
+        '# [columns]: field = "column in the manifest", or a list of columns: start_at = '
+        '["Date", "Time"] (joined with a space), participants = ["A", "B"] (everyone, each '
+        'once), id = ["Meeting ID", "Start Time"] (the cells joined with "|").',
+        "[columns]",
+    ]
     for name in FIELDS:
-        if name in guess.columns:
+        if name in guess.joined:
+            names = ", ".join(_toml_string(c) for c in guess.joined[name])
+            lines.append(f"{name} = [{names}]   # {JOINED_NOTES[name]}")
+        elif name in guess.columns:
             note = "   # guessed from the header's words" if name in guess.guessed else ""
             if name in guess.doubts:
                 note = f"   # check: {_comment_text(guess.doubts[name])}"
@@ -383,11 +586,27 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
             "[rows]",
             "skip_without_media = true",
         ]
-    if guess.date_question:
-        question = _comment_text(guess.date_question)
-        lines += ["", "# " + question]
+    formats = guess.formats()
+    question = _comment_text(guess.date_question or "") if guess.date_order is None else ""
+    if formats or guess.naive or question:
+        lines += [
+            "",
+            "# [formats]: how start_at is written, and the zone of times without an offset.",
+            "[formats]" if formats else "# [formats]",
+        ]
+    if "start_at" in formats:
+        lines.append(f"start_at = {_toml_string(formats['start_at'])}")
+    elif question:
+        lines.append("# " + question)
         if "day-first" in question:
-            lines += ["# [formats]", '# start_at = "monthfirst"']
+            lines.append('# start_at = "monthfirst"')
+    if "timezone" in formats:
+        lines.append(f"timezone = {_toml_string(formats['timezone'])}")
+    elif guess.naive:
+        lines.append(
+            '# timezone = "America/New_York"   # required: the times have no offset '
+            "(importer init --timezone ZONE writes it)"
+        )
     if guess.unused_columns:
         unused = ", ".join(_comment_text(name) for name in guess.unused_columns)
         lines += ["", "# Columns not used: " + unused]
@@ -402,11 +621,13 @@ def _check_reads_back(text: str, guess: MappingGuess) -> None:
     defaults = {
         k: guess.defaults[k] for k in ("type", "source_system", "title") if k in guess.defaults
     }
+    columns = {**guess.columns, **{k: list(v) for k, v in guess.joined.items()}}
     if (
-        set(data) - {"columns", "defaults", "values", "rows"}
-        or data.get("columns") != guess.columns
+        set(data) - {"columns", "defaults", "values", "rows", "formats"}
+        or data.get("columns") != columns
         or data.get("defaults") != defaults
         or data.get("values", {}) != guess.values
+        or data.get("formats", {}) != guess.formats()
     ):
         raise AssertionError("the mapping file would not read back as written")
 
@@ -424,14 +645,20 @@ def summary_lines(guess: MappingGuess, out: str) -> list[str]:
     """What ``importer init`` prints: mapped, guessed, defaults, refused, missing, questions."""
     lines = [f"Wrote {out}: {len(guess.columns)} field(s) mapped."]
     for name in FIELDS:
-        if name in guess.columns:
+        if name in guess.joined:
+            shown = " + ".join(repr(c) for c in guess.joined[name])
+            lines.append(f"  mapped:  {name} <- {shown} ({JOINED_NOTES[name]})")
+        elif name in guess.columns:
             kind = "guessed" if name in guess.guessed else "mapped"
             lines.append(f"  {kind + ':':<9}{name} <- {guess.columns[name]!r}")
     if "source_system" in guess.defaults:
-        lines.append(
-            f'  default: source_system = "{guess.defaults["source_system"]}" (the headers look '
-            f"like {_a(guess.defaults['source_system'])} export)"
+        system = guess.defaults["source_system"]
+        why = (
+            f"the headers look like {_a(system)} export"
+            if system == guess.source_system
+            else "--source-system"
         )
+        lines.append(f'  default: source_system = "{system}" ({why})')
     if "type" in guess.defaults:
         lines.append(
             f'  default: type = "{guess.defaults["type"]}" (no column holds CALL or MEETING)'
@@ -458,12 +685,70 @@ def summary_lines(guess: MappingGuess, out: str) -> list[str]:
     lines += [f"  missing: {name} ({FIELD_HINTS[name]})" for name in required]
     if optional:
         lines.append(f"  missing (optional): {', '.join(optional)}")
-    if guess.date_question:
+    if guess.date_question and guess.date_order is None:
         lines.append(f"  question: {guess.date_question}")
+    if guess.naive and guess.timezone:
+        lines.append(f'  formats: timezone = "{guess.timezone}" (the times have no offset)')
+        lines += [f"           {line}" for line in zone_preview(guess, guess.timezone)]
+    elif guess.naive:
+        row, value = guess.naive[0]
+        lines.append(
+            f"  question: which time zone are the times in? They have no offset (row {row} "
+            f"{value!r}), and plan and run refuse them until it is chosen: run init again "
+            "with --timezone ZONE (e.g. America/New_York, or UTC), or set [formats] timezone"
+        )
+    if "id" not in guess.columns:
+        shown = "; ".join(guess.id_candidates) or "none (no header names an id)"
+        lines.append(
+            "  problem: no column can be the id (every row needs the CRM's unique id); "
+            f"candidates: {shown}. Set [columns] id, or a list of "
+            'columns whose cells together are unique (id = ["Meeting ID", "Start Time"])'
+        )
     if guess.unused_columns:
         lines.append(f"  columns not used: {', '.join(guess.unused_columns)}")
     lines += [f"  problem: {problem}" for problem in guess.problems]
     return lines
+
+
+JOINED_NOTES = {
+    "id": 'the id repeats: these cells, joined with "|", are unique',
+    "start_at": "a date and a time, joined",
+    "participants": "every person of these columns, in order, each once",
+}
+
+
+def zone_question(guess: MappingGuess) -> str:
+    """What init asks when the times have no offset: the first of them, and the question."""
+    shown = "\n".join(f"  row {number}: {value!r}" for number, value in guess.naive[:3])
+    column = " + ".join(guess.joined.get("start_at") or (guess.columns["start_at"],))
+    return (
+        f"The times in {column!r} have no offset:\n{shown}\nWhich time zone are they in? "
+        "(an IANA name: America/New_York, Europe/London, UTC...)"
+    )
+
+
+def zone_preview(guess: MappingGuess, timezone: str, rows: int = 3) -> list[str]:
+    """A few of the first rows' times as they would land: in ``timezone`` and in UTC."""
+    style = DateStyle(order=guess.date_order) if guess.date_order else None
+    lines = []
+    for number, value in guess.naive[:rows]:
+        try:
+            sent = parse_start_at(value, timezone, style or _style_of(guess))
+        except InvalidCell as error:
+            lines.append(f"row {number}: {value!r}: {error}")
+            continue
+        local = dt.datetime.fromisoformat(sent).astimezone(ZoneInfo(timezone))
+        lines.append(
+            f"row {number}: {value!r} -> {local:%Y-%m-%d %H:%M:%S} {timezone} = "
+            f"{sent.replace('+00:00', 'Z')} UTC"
+        )
+    return lines
+
+
+def _style_of(guess: MappingGuess) -> DateStyle:
+    """The first rows' own date order, when they settle one."""
+    decision = decide_order(guess.naive)
+    return DateStyle(order=decision.order or MONTHFIRST)
 
 
 def _toml_string(value: str) -> str:

@@ -3,7 +3,8 @@
 # mapping.toml
 [columns]
 id = "Activity ID"          # field = "column in the manifest"
-start_at = "Call Date"
+start_at = ["Date", "Time"] # or a list: the cells joined with a space, then read
+participants = ["Prospect Email", "User Email"]   # every person, in order, each once
 
 [defaults]
 type = "CALL"               # used when the column is absent or the cell is blank
@@ -11,6 +12,7 @@ source_system = "salesforce"
 
 [formats]
 start_at = "%m/%d/%Y %I:%M %p"   # strptime format; or "dayfirst" / "monthfirst"
+timezone = "America/New_York"    # the zone of times written without an offset
 
 [values.type]               # a cell's value, as the CRM writes it, to the field's value
 Inbound = "CALL"
@@ -25,9 +27,11 @@ from __future__ import annotations
 import functools
 import sys
 from collections import Counter
+from collections.abc import Collection
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from importer.errors import ManifestError, MappingError
 
@@ -51,6 +55,23 @@ FIELDS = (
 )
 REQUIRED_FIELDS = ("id", "type", "title", "media_url", "start_at")
 SECTIONS = ("columns", "defaults", "formats", "values", "rows")
+JOINED_FIELDS = {"id": "|", "start_at": " ", "participants": "\n"}
+"""Fields a list of columns may feed, and how their cells are joined: an id from several
+columns is ``Meeting ID|Start Time`` (the cells as written), a date and a time are read as
+one value, and people from several columns are one list."""
+
+
+def join_cells(field_name: str, cells: list[str]) -> str:
+    """One value from several cells: blank ones left out, except in an id, whose parts keep
+    their places (``854 1234 5678|`` never passes for the id ``854 1234 5678``)."""
+    parts = [cell.strip() for cell in cells]
+    if field_name == "id":
+        return JOINED_FIELDS["id"].join(parts) if any(parts) else ""
+    return JOINED_FIELDS[field_name].join(part for part in parts if part)
+
+
+TIMEZONE_KEY = "timezone"
+"""``[formats] timezone`` (or ``[defaults] timezone``): the zone of naive times."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +79,11 @@ class ColumnMapping:
     """Field name to manifest column name, plus default values for fields."""
 
     columns: dict[str, str] = field(default_factory=lambda: {name: name for name in FIELDS})
+    joined: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Fields read from several columns (``start_at = ["Date", "Time"]``), joined with
+    ``JOINED_FIELDS``'s separator; ``columns`` then names them for messages."""
+    timezone: str | None = None
+    """``[formats] timezone``: the zone of start_at values written without an offset."""
     defaults: dict[str, str] = field(default_factory=dict)
     formats: dict[str, str] = field(default_factory=dict)
     """Field to date format: a strptime format, ``dayfirst`` or ``monthfirst``."""
@@ -73,7 +99,10 @@ class ColumnMapping:
         """The row's cells renamed to field names, value maps applied, defaults filling blanks."""
         values: dict[str, str] = {}
         for name, column, folded, default in self._readers:
-            value = cells.get(column, "")
+            if isinstance(column, tuple):
+                value = join_cells(name, [cells.get(c, "") for c in column])
+            else:
+                value = cells.get(column, "")
             if folded is not None:
                 value = folded.get(value.strip().casefold(), value)
             if default is not None and not value.strip():
@@ -82,13 +111,15 @@ class ColumnMapping:
         return values
 
     @functools.cached_property
-    def _readers(self) -> tuple[tuple[str, str, dict[str, str] | None, str | None], ...]:
-        """Per field, worked out once (``fields_of`` runs for every row): its column, its
-        folded value map and its default, if any."""
+    def _readers(
+        self,
+    ) -> tuple[tuple[str, str | tuple[str, ...], dict[str, str] | None, str | None], ...]:
+        """Per field, worked out once (``fields_of`` runs for every row): its column (or
+        columns), its folded value map and its default, if any."""
         return tuple(
             (
                 name,
-                self.columns.get(name, name),
+                self.joined.get(name) or self.columns.get(name, name),
                 self._folded_values.get(name),
                 self.defaults.get(name),
             )
@@ -103,12 +134,30 @@ class ColumnMapping:
         }
 
     def column_of(self, field_name: str) -> str:
-        """The manifest column a field is read from (for error messages)."""
-        return self.columns.get(field_name, field_name)
+        """The manifest column a field is read from (for error messages); for a field read
+        from several columns, their names joined with `` + ``."""
+        joined = self.joined.get(field_name)
+        return " + ".join(joined) if joined else self.columns.get(field_name, field_name)
+
+    def columns_of(self, field_name: str) -> tuple[str, ...]:
+        """Every manifest column a field is read from."""
+        return self.joined.get(field_name) or (self.columns.get(field_name, field_name),)
+
+    def value_of(self, field_name: str, cells: MappingABC[str, str]) -> str:
+        """The field's cell, or its cells joined (no value map, no default)."""
+        columns = self.columns_of(field_name)
+        if len(columns) == 1:
+            return cells.get(columns[0], "")
+        return join_cells(field_name, [cells.get(c, "") for c in columns])
+
+    def parts_of(self, field_name: str, cells: MappingABC[str, str]) -> list[str]:
+        """The field's cells one by one (people from several columns are read column by
+        column: one cell may be a JSON list)."""
+        return [cells.get(column, "") for column in self.columns_of(field_name)]
 
     def unused_columns(self, present: list[str]) -> list[str]:
         """Manifest columns no field reads (a typo in the mapping shows up here)."""
-        used = {self.column_of(name) for name in self.fields}
+        used = {column for name in self.fields for column in self.columns_of(name)}
         # errors.csv fed back as a manifest brings these along; they are expected.
         expected = {"error_status", "error_message"}
         return [name for name in present if name not in used and name not in expected]
@@ -118,22 +167,25 @@ class ColumnMapping:
         field reads whose name the header uses twice (which of them is meant?)."""
         counts = Counter(present)  # linear: a header may have 100,000 columns
         for name in self.fields:
-            column = self.column_of(name)
-            if counts[column] > 1:
-                first, second = [i for i, c in enumerate(present, start=1) if c == column][:2]
-                raise ManifestError(
-                    str(path),
-                    f"the header names column {column!r} twice (columns {first} and {second}), "
-                    f"and {name} is read from it: rename one of them in the file",
-                    column=column,
-                )
+            for column in self.columns_of(name):
+                if counts[column] > 1:
+                    first, second = [i for i, c in enumerate(present, start=1) if c == column][:2]
+                    raise ManifestError(
+                        str(path),
+                        f"the header names column {column!r} twice (columns {first} and "
+                        f"{second}), and {name} is read from it: rename one of them in the file",
+                        column=column,
+                    )
         required = list(self.required)
         if not source_system_given:
             required.append("source_system")
+        names = set(present)
         missing = [
-            self.column_of(name)
+            column
             for name in required
-            if self.column_of(name) not in present and name not in self.defaults
+            if name not in self.defaults
+            for column in self.columns_of(name)
+            if column not in names
         ]
         if not missing:
             return
@@ -177,9 +229,12 @@ def load_mapping(
             f"use {', '.join(f'[{name}]' for name in SECTIONS)}",
         )
     columns = {name: name for name in fields}
-    columns.update(_string_table(path, data, "columns", fields))
-    defaults = _string_table(path, data, "defaults", fields)
-    formats = _string_table(path, data, "formats", fields)
+    joined = _joined_columns(path, data, fields)
+    columns.update(_string_table(path, data, "columns", fields, lists=set(joined)))
+    columns.update({name: " + ".join(names) for name, names in joined.items()})
+    defaults = _string_table(path, data, "defaults", (*fields, TIMEZONE_KEY))
+    formats = _string_table(path, data, "formats", (*fields, TIMEZONE_KEY))
+    timezone = _timezone(path, formats.pop(TIMEZONE_KEY, None), defaults.pop(TIMEZONE_KEY, None))
     for name, form in formats.items():
         if name != "start_at":
             raise MappingError(str(path), f"[formats] {name}: only start_at has a date format")
@@ -191,6 +246,8 @@ def load_mapping(
             )
     return ColumnMapping(
         columns=columns,
+        joined=joined,
+        timezone=timezone,
         defaults=defaults,
         formats=formats,
         values=_value_maps(path, data, fields),
@@ -198,6 +255,55 @@ def load_mapping(
         fields=fields,
         required=required,
     )
+
+
+def _timezone(path: Path, formats: str | None, defaults: str | None) -> str | None:
+    """The mapping's zone, from ``[formats]`` or ``[defaults]`` (they must agree)."""
+    if formats and defaults and formats != defaults:
+        raise MappingError(
+            str(path),
+            f"[formats] timezone = {formats!r} and [defaults] timezone = {defaults!r} "
+            "disagree: keep one",
+        )
+    zone = formats or defaults
+    if zone is None:
+        return None
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise MappingError(
+            str(path),
+            f"[formats] timezone = {zone!r} is not a time zone; use an IANA name such as "
+            '"UTC" or "America/New_York"',
+        ) from None
+    return zone
+
+
+def _joined_columns(
+    path: Path, data: dict[str, object], fields: tuple[str, ...]
+) -> dict[str, tuple[str, ...]]:
+    """``[columns]`` entries that are lists: fields read from several columns."""
+    table = data.get("columns", {})
+    if not isinstance(table, dict):
+        raise MappingError(str(path), "[columns] must be a table")
+    joined: dict[str, tuple[str, ...]] = {}
+    for name, value in table.items():
+        if not isinstance(value, list):
+            continue
+        if name not in JOINED_FIELDS or name not in fields:
+            raise MappingError(
+                str(path),
+                f"[columns] {name} is a list, but only {', '.join(JOINED_FIELDS)} can be read "
+                "from several columns",
+            )
+        if not value or not all(isinstance(column, str) and column for column in value):
+            raise MappingError(
+                str(path), f'[columns] {name} must list column names, e.g. ["Date", "Time"]'
+            )
+        if len(set(value)) < len(value):
+            raise MappingError(str(path), f"[columns] {name} names a column twice")
+        joined[name] = tuple(value)
+    return joined
 
 
 def _value_maps(
@@ -243,13 +349,19 @@ def _rows_settings(path: Path, data: dict[str, object]) -> bool:
 
 
 def _string_table(
-    path: Path, data: dict[str, object], section: str, fields: tuple[str, ...]
+    path: Path,
+    data: dict[str, object],
+    section: str,
+    fields: tuple[str, ...],
+    lists: Collection[str] = (),
 ) -> dict[str, str]:
     table = data.get(section, {})
     if not isinstance(table, dict):
         raise MappingError(str(path), f"[{section}] must be a table")
     result: dict[str, str] = {}
     for key, value in table.items():
+        if key in lists:
+            continue  # read by _joined_columns
         if key not in fields:
             raise MappingError(
                 str(path), f"[{section}] names unknown field {key!r}; fields: {', '.join(fields)}"

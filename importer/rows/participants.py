@@ -24,6 +24,9 @@ from importer.rows.cells import LONE_SURROGATE
 
 ANGLE = re.compile(r'^\s*"?(?P<name>[^<>"]*?)"?\s*<\s*(?P<email>[^<>]*?)\s*>\s*$')
 PAREN = re.compile(r"^\s*(?P<name>[^()]*?)\s*\(\s*(?P<email>[^()\s]+@[^()\s]+)\s*\)\s*$")
+BARE_NUMBER = re.compile(r"\d{1,6}(?:[.,]\d+)?")
+"""A name that is only a small number: a head count or a duration mapped as people (a phone
+number, longer or with a +, is left alone)."""
 # Struct fields that exports use for the API's names.
 FIELD_ALIASES = {
     "name": ("name", "full_name", "fullName", "display_name", "displayName"),
@@ -121,6 +124,25 @@ def _from_json(item: Any) -> Any:
     return result
 
 
+def merge_people(groups: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """People of several columns, in order, each once (by email, else by name); a person
+    met again lends the first mention a name or email it lacked."""
+    merged: dict[str, dict[str, Any]] = {}
+    for person in (p for group in groups for p in group):
+        key = (person.get("email") or person.get("name") or "").casefold()
+        by_email = person.get("email", "").casefold()
+        same = merged.get(key) or next(
+            (m for m in merged.values() if by_email and m.get("email", "").casefold() == by_email),
+            None,
+        )
+        if same is None:
+            merged[key] = dict(person)
+        else:
+            for name, value in person.items():
+                same.setdefault(name, value)
+    return list(merged.values())
+
+
 def _label(index: int, item: dict[str, Any]) -> str:
     """How an error names a participant: built only when there is an error to say."""
     source = item.get("_source")
@@ -149,6 +171,11 @@ def check_participants(items: list[Any]) -> list[dict[str, Any]]:
         name, email = (name or "").strip(), (email or "").strip()
         if not name and not email:
             raise InvalidCell(f"{_label(index, item)} has neither a name nor an email")
+        if not email and BARE_NUMBER.fullmatch(name):
+            raise InvalidCell(
+                f"{_label(index, item)} is a bare number, not a person (is the column a head "
+                "count?): participants are names or emails"
+            )
         if email and not contract.check_email(email):
             raise InvalidCell(f"{_label(index, item)}: {email!r} is not a valid email address")
         clean: dict[str, Any] = {}

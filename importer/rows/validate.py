@@ -5,7 +5,7 @@ passes in, so tests give a dictionary and the pipeline gives the file system.
 
     >>> cells = {"id": "7", "type": "call", "title": "Intro", "source_system": "salesforce",
     ...          "media_url": "https://media.example.com/7.mp3", "start_at": "2024-05-01 14:30"}
-    >>> row = map_row(cells, 2, MappingOptions())
+    >>> row = map_row(cells, 2, MappingOptions(timezone="UTC"))
     >>> row.payload["external_id"], row.payload["type"], row.payload["start_at"]
     ('salesforce:7', 'CALL', '2024-05-01T14:30:00+00:00')
     >>> print(map_row({**cells, "title": " "}, 3, MappingOptions()).errors[0])
@@ -28,8 +28,7 @@ from importer.rows.cells import EXCEL_ROUNDED, INVISIBLE, has_lone_surrogate, pr
 from importer.rows.dates import DateStyle, parse_start_at
 from importer.rows.hashes import payload_hash
 from importer.rows.mapping import ColumnMapping
-from importer.rows.participants import parse_participants
-from importer.settings import DEFAULT_TIMEZONE
+from importer.rows.participants import merge_people, parse_participants
 
 TranscriptReader = Callable[[str], str]
 """Reads a transcript_path cell; raises ``TranscriptUnavailable`` with a reason."""
@@ -48,8 +47,8 @@ class MappingOptions:
     """Used when the row has no source_system cell."""
     prefix: str | None = None
     """external_id prefix; None means ``<source_system>:``."""
-    timezone: str = DEFAULT_TIMEZONE
-    """Zone for naive start_at values."""
+    timezone: str | None = None
+    """Zone for naive start_at values; None: a naive value is invalid (never read as UTC)."""
     run_workflows: bool = False
     columns: ColumnMapping = field(default_factory=ColumnMapping)
     skip_without_media: bool = False
@@ -211,7 +210,11 @@ def map_row(
         checker.fail("is_private", "boolean", f"must be true or false, not {is_private!r}")
 
     try:
-        participants = parse_participants(values["participants"])
+        if "participants" in options.columns.joined:  # one list of people from several columns
+            parts = options.columns.parts_of("participants", cells)
+            participants = merge_people([parse_participants(part) for part in parts])
+        else:
+            participants = parse_participants(values["participants"])
     except InvalidCell as error:
         checker.fail("participants", "participants", str(error))
         participants = []

@@ -55,6 +55,8 @@ class WorkItem:
     """The CRM's id before the prefix (kept in the ledger to notice a changed prefix)."""
     sent_before: bool = False
     """An earlier run left it ``in_flight``: a 200 is most likely that run's own create."""
+    timezone: str | None = None
+    """The zone the row's time without an offset is read in (recorded in the ledger)."""
 
 
 @dataclass
@@ -375,6 +377,7 @@ class Sender(PacedRequests):
             source_id=item.source_id,
             media_url=item.payload.get("media_url"),
             cells=item.cells,
+            timezone=item.timezone,
         )
 
     async def _send(self, item: WorkItem) -> None:

@@ -143,7 +143,7 @@ def import_settings(
         mapping=MappingOptions(
             source_system=reading.source_system,
             prefix=reading.prefix,
-            timezone=reading.timezone,
+            timezone=reading.timezone or columns.timezone,
             run_workflows=reading.run_workflows,
             columns=columns,
             skip_without_media=reading.skip_without_media or columns.skip_without_media,
@@ -178,6 +178,7 @@ def recorded_import_settings(
         contacts_only=contacts_only,
         recordings=RecordingOptions(
             allow_new_prefix=bool(record.get("allow_new_prefix")),
+            allow_new_timezone=bool(record.get("allow_new_timezone")),
             on_same_recording=record.get("on_same_recording") or DEFAULT_ON_SAME_RECORDING,
         ),
     )
