@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from importer.errors import UsageError
+from importer.errors import UnreadableFile, UsageError
+from importer.read.small_files import KEY_FILE_LIMIT, read_small_file
 from importer.rows import contract
 
 API_KEY_ENV = "ASKELEPHANT_API_KEY"
@@ -30,10 +31,10 @@ def load_api_key(
     warnings: list[str] = []
     if key_file is not None:
         try:
-            key = key_file.read_text(encoding="utf-8-sig").strip()
+            key = read_small_file(key_file, KEY_FILE_LIMIT).decode("utf-8-sig").strip()
             mode = key_file.stat().st_mode
-        except FileNotFoundError:
-            raise UsageError(f"--api-key-file {key_file}: no such file") from None
+        except UnreadableFile as error:
+            raise UsageError(f"--api-key-file {key_file}: {error.reason}") from None
         except (OSError, UnicodeDecodeError) as error:
             raise UsageError(f"--api-key-file {key_file}: cannot be read ({error})") from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):

@@ -73,6 +73,15 @@ class MappingError(UsageError):
         super().__init__(f"{path}: {message}")
 
 
+class UnreadableFile(UsageError):
+    """A small input file (key, mapping) that is missing, not a regular file, or too big;
+    ``reason`` says which, for the caller to name the option."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class LedgerError(UsageError):
     """The ledger cannot be opened, locked or written."""
 

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 
 from importer.errors import ApiError, FatalError, UsageError
 from importer.rows import contract
+from importer.targets.http import proxy_for
 
 CONFIRM_ABOVE = 1000
 """Rows to send above which a production run on a terminal asks first."""
@@ -52,7 +53,9 @@ def target_line(target: Any, manifest: str) -> str:
     """``Sending to <base URL> (production): <manifest>``, said before any request."""
     base_url = getattr(target, "base_url", None) or "(unknown target)"
     where = " (production)" if target_is_production(target) else ""
-    return f"Target: {base_url}{where}; manifest {manifest}"
+    proxy = proxy_for(base_url)
+    through = f" through the proxy {proxy}" if proxy else ""
+    return f"Target: {base_url}{where}{through}; manifest {manifest}"
 
 
 async def check_key(target: Any) -> None:

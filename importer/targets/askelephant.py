@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -17,6 +16,7 @@ from importer.targets.http import (
     Answer,
     HintListener,
     classify,
+    is_loopback,
     open_client,
     scrub,
     scrub_error,
@@ -26,7 +26,20 @@ from importer.targets.http import (
 
 
 def check_base_url(base_url: str, example: str = contract.PRODUCTION_BASE_URL) -> str:
-    """Refuse a base URL that would send the key in clear text, or is not a URL at all."""
+    """Refuse a base URL that would send the key in clear text, or is not a URL at all.
+
+    A URL with user information (``user:password@``) is refused without being quoted: the
+    password would be printed, logged and recorded, and sent instead of the key.
+    """
+    authority = base_url.strip().partition("://")[2]
+    for end in "/?#":
+        authority = authority.partition(end)[0]
+    if "@" in authority:
+        raise UsageError(
+            "--base-url carries a user name or password (user:password@host), which the "
+            "importer never sends, prints or records; give the URL without it (the API key "
+            "authenticates)"
+        )
     try:
         parts = urlsplit(base_url.strip())
         parts.port  # noqa: B018 - a malformed port raises here
@@ -34,21 +47,12 @@ def check_base_url(base_url: str, example: str = contract.PRODUCTION_BASE_URL) -
         raise UsageError(f"--base-url {base_url!r} is not a valid URL ({error})") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UsageError(f"--base-url {base_url!r} is not an http(s) URL, e.g. {example}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise UsageError(
             f"--base-url {base_url!r} uses http: the API key would travel in clear text. "
             "Use https (plain http is allowed only for a loopback address such as the sandbox)."
         )
     return base_url.strip().rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def build_timeout(read_timeout: float = defaults.READ_TIMEOUT) -> httpx.Timeout:
@@ -193,6 +197,7 @@ class AskElephantTarget:
             response.content,
             operation=operation,
             scope=scope,
+            api_key=self._key,
         )
         if error is not None:
             raise scrub_error(error, self._key)
