@@ -131,6 +131,10 @@ class ServerUnavailable(TransientError):
     """5xx, connection failures and timeouts: the server, not the row, is the problem."""
 
 
+class NoAnswerInTime(ServerUnavailable):
+    """No answer within the read timeout: a silent server, or a slow one; maybe applied."""
+
+
 class PermanentError(ApiError):
     """The server rejected the row itself; sending it again unchanged cannot help."""
 

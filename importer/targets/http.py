@@ -26,6 +26,7 @@ from importer import __version__
 from importer.errors import (
     ApiError,
     FatalError,
+    NoAnswerInTime,
     PermanentError,
     RateLimited,
     ServerUnavailable,
@@ -156,12 +157,12 @@ async def send_request(
         answer = await asyncio.wait_for(exchange(), timeout=deadline)
     except asyncio.TimeoutError:
         # A per-read timeout never fires for a body trickling one byte a second.
-        raise ServerUnavailable(
+        raise NoAnswerInTime(
             f"no answer in time (the whole answer took over {deadline:g} s); "
             "the request may have been applied"
         ) from None
     except httpx.TimeoutException as error:
-        raise ServerUnavailable(
+        raise NoAnswerInTime(
             f"no answer in time ({type(error).__name__}); the request may have been applied"
         ) from None
     except httpx.LocalProtocolError as error:
