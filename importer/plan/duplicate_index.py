@@ -238,6 +238,26 @@ class ManifestIndex:
             )
         }
 
+    def left_behind(self, manifest: str, run_id: int, shown: int = 10) -> tuple[int, list[str]]:
+        """Rows the ledger holds pending or in flight for ``manifest`` that it no longer has.
+
+        A manifest cut short or replaced after a stopped run leaves them: no run would ever
+        send them again. Rows read this run as invalid or skipped are in it, so not counted.
+        The count, and the first ``shown`` external_ids.
+        """
+        where = (
+            "FROM engagements WHERE manifest = ? AND status IN ('pending', 'in_flight') "
+            "AND external_id NOT IN (SELECT external_id FROM temp.manifest_index) "
+            "AND external_id NOT IN (SELECT external_id FROM rejects WHERE manifest = ? "
+            "AND run_id = ? AND external_id IS NOT NULL)"
+        )
+        values = [manifest, manifest, run_id]
+        count = self.db.execute(f"SELECT COUNT(*) {where}", values).fetchone()[0]
+        named = self.db.execute(
+            f"SELECT external_id {where} ORDER BY row_number LIMIT ?", [*values, shown]
+        ).fetchall()
+        return count, [row[0] for row in named]
+
     def summary(
         self,
         conflicting: Iterable[str] = (),
