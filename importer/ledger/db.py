@@ -139,7 +139,11 @@ class LedgerDB:
             # Nothing recorded yet: read as an empty ledger, and leave the file as it is.
             self.db = sqlite_utils.Database(memory=True)
         else:
-            self.db = self._connect(path, readonly)
+            try:
+                self.db = self._connect(path, readonly)
+            except LedgerError:
+                self._release_read_lock()
+                raise
         try:
             self._check_is_ours()
             self._check_schema_version()
@@ -477,6 +481,9 @@ class LedgerDB:
                 self._holder_path().unlink()
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
+        self._release_read_lock()
+
+    def _release_read_lock(self) -> None:
         if self._read_lock_fd is not None:
             os.close(self._read_lock_fd)
             self._read_lock_fd = None
