@@ -9,11 +9,13 @@
     │   ├── ManifestError         the manifest file as a whole is unreadable (exit 2)
     │   ├── MappingError          the mapping file is wrong (exit 2)
     │   ├── LedgerError           the ledger cannot be used: busy, corrupt, read-only (exit 2)
+    │   ├── UnreadableFile        a key or mapping file that is not a small regular file
     │   └── NotConfirmed          the user answered no before a big production run
     ├── ApiError                  an answer (or no answer) from the API
     │   ├── TransientError        worth retrying: 429, 5xx, 409, timeouts, resets, bad bodies
     │   │   ├── RateLimited       429, with the server's Retry-After
     │   │   ├── ServerUnavailable no answer, or 5xx: counts towards an outage
+    │   │   │   └── NoAnswerInTime the read timeout passed with nothing heard
     │   │   └── AnswerTooLarge    a body past the size cap, read no further
     │   ├── PermanentError        the row itself is wrong: 400, 422 (never retried)
     │   │   ├── IntegrityProblem  the answer names another row or engagement (never recorded)
@@ -109,6 +111,15 @@ class MappingError(UsageError):
         super().__init__(f"{path}: {message}")
 
 
+class UnreadableFile(UsageError):
+    """A small input file (key, mapping) that is missing, not a regular file, or too big;
+    ``reason`` says which, for the caller to name the option."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class LedgerError(UsageError):
     """The ledger cannot be opened, locked or written."""
 
@@ -156,6 +167,10 @@ class RateLimited(TransientError):
 
 class ServerUnavailable(TransientError):
     """5xx, connection failures and timeouts: the server, not the row, is the problem."""
+
+
+class NoAnswerInTime(ServerUnavailable):
+    """No answer within the read timeout: a silent server, or a slow one; maybe applied."""
 
 
 class PermanentError(ApiError):

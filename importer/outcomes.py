@@ -164,6 +164,9 @@ class RunSummary:
     stop_reason: str | None = None
     pacing: str | None = None
     """What the server's 429s taught, e.g. the rate it accepted; None when it refused none."""
+    not_in_manifest: int = 0
+    """Rows the ledger holds pending or in flight for this manifest that it no longer
+    contains (cut short or replaced after a stop): never sent, so the run is not a success."""
 
     @property
     def counts(self) -> Counter[str]:
@@ -183,6 +186,7 @@ class RunSummary:
             "exit_code": self.exit_code,
             "stop_reason": self.stop_reason,
             "pacing": self.pacing,
+            "not_in_manifest": self.not_in_manifest,
         }
 
 
@@ -190,7 +194,7 @@ def exit_code_for(summary: RunSummary, on_change: str) -> int:
     """0 when every row is in AskElephant; 1 when some are not (or changed, if reported)."""
     planned, sent = summary.planned, summary.sent
     bad = planned[Action.INVALID] + planned[Action.DUPLICATE] + planned[Action.FAILED]
-    bad += sent[Outcome.FAILED] + sent[Outcome.CONTACTS_FAILED]
+    bad += sent[Outcome.FAILED] + sent[Outcome.CONTACTS_FAILED] + summary.not_in_manifest
     if on_change == "report":
         bad += planned[Action.CHANGED] + sent[Outcome.CHANGED]
     return EXIT_ROWS_FAILED if bad else EXIT_OK

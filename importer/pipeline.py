@@ -269,6 +269,7 @@ async def run_import(
         # Only a complete pass knows every reject: older ones of this manifest are now stale.
         # A stopped run keeps them, so nothing is forgotten before it is decided again.
         ledger.drop_stale_rejects(manifest_key, run_id)
+        summary.not_in_manifest = _name_left_behind(index, manifest_key, run_id, reporter)
     _merge(summary, outcome)
     if outcome.fatal or outcome.aborted or outcome.interrupted:
         reach = Reach(seen["rows"], reached, judged, queued, read_to_the_end)
@@ -285,6 +286,22 @@ async def run_import(
         summary.stop_reason = "interrupted"
         summary.exit_code = EXIT_INTERRUPTED
     return summary
+
+
+def _name_left_behind(
+    index: ManifestIndex, manifest_key: str, run_id: int, reporter: Reporter
+) -> int:
+    """Say which rows the ledger holds unfinished for this manifest that it no longer has."""
+    count, named = index.left_behind(manifest_key, run_id)
+    if count:
+        more = f" and {count - len(named):,} more" if count > len(named) else ""
+        reporter.notice(
+            f"{count:,} row(s) the ledger holds as pending or in flight for this manifest "
+            f"are no longer in it: {', '.join(named)}{more}. A run stopped before sending them "
+            "and the manifest was cut short or replaced since: pass the full manifest again "
+            "(in-flight rows may already exist in the target)."
+        )
+    return count
 
 
 async def _queue(sender: Sender, work: list[WorkItem]) -> bool:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from importer.errors import ChoiceError, UsageError
+from importer.errors import ChoiceError, UnreadableFile, UsageError
 from importer.events import HumanReporter, JsonReporter, Reporter
 
 if TYPE_CHECKING:
@@ -56,6 +56,47 @@ BASE_URL_ENV = "ASKELEPHANT_BASE_URL"
 DEFAULT_LEDGER = Path("state/ledger.db")
 
 
+# Small input files (the key file, the mapping): a FIFO would block a read forever,
+# /dev/zero never ends: so a file is opened without blocking, its kind and size checked.
+
+KEY_FILE_LIMIT = 64 * 1024
+"""The largest ``--api-key-file``: a key is about a hundred characters."""
+MAPPING_FILE_LIMIT = 1024 * 1024
+"""The largest ``--mapping``: a mapping is a few dozen lines."""
+
+
+def read_small_file(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit`` of them; else refused."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without a writer
+    except FileNotFoundError:
+        raise UnreadableFile("no such file") from None
+    except OSError as error:
+        raise UnreadableFile(f"cannot be read ({error.strerror})") from None
+    with os.fdopen(handle, "rb") as opened:
+        mode = os.fstat(handle).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnreadableFile(
+                f"is not a regular file (it is {_kind(mode)}); pass the path of a plain file"
+            )
+        data = opened.read(limit + 1)
+    if len(data) > limit:
+        raise UnreadableFile(f"is larger than {limit // 1024} KB, far more than it can hold")
+    return data
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
+
+
 def load_api_key(
     key_file: Path | None,
     environ: Mapping[str, str] | None = None,
@@ -69,10 +110,10 @@ def load_api_key(
     warnings: list[str] = []
     if key_file is not None:
         try:
-            key = key_file.read_text(encoding="utf-8-sig").strip()
+            key = read_small_file(key_file, KEY_FILE_LIMIT).decode("utf-8-sig").strip()
             mode = key_file.stat().st_mode
-        except FileNotFoundError:
-            raise UsageError(f"--api-key-file {key_file}: no such file") from None
+        except UnreadableFile as error:
+            raise UsageError(f"--api-key-file {key_file}: {error.reason}") from None
         except (OSError, UnicodeDecodeError) as error:
             raise UsageError(f"--api-key-file {key_file}: cannot be read ({error})") from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -183,7 +224,11 @@ class PacingSettings:
     """First wait before a probe; it doubles with each failed probe, up to ``probe_cap``."""
     probe_cap: float = 2.0
     outage_budget: float = 31.0
-    """Seconds an outage may last before a failed probe gives up the run."""
+    """Seconds an outage may last before a failed probe gives up the run; also how long the
+    server may stay silent (no answer at all) before a second timeout gives up the run."""
+    longest_wait: float = 120.0
+    """A rate window resetting further away than this is not waited for: the run stops,
+    rows not sent left pending (as a ``Retry-After`` past the cap leaves its row)."""
 
 
 @dataclass(frozen=True)
@@ -210,7 +255,11 @@ class SendSettings:
 
     def pacing(self) -> PacingSettings:
         """The pacer's settings for these options."""
-        return PacingSettings(rate_cap=self.rate, outage_budget=self.outage_budget)
+        return PacingSettings(
+            rate_cap=self.rate,
+            outage_budget=self.outage_budget,
+            longest_wait=self.retry.retry_after_cap,
+        )
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def fail_one_row(ledger: Path) -> None:
 # -- 1: one lock per file, whatever its name ---------------------------------------------------
 
 
-@pytest.mark.parametrize("alias", ["symlink", "hard link", "symlinked folder"])
+@pytest.mark.parametrize("alias", ["symlink", "symlinked folder"])
 @pytest.mark.parametrize("command", ["run", "retry", "sync-contacts", "verify"])
 def test_an_alias_of_a_ledger_in_use_is_refused(
     sandbox: SandboxProcess, tmp_path: Path, alias: str, command: str
@@ -65,8 +65,6 @@ def test_an_alias_of_a_ledger_in_use_is_refused(
     other.parent.mkdir()
     if alias == "symlink":
         other.symlink_to(ledger)
-    elif alias == "hard link":
-        os.link(ledger, other)
     else:  # the same name, reached through a symlinked folder
         other = tmp_path / "linked" / ledger.name
         other.parent.symlink_to(ledger.parent)
@@ -79,6 +77,118 @@ def test_an_alias_of_a_ledger_in_use_is_refused(
     assert result.exit_code == 2, result.output
     assert f"another importer run (pid {os.getpid()}) is using the ledger" in result.stderr
     assert sandbox.stats()["requests"] == before
+
+
+# -- 1b: one ledger, one name (issue 20) -------------------------------------------------------
+
+
+EVERY_COMMAND = ["run", "retry", "sync-contacts", "verify", "reconcile", "status", "report", "plan"]
+
+
+def any_command(name: str, sandbox: SandboxProcess, ledger: Path, manifest: Path) -> list[str]:
+    if name == "status":
+        return ["status", "--ledger", str(ledger)]
+    if name == "report":
+        return ["report", "--ledger", str(ledger), "--out", str(ledger.parent / "out")]
+    if name == "plan":
+        return ["plan", str(manifest), "--ledger", str(ledger)]
+    if name == "reconcile":
+        return ["reconcile", "--ledger", str(ledger), "--base-url", sandbox.base_url]
+    return writing_command(name, sandbox, ledger, manifest)
+
+
+def names_beside(ledger: Path) -> list[str]:
+    return sorted(p.name for p in ledger.parent.iterdir())
+
+
+@pytest.mark.parametrize("by", ["its first name", "the link"])
+@pytest.mark.parametrize("command", EVERY_COMMAND)
+def test_a_ledger_with_a_hard_link_is_refused_by_every_command(
+    sandbox: SandboxProcess, tmp_path: Path, command: str, by: str
+) -> None:
+    ledger = imported_ledger(sandbox, tmp_path, rows=2)
+    fail_one_row(ledger)
+    link = ledger.with_name("alias.db")
+    os.link(ledger, link)
+    manifest = write_manifest(tmp_path / "more.csv", [row(1), row(7)])
+    before, files, requests = digest(ledger), names_beside(ledger), sandbox.stats()["requests"]
+
+    used = ledger if by == "its first name" else link
+    result = run_cli(any_command(command, sandbox, used, manifest), sandbox.api_key)
+
+    assert result.exit_code == 2, result.output
+    assert "has 2 hard links" in result.stderr and "left untouched" in result.stderr
+    assert "Traceback" not in result.output
+    assert (digest(ledger), names_beside(ledger)) == (before, files)
+    assert sandbox.stats()["requests"] == requests
+
+
+def test_a_wal_left_by_a_kill_is_never_read_stale_through_a_hard_link(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    """The reproduction: a WAL with committed rows, a run through another name."""
+    ledger = imported_ledger(sandbox, tmp_path, rows=3)
+    writer = sqlite3.connect(ledger)  # stays open: its WAL is what a kill -9 leaves
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("UPDATE engagements SET status = 'pending' WHERE external_id = 'crm:rec-3'")
+    writer.commit()
+    link = tmp_path / "elsewhere.db"
+    os.link(ledger, link)
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(1, 5)])
+    try:
+        result = run_cli(["run", str(manifest), *api_args(sandbox, link)], sandbox.api_key)
+    finally:
+        writer.close()
+    assert result.exit_code == 2, result.output
+    assert "hard links" in result.stderr
+    link.unlink()
+    status = run_cli(["status", "--ledger", str(ledger)])
+    assert status.exit_code in (0, 1), status.output
+    assert "damaged" not in status.output
+
+
+def newer_schema(ledger: Path, extra_column: bool) -> None:
+    with sqlite3.connect(ledger) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        if extra_column:
+            conn.execute("ALTER TABLE engagements ADD COLUMN tenant TEXT NOT NULL DEFAULT 'x'")
+            conn.execute("CREATE TABLE IF NOT EXISTS future (a NOT NULL)")
+    conn.close()
+
+
+@pytest.mark.parametrize("extra_column", [False, True])
+@pytest.mark.parametrize("command", EVERY_COMMAND)
+def test_a_ledger_from_a_newer_importer_is_refused_before_anything_is_read_or_sent(
+    sandbox: SandboxProcess, tmp_path: Path, command: str, extra_column: bool
+) -> None:
+    ledger = imported_ledger(sandbox, tmp_path, rows=2)
+    fail_one_row(ledger)
+    newer_schema(ledger, extra_column)
+    manifest = write_manifest(tmp_path / "more.csv", [row(n) for n in range(1, 11)])
+    before, files, requests = digest(ledger), names_beside(ledger), sandbox.stats()["requests"]
+
+    result = run_cli(any_command(command, sandbox, ledger, manifest), sandbox.api_key)
+
+    assert result.exit_code == 2, result.output
+    assert "written by a newer importer (schema version 99" in result.stderr, result.stderr
+    assert "Sending" not in result.output and "Traceback" not in result.output
+    assert (digest(ledger), names_beside(ledger)) == (before, files)
+    assert sandbox.stats()["requests"] == requests
+
+
+@pytest.mark.parametrize("command", ["status", "report", "plan"])
+def test_reading_commands_leave_no_side_files_beside_a_ledger(
+    sandbox: SandboxProcess, tmp_path: Path, command: str
+) -> None:
+    ledger = imported_ledger(sandbox, tmp_path, rows=3)
+    manifest = write_manifest(tmp_path / "m2.csv", [row(1), row(2), row(4)])
+    files = names_beside(ledger)
+    assert not any(name.endswith(("-wal", "-shm")) for name in files)
+
+    result = run_cli(any_command(command, sandbox, ledger, manifest), sandbox.api_key)
+
+    assert result.exit_code in (0, 1), result.output
+    assert [n for n in names_beside(ledger) if n != "out"] == files
 
 
 # -- 2: a damaged ledger is refused and left as it is ------------------------------------------

@@ -65,13 +65,16 @@ def require_ledger(path: Path) -> Path:
     return path
 
 
-def _connect_read_only(path: Path) -> sqlite3.Connection:
+def _connect_read_only(path: Path, *, settled: bool) -> sqlite3.Connection:
     """Open for reading only; also where no file can be created (a read-only folder).
 
-    A WAL ledger read normally needs its ``-shm`` file, which a read-only folder cannot
-    hold. A ledger closed cleanly has no ``-wal`` left, so it is then read as immutable:
-    no lock and no side file is needed, and nothing can be written.
+    A WAL ledger read normally needs its ``-shm`` file, and leaves it (and an empty
+    ``-wal``) behind, since a reader may not delete them. A ledger that is ``settled``
+    (closed cleanly, no ``-wal`` left, and no importer writing it: the caller holds a
+    shared lock) is read as immutable: no side file is created, and nothing can be written.
     """
+    if settled:
+        return sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
@@ -93,6 +96,38 @@ def _is_empty_file(path: Path) -> bool:
         return False
 
 
+def refuse_hard_links(path: Path) -> None:
+    """Refuse a ledger file that has more than one name (a hard link).
+
+    SQLite finds a ledger's ``-wal`` by the name it was opened by: through another name, a
+    run left unfinished by a kill looks stale, and a write then damages the file for
+    every name. A symlink is fine: it resolves to the one name.
+    """
+    try:
+        links = path.stat().st_nlink if path.is_file() else 1
+    except OSError:
+        return  # a missing or unreadable file is refused later, with its own reason
+    if links > 1:
+        raise LedgerError(
+            f"ledger {path} has {links} hard links (names): SQLite keeps a ledger's "
+            "unfinished writes beside one name, so another name could read a stale "
+            "ledger and damage it; it was left untouched: keep one name (remove the other "
+            "links, or copy the file) and pass that with --ledger"
+        )
+
+
+def _read_schema_version(db: sqlite_utils.Database) -> int:
+    """The schema version the ledger was written with; 0 when it says none."""
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError:
+        return 0  # no meta table yet (a new ledger): ours to create
+    try:
+        return int(row[0]) if row else 0
+    except (TypeError, ValueError):
+        return 0
+
+
 class LedgerDB:
     """The open SQLite connection of one ledger file; the concern modules build on it."""
 
@@ -101,12 +136,24 @@ class LedgerDB:
         self.readonly = readonly
         self._lock_fd: int | None = None
         """The ledger file itself, flock'ed by ``exclusive``; closed after SQLite's connection."""
+        self._read_lock_fd: int | None = None
+        """A reader's shared flock, held while it reads a settled ledger as immutable."""
+        refuse_hard_links(path)
         if readonly and (not path.exists() or _is_empty_file(path)):
             # Nothing recorded yet: read as an empty ledger, and leave the file as it is.
             self.db = sqlite_utils.Database(memory=True)
         else:
-            self.db = self._connect(path, readonly)
-        self._check_is_ours()
+            try:
+                self.db = self._connect(path, readonly)
+            except LedgerError:
+                self._release_read_lock()
+                raise
+        try:
+            self._check_is_ours()
+            self._check_schema_version()
+        except LedgerError:
+            self.close()
+            raise
         if path.exists() and not (readonly and _is_empty_file(path)):
             self._check_undamaged()
         if not readonly:
@@ -136,8 +183,10 @@ class LedgerDB:
                     f"ledger {path} is not writable; choose another location with --ledger"
                 )
         try:
-            writable = not readonly
-            conn = sqlite3.connect(str(path), timeout=30) if writable else _connect_read_only(path)
+            if readonly:
+                conn = _connect_read_only(path, settled=self._hold_for_reading())
+            else:
+                conn = sqlite3.connect(str(path), timeout=30)
             db = sqlite_utils.Database(conn)
             db.execute("PRAGMA busy_timeout=30000")
         except sqlite3.OperationalError as error:
@@ -149,6 +198,44 @@ class LedgerDB:
         except sqlite3.DatabaseError as error:
             raise LedgerError(self._not_a_ledger(error)) from error
         return db
+
+    def _hold_for_reading(self) -> bool:
+        """Whether the ledger can be read as immutable: no writer, nothing left in a WAL.
+
+        A shared flock, held until ``close``, keeps a run (which takes it exclusively) from
+        starting meanwhile; when a run holds the ledger, it is read as SQLite reads a WAL.
+        """
+        wal = self.path.with_name(self.path.name + "-wal")
+        if fcntl is None or wal.exists():
+            return False
+        try:
+            handle = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            os.close(handle)
+            return False
+        if wal.exists():  # a writer opened it between the first look and the lock
+            os.close(handle)
+            return False
+        self._read_lock_fd = handle
+        return True
+
+    def _check_schema_version(self) -> None:
+        """Refuse a ledger written by a newer importer before anything is read or written.
+
+        Its tables may hold columns and meanings this version does not know: writing it
+        could fail half-way (a NOT NULL column) or mislead the newer version later.
+        """
+        found = _read_schema_version(self.db)
+        if found > SCHEMA_VERSION:
+            raise LedgerError(
+                f"the ledger {self.path} was written by a newer importer (schema version "
+                f"{found}; this one reads up to {SCHEMA_VERSION}); it was left untouched: "
+                "upgrade the importer, or pass another --ledger"
+            )
 
     def _use_wal(self) -> None:
         """WAL journaling, switched on only once the file is known to be ours (or new)."""
@@ -399,3 +486,9 @@ class LedgerDB:
                 self._holder_path().unlink()
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
+        self._release_read_lock()
+
+    def _release_read_lock(self) -> None:
+        if self._read_lock_fd is not None:
+            os.close(self._read_lock_fd)
+            self._read_lock_fd = None

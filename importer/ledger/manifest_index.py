@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from importer.ledger import Ledger
-from importer.ledger.db import IMPORTED, UNFINISHED, now_iso
+from importer.ledger.db import IMPORTED, NOT_SENT, UNFINISHED, now_iso
 from importer.outcomes import Status
 from importer.rows.validate import MappedRow
 
@@ -248,6 +248,26 @@ class ManifestIndex:
                 [row_number],
             )
         }
+
+    def left_behind(self, manifest: str, run_id: int, shown: int = 10) -> tuple[int, list[str]]:
+        """Rows the ledger holds pending or in flight for ``manifest`` that it no longer has.
+
+        A manifest cut short or replaced after a stopped run leaves them: no run would ever
+        send them again. Rows read this run as invalid or skipped are in it, so not counted.
+        The count, and the first ``shown`` external_ids.
+        """
+        where = (
+            f"FROM engagements WHERE manifest = ? AND status IN {NOT_SENT} "
+            "AND external_id NOT IN (SELECT external_id FROM temp.manifest_index) "
+            "AND external_id NOT IN (SELECT external_id FROM rejects WHERE manifest = ? "
+            "AND run_id = ? AND external_id IS NOT NULL)"
+        )
+        values = [manifest, manifest, run_id]
+        count = self.db.execute(f"SELECT COUNT(*) {where}", values).fetchone()[0]
+        named = self.db.execute(
+            f"SELECT external_id {where} ORDER BY row_number LIMIT ?", [*values, shown]
+        ).fetchall()
+        return count, [row[0] for row in named]
 
     def summary(
         self,

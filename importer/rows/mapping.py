@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from importer.errors import ManifestError, MappingError
+from importer.errors import ManifestError, MappingError, UnreadableFile
+from importer.settings import MAPPING_FILE_LIMIT, read_small_file
 
 if sys.version_info >= (3, 11):
     import tomllib as tomllib  # re-exported: mapping_init reads TOML back too
@@ -214,9 +215,9 @@ def load_mapping(
             columns={name: name for name in fields}, fields=fields, required=required
         )
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise MappingError(str(path), "no such file") from error
+        data = tomllib.loads(read_small_file(path, MAPPING_FILE_LIMIT).decode("utf-8"))
+    except UnreadableFile as error:
+        raise MappingError(str(path), error.reason) from None
     except (OSError, UnicodeDecodeError) as error:
         raise MappingError(str(path), f"cannot be read ({error})") from error
     except tomllib.TOMLDecodeError as error:

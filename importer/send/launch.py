@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from importer.errors import ApiError, FatalError, NotConfirmed
 from importer.targets.base import Target
+from importer.targets.http import proxy_for
 
 CONFIRM_ABOVE = 1000
 """Rows to send above which a production run on a terminal asks first."""
@@ -30,7 +31,9 @@ Confirm = Callable[[str], bool]
 def target_line(target: Target, manifest: str) -> str:
     """``Sending to <base URL> (production): <manifest>``, said before any request."""
     where = " (production)" if target.is_production else ""
-    return f"Target: {target.base_url}{where}; manifest {manifest}"
+    proxy = proxy_for(target.base_url)
+    through = f" through the proxy {proxy}" if proxy else ""
+    return f"Target: {target.base_url}{where}{through}; manifest {manifest}"
 
 
 async def check_key(target: Target) -> None:

@@ -6,6 +6,7 @@ import enum
 import math
 import statistics
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from importer.settings import PacingSettings
@@ -263,7 +264,11 @@ class OutageGuard:
 
     def __init__(self, settings: PacingSettings) -> None:
         self.settings = settings
-        self.recent: deque[tuple[float, bool]] = deque()
+        self.recent: deque[tuple[float, bool, object]] = deque()
+        """(when, failed, whose): the answers judged; ``whose`` is the row (None: unknown)."""
+        self.last_heard: float | None = None
+        """When the server last answered anything (or the first request left)."""
+        self.timeouts_since_heard = 0
         self.is_open = False
         self.opened_at = -math.inf
         self.failed_probes = 0
@@ -284,9 +289,29 @@ class OutageGuard:
         self.probes += 1
         return Gate(go=True, probe=True)
 
-    def answered_with(self, now: float, sent_at: float, answer: Answer, probe: bool) -> None:
+    def sent(self, now: float) -> None:
+        """A request left: the silence of a server that never answers counts from the first."""
+        if self.last_heard is None:
+            self.last_heard = now
+
+    def timed_out(self, now: float) -> None:
+        """A request got no answer at all within the read timeout.
+
+        One timeout may be one slow row; a second with nothing heard in between, after the
+        outage budget of silence, means a silent server: the run gives up (rows pending)
+        instead of waiting a read timeout per attempt per row.
+        """
+        self.timeouts_since_heard += 1
+        silence = now - (self.last_heard if self.last_heard is not None else now)
+        if self.timeouts_since_heard >= 2 and silence >= self.settings.outage_budget:
+            self.gave_up = True
+
+    def answered_with(
+        self, now: float, sent_at: float, answer: Answer, probe: bool, whose: object = None
+    ) -> None:
         """One answer; a FAILED probe re-arms the back-off, any other answer to a fresh request
-        closes the guard."""
+        closes the guard. Failures are counted by row (``whose``): one row that always fails
+        is that row's problem, not an outage, however few rows there are."""
         if self.is_open:
             if answer is Answer.FAILED:
                 if probe:
@@ -295,18 +320,25 @@ class OutageGuard:
             if probe or sent_at >= self.opened_at:
                 self._close()
             return
-        self.recent.append((now, answer is Answer.FAILED))
+        self.recent.append((now, answer is Answer.FAILED, whose))
         settings = self.settings
         while len(self.recent) > settings.outage_answers or (
             self.recent and self.recent[0][0] < now - settings.outage_horizon
         ):
             self.recent.popleft()
         if answer is Answer.FAILED:
-            failures = sum(failed for _, failed in self.recent)
-            if failures >= settings.outage_min_failures and failures >= settings.outage_share * len(
-                self.recent
+            failures = _rows(entry for entry in self.recent if entry[1])
+            answers = _rows(self.recent)
+            if (
+                failures >= settings.outage_min_failures
+                and failures >= settings.outage_share * answers
             ):
                 self._open(now)
+
+    def heard(self, now: float) -> None:
+        """The server answered something (any status): it is not silent."""
+        self.last_heard = now
+        self.timeouts_since_heard = 0
 
     def abandoned(self, probe: bool) -> None:
         """A request that ended without an answer either way (cancelled): free the probe."""
@@ -334,6 +366,18 @@ class OutageGuard:
         self.recent.clear()
 
 
+def _rows(entries: Iterable[tuple[float, bool, object]]) -> int:
+    """Answers counted by row: a row's retries are one; answers of no known row each one."""
+    unknown = 0
+    rows: set[object] = set()
+    for _, _, whose in entries:
+        if whose is None:
+            unknown += 1
+        else:
+            rows.add(whose)
+    return unknown + len(rows)
+
+
 class Pacer:
     """The rate governor and the outage guard of one run, fed the same answers."""
 
@@ -358,11 +402,29 @@ class Pacer:
     def sent(self, now: float) -> None:
         """A request left."""
         self.rate.sent(now)
+        self.outage.sent(now)
 
-    def answered(self, now: float, sent_at: float, answer: Answer, *, probe: bool) -> None:
-        """One request's answer, for both."""
+    def answered(
+        self,
+        now: float,
+        sent_at: float,
+        answer: Answer,
+        *,
+        probe: bool,
+        whose: object = None,
+        heard: bool = True,
+    ) -> None:
+        """One request's answer, for both; ``heard`` is False for a timeout (no answer)."""
         self.rate.answered_with(now, sent_at, answer)
-        self.outage.answered_with(now, sent_at, answer, probe)
+        self.outage.answered_with(now, sent_at, answer, probe, whose)
+        if heard:
+            self.outage.heard(now)
+        else:
+            self.outage.timed_out(now)
+
+    def waits_too_long(self, delay: float) -> bool:
+        """Whether a departure this far away is past what the run waits for (``longest_wait``)."""
+        return delay > self.settings.longest_wait
 
     def abandoned(self, probe: bool) -> None:
         """A request that ended without an answer (cancelled)."""

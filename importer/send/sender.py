@@ -16,6 +16,7 @@ from importer.errors import (
     ApiError,
     FatalError,
     IntegrityProblem,
+    NoAnswerInTime,
     OutageTooLong,
     PermanentError,
     RateLimited,
@@ -166,13 +167,17 @@ class PacedRequests:
     _sleep: Callable[[float], Awaitable[Any]]
 
     async def _call(
-        self, request: Callable[[], Awaitable[Any]], before: Callable[[], None] | None = None
+        self,
+        request: Callable[[], Awaitable[Any]],
+        before: Callable[[], None] | None = None,
+        whose: object = None,
     ) -> Any:
         """One request, in a slot, through the pacer; its answer reported to the pacer.
 
         A failed outage probe is the outage's failure, not the row's: the same call waits for
         the next probe (or for the guard to close) instead of spending one of the row's
-        attempts, until the outage budget is spent.
+        attempts, until the outage budget is spent. ``whose`` names the row, so that its
+        retries count once when the guard judges an outage.
         """
         async with self.slots:
             while True:
@@ -180,6 +185,9 @@ class PacedRequests:
                 sent_at: float | None = None
                 try:
                     delay = self.pacer.reserve(self.clock())
+                    if self.pacer.waits_too_long(delay):
+                        self._window_too_far(delay)
+                        raise SendingStopped()
                     if delay > 0:
                         await self._sleep(delay)
                     if self.stop_event.is_set():
@@ -193,23 +201,24 @@ class PacedRequests:
                     self.pacer.sent(sent_at)
                     result = await request()
                 except RateLimited:
-                    self._answered(sent_at, Answer.REFUSED, probe)
+                    self._answered(sent_at, Answer.REFUSED, probe, whose)
                     raise
                 except ServerUnavailable as error:
-                    self._answered(sent_at, Answer.FAILED, probe)
+                    silent = isinstance(error, NoAnswerInTime)
+                    self._answered(sent_at, Answer.FAILED, probe, whose, heard=not silent)
                     if self.pacer.outage.gave_up:
                         raise OutageTooLong(error) from None
                     if probe:
                         continue
                     raise
                 except ApiError:
-                    self._answered(sent_at, Answer.ACCEPTED, probe)
+                    self._answered(sent_at, Answer.ACCEPTED, probe, whose)
                     raise
                 except BaseException:
                     self.pacer.abandoned(probe)
                     self._notify()
                     raise
-                self._answered(sent_at, Answer.ACCEPTED, probe)
+                self._answered(sent_at, Answer.ACCEPTED, probe, whose)
                 return result
 
     async def _gate(self) -> bool:
@@ -237,11 +246,20 @@ class PacedRequests:
             for waiting in waits:
                 waiting.cancel()
 
-    def _answered(self, sent_at: float | None, answer: Answer, probe: bool) -> None:
+    def _answered(
+        self,
+        sent_at: float | None,
+        answer: Answer,
+        probe: bool,
+        whose: object = None,
+        *,
+        heard: bool = True,
+    ) -> None:
         if sent_at is None:  # nothing left
             self.pacer.abandoned(probe)
         else:
-            self.pacer.answered(self.clock(), sent_at, answer, probe=probe)
+            now = self.clock()
+            self.pacer.answered(now, sent_at, answer, probe=probe, whose=whose, heard=heard)
         if probe:
             self._notify()
 
@@ -249,8 +267,26 @@ class PacedRequests:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def _window_too_far(self, delay: float) -> None:
+        """The server's rate window resets past the longest wait: stop, rows left pending."""
+        if self.outcome.aborted is None:
+            self.outcome.aborted = RunAborted(
+                f"the server's rate limit window (X-RateLimit-Remaining: 0) resets in "
+                f"{delay:,.0f} s, past the {self.pacer.settings.longest_wait:.0f} s the importer "
+                "waits; rows not yet sent are still pending: run the same command again after "
+                "the reset"
+            )
+        self.stop_event.set()
+
     def _unavailable(self, error: ApiError) -> RunAborted:
         outage = self.pacer.outage
+        if not outage.is_open:  # a silent server: timeouts, never an answer
+            silence = self.clock() - (outage.last_heard or 0.0)
+            return RunAborted(
+                f"the server gave no answer at all for {silence:,.0f} s ({error}). Rows not yet "
+                "sent are still pending, and rows in flight may or may not have been applied: "
+                "run the same command again later to resume"
+            )
         return RunAborted(
             f"the server is unavailable ({error}); gave up after "
             f"{self.clock() - outage.opened_at:.0f} s of outage "
@@ -394,7 +430,9 @@ class Sender(PacedRequests):
             result = None
             async for attempt in self._policy(item):
                 with attempt:
-                    result = await self._call(lambda: self.target.create(item.payload), before)
+                    result = await self._call(
+                        lambda: self.target.create(item.payload), before, item.external_id
+                    )
             assert result is not None
         except SendingStopped:
             return  # never sent: still pending; otherwise in_flight (it may have been applied)

@@ -165,6 +165,7 @@ class AskElephantTarget:
             response.content,
             operation=operation,
             scope=scope,
+            api_key=self._key,
         )
         if error is not None:
             raise scrub_error(error, self._key)

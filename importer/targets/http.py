@@ -12,6 +12,7 @@ import email.utils
 import ipaddress
 import json
 import math
+import os
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from importer.errors import (
     AnswerTooLarge,
     ApiError,
     FatalError,
+    NoAnswerInTime,
     PermanentError,
     RateLimited,
     ServerUnavailable,
@@ -34,6 +36,60 @@ from importer.errors import (
 )
 from importer.rows import contract
 from importer.settings import DEFAULT_READ_TIMEOUT
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` names this machine (the sandbox): plain http and no proxy for it.
+
+    >>> is_loopback("127.0.0.2"), is_loopback("[::1]"), is_loopback("localhost"), is_loopback("a.b")
+    (True, True, True, False)
+    """
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+def proxy_for(base_url: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The proxy requests to ``base_url`` go through (from the environment), shown without
+    its credentials; None for a direct connection, and always for a loopback URL.
+
+    >>> proxy_for("https://api.devrev.ai", {"HTTPS_PROXY": "http://u:p@proxy:3128"})
+    'http://proxy:3128'
+    >>> proxy_for("http://127.0.0.1:8080", {"ALL_PROXY": "http://proxy:3128"}) is None
+    True
+    """
+    env = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    for name, value in env.items():
+        named = name.lower() in PROXY_VARIABLES and value.strip()
+        if named and (name.lower() not in found or name.islower()):  # lowercase wins, as curl
+            found[name.lower()] = value.strip()
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower()
+    if is_loopback(host):
+        return None
+    proxy = found.get(f"{parts.scheme}_proxy") or found.get("all_proxy")
+    if proxy is None or _bypassed(host, found.get("no_proxy", "")):
+        return None
+    shown = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    port = f":{shown.port}" if shown.port else ""
+    return f"{shown.scheme}://{shown.hostname}{port}"
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    """Whether ``NO_PROXY`` names ``host`` (or a domain of it, or ``*``)."""
+    for entry in (e.strip().lower().lstrip(".") for e in no_proxy.split(",")):
+        if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
+            return True
+    return False
 
 
 def open_client(
@@ -45,8 +101,13 @@ def open_client(
     transport: httpx.AsyncBaseTransport | None,
     extra_headers: dict[str, str] | None = None,
 ) -> httpx.AsyncClient:
-    """The connection pool a target speaks through: the key only in its headers, no redirects."""
+    """The connection pool a target speaks through: the key only in its headers, no redirects.
+
+    A loopback URL never goes through a proxy from the environment (``HTTP_PROXY``,
+    ``ALL_PROXY``): the key would pass a third party in clear text.
+    """
     return httpx.AsyncClient(
+        trust_env=not is_loopback(urlsplit(base_url).hostname),
         base_url=base_url,
         headers={
             "Authorization": f"Bearer {api_key}",
@@ -95,12 +156,12 @@ async def send_request(
         answer = await asyncio.wait_for(exchange(), timeout=deadline)
     except asyncio.TimeoutError:
         # A per-read timeout never fires for a body trickling one byte a second.
-        raise ServerUnavailable(
+        raise NoAnswerInTime(
             f"no answer in time (the whole answer took over {deadline:g} s); "
             "the request may have been applied"
         ) from None
     except httpx.TimeoutException as error:
-        raise ServerUnavailable(
+        raise NoAnswerInTime(
             f"no answer in time ({type(error).__name__}); the request may have been applied"
         ) from None
     except httpx.LocalProtocolError as error:
@@ -113,7 +174,7 @@ async def send_request(
     except httpx.TransportError as error:
         # The socket's or TLS library's words help (e.g. https to an http port); the key
         # is scrubbed from them all the same.
-        reason = scrub(str(error).strip()[:200], api_key)
+        reason = scrub(str(error).strip(), api_key)[:200]  # scrubbed before cut
         hint = ""
         if "SSL" in reason or "TLS" in reason:
             hint = "; does the server speak https? (the sandbox speaks plain http)"
@@ -130,9 +191,46 @@ async def send_request(
     return answer
 
 
+KEY_RUN = 12
+"""A run of this many of the key's characters (in its order) is scrubbed as the key: a cut
+text, or a server that echoes part of the key, must not show most of it."""
+
+
 def scrub(text: str, api_key: str) -> str:
-    """The text with the key replaced by a placeholder."""
-    return text.replace(api_key, "[API key]") if api_key else text
+    """The text with the key, and every run of ``KEY_RUN`` or more of its characters, replaced.
+
+    >>> scrub("to https://x/?k=sk-apik_ABCDEFGHIJKL", "sk-apik_ABCDEFGHIJKLMNOP")
+    'to https://x/?k=[API key]'
+    """
+    if not api_key or not text:
+        return text
+    text = text.replace(api_key, "[API key]")
+    spans: list[tuple[int, int]] = []
+    for start in range(len(api_key) - KEY_RUN + 1):
+        piece = api_key[start : start + KEY_RUN]
+        found = text.find(piece)
+        while found >= 0:
+            spans.append((found, found + KEY_RUN))
+            found = text.find(piece, found + 1)
+    if not spans:
+        return text
+    kept: list[str] = []
+    position = 0
+    for begin, end in _merged(spans):
+        kept += [text[position:begin], "[API key]"]
+        position = end
+    return "".join([*kept, text[position:]])
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping or touching spans joined, in order."""
+    merged: list[tuple[int, int]] = []
+    for begin, end in sorted(spans):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((begin, end))
+    return merged
 
 
 def scrub_value(value: Any, api_key: str) -> Any:
@@ -282,11 +380,13 @@ def classify(
     *,
     operation: str,
     scope: str = contract.SCOPE_WRITE,
+    api_key: str = "",
 ) -> ApiError | None:
     """None for a good answer, else the error that says what to do about it.
 
     ``operation`` is ``create``, ``get`` or ``replace_contacts``: a 404 means a wrong base
-    URL on create, but only a missing engagement on get.
+    URL on create, but only a missing engagement on get. Text cut short here (a redirect's
+    Location) is scrubbed of ``api_key`` first; the caller scrubs the rest.
     """
     if 200 <= status < 300:
         if status == 204 or (operation == "replace_contacts" and not body):
@@ -300,7 +400,7 @@ def classify(
     if status == 304:
         return None
     if 300 <= status < 400:
-        return _redirect(status, headers)
+        return _redirect(status, headers, api_key)
     problem = parse_problem(body)
     detail = problem.get("detail") or problem.get("title") or problem.get("message")
     raw_errors = problem.get("errors")
@@ -330,12 +430,12 @@ def classify(
     return ServerUnavailable(f"HTTP {status} unexpected answer{said}", **fields)
 
 
-def _redirect(status: int, headers: Mapping[str, str]) -> FatalError:
+def _redirect(status: int, headers: Mapping[str, str], api_key: str) -> FatalError:
     """A redirect is never followed (it could take the key elsewhere): the URL is wrong.
 
     Every answer would be the same, so the run stops at once, rows left pending.
     """
-    location = headers.get("location")
+    location = scrub(headers.get("location") or "", api_key)
     to = f" to {location[:200]}" if location else ""
     return FatalError(
         f"HTTP {status}: the API answered with a redirect{to}, which the importer does not "
@@ -399,7 +499,20 @@ def _integer(value: str | None) -> int | None:
 
 
 def check_base_url(base_url: str, example: str = contract.PRODUCTION_BASE_URL) -> str:
-    """Refuse a base URL that would send the key in clear text, or is not a URL at all."""
+    """Refuse a base URL that would send the key in clear text, or is not a URL at all.
+
+    A URL with user information (``user:password@``) is refused without being quoted: the
+    password would be printed, logged and recorded, and sent instead of the key.
+    """
+    authority = base_url.strip().partition("://")[2]
+    for end in "/?#":
+        authority = authority.partition(end)[0]
+    if "@" in authority:
+        raise UsageError(
+            "--base-url carries a user name or password (user:password@host), which the "
+            "importer never sends, prints or records; give the URL without it (the API key "
+            "authenticates)"
+        )
     try:
         parts = urlsplit(base_url.strip())
         parts.port  # noqa: B018 - a malformed port raises here
@@ -407,7 +520,7 @@ def check_base_url(base_url: str, example: str = contract.PRODUCTION_BASE_URL) -
         raise UsageError(f"--base-url {base_url!r} is not a valid URL ({error})") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise UsageError(f"--base-url {base_url!r} is not an http(s) URL, e.g. {example}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise UsageError(
             f"--base-url {base_url!r} uses http: the API key would travel in clear text. "
             "Use https (plain http is allowed only for a loopback address such as the sandbox)."
@@ -421,12 +534,3 @@ def build_timeout(read_timeout: float = DEFAULT_READ_TIMEOUT) -> httpx.Timeout:
     The read timeout is also each request's overall deadline (see ``AskElephantTarget``).
     """
     return httpx.Timeout(connect=10.0, read=read_timeout, write=60.0, pool=None)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
