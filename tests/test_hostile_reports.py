@@ -38,3 +38,28 @@ def test_report_copes_with_the_transcript_paths_a_run_refused(
     assert len(by_row) == 5
     assert "x" * 300 + ".txt" in by_row and "loop1" in by_row  # left as written
     assert (out / "transcripts" / "m" / "fine.txt").read_text(encoding="utf-8") == "hello"
+
+
+def test_summary_shows_hostile_cells_and_names_as_text(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    hostile = "</td><script>alert(1)</script> *bold* [link](x) `code` | ~~gone~~ _em_"
+    manifest = write_manifest(tmp_path / "m.csv", [row(1, type=hostile), row(2)])
+    ledger = tmp_path / "ledger.db"
+    run = run_cli(["run", str(manifest), *api_args(sandbox, ledger)], sandbox.api_key)
+    assert run.exit_code == 1, run.output
+
+    out = tmp_path / "out\n```\n<b>x"  # a folder name a fence of three could not hold
+    result = run_cli(["report", "--ledger", str(ledger), "--out", str(out)])
+
+    assert result.exit_code == 0, result.output
+    text = (out / "summary.md").read_text(encoding="utf-8")
+    page, steps = text.split("## Next steps")
+    assert "<" not in page and ">" not in page
+    assert "&lt;/td&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert r"\*bold\* \[link\](x) \`code\` \| \~\~gone\~\~ \_em\_" in page
+    [attention] = [line for line in page.splitlines() if "alert(1)" in line]
+    assert attention.replace("\\|", "").count("|") == 4  # three cells: the table holds
+    lines = steps.splitlines()
+    assert lines[2] == "````console" and lines[-1] == "````"  # longer than the name's ```
+    assert lines.count("````") == 1
