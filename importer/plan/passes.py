@@ -20,7 +20,7 @@ from importer.events import Reporter
 from importer.ledger import Ledger
 from importer.outcomes import Action
 from importer.plan.duplicate_index import ManifestIndex
-from importer.plan.planner import DuplicateInfo, PlannedRow, plan_row
+from importer.plan.planner import DuplicateInfo, PlannedRow, lookalike_duplicates, plan_row
 from importer.plan.recordings import judge_recording
 from importer.read.manifest import ReadStats, SourceOptions, read_columns, read_manifest
 from importer.rows import contract
@@ -210,6 +210,7 @@ def index_manifest(
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
         for external_id, first_row, conflicting, rows, more in index.repeated()
     }
+    duplicates.update(lookalike_duplicates(ledger.lookalike_ids()))
     return index, duplicates, seen
 
 
