@@ -9,7 +9,7 @@ Sizes are bounded before anything is parsed: the zip directory says how large ea
 part is once inflated, and a part over ``MAX_HELD_PART_BYTES`` (parts parsed whole: shared
 strings, styles, the workbook) or ``MAX_SHEET_PART_BYTES`` (a sheet, streamed) is refused.
 Rows are let go once read, so a sheet's memory stays flat whatever its length, empty
-formatted rows at its end included (openpyxl keeps about 100 bytes of every row it read).
+formatted rows at its end included (openpyxl keeps about 500 bytes of every row it read).
 """
 
 from __future__ import annotations
