@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from importer.rows.mapping import tomllib
+from importer.rows.validate import MappingOptions, map_row
 from tests.audit_support import read_csv
 from tests.conftest import SandboxProcess
 from tests.factories import COLUMNS, row, run_args, run_cli, write_manifest
@@ -174,6 +175,50 @@ def test_ids_with_control_or_invisible_characters_are_invalid_rows(tmp_path: Pat
     assert plan["counts"] == {"invalid": len(BAD_IDS), "new": 1}
     for reason in invalid_reasons(plan).values():
         assert reason.startswith("id: contains a control or invisible"), reason
+
+
+# Characters that look blank or like nothing, each inside an id (issue 20).
+BLANK_LOOKING_IDS = {
+    f"U+{ord(character):04X}": f"rec{character}x"
+    for character in (
+        "\u3164",  # Hangul filler
+        "\uffa0",  # half-width Hangul filler
+        "\u115f",  # Hangul choseong filler
+        "\u1160",  # Hangul jungseong filler
+        "\u034f",  # combining grapheme joiner
+        "\ufe0f",  # variation selector 16
+        "\U000e01ef",  # variation selector 256
+        "\U000e0061",  # tag latin small letter a
+        "\U000e0001",  # language tag
+        "\u17b4",  # Khmer vowel inherent AQ
+        "\u17b5",  # Khmer vowel inherent AA
+        "\u2800",  # braille pattern blank
+        "\u00a0",  # no-break space
+        "\u202f",  # narrow no-break space
+        "\u3000",  # ideographic space
+        "\u2007",  # figure space
+        "\u205f",  # medium mathematical space
+        "\u1680",  # Ogham space mark
+        "\u180f",  # Mongolian free variation selector
+        "\ue000",  # private use
+    )
+}
+
+
+def test_ids_with_blank_looking_characters_are_invalid_rows(tmp_path: Path) -> None:
+    rows = [row(n, id=value) for n, value in enumerate(BLANK_LOOKING_IDS.values(), start=1)]
+    rows += [row(97, id="rec 97"), row(98, id="réc-98"), row(99, id="记录99")]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+
+    code, plan = plan_json(manifest, tmp_path)
+
+    assert code == 1
+    assert plan["counts"] == {"invalid": len(BLANK_LOOKING_IDS), "new": 3}
+    for name, value in BLANK_LOOKING_IDS.items():
+        [error] = map_row(row(1, id=value), 2, MappingOptions()).errors
+        assert error.message.startswith(f"contains a control or invisible character ({name} at "), (
+            error.message
+        )
 
 
 def test_a_source_system_with_a_control_character_makes_its_row_invalid(tmp_path: Path) -> None:

@@ -182,3 +182,49 @@ def test_two_rows_of_one_manifest_with_one_recording(
     assert "row 4 crm:rec-3: same recording as crm:rec-1" in planned.stdout
     assert result.exit_code == 0, result.output
     assert sorted(e["external_id"] for e in sandbox.engagements()) == ["crm:rec-1", "crm:rec-2"]
+
+
+# -- issue 20: ids equal under Unicode NFKC, different as text ------------------------------------
+
+NFC, NFD = "caf\u00e9", "cafe\u0301"
+
+
+def test_ids_equal_under_nfkc_in_one_manifest_are_never_both_sent(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ids = [NFC, NFD, "\uff11\uff12\uff13", "123", "\ufb01le", "file", "ABC", "abc", "rec-9"]
+    rows = [row(n, id=value) for n, value in enumerate(ids, start=1)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    ledger = tmp_path / "l.db"
+
+    result = run(sandbox, manifest, ledger)
+
+    assert result.exit_code == 1, result.output
+    assert count(result.output, "duplicate") == 6
+    assert count(result.output, "created") == 3  # case stays significant: ABC and abc
+    assert sorted(e["external_id"] for e in sandbox.engagements()) == [
+        "crm:ABC",
+        "crm:abc",
+        "crm:rec-9",
+    ]
+    assert (
+        "external_id 'crm:cafe\\u0301' and 'crm:caf\\xe9' on row 2 differ as text but are one "
+        "id under Unicode NFKC" in run_cli(["plan", str(manifest), "--ledger", str(ledger)]).output
+    )
+
+
+def test_an_id_equal_under_nfkc_to_one_sent_before_is_not_sent(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "l.db"
+    first = write_manifest(tmp_path / "first.csv", [row(1, id="\uff17"), row(2, id=NFD)])
+    assert run(sandbox, first, ledger).exit_code == 0
+    second = write_manifest(tmp_path / "second.csv", [row(1, id="7"), row(2, id=NFC), row(3)])
+
+    result = run(sandbox, second, ledger)
+
+    assert result.exit_code == 1, result.output
+    assert count(result.output, "duplicate") == 2
+    assert len(sandbox.engagements()) == 3  # the first two, and row 3 of the second
+    reasons = plan(second, ledger).output
+    assert "external_id 'crm:7' and 'crm:\\uff17' which the ledger holds as sent before" in reasons

@@ -21,7 +21,8 @@ The package, by concern:
 - ``db``: opening, schema, the run lock, ``open_ledger`` (a context manager);
 - ``runs``: the runs table; ``rows``: the send write-path; ``rejects``: rows never sent;
 - ``queries``: named read queries for planning, ``status``, ``report`` and ``verify``;
-- ``media_cache``: cached media preflight results.
+- ``media_cache``: cached media preflight results;
+- ``lookalikes``: ids equal under Unicode NFKC but different as text.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from importer.ledger.db import STATUSES, now_iso, require_ledger
+from importer.ledger.lookalikes import Lookalikes
 from importer.ledger.media_cache import MediaCache
 from importer.ledger.queries import Queries
 from importer.ledger.rejects import Rejects
@@ -51,7 +53,7 @@ __all__ = [
 ]
 
 
-class Ledger(Runs, Rows, Rejects, Queries, MediaCache):
+class Ledger(Runs, Rows, Rejects, Queries, MediaCache, Lookalikes):
     """One ledger file, opened for a command. Not shared between threads.
 
     Use it as a context manager (or through ``open_ledger``) so it is always closed.

@@ -20,10 +20,13 @@ from importer.events import Reporter
 from importer.ledger import Ledger
 from importer.ledger.manifest_index import ManifestIndex
 from importer.outcomes import Action
-from importer.plan.planner import DuplicateInfo, PlannedRow, plan_row
+from importer.plan.media import preflight
+from importer.plan.planner import DuplicateInfo, PlannedRow, lookalike_duplicates, plan_row
 from importer.plan.recordings import judge_recording, known_recordings, prefix_of
 from importer.read.manifest import ReadStats, read_columns, read_manifest
 from importer.rows import contract
+from importer.rows.file_checks import require_zone, settle_dates
+from importer.rows.urlsafety import system_resolver
 from importer.rows.validate import MappedRow, MappingOptions, RowError, TranscriptReader, map_row
 from importer.settings import ImportSettings, SourceOptions
 
@@ -130,8 +133,6 @@ def with_media_failure(row: MappedRow, reason: str, column: str) -> MappedRow:
 
 async def preflight_media(ledger: Ledger, settings: ImportSettings, reporter: Reporter) -> None:
     """Check every distinct media URL of the manifest (cached in the ledger)."""
-    from importer.plan.media import preflight
-    from importer.rows.urlsafety import system_resolver
 
     totals: Counter[str] = Counter()
     for batch in mapped_batches(
@@ -211,6 +212,7 @@ def index_manifest(
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
         for external_id, first_row, conflicting, rows, more in index.repeated()
     }
+    duplicates.update(lookalike_duplicates(ledger.lookalike_ids()))
     return index, duplicates, seen
 
 
@@ -301,7 +303,6 @@ def prepare(
 ) -> tuple[ImportSettings, list[str]]:
     """Settle what the file as a whole decides (its time zone is chosen if it needs one,
     its date order) before any row is mapped."""
-    from importer.rows.file_checks import require_zone, settle_dates
 
     source = dataclasses.replace(
         settings.source, id_column=settings.mapping.columns.columns_of("id")[0]

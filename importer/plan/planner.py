@@ -23,6 +23,7 @@ The same plan (actions are ``importer.outcomes.Action``) drives ``importer plan`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,12 +44,41 @@ class DuplicateInfo:
     """Every row with this external_id (the first ones, when there are very many)."""
     more: int = 0
     """Rows beyond ``rows``."""
+    lookalike: str = ""
+    """For an id equal to another under Unicode NFKC: why the row is not sent, said."""
 
     def others(self, row_number: int) -> str:
         """The other rows, said for people: ``row 8``, ``rows 3, 9 and 2 more``."""
         others = [str(n) for n in self.rows if n != row_number]
         text = ("row " if len(others) + self.more == 1 else "rows ") + ", ".join(others)
         return text + (f" and {self.more:,} more" if self.more else "")
+
+
+def lookalike_duplicates(pairs: Iterable[tuple[str, str, int | None]]) -> dict[str, DuplicateInfo]:
+    """external_id -> its entry as a duplicate, from ``(external_id, lookalike, its row or
+    None for the ledger)`` pairs (``Ledger.lookalike_ids``): never sent, like conflicting
+    duplicates, whichever of the two came first."""
+    others: dict[str, dict[str, int | None]] = {}
+    for external_id, other, row in pairs:
+        known = others.setdefault(external_id, {})
+        if other not in known or (row is not None and known[other] is None):
+            known[other] = row  # a manifest row says more than the ledger
+    found = {}
+    for external_id, known in others.items():
+        other, row = next(iter(known.items()))
+        where = f"on row {row}" if row is not None else "which the ledger holds as sent before"
+        rows = tuple(sorted(n for n in known.values() if n is not None))
+        found[external_id] = DuplicateInfo(
+            min(rows, default=0),
+            True,
+            rows[:10],
+            max(len(rows) - 10, 0),
+            f"external_id {external_id!a} and {other!a} {where} differ as text but "
+            "are one id under Unicode NFKC (an accent written apart, a full-width digit, a "
+            "ligature): the API could take them for one engagement, so this row is not "
+            "sent; write both ids alike",
+        )
+    return found
 
 
 @dataclass(frozen=True)
@@ -87,6 +117,8 @@ def plan_row(
         engagement_id = fact.engagement_id if fact is not None and imported else None
         return PlannedRow(row, Action.INVALID, row.error_text(), engagement_id=engagement_id)
     if duplicate is not None:
+        if duplicate.lookalike:
+            return PlannedRow(row, Action.DUPLICATE, duplicate.lookalike)
         if duplicate.conflicting:
             return PlannedRow(
                 row,

@@ -4,6 +4,12 @@ openpyxl's read-only mode parses the sheet's XML as it goes (``pandas.read_excel
 load the whole sheet first); only the workbook's shared strings table, where Excel keeps
 the text of every text cell, is held whole (about 0.4 KB a row, see docs/manifests.md).
 Date cells arrive as real ``datetime`` values, not as the text a locale would show.
+
+Sizes are bounded before anything is parsed: the zip directory says how large each XML
+part is once inflated, and a part over ``MAX_HELD_PART_BYTES`` (parts parsed whole: shared
+strings, styles, the workbook) or ``MAX_SHEET_PART_BYTES`` (a sheet, streamed) is refused.
+Rows are let go once read, so a sheet's memory stays flat whatever its length, empty
+formatted rows at its end included (openpyxl keeps about 500 bytes of every row it read).
 """
 
 from __future__ import annotations
@@ -15,15 +21,46 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from openpyxl.cell.read_only import ReadOnlyCell
 from openpyxl.styles.numbers import is_datetime
 
 from importer.errors import ManifestError
+
+MAX_HELD_PART_BYTES = 512 * 1024**2
+"""Inflated size of a part parsed whole, shared strings above all: a full sheet of
+1,048,576 rows with three distinct texts a row needs about 250 MB."""
+MAX_SHEET_PART_BYTES = 4 * 1024**3
+"""Inflated size of a sheet, which is streamed: time, not memory, grows with it."""
+
+
+def check_part_sizes(path: Path) -> None:
+    """Refuse a workbook with a part whose inflated size (from the zip directory, which
+    the zip reader holds each part to) passes its bound: before any part is parsed."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # openpyxl says what is wrong with it
+    for part in parts:
+        if not part.filename.endswith((".xml", ".rels")):
+            continue  # pictures, printer settings...: never parsed
+        is_sheet = part.filename.startswith("xl/worksheets/")
+        bound = MAX_SHEET_PART_BYTES if is_sheet else MAX_HELD_PART_BYTES
+        if part.file_size > bound:
+            raise ManifestError(
+                str(path),
+                f"has a part {part.filename!r} of {part.file_size:,} bytes once inflated "
+                f"(compressed: {part.compress_size:,}); the importer reads at most "
+                f"{bound:,} bytes for a {'sheet' if is_sheet else 'part read whole'}. "
+                "Export the report as CSV instead",
+            )
 
 
 def open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any]:
     """The workbook (to close) and the sheet named ``sheet``, or the first one."""
     import openpyxl
 
+    check_part_sizes(path)
     try:
         with warnings.catch_warnings():
             # "Workbook contains no default style", "extension is not supported": about
@@ -51,15 +88,50 @@ def open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any]:
 def sheet_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, tuple[Any, ...]]]:
     """``(row number, values)`` for every row of the sheet, header included."""
     book, worksheet = open_sheet(path, sheet)
-    # Some exporters write a wrong sheet size (often "A1"); read-only mode trusts it.
-    worksheet.reset_dimensions()
     try:
-        for number, cells in enumerate(worksheet.iter_rows(), start=1):
-            yield number, tuple(_value(cell) for cell in cells)
+        for number, cells in _parsed_rows(book, worksheet):
+            yield number, _values(worksheet, cells)
     except Exception as error:  # a cut or malformed sheet: ParseError, ValueError, KeyError...
         raise ManifestError(str(path), f"is damaged ({_reason(error)})") from error
     finally:
         book.close()
+
+
+def _parsed_rows(book: Any, worksheet: Any) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """``(row number, cells as openpyxl parses them)`` of every row the sheet writes.
+
+    openpyxl's own loop clears each row's XML element but leaves it in the tree, and keeps
+    the attributes of every formatted row: about 500 bytes a row, so a sheet stretched by
+    a million formatted empty rows took 550 MB. Here each row is let go once parsed. Rows
+    the sheet does not write are blank: they are not made up (the numbers say the gap),
+    and the sheet's stated size, often wrong ("A1"), is not trusted.
+    """
+    # openpyxl's parser of one row's cells (shared strings, dates, booleans, errors): its
+    # read-only worksheet uses it the same way.
+    from openpyxl.worksheet._reader import ROW_TAG, WorkSheetParser
+    from openpyxl.xml.functions import iterparse
+
+    with worksheet._get_source() as source:
+        parser = WorkSheetParser(
+            source,
+            worksheet._shared_strings,
+            data_only=book.data_only,
+            epoch=book.epoch,
+            date_formats=book._date_formats,
+            timedelta_formats=book._timedelta_formats,
+        )
+        parents = []
+        for event, element in iterparse(source, events=("start", "end")):
+            if event == "start":
+                parents.append(element)
+                continue
+            parents.pop()
+            if element.tag == ROW_TAG:
+                yield parser.parse_row(element)
+                parser.row_dimensions.clear()
+            if parents and (element.tag == ROW_TAG or len(parents) == 1):
+                # The rows read so far, or a finished part of the sheet (merged cells...).
+                parents[-1].clear()
 
 
 # A formatted report starts with its title, date and filters, one cell a row.
@@ -95,14 +167,21 @@ def skip_title_block(
     )
 
 
-def _value(cell: Any) -> Any:
-    """A cell's value; a date cell whose format shows no time is a ``date``, not midnight
-    (Excel stores a day as that day's 00:00, and the importer refuses dates without times).
-    """
-    value = cell.value
-    if isinstance(value, dt.datetime) and is_datetime(cell.number_format) == "date":
-        return value.date()
-    return value
+def _values(worksheet: Any, cells: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """A row's values by column from A (None where no cell is written); a date cell whose
+    format shows no time is a ``date``, not midnight (Excel stores a day as that day's
+    00:00, and the importer refuses dates without times)."""
+    if not cells:
+        return ()
+    values: list[Any] = [None] * max(cell["column"] for cell in cells)
+    for cell in cells:
+        value = cell["value"]
+        if isinstance(value, dt.datetime) and cell["style_id"]:
+            number_format = ReadOnlyCell(worksheet, **cell).number_format
+            if is_datetime(number_format) == "date":
+                value = value.date()
+        values[cell["column"] - 1] = value
+    return tuple(values)
 
 
 def _reason(error: Exception) -> str:

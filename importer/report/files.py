@@ -8,6 +8,7 @@ injection; see ``importer.read.formulas``).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 from collections import Counter
@@ -15,16 +16,20 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from importer.errors import ImporterError
 from importer.ledger import Ledger
 from importer.outcomes import Action, Outcome, Status, format_counts, rows_done
 from importer.plan.planner import PlannedRow
 from importer.read.formulas import IMPORTER_COLUMNS, defuse
+from importer.read.manifest import read_manifest
+from importer.report.outputs import ReportFiles
 from importer.report.summary import summary_markdown
+from importer.rows import contract
 from importer.targets.registry import recorded_import_settings
 
 if TYPE_CHECKING:
     from importer.outcomes import RunSummary
-import shutil
+    from importer.report.outputs import ReportFiles
 
 PLAN_COLUMNS = ["row", "external_id", "action", "reason", "start_at_cell", "start_at_sent"]
 SUCCESS_COLUMNS = [
@@ -156,41 +161,44 @@ def success_rows(ledger: Ledger) -> Iterator[list[Any]]:
 
 def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
     """Write success.csv, errors.csv (and one errors file per manifest when there are
-    several), skipped.csv and summary.md; return how many rows each CSV file has."""
+    several), skipped.csv and summary.md; return how many rows each CSV file has.
+
+    The files take their names together at the end (see ``importer.report.outputs``)."""
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {"success.csv": 0, "errors.csv": 0, "skipped.csv": 0}
-    with (out_dir / "success.csv").open("w", encoding="utf-8", newline="") as handle:
-        writer = SafeCsvWriter(handle)
-        writer.writerow(SUCCESS_COLUMNS)
-        for values in success_rows(ledger):
-            writer.writerow(values)
-            written["success.csv"] += 1
-    transcripts = TranscriptCopies(ledger, out_dir)
-    written["errors.csv"] = write_errors(ledger, out_dir / "errors.csv", transcripts)
-    manifests = ledger.error_manifests()
-    errors_files = dict.fromkeys(manifests, "errors.csv")
-    if len(manifests) > 1:
-        # One mapping reads each back: a file per manifest, with that manifest's columns.
-        errors_files = per_manifest_names(manifests)
-        for manifest, name in errors_files.items():
-            written[name] = write_errors(ledger, out_dir / name, transcripts, manifest)
-    with (out_dir / "skipped.csv").open("w", encoding="utf-8", newline="") as handle:
-        writer = SafeCsvWriter(handle)
-        writer.writerow(SKIPPED_COLUMNS)
-        for record in ledger.skipped_records():
-            writer.writerow(
-                [
-                    record["manifest"],
-                    record["row_number"],
-                    record["external_id"] or "",
-                    record["reason"],
-                ]
-            )
-            written["skipped.csv"] += 1
-    (out_dir / SUMMARY_FILE).write_text(
-        summary_markdown(ledger, out_dir, ledger.path, errors_files), encoding="utf-8"
-    )
+    with ReportFiles(out_dir) as files:
+        with files.open("success.csv") as handle:
+            writer = SafeCsvWriter(handle)
+            writer.writerow(SUCCESS_COLUMNS)
+            for values in success_rows(ledger):
+                writer.writerow(values)
+                written["success.csv"] += 1
+        transcripts = TranscriptCopies(ledger, files)
+        written["errors.csv"] = write_errors(ledger, files, "errors.csv", transcripts)
+        manifests = ledger.error_manifests()
+        errors_files = dict.fromkeys(manifests, "errors.csv")
+        if len(manifests) > 1:
+            # One mapping reads each back: a file per manifest, with that manifest's columns.
+            errors_files = per_manifest_names(manifests)
+            for manifest, name in errors_files.items():
+                written[name] = write_errors(ledger, files, name, transcripts, manifest)
+        with files.open("skipped.csv") as handle:
+            writer = SafeCsvWriter(handle)
+            writer.writerow(SKIPPED_COLUMNS)
+            for record in ledger.skipped_records():
+                writer.writerow(
+                    [
+                        record["manifest"],
+                        record["row_number"],
+                        record["external_id"] or "",
+                        record["reason"],
+                    ]
+                )
+                written["skipped.csv"] += 1
+
+        with files.open(SUMMARY_FILE) as handle:
+            handle.write(summary_markdown(ledger, out_dir, ledger.path, errors_files))
     return written
 
 
@@ -316,8 +324,6 @@ class ManifestCells:
         return dict(self.current.cells) if self.current.row_number == row_number else {}
 
     def _open(self, manifest: str) -> Iterator[Any]:
-        from importer.errors import ImporterError
-        from importer.read.manifest import read_manifest
 
         try:
             settings = recorded_import_settings(Path(manifest), self.ledger.last_settings(manifest))
@@ -328,7 +334,11 @@ class ManifestCells:
 
 
 def write_errors(
-    ledger: Ledger, path: Path, transcripts: TranscriptCopies, manifest: str | None = None
+    ledger: Ledger,
+    files: ReportFiles,
+    name: str,
+    transcripts: TranscriptCopies,
+    manifest: str | None = None,
 ) -> int:
     """One errors file (of one manifest, or of all); how many rows it has.
 
@@ -339,7 +349,7 @@ def write_errors(
         # A re-fed errors.csv brings the old error columns along: the fresh ones replace them.
         columns += [n for n in cells if n not in columns and n not in ERROR_EXTRA_COLUMNS]
     count = 0
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    with files.open(name) as handle:
         writer = SafeCsvWriter(handle)
         writer.writerow([*columns, *ERROR_EXTRA_COLUMNS])
         for row_manifest, cells, status, message in attention_rows(ledger, manifest):
@@ -361,16 +371,21 @@ def per_manifest_names(manifests: list[str]) -> dict[str, str]:
     return names
 
 
+TRANSCRIPT_COPY_LIMIT = contract.TRANSCRIPT_MAX_BYTES + len(codecs.BOM_UTF8)
+"""Bytes of the largest transcript file the API could take (a UTF-8 BOM is not sent)."""
+
+
 class TranscriptCopies:
     """Transcript files of error rows, copied beside the errors files.
 
     A ``transcript_path`` is read relative to (and only inside) its manifest's folder, so an
     errors file fed back from the report folder could not reach it: the file is copied to
-    ``transcripts/<manifest>/`` there, and the cell names the copy.
+    ``transcripts/<manifest>/`` there, and the cell names the copy. A file over the API's
+    transcript limit is not copied (its row's error says so): it is read no further.
     """
 
-    def __init__(self, ledger: Ledger, out_dir: Path) -> None:
-        self.ledger, self.out_dir = ledger, out_dir
+    def __init__(self, ledger: Ledger, files: ReportFiles) -> None:
+        self.ledger, self.files = ledger, files
         self._columns: dict[str, str | None] = {}
 
     def relocate(self, manifest: str, cells: dict[str, str]) -> dict[str, str]:
@@ -389,18 +404,15 @@ class TranscriptCopies:
         if not copyable:
             return cells  # the row's error says so; nothing to copy
         relative = Path("transcripts") / Path(manifest).stem / source.relative_to(root)
-        target = self.out_dir / relative
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            if not self.files.copy_at_most(source, relative, TRANSCRIPT_COPY_LIMIT):
+                return cells  # too large to send: the row's error says so
         except OSError:
             return cells
         return {**cells, column: relative.as_posix()}
 
     def _column(self, manifest: str) -> str | None:
         if manifest not in self._columns:
-            from importer.errors import ImporterError
-
             try:
                 settings = recorded_import_settings(
                     Path(manifest), self.ledger.last_settings(manifest)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shlex
 from collections import Counter
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ def summary_markdown(
 ) -> str:
     """The whole page. ``errors_files``: manifest -> the errors file written for it."""
     counts = {k: v for k, v in ledger.status_counts().items() if v}
-    parts = [f"# Import summary: {ledger_path}", ""]
+    parts = [f"# Import summary: {markdown_text(str(ledger_path))}", ""]
     parts += [
         f"Written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by `importer report`."
     ]
@@ -71,9 +72,28 @@ def _attention(ledger: Ledger, counts: dict[str, int]) -> list[str]:
 
 
 def _cell(text: str, limit: int = 80) -> str:
-    """Text for a Markdown table cell: one line, no pipes, not too long."""
-    flat = " ".join(str(text).split()).replace("|", "/")
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """Text for a Markdown table cell: one line, not too long, shown as written."""
+    flat = " ".join(str(text).split())
+    return markdown_text(flat if len(flat) <= limit else flat[: limit - 1] + "…")
+
+
+# What Markdown or HTML would read as markup in text: tags and entities, code, emphasis,
+# links, strike-through, table pipes; an underscore inside a word is plain (GFM).
+HTML_SPECIAL = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+MARKDOWN_SPECIAL = re.compile(r"[\\`*\[\]|~]|(?<![^\W_])_|_(?![^\W_])")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` as a Markdown or HTML viewer shows it, every character as written."""
+    return MARKDOWN_SPECIAL.sub(lambda found: "\\" + found.group(), text.translate(HTML_SPECIAL))
+
+
+def code_block(lines: list[str], info: str = "") -> list[str]:
+    """A fenced block whose fence no backticks in ``lines`` can close (a file name may hold
+    some, and a new line)."""
+    longest = max((len(run) for line in lines for run in re.findall("`+", line)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + info, *lines, fence]
 
 
 def _runs(ledger: Ledger) -> list[str]:
@@ -89,8 +109,9 @@ def _runs(ledger: Ledger) -> list[str]:
         speed = f"{done / seconds:.1f}" if seconds and done else "-"
         manifest = Path(run["manifest"]).name if run["manifest"] else "-"
         lines.append(
-            f"| #{run['id']} | {run['command']} | {_cell(manifest, 40)} | "
-            f"{(run['started_at'] or '')[:16]} | {seconds:.1f} | {speed} | {run['outcome']} |"
+            f"| #{run['id']} | {_cell(run['command'])} | {_cell(manifest, 40)} | "
+            f"{(run['started_at'] or '')[:16]} | {seconds:.1f} | {speed} | "
+            f"{_cell(run['outcome'])} |"
         )
     return lines
 
@@ -115,7 +136,9 @@ def _coverage(ledger: Ledger) -> list[str]:
             more = f" and {len(gaps) - MAX_GAP_LINES:,} more" if len(gaps) > MAX_GAP_LINES else ""
             lines += ["", f"No row at all in {named}{more}: a gap in the export?"]
     for manifest in unreadable:
-        lines.append(f"- {manifest} could not be read again: its rows are not counted.")
+        lines.append(
+            f"- {markdown_text(manifest)} could not be read again: its rows are not counted."
+        )
     return lines
 
 
@@ -235,7 +258,7 @@ def _next_steps(
     lines = ["", "## Next steps", ""]
     if not steps:
         return [*lines, "None: nothing is left to fix or resume."]
-    return [*lines, "```console", *steps, "```"]
+    return [*lines, *code_block(steps, "console")]
 
 
 def _where(ledger: Ledger) -> str:

@@ -12,12 +12,30 @@ import re
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-# Control characters (C0, DEL, C1), line and paragraph separators, and the invisible
-# format characters: soft hyphen, bidi marks and overrides, zero-width ones, the BOM.
-INVISIBLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
-    "\u2060-\u206f\ufeff\ufff9-\ufffb]"
+# Blank-looking characters Unicode counts as printable (letters, marks, a symbol): the Hangul
+# fillers, the combining grapheme joiner, variation selectors, Khmer inherent vowels, the
+# Mongolian variation selectors and the braille blank.
+BLANK_LOOKING = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
+    "\U000e0100-\U000e01ef]"
 )
+
+
+def hidden_character(text: str) -> int | None:
+    """Where (0-based) ``text`` has its first character that is not plain visible text.
+
+    Not plain: what Python does not print (controls, format characters such as the tag
+    characters U+E0000-E007F, every space but U+0020, private-use and unassigned code
+    points) and the blank-looking printable ones above. Two C-level scans spare almost
+    every id the per-character look-up.
+    """
+    if text.isprintable() and BLANK_LOOKING.search(text) is None:
+        return None
+    return next(
+        position
+        for position, character in enumerate(text)
+        if not character.isprintable() or BLANK_LOOKING.match(character)
+    )
 
 
 # How Excel writes a long number it has rounded (General format): 7.78234E+18.

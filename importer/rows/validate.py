@@ -24,7 +24,7 @@ from typing import Any
 
 from importer.errors import InvalidCell, TranscriptUnavailable
 from importer.rows import contract
-from importer.rows.cells import EXCEL_ROUNDED, INVISIBLE, has_lone_surrogate, printable_text
+from importer.rows.cells import EXCEL_ROUNDED, has_lone_surrogate, hidden_character, printable_text
 from importer.rows.dates import DateStyle, parse_start_at
 from importer.rows.hashes import payload_hash
 from importer.rows.mapping import ColumnMapping
@@ -275,13 +275,13 @@ def prefixed_external_id(
     if not row_id:
         checker.fail("id", "required", "is blank; every row needs the CRM's id")
         return None
-    hidden = INVISIBLE.search(row_id)
+    hidden = hidden_character(row_id)
     if hidden is not None:
         checker.fail(
             "id",
             "invisible_character",
-            f"contains a control or invisible character (U+{ord(hidden.group()):04X} at "
-            f"position {hidden.start() + 1}); an id must be plain visible text",
+            f"contains a control or invisible character (U+{ord(row_id[hidden]):04X} at "
+            f"position {hidden + 1}); an id must be plain visible text",
         )
         return None
     rounded = EXCEL_ROUNDED.fullmatch(row_id)
@@ -295,13 +295,13 @@ def prefixed_external_id(
         )
         return None
     prefix = options.prefix if options.prefix is not None else f"{source_system}:"
-    hidden = INVISIBLE.search(prefix)
+    hidden = hidden_character(prefix)
     if hidden is not None:  # the prefix comes from source_system (or --prefix)
         checker.fail(
             "source_system" if options.prefix is None else "id",
             "invisible_character",
             f"the external_id prefix {prefix!r} contains a control or invisible character "
-            f"(U+{ord(hidden.group()):04X}); an id must be plain visible text",
+            f"(U+{ord(prefix[hidden]):04X}); an id must be plain visible text",
         )
         return None
     external_id = prefix + row_id

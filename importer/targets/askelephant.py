@@ -110,8 +110,6 @@ class AskElephantTarget:
     async def check_access(self) -> None:
         """One cheap authenticated GET (an engagement id that cannot exist): raises the
         API's error; 404 means the key was accepted."""
-        from importer.targets.askelephant import access_check_path
-
         response = await self._send("GET", access_check_path())
         if response.status_code != 404:
             self._raise_for(response, "get", contract.SCOPE_READ)
