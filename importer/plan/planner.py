@@ -89,7 +89,7 @@ def plan_row(
 ) -> PlannedRow:
     """Decide one row's action."""
     options = options or PlanOptions()
-    if row.skip_reason is not None and not row.errors:
+    if row.skip_reason is not None:  # nothing to import, whatever else the row lacks
         return PlannedRow(row, Action.SKIPPED, row.skip_reason)
     if not row.valid:
         # An imported row keeps its engagement id: sync-contacts says its contacts are stuck.
