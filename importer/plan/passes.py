@@ -285,7 +285,7 @@ UNDECODABLE_NOTICE = 2
 
 
 def read_notices(settings: ImportSettings, stats: ReadStats) -> list[str]:
-    """What a complete read noticed: unused columns, a dropped report footer."""
+    """What a complete read noticed: unused columns, a dropped report footer and subtotals."""
     notices = []
     columns = read_columns(settings.manifest, settings.source)
     unused = settings.mapping.columns.unused_columns(columns)
@@ -297,6 +297,14 @@ def read_notices(settings: ImportSettings, stats: ReadStats) -> list[str]:
         notices.append(
             f"Skipped the report footer after the last record ({len(footer.rows)} row(s): "
             f"{rows}, starting {footer.first_cell!r})."
+        )
+    report_rows = stats.report_rows
+    if report_rows.count:
+        shown = ", ".join(str(n) for n in report_rows.rows)
+        more = "" if report_rows.count == len(report_rows.rows) else ", ..."
+        notices.append(
+            f"Skipped {report_rows.count} report row(s) between records (group headings and "
+            f"subtotals: no id, at most two cells filled): rows {shown}{more}."
         )
     if stats.undecodable_rows >= UNDECODABLE_NOTICE:
         notices.append(
