@@ -205,6 +205,7 @@ HUBSPOT_ROWS = [
     ),
 ]
 
+
 def salesforce_grouped_lines(when: object) -> list[list[object]]:
     """A Lightning report grouped by Assigned, as "Formatted Report" writes it: a heading
     row per group (and "-" for the blank group), a Subtotal row after each group."""

@@ -285,4 +285,3 @@ def drop_report_rows(
                 stats.add(record[0])
             continue
         yield record
-

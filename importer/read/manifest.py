@@ -29,8 +29,8 @@ from importer.errors import ManifestError
 from importer.read.csv_dialect import (
     DELIMITERS,
     LINE_TOO_LONG,
-    MAX_REPORT_ROW_CELLS,
     MAX_LINE_CHARS,
+    MAX_REPORT_ROW_CELLS,
     UNDECODABLE,
     BoundedLines,
     FooterStats,
