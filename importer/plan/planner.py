@@ -173,6 +173,8 @@ class Held:
     field_hashes: dict[str, str]
     changed: tuple[str, ...] = ()
     """Fields it holds with other values than were sent: the row is changed since import."""
+    difference: str = ""
+    """Those fields with both values, for people: ``title 'Old' there, 'New' in the manifest``."""
 
 
 def judge_answer(
@@ -191,11 +193,11 @@ def judge_answer(
     if created:
         return Held(sent_hash, sent_field_hashes)
     held = server_view(payload, answer)
-    return Held(
-        payload_hash(held),
-        field_hashes(held),
-        tuple(sorted(name for name in held if held[name] != payload[name])),
+    changed = tuple(sorted(name for name in held if held[name] != payload[name]))
+    difference = ", ".join(
+        f"{name} {held[name]!r} there, {payload[name]!r} in the manifest" for name in changed
     )
+    return Held(payload_hash(held), field_hashes(held), changed, difference)
 
 
 # Create fields the engagement answer shows back, by the name it uses for them.

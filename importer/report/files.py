@@ -317,6 +317,8 @@ def attention_rows(
                 statuses.append("contacts failed")
                 messages.append(row["contacts_error"])
             status, message = "; ".join(statuses), "; ".join(messages)
+        elif row["kind"] == 4:
+            status = Action.CHANGED
         if row["cells"]:
             cells = json.loads(row["cells"])
         else:

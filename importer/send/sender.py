@@ -539,6 +539,15 @@ class Sender(PacedRequests):
             created=result.created,
             answer=result.body,
         )
+        # Held with other values: the row is counted (and kept for status and errors.csv)
+        # once, as changed, not also as existing.
+        difference = None
+        if held.changed:
+            status = Outcome.CHANGED
+            difference = (
+                f"{self.target.label} already held this engagement with other values: "
+                f"{held.difference}; create cannot update it"
+            )
         self.ledger.record_success(
             item.external_id,
             created=result.created,
@@ -547,18 +556,12 @@ class Sender(PacedRequests):
             payload_hash=held.payload_hash,
             field_hashes=held.field_hashes,
             found_by=result.found_by,
+            changed=(held.changed, difference),
         )
         self.outcome.counts[status] += 1
-        self.reporter.row_done(item.external_id, item.row_number, status, result.engagement_id)
-        if held.changed:
-            self.outcome.counts[Outcome.CHANGED] += 1
-            self.reporter.row_done(
-                item.external_id,
-                item.row_number,
-                Outcome.CHANGED,
-                f"{self.target.label} already held this engagement with other values: "
-                + ", ".join(held.changed),
-            )
+        self.reporter.row_done(
+            item.external_id, item.row_number, status, difference or result.engagement_id
+        )
         if item.contact_ids is not None:
             await self._sync_contacts(item, result.engagement_id)
 
