@@ -122,6 +122,15 @@ class ServerUnavailable(TransientError):
     """5xx, connection failures and timeouts: the server, not the row, is the problem."""
 
 
+class Unreachable(ServerUnavailable):
+    """No connection could be made (the name did not resolve, the port refused, TLS failed):
+    the request never left, so it cannot have been applied."""
+
+    def __init__(self, message: str, *, host: str, **kwargs: Any) -> None:
+        self.host = host
+        super().__init__(message, **kwargs)
+
+
 class PermanentError(ApiError):
     """The server rejected the row itself; sending it again unchanged cannot help."""
 
@@ -145,6 +154,18 @@ class RemoteDuplicate(PermanentError):
 
 class FatalError(ApiError):
     """No request can succeed until the user fixes something: key, scope or base URL."""
+
+
+class HostUnreachable(FatalError):
+    """The target's host could not be reached before anything was sent: a wrong base URL
+    or no network, not an outage to ride out."""
+
+    def __init__(self, error: Unreachable, base_url: str) -> None:
+        self.host = error.host
+        super().__init__(
+            f"cannot reach {error.host}: {error}; no create was sent. Check the base URL "
+            f"({base_url}) and the network, then run the same command again"
+        )
 
 
 class RunAborted(ImporterError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -70,18 +71,27 @@ class ApiChoices:
             retry=RetrySettings(max_attempts=self.max_attempts),
         )
 
+    def resolved_base_url(self, target: str) -> str:
+        """``--base-url``, else the target's variable, else its default."""
+        kind = target_kind(target)
+        return resolve_base_url(
+            self.base_url, env_name=kind.base_url_env, default=kind.default_base_url
+        )
+
+    def base_url_given(self, target: str) -> bool:
+        """Whether ``--base-url`` or the target's variable names a base URL."""
+        kind = target_kind(target)
+        return bool(self.base_url or os.environ.get(kind.base_url_env, "").strip())
+
     def target_factory(self, target: str, api_key: Callable[[TargetKind], str]) -> TargetFactory:
         """The target these choices point at: the URL, then the key, checked now.
 
         The base URL and the key come from the target's own variables when not given.
         """
         kind = target_kind(target)
-        base_url = resolve_base_url(
-            self.base_url, env_name=kind.base_url_env, default=kind.default_base_url
-        )
         return target_factory(
             kind,
-            base_url,
+            self.resolved_base_url(target),
             api_key(kind),
             concurrency=self.concurrency,
             read_timeout=self.read_timeout,
@@ -342,6 +352,24 @@ def retry_work(
         return RetryWork(
             [(m, book.last_settings(m)) for m in manifests], book.rows_not_in(), include_permanent
         )
+
+
+@dataclass(frozen=True)
+class LastDestination:
+    """Where the ledger's last run sent: what retry, verify and reconcile default to."""
+
+    run_id: int
+    target: str | None
+    base_url: str | None
+
+
+def last_destination(ledger_path: Path) -> LastDestination | None:
+    """The last run's target and base URL; None without a ledger or a run."""
+    if not ledger_path.exists():
+        return None
+    with open_ledger(ledger_path, readonly=True) as book:
+        found = book.last_destination()
+    return LastDestination(*found) if found else None
 
 
 def last_settings(ledger_path: Path, manifest: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from importer import defaults
-from importer.cli.common import api_key, warn
+from importer.cli.common import api_key, follow_last_run, warn
 from importer.cli.options import (
     ledger_option,
     output_options,
@@ -92,6 +92,7 @@ def verify(
     or, with --wait, is still processing at the timeout.
     """
     require_ledger(ledger)
+    target, api = follow_last_run(ctx, ledger, target, api)
     result = verify_ledger(
         ledger,
         api.target_factory(target, lambda kind: api_key(api.api_key_file, kind)),
@@ -136,6 +137,7 @@ def reconcile(
     Exit 1 when anything disagrees.
     """
     require_ledger(ledger)
+    target, api = follow_last_run(ctx, ledger, target, api)
     result = reconcile_ledger(
         ledger,
         api.target_factory(target, lambda kind: api_key(api.api_key_file, kind)),

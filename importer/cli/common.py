@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from importer.cli.options import LOG_FORMAT_KEY
 from importer.config import load_api_key
 from importer.errors import ChoiceError
 from importer.events import JsonReporter, echo
+from importer.runner import ApiChoices, last_destination
 from importer.targets.registry import TargetKind
 
 
@@ -40,3 +43,29 @@ def api_key(api_key_file: Path | None, kind: TargetKind) -> str:
     for warning in warnings:
         warn(warning)
     return key
+
+
+def follow_last_run(
+    ctx: click.Context, ledger: Path, target: str, api: ApiChoices
+) -> tuple[str, ApiChoices]:
+    """The target and base URL of the ledger's last run, where the command names neither.
+
+    ``retry``, ``verify``, ``reconcile`` and ``sync-contacts`` after a rehearsal must not
+    go to production: what is taken from the last run is said on stderr.
+    """
+    last = last_destination(ledger)
+    if last is None:
+        return target, api
+    taken = []
+    if last.target and ctx.get_parameter_source("target") == ParameterSource.DEFAULT:
+        target, taken = last.target, ["target"]
+    if last.base_url and not api.base_url_given(target):
+        api, taken = dataclasses.replace(api, base_url=last.base_url), [*taken, "base URL"]
+    if taken:
+        said = " and ".join(taken)
+        warn(
+            f"{said[0].upper()}{said[1:]} of the last run (#{last.run_id}): "
+            f"{api.resolved_base_url(target)} ({target}); --target and --base-url choose "
+            "another."
+        )
+    return target, api

@@ -56,6 +56,27 @@ class Runs(LedgerDB):
         """The last runs, newest first."""
         return list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit]))
 
+    def last_destination(self) -> tuple[int, str | None, str | None] | None:
+        """(run id, target, base URL) of the last run that sent; None before any.
+
+        The target is the ledger's own; the base URL is the one the run sent to, however
+        it was given (a run recorded before it was kept says None).
+        """
+        runs = self.recent_runs(1)
+        if not runs:
+            return None
+        try:
+            options = json.loads(runs[0]["options"] or "{}")
+        except (TypeError, ValueError):
+            options = {}
+        base_url = options.get("base_url") if isinstance(options, dict) else None
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'target'").fetchone()
+        return (
+            int(runs[0]["id"]),
+            str(row[0]) if row else None,
+            str(base_url) if isinstance(base_url, str) and base_url else None,
+        )
+
     def last_settings(self, manifest: str) -> dict[str, Any]:
         """The stored settings of the last `run` of a manifest (retry and sync-contacts
         record fewer); for a run recorded before settings were, its options."""

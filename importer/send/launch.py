@@ -7,7 +7,8 @@ its first second, not after reading a million rows. So a run
 - names its target (the base URL) and, once the file is read, its number of rows, before
   any create leaves;
 - makes one cheap authenticated request first (``check_key``): a ``GET`` of an engagement
-  id that cannot exist. ``401`` stops the run at once; ``403`` only means the key lacks
+  id that cannot exist. ``401`` stops the run at once, and so does a host that does not
+  resolve or refuses the connection; ``403`` only means the key lacks
   ``engagements:read``, which importing does not need, and ``404`` means the key was
   accepted;
 - on a terminal, against production, with more than ``CONFIRM_ABOVE`` rows to send and no
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from importer.errors import ApiError, FatalError, UsageError
+from importer.errors import ApiError, FatalError, HostUnreachable, Unreachable, UsageError
 from importer.rows import contract
 
 CONFIRM_ABOVE = 1000
@@ -58,14 +59,17 @@ def target_line(target: Any, manifest: str) -> str:
 async def check_key(target: Any) -> None:
     """One cheap authenticated request; a refused key (401) stops the run at once.
 
-    Anything else (403 for a read scope the import does not need, 404, a server error) is
-    left to the sends, which know how to retry or explain it.
+    A host that cannot be reached (no DNS answer, connection refused) stops it too (exit 3,
+    naming the host). Anything else (403 for a read scope the import does not need, 404, a
+    server error) is left to the sends, which know how to retry or explain it.
     """
     check = getattr(target, "check_access", None)
     if check is None:
         return
     try:
         await check()
+    except Unreachable as error:  # a wrong host or no network, not an outage to ride out
+        raise HostUnreachable(error, getattr(target, "base_url", "") or error.host) from None
     except FatalError as error:
         if error.status == 401:
             raise
