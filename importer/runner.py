@@ -325,7 +325,9 @@ def plan_report(settings: ImportSettings, ledger_path: Path, out: Path | None) -
         handle = open_for_writing(out) if out else None
         try:
             printer = PlanPrinter(
-                csv_handle=handle, start_at_column=settings.mapping.columns.column_of("start_at")
+                csv_handle=handle,
+                start_at_column=settings.mapping.columns.column_of("start_at"),
+                timezone=settings.mapping.timezone,
             )
             plan_manifest(settings, ledger, printer, on_notice=printer.notices.append)
         finally:

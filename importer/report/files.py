@@ -16,9 +16,16 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from importer.ledger import Ledger
-from importer.outcomes import SENT_OUTCOMES, Action, Outcome, Status
+from importer.outcomes import SENDING_ACTIONS, SENT_OUTCOMES, Action, Outcome, Status
 from importer.plan.planner import PlannedRow
 from importer.read.formulas import IMPORTER_COLUMNS, defuse
+from importer.report.preview import (
+    PREVIEW_ROWS,
+    people,
+    preview_lines,
+    request_json,
+    start_both_ways,
+)
 
 if TYPE_CHECKING:
     from importer.outcomes import RunSummary
@@ -26,7 +33,21 @@ import shutil
 
 Name = TypeVar("Name", bound=str)
 
-PLAN_COLUMNS = ["row", "external_id", "action", "reason", "start_at_cell", "start_at_sent"]
+PLAN_COLUMNS = [
+    "row",
+    "external_id",
+    "action",
+    "reason",
+    "start_at_cell",
+    "start_at_sent",
+    "title",
+    "type",
+    "start_at_local",
+    "participants",
+    "request",
+]
+"""``plan --out``: each row's action, the fields a person checks first, and (``request``)
+every field of the create as it will be sent, as JSON."""
 SUCCESS_COLUMNS = [
     "manifest",
     "row",
@@ -92,9 +113,13 @@ class PlanPrinter:
         examples: int = 5,
         csv_handle: IO[str] | None = None,
         start_at_column: str = "start_at",
+        timezone: str = "UTC",
     ) -> None:
         self.examples = examples
         self.start_at_column = start_at_column
+        self.timezone = timezone
+        self.previews: list[PlannedRow] = []
+        """The first rows to send, shown as their requests will carry them."""
         self.notices: list[str] = []
         """File-level notes (how dates were read, a skipped footer), shown before the rows."""
         self.counts: Counter[Action] = Counter()
@@ -109,9 +134,12 @@ class PlanPrinter:
         bucket = self.samples.setdefault(action, [])
         if len(bucket) < self.examples:
             bucket.append(planned)
+        if planned.sends and planned.row.payload and len(self.previews) < PREVIEW_ROWS:
+            self.previews.append(planned)
         if self.writer:
             row = planned.row
-            sent = row.payload.get("start_at", "") if row.payload else ""
+            payload = row.payload or {}
+            sent = payload.get("start_at", "")
             self.writer.writerow(
                 [
                     row.row_number,
@@ -120,6 +148,11 @@ class PlanPrinter:
                     planned.reason,
                     row.cells.get(self.start_at_column, ""),
                     sent,
+                    payload.get("title", ""),
+                    payload.get("type", ""),
+                    start_both_ways(sent, self.timezone) if sent else "",
+                    people(payload.get("participants")),
+                    request_json(row.payload),
                 ]
             )
 
@@ -127,6 +160,16 @@ class PlanPrinter:
         """The human summary: a table of actions, then examples of each."""
         parts = [*self.notices]
         parts.append(format_counts(self.counts, f"Plan for {manifest} (nothing was sent):"))
+        if self.previews:
+            to_send = sum(n for a, n in self.counts.items() if a in SENDING_ACTIONS)
+            parts.append(
+                f"\nAs they will be sent (first {len(self.previews)} of {to_send:,} to send):"
+            )
+            for planned in self.previews:
+                row = planned.row
+                assert row.payload is not None
+                parts.append(f"  row {row.row_number} {row.external_id}")
+                parts += [f"    {line}" for line in preview_lines(row.payload, self.timezone)]
         for action in Action:
             rows = self.samples.get(action)
             if not rows:
@@ -146,6 +189,16 @@ class PlanPrinter:
                 "manifest": manifest,
                 "notices": self.notices,
                 "counts": dict(self.counts),
+                "to_send": [
+                    {
+                        "row": p.row.row_number,
+                        "request": p.row.payload,
+                        "start_at_local": start_both_ways(
+                            str((p.row.payload or {}).get("start_at", "")), self.timezone
+                        ),
+                    }
+                    for p in self.previews
+                ],
                 "examples": {
                     action: [
                         {
