@@ -34,7 +34,7 @@ def test_retry_goes_to_the_last_runs_base_url_and_says_so(
 
     assert retried.exit_code == 0, retried.output
     assert (
-        f"Target and base URL of the last run (#1): {sandbox.base_url} (askelephant); "
+        f"Base URL of the last run (#1): {sandbox.base_url} (askelephant); "
         "--target and --base-url choose another." in retried.stderr
     )
     assert "production" not in retried.output
@@ -46,7 +46,7 @@ def test_verify_reconcile_and_sync_contacts_follow_the_last_run(
 ) -> None:
     ledger = failed_run_through_the_environment(sandbox, tmp_path)
     assert run_cli(["retry", "--ledger", str(ledger)], sandbox.api_key).exit_code == 0
-    said = f"Target and base URL of the last run (#2): {sandbox.base_url} (askelephant)"
+    said = f"Base URL of the last run (#2): {sandbox.base_url} (askelephant)"
 
     verified = run_cli(["verify", "--ledger", str(ledger), "--json"], sandbox.api_key)
     reconciled = run_cli(["reconcile", "--ledger", str(ledger), "--json"], sandbox.api_key)

@@ -56,10 +56,12 @@ def follow_last_run(
     last = last_destination(ledger)
     if last is None:
         return target, api
-    taken = []
-    if last.target and ctx.get_parameter_source("target") == ParameterSource.DEFAULT:
+    taken = []  # said only where the last run's choice differs from the default
+    chosen = ctx.get_parameter_source("target") != ParameterSource.DEFAULT
+    if last.target and last.target != target and not chosen:
         target, taken = last.target, ["target"]
-    if last.base_url and not api.base_url_given(target):
+    default_url = api.resolved_base_url(target)
+    if last.base_url and not api.base_url_given(target) and last.base_url != default_url:
         api, taken = dataclasses.replace(api, base_url=last.base_url), [*taken, "base URL"]
     if taken:
         said = " and ".join(taken)
