@@ -458,7 +458,8 @@ class PaceRecord:
         if not self.refused:
             return None
         start, end = min(self.refused), max(self.sent)
-        best, stretch = None, []
+        best: float | None = None
+        stretch: list[int] = []
         for second in range(start, end + 1):
             if self.refused[second] or not self.sent[second]:
                 stretch = []
