@@ -215,8 +215,8 @@ async def run_import(
         reporter.progress_total(
             ahead["to send"],
             {
-                "already imported": ahead["already imported"],
-                "failed before": ahead["failed before"],
+                name: ahead[name]
+                for name in ("already imported", "changed since import", "failed before")
             },
         )
     summary = RunSummary()

@@ -26,7 +26,19 @@ class Runs(LedgerDB):
         so (killed, or its disk was full): it is marked ``stopped`` first.
         """
         with self.db.conn:
-            self.db.execute("UPDATE runs SET outcome = 'stopped' WHERE outcome = 'running'")
+            # Its last write to the ledger is when it ended, near enough (a killed run's
+            # elapsed time read 0.0 s). Runs hold the ledger one at a time: every write
+            # since its start is its own.
+            self.db.execute(
+                "UPDATE runs SET outcome = 'stopped', ended_at = (SELECT MAX(t) FROM ("
+                "SELECT MAX(updated_at) AS t FROM engagements WHERE updated_at >= "
+                "runs.started_at UNION ALL SELECT MAX(updated_at) FROM rejects "
+                "WHERE updated_at >= runs.started_at)) WHERE outcome = 'running'"
+            )
+            self.db.execute(
+                "UPDATE runs SET seconds = ROUND((julianday(ended_at) - julianday(started_at)) "
+                "* 86400, 3) WHERE outcome = 'stopped' AND seconds IS NULL AND ended_at IS NOT NULL"
+            )
             cursor = self.db.execute(
                 "INSERT INTO runs (command, manifest, options, pid, started_at, outcome, settings) "
                 "VALUES (?, ?, ?, ?, ?, 'running', ?)",

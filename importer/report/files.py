@@ -429,6 +429,8 @@ def write_errors(
     for cells, _, _ in error_rows(ledger, manifest):
         # A re-fed errors.csv brings the old error columns along: the fresh ones replace them.
         columns += [n for n in cells if n not in columns and n not in ERROR_EXTRA_COLUMNS]
+    if not columns:  # no row: the header still reads back with the manifest's mapping
+        columns = [n for n in manifest_columns(ledger, manifest) if n not in ERROR_EXTRA_COLUMNS]
     count = 0
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = SafeCsvWriter(handle)
@@ -438,6 +440,24 @@ def write_errors(
             writer.writerow([*(cells.get(name, "") for name in columns), status, message])
             count += 1
     return count
+
+
+def manifest_columns(ledger: Ledger, manifest: str | None = None) -> list[str]:
+    """The columns of ``manifest`` (else of every manifest the ledger knows), in order, as
+    its last run read it; a manifest gone or unreadable adds none."""
+    from importer.errors import ImporterError
+    from importer.read.manifest import read_columns
+    from importer.settings import ImportSettings
+
+    columns: list[str] = []
+    for name in [manifest] if manifest is not None else ledger.known_manifests():
+        try:
+            settings = ImportSettings.from_record(Path(name), ledger.last_settings(name))
+            found = read_columns(Path(name), settings.source)
+        except (ImporterError, OSError, ValueError):
+            continue
+        columns += [column for column in found if column not in columns]
+    return columns
 
 
 def per_manifest_names(manifests: list[str]) -> dict[str, str]:

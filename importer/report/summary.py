@@ -167,6 +167,8 @@ def coverage_by_month(ledger: Ledger) -> tuple[dict[str, tuple[int, int]], list[
                 facts = ledger.facts_for(r.external_id for r, _ in batch if r.external_id)
                 rows = []
                 for row, month in batch:
+                    if row.skip_reason is not None:
+                        continue  # nothing to import (a call without a recording): not missing
                     if row.external_id is None:
                         without_id[month] += 1
                         continue
