@@ -141,6 +141,7 @@ async def preflight_media(ledger: Ledger, settings: ImportSettings, reporter: Re
     from importer.rows.urlsafety import system_resolver
 
     totals: Counter[str] = Counter()
+    unchecked: list[str] = []
     for batch in mapped_batches(
         settings.manifest, settings.mapping, settings.batch_size, source=settings.source
     ):
@@ -152,12 +153,19 @@ async def preflight_media(ledger: Ledger, settings: ImportSettings, reporter: Re
                 client=settings.media_client,
                 resolve=settings.media_resolver or system_resolver,
                 concurrency=settings.send.concurrency,
+                first_unchecked=unchecked,
             )
         )
     reporter.notice(
         f"Media preflight: {totals['checked']:,} URL(s) checked, {totals['cached']:,} cached, "
         f"{totals['failed']:,} failing."
     )
+    if totals["unchecked"]:
+        reporter.notice(
+            f"Media preflight: {totals['unchecked']:,} URL(s) could not be checked from here "
+            f"(e.g. {unchecked[0]}: no network or no DNS?); their rows are planned as if "
+            "the check had passed. Run it again where names resolve."
+        )
 
 
 def _media_filter(ledger: Ledger, settings: ImportSettings) -> Any:
