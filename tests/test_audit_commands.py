@@ -775,7 +775,7 @@ def test_json_log_has_one_event_per_line(sandbox: SandboxProcess, tmp_path: Path
     ]
     planned = [e for e in events if e["event"] == "planned"]
     assert [(e["to_send"], e["skipped"]) for e in planned] == [
-        (2, {"already imported": 0, "failed before": 0})
+        (2, {"already imported": 0, "changed since import": 0, "failed before": 0})
     ]
     finished = events[-1]
     assert finished["counts"] == {"created": 2, "invalid": 1, "duplicate": 2}

@@ -248,7 +248,7 @@ def test_gong_participants_from_the_list_of_structs_column(tmp_path: Path) -> No
     with out.open(encoding="utf-8", newline="") as handle:
         lines = list(csv.reader(handle))
     assert [line[2] for line in lines[1:]] == ["new"] * 4  # every list of structs was read
-    assert lines[1][4:] == ["2024-03-05T15:00:00+00:00", "2024-03-05T15:00:00+00:00"]
+    assert lines[1][4:6] == ["2024-03-05T15:00:00+00:00", "2024-03-05T15:00:00+00:00"]
 
 
 def test_the_readme_shows_inits_real_output_for_salesforce(tmp_path: Path) -> None:
