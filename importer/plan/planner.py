@@ -61,6 +61,10 @@ class PlanOptions:
     pending)."""
 
 
+UNREAD_RULES = ("row_shape", "encoding")
+"""Errors that mean the row's cells were not read as written: a blank there proves nothing."""
+
+
 @dataclass(frozen=True)
 class PlannedRow:
     """A row, its action and the reason, said for people."""
@@ -89,7 +93,9 @@ def plan_row(
 ) -> PlannedRow:
     """Decide one row's action."""
     options = options or PlanOptions()
-    if row.skip_reason is not None:  # nothing to import, whatever else the row lacks
+    if row.skip_reason is not None and not any(e.rule in UNREAD_RULES for e in row.errors):
+        # Nothing to import, whatever else the row lacks (unless its cells were misread:
+        # then the media URL may be there after all).
         return PlannedRow(row, Action.SKIPPED, row.skip_reason)
     if not row.valid:
         # An imported row keeps its engagement id: sync-contacts says its contacts are stuck.

@@ -8,7 +8,7 @@ numbers rows; Parquet goes through pyarrow record batches. Either way memory hol
 batch. A report footer after the last record, and a grouped report's headings and
 subtotals between records (rows with no id and one or two cells), are dropped and counted.
 
-    >>> sample = Path(__file__).parent.parent / "manifests" / "sample.csv"
+    >>> sample = Path(__file__).parent.parent.parent / "manifests" / "sample.csv"
     >>> for batch in read_manifest(sample, batch_size=2):
     ...     print([(row.row_number, row.cells["id"]) for row in batch])
     ...     break
