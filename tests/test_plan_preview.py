@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+from tests.devrev_support import MEMBER, write_devrev_manifest
 from tests.factories import row, run_cli, write_manifest
 
 
@@ -91,3 +92,20 @@ def test_plan_json_and_out_carry_every_field_of_each_request(tmp_path: Path) -> 
         "Person 4 <person4@example.com>",
     )
     assert lines[3]["start_at_local"] == "2025-11-08 08:30 America/New_York = 2025-11-08 13:30 UTC"
+
+
+def test_a_devrev_plan_shows_its_own_fields(tmp_path: Path) -> None:
+    manifest = write_devrev_manifest(tmp_path / "calls.csv", 1)
+
+    result = run_cli(
+        ["plan", str(manifest), "--ledger", str(tmp_path / "l.db"), "--target", "devrev"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split("\n\n")[1].splitlines()[1:] == [
+        "  row 2 crm:rec-1",
+        "    title         Call number 1",
+        "    type          call",
+        "    start_at      2024-03-02 10:01 UTC",
+        f"    participants  {MEMBER}",
+    ]

@@ -21,6 +21,7 @@ from importer.plan.planner import PlannedRow
 from importer.read.formulas import IMPORTER_COLUMNS, defuse
 from importer.report.preview import (
     PREVIEW_ROWS,
+    field_value,
     people,
     preview_lines,
     request_json,
@@ -139,7 +140,7 @@ class PlanPrinter:
         if self.writer:
             row = planned.row
             payload = row.payload or {}
-            sent = payload.get("start_at", "")
+            sent = field_value(payload, "start_at") or ""
             self.writer.writerow(
                 [
                     row.row_number,
@@ -148,10 +149,10 @@ class PlanPrinter:
                     planned.reason,
                     row.cells.get(self.start_at_column, ""),
                     sent,
-                    payload.get("title", ""),
-                    payload.get("type", ""),
+                    field_value(payload, "title") or "",
+                    field_value(payload, "type") or "",
                     start_both_ways(sent, self.timezone) if sent else "",
-                    people(payload.get("participants")),
+                    people(field_value(payload, "participants")),
                     request_json(row.payload),
                 ]
             )
@@ -194,7 +195,7 @@ class PlanPrinter:
                         "row": p.row.row_number,
                         "request": p.row.payload,
                         "start_at_local": start_both_ways(
-                            str((p.row.payload or {}).get("start_at", "")), self.timezone
+                            str(field_value(p.row.payload or {}, "start_at") or ""), self.timezone
                         ),
                     }
                     for p in self.previews

@@ -20,8 +20,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PREVIEW_ROWS = 3
 """Requests the plan shows in full."""
-PREVIEW_FIELDS = ("title", "type", "start_at", "participants")
-"""What a person checks first: what the row is called, what it is, when, and who was there."""
+PREVIEW_FIELDS = {
+    "title": ("title",),
+    "type": ("type", "engagement_type"),
+    "start_at": ("start_at", "scheduled_date"),
+    "participants": ("participants", "members"),
+}
+"""What a person checks first (what the row is called, what it is, when, who was there),
+and the request fields that carry it: AskElephant's, then DevRev's."""
 
 
 def start_both_ways(start_at: str, timezone: str) -> str:
@@ -55,11 +61,16 @@ def people(participants: Any) -> str:
     return ", ".join(said)
 
 
+def field_value(payload: dict[str, Any], name: str) -> Any:
+    """The request's value for one of ``PREVIEW_FIELDS``, whichever target's field holds it."""
+    return next((payload[c] for c in PREVIEW_FIELDS[name] if c in payload), None)
+
+
 def preview_lines(payload: dict[str, Any], timezone: str) -> list[str]:
     """The fields a person checks first, one line each, as the request will carry them."""
     lines = []
     for name in PREVIEW_FIELDS:
-        value = payload.get(name)
+        value = field_value(payload, name)
         if name == "start_at":
             shown = start_both_ways(str(value), timezone) if value else "(none)"
         elif name == "participants":
