@@ -15,12 +15,14 @@
     │   ├── TransientError        worth retrying: 429, 5xx, 409, timeouts, resets, bad bodies
     │   │   ├── RateLimited       429, with the server's Retry-After
     │   │   ├── ServerUnavailable no answer, or 5xx: counts towards an outage
-    │   │   │   └── NoAnswerInTime the read timeout passed with nothing heard
+    │   │   │   ├── NoAnswerInTime the read timeout passed with nothing heard
+    │   │   │   └── Unreachable   no connection could be made: the request never left
     │   │   └── AnswerTooLarge    a body past the size cap, read no further
     │   ├── PermanentError        the row itself is wrong: 400, 422 (never retried)
     │   │   ├── IntegrityProblem  the answer names another row or engagement (never recorded)
     │   │   └── RemoteDuplicate   the target holds several engagements under one external id
     │   └── FatalError            the run cannot go on: 401, 403, 404 on create (exit 3)
+    │       └── HostUnreachable   the host cannot be reached before any create left
     └── RunAborted                the run stopped part-way: server unavailable (exit 3)
         └── LedgerFull            the ledger's disk is full: the run stopped (exit 3)
 
@@ -31,6 +33,7 @@
     BadRedirect                   a media Location clients read differently: not followed
     TooManyRedirects              a media URL still redirecting after the limit
     UnreadableAnswer              a media host's answer httpx cannot read
+    ResolverUnavailable           names cannot be looked up from here: a URL left unchecked
     SendingStopped                the run is stopping: an item's next attempt is not sent
     OutageTooLong                 an outage outlasted its budget: the run gives up (RunAborted)
 
@@ -173,6 +176,15 @@ class NoAnswerInTime(ServerUnavailable):
     """No answer within the read timeout: a silent server, or a slow one; maybe applied."""
 
 
+class Unreachable(ServerUnavailable):
+    """No connection could be made (the name did not resolve, the port refused, TLS failed):
+    the request never left, so it cannot have been applied."""
+
+    def __init__(self, message: str, *, host: str, **kwargs: Any) -> None:
+        self.host = host
+        super().__init__(message, **kwargs)
+
+
 class PermanentError(ApiError):
     """The server rejected the row itself; sending it again unchanged cannot help."""
 
@@ -196,6 +208,18 @@ class RemoteDuplicate(PermanentError):
 
 class FatalError(ApiError):
     """No request can succeed until the user fixes something: key, scope or base URL."""
+
+
+class HostUnreachable(FatalError):
+    """The target's host could not be reached before anything was sent: a wrong base URL
+    or no network, not an outage to ride out."""
+
+    def __init__(self, error: Unreachable, base_url: str) -> None:
+        self.host = error.host
+        super().__init__(
+            f"cannot reach {error.host}: {error}; no create was sent. Check the base URL "
+            f"({base_url}) and the network, then run the same command again"
+        )
 
 
 class RunAborted(ImporterError):
@@ -275,3 +299,7 @@ class OutageTooLong(Exception):
 
 class NaiveTime(InvalidCell):
     """A time without an offset, and no zone chosen to read it in."""
+
+
+class ResolverUnavailable(Exception):
+    """Names cannot be looked up from here: the URL cannot be judged."""

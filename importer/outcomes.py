@@ -100,6 +100,7 @@ SENT_OUTCOMES: tuple[Outcome, ...] = (
     Outcome.EXISTING,
     Outcome.EXISTING_OWN,
     Outcome.EXISTING_EARLIER,
+    Outcome.CHANGED,
     Outcome.FAILED,
 )
 """Rows a request was sent for, whatever came of it (progress bar, rows per second)."""

@@ -66,6 +66,8 @@ def reject_of(planned: PlannedRow, manifest: str) -> Reject | None:
     if planned.action in REJECTED_ACTIONS:
         row = planned.row
         rule = "; ".join(dict.fromkeys(f"{e.column}: {e.rule}" for e in row.errors))
+        if planned.action == Action.SKIPPED:
+            rule = ""  # a skipped row's other gaps do not matter: it is never sent
         if planned.action == Action.DUPLICATE:
             rule = "external_id: duplicate"
         return Reject(
@@ -220,8 +222,8 @@ async def run_import(
         reporter.progress_total(
             ahead["to send"],
             {
-                "already imported": ahead["already imported"],
-                "failed before": ahead["failed before"],
+                name: ahead[name]
+                for name in ("already imported", "changed since import", "failed before")
             },
         )
     summary = RunSummary()

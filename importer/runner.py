@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -124,12 +125,25 @@ def api_target_factory(
     The base URL and the key come from the target's own variables when not given.
     """
     kind = target_kind(target)
-    base_url = resolve_base_url(
-        api.base_url, env_name=kind.base_url_env, default=kind.default_base_url
-    )
     return target_factory(
-        kind, base_url, api_key(kind), concurrency=api.concurrency, read_timeout=api.read_timeout
+        kind,
+        resolved_base_url(api, target),
+        api_key(kind),
+        concurrency=api.concurrency,
+        read_timeout=api.read_timeout,
     )
+
+
+def resolved_base_url(api: ApiChoices, target: str) -> str:
+    """``--base-url``, else the target's variable, else its default."""
+    kind = target_kind(target)
+    return resolve_base_url(api.base_url, env_name=kind.base_url_env, default=kind.default_base_url)
+
+
+def base_url_given(api: ApiChoices, target: str) -> bool:
+    """Whether ``--base-url`` or the target's variable names a base URL."""
+    kind = target_kind(target)
+    return bool(api.base_url or os.environ.get(kind.base_url_env, "").strip())
 
 
 def target_factory(
@@ -275,7 +289,9 @@ def plan_report(settings: ImportSettings, ledger_path: Path, out: Path | None) -
         handle = open_for_writing(out) if out else None
         try:
             printer = PlanPrinter(
-                csv_handle=handle, start_at_column=settings.mapping.columns.columns_of("start_at")
+                csv_handle=handle,
+                start_at_column=settings.mapping.columns.columns_of("start_at"),
+                timezone=settings.mapping.timezone or "UTC",
             )
             plan_manifest(settings, ledger, printer, on_notice=printer.notices.append)
         finally:
@@ -302,6 +318,24 @@ def retry_work(
         return RetryWork(
             [(m, book.last_settings(m)) for m in manifests], book.rows_not_in(), include_permanent
         )
+
+
+@dataclass(frozen=True)
+class LastDestination:
+    """Where the ledger's last run sent: what retry, verify and reconcile default to."""
+
+    run_id: int
+    target: str | None
+    base_url: str | None
+
+
+def last_destination(ledger_path: Path) -> LastDestination | None:
+    """The last run's target and base URL; None without a ledger or a run."""
+    if not ledger_path.exists():
+        return None
+    with open_ledger(ledger_path, readonly=True) as book:
+        found = book.last_destination()
+    return LastDestination(*found) if found else None
 
 
 def last_settings(ledger_path: Path, manifest: Path) -> dict[str, Any]:

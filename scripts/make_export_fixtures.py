@@ -206,6 +206,34 @@ HUBSPOT_ROWS = [
 ]
 
 
+def salesforce_grouped_lines(when: object) -> list[list[object]]:
+    """A Lightning report grouped by Assigned, as "Formatted Report" writes it: a heading
+    row per group (and "-" for the blank group), a Subtotal row after each group."""
+    width = len(SALESFORCE_HEADER) + 1
+    lines: list[list[object]] = [["Rep", *SALESFORCE_HEADER]]
+    for heading, owner in (("Dana Park", "Dana Park"), ("Lee Chan", "Lee Chan"), ("-", "Ana Ng")):
+        group = [r for r in SALESFORCE_ROWS if r[5] == owner]
+        lines.append([heading, *[""] * (width - 1)])
+        lines += [["", *salesforce_cells(r, when(r))] for r in group]
+        lines.append(["Subtotal", *[""] * (width - 3), f"Count: {len(group)}", ""])
+    lines.append(["Grand Total", *[""] * (width - 3), f"Count: {len(SALESFORCE_ROWS)}", ""])
+    return lines
+
+
+def salesforce_grouped() -> None:
+    rows = salesforce_grouped_lines(lambda r: us_time(*r[4]))
+    write_csv(OUT / "salesforce_grouped.csv", rows)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Calls by rep"])
+    sheet.append(["As of Mar 31, 2024 5:00 PM"])
+    sheet.append([])
+    for line in salesforce_grouped_lines(lambda r: dt.datetime(2024, *r[4])):
+        sheet.append([cell if cell != "" else None for cell in line])
+    book.save(OUT / "salesforce_grouped.xlsx")
+
+
 def hubspot() -> None:
     def lines(when: object) -> list[list[object]]:
         rows: list[list[object]] = [HUBSPOT_HEADER]
@@ -717,6 +745,7 @@ def zone_exports() -> None:
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     salesforce()
+    salesforce_grouped()
     hubspot()
     gong()
     zoom()

@@ -68,17 +68,20 @@ def prepare_history(sandbox: SandboxProcess, tmp_path: Path, ledger: Path) -> No
     assert ledger_rows(ledger, "external_id = 'crm:rec-3'")[0]["transient"] == 1
 
 
+AUDIT_ROWS = [
+    row(1),  # already imported
+    row(2, title="A new title"),  # changed since import
+    row(3),  # retry
+    row(4),  # new
+    row(5, type="BOGUS"),  # invalid
+    row(6),
+    row(6, title="Other"),  # duplicate with a different payload
+    row(4),  # repeated: same as row 5
+]
+
+
 def audit_manifest(tmp_path: Path) -> Path:
-    rows = [
-        row(1),  # already imported
-        row(2, title="A new title"),  # changed since import
-        row(3),  # retry
-        row(4),  # new
-        row(5, type="BOGUS"),  # invalid
-        row(6),
-        row(6, title="Other"),  # duplicate with a different payload
-        row(4),  # repeated: same as row 5
-    ]
+    rows = AUDIT_ROWS
     return write_manifest(tmp_path / "audit.csv", rows)
 
 
@@ -109,11 +112,42 @@ def start_at_cells(n: int, sent: bool = True) -> list[str]:
     return [cell, cell.replace("Z", "+00:00") if sent else ""]
 
 
+def request_cells(cells: dict[str, str], sent: bool = True) -> list[str]:
+    """What ``plan --out`` says of a row's request: title, type, start, people, and every
+    field of it as JSON."""
+    if not sent:
+        return ["", "", "", "", ""]
+    n = int(cells["id"].split("-")[1])
+    request = {
+        "external_id": f"crm:{cells['id']}",
+        "media_url": cells["media_url"],
+        "participants": [{"email": f"person{n}@example.com", "name": f"Person {n}"}],
+        "run_workflows": False,
+        "source_system": "crm",
+        "start_at": cells["start_at"].replace("Z", "+00:00"),
+        "title": cells["title"],
+        "type": "CALL",
+    }
+    start = cells["start_at"].replace("T", " ")[:16] + " UTC"
+    return [
+        cells["title"],
+        "CALL",
+        start,
+        f"Person {n} <person{n}@example.com>",
+        json.dumps(request, ensure_ascii=False, sort_keys=True),
+    ]
+
+
+PLAN_HEADER = ["row", "external_id", "action", "reason", "start_at_cell", "start_at_sent"]
 EXPECTED_PLAN_CSV = [
-    ["row", "external_id", "action", "reason", "start_at_cell", "start_at_sent"],
+    [*PLAN_HEADER, "title", "type", "start_at_local", "participants", "request"],
     *(
-        [*line, *start_at_cells(int(line[1].split("-")[1]), line[2] != "invalid")]
-        for line in PLAN_ROWS
+        [
+            *line,
+            *start_at_cells(int(line[1].split("-")[1]), line[2] != "invalid"),
+            *request_cells(cells, line[2] != "invalid"),
+        ]
+        for line, cells in zip(PLAN_ROWS, AUDIT_ROWS, strict=True)
     ),
 ]
 
@@ -351,8 +385,9 @@ def test_report_success_and_errors_exact_then_errors_csv_is_fixed_and_refed(
     ]
     success = read_csv(out / "success.csv")
     assert [line[:5] for line in success[1:]] == sorted(expected, key=lambda e: (e[0], int(e[1])))
-    # Nothing is left to fix: no row is reported both imported and in error.
-    assert read_csv(out / "errors.csv") == [["error_status", "error_message"]]
+    # Nothing is left to fix: no row is reported both imported and in error (the header
+    # keeps the manifests' columns, so the empty file still reads back).
+    assert read_csv(out / "errors.csv") == [[*COLUMNS, "error_status", "error_message"]]
     status = json.loads(run_cli(["status", "--ledger", str(ledger), "--json"]).stdout)
     assert status["counts"] == {"created": 4, "existing": 1}
     assert status["top_errors"] == []
@@ -740,7 +775,7 @@ def test_json_log_has_one_event_per_line(sandbox: SandboxProcess, tmp_path: Path
     ]
     planned = [e for e in events if e["event"] == "planned"]
     assert [(e["to_send"], e["skipped"]) for e in planned] == [
-        (2, {"already imported": 0, "failed before": 0})
+        (2, {"already imported": 0, "changed since import": 0, "failed before": 0})
     ]
     finished = events[-1]
     assert finished["counts"] == {"created": 2, "invalid": 1, "duplicate": 2}

@@ -98,6 +98,36 @@ def test_salesforce_report_xlsx(tmp_path: Path) -> None:
     assert plan["examples"]["skipped"][0]["row"] == 4  # the spreadsheet's row number
 
 
+GROUPED_REPORT_ROWS = {
+    "salesforce_grouped.csv": "rows 2, 6, 7, 10, 11",
+    "salesforce_grouped.xlsx": "rows 5, 9, 10, 13, 14",  # after a three-row title block
+}
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED_REPORT_ROWS))
+def test_salesforce_grouped_report_headings_and_subtotals_are_skipped(
+    tmp_path: Path, name: str
+) -> None:
+    # Lightning's "Formatted Report", grouped by rep: a heading row per group ("-" for the
+    # blank group) and a Subtotal row after each; none of them is a record.
+    lines, _, plan = init_then_plan(tmp_path, name)
+    assert "  rows:    1 of the first rows have no media URL: skip_without_media = true " in (
+        "\n".join(lines)
+    )
+    assert plan["counts"] == {"new": 5, "skipped": 1}
+    assert (
+        f"Skipped 5 report row(s) between records (group headings and subtotals: no id, at "
+        f"most two cells filled): {GROUPED_REPORT_ROWS[name]}."
+    ) in plan["notices"]
+    assert [e["external_id"] for e in plan["examples"]["new"]] == [
+        "salesforce:00T5e00000AbCdE",
+        "salesforce:00T5e00000AbCdF",
+        "salesforce:00T5e00000AbCdI",
+        "salesforce:00T5e00000AbCdH",
+        "salesforce:00T5e00000AbCdJ",
+    ]
+
+
 def test_salesforce_api_names(tmp_path: Path) -> None:
     lines, _, plan = init_then_plan(tmp_path, "salesforce_api.csv")
     assert lines[1:5] == [
@@ -230,7 +260,7 @@ def test_gong_participants_from_the_list_of_structs_column(tmp_path: Path) -> No
     with out.open(encoding="utf-8", newline="") as handle:
         lines = list(csv.reader(handle))
     assert [line[2] for line in lines[1:]] == ["new"] * 4  # every list of structs was read
-    assert lines[1][4:] == ["2024-03-05T15:00:00+00:00", "2024-03-05T15:00:00+00:00"]
+    assert lines[1][4:6] == ["2024-03-05T15:00:00+00:00", "2024-03-05T15:00:00+00:00"]
 
 
 def test_the_readme_shows_inits_real_output_for_salesforce(tmp_path: Path) -> None:

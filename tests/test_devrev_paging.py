@@ -45,8 +45,10 @@ def test_rows_found_on_later_pages_are_existing_not_created_again(
         manifest = write_devrev_manifest(tmp_path / "calls.csv", 20)
         ledger = tmp_path / "devrev.db"
         first = import_devrev(sandbox, manifest, ledger)
-        # The hand-made ten differ from their rows: existing, and reported as changed (exit 1).
-        assert first.sent[Outcome.CREATED] == 10 and first.sent[Outcome.EXISTING] == 10
+        # The hand-made ten differ from their rows: found (existing in the ledger), and
+        # counted once, as changed (exit 1).
+        assert first.sent[Outcome.CREATED] == 10 and first.sent[Outcome.CHANGED] == 10
+        assert first.sent[Outcome.EXISTING] == 0
         lists = sum(sandbox.stats()["requests"]["POST /engagements.list"].values())
         # Batch 1 holds 8 known refs: 3 pages; batch 2 holds 2: 1 page.
         assert lists == 4

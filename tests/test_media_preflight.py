@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import io
 import json
+import socket
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,10 +20,11 @@ import httpx
 import pytest
 
 from importer.events import HumanReporter
-from importer.ledger import Ledger
+from importer.ledger import Ledger, open_ledger
 from importer.pipeline import plan_manifest, run_import
 from importer.plan.media import MediaVerdict, check_media, preflight
 from importer.plan.planner import PlannedRow
+from importer.report.files import PlanPrinter
 from importer.rows.validate import MappingOptions
 from importer.settings import ImportSettings
 from importer.targets.askelephant import AskElephantTarget
@@ -146,9 +148,54 @@ def test_unresolvable_host_fails() -> None:
     verdict = check(url, media)
 
     assert verdict == MediaVerdict(
-        url, False, "host 'nowhere.example.org' cannot be resolved (OSError)"
+        url,
+        False,
+        "host 'nowhere.example.org' cannot be resolved (unknown host nowhere.example.org)",
     )
     assert media.requests == []
+
+
+async def no_such_name(host: str) -> list[str]:
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+async def offline(host: str) -> list[str]:
+    raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+
+def test_a_name_that_does_not_exist_says_so_not_a_bare_gaierror() -> None:
+    url = "https://nowhere.example.org/a.mp3"
+
+    verdict = asyncio.run(check_media(url, FakeMedia({}).client(), no_such_name))
+
+    assert verdict == MediaVerdict(
+        url, False, "host 'nowhere.example.org' does not resolve (Name or service not known)"
+    )
+
+
+def test_offline_the_preflight_judges_no_url_and_hides_no_duplicate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [row(1), row(2), row(1, title="Other"), row(3, media_url=row(2)["media_url"])]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    settings = ImportSettings(
+        manifest=manifest,
+        check_media=True,
+        media_client=FakeMedia({}).client(),
+        media_resolver=offline,
+    )
+    printer = PlanPrinter()
+
+    with open_ledger(tmp_path / "l.db") as ledger:
+        plan_manifest(settings, ledger, printer)
+
+    assert printer.counts == {"duplicate": 2, "new": 1, "same recording": 1}
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "Media preflight: 2 URL(s) could not be checked from here (e.g. host "
+        "'media.example.com' could not be looked up (Temporary failure in name resolution): "
+        "no network or no DNS?); their rows are planned as if the check had passed. Run it "
+        "again where names resolve."
+    )
 
 
 @pytest.mark.parametrize(
@@ -280,16 +327,21 @@ def test_preflight_checks_each_distinct_url_once_and_caches_with_a_time(tmp_path
             )
 
     try:
-        assert asyncio.run(go()) == {"checked": 7, "cached": 0, "failed": 1}
+        assert asyncio.run(go()) == {"checked": 7, "cached": 0, "failed": 1, "unchecked": 0}
         assert len(media.requests) == 7
         assert media.max_in_flight == 2
-        assert asyncio.run(go()) == {"checked": 0, "cached": 7, "failed": 1}
+        assert asyncio.run(go()) == {"checked": 0, "cached": 7, "failed": 1, "unchecked": 0}
         assert len(media.requests) == 7  # the cache answered
         assert ledger.media_failures([*urls, bad]) == {
             bad: "serves text/html, not audio/* or video/*"
         }
         # A stale cache entry is checked again.
-        assert asyncio.run(go(dt.timedelta(0))) == {"checked": 7, "cached": 0, "failed": 1}
+        assert asyncio.run(go(dt.timedelta(0))) == {
+            "checked": 7,
+            "cached": 0,
+            "failed": 1,
+            "unchecked": 0,
+        }
         assert len(media.requests) == 14
     finally:
         ledger.close()

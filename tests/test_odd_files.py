@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
 import re
@@ -315,11 +316,9 @@ def test_dates_with_a_zone_name_need_the_time_zone_once(tmp_path: Path) -> None:
     code, output = plan(path, "--timezone", "America/New_York", "--out", str(tmp_path / "p.csv"))
     assert code == 0, output
     assert "read month-first (row 3 has '3/14/2024 9:00 AM EDT' -> 2024-03-14T13:00:00" in output
-    sent = (tmp_path / "p.csv").read_text(encoding="utf-8").splitlines()[1:]
-    assert [line.split(",")[-1] for line in sent] == [
-        '"2024-03-05T19:30:00+00:00"',
-        '"2024-03-14T13:00:00+00:00"',
-    ]
+    with (tmp_path / "p.csv").open(encoding="utf-8", newline="") as handle:
+        sent = [line["start_at_sent"] for line in csv.DictReader(handle)]
+    assert sent == ["2024-03-05T19:30:00+00:00", "2024-03-14T13:00:00+00:00"]
 
 
 def test_init_maps_dates_with_a_zone_name(tmp_path: Path) -> None:

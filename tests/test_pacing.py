@@ -224,3 +224,20 @@ def test_rate_is_never_exceeded() -> None:
     worst = max(sum(1 for u in times[i : i + 40] if u < t + 1.0) for i, t in enumerate(times))
     assert worst <= 25 + 1  # in any one second
     assert len(result.done_at) == 1500
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_rate_advice_never_goes_above_what_the_server_took(seed: int) -> None:
+    # Slow creates (2 s) and 64 slots against 30/s: the opening burst of a token bucket read
+    # as pace, and the summary advised --rate 47 (with it, 3% of creates were refused).
+    slow = Script(latency=2.0, limit=30)
+    result = simulate(slow, 1500, concurrency=64, seed=seed)
+    summary = result.pacer.limit_summary() or ""
+    advice = int(summary.rsplit("--rate ", 1)[1])
+    assert advice <= 30
+
+    advised = simulate(
+        slow, 1500, concurrency=64, seed=seed, settings=PacingSettings(rate_cap=advice)
+    )
+
+    assert advised.answers()[REFUSED] == 0

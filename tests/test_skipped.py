@@ -89,13 +89,31 @@ def test_mapping_setting_skips_and_a_recording_added_later_is_sent(
     assert status["counts"] == {"created": 3}
 
 
-def test_a_row_without_media_and_another_problem_is_still_invalid(tmp_path: Path) -> None:
-    manifest = write_manifest(tmp_path / "m.csv", [row(1, media_url="", type="BOGUS")])
+def test_a_row_without_media_is_skipped_whatever_else_it_lacks(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    # A missed call in a nightly export: no recording, and no title, start or type either.
+    rows = [row(1), row(2, media_url="", type="BOGUS", title="", start_at="")]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
     result = run_cli(
-        ["plan", str(manifest), "--ledger", str(tmp_path / "l.db"), "--skip-without-media"]
+        [
+            "plan",
+            str(manifest),
+            "--ledger",
+            str(tmp_path / "l.db"),
+            "--skip-without-media",
+            "--json",
+        ]
     )
-    assert result.exit_code == 1
-    assert "must be CALL or MEETING, not 'BOGUS'" in result.stdout
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["counts"] == {"new": 1, "skipped": 1}
+    assert data["examples"]["skipped"] == [
+        {"row": 3, "external_id": "crm:rec-2", "reason": NO_MEDIA}
+    ]
+    nightly = run(sandbox, manifest, tmp_path / "l.db", "--skip-without-media")
+    assert nightly.exit_code == 0, nightly.output
+    assert summary_counts(nightly.stdout) == {"created": 1, "skipped": 1}
 
 
 def test_mapping_rows_setting_must_be_a_boolean(tmp_path: Path) -> None:

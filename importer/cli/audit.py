@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from importer.cli.common import api_key, warn
+from importer.cli.common import api_key, follow_last_run, warn
 from importer.cli.options import ledger_option, output_options, target_option, verify_api_options
 from importer.events import echo
 from importer.ledger import require_ledger
@@ -86,6 +86,7 @@ def verify(
     or, with --wait, is still processing at the timeout.
     """
     require_ledger(ledger)
+    target, api = follow_last_run(ctx, ledger, target, api)
     result = verify_ledger(
         ledger,
         api_target_factory(api, target, lambda kind: api_key(api.api_key_file, kind)),
@@ -130,6 +131,7 @@ def reconcile(
     Exit 1 when anything disagrees.
     """
     require_ledger(ledger)
+    target, api = follow_last_run(ctx, ledger, target, api)
     result = reconcile_ledger(
         ledger,
         api_target_factory(api, target, lambda kind: api_key(api.api_key_file, kind)),

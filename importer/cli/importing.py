@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from importer.cli.common import api_key, option_errors
+from importer.cli.common import api_key, follow_last_run, option_errors
 from importer.cli.options import (
     api_options,
     check_media_option,
@@ -32,6 +32,7 @@ from importer.runner import (
     import_manifest,
     last_settings,
     plan_report,
+    resolved_base_url,
     retry_work,
     run_each,
 )
@@ -69,10 +70,12 @@ def _send(
     **recorded: Any,
 ) -> int:
     """One recorded run; ``recorded`` amends the options kept in the runs table."""
+    target = settings.reading.target
+    # The base URL sent to, however given: retry and the next steps go there again.
+    recorded = {"base_url": resolved_base_url(api, target), **recorded}
     options = {k: v for k, v in ctx.params.items() if k != "manifest"} | recorded
     if _interactive(output) and not ctx.params.get("yes"):
         settings = dataclasses.replace(settings, confirm=_ask)
-    target = settings.reading.target
     summary = import_manifest(
         settings,
         ledger_path=ledger,
@@ -213,6 +216,7 @@ def retry(
     Each manifest is read again with the options of its last run. Exit 0 only when every
     row is in AskElephant.
     """
+    target, api = follow_last_run(ctx, ledger, target, api)
     work = retry_work(ledger, include_permanent, target)
     if not work.manifests:
         message, code = work.nothing_to_retry()
@@ -243,7 +247,8 @@ def sync_contacts(
     A blank cell leaves contacts alone, [] clears them; a set is re-applied only when it
     differs from the one last applied.
     """
-    reading, carried = reading.as_imported(
+    target, api = follow_last_run(ctx, ledger, reading.target, api)
+    reading, carried = dataclasses.replace(reading, target=target).as_imported(
         ReadingChoices.from_record(last_settings(ledger, manifest))
     )
     settings = _settings(manifest, reading, send=api.send_settings(), contacts_only=True)

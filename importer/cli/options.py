@@ -207,8 +207,9 @@ def _max_attempts(help_text: str) -> Decorator:
 _api = (
     click.option(
         "--base-url",
-        help="API base URL [default: $ASKELEPHANT_BASE_URL or https://app.askelephant.ai/api; "
-        "with --target devrev: $DEVREV_BASE_URL or https://api.devrev.ai]. "
+        help="API base URL [default: $ASKELEPHANT_BASE_URL, else (retry, verify, reconcile, "
+        "sync-contacts) the ledger's last run's, else https://app.askelephant.ai/api; with "
+        "--target devrev: $DEVREV_BASE_URL... or https://api.devrev.ai]. "
         "http:// is refused except on a loopback address (the sandbox).",
     ),
     click.option(

@@ -278,12 +278,18 @@ class ManifestIndex:
     ) -> dict[str, int]:
         """Before sending: how many indexed ids are already final, and how many remain.
 
-        It judges as the plan does: a row rejected for good is skipped only while it is
+        It judges as the plan does: an imported row whose values differ is changed since
+        import, not already imported; a row rejected for good is skipped only while it is
         unchanged (and ``include_permanent`` is off). Conflicting duplicates are never
         sent, so they are not counted; with ``only_failed`` (retry) only rows a run left
         unfinished are to send.
         """
-        counts = {"already imported": 0, "failed before": 0, "to send": 0}
+        counts = {
+            "already imported": 0,
+            "changed since import": 0,
+            "failed before": 0,
+            "to send": 0,
+        }
         self.db.execute("CREATE TEMP TABLE IF NOT EXISTS summary_skip (external_id TEXT)")
         self.db.execute("DELETE FROM temp.summary_skip")
         with self.db.conn:
@@ -292,7 +298,9 @@ class ManifestIndex:
             )
         to_send = f"e.status IN {UNFINISHED}" if only_failed else "1"
         for row in self.db.query(
-            f"SELECT CASE WHEN e.status IN {IMPORTED} THEN 'already imported' "
+            f"SELECT CASE WHEN e.status IN {IMPORTED} AND (:only_failed "
+            "OR i.payload_hash = e.payload_hash) THEN 'already imported' "
+            f"WHEN e.status IN {IMPORTED} THEN 'changed since import' "
             f"WHEN e.status = '{Status.FAILED}' AND e.transient = 0 AND NOT :permanent "
             "AND i.payload_hash = COALESCE(e.sent_hash, e.payload_hash) THEN 'failed before' "
             f"WHEN {to_send} THEN 'to send' ELSE 'other' END AS kind, "
@@ -300,7 +308,7 @@ class ManifestIndex:
             "FROM temp.manifest_index i LEFT JOIN engagements e USING (external_id) "
             "WHERE i.external_id NOT IN (SELECT external_id FROM temp.summary_skip) "
             "GROUP BY kind",
-            {"permanent": int(include_permanent)},
+            {"permanent": int(include_permanent), "only_failed": int(only_failed)},
         ):
             if row["kind"] in counts:
                 counts[row["kind"]] = row["n"]

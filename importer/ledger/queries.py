@@ -137,7 +137,8 @@ class Queries(LedgerDB):
         rows whose processing failed or whose contacts could not be applied.
 
         ``kind``: 0 rejected, 1 failed, 2 unfinished, 3 imported (``message`` then holds
-        the processing status and ``contacts_error`` the contacts problem). ``cells`` is
+        the processing status and ``contacts_error`` the contacts problem), 4 imported but
+        held by the server with other values than the manifest's. ``cells`` is
         NULL where the ledger did not keep them (the report reads them from the manifest).
         """
         failed = ", ".join(f"'{s}'" for s in PROCESSING_FAILED)
@@ -154,7 +155,10 @@ class Queries(LedgerDB):
             "UNION ALL SELECT manifest, row_number, 3 AS kind, NULL, status, "
             f"CASE WHEN upper(processing_status) IN ({failed}) THEN processing_status END, "
             f"0, NULL, contacts_error FROM engagements WHERE status IN {IMPORTED} "
-            f"AND (upper(processing_status) IN ({failed}) OR contacts_error IS NOT NULL)"
+            f"AND (upper(processing_status) IN ({failed}) OR contacts_error IS NOT NULL) "
+            "UNION ALL SELECT manifest, row_number, 4 AS kind, NULL, status, error_message, 0, "
+            f"NULL, NULL FROM engagements WHERE status IN {IMPORTED} "
+            "AND changed_fields IS NOT NULL AND error_message IS NOT NULL"
             f") {only} ORDER BY manifest, row_number, kind",
             {"manifest": manifest},
         )

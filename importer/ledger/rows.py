@@ -147,19 +147,23 @@ class Rows(LedgerDB):
         payload_hash: str,
         field_hashes: dict[str, str],
         found_by: str = "create",
+        changed: tuple[tuple[str, ...], str | None] = ((), None),
     ) -> None:
         """201 is ``created``, 200 is ``existing``; the engagement id is kept either way.
 
         ``found_by`` is the check that found the engagement: ``create`` (its answer) or
         ``lookup`` (a search by external id before or after an unsure create).
+        ``changed``: the fields a 200 held with other values, and that said for people
+        (kept in ``error_message``, so errors.csv lists the row until the two agree).
         """
         stamp = now_iso()
+        fields, difference = changed
         with self._outcome_write():
             self.db.execute(
                 "UPDATE engagements SET status = ?, transient = 0, http_status = ?, "
                 "engagement_id = ?, sent_hash = ?, payload_hash = ?, field_hashes = ?, "
-                "error_message = NULL, error_detail = NULL, error_errors = NULL, "
-                "request_id = NULL, cells = NULL, changed_fields = NULL, found_by = ?, "
+                "error_message = ?, error_detail = NULL, error_errors = NULL, "
+                "request_id = NULL, cells = NULL, changed_fields = ?, found_by = ?, "
                 "completed_at = ?, updated_at = ? "
                 "WHERE external_id = ?",
                 [
@@ -169,6 +173,8 @@ class Rows(LedgerDB):
                     payload_hash,
                     payload_hash,
                     json.dumps(field_hashes),
+                    difference,
+                    ", ".join(fields) or None,
                     found_by,
                     stamp,
                     stamp,

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 
-from importer.errors import BadRedirect, TooManyRedirects, UnreadableAnswer
+from importer.errors import BadRedirect, ResolverUnavailable, TooManyRedirects, UnreadableAnswer
 from importer.ledger import Ledger
 from importer.rows import contract, urlsafety
 from importer.settings import DEFAULT_CONCURRENCY
@@ -36,6 +37,13 @@ class MediaVerdict:
     url: str
     ok: bool
     detail: str
+    checked: bool = True
+    """False: the check itself could not run (no DNS here); no verdict on the URL."""
+
+
+# The resolver's "try again later" and "no answer": this machine cannot look names up
+# (offline), which says nothing of the URL.
+RESOLVER_UNAVAILABLE = {socket.EAI_AGAIN, socket.EAI_FAIL}
 
 
 async def check_media(
@@ -76,7 +84,10 @@ async def _check_media(url: str, client: httpx.AsyncClient, resolve: Resolver) -
             )
         return response
 
-    problem = await refuse(url)
+    try:
+        problem = await refuse(url)
+    except ResolverUnavailable as error:
+        return MediaVerdict(url, False, str(error), checked=False)
     if problem:
         return MediaVerdict(url, False, problem)
     try:
@@ -106,8 +117,16 @@ async def _check_host(url: str, resolve: Resolver) -> tuple[str | None, str | No
         return None, host  # a public literal: check_media_url already judged it
     try:
         addresses = await resolve(host)
-    except (OSError, UnicodeError, asyncio.TimeoutError) as error:
-        return f"host {host!r} cannot be resolved ({type(error).__name__})", None
+    except socket.gaierror as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        if error.errno in RESOLVER_UNAVAILABLE:
+            raise ResolverUnavailable(f"host {host!r} could not be looked up ({reason})") from None
+        return f"host {host!r} does not resolve ({reason})", None
+    except asyncio.TimeoutError:
+        raise ResolverUnavailable(f"host {host!r} could not be looked up in time") from None
+    except (OSError, UnicodeError) as error:
+        reason = str(error) or type(error).__name__
+        return f"host {host!r} cannot be resolved ({reason})", None
     if not addresses:
         return f"host {host!r} has no addresses", None
     private = urlsafety.first_private(addresses)
@@ -124,14 +143,19 @@ async def preflight(
     resolve: Resolver = urlsafety.system_resolver,
     concurrency: int = DEFAULT_CONCURRENCY,
     max_age: dt.timedelta = dt.timedelta(hours=24),
+    first_unchecked: list[str] | None = None,
 ) -> dict[str, int]:
-    """Check each URL not checked within ``max_age``; results go to the ledger's cache."""
+    """Check each URL not checked within ``max_age``; results go to the ledger's cache.
+
+    A URL that cannot be checked from here (names cannot be looked up) is counted
+    ``unchecked`` and the reason of the first goes to ``first_unchecked``."""
     own_client = client is None
     http = client or httpx.AsyncClient(
         timeout=httpx.Timeout(15.0), follow_redirects=False, headers={"User-Agent": "importer"}
     )
     semaphore = asyncio.Semaphore(concurrency)
-    counts = {"checked": 0, "cached": 0, "failed": 0}
+    counts = {"checked": 0, "cached": 0, "failed": 0, "unchecked": 0}
+    unchecked: list[str] = []
     oldest = dt.datetime.now(dt.timezone.utc) - max_age
 
     async def one(url: str) -> None:
@@ -142,6 +166,10 @@ async def preflight(
             return
         async with semaphore:
             verdict = await check_media(url, http, resolve)
+        if not verdict.checked:  # no verdict: nothing cached, the row is not failed for it
+            counts["unchecked"] += 1
+            unchecked.append(verdict.detail)
+            return
         ledger.record_media_check(url, verdict.ok, verdict.detail)
         counts["checked"] += 1
         counts["failed"] += 0 if verdict.ok else 1
@@ -151,4 +179,6 @@ async def preflight(
     finally:
         if own_client:
             await http.aclose()
+    if unchecked and first_unchecked is not None:
+        first_unchecked.append(unchecked[0])
     return counts

@@ -135,6 +135,7 @@ async def preflight_media(ledger: Ledger, settings: ImportSettings, reporter: Re
     """Check every distinct media URL of the manifest (cached in the ledger)."""
 
     totals: Counter[str] = Counter()
+    unchecked: list[str] = []
     for batch in mapped_batches(
         settings.manifest, settings.mapping, settings.batch_size, source=settings.source
     ):
@@ -146,12 +147,19 @@ async def preflight_media(ledger: Ledger, settings: ImportSettings, reporter: Re
                 client=settings.media_client,
                 resolve=settings.media_resolver or system_resolver,
                 concurrency=settings.send.concurrency,
+                first_unchecked=unchecked,
             )
         )
     reporter.notice(
         f"Media preflight: {totals['checked']:,} URL(s) checked, {totals['cached']:,} cached, "
         f"{totals['failed']:,} failing."
     )
+    if totals["unchecked"]:
+        reporter.notice(
+            f"Media preflight: {totals['unchecked']:,} URL(s) could not be checked from here "
+            f"(e.g. {unchecked[0]}: no network or no DNS?); their rows are planned as if "
+            "the check had passed. Run it again where names resolve."
+        )
 
 
 def _media_filter(ledger: Ledger, settings: ImportSettings) -> Any:
@@ -321,7 +329,7 @@ UNDECODABLE_NOTICE = 2
 
 
 def read_notices(settings: ImportSettings, stats: ReadStats) -> list[str]:
-    """What a complete read noticed: unused columns, a dropped report footer."""
+    """What a complete read noticed: unused columns, a dropped report footer and subtotals."""
     notices = []
     columns = read_columns(settings.manifest, settings.source)
     unused = settings.mapping.columns.unused_columns(columns)
@@ -333,6 +341,14 @@ def read_notices(settings: ImportSettings, stats: ReadStats) -> list[str]:
         notices.append(
             f"Skipped the report footer after the last record ({len(footer.rows)} row(s): "
             f"{rows}, starting {footer.first_cell!r})."
+        )
+    report_rows = stats.report_rows
+    if report_rows.count:
+        shown = ", ".join(str(n) for n in report_rows.rows)
+        more = "" if report_rows.count == len(report_rows.rows) else ", ..."
+        notices.append(
+            f"Skipped {report_rows.count} report row(s) between records (group headings and "
+            f"subtotals: no id, at most two cells filled): rows {shown}{more}."
         )
     if stats.undecodable_rows >= UNDECODABLE_NOTICE:
         notices.append(

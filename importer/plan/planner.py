@@ -81,6 +81,10 @@ def lookalike_duplicates(pairs: Iterable[tuple[str, str, int | None]]) -> dict[s
     return found
 
 
+UNREAD_RULES = ("row_shape", "encoding")
+"""Errors that mean the row's cells were not read as written: a blank there proves nothing."""
+
+
 @dataclass(frozen=True)
 class PlannedRow:
     """A row, its action and the reason, said for people."""
@@ -109,7 +113,9 @@ def plan_row(
 ) -> PlannedRow:
     """Decide one row's action."""
     options = options or PlanOptions()
-    if row.skip_reason is not None and not row.errors:
+    if row.skip_reason is not None and not any(e.rule in UNREAD_RULES for e in row.errors):
+        # Nothing to import, whatever else the row lacks (unless its cells were misread:
+        # then the media URL may be there after all).
         return PlannedRow(row, Action.SKIPPED, row.skip_reason)
     if not row.valid:
         # An imported row keeps its engagement id: sync-contacts says its contacts are stuck.
@@ -195,6 +201,8 @@ class Held:
     field_hashes: dict[str, str]
     changed: tuple[str, ...] = ()
     """Fields it holds with other values than were sent: the row is changed since import."""
+    difference: str = ""
+    """Those fields with both values, for people: ``title 'Old' there, 'New' in the manifest``."""
 
 
 def judge_answer(
@@ -213,11 +221,11 @@ def judge_answer(
     if created:
         return Held(sent_hash, sent_field_hashes)
     held = server_view(payload, answer)
-    return Held(
-        payload_hash(held),
-        field_hashes(held),
-        tuple(sorted(name for name in held if held[name] != payload[name])),
+    changed = tuple(sorted(name for name in held if held[name] != payload[name]))
+    difference = ", ".join(
+        f"{name} {held[name]!r} there, {payload[name]!r} in the manifest" for name in changed
     )
+    return Held(payload_hash(held), field_hashes(held), changed, difference)
 
 
 # Create fields the engagement answer shows back, by the name it uses for them.

@@ -4,7 +4,7 @@ An ``external_id`` is the prefix plus the CRM's id, so a changed ``source_system
 ``--prefix`` turns every row into a new id, and the API's idempotency cannot help: the same
 call would become a second engagement. Likewise the same call exported from two CRMs
 arrives under two ids with one media URL. The manifest index finds such rows (see
-``importer.plan.duplicate_index``); this module decides what the plan does with them:
+``importer.ledger.manifest_index``); this module decides what the plan does with them:
 
     =================  ==============================================================
     prefix changed     the row's source id and media URL were imported under another

@@ -235,3 +235,53 @@ def drop_trailing_footer(
     if held and stats is not None:
         stats.rows = [record[0] for record in held]
         stats.first_cell = held[0][1][0].strip()
+
+
+# A record fills its id and a few more cells; a report's group heading or subtotal row
+# (Salesforce "Formatted Report") fills one or two, and never the id.
+MAX_REPORT_ROW_CELLS = 2
+REPORT_ROWS_KEPT = 20
+
+
+@dataclass
+class ReportRowStats:
+    """Group headings and subtotals dropped from between records, for one notice."""
+
+    count: int = 0
+    rows: list[int] = field(default_factory=list)
+    """The first ``REPORT_ROWS_KEPT`` row numbers: memory stays bounded."""
+
+    def add(self, row: int) -> None:
+        self.count += 1
+        if len(self.rows) < REPORT_ROWS_KEPT:
+            self.rows.append(row)
+
+
+def is_report_row(cells: list[str], id_index: int | None) -> bool:
+    """A row with no id and at most two cells filled: a heading, subtotal or blank group.
+
+    Such a row can never be a valid record (it needs an id, a start and a media URL), so
+    dropping it never costs one. ``id_index`` None (the id column unknown) decides nothing.
+    """
+    if id_index is None or (id_index < len(cells) and cells[id_index].strip()):
+        return False
+    return few_cells_filled(cells)
+
+
+def few_cells_filled(cells: list[str]) -> bool:
+    """At most ``MAX_REPORT_ROW_CELLS`` cells hold something."""
+    return sum(1 for cell in cells if cell and cell.strip()) <= MAX_REPORT_ROW_CELLS
+
+
+def drop_report_rows(
+    records: Iterator[tuple[int, list[str], Any]],
+    id_index: int | None,
+    stats: ReportRowStats | None = None,
+) -> Iterator[tuple[int, list[str], Any]]:
+    """``(row, cells, extra)`` records less a grouped report's headings and subtotals."""
+    for record in records:
+        if is_report_row(record[1], id_index):
+            if stats is not None:
+                stats.add(record[0])
+            continue
+        yield record

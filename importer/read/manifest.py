@@ -5,7 +5,8 @@ the line a record starts on when quoted cells span several lines, and users fix 
 line number. Its encoding and delimiter come from the file or the options
 (``csv_dialect``). ``.xlsx`` sheets are streamed with openpyxl (``xlsx``), numbered as Excel
 numbers rows; Parquet goes through pyarrow record batches. Either way memory holds one
-batch. A report footer after the last record (``footers``) is dropped, and counted.
+batch. A report footer after the last record, and a grouped report's headings and
+subtotals between records (rows with no id and one or two cells), are dropped and counted.
 
     >>> sample = Path(__file__).parents[2] / "manifests" / "sample.csv"
     >>> for batch in read_manifest(sample, batch_size=2):
@@ -28,11 +29,15 @@ from importer.read.csv_dialect import (
     DELIMITERS,
     LINE_TOO_LONG,
     MAX_LINE_CHARS,
+    MAX_REPORT_ROW_CELLS,
     UNDECODABLE,
     BoundedLines,
     FooterStats,
+    ReportRowStats,
     detect_encoding,
+    drop_report_rows,
     drop_trailing_footer,
+    few_cells_filled,
     sniff_delimiter,
 )
 from importer.read.formulas import restore, written_by_importer
@@ -60,6 +65,7 @@ class ReadStats:
     """What a complete read of the file noticed, for one notice each."""
 
     footer: FooterStats = field(default_factory=FooterStats)
+    report_rows: ReportRowStats = field(default_factory=ReportRowStats)
     undecodable_rows: int = 0
     first_undecodable: int | None = None
 
@@ -91,6 +97,8 @@ def read_samples(
     count = 0
     for batch in read_manifest(path, min(limit, DEFAULT_BATCH_SIZE), source):
         for row in batch:
+            if _looks_like_report_row(row):
+                continue  # a grouped report's heading or subtotal would mislead the guesses
             yield row
             count += 1
             if count >= limit:
@@ -113,6 +121,12 @@ def read_manifest(
         yield from _batches(_read_sheet(path, source, stats), batch_size)
     else:
         yield from _batches(_read_csv(path, source, stats), batch_size)
+
+
+def _looks_like_report_row(row: ManifestRow) -> bool:
+    """One or two cells filled in a wide row: a heading or subtotal, whatever the id column."""
+    cells = list(row.cells.values())
+    return len(cells) > 2 * MAX_REPORT_ROW_CELLS and few_cells_filled(cells)
 
 
 def _batches(rows: Iterator[ManifestRow], batch_size: int) -> Iterator[list[ManifestRow]]:
@@ -170,6 +184,10 @@ def _csv_header(path: Path, reader: Any, encoding: str) -> list[str]:
     return names  # a name used twice matters only if read (mapping.check_columns)
 
 
+def _column_index(header: list[str], column: str | None) -> int | None:
+    return header.index(column) if column in header else None
+
+
 def _has_undecodable(text: str) -> bool:
     return any("\udc00" <= ch <= "\udcff" for ch in text)
 
@@ -180,8 +198,11 @@ def _read_csv(path: Path, source: SourceOptions, stats: ReadStats | None) -> Ite
         header = _csv_header(path, reader, handle.encoding)
         ours = written_by_importer(header)
         footer = stats.footer if stats is not None else None
+        report_rows = stats.report_rows if stats is not None else None
         delimiter = reader.dialect.delimiter
-        for line, record, last in drop_trailing_footer(_csv_records(path, reader), footer):
+        records = drop_trailing_footer(_csv_records(path, reader), footer)
+        id_index = _column_index(header, source.id_column)
+        for line, record, last in drop_report_rows(records, id_index, report_rows):
             too_long = any(LINE_TOO_LONG in cell for cell in record)
             shape = _csv_shape(header, record, delimiter, (line, last))
             yield _row(header, line, record, ours=ours, too_long=too_long, shape=shape)
@@ -305,7 +326,7 @@ def _read_sheet(
 ) -> Iterator[ManifestRow]:
     records = _sheet_records(path, source)
     header = _sheet_header(path, _skip_title_block(path, source, records))
-    id_index = header.index(source.id_column) if source.id_column in header else None
+    id_index = _column_index(header, source.id_column)
 
     def texts() -> Iterator[tuple[int, list[str], tuple[Any, ...]]]:
         for number, values in records:
@@ -314,7 +335,9 @@ def _read_sheet(
                 yield number, cells, values
 
     footer = stats.footer if stats is not None else None
-    for number, cells, values in drop_trailing_footer(texts(), footer):
+    report_rows = stats.report_rows if stats is not None else None
+    kept = drop_trailing_footer(texts(), footer)
+    for number, cells, values in drop_report_rows(kept, id_index, report_rows):
         if id_index is not None and id_index < len(values):
             cells[id_index] = id_text(values[id_index], str(path), header[id_index], number)
         yield _row(header, number, cells)

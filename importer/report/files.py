@@ -18,11 +18,26 @@ from typing import IO, TYPE_CHECKING, Any
 
 from importer.errors import ImporterError
 from importer.ledger import Ledger
-from importer.outcomes import Action, Outcome, Status, format_counts, rows_done
+from importer.outcomes import (
+    SENDING_ACTIONS,
+    Action,
+    Outcome,
+    Status,
+    format_counts,
+    rows_done,
+)
 from importer.plan.planner import PlannedRow
 from importer.read.formulas import IMPORTER_COLUMNS, defuse
 from importer.read.manifest import read_manifest
 from importer.report.outputs import ReportFiles
+from importer.report.preview import (
+    PREVIEW_ROWS,
+    field_value,
+    people,
+    preview_lines,
+    request_json,
+    start_both_ways,
+)
 from importer.report.summary import summary_markdown
 from importer.rows import contract
 from importer.targets.registry import recorded_import_settings
@@ -31,7 +46,21 @@ if TYPE_CHECKING:
     from importer.outcomes import RunSummary
     from importer.report.outputs import ReportFiles
 
-PLAN_COLUMNS = ["row", "external_id", "action", "reason", "start_at_cell", "start_at_sent"]
+PLAN_COLUMNS = [
+    "row",
+    "external_id",
+    "action",
+    "reason",
+    "start_at_cell",
+    "start_at_sent",
+    "title",
+    "type",
+    "start_at_local",
+    "participants",
+    "request",
+]
+"""``plan --out``: each row's action, the fields a person checks first, and (``request``)
+every field of the create as it will be sent, as JSON."""
 SUCCESS_COLUMNS = [
     "manifest",
     "row",
@@ -65,12 +94,16 @@ class PlanPrinter:
         examples: int = 5,
         csv_handle: IO[str] | None = None,
         start_at_column: str | tuple[str, ...] = "start_at",
+        timezone: str = "UTC",
     ) -> None:
         self.examples = examples
         self.start_at_columns = (
             (start_at_column,) if isinstance(start_at_column, str) else start_at_column
         )
         """The column(s) start_at is read from: a date and a time column are shown joined."""
+        self.timezone = timezone
+        self.previews: list[PlannedRow] = []
+        """The first rows to send, shown as their requests will carry them."""
         self.notices: list[str] = []
         """File-level notes (how dates were read, a skipped footer), shown before the rows."""
         self.counts: Counter[Action] = Counter()
@@ -85,9 +118,12 @@ class PlanPrinter:
         bucket = self.samples.setdefault(action, [])
         if len(bucket) < self.examples:
             bucket.append(planned)
+        if planned.sends and planned.row.payload and len(self.previews) < PREVIEW_ROWS:
+            self.previews.append(planned)
         if self.writer:
             row = planned.row
-            sent = row.payload.get("start_at", "") if row.payload else ""
+            payload = row.payload or {}
+            sent = field_value(payload, "start_at") or ""
             self.writer.writerow(
                 [
                     row.row_number,
@@ -96,6 +132,11 @@ class PlanPrinter:
                     planned.reason,
                     self._start_at_cell(row.cells),
                     sent,
+                    field_value(payload, "title") or "",
+                    field_value(payload, "type") or "",
+                    start_both_ways(sent, self.timezone) if sent else "",
+                    people(field_value(payload, "participants")),
+                    request_json(row.payload),
                 ]
             )
 
@@ -108,6 +149,16 @@ class PlanPrinter:
         """The human summary: a table of actions, then examples of each."""
         parts = [*self.notices]
         parts.append(format_counts(self.counts, f"Plan for {manifest} (nothing was sent):"))
+        if self.previews:
+            to_send = sum(n for a, n in self.counts.items() if a in SENDING_ACTIONS)
+            parts.append(
+                f"\nAs they will be sent (first {len(self.previews)} of {to_send:,} to send):"
+            )
+            for planned in self.previews:
+                row = planned.row
+                assert row.payload is not None
+                parts.append(f"  row {row.row_number} {row.external_id}")
+                parts += [f"    {line}" for line in preview_lines(row.payload, self.timezone)]
         for action in Action:
             rows = self.samples.get(action)
             if not rows:
@@ -127,6 +178,16 @@ class PlanPrinter:
                 "manifest": manifest,
                 "notices": self.notices,
                 "counts": dict(self.counts),
+                "to_send": [
+                    {
+                        "row": p.row.row_number,
+                        "request": p.row.payload,
+                        "start_at_local": start_both_ways(
+                            str(field_value(p.row.payload or {}, "start_at") or ""), self.timezone
+                        ),
+                    }
+                    for p in self.previews
+                ],
                 "examples": {
                     action: [
                         {
@@ -292,6 +353,8 @@ def attention_rows(
                 statuses.append("contacts failed")
                 messages.append(row["contacts_error"])
             status, message = "; ".join(statuses), "; ".join(messages)
+        elif row["kind"] == 4:
+            status = Action.CHANGED
         if row["cells"]:
             cells = json.loads(row["cells"])
         else:
@@ -348,6 +411,8 @@ def write_errors(
     for cells, _, _ in error_rows(ledger, manifest):
         # A re-fed errors.csv brings the old error columns along: the fresh ones replace them.
         columns += [n for n in cells if n not in columns and n not in ERROR_EXTRA_COLUMNS]
+    if not columns:  # no row: the header still reads back with the manifest's mapping
+        columns = [n for n in manifest_columns(ledger, manifest) if n not in ERROR_EXTRA_COLUMNS]
     count = 0
     with files.open(name) as handle:
         writer = SafeCsvWriter(handle)
@@ -357,6 +422,23 @@ def write_errors(
             writer.writerow([*(cells.get(name, "") for name in columns), status, message])
             count += 1
     return count
+
+
+def manifest_columns(ledger: Ledger, manifest: str | None = None) -> list[str]:
+    """The columns of ``manifest`` (else of every manifest the ledger knows), in order, as
+    its last run read it; a manifest gone or unreadable adds none."""
+    from importer.errors import ImporterError
+    from importer.read.manifest import read_columns
+
+    columns: list[str] = []
+    for name in [manifest] if manifest is not None else ledger.known_manifests():
+        try:
+            settings = recorded_import_settings(Path(name), ledger.last_settings(name))
+            found = read_columns(Path(name), settings.source)
+        except (ImporterError, OSError, ValueError):
+            continue
+        columns += [column for column in found if column not in columns]
+    return columns
 
 
 def per_manifest_names(manifests: list[str]) -> dict[str, str]:

@@ -58,8 +58,9 @@ def _attention(ledger: Ledger, counts: dict[str, int]) -> list[str]:
     contacts_total, _ = ledger.contacts_failures()
     failed = ledger.processing_counts()
     processing_failed = sum(n for s, n in failed.items() if s.upper() in PROCESSING_FAILED)
+    changed_total, changed = ledger.changed_rows(1)
     lines = ["", "## Needs attention", ""]
-    if not groups and not contacts_total and not processing_failed:
+    if not groups and not contacts_total and not processing_failed and not changed_total:
         return [*lines, "Nothing: every row the ledger knows is in AskElephant."]
     if groups:
         lines += ["| rows | rule | first example |", "|---:|---|---|"]
@@ -68,6 +69,13 @@ def _attention(ledger: Ledger, counts: dict[str, int]) -> list[str]:
         lines += ["", f"- Contacts not applied: {contacts_total:,} engagement(s)."]
     if processing_failed:
         lines += [f"- AskElephant could not process {processing_failed:,} recording(s)."]
+    if changed_total:
+        example, fields = changed[0]
+        lines += [
+            f"- Changed since import: {changed_total:,} row(s) hold other values in "
+            f"AskElephant than in the manifest (create cannot update them), e.g. "
+            f"{_cell(example, 60)}: {_cell(fields)}."
+        ]
     return lines
 
 
@@ -177,6 +185,8 @@ def coverage_by_month(ledger: Ledger) -> tuple[dict[str, tuple[int, int]], list[
                 facts = ledger.facts_for(r.external_id for r, _ in batch if r.external_id)
                 rows = []
                 for row, month in batch:
+                    if row.skip_reason is not None:
+                        continue  # nothing to import (a call without a recording): not missing
                     if row.external_id is None:
                         without_id[month] += 1
                         continue

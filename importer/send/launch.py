@@ -7,7 +7,8 @@ its first second, not after reading a million rows. So a run
 - names its target (the base URL) and, once the file is read, its number of rows, before
   any create leaves;
 - makes one cheap authenticated request first (``check_key``): a ``GET`` of an engagement
-  id that cannot exist. ``401`` stops the run at once; ``403`` only means the key lacks
+  id that cannot exist. ``401`` stops the run at once, and so does a host that does not
+  resolve or refuses the connection; ``403`` only means the key lacks
   ``engagements:read``, which importing does not need, and ``404`` means the key was
   accepted;
 - on a terminal, against production, with more than ``CONFIRM_ABOVE`` rows to send and no
@@ -18,7 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from importer.errors import ApiError, FatalError, NotConfirmed
+from importer.errors import (
+    ApiError,
+    FatalError,
+    HostUnreachable,
+    NotConfirmed,
+    Unreachable,
+)
 from importer.targets.base import Target
 from importer.targets.http import proxy_for
 
@@ -39,11 +46,14 @@ def target_line(target: Target, manifest: str) -> str:
 async def check_key(target: Target) -> None:
     """One cheap authenticated request; a refused key (401) stops the run at once.
 
-    Anything else (403 for a read scope the import does not need, 404, a server error) is
-    left to the sends, which know how to retry or explain it.
+    A host that cannot be reached (no DNS answer, connection refused) stops it too (exit 3,
+    naming the host). Anything else (403 for a read scope the import does not need, 404, a
+    server error) is left to the sends, which know how to retry or explain it.
     """
     try:
         await target.check_access()
+    except Unreachable as error:  # a wrong host or no network, not an outage to ride out
+        raise HostUnreachable(error, target.base_url or error.host) from None
     except FatalError as error:
         if error.status == 401:
             raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import statistics
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -378,6 +378,61 @@ def _rows(entries: Iterable[tuple[float, bool, object]]) -> int:
     return unknown + len(rows)
 
 
+CLEAN_STRETCH_SECONDS = 5
+"""Seconds in a row without a refusal that show a pace the server takes (a token bucket's
+burst lasts about one second)."""
+
+
+class PaceRecord:
+    """Requests by the second they left, and what came of them: what the run summary may
+    advise. The governor's learned limit counts a token bucket's first burst as pace (it
+    once advised --rate 72 against 30/s); the advice never goes above what the server took
+    without refusing."""
+
+    def __init__(self) -> None:
+        self.sent: Counter[int] = Counter()
+        self.accepted: Counter[int] = Counter()
+        self.refused: Counter[int] = Counter()
+
+    def add_sent(self, at: float) -> None:
+        self.sent[math.floor(at)] += 1
+
+    def add_answer(self, sent_at: float, answer: Answer) -> None:
+        if answer is Answer.REFUSED:
+            self.refused[math.floor(sent_at)] += 1
+        elif answer is Answer.ACCEPTED:
+            self.accepted[math.floor(sent_at)] += 1
+
+    def taken_while_refusing(self) -> float | None:
+        """Requests per second accepted from the first refusal to the last: a saturated
+        bucket takes its limit, whatever was sent (None before a few seconds of it)."""
+        if not self.refused:
+            return None
+        first, last = min(self.refused), max(self.refused)
+        if last - first + 1 < CLEAN_STRETCH_SECONDS:
+            return None
+        taken = sum(n for second, n in self.accepted.items() if first <= second <= last)
+        return taken / (last - first + 1)
+
+    def clean_pace(self) -> float | None:
+        """The highest pace sent for ``CLEAN_STRETCH_SECONDS`` in a row, after the first
+        refusal, with none of it refused (None when no such stretch was run)."""
+        if not self.refused:
+            return None
+        start, end = min(self.refused), max(self.sent)
+        best: float | None = None
+        stretch: list[int] = []
+        for second in range(start, end + 1):
+            if self.refused[second] or not self.sent[second]:
+                stretch = []
+                continue
+            stretch.append(self.sent[second])
+            if len(stretch) >= CLEAN_STRETCH_SECONDS:
+                pace = sum(stretch[-CLEAN_STRETCH_SECONDS:]) / CLEAN_STRETCH_SECONDS
+                best = pace if best is None else max(best, pace)
+        return best
+
+
 class Pacer:
     """The rate governor and the outage guard of one run, fed the same answers."""
 
@@ -386,6 +441,7 @@ class Pacer:
         self.rate = RateGovernor(self.settings)
         self.outage = OutageGuard(self.settings)
         self.window = WindowPacer()
+        self.record = PaceRecord()
 
     def gate(self, now: float) -> Gate:
         """The outage guard's verdict (ask again before the request leaves)."""
@@ -403,6 +459,7 @@ class Pacer:
         """A request left."""
         self.rate.sent(now)
         self.outage.sent(now)
+        self.record.add_sent(now)
 
     def answered(
         self,
@@ -415,6 +472,7 @@ class Pacer:
         heard: bool = True,
     ) -> None:
         """One request's answer, for both; ``heard`` is False for a timeout (no answer)."""
+        self.record.add_answer(sent_at, answer)
         self.rate.answered_with(now, sent_at, answer)
         self.outage.answered_with(now, sent_at, answer, probe, whose)
         if heard:
@@ -442,12 +500,13 @@ class Pacer:
                 f"{refused:,} requests ({share:.1%}) were refused with 429, scattered: "
                 "no rate limit showed, the pace was kept"
             )
-        accepted = max(1, round(learned))
-        # A token bucket lets bursts through, so what was measured is a little above the
-        # steady limit: the advice keeps 5% under it, so that nothing is refused.
-        advice = max(1, math.floor(0.95 * learned))
+        # A token bucket lets bursts through, so what was measured is above the steady
+        # limit: the advice takes the lowest measure, and keeps 5% under it.
+        measures = [learned, self.record.taken_while_refusing(), self.record.clean_pace()]
+        taken = min(m for m in measures if m is not None)
+        advice = max(1, math.floor(0.95 * taken))
         return (
-            f"the server accepted about {accepted} requests/s "
+            f"the server accepted about {max(1, round(taken))} requests/s "
             f"({refused:,} requests, {share:.1%}, refused with 429); "
             f"next time pass --rate {advice}"
         )

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from importer.errors import (
     ApiError,
     FatalError,
+    HostUnreachable,
     IntegrityProblem,
     NoAnswerInTime,
     OutageTooLong,
@@ -25,6 +26,7 @@ from importer.errors import (
     SendingStopped,
     ServerUnavailable,
     TransientError,
+    Unreachable,
 )
 from importer.events import Reporter
 from importer.ledger import Ledger
@@ -165,6 +167,10 @@ class PacedRequests:
     _changed: asyncio.Event
     """Set (and replaced) when a probe's answer may let waiting requests go."""
     _sleep: Callable[[float], Awaitable[Any]]
+    base_url: str
+    reached_server: bool
+    """Some request of this run got an answer, or may have: until then an unreachable host
+    is a wrong URL or no network (``HostUnreachable``), not an outage."""
 
     async def _call(
         self,
@@ -201,23 +207,29 @@ class PacedRequests:
                     self.pacer.sent(sent_at)
                     result = await request()
                 except RateLimited:
+                    self.reached_server = True
                     self._answered(sent_at, Answer.REFUSED, probe, whose)
                     raise
                 except ServerUnavailable as error:
                     silent = isinstance(error, NoAnswerInTime)
                     self._answered(sent_at, Answer.FAILED, probe, whose, heard=not silent)
+                    if isinstance(error, Unreachable) and not self.reached_server:
+                        raise HostUnreachable(error, self.base_url) from None
+                    self.reached_server = self.reached_server or not isinstance(error, Unreachable)
                     if self.pacer.outage.gave_up:
                         raise OutageTooLong(error) from None
                     if probe:
                         continue
                     raise
                 except ApiError:
+                    self.reached_server = True
                     self._answered(sent_at, Answer.ACCEPTED, probe, whose)
                     raise
                 except BaseException:
                     self.pacer.abandoned(probe)
                     self._notify()
                     raise
+                self.reached_server = True
                 self._answered(sent_at, Answer.ACCEPTED, probe, whose)
                 return result
 
@@ -322,6 +334,8 @@ class Sender(PacedRequests):
         if target is not None:  # None: a test driving the pacer alone
             target.on_rate_hint = lambda hint: self.pacer.hinted(self.clock(), hint)
         self.slots = asyncio.Semaphore(settings.concurrency)
+        self.base_url = str(getattr(target, "base_url", "") or "")
+        self.reached_server = False
         self._changed = asyncio.Event()
         """Set (and replaced) when a probe's answer may let waiting requests go."""
         self.outcome = SendOutcome()
@@ -418,6 +432,7 @@ class Sender(PacedRequests):
 
     async def _send(self, item: WorkItem) -> None:
         sent = 0
+        left = False  # some attempt may have reached the server (it did more than fail to connect)
 
         def before() -> None:
             nonlocal sent
@@ -426,23 +441,36 @@ class Sender(PacedRequests):
             sent += 1
             self.ledger.count_attempt(item.external_id)
 
+        async def create() -> CreateResult:
+            nonlocal left
+            try:
+                return await self.target.create(item.payload)
+            except Unreachable:
+                raise  # no connection was made: this attempt cannot have been applied
+            except BaseException:
+                left = True
+                raise
+
         try:
             result = None
             async for attempt in self._policy(item):
                 with attempt:
-                    result = await self._call(
-                        lambda: self.target.create(item.payload), before, item.external_id
-                    )
+                    result = await self._call(create, before, item.external_id)
             assert result is not None
         except SendingStopped:
+            if sent and not left:
+                self.ledger.return_to_pending(item.external_id)
             return  # never sent: still pending; otherwise in_flight (it may have been applied)
         except FatalError as error:
-            if sent == 1:  # refused outright: nothing was applied
+            if sent == 1 or not left:  # refused outright, or never connected: not applied
                 self.ledger.return_to_pending(item.external_id)
             self._abort(error)  # otherwise in_flight: an earlier attempt may have been applied
             return
         except OutageTooLong as outage:
-            # Left in_flight: a timed-out attempt may have been applied; the re-send is safe.
+            # Left in_flight when an attempt may have been applied (the re-send is safe);
+            # pending when every attempt failed to connect.
+            if not left:
+                self.ledger.return_to_pending(item.external_id)
             self._abort(self._unavailable(outage.error))
             return
         except PermanentError as error:
@@ -543,6 +571,15 @@ class Sender(PacedRequests):
             created=result.created,
             answer=result.body,
         )
+        # Held with other values: the row is counted (and kept for status and errors.csv)
+        # once, as changed, not also as existing.
+        difference = None
+        if held.changed:
+            status = Outcome.CHANGED
+            difference = (
+                f"{self.target.label} already held this engagement with other values: "
+                f"{held.difference}; create cannot update it"
+            )
         self.ledger.record_success(
             item.external_id,
             created=result.created,
@@ -551,18 +588,12 @@ class Sender(PacedRequests):
             payload_hash=held.payload_hash,
             field_hashes=held.field_hashes,
             found_by=result.found_by,
+            changed=(held.changed, difference),
         )
         self.outcome.counts[status] += 1
-        self.reporter.row_done(item.external_id, item.row_number, status, result.engagement_id)
-        if held.changed:
-            self.outcome.counts[Outcome.CHANGED] += 1
-            self.reporter.row_done(
-                item.external_id,
-                item.row_number,
-                Outcome.CHANGED,
-                f"{self.target.label} already held this engagement with other values: "
-                + ", ".join(held.changed),
-            )
+        self.reporter.row_done(
+            item.external_id, item.row_number, status, difference or result.engagement_id
+        )
         if item.contact_ids is not None:
             await self._sync_contacts(item, result.engagement_id)
 

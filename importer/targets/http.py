@@ -32,6 +32,7 @@ from importer.errors import (
     RateLimited,
     ServerUnavailable,
     TransientError,
+    Unreachable,
     UsageError,
 )
 from importer.rows import contract
@@ -180,9 +181,12 @@ async def send_request(
             hint = "; does the server speak https? (the sandbox speaks plain http)"
         elif "Receive buffer too long" in reason:  # h11's limit on an answer's head
             hint = "; the answer's headers are over 100 KB, more than any API sends"
-        raise ServerUnavailable(
-            f"connection failed ({type(error).__name__}{': ' + reason if reason else ''}{hint})"
-        ) from None
+        elif isinstance(error, httpx.ConnectError) and _names_resolution(reason):
+            hint = "; the host name does not resolve (a typo in the URL, or no network?)"
+        said = f"connection failed ({type(error).__name__}{': ' + reason if reason else ''}{hint})"
+        if isinstance(error, httpx.ConnectError):  # no connection: the request never left
+            raise Unreachable(said, host=client.base_url.host or str(client.base_url)) from None
+        raise ServerUnavailable(said) from None
     except httpx.HTTPError as error:
         # E.g. a body that cannot be decoded: the request may have been applied.
         raise TransientError(f"the answer could not be read ({type(error).__name__})") from None
@@ -194,6 +198,18 @@ async def send_request(
 KEY_RUN = 12
 """A run of this many of the key's characters (in its order) is scrubbed as the key: a cut
 text, or a server that echoes part of the key, must not show most of it."""
+
+
+def _names_resolution(reason: str) -> bool:
+    """The resolver's words for a name it cannot find (glibc, musl, macOS, Windows)."""
+    words = (
+        "name or service not known",
+        "nodename nor servname",
+        "name resolution",
+        "getaddrinfo",
+        "no address associated",
+    )
+    return any(word in reason.lower() for word in words)
 
 
 def scrub(text: str, api_key: str) -> str:
