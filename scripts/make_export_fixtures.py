@@ -429,6 +429,54 @@ def outreach() -> None:
 
 # Issue 17's exports: naive local times, weekday dates, Date and Time columns, two email
 # columns, a repeating Zoom Meeting ID, a head count, people's names beside titles.
+HUBSPOT_NIGHT1 = [
+    [
+        "Record ID",
+        "Meeting Name",
+        "Meeting start time",
+        "Meeting end time",
+        "Activity assigned to",
+        "Associated Contact",
+        "Meeting outcome",
+        "Recording URL",
+    ],
+    [
+        "71002001",
+        "Acme discovery",
+        "2025-11-05 14:15",
+        "2025-11-05 14:45",
+        "Ben Wu",
+        "Ana Ng (ana.ng@acme.com)",
+        "Completed",
+        "https://recordings.example.com/hubspot/71002001.mp4",
+    ],
+    [
+        "71002002",
+        "Globex QBR",
+        "2025-11-05 16:00",
+        "2025-11-05 17:00",
+        "Ben Wu",
+        "Raj Patel (raj@globex.com)",
+        "Completed",
+        "https://recordings.example.com/hubspot/71002002.mp4",
+    ],
+]
+"""The first night's HubSpot meetings export; the second night adds a row."""
+
+HUBSPOT_NIGHT2_NEW = [
+    [
+        "71002003",
+        "Initech demo",
+        "2025-11-06 10:30",
+        "2025-11-06 11:15",
+        "Cara Diaz",
+        "Li Wei (li.wei@initech.com)",
+        "Completed",
+        "https://recordings.example.com/hubspot/71002003.mp4",
+    ],
+]
+
+
 ZONE_EXPORTS: dict[str, list[list[str]]] = {
     "zoom_recordings_recurring": [
         [
@@ -659,80 +707,8 @@ ZONE_EXPORTS: dict[str, list[list[str]]] = {
             "https://recordings.example.com/ringcentral/24701550012.mp3",
         ],
     ],
-    "hubspot_meetings_night1": [
-        [
-            "Record ID",
-            "Meeting Name",
-            "Meeting start time",
-            "Meeting end time",
-            "Activity assigned to",
-            "Associated Contact",
-            "Meeting outcome",
-            "Recording URL",
-        ],
-        [
-            "71002001",
-            "Acme discovery",
-            "2025-11-05 14:15",
-            "2025-11-05 14:45",
-            "Ben Wu",
-            "Ana Ng (ana.ng@acme.com)",
-            "Completed",
-            "https://recordings.example.com/hubspot/71002001.mp4",
-        ],
-        [
-            "71002002",
-            "Globex QBR",
-            "2025-11-05 16:00",
-            "2025-11-05 17:00",
-            "Ben Wu",
-            "Raj Patel (raj@globex.com)",
-            "Completed",
-            "https://recordings.example.com/hubspot/71002002.mp4",
-        ],
-    ],
-    "hubspot_meetings_night2": [
-        [
-            "Record ID",
-            "Meeting Name",
-            "Meeting start time",
-            "Meeting end time",
-            "Activity assigned to",
-            "Associated Contact",
-            "Meeting outcome",
-            "Recording URL",
-        ],
-        [
-            "71002001",
-            "Acme discovery",
-            "2025-11-05 14:15",
-            "2025-11-05 14:45",
-            "Ben Wu",
-            "Ana Ng (ana.ng@acme.com)",
-            "Completed",
-            "https://recordings.example.com/hubspot/71002001.mp4",
-        ],
-        [
-            "71002002",
-            "Globex QBR",
-            "2025-11-05 16:00",
-            "2025-11-05 17:00",
-            "Ben Wu",
-            "Raj Patel (raj@globex.com)",
-            "Completed",
-            "https://recordings.example.com/hubspot/71002002.mp4",
-        ],
-        [
-            "71002003",
-            "Initech demo",
-            "2025-11-06 10:30",
-            "2025-11-06 11:15",
-            "Cara Diaz",
-            "Li Wei (li.wei@initech.com)",
-            "Completed",
-            "https://recordings.example.com/hubspot/71002003.mp4",
-        ],
-    ],
+    "hubspot_meetings_night1": HUBSPOT_NIGHT1,
+    "hubspot_meetings_night2": [*HUBSPOT_NIGHT1, *HUBSPOT_NIGHT2_NEW],
 }
 
 
