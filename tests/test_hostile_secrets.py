@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import BinaryIO
 
 import pytest
 
 from importer.send.launch import target_line
+from importer.targets.askelephant import AskElephantTarget
 from tests.conftest import SandboxProcess
 from tests.factories import api_args, row, run_cli, write_manifest
 from tests.hostile_server import HostileServer, Request, respond
@@ -140,7 +140,7 @@ def test_the_target_line_names_the_proxy_without_its_password(
     monkeypatch.delenv("https_proxy", raising=False)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    remote = SimpleNamespace(base_url="https://app.askelephant.ai/api")
+    remote = AskElephantTarget("https://app.askelephant.ai/api", "sk-apik_test.KEY")
 
     line = target_line(remote, "m.csv")
 

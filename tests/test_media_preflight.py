@@ -180,6 +180,7 @@ def test_offline_the_preflight_judges_no_url_and_hides_no_duplicate(
     manifest = write_manifest(tmp_path / "m.csv", rows)
     settings = ImportSettings(
         manifest=manifest,
+        mapping=MappingOptions(timezone="UTC"),
         check_media=True,
         media_client=FakeMedia({}).client(),
         media_resolver=offline,

@@ -77,7 +77,7 @@ def test_rows_whose_request_never_left_are_pending_not_in_flight(tmp_path: Path)
             return httpx.Response(201, json={"id": "ngmt_first"})
         raise httpx.ConnectError(NO_SUCH_NAME)
 
-    sender = send_through(tmp_path, httpx.MockTransport(then_offline), count=3)
+    sender = send_through(tmp_path, httpx.MockTransport(then_offline), count=10)
 
     assert sender.outcome.aborted is not None  # an outage after creates left: ridden out
     statuses = {r["external_id"]: r["status"] for r in ledger_rows(tmp_path / "l.db")}
