@@ -8,7 +8,8 @@
     │   └── LedgerError           the ledger cannot be used: busy, corrupt, read-only (exit 2)
     ├── ApiError                  an answer (or no answer) from the API
     │   ├── TransientError        worth retrying: 429, 5xx, 409, timeouts, resets, bad bodies
-    │   │   └── RateLimited       429, with the server's Retry-After
+    │   │   ├── RateLimited       429, with the server's Retry-After
+    │   │   └── UnresolvedReference  no (or several) target objects hold the row's reference
     │   ├── PermanentError        the row itself is wrong: 400, 422 (never retried)
     │   │   ├── IntegrityProblem  the answer names another row or engagement (never recorded)
     │   │   └── RemoteDuplicate   the target holds several engagements under one external id
@@ -116,6 +117,22 @@ class RateLimited(TransientError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         self.retry_after = retry_after
         super().__init__(message, **kwargs)
+
+
+class UnresolvedReference(TransientError):
+    """The row names a target object by external reference (DevRev's ``parent``: a CRM
+    account id) that no object holds, or several do. Nothing was sent for the row; a later
+    run looks the value up again (the account may have been synced meanwhile)."""
+
+    def __init__(self, field: str, noun: str, value: str, found: list[str]) -> None:
+        self.field, self.value, self.found = field, value, found
+        if found:
+            held = f"{len(found)} {noun}s hold it as an external reference ({', '.join(found[:5])})"
+            fix = f"give the {noun}'s own id instead"
+        else:
+            held = f"no {noun} holds it as an external reference"
+            fix = f"give the {noun}'s own id, or sync the {noun} first, then run again"
+        super().__init__(f"{field} {value!r}: {held}; nothing was sent: {fix}")
 
 
 class ServerUnavailable(TransientError):

@@ -17,11 +17,22 @@ from importer.runner import import_manifest, target_factory
 from importer.send.sender import SendSettings
 from importer.settings import ImportSettings
 from importer.targets.registry import TARGETS
-from tests.conftest import SANDBOX_KEY, SandboxProcess
+from tests.conftest import DEVREV_CRM_ACCOUNT, SANDBOX_KEY, SandboxProcess
 
 DEVREV = TARGETS["devrev"]
 MEMBER = "don:identity:dvrv-us-1:devo/0:devu/1"
-DEVREV_COLUMNS = ["id", "type", "title", "start_at", "members", "media_url", "source_system"]
+DEVREV_COLUMNS = [
+    "id",
+    "type",
+    "title",
+    "parent",
+    "start_at",
+    "members",
+    "media_url",
+    "source_system",
+]
+ACCOUNT_ID = "don:core:dvrv-us-1:devo/sandbox:account/1"
+"""The account the sandbox's seeded CRM account id (``DEVREV_CRM_ACCOUNT``) resolves to."""
 
 
 def devrev_row(n: int, **changes: str) -> dict[str, str]:
@@ -30,6 +41,7 @@ def devrev_row(n: int, **changes: str) -> dict[str, str]:
         "id": f"rec-{n}",
         "type": "CALL" if n % 2 else "MEETING",
         "title": f"Call number {n}",
+        "parent": DEVREV_CRM_ACCOUNT,
         "start_at": f"2024-03-{1 + n % 28:02d}T10:{n % 60:02d}:00Z",
         "members": MEMBER,
         "media_url": f"https://media.example.com/calls/{n}.mp3",
@@ -46,6 +58,12 @@ def write_devrev_manifest(path: Path, count: int, start: int = 1) -> Path:
         writer.writeheader()
         writer.writerows(devrev_row(n) for n in range(start, start + count))
     return path
+
+
+def add_account(sandbox: SandboxProcess, *external_refs: str) -> dict[str, Any]:
+    """One more DevRev account in the sandbox, synced from these CRM ids (until a reset)."""
+    body = {"external_refs": list(external_refs)}
+    return dict(sandbox._call("POST", "/_sandbox/devrev/accounts", json=body)["account"])
 
 
 def devrev_engagements(sandbox: SandboxProcess) -> list[dict[str, Any]]:

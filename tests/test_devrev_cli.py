@@ -63,6 +63,7 @@ def test_run_status_report_verify_and_reconcile_with_target_devrev(
     ).raise_for_status()
     copy = {
         "title": "again",
+        "parent": "ACC-1",
         "scheduled_date": "2024-03-01T00:00:00Z",
         "members": ["DEVU-1"],
         "external_ref": "crm:rec-5",

@@ -93,6 +93,7 @@ def test_a_duplicate_on_the_server_is_reported_not_picked(
     headers = {"Authorization": f"Bearer {SANDBOX_KEY}"}
     body = {
         "title": "made by hand",
+        "parent": "ACC-1",
         "scheduled_date": "2024-01-01T00:00:00Z",
         "members": [MEMBER],
         "external_ref": "crm:rec-2",

@@ -34,6 +34,7 @@ def test_rows_found_on_later_pages_are_existing_not_created_again(
         for ref in already:
             body = {
                 "title": "made before the import",
+                "parent": "ACC-1",
                 "scheduled_date": "2024-01-01T00:00:00Z",
                 "members": [MEMBER],
                 "external_ref": ref,

@@ -382,4 +382,12 @@ sandbox_options = stack(
         metavar="START:SECONDS",
         help="Answer 503 for SECONDS, starting START seconds after start-up.",
     ),
+    click.option(
+        "--devrev-account",
+        "devrev_accounts",
+        multiple=True,
+        metavar="EXTERNAL_REF",
+        help="A DevRev account synced from this CRM account id (accounts.list finds it by "
+        "external_refs). Repeatable; the same id twice makes two accounts.",
+    ),
 )

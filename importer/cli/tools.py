@@ -59,6 +59,7 @@ def sandbox(
     drop_after_commit_rate: float,
     stray_429_rate: float,
     outage: str | None,
+    devrev_accounts: tuple[str, ...],
 ) -> None:
     """Run a local server that speaks the AskElephant engagements API, for rehearsals and tests."""
     with option_errors():
@@ -80,5 +81,6 @@ def sandbox(
             outage_start=outage_start,
             outage_seconds=outage_seconds,
         ),
+        devrev_accounts=list(devrev_accounts),
     )
     serve(settings)

@@ -11,6 +11,9 @@ Tables:
 - ``runs``: each run's command, options (never the API key), times, counts and outcome, and
   its settings' stored form (``ImportSettings.to_record``), which ``retry`` reads back.
 - ``media_checks``: cached ``--check-media`` results per URL.
+- ``reference_lookups``: what the target answered, per run, for a manifest value that
+  names one of its objects by external reference (DevRev's ``parent``: the accounts a
+  CRM account id matched), so each value is asked about once per run.
 
 A row is marked ``in_flight`` (and committed) before its request leaves, so a process that
 dies mid-request leaves evidence, and the next run re-sends it; the API's idempotency on
@@ -21,7 +24,8 @@ The package, by concern:
 - ``db``: opening, schema, the run lock, ``open_ledger`` (a context manager);
 - ``runs``: the runs table; ``rows``: the send write-path; ``rejects``: rows never sent;
 - ``queries``: named read queries for planning, ``status``, ``report`` and ``verify``;
-- ``media_cache``: cached media preflight results.
+- ``media_cache``: cached media preflight results;
+- ``references``: reference lookups (DevRev parents) per run.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 from importer.ledger.db import STATUSES, now_iso, require_ledger
 from importer.ledger.media_cache import MediaCache
 from importer.ledger.queries import Queries
+from importer.ledger.references import ReferenceLookups
 from importer.ledger.rejects import Rejects
 from importer.ledger.rows import Rows
 from importer.ledger.runs import Runs
@@ -51,7 +56,7 @@ __all__ = [
 ]
 
 
-class Ledger(Runs, Rows, Rejects, Queries, MediaCache):
+class Ledger(Runs, Rows, Rejects, Queries, MediaCache, ReferenceLookups):
     """One ledger file, opened for a command. Not shared between threads.
 
     Use it as a context manager (or through ``open_ledger``) so it is always closed.

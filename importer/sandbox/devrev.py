@@ -5,14 +5,24 @@
     GET  /engagements.list      the same filters as query parameters
     GET  /engagements.get       ?id=...
     POST /engagements.delete    {"id": ...}: makes "missing remotely" cases for reconcile
+    POST /accounts.list         filters external_refs[], limit, cursor (also GET)
     GET  /_sandbox/devrev/engagements   admin: every DevRev engagement, oldest first
+    POST /_sandbox/devrev/accounts      admin: add an account ``{"external_refs": [...]}``
+
+Create keeps DevRev's published contract: ``title`` and ``parent`` (an account or
+opportunity, full or display id; an account must be one the sandbox holds) are required,
+``members`` (at most 50) and ``scheduled_date`` are optional, ``engagement_type`` is one
+of call, default, email, linked_in, offline. No length limit is enforced: DevRev
+publishes none. Accounts are seeded with ``--devrev-account EXTERNAL_REF`` (one account
+per option; the same ref twice makes an ambiguous pair) and survive a reset.
 
 It shares the sandbox's keys, faults and stats: the outage answers 503, ``rate_limit``
-answers 429 with ``Retry-After``, ``fail_rate`` answers 500 before storing and
-``drop_after_commit_rate`` stores, then closes the connection. Every answer carries
-``X-RateLimit-Limit/Remaining/Reset`` while a rate limit is set. Errors are DevRev's shape:
-``{"type": ..., "message": ...}``. Engagements live in memory (``--db`` keeps only
-AskElephant's).
+answers 429 with ``Retry-After`` and DevRev's ``retry_after`` in the body, ``fail_rate``
+answers 500 before storing and ``drop_after_commit_rate`` stores, then closes the
+connection. Every answer carries ``X-RateLimit-Limit/Remaining/Reset`` while a rate limit
+is set. Errors are DevRev's shape: ``{"type": ..., "message": ...}`` (plus ``field_name``,
+``allowed_values`` or ``retry_after`` where DevRev gives them). Engagements live in memory
+(``--db`` keeps only AskElephant's).
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import base64
 import binascii
 import json
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +45,7 @@ from starlette.routing import BaseRoute, Route
 from importer.rows import contract
 from importer.sandbox.faults import FaultState, TokenBucket
 from importer.sandbox.params import presented_key
+from importer.sandbox.settings import SandboxSettings
 from importer.sandbox.wire import DROP_HEADER
 
 ENGAGEMENT_TYPES = ("call", "default", "email", "linked_in", "offline")
@@ -41,11 +53,17 @@ MEMBERS_MAX = 50
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 ID_PREFIX = "don:core:dvrv-us-1:devo/sandbox:engagement/"
+ACCOUNT_PREFIX = "don:core:dvrv-us-1:devo/sandbox:account/"
+PARENT_ID = re.compile(
+    r"don:core:[A-Za-z0-9._-]+:devo/[A-Za-z0-9._-]+:(account|opportunity)/([A-Za-z0-9._-]+)\Z"
+    r"|(ACC|OPP)-(\d+)\Z"
+)
 
 
 class Host(Protocol):
     """What the DevRev face borrows from the sandbox it is mounted in."""
 
+    settings: SandboxSettings
     keys: dict[str, frozenset[str]]
     faults: FaultState
     clock: Callable[[], float]
@@ -64,11 +82,22 @@ class DevRevError(Exception):
     """An error answer in DevRev's shape."""
 
     def __init__(
-        self, status: int, kind: str, message: str, headers: Mapping[str, str] | None = None
+        self,
+        status: int,
+        kind: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         self.status, self.kind, self.message = status, kind, message
         self.headers = dict(headers or {})
+        self.extra = extra
+        """DevRev's other error fields: ``field_name``, ``allowed_values``, ``retry_after``."""
         super().__init__(message)
+
+    def body(self) -> dict[str, Any]:
+        """As DevRev answers it."""
+        return {"type": self.kind, "message": self.message, **self.extra}
 
 
 @dataclass
@@ -78,7 +107,8 @@ class DevRevEngagement:
     seq: int
     id: str
     title: str
-    scheduled_date: str
+    parent: str
+    scheduled_date: str | None
     members: list[str]
     engagement_type: str
     external_ref: str | None
@@ -93,6 +123,7 @@ class DevRevEngagement:
             "id": self.id,
             "display_id": f"ENGAGEMENT-{self.seq}",
             "title": self.title,
+            "parent": {"id": self.parent},
             "description": self.description,
             "engagement_type": self.engagement_type,
             "external_ref": self.external_ref,
@@ -119,8 +150,9 @@ class DevRevStore:
             seq=self.last_seq,
             id=f"{ID_PREFIX}{self.last_seq}",
             title=body["title"],
-            scheduled_date=body["scheduled_date"],
-            members=list(dict.fromkeys(body["members"])),
+            parent=body["parent"],
+            scheduled_date=body.get("scheduled_date"),
+            members=list(dict.fromkeys(body.get("members") or [])),
             engagement_type=body.get("engagement_type") or "default",
             external_ref=body.get("external_ref"),
             external_url=body.get("external_url"),
@@ -139,12 +171,65 @@ class DevRevStore:
         self.last_seq = 0
 
 
+@dataclass
+class DevRevAccount:
+    """An account, with the CRM ids it was synced from (its external_refs)."""
+
+    seq: int
+    external_refs: list[str]
+    display_name: str
+
+    @property
+    def id(self) -> str:
+        return f"{ACCOUNT_PREFIX}{self.seq}"
+
+    def render(self) -> dict[str, Any]:
+        """As DevRev answers it."""
+        return {
+            "id": self.id,
+            "display_id": f"ACC-{self.seq}",
+            "display_name": self.display_name,
+            "external_refs": list(self.external_refs),
+        }
+
+
+@dataclass
+class DevRevAccounts:
+    """The accounts parents must name: seeded from the settings, more added by admin."""
+
+    seeded: tuple[str, ...] = ()
+    accounts: list[DevRevAccount] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.restore()
+
+    def restore(self) -> None:
+        """Only the seeded accounts, one per external reference given."""
+        self.accounts = []
+        for ref in self.seeded:
+            self.add([ref], f"Account {ref}")
+
+    def add(self, external_refs: list[str], display_name: str) -> DevRevAccount:
+        account = DevRevAccount(len(self.accounts) + 1, external_refs, display_name)
+        self.accounts.append(account)
+        return account
+
+    def holds(self, parent: str) -> bool:
+        """Whether ``parent`` (full or display id) names one of these accounts."""
+        match = PARENT_ID.match(parent)
+        if match is None:
+            return False
+        seq = match.group(2) or match.group(4)
+        return seq.isdigit() and 1 <= int(seq) <= len(self.accounts)
+
+
 class DevRevApi:
     """DevRev's engagement endpoints, mounted beside AskElephant's by ``create_app``."""
 
     def __init__(self, host: Host) -> None:
         self.host = host
         self.store = DevRevStore()
+        self.accounts = DevRevAccounts(tuple(host.settings.devrev_accounts))
         self._bucket: TokenBucket | None = None
         self._bucket_rate: float | None = None
 
@@ -159,12 +244,19 @@ class DevRevApi:
             ),
             Route("/engagements.get", self._guarded(self.get, "get"), methods=["GET"]),
             Route("/engagements.delete", self._guarded(self.delete, "delete"), methods=["POST"]),
+            Route(
+                "/accounts.list",
+                self._guarded(self.list_accounts, "list"),
+                methods=["GET", "POST"],
+            ),
             Route("/_sandbox/devrev/engagements", self.admin_engagements, methods=["GET"]),
+            Route("/_sandbox/devrev/accounts", self.admin_add_account, methods=["POST"]),
         ]
 
     def reset(self) -> None:
-        """Forget every DevRev engagement (``POST /_sandbox/reset``)."""
+        """Forget every DevRev engagement and added account (``POST /_sandbox/reset``)."""
         self.store.clear()
+        self.accounts.restore()
         self._bucket, self._bucket_rate = None, None
 
     # -- guards --
@@ -178,8 +270,9 @@ class DevRevApi:
                 headers = self._authorize(request, action)
                 response = await handler(request)
             except DevRevError as error:
-                body = {"type": error.kind, "message": error.message}
-                response = JSONResponse(body, status_code=error.status, headers=error.headers)
+                response = JSONResponse(
+                    error.body(), status_code=error.status, headers=error.headers
+                )
             for name, value in headers.items():
                 response.headers.setdefault(name, value)
             return response
@@ -219,7 +312,11 @@ class DevRevApi:
         if wait is not None:
             message = f"more than {rate:g} requests per second for this token"
             raise DevRevError(
-                429, "too_many_requests", message, headers={**headers, "Retry-After": str(wait)}
+                429,
+                "too_many_requests",
+                message,
+                headers={**headers, "Retry-After": str(wait)},
+                retry_after=wait,
             )
         return headers
 
@@ -230,7 +327,14 @@ class DevRevApi:
         body = await _json_object(request)
         problem = create_problem(body)
         if problem is not None:
-            raise DevRevError(400, "bad_request", problem)
+            raise problem
+        if not _is_opportunity(body["parent"]) and not self.accounts.holds(body["parent"]):
+            raise DevRevError(
+                400,
+                "invalid_field",
+                f"parent {body['parent']!r} is not an account this org holds",
+                field_name="parent",
+            )
         plan = self.host.faults.plan_create()
         await self.host.sleep(plan.latency_seconds)
         if plan.fail:
@@ -281,6 +385,43 @@ class DevRevApi:
             }
         )
 
+    async def list_accounts(self, request: Request) -> Response:
+        """Accounts holding any of ``external_refs`` (all, without it), oldest first."""
+        if request.method == "POST":
+            query = await _json_object(request)
+        else:
+            params = request.query_params
+            query = {
+                "external_refs": params.getlist("external_refs"),
+                "limit": params.get("limit"),
+                "cursor": params.get("cursor"),
+            }
+        refs = _string_list(query.get("external_refs"), "external_refs")
+        limit = _limit(query.get("limit"))
+        limit = min(limit, self.host.faults.faults.list_page_size or limit)
+        position = _decode_cursor(query.get("cursor"))
+        matching = [
+            a
+            for a in self.accounts.accounts
+            if (position is None or a.seq > position)
+            and (not refs or any(ref in refs for ref in a.external_refs))
+        ]
+        page, more = matching[:limit], len(matching) > limit
+        answer: dict[str, Any] = {"accounts": [a.render() for a in page]}
+        if more:
+            answer["next_cursor"] = _encode_cursor(page[-1].seq)
+        return JSONResponse(answer)
+
+    async def admin_add_account(self, request: Request) -> Response:
+        """``{"external_refs": [...], "display_name": ...}``: one more account."""
+        try:
+            body = await _json_object(request)
+            refs = _string_list(body.get("external_refs"), "external_refs")
+        except DevRevError as error:
+            return JSONResponse(error.body(), status_code=error.status)
+        name = str(body.get("display_name") or f"Account {', '.join(refs)}")
+        return JSONResponse({"account": self.accounts.add(refs, name).render()}, status_code=201)
+
     async def get(self, request: Request) -> Response:
         """One engagement by id."""
         engagement = self.store.engagements.get(request.query_params.get("id", ""))
@@ -303,26 +444,51 @@ class DevRevApi:
         )
 
 
-def create_problem(body: Mapping[str, Any]) -> str | None:
-    """The first rule a create body breaks, said as DevRev would; None when it is valid."""
-    title = body.get("title")
-    if not isinstance(title, str) or not title.strip():
-        return "title is required"
+def create_problem(body: Mapping[str, Any]) -> DevRevError | None:
+    """The first published rule a create body breaks, said as DevRev would; None: valid."""
+    for name in ("title", "parent"):
+        value = body.get(name)
+        if not isinstance(value, str) or not value.strip():
+            return DevRevError(
+                400, "missing_required_field", f"{name} is required", field_name=name
+            )
+    if PARENT_ID.match(body["parent"]) is None:
+        return DevRevError(
+            400,
+            "invalid_field",
+            "parent must be an account or an opportunity (a don:core id, ACC-n or OPP-n)",
+            field_name="parent",
+        )
     scheduled = body.get("scheduled_date")
-    if not isinstance(scheduled, str) or _parse_date(scheduled) is None:
-        return "scheduled_date must be an RFC 3339 date-time"
+    if scheduled is not None and (not isinstance(scheduled, str) or _parse_date(scheduled) is None):
+        return DevRevError(400, "bad_request", "scheduled_date must be an RFC 3339 date-time")
     members = body.get("members")
-    if not isinstance(members, list) or not 1 <= len(members) <= MEMBERS_MAX:
-        return f"members must be a list of 1 to {MEMBERS_MAX} user ids"
-    if not all(isinstance(m, str) and m.strip() for m in members):
-        return "members must be user ids"
+    if members is not None:
+        if not isinstance(members, list) or len(members) > MEMBERS_MAX:
+            return DevRevError(
+                400, "bad_request", f"members must be a list of at most {MEMBERS_MAX} user ids"
+            )
+        if not all(isinstance(m, str) and m.strip() for m in members):
+            return DevRevError(400, "bad_request", "members must be user ids")
     kind = body.get("engagement_type")
     if kind is not None and kind not in ENGAGEMENT_TYPES:
-        return f"engagement_type must be one of {', '.join(ENGAGEMENT_TYPES)}"
+        return DevRevError(
+            400,
+            "invalid_enum_value",
+            f"engagement_type must be one of {', '.join(ENGAGEMENT_TYPES)}",
+            field_name="engagement_type",
+            allowed_values=list(ENGAGEMENT_TYPES),
+        )
     for name in ("external_ref", "external_url", "description"):
         if name in body and not isinstance(body[name], str):
-            return f"{name} must be a string"
+            return DevRevError(400, "bad_request", f"{name} must be a string")
     return None
+
+
+def _is_opportunity(parent: str) -> bool:
+    """The sandbox keeps no opportunities: any well-formed opportunity id is taken."""
+    match = PARENT_ID.match(parent)
+    return match is not None and (match.group(1) == "opportunity" or match.group(3) == "OPP")
 
 
 def _parse_date(value: str) -> datetime | None:

@@ -57,6 +57,8 @@ class SandboxSettings:
     processing_seconds: float = 2.0
     """How long an engagement stays in each non-terminal processing_status."""
     faults: Faults = field(default_factory=Faults)
+    devrev_accounts: list[str] = field(default_factory=list)
+    """DevRev accounts, one per CRM account id given (its external_refs); a reset keeps them."""
 
 
 def parse_key(value: str) -> ApiKey:

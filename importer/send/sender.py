@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import random
 import time
@@ -23,6 +24,7 @@ from importer.errors import (
     RunAborted,
     ServerUnavailable,
     TransientError,
+    UnresolvedReference,
 )
 from importer.events import Reporter
 from importer.ledger import Ledger
@@ -53,6 +55,14 @@ class WorkItem:
     """The CRM's id before the prefix (kept in the ledger to notice a changed prefix)."""
     sent_before: bool = False
     """An earlier run left it ``in_flight``: a 200 is most likely that run's own create."""
+    resolved: dict[str, str] = field(default_factory=dict)
+    """Reference fields as the target's own ids (DevRev's ``parent``), sent in place of the
+    manifest's values; ``payload`` keeps those, so its hash stays the manifest's."""
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """The create body as sent: the payload with its references resolved."""
+        return {**self.payload, **self.resolved} if self.resolved else self.payload
 
 
 @dataclass(frozen=True)
@@ -428,7 +438,7 @@ class Sender(PacedRequests):
             result = None
             async for attempt in self._policy(item):
                 with attempt:
-                    result = await self._call(lambda: self.target.create(item.payload), before)
+                    result = await self._call(lambda: self.target.create(item.request), before)
             assert result is not None
         except _Stopped:
             return  # never sent: still pending; otherwise in_flight (it may have been applied)
@@ -507,6 +517,64 @@ class Sender(PacedRequests):
             result = CreateResult(remote[0].engagement_id, False, 200, remote[0].body, "lookup")
             await self._record(item, result)
         return to_send
+
+    async def resolve_references(self, items: list[WorkItem]) -> list[WorkItem]:
+        """Before creating: each row's reference (DevRev's ``parent``) as the target's own id.
+
+        A value that already is the target's id is sent as it is. The others (CRM account
+        ids) are looked up together, each distinct value once per run (the ledger keeps the
+        answers); a value held by no object, or by several, fails its row alone and nothing
+        is sent for it. If the lookup cannot be made, the run stops: nothing is created.
+        """
+        references = self.target.references
+        if references is None or not items or self.stop_event.is_set():
+            return items
+        field_name = references.field
+        values = [str(item.payload.get(field_name) or "") for item in items]
+        foreign = [v for v in dict.fromkeys(values) if v and not references.is_native(v)]
+        if not foreign:
+            return items
+        known = self.ledger.reference_answers(self.run_id, field_name, foreign)
+        missing = [value for value in foreign if value not in known]
+        if missing:
+            found: dict[str, list[str]] | None = None
+            try:
+                async for attempt in self._policy(items[0]):
+                    with attempt:
+                        found = await self._call(lambda: self.target.find_references(missing))
+            except _Stopped:
+                return []
+            except FatalError as error:
+                self._abort(error)
+                return []
+            except _OutageTooLong as outage:
+                self._abort(self._unavailable(outage.error))
+                return []
+            except ApiError as error:
+                self._abort(
+                    RunAborted(
+                        f"could not look up the {references.noun}s of {len(items)} row(s) "
+                        f"({error}); nothing was created for them: run the same command again "
+                        "to resume"
+                    )
+                )
+                return []
+            assert found is not None
+            answers = {value: found.get(value, []) for value in missing}
+            self.ledger.record_reference_answers(self.run_id, field_name, answers)
+            known.update(answers)
+        ready = []
+        for item, value in zip(items, values, strict=True):
+            if not value or references.is_native(value):
+                ready.append(item)
+                continue
+            ids = known.get(value, [])
+            if len(ids) == 1:
+                ready.append(dataclasses.replace(item, resolved={field_name: ids[0]}))
+                continue
+            unresolved = UnresolvedReference(field_name, references.noun, value, ids)
+            self._fail(item, unresolved, transient=True)  # a later run looks it up again
+        return ready
 
     async def _record(self, item: WorkItem, result: CreateResult, attempts: int = 1) -> None:
         """Record an engagement the target holds for the row, after the integrity check.

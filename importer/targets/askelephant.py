@@ -12,7 +12,7 @@ import httpx
 from importer import defaults
 from importer.errors import IntegrityProblem, TransientError, UsageError
 from importer.rows import contract
-from importer.targets.base import CreateResult, GetResult, Lookup
+from importer.targets.base import CreateResult, GetResult, Lookup, References
 from importer.targets.http import (
     Answer,
     HintListener,
@@ -70,6 +70,7 @@ class AskElephantTarget:
 
     label = "AskElephant"
     creates_idempotently = True
+    references: References | None = None
 
     def __init__(
         self,
@@ -147,6 +148,10 @@ class AskElephantTarget:
     async def lookup(self, external_ids: Sequence[str]) -> Lookup | None:
         """Not needed: create is idempotent on external_id (a known id answers 200)."""
         return None
+
+    async def find_references(self, values: Sequence[str]) -> dict[str, list[str]]:
+        """Nothing to resolve: every AskElephant field is sent as the manifest gives it."""
+        return {}
 
     async def replace_contacts(
         self, engagement_id: str, contact_ids: Sequence[str]

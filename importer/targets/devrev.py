@@ -10,7 +10,13 @@ comes from lookups by ``external_ref`` with ``engagements.list``:
   blindly. Found once: it is the engagement (``found_by="lookup"``); found several
   times: ``RemoteDuplicate``, reported, never silently picked.
 
-Rate limits: ``429`` honours ``Retry-After`` (else ``X-RateLimit-Reset``); every answer's
+Parents: ``parent`` is required. A manifest value that is not a DevRev id (a CRM's account
+id) is found with ``accounts.list`` by ``external_refs`` (``find_references``, many per
+call); the sender resolves each distinct value once per run and keeps the answer in the
+ledger.
+
+Rate limits: ``429`` honours ``Retry-After``, else the ``retry_after`` of DevRev's error
+body, else ``X-RateLimit-Reset``; every answer's
 ``X-RateLimit-Remaining``/``X-RateLimit-Reset`` is only reported (``on_rate_hint``): the
 shared pacer (``importer.send.pacing``) slows down before the window is exhausted, not after.
 """
@@ -37,7 +43,14 @@ from importer.errors import (
 )
 from importer.send.pacing import reset_seconds
 from importer.targets.askelephant import build_timeout, check_base_url
-from importer.targets.base import CreateResult, GetResult, Lookup, RemoteEngagement
+from importer.targets.base import (
+    CreateResult,
+    GetResult,
+    Lookup,
+    References,
+    RemoteEngagement,
+)
+from importer.targets.devrev_fields import is_devrev_parent
 from importer.targets.http import (
     Answer,
     HintListener,
@@ -50,8 +63,11 @@ from importer.targets.http import (
 
 DEFAULT_BASE_URL = "https://api.devrev.ai"
 REFS_PER_LOOKUP = 50
-"""external_refs per ``engagements.list`` call (the body stays small; assumed, not published)."""
+"""external_refs per ``engagements.list`` or ``accounts.list`` call (the body stays small;
+our choice, not a published limit)."""
 LOOKUP_PAGE_LIMIT = 100
+PARENTS = References(field="parent", noun="account", is_native=is_devrev_parent)
+"""``parent``: a DevRev id is sent as it is, any other value is a CRM account id to find."""
 ACCESS_CHECK_ID = "don:core:engagement-importer-access-check"
 """An engagement id no DevRev org holds: reading it answers 404 to a valid key."""
 READY = "READY"
@@ -69,14 +85,16 @@ def classify(
 ) -> ApiError | None:
     """None for a good answer, else the error that says what to do about it.
 
-    ``operation`` is ``create``, ``list`` or ``get``: a 404 means a wrong base URL for the
-    first two, but only a missing engagement for ``get``. DevRev errors are JSON with a
-    ``message`` (and a ``type``).
+    ``operation`` is ``create``, ``list``, ``accounts`` or ``get``: a 404 means a wrong base
+    URL for all but ``get``, where it is only a missing engagement. DevRev errors are JSON
+    with a ``message`` (and a ``type``).
     """
     if 200 <= status < 300:
         document = parse_problem(body)
         if operation == "list":
             good = isinstance(document.get("engagements"), list)
+        elif operation == "accounts":
+            good = isinstance(document.get("accounts"), list)
         else:
             engagement = document.get("engagement")
             good = isinstance(engagement, dict) and bool(engagement.get("id"))
@@ -94,6 +112,8 @@ def classify(
     if status == 429:
         wait = parse_retry_after(headers.get("retry-after"))
         if wait is None:
+            wait = parse_retry_after(_text(problem.get("retry_after")))
+        if wait is None:
             wait = reset_seconds(headers.get("x-ratelimit-reset"), time.time())
         return RateLimited(f"HTTP 429 rate limited{said}", retry_after=wait, **fields)
     if status in (500, 502, 503, 504):
@@ -109,11 +129,19 @@ def classify(
     return ServerUnavailable(f"HTTP {status} unexpected answer{said}", **fields)
 
 
+def _text(value: object) -> str | None:
+    """A JSON number or string as text (``retry_after`` may be either); else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    return str(value)
+
+
 class DevRevTarget:
     """Speaks DevRev's engagements API; the token lives only in the client's headers."""
 
     label = "DevRev"
     creates_idempotently = False
+    references: References | None = PARENTS
 
     def __init__(
         self,
@@ -206,6 +234,41 @@ class DevRevTarget:
                     break
                 if cursor in seen_cursors:
                     raise TransientError("engagements.list gave the same next_cursor twice")
+                seen_cursors.add(cursor)
+        return found
+
+    async def find_references(self, values: Sequence[str]) -> dict[str, list[str]]:
+        """The ids of the accounts DevRev holds under each of these external references.
+
+        POST /accounts.list with ``external_refs``, a batch at a time, page by page; an
+        account answers for every one of its external_refs asked about.
+        """
+        wanted = list(dict.fromkeys(values))
+        found: dict[str, list[str]] = {value: [] for value in wanted}
+        for start in range(0, len(wanted), self.refs_per_lookup):
+            refs = wanted[start : start + self.refs_per_lookup]
+            cursor: str | None = None
+            seen_cursors: set[str] = set()
+            while True:
+                body: dict[str, Any] = {"external_refs": refs, "limit": self.page_limit}
+                if cursor:
+                    body["cursor"] = cursor
+                response = await self._send("POST", "/accounts.list", json_body=body)
+                self._raise_for(response, "accounts")
+                page = response.json()
+                for account in page["accounts"]:
+                    if not isinstance(account, dict) or not account.get("id"):
+                        continue
+                    held = account.get("external_refs")
+                    for ref in held if isinstance(held, list) else []:
+                        ids = found.get(ref) if isinstance(ref, str) else None
+                        if ids is not None and str(account["id"]) not in ids:
+                            ids.append(str(account["id"]))
+                cursor = page.get("next_cursor") or None
+                if cursor is None:
+                    break
+                if cursor in seen_cursors:
+                    raise TransientError("accounts.list gave the same next_cursor twice")
                 seen_cursors.add(cursor)
         return found
 
