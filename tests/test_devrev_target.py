@@ -28,6 +28,8 @@ def test_good_answers_are_accepted_per_operation() -> None:
     assert classify(201, {}, created, operation="create") is None
     assert classify(200, {}, body({"engagements": []}), operation="list") is None
     assert classify(200, {}, body({"engagements": []}), operation="create") is not None
+    assert classify(200, {}, body({"accounts": []}), operation="accounts") is None
+    assert classify(200, {}, body({"engagements": []}), operation="accounts") is not None
 
 
 def test_devrev_error_messages_are_kept() -> None:
@@ -55,6 +57,21 @@ def test_429_honours_retry_after_then_the_reset_header() -> None:
     assert isinstance(error, RateLimited) and error.retry_after == 7.0
     error = classify(429, {"x-ratelimit-reset": "12"}, b"", operation="list")
     assert isinstance(error, RateLimited) and error.retry_after == 12.0
+
+
+def test_429_honours_devrevs_retry_after_in_the_body() -> None:
+    refused = {"type": "too_many_requests", "message": "slow down", "retry_after": 9}
+    error = classify(429, {}, body(refused), operation="create")
+    assert isinstance(error, RateLimited) and error.retry_after == 9.0
+    assert str(error) == "HTTP 429 rate limited: slow down"
+    # The header, when both are there, is the one HTTP defines; the body beats the reset.
+    error = classify(429, {"retry-after": "2"}, body(refused), operation="list")
+    assert isinstance(error, RateLimited) and error.retry_after == 2.0
+    error = classify(429, {"x-ratelimit-reset": "30"}, body(refused), operation="accounts")
+    assert isinstance(error, RateLimited) and error.retry_after == 9.0
+    for useless in ("soon", None, True, [3]):
+        error = classify(429, {}, body({**refused, "retry_after": useless}), operation="list")
+        assert isinstance(error, RateLimited) and error.retry_after is None
 
 
 def test_reset_is_read_as_seconds_or_as_a_unix_time() -> None:
