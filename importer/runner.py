@@ -379,14 +379,18 @@ def init_mapping(
     sheet: str | None,
     *,
     force: bool,
+    target: str = DEFAULT_TARGET,
 ) -> list[str]:
-    """``importer init``: write a mapping guessed from the manifest; what was found, said."""
+    """``importer init``: write a mapping guessed from the manifest; what was found, said.
+
+    ``target`` picks the field table: DevRev's also proposes the CRM's account column."""
     if out.exists() and not force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
     source = SourceOptions(
         delimiter=delimiter_option(delimiter), encoding=encoding_option(encoding), sheet=sheet
     )
-    guess = propose_mapping(manifest, source)
+    kind = target_kind(target)
+    guess = propose_mapping(manifest, source, kind.fields, kind.required)
     try:
         out.write_text(render_mapping(guess, str(manifest)), encoding="utf-8")
     except OSError as error:

@@ -7,7 +7,12 @@ from pathlib import Path
 import click
 
 from importer.cli.common import option_errors
-from importer.cli.options import manifest_argument, sandbox_options, source_options
+from importer.cli.options import (
+    manifest_argument,
+    sandbox_options,
+    source_options,
+    target_option,
+)
 from importer.events import echo
 from importer.runner import init_mapping
 from importer.sandbox.server import serve
@@ -24,11 +29,13 @@ from importer.sandbox.settings import Faults, SandboxSettings, parse_key, parse_
     help="Where to write the mapping file.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@target_option
 @source_options
 def init(
     manifest: Path,
     out: Path,
     force: bool,
+    target: str,
     delimiter: str | None,
     encoding: str | None,
     sheet: str | None,
@@ -37,9 +44,11 @@ def init(
 
     Knows the headers of Salesforce, HubSpot, Gong, Zoom, Chorus, Outreach, Salesloft,
     Dialpad and dialer exports, maps a column only when its values fit the field,
-    proposes value maps, and prints what it mapped, guessed and could not find.
+    proposes value maps, and prints what it mapped, guessed and could not find. With
+    --target devrev, the fields are DevRev's, the CRM's account column among them.
     """
-    for line in init_mapping(manifest, out, delimiter, encoding, sheet, force=force):
+    lines = init_mapping(manifest, out, delimiter, encoding, sheet, force=force, target=target)
+    for line in lines:
         echo(line)
 
 

@@ -201,12 +201,23 @@ class MappingGuess:
     """What will stop ``plan`` whatever the mapping says (e.g. ids stored as floats)."""
     doubts: dict[str, str] = field(default_factory=dict)
     """Field to the values of its (mapped) column that do not fit: their rows are invalid."""
+    fields: tuple[str, ...] = FIELDS
+    """The import target's field table (``--target``): what the mapping may name."""
+    required: tuple[str, ...] = REQUIRED_FIELDS
 
 
-def propose_mapping(manifest: Path, source: SourceOptions) -> MappingGuess:
-    """Read the manifest's headers and first rows, and guess; note what will stop a plan."""
+def propose_mapping(
+    manifest: Path,
+    source: SourceOptions,
+    fields: tuple[str, ...] = FIELDS,
+    required: tuple[str, ...] = REQUIRED_FIELDS,
+) -> MappingGuess:
+    """Read the manifest's headers and first rows, and guess; note what will stop a plan.
+
+    ``fields`` and ``required``: the import target's field table (DevRev's adds ``parent``,
+    the CRM's account id column)."""
     samples = [row.cells for row in read_samples(manifest, source)]
-    guess = guess_mapping(read_columns(manifest, source), samples)
+    guess = guess_mapping(read_columns(manifest, source), samples, fields, required)
     # Numbers in an id column must become text exactly: check the column(s) ids may be in.
     headers = read_columns(manifest, source)
     candidates = [guess.columns["id"]] if "id" in guess.columns else []
@@ -235,7 +246,12 @@ def _with_id(guess: MappingGuess, column: str) -> MappingGuess:
     )
 
 
-def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) -> MappingGuess:
+def guess_mapping(
+    headers: list[str],
+    samples: Iterable[dict[str, str]] = (),
+    fields: tuple[str, ...] = FIELDS,
+    required: tuple[str, ...] = REQUIRED_FIELDS,
+) -> MappingGuess:
     """Match headers to fields, best synonym first, checking each column's first values."""
     rows = list(samples)
     by_name: dict[str, str] = {}
@@ -250,10 +266,11 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
     refused: dict[str, str] = {}
     values: dict[str, dict[str, str]] = {}
     doubts: dict[str, str] = {}
-    for name in FIELDS:
-        candidates = [by_name[s] for s in SYNONYMS[name] if s in by_name]
+    for name in fields:
+        synonyms = SYNONYMS.get(name, ())
+        candidates = [by_name[s] for s in synonyms if s in by_name]
         candidates += [
-            by_name[s.replace(" ", "")] for s in SYNONYMS[name] if s.replace(" ", "") in by_name
+            by_name[s.replace(" ", "")] for s in synonyms if s.replace(" ", "") in by_name
         ]
         for header in (c for c in candidates if c in shared):
             refused.setdefault(name, f"{header!r} names two columns: rename one to map it")
@@ -275,7 +292,7 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
         defaults["source_system"] = system
     if "title" not in columns and "title" not in refused:  # a refused column needs a look
         defaults["title"] = default_title(system, defaults.get("type"))
-    unmapped = [f for f in FIELDS if f not in columns and f not in defaults]
+    unmapped = [f for f in fields if f not in columns and f not in defaults]
     unused = [h for h in headers if h not in used]
     question = _date_question(columns.get("start_at"), rows)
     media = columns.get("media_url")
@@ -292,6 +309,8 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
         question,
         blank_media,
         doubts=doubts,
+        fields=fields,
+        required=required,
     )
 
 
@@ -348,14 +367,14 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
     if guess.source_system:
         lines.append(f"# The headers look like {_a(guess.source_system)} export.")
     lines += ['# [columns]: field = "column in the manifest".', "[columns]"]
-    for name in FIELDS:
+    for name in guess.fields:
         if name in guess.columns:
             note = "   # guessed from the header's words" if name in guess.guessed else ""
             if name in guess.doubts:
                 note = f"   # check: {_comment_text(guess.doubts[name])}"
             lines.append(f"{name} = {_toml_string(guess.columns[name])}{note}")
         else:
-            need = "required" if name in REQUIRED_FIELDS else "optional"
+            need = "required" if name in guess.required else "optional"
             why = f"; {_comment_text(guess.refused[name])}" if name in guess.refused else ""
             lines.append(f'# {name} = "..."   # not found ({need}{why})')
     lines += [
@@ -416,13 +435,15 @@ FIELD_HINTS = {
     "media_url": "required: map it in [columns]",
     "start_at": "required: map it in [columns]",
     "source_system": "required: set [defaults] source_system or pass --source-system",
+    "parent": "required: map the CRM's account id column in [columns], or set "
+    '[defaults] parent = "ACC-..." (a DevRev account)',
 }
 
 
 def summary_lines(guess: MappingGuess, out: str) -> list[str]:
     """What ``importer init`` prints: mapped, guessed, defaults, refused, missing, questions."""
     lines = [f"Wrote {out}: {len(guess.columns)} field(s) mapped."]
-    for name in FIELDS:
+    for name in guess.fields:
         if name in guess.columns:
             kind = "guessed" if name in guess.guessed else "mapped"
             lines.append(f"  {kind + ':':<9}{name} <- {guess.columns[name]!r}")
@@ -452,8 +473,9 @@ def summary_lines(guess: MappingGuess, out: str) -> list[str]:
         if name not in guess.columns:
             lines.append(f"  not used for {name}: {why}")
     lines += [f"  check:   {name} <- {doubt}" for name, doubt in guess.doubts.items()]
-    required = [f for f in guess.unmapped_fields if f in FIELD_HINTS]
-    optional = [f for f in guess.unmapped_fields if f not in FIELD_HINTS]
+    needed = [*guess.required, "source_system"]  # source_system: unless --source-system
+    required = [f for f in guess.unmapped_fields if f in FIELD_HINTS and f in needed]
+    optional = [f for f in guess.unmapped_fields if f not in required]
     lines += [f"  missing: {name} ({FIELD_HINTS[name]})" for name in required]
     if optional:
         lines.append(f"  missing (optional): {', '.join(optional)}")
