@@ -14,7 +14,8 @@ opportunity, full or display id; an account must be one the sandbox holds) are r
 ``members`` (at most 50) and ``scheduled_date`` are optional, ``engagement_type`` is one
 of call, default, email, linked_in, offline. No length limit is enforced: DevRev
 publishes none. Accounts are seeded with ``--devrev-account EXTERNAL_REF`` (one account
-per option; the same ref twice makes an ambiguous pair) and survive a reset.
+per option; the same ref twice makes an ambiguous pair) and survive a reset. The rules
+and request reading are in ``devrev_rules.py``, the accounts in ``devrev_accounts.py``.
 
 It shares the sandbox's keys, faults and stats: the outage answers 503, ``rate_limit``
 answers 429 with ``Retry-After`` and DevRev's ``retry_after`` in the body, ``fail_rate``
@@ -27,37 +28,35 @@ is set. Errors are DevRev's shape: ``{"type": ..., "message": ...}`` (plus ``fie
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from importer.rows import contract
+from importer.sandbox.devrev_accounts import DevRevAccounts
+from importer.sandbox.devrev_rules import (
+    DevRevError,
+    create_problem,
+    decode_cursor,
+    encode_cursor,
+    is_opportunity,
+    json_object,
+    page_limit,
+    string_list,
+)
 from importer.sandbox.faults import FaultState, TokenBucket
 from importer.sandbox.params import presented_key
 from importer.sandbox.settings import SandboxSettings
 from importer.sandbox.wire import DROP_HEADER
 
-ENGAGEMENT_TYPES = ("call", "default", "email", "linked_in", "offline")
-MEMBERS_MAX = 50
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 100
 ID_PREFIX = "don:core:dvrv-us-1:devo/sandbox:engagement/"
-ACCOUNT_PREFIX = "don:core:dvrv-us-1:devo/sandbox:account/"
-PARENT_ID = re.compile(
-    r"don:core:[A-Za-z0-9._-]+:devo/[A-Za-z0-9._-]+:(account|opportunity)/([A-Za-z0-9._-]+)\Z"
-    r"|(ACC|OPP)-(\d+)\Z"
-)
 
 
 class Host(Protocol):
@@ -76,28 +75,6 @@ def devrev_routes(host: Host) -> list[BaseRoute]:
     api = DevRevApi(host)
     host.on_reset.append(api.reset)
     return api.routes()
-
-
-class DevRevError(Exception):
-    """An error answer in DevRev's shape."""
-
-    def __init__(
-        self,
-        status: int,
-        kind: str,
-        message: str,
-        headers: Mapping[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        self.status, self.kind, self.message = status, kind, message
-        self.headers = dict(headers or {})
-        self.extra = extra
-        """DevRev's other error fields: ``field_name``, ``allowed_values``, ``retry_after``."""
-        super().__init__(message)
-
-    def body(self) -> dict[str, Any]:
-        """As DevRev answers it."""
-        return {"type": self.kind, "message": self.message, **self.extra}
 
 
 @dataclass
@@ -171,58 +148,6 @@ class DevRevStore:
         self.last_seq = 0
 
 
-@dataclass
-class DevRevAccount:
-    """An account, with the CRM ids it was synced from (its external_refs)."""
-
-    seq: int
-    external_refs: list[str]
-    display_name: str
-
-    @property
-    def id(self) -> str:
-        return f"{ACCOUNT_PREFIX}{self.seq}"
-
-    def render(self) -> dict[str, Any]:
-        """As DevRev answers it."""
-        return {
-            "id": self.id,
-            "display_id": f"ACC-{self.seq}",
-            "display_name": self.display_name,
-            "external_refs": list(self.external_refs),
-        }
-
-
-@dataclass
-class DevRevAccounts:
-    """The accounts parents must name: seeded from the settings, more added by admin."""
-
-    seeded: tuple[str, ...] = ()
-    accounts: list[DevRevAccount] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.restore()
-
-    def restore(self) -> None:
-        """Only the seeded accounts, one per external reference given."""
-        self.accounts = []
-        for ref in self.seeded:
-            self.add([ref], f"Account {ref}")
-
-    def add(self, external_refs: list[str], display_name: str) -> DevRevAccount:
-        account = DevRevAccount(len(self.accounts) + 1, external_refs, display_name)
-        self.accounts.append(account)
-        return account
-
-    def holds(self, parent: str) -> bool:
-        """Whether ``parent`` (full or display id) names one of these accounts."""
-        match = PARENT_ID.match(parent)
-        if match is None:
-            return False
-        seq = match.group(2) or match.group(4)
-        return seq.isdigit() and 1 <= int(seq) <= len(self.accounts)
-
-
 class DevRevApi:
     """DevRev's engagement endpoints, mounted beside AskElephant's by ``create_app``."""
 
@@ -289,13 +214,13 @@ class DevRevApi:
         scopes = self.host.keys.get(key) if key else None
         if key is None or scopes is None:
             raise DevRevError(401, "unauthenticated", "the token is missing, unknown or revoked")
-        headers = self._rate_limit(key)
+        headers = self._ratepage_limit(key)
         needed = contract.SCOPE_READ if action in ("list", "get") else contract.SCOPE_WRITE
         if needed not in scopes:
             raise DevRevError(403, "forbidden", f"the token may not {action} engagements")
         return headers
 
-    def _rate_limit(self, key: str) -> dict[str, str]:
+    def _ratepage_limit(self, key: str) -> dict[str, str]:
         rate = self.host.faults.faults.rate_limit
         if not rate:
             return {}
@@ -324,11 +249,11 @@ class DevRevApi:
 
     async def create(self, request: Request) -> Response:
         """A new engagement, always: DevRev's create has no idempotency key."""
-        body = await _json_object(request)
+        body = await json_object(request)
         problem = create_problem(body)
         if problem is not None:
             raise problem
-        if not _is_opportunity(body["parent"]) and not self.accounts.holds(body["parent"]):
+        if not is_opportunity(body["parent"]) and not self.accounts.holds(body["parent"]):
             raise DevRevError(
                 400,
                 "invalid_field",
@@ -347,7 +272,7 @@ class DevRevApi:
     async def list_engagements(self, request: Request) -> Response:
         """Oldest first (mode after) or newest first (mode before), by opaque cursor."""
         if request.method == "POST":
-            query = await _json_object(request)
+            query = await json_object(request)
         else:
             params = request.query_params
             query = {
@@ -357,14 +282,14 @@ class DevRevApi:
                 "cursor": params.get("cursor"),
                 "mode": params.get("mode"),
             }
-        refs = _string_list(query.get("external_ref"), "external_ref")
-        types = _string_list(query.get("type"), "type")
-        limit = _limit(query.get("limit"))
+        refs = string_list(query.get("external_ref"), "external_ref")
+        types = string_list(query.get("type"), "type")
+        limit = page_limit(query.get("limit"))
         limit = min(limit, self.host.faults.faults.list_page_size or limit)
         mode = query.get("mode") or "after"
         if mode not in ("after", "before"):
             raise DevRevError(400, "bad_request", f"mode must be after or before, not {mode!r}")
-        position = _decode_cursor(query.get("cursor"))
+        position = decode_cursor(query.get("cursor"))
         ordered = sorted(self.store.engagements.values(), key=lambda e: e.seq)
         if mode == "before":
             ordered.reverse()
@@ -380,15 +305,15 @@ class DevRevApi:
         return JSONResponse(
             {
                 "engagements": [e.render() for e in page],
-                "next_cursor": _encode_cursor(page[-1].seq) if more else None,
-                "prev_cursor": _encode_cursor(page[0].seq) if page and position else None,
+                "next_cursor": encode_cursor(page[-1].seq) if more else None,
+                "prev_cursor": encode_cursor(page[0].seq) if page and position else None,
             }
         )
 
     async def list_accounts(self, request: Request) -> Response:
         """Accounts holding any of ``external_refs`` (all, without it), oldest first."""
         if request.method == "POST":
-            query = await _json_object(request)
+            query = await json_object(request)
         else:
             params = request.query_params
             query = {
@@ -396,10 +321,10 @@ class DevRevApi:
                 "limit": params.get("limit"),
                 "cursor": params.get("cursor"),
             }
-        refs = _string_list(query.get("external_refs"), "external_refs")
-        limit = _limit(query.get("limit"))
+        refs = string_list(query.get("external_refs"), "external_refs")
+        limit = page_limit(query.get("limit"))
         limit = min(limit, self.host.faults.faults.list_page_size or limit)
-        position = _decode_cursor(query.get("cursor"))
+        position = decode_cursor(query.get("cursor"))
         matching = [
             a
             for a in self.accounts.accounts
@@ -409,14 +334,14 @@ class DevRevApi:
         page, more = matching[:limit], len(matching) > limit
         answer: dict[str, Any] = {"accounts": [a.render() for a in page]}
         if more:
-            answer["next_cursor"] = _encode_cursor(page[-1].seq)
+            answer["next_cursor"] = encode_cursor(page[-1].seq)
         return JSONResponse(answer)
 
     async def admin_add_account(self, request: Request) -> Response:
         """``{"external_refs": [...], "display_name": ...}``: one more account."""
         try:
-            body = await _json_object(request)
-            refs = _string_list(body.get("external_refs"), "external_refs")
+            body = await json_object(request)
+            refs = string_list(body.get("external_refs"), "external_refs")
         except DevRevError as error:
             return JSONResponse(error.body(), status_code=error.status)
         name = str(body.get("display_name") or f"Account {', '.join(refs)}")
@@ -431,7 +356,7 @@ class DevRevApi:
 
     async def delete(self, request: Request) -> Response:
         """Delete one engagement by id."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if self.store.engagements.pop(str(body.get("id", "")), None) is None:
             raise DevRevError(404, "not_found", "no engagement with this id")
         return JSONResponse({})
@@ -444,115 +369,6 @@ class DevRevApi:
         )
 
 
-def create_problem(body: Mapping[str, Any]) -> DevRevError | None:
-    """The first published rule a create body breaks, said as DevRev would; None: valid."""
-    for name in ("title", "parent"):
-        value = body.get(name)
-        if not isinstance(value, str) or not value.strip():
-            return DevRevError(
-                400, "missing_required_field", f"{name} is required", field_name=name
-            )
-    if PARENT_ID.match(body["parent"]) is None:
-        return DevRevError(
-            400,
-            "invalid_field",
-            "parent must be an account or an opportunity (a don:core id, ACC-n or OPP-n)",
-            field_name="parent",
-        )
-    scheduled = body.get("scheduled_date")
-    if scheduled is not None and (not isinstance(scheduled, str) or _parse_date(scheduled) is None):
-        return DevRevError(400, "bad_request", "scheduled_date must be an RFC 3339 date-time")
-    members = body.get("members")
-    if members is not None:
-        if not isinstance(members, list) or len(members) > MEMBERS_MAX:
-            return DevRevError(
-                400, "bad_request", f"members must be a list of at most {MEMBERS_MAX} user ids"
-            )
-        if not all(isinstance(m, str) and m.strip() for m in members):
-            return DevRevError(400, "bad_request", "members must be user ids")
-    kind = body.get("engagement_type")
-    if kind is not None and kind not in ENGAGEMENT_TYPES:
-        return DevRevError(
-            400,
-            "invalid_enum_value",
-            f"engagement_type must be one of {', '.join(ENGAGEMENT_TYPES)}",
-            field_name="engagement_type",
-            allowed_values=list(ENGAGEMENT_TYPES),
-        )
-    for name in ("external_ref", "external_url", "description"):
-        if name in body and not isinstance(body[name], str):
-            return DevRevError(400, "bad_request", f"{name} must be a string")
-    return None
-
-
-def _is_opportunity(parent: str) -> bool:
-    """The sandbox keeps no opportunities: any well-formed opportunity id is taken."""
-    match = PARENT_ID.match(parent)
-    return match is not None and (match.group(1) == "opportunity" or match.group(3) == "OPP")
-
-
-def _parse_date(value: str) -> datetime | None:
-    text = value.strip()
-    if len(text) < 20 or text[10] not in "Tt":
-        return None  # RFC 3339 needs the time and an offset
-    try:
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None
-
-
 def _timestamp(moment: float) -> str:
     utc = datetime.fromtimestamp(moment, timezone.utc)
     return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        raw = await request.body()
-    except ClientDisconnect:
-        raise DevRevError(499, "client_closed", "the client went away mid-body") from None
-    try:
-        body = json.loads(raw.decode("utf-8")) if raw else {}
-    except (ValueError, UnicodeDecodeError) as error:
-        raise DevRevError(400, "bad_request", f"the body is not valid JSON ({error})") from None
-    if not isinstance(body, dict):
-        raise DevRevError(400, "bad_request", "the body must be a JSON object")
-    return body
-
-
-def _string_list(value: object, name: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise DevRevError(400, "bad_request", f"{name} must be a list of strings")
-    return value
-
-
-def _limit(value: object) -> int:
-    if value is None or value == "":
-        return DEFAULT_LIMIT
-    try:
-        number = int(str(value))
-    except ValueError:
-        number = 0
-    if not 1 <= number <= MAX_LIMIT:
-        raise DevRevError(400, "bad_request", f"limit must be 1 to {MAX_LIMIT}, not {value!r}")
-    return number
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"devrev:{seq}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(value: object) -> int | None:
-    if not value:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(str(value) + "=" * (-len(str(value)) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        text = ""
-    label, _, seq = text.partition(":")
-    if label != "devrev" or not seq.isdigit():
-        raise DevRevError(400, "bad_request", "cursor is not one this server gave out")
-    return int(seq)
