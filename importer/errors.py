@@ -13,7 +13,8 @@
     │   ├── PermanentError        the row itself is wrong: 400, 422 (never retried)
     │   │   ├── IntegrityProblem  the answer names another row or engagement (never recorded)
     │   │   └── RemoteDuplicate   the target holds several engagements under one external id
-    │   └── FatalError            the run cannot go on: 401, 403, 404 on create (exit 3)
+    │   ├── FatalError            the run cannot go on: 401, 403, 404 on create (exit 3)
+    │   └── ListingUnbounded      a look-up's list did not end within its bound (exit 3)
     └── RunAborted                the run stopped part-way: server unavailable (exit 3)
         └── LedgerFull            the ledger's disk is full: the run stopped (exit 3)
 
@@ -162,6 +163,12 @@ class RemoteDuplicate(PermanentError):
 
 class FatalError(ApiError):
     """No request can succeed until the user fixes something: key, scope or base URL."""
+
+
+class ListingUnbounded(ApiError):
+    """A look-up's list kept handing out pages past its bound (pages or seconds): the rows
+    it was to clear are not created (a missed page could hide their engagements); the run
+    stops, never retried."""
 
 
 class RunAborted(ImporterError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import sqlite3
 from collections import Counter
@@ -16,6 +17,7 @@ from importer.rows.validate import MappingOptions
 from importer.runner import import_manifest, target_factory
 from importer.send.sender import SendSettings
 from importer.settings import ImportSettings
+from importer.targets.devrev import DevRevTarget
 from importer.targets.registry import TARGETS
 from tests.conftest import DEVREV_CRM_ACCOUNT, SANDBOX_KEY, SandboxProcess
 
@@ -90,21 +92,31 @@ def ledger_rows(ledger: Path) -> dict[str, dict[str, Any]]:
         return {row["external_id"]: dict(row) for row in rows}
 
 
-def import_devrev(sandbox: SandboxProcess, manifest: Path, ledger: Path) -> RunSummary:
-    """One in-process DevRev import of the manifest (batches of 10, 4 workers)."""
+def import_devrev(
+    sandbox: SandboxProcess,
+    manifest: Path,
+    ledger: Path,
+    *,
+    send: SendSettings | None = None,
+    **target_options: Any,
+) -> RunSummary:
+    """One in-process DevRev import of the manifest (batches of 10, 4 workers).
+
+    ``target_options`` build the DevRev target with them (e.g. ``max_pages``)."""
     columns = load_mapping(None, DEVREV.fields, DEVREV.required)
     settings = ImportSettings(
         manifest=manifest,
         mapping=MappingOptions(columns=columns, row_mapper=DEVREV.row_mapper),
-        send=SendSettings(concurrency=4),
+        send=send or SendSettings(concurrency=4),
         batch_size=10,
     )
+    factory = target_factory(DEVREV, sandbox.base_url, SANDBOX_KEY, concurrency=4, read_timeout=10)
+    if target_options:
+        factory = functools.partial(DevRevTarget, sandbox.base_url, SANDBOX_KEY, **target_options)
     return import_manifest(
         settings,
         ledger_path=ledger,
-        target_factory=target_factory(
-            DEVREV, sandbox.base_url, SANDBOX_KEY, concurrency=4, read_timeout=10
-        ),
+        target_factory=factory,
         reporter=JsonReporter(io.StringIO()),
         command="run",
         options={"target": "devrev"},

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -14,9 +16,13 @@ from importer.errors import (
     PermanentError,
     RateLimited,
     ServerUnavailable,
+    TransientError,
 )
 from importer.send.pacing import reset_seconds
+from importer.send.retry import RetrySettings
+from importer.send.sender import SendSettings
 from importer.targets.devrev import DevRevTarget, classify
+from tests.devrev_support import import_devrev, write_devrev_manifest
 
 
 def body(document: object) -> bytes:
@@ -97,3 +103,48 @@ def test_a_create_answered_with_another_external_ref_is_an_integrity_problem() -
 
     with pytest.raises(IntegrityProblem, match="'crm:other' for a create of 'crm:mine'"):
         asyncio.run(create())
+
+
+MALFORMED_PAGES = [
+    {"engagements": [], "next_cursor": {"page": 2}},
+    {"engagements": [], "next_cursor": ["2"]},
+    {"engagements": [{"id": "don:core:e/1", "external_ref": ["crm:1"]}], "next_cursor": None},
+    {"engagements": [{"id": {"n": 1}, "external_ref": "crm:1"}]},
+    {"engagements": ["crm:1"]},
+]
+
+
+@pytest.mark.parametrize("page", MALFORMED_PAGES)
+def test_a_malformed_list_answer_is_a_bad_answer_not_a_crash(page: dict[str, object]) -> None:
+    # The sandbox never answers these; a mock transport plays the broken server.
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=page))
+    target = DevRevTarget("https://api.devrev.ai", "token", transport=transport)
+
+    async def look() -> None:
+        try:
+            await target.lookup(["crm:1"])
+        finally:
+            await target.aclose()
+
+    with pytest.raises(TransientError):
+        asyncio.run(look())
+
+
+def test_a_malformed_list_answer_stops_the_run_with_exit_3(tmp_path: Path) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/engagements.get":
+            return httpx.Response(404, json={"type": "not_found", "message": "no such id"})
+        return httpx.Response(200, json=MALFORMED_PAGES[0])
+
+    manifest = write_devrev_manifest(tmp_path / "calls.csv", 3)
+    send = SendSettings(concurrency=1, retry=RetrySettings(max_attempts=1))
+    transport = httpx.MockTransport(answer)
+    summary = import_devrev(
+        cast(Any, FakeSandbox()), manifest, tmp_path / "l.db", send=send, transport=transport
+    )
+    assert summary.exit_code == 3
+    assert "next_cursor that is not text" in str(summary.stop_reason)
+
+
+class FakeSandbox:
+    base_url = "https://api.devrev.ai"

@@ -24,7 +24,7 @@ shared pacer (``importer.send.pacing``) slows down before the window is exhauste
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +35,7 @@ from importer.errors import (
     ApiError,
     FatalError,
     IntegrityProblem,
+    ListingUnbounded,
     PermanentError,
     RateLimited,
     RemoteDuplicate,
@@ -62,6 +63,10 @@ from importer.targets.http import (
 )
 
 DEFAULT_BASE_URL = "https://api.devrev.ai"
+MAX_PAGES_PER_LOOKUP = 200
+"""Pages one look-up follows (200 x 100: far more than 50 refs can hold); past it, stop."""
+MAX_LOOKUP_SECONDS = 300.0
+"""Seconds one look-up may page for; past it, stop."""
 REFS_PER_LOOKUP = 50
 """external_refs per ``engagements.list`` or ``accounts.list`` call (the body stays small;
 our choice, not a published limit)."""
@@ -153,8 +158,13 @@ class DevRevTarget:
         transport: httpx.AsyncBaseTransport | None = None,
         refs_per_lookup: int = REFS_PER_LOOKUP,
         page_limit: int = LOOKUP_PAGE_LIMIT,
+        max_pages: int = MAX_PAGES_PER_LOOKUP,
+        max_lookup_seconds: float = MAX_LOOKUP_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.refs_per_lookup, self.page_limit = refs_per_lookup, page_limit
+        self.max_pages, self.max_lookup_seconds = max_pages, max_lookup_seconds
+        self._clock = clock
         self.base_url = check_base_url(base_url, example=DEFAULT_BASE_URL)
         self._key = api_key
         self.on_rate_hint: HintListener | None = None
@@ -209,32 +219,19 @@ class DevRevTarget:
         wanted = list(dict.fromkeys(external_ids))
         found: Lookup = {external_id: [] for external_id in wanted}
         for start in range(0, len(wanted), self.refs_per_lookup):
-            refs = wanted[start : start + self.refs_per_lookup]
-            cursor: str | None = None
-            seen_cursors: set[str] = set()
-            while True:
-                body: dict[str, Any] = {
-                    "external_ref": refs,
-                    "limit": self.page_limit,
-                    "mode": "after",
-                }
-                if cursor:
-                    body["cursor"] = cursor
-                response = await self._send("POST", "/engagements.list", json_body=body)
-                self._raise_for(response, "list")
-                page = response.json()
-                for engagement in page["engagements"]:
-                    ref = engagement.get("external_ref") if isinstance(engagement, dict) else None
-                    if ref in found and engagement.get("id"):
-                        remote = RemoteEngagement(str(engagement["id"]), str(ref), engagement)
-                        if all(r.engagement_id != remote.engagement_id for r in found[ref]):
-                            found[ref].append(remote)
-                cursor = page.get("next_cursor") or None
-                if cursor is None:
-                    break
-                if cursor in seen_cursors:
-                    raise TransientError("engagements.list gave the same next_cursor twice")
-                seen_cursors.add(cursor)
+            query = {"external_ref": wanted[start : start + self.refs_per_lookup]}
+            async for engagement in self._listed("engagements", {**query, "mode": "after"}):
+                ref, engagement_id = engagement.get("external_ref"), engagement.get("id")
+                if ref is not None and not isinstance(ref, str):
+                    raise TransientError(
+                        "engagements.list answered an external_ref that is not text"
+                    )
+                if ref is None or ref not in found:
+                    continue
+                if not isinstance(engagement_id, str) or not engagement_id:
+                    raise TransientError("engagements.list answered an engagement without an id")
+                if all(r.engagement_id != engagement_id for r in found[ref]):
+                    found[ref].append(RemoteEngagement(engagement_id, ref, engagement))
         return found
 
     async def find_references(self, values: Sequence[str]) -> dict[str, list[str]]:
@@ -246,31 +243,52 @@ class DevRevTarget:
         wanted = list(dict.fromkeys(values))
         found: dict[str, list[str]] = {value: [] for value in wanted}
         for start in range(0, len(wanted), self.refs_per_lookup):
-            refs = wanted[start : start + self.refs_per_lookup]
-            cursor: str | None = None
-            seen_cursors: set[str] = set()
-            while True:
-                body: dict[str, Any] = {"external_refs": refs, "limit": self.page_limit}
-                if cursor:
-                    body["cursor"] = cursor
-                response = await self._send("POST", "/accounts.list", json_body=body)
-                self._raise_for(response, "accounts")
-                page = response.json()
-                for account in page["accounts"]:
-                    if not isinstance(account, dict) or not account.get("id"):
-                        continue
-                    held = account.get("external_refs")
-                    for ref in held if isinstance(held, list) else []:
-                        ids = found.get(ref) if isinstance(ref, str) else None
-                        if ids is not None and str(account["id"]) not in ids:
-                            ids.append(str(account["id"]))
-                cursor = page.get("next_cursor") or None
-                if cursor is None:
-                    break
-                if cursor in seen_cursors:
-                    raise TransientError("accounts.list gave the same next_cursor twice")
-                seen_cursors.add(cursor)
+            query = {"external_refs": wanted[start : start + self.refs_per_lookup]}
+            async for account in self._listed("accounts", query):
+                account_id, held = account.get("id"), account.get("external_refs")
+                if not isinstance(account_id, str) or not isinstance(held, list):
+                    raise TransientError("accounts.list answered an account without id or refs")
+                for ref in held:
+                    ids = found.get(ref) if isinstance(ref, str) else None
+                    if ids is not None and account_id not in ids:
+                        ids.append(account_id)
         return found
+
+    async def _listed(self, kind: str, query: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Every object of ``POST /<kind>.list`` for ``query``, following ``next_cursor``.
+
+        Bounded: past ``max_pages`` pages or ``max_lookup_seconds``, ``ListingUnbounded``
+        (the run stops, nothing created on a look-up it could not finish). A page that is
+        not a list of objects, or a cursor that is not text, is a bad answer (retried).
+        """
+        started, cursor, seen = self._clock(), None, set()
+        for _ in range(self.max_pages):
+            body = {**query, "limit": self.page_limit, **({"cursor": cursor} if cursor else {})}
+            response = await self._send("POST", f"/{kind}.list", json_body=body)
+            self._raise_for(response, "list" if kind == "engagements" else kind)
+            page = response.json()
+            items = page[kind]
+            if not all(isinstance(item, dict) for item in items):
+                raise TransientError(f"{kind}.list answered a page with items that are not objects")
+            for item in items:
+                yield item
+            cursor = page.get("next_cursor")
+            if cursor is None or cursor == "":
+                return
+            if not isinstance(cursor, str):
+                raise TransientError(f"{kind}.list answered a next_cursor that is not text")
+            if cursor in seen:
+                raise TransientError(f"{kind}.list gave the same next_cursor twice")
+            seen.add(cursor)
+            if self._clock() - started > self.max_lookup_seconds:
+                raise ListingUnbounded(
+                    f"{kind}.list was still paging after {self.max_lookup_seconds:g} s for one "
+                    "look-up; nothing was created for its rows"
+                )
+        raise ListingUnbounded(
+            f"{kind}.list was still handing out pages after {self.max_pages} for one look-up; "
+            "nothing was created for its rows"
+        )
 
     async def get(
         self, engagement_id: str, *, etag: str | None = None, expand: Sequence[str] = ()
