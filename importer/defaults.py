@@ -12,6 +12,10 @@ CONCURRENCY = 8
 """Requests in flight at once (create, verify GETs, media preflight)."""
 MAX_ATTEMPTS = 6
 """Attempts per request before a transient failure is left for a later run."""
+SETTLE_SECONDS = 60.0
+"""A target whose create is not idempotent (DevRev): seconds after a create whose answer
+was lost before a look-up that does not find it may be believed (a list catches up late);
+until then the row is ``in doubt`` and not created again."""
 READ_TIMEOUT = 300.0
 """Seconds to wait for an answer: AskElephant fetches the media during the create."""
 VERIFY_TIMEOUT = 600.0

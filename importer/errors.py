@@ -14,7 +14,8 @@
     │   │   ├── IntegrityProblem  the answer names another row or engagement (never recorded)
     │   │   └── RemoteDuplicate   the target holds several engagements under one external id
     │   ├── FatalError            the run cannot go on: 401, 403, 404 on create (exit 3)
-    │   └── ListingUnbounded      a look-up's list did not end within its bound (exit 3)
+    │   ├── ListingUnbounded      a look-up's list did not end within its bound (exit 3)
+    │   └── InDoubt               a create may have been applied; not found yet: not resent
     └── RunAborted                the run stopped part-way: server unavailable (exit 3)
         └── LedgerFull            the ledger's disk is full: the run stopped (exit 3)
 
@@ -169,6 +170,20 @@ class ListingUnbounded(ApiError):
     """A look-up's list kept handing out pages past its bound (pages or seconds): the rows
     it was to clear are not created (a missed page could hide their engagements); the run
     stops, never retried."""
+
+
+class InDoubt(ApiError):
+    """A create whose answer was lost, not found by a look-up within the settling time: it
+    may still appear (a list catches up late), so it is not created again in this run."""
+
+    def __init__(self, external_id: str, seconds: float, settle_seconds: float) -> None:
+        self.external_id = external_id
+        super().__init__(
+            f"in doubt: a create of {external_id} may have been applied (its answer was lost) "
+            f"and a look-up {seconds:.0f} s later does not find it yet; it is not created "
+            f"again before {settle_seconds:g} s have passed (--settle-seconds): run again "
+            "later, or check with `importer reconcile`"
+        )
 
 
 class RunAborted(ImporterError):

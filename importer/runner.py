@@ -61,6 +61,7 @@ class ApiChoices:
     rate: float | None = None
     max_attempts: int = defaults.MAX_ATTEMPTS
     read_timeout: float = defaults.READ_TIMEOUT
+    settle_seconds: float = defaults.SETTLE_SECONDS
 
     def send_settings(self) -> SendSettings:
         """How hard and how fast the workers send."""
@@ -68,6 +69,7 @@ class ApiChoices:
             concurrency=self.concurrency,
             rate=self.rate,
             retry=RetrySettings(max_attempts=self.max_attempts),
+            settle_seconds=self.settle_seconds,
         )
 
     def target_factory(self, target: str, api_key: Callable[[TargetKind], str]) -> TargetFactory:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from importer.errors import FatalError, RateLimited, RemoteDuplicate, ServerUnavailable
+from importer.errors import FatalError, RateLimited
 from importer.send.pacing import RateHint
 from importer.targets.devrev import DevRevTarget
 from tests.conftest import DEVREV_CRM_ACCOUNT, SANDBOX_KEY, SandboxProcess
@@ -282,55 +282,6 @@ def test_lookup_follows_next_cursor_over_several_pages(
     # 3 calls of refs (3, 3, 2): pages of 2 -> 2 + 2 + 1 requests (+1 for the missing ref's page)
     lists = sandbox.stats()["requests"]["POST /engagements.list"]["200"]
     assert lists >= 5
-
-
-def test_a_dropped_create_is_looked_up_before_the_retry(sandbox: SandboxProcess) -> None:
-    sandbox.set_faults(drop_after_commit_rate=1.0)
-    payload = devrev_body()
-
-    async def create_twice(target: DevRevTarget) -> Any:
-        with pytest.raises(ServerUnavailable):
-            await target.create(payload)
-        sandbox.set_faults(drop_after_commit_rate=0.0)
-        return await target.create(payload)
-
-    result = run(create_twice, target_for(sandbox))
-    assert result.found_by == "lookup" and not result.created
-    assert len(devrev_engagements(sandbox)) == 1
-
-
-def test_a_500_before_storing_is_looked_up_then_created(sandbox: SandboxProcess) -> None:
-    sandbox.set_faults(fail_rate=1.0)
-    payload = devrev_body()
-
-    async def create_twice(target: DevRevTarget) -> Any:
-        with pytest.raises(ServerUnavailable):
-            await target.create(payload)
-        sandbox.set_faults(fail_rate=0.0)
-        return await target.create(payload)
-
-    result = run(create_twice, target_for(sandbox))
-    assert result.found_by == "create" and result.created
-    stats = sandbox.stats()["requests"]
-    assert stats["POST /engagements.list"] == {"200": 1}
-    assert len(devrev_engagements(sandbox)) == 1
-
-
-def test_a_remote_duplicate_is_reported_never_picked(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
-) -> None:
-    payload = devrev_body()
-    for _ in range(2):
-        sandbox_client.post("/engagements.create", json=payload).raise_for_status()
-    sandbox.set_faults(fail_rate=1.0)
-
-    async def create_twice(target: DevRevTarget) -> None:
-        with pytest.raises(ServerUnavailable):
-            await target.create(payload)
-        await target.create(payload)
-
-    with pytest.raises(RemoteDuplicate, match="holds 2 engagements"):
-        run(create_twice, target_for(sandbox))
 
 
 def test_a_429_is_rate_limited_and_the_window_only_reported(sandbox: SandboxProcess) -> None:

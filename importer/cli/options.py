@@ -223,6 +223,15 @@ _api = (
         show_default=True,
         help="Seconds to wait for an answer; create fetches the media synchronously.",
     ),
+    click.option(
+        "--settle-seconds",
+        type=click.FloatRange(min=0),
+        default=defaults.SETTLE_SECONDS,
+        show_default=True,
+        help="DevRev (create not idempotent): a row whose create may have been applied is "
+        "created again only if a look-up this long after it still finds nothing; until then "
+        "it is 'in doubt' and a later run settles it.",
+    ),
 )
 
 api_options = option_group("api", ApiChoices, *_api)
@@ -233,7 +242,7 @@ verify_api_options = option_group(
     ApiChoices,
     *_api[:4],
     _max_attempts("Requests per engagement read before it is left for the next round or run."),
-    *_api[5:],
+    _api[5],
 )
 """As ``api_options``; ``verify`` reads engagements, it leaves no row failed."""
 

@@ -290,7 +290,11 @@ class DevRevApi:
         if mode not in ("after", "before"):
             raise DevRevError(400, "bad_request", f"mode must be after or before, not {mode!r}")
         position = decode_cursor(query.get("cursor"))
-        ordered = sorted(self.store.engagements.values(), key=lambda e: e.seq)
+        shown_before = self.host.clock() - self.host.faults.faults.list_delay_seconds
+        ordered = sorted(
+            (e for e in self.store.engagements.values() if e.created <= shown_before),
+            key=lambda e: e.seq,
+        )
         if mode == "before":
             ordered.reverse()
             candidates = [e for e in ordered if position is None or e.seq < position]

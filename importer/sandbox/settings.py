@@ -38,6 +38,9 @@ class Faults:
     list_page_size: int | None = None
     """DevRev ``engagements.list`` answers at most this many per page, whatever ``limit``
     asks (a server paging small), so every lookup follows ``next_cursor``."""
+    list_delay_seconds: float = 0.0
+    """DevRev ``engagements.list`` shows an engagement only this long after its create (an
+    eventually consistent list): a look-up right after a lost answer does not find it."""
 
 
 @dataclass

@@ -17,6 +17,7 @@ from importer import defaults
 from importer.errors import (
     ApiError,
     FatalError,
+    InDoubt,
     IntegrityProblem,
     PermanentError,
     RateLimited,
@@ -76,6 +77,9 @@ class SendSettings:
     """After a stop, how long requests already in flight are given to finish."""
     rows_per_slot: int = 4
     """Rows in progress per request slot: the others wait out a Retry-After or a back-off."""
+    settle_seconds: float = defaults.SETTLE_SECONDS
+    """A target whose create is not idempotent: a row whose create may have been applied is
+    created again only after a look-up this long after the attempt finds nothing."""
     outcome_interval: float = 0.05
     """Seconds an outcome may wait to be committed with others (the in-flight mark never
     waits): a crash loses at most these, whose rows stay in_flight and are re-sent safely."""
@@ -179,6 +183,15 @@ class WorkerPool(Generic[Item]):
         except Exception as error:
             self._crash = self._crash or error
             self.stop.set()
+
+
+@dataclass
+class _CreateState:
+    """One row's creates in this run: how many left, and when the last unsure one did."""
+
+    creates: int = 0
+    unsure_at: float | None = None
+    """The sender's clock when a create got no clear answer (it may have been applied)."""
 
 
 class _Stopped(Exception):
@@ -319,9 +332,12 @@ class Sender(PacedRequests):
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        """``sleep`` and ``clock`` are for tests, which pass a fake pair."""
+        """``sleep`` and ``clock`` are for tests, which pass a fake pair; ``wall_clock``
+        dates the ledger's ``sent_at`` (doubts left by an earlier run settle by it)."""
         self.target, self.ledger, self.run_id = target, ledger, run_id
+        self.wall_clock = wall_clock
         self.settings, self.reporter = settings, reporter
         self.stop_event = asyncio.Event()
         self._sleep = sleep or self._interruptible_sleep
@@ -426,6 +442,7 @@ class Sender(PacedRequests):
 
     async def _send(self, item: WorkItem) -> None:
         sent = 0
+        state = _CreateState()
 
         def before() -> None:
             nonlocal sent
@@ -438,7 +455,7 @@ class Sender(PacedRequests):
             result = None
             async for attempt in self._policy(item):
                 with attempt:
-                    result = await self._call(lambda: self.target.create(item.request), before)
+                    result = await self._call(lambda: self._create_once(item, state), before)
             assert result is not None
         except _Stopped:
             return  # never sent: still pending; otherwise in_flight (it may have been applied)
@@ -451,6 +468,9 @@ class Sender(PacedRequests):
             # Left in_flight: a timed-out attempt may have been applied; the re-send is safe.
             self._abort(self._unavailable(outage.error))
             return
+        except InDoubt as error:
+            self._doubt(item, error)
+            return
         except PermanentError as error:
             self._fail(item, error, transient=False)
             return
@@ -461,13 +481,60 @@ class Sender(PacedRequests):
             else:
                 why = f"still rate limited after {counted(sent, 'attempt')}"
             error.args = (f"{error} ({why}; left for a later run)",)
-            self._fail(item, error, transient=True)
+            if state.unsure_at is not None:  # an earlier create may have been applied
+                self._doubt(item, error)
+            else:
+                self._fail(item, error, transient=True)
             return
         except TransientError as error:
-            # This row's bad luck (an outage is the pacer's business): a later run retries it.
-            self._fail(item, error, transient=True)
+            # This row's bad luck (an outage is the pacer's business): a later run retries it,
+            # after a look-up when its create may have been applied (not idempotent).
+            if state.unsure_at is not None:
+                self._doubt(item, error)
+            else:
+                self._fail(item, error, transient=True)
             return
         await self._record(item, result, sent)
+
+    async def _create_once(self, item: WorkItem, state: _CreateState) -> CreateResult:
+        """One create; after an unsure one (not idempotent), a look-up first.
+
+        Found: that is the engagement. Not found within ``settle_seconds`` of the unsure
+        attempt: ``InDoubt`` (a list may show it late), never a second create.
+        """
+        if state.unsure_at is not None:
+            found = await self.target.lookup([item.external_id])
+            remote = (found or {}).get(item.external_id, [])
+            if len(remote) > 1:
+                raise RemoteDuplicate(item.external_id, [r.engagement_id for r in remote])
+            if remote:
+                return CreateResult(remote[0].engagement_id, False, 200, remote[0].body, "lookup")
+            waited = self.clock() - state.unsure_at
+            if waited < self.settings.settle_seconds:
+                raise InDoubt(item.external_id, waited, self.settings.settle_seconds)
+        if state.creates:
+            self.ledger.note_sent_again(item.external_id)
+        state.creates += 1
+        try:
+            return await self.target.create(item.request)
+        except RateLimited:
+            raise  # refused before anything was done
+        except TransientError:
+            if not self.target.creates_idempotently:
+                state.unsure_at = self.clock()
+            raise
+
+    def _doubt(self, item: WorkItem, error: ApiError) -> None:
+        """Left in flight, counted and listed: a later run looks it up before any re-create."""
+        message = error.describe()
+        if not isinstance(error, InDoubt):
+            message = (
+                f"in doubt: {message}; an earlier create may have been applied: a later run "
+                "looks it up (after --settle-seconds) before any re-create"
+            )
+        self.ledger.record_doubt(item.external_id, message)
+        self.outcome.counts[Outcome.IN_DOUBT] += 1
+        self.reporter.row_done(item.external_id, item.row_number, Outcome.IN_DOUBT, message)
 
     async def look_up(self, items: list[WorkItem]) -> list[WorkItem]:
         """Before creating: what the target already holds for these rows; the rest to send.
@@ -504,8 +571,18 @@ class Sender(PacedRequests):
         if found is None:
             return items
         to_send = []
+        doubted = [item.external_id for item in items if item.sent_before]
+        sent_times = self.ledger.sent_times(doubted) if doubted else {}
         for item in items:
             remote = found.get(item.external_id, [])
+            sent_at = sent_times.get(item.external_id)
+            if not remote and sent_at is not None:
+                waited = self.wall_clock() - sent_at
+                if waited < self.settings.settle_seconds:  # an earlier run's create may show
+                    self._doubt(
+                        item, InDoubt(item.external_id, waited, self.settings.settle_seconds)
+                    )
+                    continue
             if not remote:
                 to_send.append(item)
                 continue

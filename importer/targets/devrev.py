@@ -4,11 +4,12 @@ DevRev documents no idempotency key for ``engagements.create``. Exactly-once the
 comes from lookups by ``external_ref`` with ``engagements.list``:
 
 - the pipeline looks up each batch before creating (``lookup``, many refs per call,
-  following ``next_cursor`` until it is empty);
-- a create whose outcome is unsure (timeout, dropped connection, ``5xx``) marks its
-  ``external_ref``; the next create of that ref looks it up first, so a retry never sends
-  blindly. Found once: it is the engagement (``found_by="lookup"``); found several
-  times: ``RemoteDuplicate``, reported, never silently picked.
+  following ``next_cursor`` within a bound of pages and seconds);
+- after a create whose outcome is unsure (timeout, dropped connection, ``5xx``) the
+  sender looks its ``external_ref`` up before any retry (``importer.send.sender``). Found
+  once: it is the engagement (``found_by="lookup"``); found several times:
+  ``RemoteDuplicate``, reported, never picked; not found within the settling time: the row
+  is ``in doubt`` (a list may show it late), never created a second time.
 
 Parents: ``parent`` is required. A manifest value that is not a DevRev id (a CRM's account
 id) is found with ``accounts.list`` by ``external_refs`` (``find_references``, many per
@@ -38,7 +39,6 @@ from importer.errors import (
     ListingUnbounded,
     PermanentError,
     RateLimited,
-    RemoteDuplicate,
     ServerUnavailable,
     TransientError,
 )
@@ -169,8 +169,6 @@ class DevRevTarget:
         self._key = api_key
         self.on_rate_hint: HintListener | None = None
         """Told each answer's ``X-RateLimit-*`` hint (the sender's pacer paces by them)."""
-        self._unsure: set[str] = set()
-        """external_refs whose last create got no clear answer: look them up before resending."""
         self._timeout = timeout or build_timeout(60.0)
         self._client = open_client(
             self.base_url,
@@ -181,24 +179,11 @@ class DevRevTarget:
         )
 
     async def create(self, payload: dict[str, Any]) -> CreateResult:
-        """POST /engagements.create, after a lookup if an earlier create of it was unsure."""
+        """POST /engagements.create: a new engagement every time (the sender looks up first
+        after an unsure answer, and never re-creates a row in doubt)."""
         external_id = str(payload.get("external_ref", ""))
-        if external_id in self._unsure:
-            found = (await self.lookup([external_id])).get(external_id, [])
-            self._unsure.discard(external_id)
-            if len(found) > 1:
-                raise RemoteDuplicate(external_id, [e.engagement_id for e in found])
-            if found:
-                return CreateResult(found[0].engagement_id, False, 200, found[0].body, "lookup")
-        try:
-            response = await self._send("POST", "/engagements.create", json_body=payload)
-            self._raise_for(response, "create")
-        except RateLimited:
-            raise  # refused before anything was done
-        except TransientError:
-            if external_id:
-                self._unsure.add(external_id)
-            raise
+        response = await self._send("POST", "/engagements.create", json_body=payload)
+        self._raise_for(response, "create")
         engagement = response.json()["engagement"]
         said = engagement.get("external_ref")
         if said is not None and said != external_id:
