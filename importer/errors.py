@@ -147,7 +147,14 @@ class PermanentError(ApiError):
 
 class IntegrityProblem(PermanentError):
     """The answer contradicts the request or the ledger: another external_id, or an
-    engagement id already recorded for another row. Never recorded as a success."""
+    engagement id already recorded for another row. Never recorded as a success.
+
+    ``engagement_id``: the engagement a ``201`` made anyway (kept with the failed row, and
+    looked up before any re-create of it)."""
+
+    def __init__(self, message: str, *, engagement_id: str | None = None, **kwargs: Any) -> None:
+        self.engagement_id = engagement_id
+        super().__init__(message, **kwargs)
 
 
 class RemoteDuplicate(PermanentError):

@@ -12,6 +12,7 @@ from typing import Any
 
 from importer.events import JsonReporter
 from importer.outcomes import RunSummary
+from importer.plan.planner import PlanOptions
 from importer.rows.mapping import load_mapping
 from importer.rows.validate import MappingOptions
 from importer.runner import import_manifest, target_factory
@@ -98,6 +99,7 @@ def import_devrev(
     ledger: Path,
     *,
     send: SendSettings | None = None,
+    plan: PlanOptions | None = None,
     **target_options: Any,
 ) -> RunSummary:
     """One in-process DevRev import of the manifest (batches of 10, 4 workers).
@@ -108,6 +110,7 @@ def import_devrev(
         manifest=manifest,
         mapping=MappingOptions(columns=columns, row_mapper=DEVREV.row_mapper),
         send=send or SendSettings(concurrency=4),
+        plan=plan or PlanOptions(),
         batch_size=10,
     )
     factory = target_factory(DEVREV, sandbox.base_url, SANDBOX_KEY, concurrency=4, read_timeout=10)

@@ -9,9 +9,14 @@ moved back), never waited for.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
+from typing import Any, cast
 
+import httpx
+
+from importer.plan.planner import PlanOptions
 from importer.send.retry import RetrySettings
 from importer.send.sender import SendSettings
 from tests.conftest import SandboxProcess
@@ -121,3 +126,61 @@ def test_with_a_settling_time_of_zero_a_missed_create_is_sent_again_at_once(
     send = SendSettings(concurrency=1, settle_seconds=0, retry=RetrySettings(max_attempts=2))
     import_devrev(sandbox, manifest, tmp_path / "ledger.db", send=send)
     assert per_ref(sandbox) == {"crm:rec-1": 2}
+
+
+class NormalisingDevRev:
+    """A DevRev that stores external refs lower-cased: its 201 names another ref. The
+    sandbox never does this; a mock transport plays it."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, str] = {}
+        self.creates = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/engagements.create":
+            self.creates += 1
+            engagement_id = f"don:core:dvrv-us-1:devo/x:engagement/{self.creates}"
+            ref = json.loads(request.content)["external_ref"].lower()
+            self.held[engagement_id] = ref
+            return httpx.Response(
+                201, json={"engagement": {"id": engagement_id, "external_ref": ref}}
+            )
+        if path == "/engagements.get":
+            engagement_id = request.url.params["id"]
+            if engagement_id in self.held:
+                engagement = {"id": engagement_id, "external_ref": self.held[engagement_id]}
+                return httpx.Response(200, json={"engagement": engagement})
+            return httpx.Response(404, json={"type": "not_found", "message": "no such id"})
+        if path == "/engagements.list":
+            return httpx.Response(200, json={"engagements": []})  # never finds "CRM:REC-1"
+        return httpx.Response(200, json={"accounts": []})
+
+
+def test_an_engagement_named_by_a_refused_201_is_kept_and_never_made_twice(
+    tmp_path: Path,
+) -> None:
+    server = NormalisingDevRev()
+    manifest = tmp_path / "calls.csv"
+    manifest.write_text("id,title,parent,source_system\nREC-1,Call,ACC-1,CRM\n", encoding="utf-8")
+    ledger = tmp_path / "ledger.db"
+    transport = httpx.MockTransport(server)
+    offline = cast(Any, type("Offline", (), {"base_url": "https://api.devrev.ai"}))
+
+    first = import_devrev(offline, manifest, ledger, transport=transport)
+    assert first.counts["failed"] == 1 and server.creates == 1
+    (row,) = ledger_rows(ledger).values()
+    assert row["status"] == "failed" and row["engagement_id"] == next(iter(server.held))
+    assert "it was created (don:core:" in messages(ledger)["CRM:REC-1"]
+
+    again = import_devrev(
+        offline, manifest, ledger, transport=transport, plan=PlanOptions(include_permanent=True)
+    )
+    assert again.counts["failed"] == 1 and server.creates == 1  # looked up by id: still there
+    assert "still exists; the row is not created again" in messages(ledger)["CRM:REC-1"]
+
+    server.held.clear()  # deleted in DevRev: now the row may be created
+    import_devrev(
+        offline, manifest, ledger, transport=transport, plan=PlanOptions(include_permanent=True)
+    )
+    assert server.creates == 2

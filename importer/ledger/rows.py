@@ -228,14 +228,19 @@ class Rows(LedgerDB):
         field_errors: list[dict[str, Any]],
         request_id: str | None,
         cells: dict[str, str],
+        engagement_id: str | None = None,
     ) -> None:
-        """A failed row keeps the server's words and its cells, for errors.csv."""
+        """A failed row keeps the server's words and its cells, for errors.csv.
+
+        ``engagement_id``: one the refused answer named (made anyway); kept, so the row is
+        never created again while that engagement exists."""
         stamp = now_iso()
         with self._outcome_write():
             self.db.execute(
                 "UPDATE engagements SET status = 'failed', transient = ?, http_status = ?, "
                 "error_message = ?, error_detail = ?, error_errors = ?, request_id = ?, "
-                "cells = ?, updated_at = ? WHERE external_id = ?",
+                "cells = ?, engagement_id = COALESCE(?, engagement_id), updated_at = ? "
+                "WHERE external_id = ?",
                 [
                     int(transient),
                     http_status,
@@ -244,6 +249,7 @@ class Rows(LedgerDB):
                     json.dumps(field_errors) if field_errors else None,
                     request_id,
                     json.dumps(cells, ensure_ascii=False),
+                    engagement_id,
                     stamp,
                     external_id,
                 ],

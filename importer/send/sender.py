@@ -546,6 +546,18 @@ class Sender(PacedRequests):
         """
         if not items or self.stop_event.is_set() or self.target.creates_idempotently:
             return items
+        kept = []
+        for item in items:
+            made = await self._made_before(item) if item.engagement_id else False
+            if made is None:
+                return []  # the run is stopping
+            if made:
+                self._fail(item, self._made_problem(item), transient=False)
+            else:
+                kept.append(item)
+        items = kept
+        if not items:
+            return items
         external_ids = [item.external_id for item in items]
         found: Lookup | None = None
         try:
@@ -653,6 +665,42 @@ class Sender(PacedRequests):
             self._fail(item, unresolved, transient=True)  # a later run looks it up again
         return ready
 
+    async def _made_before(self, item: WorkItem) -> bool | None:
+        """Whether the engagement a refused answer named for this row still exists (then the
+        row is never created again); None when the run is stopping."""
+        engagement_id = item.engagement_id or ""
+        try:
+            async for attempt in self._policy(item):
+                with attempt:
+                    await self._call(lambda: self.target.get(engagement_id))
+        except _Stopped:
+            return None
+        except FatalError as error:
+            self._abort(error)
+            return None
+        except _OutageTooLong as outage:
+            self._abort(self._unavailable(outage.error))
+            return None
+        except PermanentError:
+            return False  # 404: gone, so the row may be created
+        except ApiError as error:
+            self._abort(
+                RunAborted(
+                    f"could not read engagement {engagement_id} before re-creating row "
+                    f"{item.row_number} ({error}): run the same command again to resume"
+                )
+            )
+            return None
+        return True
+
+    def _made_problem(self, item: WorkItem) -> IntegrityProblem:
+        return IntegrityProblem(
+            f"integrity problem: engagement {item.engagement_id}, made by an earlier create of "
+            f"this row whose answer was refused, still exists; the row is not created again: "
+            f"check it in {self.target.label} (delete it to have the row created)",
+            engagement_id=item.engagement_id,
+        )
+
     async def _record(self, item: WorkItem, result: CreateResult, attempts: int = 1) -> None:
         """Record an engagement the target holds for the row, after the integrity check.
 
@@ -716,6 +764,7 @@ class Sender(PacedRequests):
         )
 
     def _fail(self, item: WorkItem, error: ApiError, *, transient: bool) -> None:
+        made = error.engagement_id if isinstance(error, IntegrityProblem) else None
         self.ledger.record_failure(
             item.external_id,
             message=error.describe(),
@@ -725,6 +774,7 @@ class Sender(PacedRequests):
             field_errors=error.field_errors,
             request_id=error.request_id,
             cells=item.cells,
+            engagement_id=made,
         )
         self.outcome.counts[Outcome.FAILED] += 1
         self.reporter.row_done(item.external_id, item.row_number, Outcome.FAILED, error.describe())

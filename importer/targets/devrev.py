@@ -189,8 +189,11 @@ class DevRevTarget:
         if said is not None and said != external_id:
             raise IntegrityProblem(
                 f"integrity problem: HTTP {response.status_code} answered an engagement with "
-                f"external_ref {said!r} for a create of {external_id!r}; nothing was recorded",
+                f"external_ref {said!r} for a create of {external_id!r}; it was created "
+                f"({engagement['id']}) but is not recorded as this row's: check it in DevRev "
+                "(the row is not created again while it exists)",
                 status=response.status_code,
+                engagement_id=str(engagement["id"]),
             )
         return CreateResult(
             engagement_id=str(engagement["id"]),
