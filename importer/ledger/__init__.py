@@ -11,9 +11,9 @@ Tables:
 - ``runs``: each run's command, options (never the API key), times, counts and outcome, and
   its settings' stored form (``ImportSettings.to_record``), which ``retry`` reads back.
 - ``media_checks``: cached ``--check-media`` results per URL.
-- ``reference_lookups``: what the target answered, per run, for a manifest value that
-  names one of its objects by external reference (DevRev's ``parent``: the accounts a
-  CRM account id matched), so each value is asked about once per run.
+- ``reference_lookups`` (made when first needed): what the target answered, per run, for
+  a manifest value that names one of its objects by external reference (DevRev's
+  ``parent``: the accounts a CRM account id matched), so each is asked about once a run.
 
 A row is marked ``in_flight`` (and committed) before its request leaves, so a process that
 dies mid-request leaves evidence, and the next run re-sends it; the API's idempotency on

@@ -286,17 +286,6 @@ class LedgerDB:
                     pk="url",
                     if_not_exists=True,
                 )
-                self.db.table("reference_lookups").create(
-                    {
-                        "run_id": int,
-                        "field": str,
-                        "value": str,
-                        "target_ids": str,
-                        "looked_up_at": str,
-                    },
-                    pk=("run_id", "field", "value"),
-                    if_not_exists=True,
-                )
                 self._migrate()
         except sqlite3.OperationalError as error:
             raise LedgerError(f"cannot write the ledger {self.path} ({error})") from error
