@@ -1,14 +1,18 @@
-"""The importer's exceptions, drawn once.
+"""The importer's exceptions, drawn once: every exception class of ``importer/`` is here.
 
     ImporterError                 every error a user can see; carries an exit code
     ├── UsageError                bad options, key or base URL (exit 2)
+    │   ├── PrefixChanged         rows imported under one id prefix, now sent under another
     │   ├── ChoiceError           a choice that cannot work (unknown time zone...), by option
     │   ├── ManifestError         the manifest file as a whole is unreadable (exit 2)
     │   ├── MappingError          the mapping file is wrong (exit 2)
-    │   └── LedgerError           the ledger cannot be used: busy, corrupt, read-only (exit 2)
+    │   ├── LedgerError           the ledger cannot be used: busy, corrupt, read-only (exit 2)
+    │   └── NotConfirmed          the user answered no before a big production run
     ├── ApiError                  an answer (or no answer) from the API
     │   ├── TransientError        worth retrying: 429, 5xx, 409, timeouts, resets, bad bodies
     │   │   ├── RateLimited       429, with the server's Retry-After
+    │   │   ├── ServerUnavailable no answer, or 5xx: counts towards an outage
+    │   │   ├── AnswerTooLarge    a body past the size cap, read no further
     │   │   └── UnresolvedReference  no (or several) target objects hold the row's reference
     │   ├── PermanentError        the row itself is wrong: 400, 422 (never retried)
     │   │   ├── IntegrityProblem  the answer names another row or engagement (never recorded)
@@ -18,6 +22,15 @@
     │   └── InDoubt               a create may have been applied; not found yet: not resent
     └── RunAborted                the run stopped part-way: server unavailable (exit 3)
         └── LedgerFull            the ledger's disk is full: the run stopped (exit 3)
+
+    Signals inside a stage, never shown as they are (each becomes a value or one of the above):
+    InvalidCell (ValueError)      a cell cannot be read as its field: a RowError for its row
+    TranscriptUnavailable         a transcript_path that cannot be read: a RowError
+    BadRedirect                   a media Location clients read differently: not followed
+    TooManyRedirects              a media URL still redirecting after the limit
+    UnreadableAnswer              a media host's answer httpx cannot read
+    SendingStopped                the run is stopping: an item's next attempt is not sent
+    OutageTooLong                 an outage outlasted its budget: the run gives up (RunAborted)
 
 Row-level validation problems are values (``validate.RowError``), not exceptions: an
 invalid row must never stop the valid ones.
@@ -215,3 +228,54 @@ def is_disk_full(error: Exception) -> bool:
     """True for SQLite's words for a write the file system refused (full, or too large)."""
     text = str(error).lower()
     return "disk is full" in text or "disk i/o error" in text
+
+
+class AnswerTooLarge(TransientError):
+    """The body passed ``MAX_ANSWER_BYTES``: read no further, keep nothing of it."""
+
+
+class InvalidCell(ValueError):
+    """A cell that cannot be read as its field; the message says why, for the user."""
+
+
+class BadRedirect(Exception):
+    """A ``Location`` that clients read in different ways (backslashes, controls, spaces)."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        super().__init__(
+            f"redirects to {location[:200]!r}: a Location with a backslash, control character "
+            "or space is read differently by different clients, so it is not followed"
+        )
+
+
+class TooManyRedirects(Exception):
+    """A URL still redirected after ``MAX_REDIRECTS`` hops."""
+
+    def __init__(self, url: str, limit: int) -> None:
+        self.url = url
+        super().__init__(f"more than {limit} redirects")
+
+
+class UnreadableAnswer(Exception):
+    """The media host answered something httpx cannot read (e.g. an unparsable Location)."""
+
+
+class TranscriptUnavailable(Exception):
+    """A transcript_path that cannot be read, with a reason for the user."""
+
+
+class NotConfirmed(UsageError):
+    """The user answered no: nothing was sent."""
+
+
+class SendingStopped(Exception):
+    """The run is stopping: this item's next attempt is not sent."""
+
+
+class OutageTooLong(Exception):
+    """A probe failed after the outage lasted longer than the budget: give up the run."""
+
+    def __init__(self, error: ServerUnavailable) -> None:
+        self.error = error
+        super().__init__(str(error))

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from importer.errors import EXIT_OK, EXIT_ROWS_FAILED
 
@@ -204,3 +205,46 @@ def plan_exit_code(counts: Counter[Action]) -> int:
     prefix changed)."""
     refused = (Action.INVALID, Action.DUPLICATE, Action.PREFIX_CHANGED)
     return EXIT_ROWS_FAILED if any(counts[action] for action in refused) else EXIT_OK
+
+
+Name = TypeVar("Name", bound=str)
+
+
+SUMMARY_ORDER: tuple[str, ...] = (
+    Outcome.CREATED,
+    Outcome.EXISTING,
+    Outcome.EXISTING_OWN,
+    Outcome.EXISTING_EARLIER,
+    Outcome.FAILED,
+    Action.IMPORTED,
+    Action.CHANGED,
+    Action.RETRY,
+    Action.INVALID,
+    Action.DUPLICATE,
+    Action.REPEATED,
+    Action.SKIPPED,
+    Outcome.CONTACTS_APPLIED,
+    Outcome.CONTACTS_FAILED,
+    Status.PENDING,
+    Status.IN_FLIGHT,
+)
+
+
+def format_counts(counts: Mapping[Name, int], title: str) -> str:
+    """A small aligned table of counts, known outcomes first."""
+    plain = {str(name): count for name, count in counts.items()}
+    names = [n for n in SUMMARY_ORDER if plain.get(n)] + sorted(
+        n for n in plain if n not in SUMMARY_ORDER and plain.get(n)
+    )
+    lines = [title]
+    width = max((len(n) for n in names), default=0)
+    lines += [f"  {name.replace('_', ' '):<{width}}  {plain[name]:>9,}" for name in names]
+    if not names:
+        lines.append("  (no rows)")
+    return "\n".join(lines)
+
+
+def rows_done(counts: Mapping[str, int]) -> int:
+    """Rows a run sent a request for: creates, or (sync-contacts) contact sets."""
+    sent = sum(counts.get(k, 0) for k in SENT_OUTCOMES)
+    return sent or counts.get(Outcome.CONTACTS_APPLIED, 0) + counts.get(Outcome.CONTACTS_FAILED, 0)

@@ -53,8 +53,8 @@ from importer.targets.base import Target
 if TYPE_CHECKING:
     from importer.events import Reporter
     from importer.ledger import Ledger
+    from importer.ledger.manifest_index import ManifestIndex
     from importer.outcomes import RunSummary
-    from importer.plan.duplicate_index import ManifestIndex
 
 
 def reject_of(planned: PlannedRow, manifest: str) -> Reject | None:

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from importer import defaults
-from importer.config import recordable_options, resolve_base_url
 from importer.errors import (
     EXIT_ABORTED,
     EXIT_INTERRUPTED,
@@ -27,95 +25,36 @@ from importer.errors import (
     UsageError,
     is_disk_full,
 )
-from importer.events import HumanReporter, JsonReporter, Reporter
+from importer.events import Reporter
 from importer.ledger import open_ledger, require_ledger
 from importer.outcomes import RunSummary
 from importer.pipeline import plan_manifest, run_import
-from importer.plan.planner import PlanOptions
 from importer.read.csv_dialect import delimiter_option, encoding_option
-from importer.read.manifest import SourceOptions
 from importer.report.files import PlanPrinter, write_reports
 from importer.report.reconcile import ReconcileResult, Scope, reconcile, reconcile_scope
 from importer.report.status import ledger_status
-from importer.report.verify import VerifyResult, VerifySettings, verify
+from importer.report.verify import VerifyResult, verify
 from importer.rows.init import propose_mapping, render_mapping, summary_lines
-from importer.send.retry import RetrySettings
-from importer.send.sender import SendSettings
 from importer.send.stopping import run_until_stopped, stop_on_signals
-from importer.settings import ImportSettings
-from importer.targets.askelephant import check_base_url
+from importer.settings import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_TARGET,
+    ApiChoices,
+    ImportSettings,
+    PlanOptions,
+    RetrySettings,
+    SendSettings,
+    SourceOptions,
+    VerifySettings,
+    recordable_options,
+    resolve_base_url,
+)
 from importer.targets.base import Target
-from importer.targets.registry import DEFAULT_TARGET, TargetKind, target_kind
+from importer.targets.http import check_base_url
+from importer.targets.registry import TargetKind, recorded_import_settings, target_kind
 
 TargetFactory = Callable[[], Target]
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ApiChoices:
-    """Where and how hard to send, as the API options give it (the key is read apart)."""
-
-    base_url: str | None = None
-    api_key_file: Path | None = None
-    concurrency: int = defaults.CONCURRENCY
-    rate: float | None = None
-    max_attempts: int = defaults.MAX_ATTEMPTS
-    read_timeout: float = defaults.READ_TIMEOUT
-    settle_seconds: float = defaults.SETTLE_SECONDS
-
-    def send_settings(self) -> SendSettings:
-        """How hard and how fast the workers send."""
-        return SendSettings(
-            concurrency=self.concurrency,
-            rate=self.rate,
-            retry=RetrySettings(max_attempts=self.max_attempts),
-            settle_seconds=self.settle_seconds,
-        )
-
-    def target_factory(self, target: str, api_key: Callable[[TargetKind], str]) -> TargetFactory:
-        """The target these choices point at: the URL, then the key, checked now.
-
-        The base URL and the key come from the target's own variables when not given.
-        """
-        kind = target_kind(target)
-        base_url = resolve_base_url(
-            self.base_url, env_name=kind.base_url_env, default=kind.default_base_url
-        )
-        return target_factory(
-            kind,
-            base_url,
-            api_key(kind),
-            concurrency=self.concurrency,
-            read_timeout=self.read_timeout,
-        )
-
-    def retry_settings(self) -> RetrySettings:
-        """How hard to try each read (``reconcile``)."""
-        return RetrySettings(max_attempts=self.max_attempts)
-
-    def verify_settings(self, *, wait: bool, timeout: float) -> VerifySettings:
-        """How ``verify`` reads engagements back."""
-        return VerifySettings(
-            wait=wait,
-            timeout=timeout,
-            concurrency=self.concurrency,
-            retry=RetrySettings(max_attempts=self.max_attempts),
-        )
-
-
-@dataclass(frozen=True)
-class OutputChoices:
-    """What a command prints while it works."""
-
-    no_progress: bool = False
-    quiet: bool = False
-    log_format: str = "text"
-
-    def reporter(self) -> Reporter:
-        """JSON events, or a progress bar and plain lines."""
-        if self.log_format == "json":
-            return JsonReporter()
-        return HumanReporter(progress=not self.no_progress, quiet=self.quiet)
 
 
 @dataclass
@@ -145,7 +84,7 @@ class RetryWork:
         """Each manifest's settings: as its last run read it, only the unfinished rows."""
         plan = PlanOptions(include_permanent=self.include_permanent, only_failed=True)
         return [
-            ImportSettings.from_record(Path(manifest), record, send=send, plan=plan)
+            recorded_import_settings(Path(manifest), record, send=send, plan=plan)
             for manifest, record in self.manifests
         ]
 
@@ -171,6 +110,22 @@ def askelephant_factory(
         api_key,
         concurrency=concurrency,
         read_timeout=read_timeout,
+    )
+
+
+def api_target_factory(
+    api: ApiChoices, target: str, api_key: Callable[[TargetKind], str]
+) -> TargetFactory:
+    """The target the API choices point at: the URL, then the key, checked now.
+
+    The base URL and the key come from the target's own variables when not given.
+    """
+    kind = target_kind(target)
+    base_url = resolve_base_url(
+        api.base_url, env_name=kind.base_url_env, default=kind.default_base_url
+    )
+    return target_factory(
+        kind, base_url, api_key(kind), concurrency=api.concurrency, read_timeout=api.read_timeout
     )
 
 
@@ -274,7 +229,7 @@ def reconcile_ledger(
     ledger_path: Path,
     target_factory: TargetFactory,
     *,
-    concurrency: int = defaults.CONCURRENCY,
+    concurrency: int = DEFAULT_CONCURRENCY,
     retry: RetrySettings | None = None,
     target: str = DEFAULT_TARGET,
     manifest: Path | None = None,

@@ -12,12 +12,10 @@ from typing import Any
 
 from importer.events import JsonReporter
 from importer.outcomes import RunSummary
-from importer.plan.planner import PlanOptions
 from importer.rows.mapping import load_mapping
 from importer.rows.validate import MappingOptions
 from importer.runner import import_manifest, target_factory
-from importer.send.sender import SendSettings
-from importer.settings import ImportSettings
+from importer.settings import ImportSettings, PlanOptions, SendSettings
 from importer.targets.devrev import DevRevTarget
 from importer.targets.registry import TARGETS
 from tests.conftest import DEVREV_CRM_ACCOUNT, SANDBOX_KEY, SandboxProcess

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from importer.send.launch import ACCESS_CHECK_ID
+from importer.targets.askelephant import ACCESS_CHECK_ID
 
 
 @dataclass

@@ -18,7 +18,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from importer.send.pacing import Answer, Pacer, PacingSettings, RateHint
+from importer.send.pacing import Answer, Pacer
+from importer.settings import PacingSettings
+from importer.targets.http import RateHint
 
 
 @dataclass

@@ -22,9 +22,9 @@ from typing import Any, cast
 import pytest
 
 from importer.outcomes import Outcome
-from importer.send.pacing import Answer, PacingSettings
-from importer.send.retry import RetrySettings
-from importer.send.sender import Sender, SendSettings
+from importer.send.pacing import Answer
+from importer.send.sender import Sender
+from importer.settings import PacingSettings, RetrySettings, SendSettings
 from tests.chaos_support import (
     FINAL_SUCCESS,
     ImporterProcess,
@@ -339,6 +339,6 @@ def test_a_stop_releases_requests_waiting_on_the_outage_guard_at_once() -> None:
         results = await asyncio.wait_for(
             asyncio.gather(sleeping, waiting, return_exceptions=True), 1.0
         )
-        assert [type(r).__name__ for r in results] == ["_Stopped", "_Stopped"]
+        assert [type(r).__name__ for r in results] == ["SendingStopped", "SendingStopped"]
 
     asyncio.run(main())

@@ -119,7 +119,7 @@ def test_a_malformed_key_is_refused_without_quoting_it(tmp_path: Path, content: 
 
 
 def test_a_key_file_saved_with_a_bom_works(tmp_path: Path) -> None:
-    from importer.config import load_api_key
+    from importer.settings import load_api_key
 
     key_file = tmp_path / "key.txt"
     key_file.write_bytes(b"\xef\xbb\xbfsk-apik_a.B\r\n")

@@ -13,8 +13,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from importer.read.manifest import SourceOptions, read_manifest
+from importer.read.manifest import read_manifest
 from importer.rows.participants import parse_participants
+from importer.settings import SourceOptions
 from tests.factories import run_cli
 
 EXPORTS = Path(__file__).resolve().parent / "exports"

@@ -16,9 +16,7 @@ from typing import Any, cast
 
 import httpx
 
-from importer.plan.planner import PlanOptions
-from importer.send.retry import RetrySettings
-from importer.send.sender import SendSettings
+from importer.settings import PlanOptions, RetrySettings, SendSettings
 from tests.conftest import SandboxProcess
 from tests.devrev_support import (
     create_requests,

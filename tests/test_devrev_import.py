@@ -14,7 +14,7 @@ import pytest
 
 from importer.errors import LedgerError
 from importer.ledger import Ledger
-from importer.send.sender import SendSettings
+from importer.settings import SendSettings
 from importer.targets.registry import TARGETS
 from tests.conftest import SANDBOX_KEY, SandboxProcess
 from tests.devrev_support import (

@@ -18,10 +18,9 @@ from importer.errors import (
     ServerUnavailable,
     TransientError,
 )
-from importer.send.pacing import reset_seconds
-from importer.send.retry import RetrySettings
-from importer.send.sender import SendSettings
+from importer.settings import RetrySettings, SendSettings
 from importer.targets.devrev import DevRevTarget, classify
+from importer.targets.http import reset_seconds
 from tests.devrev_support import import_devrev, write_devrev_manifest
 
 

@@ -13,9 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from importer.errors import ManifestError
-from importer.read.manifest import ManifestRow, SourceOptions, read_columns, read_manifest
+from importer.read.manifest import ManifestRow, read_columns, read_manifest
 from importer.rows.mapping import load_mapping
 from importer.rows.validate import MappingOptions, map_row
+from importer.settings import SourceOptions
 from tests.audit_support import run
 from tests.conftest import SandboxProcess
 from tests.factories import run_cli

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import httpx
 import pytest
 
+from importer.errors import BadRedirect
 from importer.events import HumanReporter
 from importer.ledger import Ledger
 from importer.pipeline import plan_manifest
@@ -220,7 +221,7 @@ def test_a_backslash_redirect_is_refused_not_followed() -> None:
 
 
 def test_a_backslash_location_is_never_read_as_a_url() -> None:
-    with pytest.raises(urlsafety.BadRedirect, match="backslash"):
+    with pytest.raises(BadRedirect, match="backslash"):
         urlsafety.redirect_target("https://a.example.com/x.mp3", "/\\127.0.0.1\\x.mp3")
 
 

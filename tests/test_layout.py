@@ -48,11 +48,25 @@ def module_name(path: Path) -> str:
 MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
+def type_only(tree: ast.Module) -> set[int]:
+    """Ids of the import nodes under ``if TYPE_CHECKING:``: names for annotations, which
+    never run, so they make no dependency between floors."""
+    return {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for inner in ast.walk(node)
+    }
+
+
 def imports_of(path: Path) -> Iterator[tuple[str, list[str], int]]:
-    """Each ``importer`` import anywhere in the module: (module, names, line)."""
+    """Each ``importer`` import the module runs, at any depth: (module, names, line)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     this = module_name(path)
+    skipped = type_only(tree)
     for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module:
             module = node.module
             if node.level:
@@ -212,6 +226,58 @@ def test_the_planner_imports_nothing_from_the_database_layer() -> None:
 
 
 def test_the_sender_does_not_judge_changed_rows_itself() -> None:
-    imported = graph()["importer.send.sender"]
-    assert "importer.plan.planner" not in imported
-    assert "importer.rows.hashes" not in imported
+    names = {
+        f"{module}.{name}"
+        for module, names, _ in imports_of(MODULES["importer.send.sender"])
+        for name in names
+    }
+    assert "importer.plan.planner.server_view" not in names
+    assert not names & {"importer.rows.hashes.payload_hash", "importer.rows.hashes.field_hashes"}
+
+
+def test_every_exception_lives_in_errors_and_its_tree_names_it() -> None:
+    import importer.errors
+
+    elsewhere = []
+    for name, path in MODULES.items():
+        if name in ("importer.errors",) or name.startswith("importer.sandbox"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        elsewhere += [
+            f"{name}.{node.name}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef)
+            and any(
+                isinstance(base, ast.Name) and (base.id.endswith(("Error", "Exception")))
+                for base in node.bases
+            )
+        ]
+    assert not elsewhere, "exceptions belong in importer/errors.py"
+    defined = {
+        name
+        for name, value in vars(importer.errors).items()
+        if isinstance(value, type) and issubclass(value, BaseException)
+    }
+    doc = importer.errors.__doc__ or ""
+    assert not {n for n in defined if not re.search(rf"\b{n}\b", doc)}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for m, p in MODULES.items() if m.startswith("importer.ledger")],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
+def test_status_values_in_sql_come_from_the_enum(path: Path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+    spelt = [
+        f"line {node.lineno}: {node.value[:60]!r}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+        and re.search(r"'(created|existing|pending|in_flight|failed|skipped|rejected)'", node.value)
+    ]
+    assert not spelt, "spell statuses with Status (sql_list, IMPORTED, NOT_SENT):\n" + "\n".join(
+        spelt
+    )

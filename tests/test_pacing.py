@@ -10,7 +10,8 @@ import itertools
 
 import pytest
 
-from importer.send.pacing import Answer, Pacer, PacingSettings
+from importer.send.pacing import Answer, Pacer
+from importer.settings import PacingSettings
 from tests.pacing_sim import Result, Script, simulate
 
 ACCEPTED, REFUSED, FAILED = Answer.ACCEPTED, Answer.REFUSED, Answer.FAILED

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from importer.outcomes import Action, LedgerFact
-from importer.plan.planner import DuplicateInfo, PlanOptions, plan_row
+from importer.plan.planner import DuplicateInfo, plan_row
 from importer.rows.hashes import contacts_hash, field_hashes
 from importer.rows.validate import MappedRow, MappingOptions, map_row
+from importer.settings import PlanOptions
 
 CELLS = {
     "id": "42",

@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from importer.errors import RateLimited
-from importer.send.pacing import Answer, Pacer, RateHint, WindowPacer, rate_hint
+from importer.send.pacing import Answer, Pacer, WindowPacer
 from importer.targets.askelephant import AskElephantTarget
+from importer.targets.http import RateHint, rate_hint
 from tests.conftest import SandboxProcess
 from tests.devrev_support import import_devrev, per_ref, write_devrev_manifest
 from tests.pacing_sim import Script, simulate

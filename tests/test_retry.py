@@ -16,7 +16,8 @@ from importer.errors import (
     ServerUnavailable,
     TransientError,
 )
-from importer.send.retry import RetrySettings, backoff_seconds, retry_policy, wait_seconds
+from importer.send.retry import backoff_seconds, retry_policy, wait_seconds
+from importer.settings import RetrySettings
 
 
 class FakeSleep:

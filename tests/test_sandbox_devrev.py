@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from importer.errors import FatalError, RateLimited
-from importer.send.pacing import RateHint
 from importer.targets.devrev import DevRevTarget
+from importer.targets.http import RateHint
 from tests.conftest import DEVREV_CRM_ACCOUNT, SANDBOX_KEY, SandboxProcess
 from tests.devrev_support import (
     ACCOUNT_ID,

@@ -18,8 +18,8 @@ from importer.errors import ServerUnavailable
 from importer.events import JsonReporter
 from importer.ledger import Ledger
 from importer.rows.hashes import field_hashes, payload_hash
-from importer.send.retry import RetrySettings
-from importer.send.sender import Sender, SendSettings, WorkItem
+from importer.send.sender import Sender, WorkItem
+from importer.settings import RetrySettings, SendSettings
 from importer.targets.askelephant import AskElephantTarget
 from tests.factories import ledger_rows
 

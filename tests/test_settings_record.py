@@ -10,7 +10,8 @@ import pytest
 
 from importer.errors import ChoiceError
 from importer.ledger import Ledger
-from importer.settings import ImportSettings, ReadingChoices
+from importer.settings import ReadingChoices
+from importer.targets.registry import import_settings, recorded_import_settings
 
 CHOICES = ReadingChoices(
     source_system="crm",
@@ -29,9 +30,9 @@ def test_the_stored_form_rebuilds_the_same_reading(tmp_path: Path) -> None:
     mapping = tmp_path / "mapping.toml"
     mapping.write_text('[columns]\ntitle = "Subject"\n', encoding="utf-8")
     choices = ReadingChoices(**{**CHOICES.__dict__, "mapping": mapping})
-    settings = ImportSettings.build(tmp_path / "m.csv", choices)
+    settings = import_settings(tmp_path / "m.csv", choices)
 
-    again = ImportSettings.from_record(tmp_path / "m.csv", settings.to_record())
+    again = recorded_import_settings(tmp_path / "m.csv", settings.to_record())
 
     assert again.reading == ReadingChoices(**{**choices.__dict__, "mapping": mapping.resolve()})
     assert again.mapping.columns.column_of("title") == "Subject"
@@ -41,7 +42,7 @@ def test_the_stored_form_rebuilds_the_same_reading(tmp_path: Path) -> None:
 
 def test_retry_reads_the_stored_settings_not_the_options(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.db") as ledger:
-        settings = ImportSettings.build(tmp_path / "m.csv", CHOICES)
+        settings = import_settings(tmp_path / "m.csv", CHOICES)
         # Options as a later CLI might spell them: nothing reads them back.
         ledger.start_run("run", "m", {"tz": "UTC"}, settings.to_record())
 

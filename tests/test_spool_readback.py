@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from importer.ledger import Ledger
-from importer.plan.duplicate_index import ManifestIndex
+from importer.ledger.manifest_index import ManifestIndex
 from importer.rows.validate import MappingOptions, map_row
 from tests.factories import row
 

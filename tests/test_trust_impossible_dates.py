@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from importer.rows.cells import InvalidCell
+from importer.errors import InvalidCell
 from importer.rows.dates import parse_start_at
 
 

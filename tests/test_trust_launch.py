@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from importer.errors import NotConfirmed
 from importer.events import JsonReporter
 from importer.ledger import open_ledger
 from importer.pipeline import run_import
 from importer.rows import contract
-from importer.send.launch import NotConfirmed
+from importer.rows.validate import MappingOptions
 from importer.settings import ImportSettings
 from importer.targets.askelephant import AskElephantTarget
 from tests.audit_support import CREATE, json_lines, requests_of, run
@@ -66,7 +67,9 @@ def test_a_key_without_read_scope_still_imports(sandbox: SandboxProcess, tmp_pat
 
 def big_run(sandbox: SandboxProcess, tmp_path: Path, rows: int, confirm: Any) -> Any:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(rows)])
-    settings = ImportSettings(manifest=manifest, confirm=confirm, batch_size=5000)
+    settings = ImportSettings(
+        manifest=manifest, mapping=MappingOptions(), confirm=confirm, batch_size=5000
+    )
 
     async def go() -> Any:
         target = AskElephantTarget(sandbox.base_url, sandbox.api_key)

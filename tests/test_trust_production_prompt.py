@@ -27,9 +27,11 @@ pty = pytest.importorskip("pty")
 
 CHILD = """
 import sys
-import importer.send.launch as launch
+from importer.targets.askelephant import AskElephantTarget
 sandbox = sys.argv.pop(1)
-launch.is_production = lambda base_url: base_url.rstrip("/") == sandbox.rstrip("/")
+AskElephantTarget.is_production = property(
+    lambda self: self.base_url.rstrip("/") == sandbox.rstrip("/")
+)
 from importer.cli import main
 main()
 """

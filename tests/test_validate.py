@@ -8,19 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from importer.errors import InvalidCell, TranscriptUnavailable
 from importer.rows import contract
-from importer.rows.cells import InvalidCell
 from importer.rows.dates import parse_start_at
 from importer.rows.hashes import canonical_json
 from importer.rows.mapping import FIELDS, ColumnMapping
 from importer.rows.participants import parse_participants
-from importer.rows.validate import (
-    MappedRow,
-    MappingOptions,
-    TranscriptUnavailable,
-    map_row,
-    parse_contact_ids,
-)
+from importer.rows.validate import MappedRow, MappingOptions, map_row, parse_contact_ids
 
 VALID: dict[str, str] = {
     "id": "00T1",

@@ -7,26 +7,20 @@ from pathlib import Path
 
 import click
 
-from importer import defaults
 from importer.cli.common import api_key, warn
-from importer.cli.options import (
-    ledger_option,
-    output_options,
-    target_option,
-    verify_api_options,
-)
+from importer.cli.options import ledger_option, output_options, target_option, verify_api_options
 from importer.events import echo
 from importer.ledger import require_ledger
 from importer.report.files import SUMMARY_FILE
 from importer.report.status import status_text
 from importer.runner import (
-    ApiChoices,
-    OutputChoices,
+    api_target_factory,
     reconcile_ledger,
     status_of,
     verify_ledger,
     write_ledger_reports,
 )
+from importer.settings import DEFAULT_VERIFY_TIMEOUT, ApiChoices, OutputChoices
 
 
 @click.command()
@@ -69,7 +63,7 @@ def report(ledger: Path, target: str, out: Path) -> None:
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0),
-    default=defaults.VERIFY_TIMEOUT,
+    default=DEFAULT_VERIFY_TIMEOUT,
     show_default=True,
     help="With --wait: give up after this many seconds.",
 )
@@ -94,7 +88,7 @@ def verify(
     require_ledger(ledger)
     result = verify_ledger(
         ledger,
-        api.target_factory(target, lambda kind: api_key(api.api_key_file, kind)),
+        api_target_factory(api, target, lambda kind: api_key(api.api_key_file, kind)),
         api.verify_settings(wait=wait, timeout=timeout),
         output.reporter(),
         target,
@@ -138,7 +132,7 @@ def reconcile(
     require_ledger(ledger)
     result = reconcile_ledger(
         ledger,
-        api.target_factory(target, lambda kind: api_key(api.api_key_file, kind)),
+        api_target_factory(api, target, lambda kind: api_key(api.api_key_file, kind)),
         concurrency=api.concurrency,
         retry=api.retry_settings(),
         target=target,

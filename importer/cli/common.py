@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 
 from importer.cli.options import LOG_FORMAT_KEY
-from importer.config import load_api_key
 from importer.errors import ChoiceError
 from importer.events import JsonReporter, echo
+from importer.settings import load_api_key
 from importer.targets.registry import TargetKind
 
 

@@ -26,23 +26,28 @@ from importer.cli.options import (
 )
 from importer.events import echo
 from importer.outcomes import RunSummary, plan_exit_code
-from importer.plan.recordings import RecordingOptions
 from importer.report.files import run_summary_text, stop_notice
 from importer.runner import (
-    ApiChoices,
-    OutputChoices,
+    api_target_factory,
     import_manifest,
     last_settings,
     plan_report,
     retry_work,
     run_each,
 )
-from importer.settings import ImportSettings, ReadingChoices
+from importer.settings import (
+    ApiChoices,
+    ImportSettings,
+    OutputChoices,
+    ReadingChoices,
+    RecordingOptions,
+)
+from importer.targets.registry import import_settings
 
 
 def _settings(manifest: Path, reading: ReadingChoices, **choices: Any) -> ImportSettings:
     with option_errors():
-        return ImportSettings.build(manifest, reading, **choices)
+        return import_settings(manifest, reading, **choices)
 
 
 def _show_plan(settings: ImportSettings, ledger: Path, out: Path | None, as_json: bool) -> int:
@@ -71,7 +76,9 @@ def _send(
     summary = import_manifest(
         settings,
         ledger_path=ledger,
-        target_factory=api.target_factory(target, lambda kind: api_key(api.api_key_file, kind)),
+        target_factory=api_target_factory(
+            api, target, lambda kind: api_key(api.api_key_file, kind)
+        ),
         reporter=output.reporter(),
         command=command,
         options=options,

@@ -14,13 +14,24 @@ from typing import Any, TypeVar
 
 import click
 
-from importer import defaults
-from importer.config import DEFAULT_LEDGER
-from importer.plan.recordings import RecordingOptions
-from importer.runner import ApiChoices, OutputChoices
 from importer.sandbox.settings import Faults, SandboxSettings
-from importer.settings import ReadingChoices
-from importer.targets.registry import DEFAULT_TARGET, TARGETS
+from importer.settings import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LEDGER,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_ON_CHANGE,
+    DEFAULT_ON_SAME_RECORDING,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_SETTLE_SECONDS,
+    DEFAULT_TARGET,
+    DEFAULT_TIMEZONE,
+    ApiChoices,
+    OutputChoices,
+    ReadingChoices,
+    RecordingOptions,
+)
+from importer.targets.registry import TARGETS
 
 Decorator = Callable[[Any], Any]
 T = TypeVar("T")
@@ -97,7 +108,7 @@ _naming = (
 )
 _timezone = click.option(
     "--timezone",
-    default=defaults.TIMEZONE,
+    default=DEFAULT_TIMEZONE,
     show_default=True,
     help="Time zone for start_at values without an offset (IANA name, e.g. Europe/Paris); "
     "a zone name after a time ('2:30 PM EST') must be this zone's.",
@@ -145,7 +156,7 @@ _reading = (
     click.option(
         "--batch-size",
         type=click.IntRange(1, 100_000),
-        default=defaults.BATCH_SIZE,
+        default=DEFAULT_BATCH_SIZE,
         show_default=True,
         help="Rows read at a time; memory stays bounded by it.",
     ),
@@ -188,7 +199,7 @@ def _max_attempts(help_text: str) -> Decorator:
     return click.option(
         "--max-attempts",
         type=click.IntRange(1, 100),
-        default=defaults.MAX_ATTEMPTS,
+        default=DEFAULT_MAX_ATTEMPTS,
         show_default=True,
         help=help_text,
     )
@@ -210,7 +221,7 @@ _api = (
     click.option(
         "--concurrency",
         type=click.IntRange(1, 256),
-        default=defaults.CONCURRENCY,
+        default=DEFAULT_CONCURRENCY,
         show_default=True,
         help="Requests in flight at once.",
     ),
@@ -219,14 +230,14 @@ _api = (
     click.option(
         "--read-timeout",
         type=click.FloatRange(min=1),
-        default=defaults.READ_TIMEOUT,
+        default=DEFAULT_READ_TIMEOUT,
         show_default=True,
         help="Seconds to wait for an answer; create fetches the media synchronously.",
     ),
     click.option(
         "--settle-seconds",
         type=click.FloatRange(min=0),
-        default=defaults.SETTLE_SECONDS,
+        default=DEFAULT_SETTLE_SECONDS,
         show_default=True,
         help="DevRev (create not idempotent): a row whose create may have been applied is "
         "created again only if a look-up this long after it still finds nothing; until then "
@@ -300,7 +311,7 @@ recording_options = option_group(
     click.option(
         "--on-same-recording",
         type=click.Choice(["warn", "skip"]),
-        default=defaults.ON_SAME_RECORDING,
+        default=DEFAULT_ON_SAME_RECORDING,
         show_default=True,
         help="A row whose media URL is already imported (or on an earlier row) under another "
         "external_id: warn (list, count and send it) or skip (record it skipped, send nothing).",
@@ -311,7 +322,7 @@ recording_options = option_group(
 on_change_option = click.option(
     "--on-change",
     type=click.Choice(["report", "skip"]),
-    default=defaults.ON_CHANGE,
+    default=DEFAULT_ON_CHANGE,
     show_default=True,
     help="A row changed since import cannot be updated by create: report it (exit 1) or skip.",
 )

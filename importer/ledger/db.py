@@ -32,6 +32,10 @@ def sql_list(statuses: Iterable[Status]) -> str:
     return "(" + ", ".join(f"'{status}'" for status in statuses) + ")"
 
 
+IMPORTED = sql_list([Status.CREATED, Status.EXISTING])
+"""Statuses of a row the target holds."""
+NOT_SENT = sql_list([Status.PENDING, Status.IN_FLIGHT])
+"""Statuses of a row whose create has no answer yet: never sent, or sent and not answered."""
 UNFINISHED = sql_list([Status.FAILED, Status.IN_FLIGHT, Status.PENDING])
 """Statuses ``importer retry`` picks up: failed, interrupted, or never sent by a stopped run."""
 

@@ -9,12 +9,11 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from importer.ledger.db import STATUSES, UNFINISHED, LedgerDB, sql_list
+from importer.ledger.db import IMPORTED, NOT_SENT, STATUSES, UNFINISHED, LedgerDB, sql_list
 from importer.ledger.rejects import CURRENT_REJECTS
 from importer.outcomes import FINAL_SUCCESS, LedgerFact, Status
-from importer.report.attention import ErrorGroup, group_errors
 
-IMPORTED = f"status IN {sql_list(FINAL_SUCCESS)}"
+IS_IMPORTED = f"status IN {sql_list(FINAL_SUCCESS)}"
 PROCESSING_FAILED = ("FAILED", "ERROR", "ERRORED", "CANCELLED", "CANCELED", "NOT_FOUND")
 """processing_status values ``verify`` counts as failed (see ``importer.report.verify``)."""
 
@@ -50,7 +49,7 @@ class Queries(LedgerDB):
             row["status"]: row["n"]
             for row in self.db.query(
                 "SELECT status, COUNT(*) AS n FROM engagements WHERE manifest = ? "
-                "AND status IN ('pending', 'in_flight') AND row_number <= ? GROUP BY status",
+                f"AND status IN {NOT_SENT} AND row_number <= ? GROUP BY status",
                 [manifest, up_to_row if up_to_row is not None else 2**62],
             )
         }
@@ -60,7 +59,7 @@ class Queries(LedgerDB):
         condition = (
             f"status IN {UNFINISHED}"
             if include_permanent
-            else "status IN ('in_flight', 'pending') OR (status = 'failed' AND transient = 1)"
+            else f"status IN {NOT_SENT} OR (status = '{Status.FAILED}' AND transient = 1)"
         )
         return [
             row["manifest"]
@@ -93,17 +92,17 @@ class Queries(LedgerDB):
             return {}  # a ledger older than found_by, opened read-only
         rows = self.db.query(
             "SELECT found_by, count(*) AS n FROM engagements "
-            f"WHERE {IMPORTED} AND found_by IS NOT NULL GROUP BY found_by"
+            f"WHERE {IS_IMPORTED} AND found_by IS NOT NULL GROUP BY found_by"
         )
         return {row["found_by"]: row["n"] for row in rows}
 
     def imported_rows(self) -> Iterator[dict[str, Any]]:
         """Engagements in AskElephant (created or existing), in manifest order."""
-        return self._engagements(IMPORTED)
+        return self._engagements(IS_IMPORTED)
 
     def verifiable_rows(self) -> Iterator[dict[str, Any]]:
         """Imported engagements whose id is known (what ``verify`` can GET)."""
-        return self._engagements(f"{IMPORTED} AND engagement_id IS NOT NULL")
+        return self._engagements(f"{IS_IMPORTED} AND engagement_id IS NOT NULL")
 
     def known_rows(self) -> Iterator[dict[str, Any]]:
         """Every row the ledger has seen from a manifest, whatever its status (reconcile)."""
@@ -130,14 +129,14 @@ class Queries(LedgerDB):
             "SELECT * FROM ("
             "SELECT manifest, row_number, 0 AS kind, cells, status, reason AS message, "
             "0 AS transient, NULL AS http_status, NULL AS contacts_error "
-            f"FROM {CURRENT_REJECTS} WHERE status != 'skipped' "
+            f"FROM {CURRENT_REJECTS} WHERE status != '{Status.SKIPPED}' "
             "UNION ALL SELECT manifest, row_number, 1 AS kind, cells, status, error_message, "
-            "transient, http_status, NULL FROM engagements WHERE status = 'failed' "
+            f"transient, http_status, NULL FROM engagements WHERE status = '{Status.FAILED}' "
             "UNION ALL SELECT manifest, row_number, 2 AS kind, cells, status, NULL, 0, NULL, "
-            "NULL FROM engagements WHERE status IN ('pending', 'in_flight') "
+            f"NULL FROM engagements WHERE status IN {NOT_SENT} "
             "UNION ALL SELECT manifest, row_number, 3 AS kind, NULL, status, "
             f"CASE WHEN upper(processing_status) IN ({failed}) THEN processing_status END, "
-            "0, NULL, contacts_error FROM engagements WHERE status IN ('created', 'existing') "
+            f"0, NULL, contacts_error FROM engagements WHERE status IN {IMPORTED} "
             f"AND (upper(processing_status) IN ({failed}) OR contacts_error IS NOT NULL)"
             f") {only} ORDER BY manifest, row_number, kind",
             {"manifest": manifest},
@@ -165,23 +164,49 @@ class Queries(LedgerDB):
         """Current skipped rows (nothing to import), in manifest order."""
         yield from self.db.query(
             "SELECT manifest, row_number, external_id, reason, cells "
-            f"FROM {CURRENT_REJECTS} WHERE status = 'skipped' ORDER BY manifest, row_number"
+            f"FROM {CURRENT_REJECTS} WHERE status = '{Status.SKIPPED}' "
+            "ORDER BY manifest, row_number"
         )
 
-    def top_errors(self, limit: int = 10) -> list[ErrorGroup]:
-        """The most frequent problems, grouped by rule and column (or the server's answer)."""
+    def start_coverage(self) -> None:
+        """An empty scratch table of (external_id, month, imported): ``summary.md``'s
+        coverage, counted once per external_id in the month of its first manifest row."""
+        self.db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS coverage "
+            "(external_id TEXT PRIMARY KEY, month TEXT, imported INTEGER)"
+        )
+        self.db.execute("DELETE FROM temp.coverage")
+
+    def add_coverage(self, rows: Iterable[tuple[str, str, int]]) -> None:
+        """(external_id, month, imported) rows; an external_id already counted is kept."""
+        with self.db.conn:
+            self.db.conn.executemany("INSERT OR IGNORE INTO temp.coverage VALUES (?, ?, ?)", rows)
+
+    def coverage_counts(self) -> dict[str, tuple[int, int]]:
+        """Month -> (rows, rows imported) of the coverage table."""
+        return {
+            found["month"]: (found["n"], found["imported"] or 0)
+            for found in self.db.query(
+                "SELECT month, COUNT(*) AS n, SUM(imported) AS imported FROM temp.coverage "
+                "GROUP BY month"
+            )
+        }
+
+    def error_tallies(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Problems counted by rule (rejected rows) and by the server's answer (failed rows),
+        each with its first row: ``report.attention.top_errors`` groups them for people."""
         # SQLite takes the bare columns of a MIN() aggregate from the row holding the minimum.
         rejected = self.db.query(
             "SELECT COALESCE(rule, reason) AS rule, COUNT(*) AS n, MIN(row_number) AS first_row,"
-            f" reason FROM {CURRENT_REJECTS} WHERE status != 'skipped' GROUP BY 1"
+            f" reason FROM {CURRENT_REJECTS} WHERE status != '{Status.SKIPPED}' GROUP BY 1"
         )
         failed = self.db.query(
             "SELECT http_status, error_errors, COUNT(*) AS n, MIN(row_number) AS first_row, "
-            "error_message FROM engagements WHERE status = 'failed' "
+            f"error_message FROM engagements WHERE status = '{Status.FAILED}' "
             "GROUP BY http_status, error_errors, "
             "CASE WHEN http_status IS NULL THEN error_message END"
         )
-        return group_errors(rejected, failed, limit)
+        return list(rejected), list(failed)
 
     def changed_rows(self, limit: int = 10) -> tuple[int, list[tuple[str, str]]]:
         """How many imported rows differ from their manifest now, and a few of them."""
@@ -210,7 +235,7 @@ class Queries(LedgerDB):
         """Failed rows: transient (retried later) and permanent."""
         counts = {"transient": 0, "permanent": 0}
         for row in self.db.query(
-            "SELECT transient, COUNT(*) AS n FROM engagements WHERE status = 'failed' "
+            f"SELECT transient, COUNT(*) AS n FROM engagements WHERE status = '{Status.FAILED}' "
             "GROUP BY transient"
         ):
             counts["transient" if row["transient"] else "permanent"] = row["n"]
@@ -222,6 +247,6 @@ class Queries(LedgerDB):
             row["s"]: row["n"]
             for row in self.db.query(
                 "SELECT COALESCE(processing_status, 'not verified') AS s, COUNT(*) AS n "
-                "FROM engagements WHERE status IN ('created', 'existing') GROUP BY s"
+                f"FROM engagements WHERE status IN {IMPORTED} GROUP BY s"
             )
         }

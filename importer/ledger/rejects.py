@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from importer.ledger.db import LedgerDB, now_iso
+from importer.ledger.db import IMPORTED, LedgerDB, now_iso
 from importer.outcomes import Reject
 
 # Rejected rows still worth fixing: not imported or sent since, not rejected again later.
 CURRENT_REJECTS = (
     "(SELECT r.* FROM rejects r WHERE NOT EXISTS (SELECT 1 FROM engagements e"
-    " WHERE e.external_id = r.external_id AND (e.status IN ('created', 'existing')"
+    f" WHERE e.external_id = r.external_id AND (e.status IN {IMPORTED}"
     " OR e.run_id > r.run_id))"
     " AND NOT EXISTS (SELECT 1 FROM rejects later"
     " WHERE later.external_id = r.external_id AND later.run_id > r.run_id))"

@@ -91,9 +91,9 @@ class Rows(LedgerDB):
                 "INSERT INTO engagements (external_id, manifest, row_number, status, transient, "
                 "payload_hash, attempts, run_id, first_seen_at, sent_at, updated_at, "
                 "source_id, media_url, cells) "
-                "VALUES (?, ?, ?, 'in_flight', 0, ?, 0, ?, ?, ?, ?, ?, ?, ?) "
+                f"VALUES (?, ?, ?, '{Status.IN_FLIGHT}', 0, ?, 0, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(external_id) DO UPDATE SET manifest = excluded.manifest, "
-                "row_number = excluded.row_number, status = 'in_flight', transient = 0, "
+                f"row_number = excluded.row_number, status = '{Status.IN_FLIGHT}', transient = 0, "
                 "payload_hash = excluded.payload_hash, run_id = excluded.run_id, "
                 "sent_at = excluded.sent_at, updated_at = excluded.updated_at, "
                 "source_id = COALESCE(excluded.source_id, source_id), "
@@ -141,8 +141,8 @@ class Rows(LedgerDB):
         (a later run looks it up again before any re-create), with the reason kept."""
         with self._outcome_write():
             self.db.execute(
-                "UPDATE engagements SET status = 'in_flight', error_message = ?, updated_at = ? "
-                "WHERE external_id = ?",
+                f"UPDATE engagements SET status = '{Status.IN_FLIGHT}', error_message = ?, "
+                "updated_at = ? WHERE external_id = ?",
                 [message, now_iso(), external_id],
             )
 
@@ -237,10 +237,10 @@ class Rows(LedgerDB):
         stamp = now_iso()
         with self._outcome_write():
             self.db.execute(
-                "UPDATE engagements SET status = 'failed', transient = ?, http_status = ?, "
-                "error_message = ?, error_detail = ?, error_errors = ?, request_id = ?, "
-                "cells = ?, engagement_id = COALESCE(?, engagement_id), updated_at = ? "
-                "WHERE external_id = ?",
+                f"UPDATE engagements SET status = '{Status.FAILED}', transient = ?, "
+                "http_status = ?, error_message = ?, error_detail = ?, error_errors = ?, "
+                "request_id = ?, cells = ?, engagement_id = COALESCE(?, engagement_id), "
+                "updated_at = ? WHERE external_id = ?",
                 [
                     int(transient),
                     http_status,
@@ -259,8 +259,8 @@ class Rows(LedgerDB):
         """The request was never sent (the run stopped first): nothing to resolve later."""
         with self.db.conn:
             self.db.execute(
-                "UPDATE engagements SET status = 'pending', updated_at = ? "
-                "WHERE external_id = ? AND status = 'in_flight'",
+                f"UPDATE engagements SET status = '{Status.PENDING}', updated_at = ? "
+                f"WHERE external_id = ? AND status = '{Status.IN_FLIGHT}'",
                 [now_iso(), external_id],
             )
 

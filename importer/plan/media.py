@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from importer import defaults
+from importer.errors import BadRedirect, TooManyRedirects, UnreadableAnswer
 from importer.ledger import Ledger
 from importer.rows import contract, urlsafety
+from importer.settings import DEFAULT_CONCURRENCY
 
 Resolver = Callable[[str], Awaitable[list[str]]]
 URL_DEADLINE = 30.0
@@ -82,7 +83,7 @@ async def _check_media(url: str, client: httpx.AsyncClient, resolve: Resolver) -
         answer = await urlsafety.follow_redirects(url, fetch, refuse)
     except httpx.HTTPError as error:
         return MediaVerdict(url, False, f"could not be fetched ({type(error).__name__})")
-    except (urlsafety.TooManyRedirects, urlsafety.BadRedirect, urlsafety.UnreadableAnswer) as error:
+    except (TooManyRedirects, BadRedirect, UnreadableAnswer) as error:
         return MediaVerdict(url, False, str(error))
     if isinstance(answer, str):
         return MediaVerdict(url, False, answer)
@@ -121,7 +122,7 @@ async def preflight(
     *,
     client: httpx.AsyncClient | None = None,
     resolve: Resolver = urlsafety.system_resolver,
-    concurrency: int = defaults.CONCURRENCY,
+    concurrency: int = DEFAULT_CONCURRENCY,
     max_age: dt.timedelta = dt.timedelta(hours=24),
 ) -> dict[str, int]:
     """Check each URL not checked within ``max_age``; results go to the ledger's cache."""

@@ -15,24 +15,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from importer.errors import PrefixChanged
+from importer.errors import PrefixChanged, TranscriptUnavailable
 from importer.events import Reporter
 from importer.ledger import Ledger
+from importer.ledger.manifest_index import ManifestIndex
 from importer.outcomes import Action
-from importer.plan.duplicate_index import ManifestIndex
 from importer.plan.planner import DuplicateInfo, PlannedRow, plan_row
-from importer.plan.recordings import judge_recording
-from importer.read.manifest import ReadStats, SourceOptions, read_columns, read_manifest
+from importer.plan.recordings import judge_recording, known_recordings
+from importer.read.manifest import ReadStats, read_columns, read_manifest
 from importer.rows import contract
-from importer.rows.validate import (
-    MappedRow,
-    MappingOptions,
-    RowError,
-    TranscriptReader,
-    TranscriptUnavailable,
-    map_row,
-)
-from importer.settings import ImportSettings
+from importer.rows.validate import MappedRow, MappingOptions, RowError, TranscriptReader, map_row
+from importer.settings import ImportSettings, SourceOptions
 
 # A transcript file this much larger than the byte limit is refused without being read.
 TRANSCRIPT_READ_LIMIT = contract.TRANSCRIPT_MAX_BYTES * 4
@@ -233,8 +226,10 @@ def planned_batches(
             )
             for row in batch
         ]
-        known = index.recordings_for(
-            p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
+        known = known_recordings(
+            index.recording_matches(
+                p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
+            )
         )
         yield [
             judge_recording(p, known.get(p.row.external_id or ""), settings.recordings)

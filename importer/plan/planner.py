@@ -30,6 +30,7 @@ from importer.outcomes import SENDING_ACTIONS, Action, LedgerFact, Status
 from importer.rows.dates import same_instant
 from importer.rows.hashes import contacts_hash, field_hashes, payload_hash
 from importer.rows.validate import MappedRow
+from importer.settings import PlanOptions
 
 
 @dataclass(frozen=True)
@@ -48,17 +49,6 @@ class DuplicateInfo:
         others = [str(n) for n in self.rows if n != row_number]
         text = ("row " if len(others) + self.more == 1 else "rows ") + ", ".join(others)
         return text + (f" and {self.more:,} more" if self.more else "")
-
-
-@dataclass(frozen=True)
-class PlanOptions:
-    """Choices that change the plan."""
-
-    include_permanent: bool = False
-    """Re-send rows the server rejected for good (after fixing a scope or a media host)."""
-    only_failed: bool = False
-    """``importer retry``: consider only rows a run left unfinished (failed, in flight,
-    pending)."""
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,13 @@ external_id is the same engagement, not a second one.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from importer import defaults
+from importer.ledger.manifest_index import RecordingMatch
 from importer.outcomes import Action
 from importer.plan.planner import PlannedRow
+from importer.settings import RecordingOptions
 
 
 @dataclass(frozen=True)
@@ -39,15 +41,6 @@ class KnownRecording:
     """Same source id and media URL: the same CRM row under another prefix."""
     old_prefix: str = ""
     new_prefix: str = ""
-
-
-@dataclass(frozen=True)
-class RecordingOptions:
-    """``--allow-new-prefix`` and ``--on-same-recording``."""
-
-    allow_new_prefix: bool = False
-    on_same_recording: str = defaults.ON_SAME_RECORDING
-    """``warn``: listed, counted and sent; ``skip``: not sent, recorded ``skipped``."""
 
 
 def judge_recording(
@@ -80,3 +73,19 @@ def judge_recording(
 def prefix_of(external_id: str, source_id: str) -> str:
     """The prefix an external_id was built with (``crm:`` of ``crm:00T1``)."""
     return external_id[: len(external_id) - len(source_id)] if source_id else external_id
+
+
+def known_recordings(matches: Iterable[RecordingMatch]) -> dict[str, KnownRecording]:
+    """Where each matched row's recording already is, as the planner judges it."""
+    found: dict[str, KnownRecording] = {}
+    for match in matches:
+        if match.same_source_id:
+            found[match.external_id] = KnownRecording(
+                match.same_source_id,
+                prefix_changed=True,
+                old_prefix=prefix_of(match.same_source_id, match.source_id),
+                new_prefix=prefix_of(match.external_id, match.source_id),
+            )
+        elif match.same_media:
+            found[match.external_id] = KnownRecording(match.same_media, prefix_changed=False)
+    return found

@@ -7,7 +7,7 @@ line number. Its encoding and delimiter come from the file or the options
 numbers rows; Parquet goes through pyarrow record batches. Either way memory holds one
 batch. A report footer after the last record (``footers``) is dropped, and counted.
 
-    >>> sample = Path(__file__).parent.parent / "manifests" / "sample.csv"
+    >>> sample = Path(__file__).parents[2] / "manifests" / "sample.csv"
     >>> for batch in read_manifest(sample, batch_size=2):
     ...     print([(row.row_number, row.cells["id"]) for row in batch])
     ...     break
@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from importer import defaults
 from importer.errors import ManifestError
 from importer.read.csv_dialect import (
     DELIMITERS,
@@ -39,6 +38,7 @@ from importer.read.csv_dialect import (
 from importer.read.formulas import restore, written_by_importer
 from importer.read.kinds import check_readable, manifest_format
 from importer.read.parquet import id_text, parquet_batches, parquet_cell, parquet_file
+from importer.settings import DEFAULT_BATCH_SIZE, SourceOptions
 
 MAX_CELL_CHARS = 16 * 1024 * 1024
 """A cell may hold a whole transcript (950,000 bytes) and more; beyond this its row is refused."""
@@ -53,20 +53,6 @@ class ManifestRow:
     cells: dict[str, str]
     problem: str | None = None
     """A structural problem with the record itself (e.g. too many cells)."""
-
-
-@dataclass(frozen=True)
-class SourceOptions:
-    """How to read the file, where the file itself cannot say."""
-
-    delimiter: str | None = None
-    """CSV: the cell delimiter; None sniffs it from the header line."""
-    encoding: str | None = None
-    """CSV: the text encoding; None takes it from the BOM, else UTF-8."""
-    sheet: str | None = None
-    """.xlsx: the sheet's name; None is the first sheet."""
-    id_column: str | None = None
-    """The column ids are read from: numbers there must convert to text exactly."""
 
 
 @dataclass
@@ -103,7 +89,7 @@ def read_samples(
 ) -> Iterator[ManifestRow]:
     """The first ``limit`` records (for ``importer init``)."""
     count = 0
-    for batch in read_manifest(path, min(limit, defaults.BATCH_SIZE), source):
+    for batch in read_manifest(path, min(limit, DEFAULT_BATCH_SIZE), source):
         for row in batch:
             yield row
             count += 1
@@ -113,7 +99,7 @@ def read_samples(
 
 def read_manifest(
     path: Path,
-    batch_size: int = defaults.BATCH_SIZE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     source: SourceOptions | None = None,
     stats: ReadStats | None = None,
 ) -> Iterator[list[ManifestRow]]:

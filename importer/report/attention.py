@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from importer.ledger import Ledger
+
 
 @dataclass(frozen=True)
 class ErrorGroup:
@@ -74,3 +76,8 @@ def group_errors(
         ErrorGroup(rule, count, f"row {row}: {example}")
         for rule, (count, row, example) in ordered[:limit]
     ]
+
+
+def top_errors(ledger: Ledger, limit: int = 10) -> list[ErrorGroup]:
+    """The most frequent problems, grouped by rule and column (or the server's answer)."""
+    return group_errors(*ledger.error_tallies(), limit)

@@ -11,20 +11,20 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any
 
 from importer.ledger import Ledger
-from importer.outcomes import SENT_OUTCOMES, Action, Outcome, Status
+from importer.outcomes import Action, Outcome, Status, format_counts, rows_done
 from importer.plan.planner import PlannedRow
 from importer.read.formulas import IMPORTER_COLUMNS, defuse
+from importer.report.summary import summary_markdown
+from importer.targets.registry import recorded_import_settings
 
 if TYPE_CHECKING:
     from importer.outcomes import RunSummary
 import shutil
-
-Name = TypeVar("Name", bound=str)
 
 PLAN_COLUMNS = ["row", "external_id", "action", "reason", "start_at_cell", "start_at_sent"]
 SUCCESS_COLUMNS = [
@@ -39,24 +39,6 @@ SUCCESS_COLUMNS = [
 ]
 ERROR_EXTRA_COLUMNS = list(IMPORTER_COLUMNS)
 SKIPPED_COLUMNS = ["manifest", "row", "external_id", "reason"]
-SUMMARY_ORDER: tuple[str, ...] = (
-    Outcome.CREATED,
-    Outcome.EXISTING,
-    Outcome.EXISTING_OWN,
-    Outcome.EXISTING_EARLIER,
-    Outcome.FAILED,
-    Action.IMPORTED,
-    Action.CHANGED,
-    Action.RETRY,
-    Action.INVALID,
-    Action.DUPLICATE,
-    Action.REPEATED,
-    Action.SKIPPED,
-    Outcome.CONTACTS_APPLIED,
-    Outcome.CONTACTS_FAILED,
-    Status.PENDING,
-    Status.IN_FLIGHT,
-)
 
 
 class SafeCsvWriter:
@@ -68,20 +50,6 @@ class SafeCsvWriter:
 
     def writerow(self, row: Iterable[Any]) -> None:
         self._writer.writerow([defuse(cell) for cell in row])
-
-
-def format_counts(counts: Mapping[Name, int], title: str) -> str:
-    """A small aligned table of counts, known outcomes first."""
-    plain = {str(name): count for name, count in counts.items()}
-    names = [n for n in SUMMARY_ORDER if plain.get(n)] + sorted(
-        n for n in plain if n not in SUMMARY_ORDER and plain.get(n)
-    )
-    lines = [title]
-    width = max((len(n) for n in names), default=0)
-    lines += [f"  {name.replace('_', ' '):<{width}}  {plain[name]:>9,}" for name in names]
-    if not names:
-        lines.append("  (no rows)")
-    return "\n".join(lines)
 
 
 class PlanPrinter:
@@ -181,7 +149,6 @@ def success_rows(ledger: Ledger) -> Iterator[list[Any]]:
 def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
     """Write success.csv, errors.csv (and one errors file per manifest when there are
     several), skipped.csv and summary.md; return how many rows each CSV file has."""
-    from importer.report.files import TranscriptCopies, per_manifest_names, write_errors
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {"success.csv": 0, "errors.csv": 0, "skipped.csv": 0}
@@ -213,8 +180,6 @@ def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
                 ]
             )
             written["skipped.csv"] += 1
-    from importer.report.summary import summary_markdown
-
     (out_dir / SUMMARY_FILE).write_text(
         summary_markdown(ledger, out_dir, ledger.path, errors_files), encoding="utf-8"
     )
@@ -222,12 +187,6 @@ def write_reports(ledger: Ledger, out_dir: Path) -> dict[str, int]:
 
 
 SUMMARY_FILE = "summary.md"
-
-
-def rows_done(counts: Mapping[str, int]) -> int:
-    """Rows a run sent a request for: creates, or (sync-contacts) contact sets."""
-    sent = sum(counts.get(k, 0) for k in SENT_OUTCOMES)
-    return sent or counts.get(Outcome.CONTACTS_APPLIED, 0) + counts.get(Outcome.CONTACTS_FAILED, 0)
 
 
 def run_summary_text(summary: RunSummary, manifest: Path) -> str:
@@ -351,12 +310,9 @@ class ManifestCells:
     def _open(self, manifest: str) -> Iterator[Any]:
         from importer.errors import ImporterError
         from importer.read.manifest import read_manifest
-        from importer.settings import ImportSettings
 
         try:
-            settings = ImportSettings.from_record(
-                Path(manifest), self.ledger.last_settings(manifest)
-            )
+            settings = recorded_import_settings(Path(manifest), self.ledger.last_settings(manifest))
             for batch in read_manifest(Path(manifest), settings.batch_size, settings.source):
                 yield from batch
         except (ImporterError, OSError, ValueError):
@@ -436,10 +392,9 @@ class TranscriptCopies:
     def _column(self, manifest: str) -> str | None:
         if manifest not in self._columns:
             from importer.errors import ImporterError
-            from importer.settings import ImportSettings
 
             try:
-                settings = ImportSettings.from_record(
+                settings = recorded_import_settings(
                     Path(manifest), self.ledger.last_settings(manifest)
                 )
                 self._columns[manifest] = settings.mapping.columns.column_of("transcript_path")

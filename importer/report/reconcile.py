@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from importer import defaults
 from importer.errors import (
     EXIT_OK,
     EXIT_ROWS_FAILED,
@@ -28,9 +27,10 @@ from importer.errors import (
 from importer.ledger import Ledger
 from importer.outcomes import FINAL_SUCCESS
 from importer.plan.passes import mapped_batches
-from importer.send.retry import RetrySettings, retry_policy
-from importer.settings import ImportSettings
+from importer.send.retry import retry_policy
+from importer.settings import DEFAULT_CONCURRENCY, RetrySettings
 from importer.targets.base import Lookup, Target
+from importer.targets.registry import recorded_import_settings
 
 IMPORT_COMMANDS = ("run", "retry")
 
@@ -56,7 +56,7 @@ def last_manifest(ledger: Ledger) -> str | None:
 def manifest_refs(ledger: Ledger, manifest: Path) -> list[str]:
     """Every external id the manifest yields, invalid and duplicate rows included."""
     recorded = ledger.last_settings(str(manifest.resolve()))
-    settings = ImportSettings.from_record(manifest, recorded)
+    settings = recorded_import_settings(manifest, recorded)
     refs: dict[str, None] = {}
     for batch in mapped_batches(
         manifest, settings.mapping, settings.batch_size, None, settings.source
@@ -167,7 +167,7 @@ async def reconcile(
     ledger: Ledger,
     target: Target,
     *,
-    concurrency: int = defaults.CONCURRENCY,
+    concurrency: int = DEFAULT_CONCURRENCY,
     retry: RetrySettings | None = None,
     extra_refs: Callable[[], Sequence[str]] = tuple,
 ) -> ReconcileResult:

@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from importer.ledger import Ledger
-from importer.report.files import format_counts, rows_done
+from importer.outcomes import format_counts, rows_done
+from importer.report.attention import top_errors
 
 
 def ledger_status(ledger: Ledger, runs: int = 5) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def ledger_status(ledger: Ledger, runs: int = 5) -> dict[str, Any]:
         "failed": ledger.failed_split(),
         "processing": ledger.processing_counts(),
         "found_by": ledger.found_by_counts(),
-        "top_errors": [group.as_dict() for group in ledger.top_errors()],
+        "top_errors": [group.as_dict() for group in top_errors(ledger)],
         "changed_since_import": {
             "count": changed_total,
             "examples": [{"external_id": e, "fields": f} for e, f in changed_sample],

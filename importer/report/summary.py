@@ -20,16 +20,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from importer import defaults
-from importer.errors import ImporterError
+from importer.errors import ImporterError, InvalidCell
 from importer.ledger import Ledger
 from importer.ledger.queries import PROCESSING_FAILED
-from importer.outcomes import Status
-from importer.report.files import format_counts, rows_done
-from importer.rows.cells import InvalidCell
+from importer.outcomes import Status, format_counts, rows_done
+from importer.plan.passes import mapped_batches
+from importer.report.attention import top_errors
 from importer.rows.dates import parse_start_at
 from importer.rows.validate import MappedRow
-from importer.targets.registry import DEFAULT_TARGET
+from importer.settings import DEFAULT_TARGET, DEFAULT_TIMEZONE
+from importer.targets.registry import recorded_import_settings
 
 NO_MONTH = "(no valid start_at)"
 SHOWN_RUNS = 5
@@ -53,7 +53,7 @@ def summary_markdown(
 
 
 def _attention(ledger: Ledger, counts: dict[str, int]) -> list[str]:
-    groups = ledger.top_errors()
+    groups = top_errors(ledger)
     contacts_total, _ = ledger.contacts_failures()
     failed = ledger.processing_counts()
     processing_failed = sum(n for s, n in failed.items() if s.upper() in PROCESSING_FAILED)
@@ -145,12 +145,7 @@ def coverage_by_month(ledger: Ledger) -> tuple[dict[str, tuple[int, int]], list[
 
     A row counts once per external_id, in the month of its first manifest row.
     """
-    db = ledger.db
-    db.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS coverage "
-        "(external_id TEXT PRIMARY KEY, month TEXT, imported INTEGER)"
-    )
-    db.execute("DELETE FROM temp.coverage")
+    ledger.start_coverage()
     without_id: Counter[str] = Counter()
     unreadable = []
     for manifest in ledger.known_manifests():
@@ -168,27 +163,19 @@ def coverage_by_month(ledger: Ledger) -> tuple[dict[str, tuple[int, int]], list[
                         Status.EXISTING,
                     )
                     rows.append((row.external_id, month, int(imported)))
-                with db.conn:
-                    db.conn.executemany(
-                        "INSERT OR IGNORE INTO temp.coverage VALUES (?, ?, ?)", rows
-                    )
+                ledger.add_coverage(rows)
         except (ImporterError, OSError, ValueError):
             unreadable.append(manifest)
     months: dict[str, tuple[int, int]] = {month: (n, 0) for month, n in without_id.items()}
-    for found in db.query(
-        "SELECT month, COUNT(*) AS n, SUM(imported) AS imported FROM temp.coverage GROUP BY month"
-    ):
-        total, done = months.get(found["month"], (0, 0))
-        months[found["month"]] = (total + found["n"], done + (found["imported"] or 0))
+    for month, (n, in_target) in ledger.coverage_counts().items():
+        total, done = months.get(month, (0, 0))
+        months[month] = (total + n, done + in_target)
     return months, unreadable
 
 
 def _mapped(ledger: Ledger, manifest: str) -> Iterator[list[tuple[MappedRow, str]]]:
     """The manifest's rows mapped as its last run mapped them, each with its month."""
-    from importer.plan.passes import mapped_batches
-    from importer.settings import ImportSettings
-
-    settings = ImportSettings.from_record(Path(manifest), ledger.last_settings(manifest))
+    settings = recorded_import_settings(Path(manifest), ledger.last_settings(manifest))
     options = settings.mapping
     column = options.columns.column_of("start_at")
     for batch in mapped_batches(
@@ -278,7 +265,7 @@ def rerun_options(record: dict[str, Any]) -> str:
         value = record.get(option)
         if value is None or (option, value) in (
             ("target", DEFAULT_TARGET),
-            ("timezone", defaults.TIMEZONE),
+            ("timezone", DEFAULT_TIMEZONE),
         ):
             continue
         parts.append(f"--{option.replace('_', '-')} {shlex.quote(str(value))}")

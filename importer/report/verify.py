@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from importer import defaults
 from importer.errors import EXIT_OK, EXIT_ROWS_FAILED, ApiError, FatalError, PermanentError
 from importer.events import Reporter
 from importer.ledger import Ledger
-from importer.report.files import format_counts
-from importer.send.retry import RetrySettings, retry_policy
+from importer.outcomes import format_counts
+from importer.send.retry import retry_policy
+from importer.settings import VerifySettings
 from importer.targets.base import Target
 
 TERMINAL_OK = frozenset({"COMPLETED", "COMPLETE", "DONE", "SUCCEEDED", "PROCESSED", "READY"})
@@ -28,20 +28,6 @@ NOT_FOUND = "NOT_FOUND"
 UNKNOWN = "UNKNOWN"
 STATUS_PATTERN = re.compile(r"[A-Za-z0-9_ -]{1,64}\Z")
 """What a processing_status looks like (the API documents an enum of short words)."""
-
-
-@dataclass(frozen=True)
-class VerifySettings:
-    """How to verify."""
-
-    wait: bool = False
-    """Poll until every status is terminal, or the timeout passes."""
-    timeout: float = defaults.VERIFY_TIMEOUT
-    concurrency: int = defaults.CONCURRENCY
-    poll_base: float = 1.0
-    poll_cap: float = 30.0
-    extra_terminal: frozenset[str] = frozenset()
-    retry: RetrySettings = field(default_factory=RetrySettings)
 
 
 @dataclass

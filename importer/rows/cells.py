@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import re
 
-
-class InvalidCell(ValueError):
-    """A cell that cannot be read as its field; the message says why, for the user."""
-
-
 # Undecodable bytes arrive as lone surrogates (surrogateescape); no other text holds one.
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 

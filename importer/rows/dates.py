@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from importer import defaults
-from importer.rows.cells import InvalidCell
+from importer.errors import InvalidCell
+from importer.settings import DEFAULT_TIMEZONE
 
 ZONE_NAME = re.compile(r"(?P<rest>.*\d(?:\s*[AaPp]\.?[Mm]\.?)?)\s+(?P<name>[A-Z]{3,4})")
 # For the hint: the US zones whose abbreviations exports write most (EST/EDT, CST/CDT...).
@@ -142,7 +142,7 @@ class DateStyle:
 
 
 def parse_start_at(
-    text: str, timezone: str = defaults.TIMEZONE, style: DateStyle | None = None
+    text: str, timezone: str = DEFAULT_TIMEZONE, style: DateStyle | None = None
 ) -> str:
     """An RFC 3339 UTC timestamp; ``InvalidCell`` when the cell cannot be read as one.
 
@@ -176,7 +176,7 @@ def parse_start_at(
     return format_rfc3339(moment)
 
 
-def read_as(text: str, timezone: str = defaults.TIMEZONE, style: DateStyle | None = None) -> str:
+def read_as(text: str, timezone: str = DEFAULT_TIMEZONE, style: DateStyle | None = None) -> str:
     """``'03/05/2024 2:30 PM' -> 2024-03-05T14:30:00+00:00``, for messages and notices."""
     try:
         return f"{text.strip()!r} -> {parse_start_at(text, timezone, style)}"

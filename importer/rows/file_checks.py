@@ -13,10 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from importer import defaults
-from importer.errors import ManifestError
-from importer.read.manifest import SourceOptions, read_manifest
-from importer.rows.cells import InvalidCell
+from importer.errors import InvalidCell, ManifestError
+from importer.read.manifest import read_manifest
 from importer.rows.dates import (
     DAYFIRST,
     MONTHFIRST,
@@ -28,6 +26,7 @@ from importer.rows.dates import (
     zone_disagreement,
 )
 from importer.rows.validate import MappingOptions
+from importer.settings import DEFAULT_BATCH_SIZE, SourceOptions
 
 HOW = {DAYFIRST: "day-first", MONTHFIRST: "month-first"}
 
@@ -70,7 +69,7 @@ def settle_dates(
     manifest: Path,
     options: MappingOptions,
     source: SourceOptions,
-    batch_size: int = defaults.BATCH_SIZE,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> tuple[MappingOptions, list[str]]:
     """``options`` with the file's date order decided, and a notice saying how it was read.
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import tomli_w
 
-from importer.errors import ManifestError
-from importer.read.manifest import SourceOptions, read_columns, read_samples
-from importer.rows.cells import EXCEL_ROUNDED, InvalidCell
+from importer.errors import InvalidCell, ManifestError
+from importer.read.manifest import read_columns, read_samples
+from importer.rows.cells import EXCEL_ROUNDED
 from importer.rows.crm_headers import (
     DIRECTION_WORDS,
     PRIVATE_WORDS,
@@ -43,6 +43,7 @@ from importer.rows.dates import (
     split_zone_name,
 )
 from importer.rows.mapping import FIELDS, REQUIRED_FIELDS, tomllib
+from importer.settings import SourceOptions
 
 TRUE_FALSE = {"true", "false", "yes", "no", "y", "n", "1", "0", "t", "f"}
 

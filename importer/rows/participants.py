@@ -18,8 +18,9 @@ import json
 import re
 from typing import Any
 
+from importer.errors import InvalidCell
 from importer.rows import contract
-from importer.rows.cells import LONE_SURROGATE, InvalidCell
+from importer.rows.cells import LONE_SURROGATE
 
 ANGLE = re.compile(r'^\s*"?(?P<name>[^<>"]*?)"?\s*<\s*(?P<email>[^<>]*?)\s*>\s*$')
 PAREN = re.compile(r"^\s*(?P<name>[^()]*?)\s*\(\s*(?P<email>[^()\s]+@[^()\s]+)\s*\)\s*$")

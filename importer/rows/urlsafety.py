@@ -33,6 +33,8 @@ from urllib.parse import urljoin
 
 import httpx
 
+from importer.errors import BadRedirect, TooManyRedirects, UnreadableAnswer
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Refusal = TypeVar("Refusal")
 
@@ -134,25 +136,6 @@ async def system_resolver(host: str, timeout: float = 5.0) -> list[str]:
 # -- redirects ----------------------------------------------------------------------------
 
 
-class BadRedirect(Exception):
-    """A ``Location`` that clients read in different ways (backslashes, controls, spaces)."""
-
-    def __init__(self, location: str) -> None:
-        self.location = location
-        super().__init__(
-            f"redirects to {location[:200]!r}: a Location with a backslash, control character "
-            "or space is read differently by different clients, so it is not followed"
-        )
-
-
-class TooManyRedirects(Exception):
-    """A URL still redirected after ``MAX_REDIRECTS`` hops."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        super().__init__(f"more than {MAX_REDIRECTS} redirects")
-
-
 def redirect_target(current: str, location: str) -> str:
     """The absolute URL a ``Location`` header sends to (relative to the current URL).
 
@@ -187,14 +170,10 @@ async def follow_redirects(
         if not response.is_redirect:
             return response
         current = redirect_target(current, response.headers.get("location", ""))
-    raise TooManyRedirects(url)
+    raise TooManyRedirects(url, MAX_REDIRECTS)
 
 
 # -- pinned fetching ----------------------------------------------------------------------
-
-
-class UnreadableAnswer(Exception):
-    """The media host answered something httpx cannot read (e.g. an unparsable Location)."""
 
 
 async def peek(

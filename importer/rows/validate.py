@@ -22,19 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from importer import defaults
+from importer.errors import InvalidCell, TranscriptUnavailable
 from importer.rows import contract
-from importer.rows.cells import (
-    EXCEL_ROUNDED,
-    INVISIBLE,
-    InvalidCell,
-    has_lone_surrogate,
-    printable_text,
-)
+from importer.rows.cells import EXCEL_ROUNDED, INVISIBLE, has_lone_surrogate, printable_text
 from importer.rows.dates import DateStyle, parse_start_at
 from importer.rows.hashes import payload_hash
 from importer.rows.mapping import ColumnMapping
 from importer.rows.participants import parse_participants
+from importer.settings import DEFAULT_TIMEZONE
 
 TranscriptReader = Callable[[str], str]
 """Reads a transcript_path cell; raises ``TranscriptUnavailable`` with a reason."""
@@ -45,10 +40,6 @@ TRUE_WORDS = {"true", "yes", "y", "1", "t"}
 FALSE_WORDS = {"false", "no", "n", "0", "f"}
 
 
-class TranscriptUnavailable(Exception):
-    """A transcript_path that cannot be read, with a reason for the user."""
-
-
 @dataclass(frozen=True)
 class MappingOptions:
     """How rows become requests; fixed for one run."""
@@ -57,7 +48,7 @@ class MappingOptions:
     """Used when the row has no source_system cell."""
     prefix: str | None = None
     """external_id prefix; None means ``<source_system>:``."""
-    timezone: str = defaults.TIMEZONE
+    timezone: str = DEFAULT_TIMEZONE
     """Zone for naive start_at values."""
     run_workflows: bool = False
     columns: ColumnMapping = field(default_factory=ColumnMapping)
@@ -119,14 +110,14 @@ def begin_row(
     file: str,
     structural_problem: str | None,
     undecodable: str = "has bytes that are not UTF-8; save the file as UTF-8 or pass --encoding",
-) -> tuple[_RowChecker, dict[str, str], bool]:
+) -> tuple[RowChecker, dict[str, str], bool]:
     """The checker, the field values, and whether some cell is undecodable: how every
     target's mapping starts a row.
 
     A row of the wrong shape fails on its id; an undecodable cell fails with ``undecodable``
     and counts as blank, so it is not reported twice.
     """
-    checker = _RowChecker(file, row_number, options.columns)
+    checker = RowChecker(file, row_number, options.columns)
     values = options.columns.fields_of(cells)
     if structural_problem:
         checker.fail("id", "row_shape", f"the row {structural_problem}")
@@ -167,7 +158,7 @@ def map_row(
         )
     payload["source_system"] = source_system
 
-    external_id = _external_id(values["id"], source_system, options, checker)
+    external_id = prefixed_external_id(values["id"], source_system, options, checker)
     payload["external_id"] = external_id
 
     engagement_type = values["type"].strip().upper()
@@ -227,7 +218,7 @@ def map_row(
     if participants:
         payload["participants"] = participants
 
-    transcript = _transcript(values, read_transcript, checker)
+    transcript = read_transcript_field(values, read_transcript, checker)
     if transcript:
         payload["transcript_text"] = transcript
 
@@ -251,7 +242,7 @@ def map_row(
     )
 
 
-class _RowChecker:
+class RowChecker:
     """Collects a row's errors, naming the manifest column rather than the API field."""
 
     def __init__(self, file: str, row: int, columns: ColumnMapping) -> None:
@@ -272,9 +263,11 @@ class _RowChecker:
             self.fail(field_name, problem.code, problem.message)
 
 
-def _external_id(
-    raw_id: str, source_system: str, options: MappingOptions, checker: _RowChecker
+def prefixed_external_id(
+    raw_id: str, source_system: str, options: MappingOptions, checker: RowChecker
 ) -> str | None:
+    """The row's id with its source prefix, checked (both targets' field tables use it);
+    None, with the problem on ``checker``, when it cannot be sent."""
     row_id = raw_id.strip()
     if not row_id:
         checker.fail("id", "required", "is blank; every row needs the CRM's id")
@@ -354,9 +347,11 @@ def parse_contact_ids(text: str) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(items))
 
 
-def _transcript(
-    values: dict[str, str], read_transcript: TranscriptReader | None, checker: _RowChecker
+def read_transcript_field(
+    values: dict[str, str], read_transcript: TranscriptReader | None, checker: RowChecker
 ) -> str:
+    """The transcript, inline or from its file, checked against the API's limits; the
+    problem goes on ``checker``."""
     inline, path = values["transcript_text"], values["transcript_path"].strip()
     if inline.strip() and path:
         checker.fail(

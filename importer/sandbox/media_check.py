@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from importer.errors import BadRedirect, TooManyRedirects, UnreadableAnswer
 from importer.rows import contract, urlsafety
 from importer.rows.contract import FieldProblem
 
@@ -108,9 +109,9 @@ class MediaChecker:
         except httpx.HTTPError as error:
             message = f"media_url could not be fetched ({type(error).__name__}: {error})"
             return FieldProblem("media_url", "unreachable", message)
-        except (urlsafety.TooManyRedirects, urlsafety.UnreadableAnswer) as error:
+        except (TooManyRedirects, UnreadableAnswer) as error:
             return FieldProblem("media_url", "unreachable", f"media_url {error}")
-        except urlsafety.BadRedirect as error:
+        except BadRedirect as error:
             return FieldProblem("media_url", "redirect", f"media_url {error}")
         if isinstance(answer, FieldProblem):
             return answer

@@ -6,8 +6,10 @@ import enum
 import math
 import statistics
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass
+
+from importer.settings import PacingSettings
+from importer.targets.http import RateHint
 
 
 class RecentRate:
@@ -36,52 +38,9 @@ class RecentRate:
         return len(self.times) / elapsed
 
 
-RESET_IS_EPOCH_ABOVE = 1_000_000_000
-"""An ``X-RateLimit-Reset`` above this is a Unix time; below, seconds from now."""
 LOW_WATER_SHARE = 0.2
 """Spread the requests once fewer than this share of the window's limit remain."""
 LOW_WATER_MIN = 10
-
-
-@dataclass(frozen=True)
-class RateHint:
-    """What one answer said about the rate window: requests left, seconds until it resets."""
-
-    remaining: int
-    reset_seconds: float
-    limit: int | None = None
-
-
-def reset_seconds(value: str | None, wall_now: float) -> float | None:
-    """Seconds until the window resets: a Unix time or a number of seconds, either way."""
-    if value is None:
-        return None
-    try:
-        number = float(value.strip())
-    except ValueError:
-        return None
-    if not math.isfinite(number):
-        return None
-    if number > RESET_IS_EPOCH_ABOVE:
-        number -= wall_now
-    return max(0.0, number)
-
-
-def rate_hint(headers: Mapping[str, str], wall_now: float) -> RateHint | None:
-    """The hint an answer's headers carry, or None without both Remaining and Reset."""
-    remaining = _integer(headers.get("x-ratelimit-remaining"))
-    wait = reset_seconds(headers.get("x-ratelimit-reset"), wall_now)
-    if remaining is None or wait is None:
-        return None
-    return RateHint(max(0, remaining), wait, _integer(headers.get("x-ratelimit-limit")))
-
-
-def _integer(value: str | None) -> int | None:
-    try:
-        number = float(value) if value is not None else math.nan
-    except ValueError:
-        return None
-    return int(number) if math.isfinite(number) else None
 
 
 class WindowPacer:
@@ -134,47 +93,6 @@ class Answer(enum.Enum):
     """429: the server refused for rate."""
     FAILED = "failed"
     """5xx, timeout, lost connection: no real answer."""
-
-
-@dataclass(frozen=True)
-class PacingSettings:
-    """The knobs; the defaults are the ones the benchmarks and simulations were run with."""
-
-    rate_cap: float | None = None
-    """``--rate``: never more requests per second than this."""
-    limit_share: float = 0.15
-    """Share of refusals that means a limit, until the stray share is measured (below it)."""
-    limit_margin: float = 0.02
-    """Then: points above the stray share (plus ``limit_confidence`` deviations of chance)."""
-    limit_confidence: float = 2.5
-    min_refusals: int = 3
-    """Fewer refusals than this in the window never slow anybody."""
-    window_seconds: float = 2.0
-    """Answers judged for a limit: those of the last seconds (at least ``window_answers``)."""
-    window_answers: int = 40
-    clear_share: float = 0.5
-    """A share of refusals this high means a limit after only ``clear_answers`` answers."""
-    clear_answers: int = 10
-    beta: float = 0.7
-    """A decrease goes to this share of the measured sending rate."""
-    recovery_seconds: float = 3.0
-    """After a decrease, seconds until the pace is back at the rate the server took."""
-    probe_gentleness: float = 0.01
-    """Above the rate the server took, the curve climbs this much slower than below it."""
-    measure_seconds: float = 1.0
-    floor: float = 0.2
-    """The pace never drops below this many requests per second."""
-    outage_share: float = 0.8
-    """Share of failures among the last ``outage_answers`` answers that means an outage."""
-    outage_min_failures: int = 5
-    outage_answers: int = 20
-    outage_horizon: float = 10.0
-    """Answers older than this many seconds are not judged for an outage."""
-    probe_base: float = 0.5
-    """First wait before a probe; it doubles with each failed probe, up to ``probe_cap``."""
-    probe_cap: float = 2.0
-    outage_budget: float = 31.0
-    """Seconds an outage may last before a failed probe gives up the run."""
 
 
 @dataclass(frozen=True)

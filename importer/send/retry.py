@@ -15,29 +15,12 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import tenacity
 
-from importer import defaults
 from importer.errors import RateLimited, TransientError
-
-
-@dataclass(frozen=True)
-class RetrySettings:
-    """How hard to try one request."""
-
-    max_attempts: int = defaults.MAX_ATTEMPTS
-    """Requests per row per run, the first included."""
-    backoff_base: float = 0.5
-    """Seconds; the n-th retry waits up to base * 2**(n-1)."""
-    backoff_cap: float = 30.0
-    """No back-off wait is longer than this."""
-    retry_after_cap: float = 120.0
-    """A Retry-After longer than this leaves the row for a later run instead of sleeping."""
-    min_rate_limit_wait: float = 0.5
-    """Floor for 429 waits, so ``Retry-After: 0`` cannot become a hot loop."""
+from importer.settings import RetrySettings
 
 
 def backoff_seconds(retry_number: int, settings: RetrySettings, rng: random.Random) -> float:

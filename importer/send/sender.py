@@ -13,16 +13,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from importer import defaults
 from importer.errors import (
     ApiError,
     FatalError,
     InDoubt,
     IntegrityProblem,
+    OutageTooLong,
     PermanentError,
     RateLimited,
     RemoteDuplicate,
     RunAborted,
+    SendingStopped,
     ServerUnavailable,
     TransientError,
     UnresolvedReference,
@@ -32,8 +33,9 @@ from importer.ledger import Ledger
 from importer.outcomes import Outcome
 from importer.plan.planner import judge_answer
 from importer.rows.hashes import contacts_hash
-from importer.send.pacing import Answer, Pacer, PacingSettings
-from importer.send.retry import RetrySettings, retry_policy
+from importer.send.pacing import Answer, Pacer
+from importer.send.retry import retry_policy
+from importer.settings import SendSettings
 from importer.targets.base import CreateResult, Lookup, Target
 
 
@@ -64,36 +66,6 @@ class WorkItem:
     def request(self) -> dict[str, Any]:
         """The create body as sent: the payload with its references resolved."""
         return {**self.payload, **self.resolved} if self.resolved else self.payload
-
-
-@dataclass(frozen=True)
-class SendSettings:
-    """How hard and how fast to send."""
-
-    concurrency: int = defaults.CONCURRENCY
-    rate: float | None = None
-    retry: RetrySettings = field(default_factory=RetrySettings)
-    grace_seconds: float = 5.0
-    """After a stop, how long requests already in flight are given to finish."""
-    rows_per_slot: int = 4
-    """Rows in progress per request slot: the others wait out a Retry-After or a back-off."""
-    settle_seconds: float = defaults.SETTLE_SECONDS
-    """A target whose create is not idempotent: a row whose create may have been applied is
-    created again only after a look-up this long after the attempt finds nothing."""
-    outcome_interval: float = 0.05
-    """Seconds an outcome may wait to be committed with others (the in-flight mark never
-    waits): a crash loses at most these, whose rows stay in_flight and are re-sent safely."""
-
-    @property
-    def outage_budget(self) -> float:
-        """Seconds an outage is ridden out: ``max_attempts`` shared back-off steps of 1, 2, 4,
-        ... s (capped at 30 s), 31 s with the defaults."""
-        steps = range(1, self.retry.max_attempts)
-        return float(sum(min(30.0, 2.0 ** (n - 1)) for n in steps))
-
-    def pacing(self) -> PacingSettings:
-        """The pacer's settings for these options."""
-        return PacingSettings(rate_cap=self.rate, outage_budget=self.outage_budget)
 
 
 @dataclass
@@ -194,18 +166,6 @@ class _CreateState:
     """The sender's clock when a create got no clear answer (it may have been applied)."""
 
 
-class _Stopped(Exception):
-    """The run is stopping: this item's next attempt is not sent."""
-
-
-class _OutageTooLong(Exception):
-    """A probe failed after the outage lasted longer than the budget: give up the run."""
-
-    def __init__(self, error: ServerUnavailable) -> None:
-        self.error = error
-        super().__init__(str(error))
-
-
 def counted(n: int, noun: str) -> str:
     """``1 attempt``, ``2 attempts``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
@@ -241,7 +201,7 @@ class PacedRequests:
                     if delay > 0:
                         await self._sleep(delay)
                     if self.stop_event.is_set():
-                        raise _Stopped()
+                        raise SendingStopped()
                     if self.pacer.outage.is_open and not probe:
                         continue  # the guard opened while this request waited for its slot
                     if before is not None:
@@ -256,7 +216,7 @@ class PacedRequests:
                 except ServerUnavailable as error:
                     self._answered(sent_at, Answer.FAILED, probe)
                     if self.pacer.outage.gave_up:
-                        raise _OutageTooLong(error) from None
+                        raise OutageTooLong(error) from None
                     if probe:
                         continue
                     raise
@@ -274,7 +234,7 @@ class PacedRequests:
         """Wait until the outage guard lets this request go; True when it is the probe."""
         while True:
             if self.stop_event.is_set():
-                raise _Stopped()
+                raise SendingStopped()
             gate = self.pacer.gate(self.clock())
             if gate.go:
                 return gate.probe
@@ -457,14 +417,14 @@ class Sender(PacedRequests):
                 with attempt:
                     result = await self._call(lambda: self._create_once(item, state), before)
             assert result is not None
-        except _Stopped:
+        except SendingStopped:
             return  # never sent: still pending; otherwise in_flight (it may have been applied)
         except FatalError as error:
             if sent == 1:  # refused outright: nothing was applied
                 self.ledger.return_to_pending(item.external_id)
             self._abort(error)  # otherwise in_flight: an earlier attempt may have been applied
             return
-        except _OutageTooLong as outage:
+        except OutageTooLong as outage:
             # Left in_flight: a timed-out attempt may have been applied; the re-send is safe.
             self._abort(self._unavailable(outage.error))
             return
@@ -564,12 +524,12 @@ class Sender(PacedRequests):
             async for attempt in self._policy(items[0]):
                 with attempt:
                     found = await self._call(lambda: self.target.lookup(external_ids))
-        except _Stopped:
+        except SendingStopped:
             return []
         except FatalError as error:
             self._abort(error)
             return []
-        except _OutageTooLong as outage:
+        except OutageTooLong as outage:
             self._abort(self._unavailable(outage.error))
             return []
         except ApiError as error:
@@ -631,12 +591,12 @@ class Sender(PacedRequests):
                 async for attempt in self._policy(items[0]):
                     with attempt:
                         found = await self._call(lambda: self.target.find_references(missing))
-            except _Stopped:
+            except SendingStopped:
                 return []
             except FatalError as error:
                 self._abort(error)
                 return []
-            except _OutageTooLong as outage:
+            except OutageTooLong as outage:
                 self._abort(self._unavailable(outage.error))
                 return []
             except ApiError as error:
@@ -673,12 +633,12 @@ class Sender(PacedRequests):
             async for attempt in self._policy(item):
                 with attempt:
                     await self._call(lambda: self.target.get(engagement_id))
-        except _Stopped:
+        except SendingStopped:
             return None
         except FatalError as error:
             self._abort(error)
             return None
-        except _OutageTooLong as outage:
+        except OutageTooLong as outage:
             self._abort(self._unavailable(outage.error))
             return None
         except PermanentError:
@@ -790,12 +750,12 @@ class Sender(PacedRequests):
                             self.target.replace_contacts, engagement_id, item.contact_ids
                         )
                     )
-        except _Stopped:
+        except SendingStopped:
             return
         except FatalError as error:
             self._abort(error)
             return
-        except _OutageTooLong as outage:
+        except OutageTooLong as outage:
             self._abort(self._unavailable(outage.error))
             return
         except ApiError as error:

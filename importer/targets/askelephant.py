@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-from importer import defaults
-from importer.errors import IntegrityProblem, TransientError, UsageError
+from importer.errors import IntegrityProblem, TransientError
 from importer.rows import contract
+from importer.settings import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT
 from importer.targets.base import CreateResult, GetResult, Lookup, References
 from importer.targets.http import (
     Answer,
     HintListener,
+    build_timeout,
+    check_base_url,
     classify,
     open_client,
     scrub,
@@ -23,40 +24,6 @@ from importer.targets.http import (
     scrub_value,
     send_request,
 )
-
-
-def check_base_url(base_url: str, example: str = contract.PRODUCTION_BASE_URL) -> str:
-    """Refuse a base URL that would send the key in clear text, or is not a URL at all."""
-    try:
-        parts = urlsplit(base_url.strip())
-        parts.port  # noqa: B018 - a malformed port raises here
-    except ValueError as error:
-        raise UsageError(f"--base-url {base_url!r} is not a valid URL ({error})") from None
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise UsageError(f"--base-url {base_url!r} is not an http(s) URL, e.g. {example}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise UsageError(
-            f"--base-url {base_url!r} uses http: the API key would travel in clear text. "
-            "Use https (plain http is allowed only for a loopback address such as the sandbox)."
-        )
-    return base_url.strip().rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def build_timeout(read_timeout: float = defaults.READ_TIMEOUT) -> httpx.Timeout:
-    """Connect fast, but give the server time to fetch the media during create.
-
-    The read timeout is also each request's overall deadline (see ``AskElephantTarget``).
-    """
-    return httpx.Timeout(connect=10.0, read=read_timeout, write=60.0, pool=None)
 
 
 class AskElephantTarget:
@@ -78,14 +45,14 @@ class AskElephantTarget:
         api_key: str,
         *,
         timeout: httpx.Timeout | None = None,
-        max_connections: int = defaults.CONCURRENCY,
+        max_connections: int = DEFAULT_CONCURRENCY,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = check_base_url(base_url)
         self._key = api_key
         self.on_rate_hint: HintListener | None = None
         timeout = timeout or build_timeout()
-        self._deadline = timeout.read or defaults.READ_TIMEOUT
+        self._deadline = timeout.read or DEFAULT_READ_TIMEOUT
         self._client = open_client(
             self.base_url,
             api_key,
@@ -136,10 +103,15 @@ class AskElephantTarget:
             response.status_code, body, scrub(new_etag, self._key) if new_etag else etag
         )
 
+    @property
+    def is_production(self) -> bool:
+        """Whether this is AskElephant's production API."""
+        return urlsplit(self.base_url).hostname == urlsplit(contract.PRODUCTION_BASE_URL).hostname
+
     async def check_access(self) -> None:
         """One cheap authenticated GET (an engagement id that cannot exist): raises the
         API's error; 404 means the key was accepted."""
-        from importer.send.launch import access_check_path
+        from importer.targets.askelephant import access_check_path
 
         response = await self._send("GET", access_check_path())
         if response.status_code != 404:
@@ -218,3 +190,12 @@ def usable_etag(value: str | None) -> str | None:
     if value is None or len(value) > ETAG_MAX or not value.isascii() or not value.isprintable():
         return None
     return value
+
+
+ACCESS_CHECK_ID = "engagement-importer-access-check"
+"""An engagement id no workspace holds: the check's GET answers 404 to a valid key."""
+
+
+def access_check_path() -> str:
+    """The path the check reads: an engagement id that cannot exist."""
+    return f"/v2/engagements/{quote(ACCESS_CHECK_ID, safe='')}"

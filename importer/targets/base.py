@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from importer.send.pacing import RateHint
+from importer.targets.http import RateHint
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,23 @@ class Target(Protocol):
 
     label: str
     """The target's name in messages (``AskElephant``, ``DevRev``)."""
+    base_url: str
+    """Where requests go, already checked (https, or http on loopback)."""
     creates_idempotently: bool
     """True when create answers the existing engagement for a known id (no lookup needed)."""
     on_rate_hint: Callable[[RateHint], None] | None
     """Told each answer's ``X-RateLimit-*`` hint; the sender sets it to its pacer's."""
     references: References | None
     """A payload field to resolve before creating (DevRev's ``parent``); None: nothing."""
+
+    @property
+    def is_production(self) -> bool:
+        """Whether the base URL is the vendor's production API (a big run asks first)."""
+        ...
+
+    async def check_access(self) -> None:
+        """One cheap authenticated request; raises the API's error for a refused key."""
+        ...
 
     async def create(self, payload: dict[str, Any]) -> CreateResult:
         """Create an engagement; a target without idempotency looks up after an unsure answer."""

@@ -31,7 +31,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from importer import defaults
 from importer.errors import (
     ApiError,
     FatalError,
@@ -42,8 +41,7 @@ from importer.errors import (
     ServerUnavailable,
     TransientError,
 )
-from importer.send.pacing import reset_seconds
-from importer.targets.askelephant import build_timeout, check_base_url
+from importer.settings import DEFAULT_CONCURRENCY
 from importer.targets.base import (
     CreateResult,
     GetResult,
@@ -55,9 +53,12 @@ from importer.targets.devrev_fields import is_devrev_parent
 from importer.targets.http import (
     Answer,
     HintListener,
+    build_timeout,
+    check_base_url,
     open_client,
     parse_problem,
     parse_retry_after,
+    reset_seconds,
     scrub_error,
     send_request,
 )
@@ -154,7 +155,7 @@ class DevRevTarget:
         api_key: str,
         *,
         timeout: httpx.Timeout | None = None,
-        max_connections: int = defaults.CONCURRENCY,
+        max_connections: int = DEFAULT_CONCURRENCY,
         transport: httpx.AsyncBaseTransport | None = None,
         refs_per_lookup: int = REFS_PER_LOOKUP,
         page_limit: int = LOOKUP_PAGE_LIMIT,

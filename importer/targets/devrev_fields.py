@@ -31,15 +31,16 @@ import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
-from importer.rows.cells import InvalidCell, printable_text
+from importer.errors import InvalidCell
+from importer.rows.cells import printable_text
 from importer.rows.dates import parse_start_at
 from importer.rows.validate import (
     MappedRow,
     MappingOptions,
     TranscriptReader,
-    _external_id,
-    _transcript,
     begin_row,
+    prefixed_external_id,
+    read_transcript_field,
 )
 
 FIELDS = (
@@ -137,7 +138,7 @@ def map_row(
     source_system = values["source_system"].strip() or (options.source_system or "")
     if not source_system and options.prefix is None:
         checker.fail("source_system", "required", "is blank; pass --source-system or fill it")
-    external_id = _external_id(values["id"], source_system, options, checker)
+    external_id = prefixed_external_id(values["id"], source_system, options, checker)
     payload["external_ref"] = external_id
 
     link_field = "external_url" if values["external_url"].strip() else "media_url"
@@ -152,7 +153,7 @@ def map_row(
     if description:
         payload["description"] = description
     else:
-        transcript = _transcript(values, read_transcript, checker)
+        transcript = read_transcript_field(values, read_transcript, checker)
         if transcript.strip():
             payload["description"] = excerpt(transcript.strip(), TRANSCRIPT_EXCERPT_CHARS)
 

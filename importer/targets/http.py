@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import ipaddress
 import json
 import math
 import time
@@ -16,23 +17,23 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from importer import __version__
 from importer.errors import (
+    AnswerTooLarge,
     ApiError,
     FatalError,
     PermanentError,
     RateLimited,
     ServerUnavailable,
     TransientError,
+    UsageError,
 )
 from importer.rows import contract
-from importer.send.pacing import RateHint, rate_hint
-
-HintListener = Callable[[RateHint], None]
-"""Told each answer's ``X-RateLimit-*`` hint: the sender's pacer (``Pacer.hinted``)."""
+from importer.settings import DEFAULT_READ_TIMEOUT
 
 
 def open_client(
@@ -159,10 +160,6 @@ def scrub_error(error: ApiError, api_key: str) -> ApiError:
 
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
 """The largest answer body read (compressed or not); an engagement is kilobytes."""
-
-
-class AnswerTooLarge(TransientError):
-    """The body passed ``MAX_ANSWER_BYTES``: read no further, keep nothing of it."""
 
 
 @dataclass(frozen=True)
@@ -350,3 +347,86 @@ def _redirect(status: int, headers: Mapping[str, str]) -> FatalError:
 def _request_id(problem: dict[str, Any], headers: Mapping[str, str]) -> str | None:
     value = problem.get("request_id") or headers.get("x-request-id")
     return str(value) if value else None
+
+
+RESET_IS_EPOCH_ABOVE = 1_000_000_000
+"""An ``X-RateLimit-Reset`` above this is a Unix time; below, seconds from now."""
+
+
+@dataclass(frozen=True)
+class RateHint:
+    """What one answer said about the rate window: requests left, seconds until it resets."""
+
+    remaining: int
+    reset_seconds: float
+    limit: int | None = None
+
+
+HintListener = Callable[[RateHint], None]
+"""Told each answer's ``X-RateLimit-*`` hint: the sender's pacer (``Pacer.hinted``)."""
+
+
+def reset_seconds(value: str | None, wall_now: float) -> float | None:
+    """Seconds until the window resets: a Unix time or a number of seconds, either way."""
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    if number > RESET_IS_EPOCH_ABOVE:
+        number -= wall_now
+    return max(0.0, number)
+
+
+def rate_hint(headers: Mapping[str, str], wall_now: float) -> RateHint | None:
+    """The hint an answer's headers carry, or None without both Remaining and Reset."""
+    remaining = _integer(headers.get("x-ratelimit-remaining"))
+    wait = reset_seconds(headers.get("x-ratelimit-reset"), wall_now)
+    if remaining is None or wait is None:
+        return None
+    return RateHint(max(0, remaining), wait, _integer(headers.get("x-ratelimit-limit")))
+
+
+def _integer(value: str | None) -> int | None:
+    try:
+        number = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return int(number) if math.isfinite(number) else None
+
+
+def check_base_url(base_url: str, example: str = contract.PRODUCTION_BASE_URL) -> str:
+    """Refuse a base URL that would send the key in clear text, or is not a URL at all."""
+    try:
+        parts = urlsplit(base_url.strip())
+        parts.port  # noqa: B018 - a malformed port raises here
+    except ValueError as error:
+        raise UsageError(f"--base-url {base_url!r} is not a valid URL ({error})") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UsageError(f"--base-url {base_url!r} is not an http(s) URL, e.g. {example}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise UsageError(
+            f"--base-url {base_url!r} uses http: the API key would travel in clear text. "
+            "Use https (plain http is allowed only for a loopback address such as the sandbox)."
+        )
+    return base_url.strip().rstrip("/")
+
+
+def build_timeout(read_timeout: float = DEFAULT_READ_TIMEOUT) -> httpx.Timeout:
+    """Connect fast, but give the server time to fetch the media during create.
+
+    The read timeout is also each request's overall deadline (see ``AskElephantTarget``).
+    """
+    return httpx.Timeout(connect=10.0, read=read_timeout, write=60.0, pool=None)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

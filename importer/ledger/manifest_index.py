@@ -7,6 +7,7 @@ before the first request, and to count what is ahead. It is gone when the ledger
 
 Beside it, the spool keeps pass one's mapped rows, a compressed batch per record, so that
 planning reads them back instead of reading and validating the manifest a second time.
+The planner reads what these queries find as plain values (``RecordingMatch``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from importer.ledger import Ledger, now_iso
-from importer.ledger.db import UNFINISHED
-from importer.plan.recordings import KnownRecording, prefix_of
+from importer.ledger import Ledger
+from importer.ledger.db import IMPORTED, UNFINISHED, now_iso
+from importer.outcomes import Status
 from importer.rows.validate import MappedRow
 
 
@@ -50,6 +51,18 @@ class PrefixChange:
     first_row: int
     old_external_id: str
     new_external_id: str
+
+
+@dataclass(frozen=True)
+class RecordingMatch:
+    """A row whose recording is already under another external_id."""
+
+    external_id: str
+    source_id: str
+    same_source_id: str | None
+    """Imported under another prefix: same source id and media URL (None: not so)."""
+    same_media: str | None
+    """Imported, or earlier in this manifest, with the same media URL."""
 
 
 class ManifestIndex:
@@ -112,9 +125,9 @@ class ManifestIndex:
             " substr(i.external_id, 1, length(i.external_id) - length(i.source_id)) AS new_prefix"
             " FROM temp.manifest_index i JOIN engagements e ON e.media_url = i.media_url"
             " AND e.source_id = i.source_id AND e.external_id != i.external_id"
-            " AND e.status IN ('created', 'existing')"
+            f" AND e.status IN {IMPORTED}"
             " LEFT JOIN engagements own ON own.external_id = i.external_id"
-            " WHERE (own.external_id IS NULL OR own.status = 'pending')"
+            f" WHERE (own.external_id IS NULL OR own.status = '{Status.PENDING}')"
             " AND i.external_id NOT IN (SELECT external_id FROM temp.prefix_skip)) "
         )
         changes = []
@@ -134,17 +147,17 @@ class ManifestIndex:
             )
         return changes
 
-    def recordings_for(self, external_ids: Iterable[str]) -> dict[str, KnownRecording]:
-        """For these rows: where their recording already is under another external_id
-        (the ledger first, then an earlier row of this manifest)."""
+    def recording_matches(self, external_ids: Iterable[str]) -> list[RecordingMatch]:
+        """For these rows: other external_ids their recording is already under (the ledger
+        first, then an earlier row of this manifest); rows with none are left out."""
         ids = list(dict.fromkeys(external_ids))
         in_ledger = self._ledger_knows_recordings
         imported = (
             "(SELECT e.external_id FROM engagements e WHERE e.media_url = i.media_url "
-            "AND e.external_id != i.external_id AND e.status IN ('created', 'existing') {} "
+            "AND e.external_id != i.external_id AND e.status IN " + IMPORTED + " {} "
             "ORDER BY e.completed_at LIMIT 1)"
         )
-        found: dict[str, KnownRecording] = {}
+        found: list[RecordingMatch] = []
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -159,17 +172,15 @@ class ManifestIndex:
                 f"FROM temp.manifest_index i WHERE i.external_id IN ({marks})",
                 chunk,
             ):
-                external_id, source_id = row["external_id"], row["source_id"] or ""
-                if row["prefix_of"]:
-                    found[external_id] = KnownRecording(
-                        row["prefix_of"],
-                        prefix_changed=True,
-                        old_prefix=prefix_of(row["prefix_of"], source_id),
-                        new_prefix=prefix_of(external_id, source_id),
+                if row["prefix_of"] or row["imported_as"] or row["earlier"]:
+                    found.append(
+                        RecordingMatch(
+                            row["external_id"],
+                            row["source_id"] or "",
+                            row["prefix_of"],
+                            row["imported_as"] or row["earlier"],
+                        )
                     )
-                elif row["imported_as"] or row["earlier"]:
-                    other = row["imported_as"] or row["earlier"]
-                    found[external_id] = KnownRecording(other, prefix_changed=False)
         return found
 
     def _fill(self, table: str, external_ids: Iterable[str]) -> None:
@@ -217,13 +228,13 @@ class ManifestIndex:
                 "INSERT OR IGNORE INTO engagements (external_id, manifest, row_number, status, "
                 "transient, payload_hash, attempts, first_seen_at, updated_at, source_id, "
                 "media_url) "
-                "SELECT external_id, ?, MIN(row_number), 'pending', 0, payload_hash, 0, ?, ?, "
-                "source_id, media_url "
+                f"SELECT external_id, ?, MIN(row_number), '{Status.PENDING}', 0, payload_hash, "
+                "0, ?, ?, source_id, media_url "
                 "FROM temp.manifest_index WHERE external_id NOT IN "
                 "(SELECT external_id FROM temp.conflicting) GROUP BY external_id",
                 [manifest, stamp, stamp],
             )
-        return cursor.rowcount
+        return int(cursor.rowcount)
 
     def unfinished_after(self, row_number: int) -> dict[str, int]:
         """Indexed ids first seen after a row that the ledger holds pending or in flight."""
@@ -261,8 +272,8 @@ class ManifestIndex:
             )
         to_send = f"e.status IN {UNFINISHED}" if only_failed else "1"
         for row in self.db.query(
-            "SELECT CASE WHEN e.status IN ('created', 'existing') THEN 'already imported' "
-            "WHEN e.status = 'failed' AND e.transient = 0 AND NOT :permanent "
+            f"SELECT CASE WHEN e.status IN {IMPORTED} THEN 'already imported' "
+            f"WHEN e.status = '{Status.FAILED}' AND e.transient = 0 AND NOT :permanent "
             "AND i.payload_hash = COALESCE(e.sent_hash, e.payload_hash) THEN 'failed before' "
             f"WHEN {to_send} THEN 'to send' ELSE 'other' END AS kind, "
             "COUNT(DISTINCT i.external_id) AS n "
