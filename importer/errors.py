@@ -17,12 +17,15 @@
     │   │   ├── ServerUnavailable no answer, or 5xx: counts towards an outage
     │   │   │   ├── NoAnswerInTime the read timeout passed with nothing heard
     │   │   │   └── Unreachable   no connection could be made: the request never left
-    │   │   └── AnswerTooLarge    a body past the size cap, read no further
+    │   │   ├── AnswerTooLarge    a body past the size cap, read no further
+    │   │   └── UnresolvedReference  no (or several) target objects hold the row's reference
     │   ├── PermanentError        the row itself is wrong: 400, 422 (never retried)
     │   │   ├── IntegrityProblem  the answer names another row or engagement (never recorded)
     │   │   └── RemoteDuplicate   the target holds several engagements under one external id
-    │   └── FatalError            the run cannot go on: 401, 403, 404 on create (exit 3)
-    │       └── HostUnreachable   the host cannot be reached before any create left
+    │   ├── FatalError            the run cannot go on: 401, 403, 404 on create (exit 3)
+    │   │   └── HostUnreachable   the host cannot be reached before any create left
+    │   ├── ListingUnbounded      a look-up's list did not end within its bound (exit 3)
+    │   └── InDoubt               a create may have been applied; not found yet: not resent
     └── RunAborted                the run stopped part-way: server unavailable (exit 3)
         └── LedgerFull            the ledger's disk is full: the run stopped (exit 3)
 
@@ -168,6 +171,22 @@ class RateLimited(TransientError):
         super().__init__(message, **kwargs)
 
 
+class UnresolvedReference(TransientError):
+    """The row names a target object by external reference (DevRev's ``parent``: a CRM
+    account id) that no object holds, or several do. Nothing was sent for the row; a later
+    run looks the value up again (the account may have been synced meanwhile)."""
+
+    def __init__(self, field: str, noun: str, value: str, found: list[str]) -> None:
+        self.field, self.value, self.found = field, value, found
+        if found:
+            held = f"{len(found)} {noun}s hold it as an external reference ({', '.join(found[:5])})"
+            fix = f"give the {noun}'s own id instead"
+        else:
+            held = f"no {noun} holds it as an external reference"
+            fix = f"give the {noun}'s own id, or sync the {noun} first, then run again"
+        super().__init__(f"{field} {value!r}: {held}; nothing was sent: {fix}")
+
+
 class ServerUnavailable(TransientError):
     """5xx, connection failures and timeouts: the server, not the row, is the problem."""
 
@@ -191,7 +210,14 @@ class PermanentError(ApiError):
 
 class IntegrityProblem(PermanentError):
     """The answer contradicts the request or the ledger: another external_id, or an
-    engagement id already recorded for another row. Never recorded as a success."""
+    engagement id already recorded for another row. Never recorded as a success.
+
+    ``engagement_id``: the engagement a ``201`` made anyway (kept with the failed row, and
+    looked up before any re-create of it)."""
+
+    def __init__(self, message: str, *, engagement_id: str | None = None, **kwargs: Any) -> None:
+        self.engagement_id = engagement_id
+        super().__init__(message, **kwargs)
 
 
 class RemoteDuplicate(PermanentError):
@@ -219,6 +245,26 @@ class HostUnreachable(FatalError):
         super().__init__(
             f"cannot reach {error.host}: {error}; no create was sent. Check the base URL "
             f"({base_url}) and the network, then run the same command again"
+        )
+
+
+class ListingUnbounded(ApiError):
+    """A look-up's list kept handing out pages past its bound (pages or seconds): the rows
+    it was to clear are not created (a missed page could hide their engagements); the run
+    stops, never retried."""
+
+
+class InDoubt(ApiError):
+    """A create whose answer was lost, not found by a look-up within the settling time: it
+    may still appear (a list catches up late), so it is not created again in this run."""
+
+    def __init__(self, external_id: str, seconds: float, settle_seconds: float) -> None:
+        self.external_id = external_id
+        super().__init__(
+            f"in doubt: a create of {external_id} may have been applied (its answer was lost) "
+            f"and a look-up {seconds:.0f} s later does not find it yet; it is not created "
+            f"again before {settle_seconds:g} s have passed (--settle-seconds): run again "
+            "later, or check with `importer reconcile`"
         )
 
 

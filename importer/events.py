@@ -71,6 +71,7 @@ PROBLEM_OUTCOMES: tuple[str, ...] = (
     Action.INVALID,
     Action.DUPLICATE,
     Outcome.FAILED,
+    Outcome.IN_DOUBT,
     FAILED_BEFORE,
     Action.CHANGED,
     Outcome.CONTACTS_FAILED,

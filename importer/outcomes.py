@@ -87,6 +87,9 @@ class Outcome(StrEnum):
     create was applied, its answer never recorded."""
     FAILED = "failed"
     """The server refused the row in this run, or it failed transiently past its retries."""
+    IN_DOUBT = "in doubt"
+    """A create that may have been applied (answer lost) and that a look-up does not find
+    yet: not created again until a look-up after the settling time (a later run)."""
     CHANGED = "changed since import"
     """A 200: AskElephant already held the engagement with other values."""
     CONTACTS_APPLIED = "contacts_applied"
@@ -102,6 +105,7 @@ SENT_OUTCOMES: tuple[Outcome, ...] = (
     Outcome.EXISTING_EARLIER,
     Outcome.CHANGED,
     Outcome.FAILED,
+    Outcome.IN_DOUBT,
 )
 """Rows a request was sent for, whatever came of it (progress bar, rows per second)."""
 
@@ -195,7 +199,8 @@ def exit_code_for(summary: RunSummary, on_change: str) -> int:
     """0 when every row is in AskElephant; 1 when some are not (or changed, if reported)."""
     planned, sent = summary.planned, summary.sent
     bad = planned[Action.INVALID] + planned[Action.DUPLICATE] + planned[Action.FAILED]
-    bad += sent[Outcome.FAILED] + sent[Outcome.CONTACTS_FAILED] + summary.not_in_manifest
+    bad += sent[Outcome.FAILED] + sent[Outcome.CONTACTS_FAILED] + sent[Outcome.IN_DOUBT]
+    bad += summary.not_in_manifest
     if on_change == "report":
         bad += planned[Action.CHANGED] + sent[Outcome.CHANGED]
     return EXIT_ROWS_FAILED if bad else EXIT_OK

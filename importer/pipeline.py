@@ -258,8 +258,14 @@ async def run_import(
                 # A target without idempotent creates (DevRev) is looked up first: rows it
                 # holds are recorded, not sent. In-flight rows of a crashed run are among them.
                 creates = await sender.look_up([i for i in stock.work if not i.contacts_only])
-                to_create = {item.external_id for item in creates}
-                work = [i for i in stock.work if i.contacts_only or i.external_id in to_create]
+                # Then each row's reference (DevRev's parent) becomes the target's own id.
+                creates = await sender.resolve_references(creates)
+                ready = {item.external_id: item for item in creates}
+                work = [
+                    i if i.contacts_only else ready[i.external_id]
+                    for i in stock.work
+                    if i.contacts_only or i.external_id in ready
+                ]
                 if not await _queue(sender, work):
                     break
                 await asyncio.sleep(0)  # let workers run between batches

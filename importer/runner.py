@@ -388,9 +388,12 @@ def init_mapping(
     *,
     force: bool,
     answers: InitAnswers | None = None,
+    target: str = DEFAULT_TARGET,
 ) -> tuple[list[str], int]:
     """``importer init``: write a mapping guessed from the manifest; what was found, said,
-    and the exit code (2 when no column can be the id)."""
+    and the exit code (2 when no column can be the id).
+
+    ``target`` picks the field table: DevRev's also proposes the CRM's account column."""
     answers = answers or InitAnswers()
     if out.exists() and not force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
@@ -398,7 +401,11 @@ def init_mapping(
     source = SourceOptions(
         delimiter=delimiter_option(delimiter), encoding=encoding_option(encoding), sheet=sheet
     )
-    guess = dataclasses.replace(propose_mapping(manifest, source), date_order=answers.date_order)
+    kind = target_kind(target)
+    guess = dataclasses.replace(
+        propose_mapping(manifest, source, kind.fields, kind.required),
+        date_order=answers.date_order,
+    )
     if answers.source_system and "source_system" not in guess.columns:
         guess = dataclasses.replace(
             guess,

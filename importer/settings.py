@@ -39,6 +39,10 @@ DEFAULT_CONCURRENCY = 8
 """Requests in flight at once (create, verify GETs, media preflight)."""
 DEFAULT_MAX_ATTEMPTS = 6
 """Attempts per request before a transient failure is left for a later run."""
+DEFAULT_SETTLE_SECONDS = 60.0
+"""A target whose create is not idempotent (DevRev): seconds after a create whose answer
+was lost before a look-up that does not find it may be believed (a list catches up late);
+until then the row is ``in doubt`` and not created again."""
 DEFAULT_READ_TIMEOUT = 300.0
 """Seconds to wait for an answer: AskElephant fetches the media during the create."""
 DEFAULT_VERIFY_TIMEOUT = 600.0
@@ -242,6 +246,9 @@ class SendSettings:
     """After a stop, how long requests already in flight are given to finish."""
     rows_per_slot: int = 4
     """Rows in progress per request slot: the others wait out a Retry-After or a back-off."""
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    """A target whose create is not idempotent: a row whose create may have been applied is
+    created again only after a look-up this long after the attempt finds nothing."""
     outcome_interval: float = 0.05
     """Seconds an outcome may wait to be committed with others (the in-flight mark never
     waits): a crash loses at most these, whose rows stay in_flight and are re-sent safely."""
@@ -322,6 +329,7 @@ class ApiChoices:
     rate: float | None = None
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     read_timeout: float = DEFAULT_READ_TIMEOUT
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
 
     def send_settings(self) -> SendSettings:
         """How hard and how fast the workers send."""
@@ -329,6 +337,7 @@ class ApiChoices:
             concurrency=self.concurrency,
             rate=self.rate,
             retry=RetrySettings(max_attempts=self.max_attempts),
+            settle_seconds=self.settle_seconds,
         )
 
     def retry_settings(self) -> RetrySettings:

@@ -27,6 +27,8 @@ import httpx
 import pytest
 
 SANDBOX_KEY = "sk-apik_test.TESTSECRET123"
+DEVREV_CRM_ACCOUNT = "001ACME000001"
+"""The CRM account id the session sandbox's one DevRev account was synced from (ACC-1)."""
 STARTUP_TIMEOUT_SECONDS = 20.0
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -217,7 +219,9 @@ class SandboxProcess:
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[SandboxProcess]:
     """One sandbox for the session: fast processing, the default key with every scope."""
-    server = SandboxProcess("--processing-seconds", "0.5").start()
+    server = SandboxProcess(
+        "--processing-seconds", "0.5", "--devrev-account", DEVREV_CRM_ACCOUNT
+    ).start()
     yield server
     server.close()
 

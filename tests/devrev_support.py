@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import sqlite3
 from collections import Counter
@@ -14,13 +15,25 @@ from importer.outcomes import RunSummary
 from importer.rows.mapping import load_mapping
 from importer.rows.validate import MappingOptions
 from importer.runner import import_manifest, target_factory
-from importer.settings import ImportSettings, SendSettings
+from importer.settings import ImportSettings, PlanOptions, SendSettings
+from importer.targets.devrev import DevRevTarget
 from importer.targets.registry import TARGETS
-from tests.conftest import SANDBOX_KEY, SandboxProcess
+from tests.conftest import DEVREV_CRM_ACCOUNT, SANDBOX_KEY, SandboxProcess
 
 DEVREV = TARGETS["devrev"]
 MEMBER = "don:identity:dvrv-us-1:devo/0:devu/1"
-DEVREV_COLUMNS = ["id", "type", "title", "start_at", "members", "media_url", "source_system"]
+DEVREV_COLUMNS = [
+    "id",
+    "type",
+    "title",
+    "parent",
+    "start_at",
+    "members",
+    "media_url",
+    "source_system",
+]
+ACCOUNT_ID = "don:core:dvrv-us-1:devo/sandbox:account/1"
+"""The account the sandbox's seeded CRM account id (``DEVREV_CRM_ACCOUNT``) resolves to."""
 
 
 def devrev_row(n: int, **changes: str) -> dict[str, str]:
@@ -29,6 +42,7 @@ def devrev_row(n: int, **changes: str) -> dict[str, str]:
         "id": f"rec-{n}",
         "type": "CALL" if n % 2 else "MEETING",
         "title": f"Call number {n}",
+        "parent": DEVREV_CRM_ACCOUNT,
         "start_at": f"2024-03-{1 + n % 28:02d}T10:{n % 60:02d}:00Z",
         "members": MEMBER,
         "media_url": f"https://media.example.com/calls/{n}.mp3",
@@ -45,6 +59,12 @@ def write_devrev_manifest(path: Path, count: int, start: int = 1) -> Path:
         writer.writeheader()
         writer.writerows(devrev_row(n) for n in range(start, start + count))
     return path
+
+
+def add_account(sandbox: SandboxProcess, *external_refs: str) -> dict[str, Any]:
+    """One more DevRev account in the sandbox, synced from these CRM ids (until a reset)."""
+    body = {"external_refs": list(external_refs)}
+    return dict(sandbox._call("POST", "/_sandbox/devrev/accounts", json=body)["account"])
 
 
 def devrev_engagements(sandbox: SandboxProcess) -> list[dict[str, Any]]:
@@ -71,21 +91,33 @@ def ledger_rows(ledger: Path) -> dict[str, dict[str, Any]]:
         return {row["external_id"]: dict(row) for row in rows}
 
 
-def import_devrev(sandbox: SandboxProcess, manifest: Path, ledger: Path) -> RunSummary:
-    """One in-process DevRev import of the manifest (batches of 10, 4 workers)."""
+def import_devrev(
+    sandbox: SandboxProcess,
+    manifest: Path,
+    ledger: Path,
+    *,
+    send: SendSettings | None = None,
+    plan: PlanOptions | None = None,
+    **target_options: Any,
+) -> RunSummary:
+    """One in-process DevRev import of the manifest (batches of 10, 4 workers).
+
+    ``target_options`` build the DevRev target with them (e.g. ``max_pages``)."""
     columns = load_mapping(None, DEVREV.fields, DEVREV.required)
     settings = ImportSettings(
         manifest=manifest,
         mapping=MappingOptions(columns=columns, row_mapper=DEVREV.row_mapper),
-        send=SendSettings(concurrency=4),
+        send=send or SendSettings(concurrency=4),
+        plan=plan or PlanOptions(),
         batch_size=10,
     )
+    factory = target_factory(DEVREV, sandbox.base_url, SANDBOX_KEY, concurrency=4, read_timeout=10)
+    if target_options:
+        factory = functools.partial(DevRevTarget, sandbox.base_url, SANDBOX_KEY, **target_options)
     return import_manifest(
         settings,
         ledger_path=ledger,
-        target_factory=target_factory(
-            DEVREV, sandbox.base_url, SANDBOX_KEY, concurrency=4, read_timeout=10
-        ),
+        target_factory=factory,
         reporter=JsonReporter(io.StringIO()),
         command="run",
         options={"target": "devrev"},

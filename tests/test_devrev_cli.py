@@ -10,6 +10,8 @@ import httpx
 
 from tests.conftest import SANDBOX_KEY, SandboxProcess
 from tests.devrev_support import (
+    ACCOUNT_ID,
+    add_account,
     create_requests,
     devrev_engagements,
     per_ref,
@@ -63,6 +65,7 @@ def test_run_status_report_verify_and_reconcile_with_target_devrev(
     ).raise_for_status()
     copy = {
         "title": "again",
+        "parent": "ACC-1",
         "scheduled_date": "2024-03-01T00:00:00Z",
         "members": ["DEVU-1"],
         "external_ref": "crm:rec-5",
@@ -184,7 +187,49 @@ def test_retry_reads_the_manifest_with_the_devrev_field_table_again(
     sandbox.set_faults(fail_rate=0.0)
     api = ("--ledger", str(ledger), "--base-url", sandbox.base_url, "--no-progress")
     # Without --target, retry goes where the ledger's runs went, and says so.
-    retried = run_cli(["retry", *api], **DEVREV_ENV)
+    # The 500s said nothing was stored: no list to wait for (else the rows stay in doubt).
+    retried = run_cli(["retry", *api, "--settle-seconds", "0"], **DEVREV_ENV)
     assert retried.exit_code == 0, retried.output
     assert f"Target of the last run (#1): {sandbox.base_url} (devrev)" in retried.stderr
     assert len(per_ref(sandbox)) == 3 and set(per_ref(sandbox).values()) == {1}
+
+
+SALESFORCE_TASKS = (
+    "Id,Subject,AccountId,ActivityDate,Recording_URL__c,TaskSubtype\n"
+    "00T1,Discovery,001ACME000001,2024-03-05 10:00,https://media.example.com/1.mp3,Call\n"
+    "00T2,Demo,001GLOBEX,2024-03-06 11:00,https://media.example.com/2.mp3,Call\n"
+)
+
+
+def test_init_for_devrev_proposes_the_account_column_and_its_mapping_imports(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "tasks.csv"
+    manifest.write_text(SALESFORCE_TASKS, encoding="utf-8")
+    mapping = tmp_path / "devrev.toml"
+    result = run_cli(["init", str(manifest), "--target", "devrev", "--out", str(mapping)])
+    assert result.exit_code == 0, result.output
+    assert "mapped:  parent <- 'AccountId'" in result.output
+    text = mapping.read_text(encoding="utf-8")
+    assert 'parent = "AccountId"' in text and "participants" not in text
+    assert '# members = "..."   # not found (optional)' in text
+
+    globex = add_account(sandbox, "001GLOBEX")["id"]
+    args = run_args(manifest, tmp_path / "l.db", sandbox, "--target", "devrev")
+    imported = devrev([*args, "--mapping", str(mapping), "--source-system", "salesforce"])
+    assert imported.exit_code == 0, imported.output
+    filed = {e["external_ref"]: e["parent"]["id"] for e in devrev_engagements(sandbox)}
+    assert filed == {"salesforce:00T1": ACCOUNT_ID, "salesforce:00T2": globex}
+
+
+def test_init_for_devrev_says_when_no_column_holds_the_account(tmp_path: Path) -> None:
+    manifest = tmp_path / "tasks.csv"
+    manifest.write_text("Id,Subject\n00T1,Discovery\n", encoding="utf-8")
+    out = tmp_path / "devrev.toml"
+    result = run_cli(["init", str(manifest), "--target", "devrev", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "missing: parent (required: map the CRM's account id column" in result.output
+    assert '# parent = "..."   # not found (required)' in out.read_text(encoding="utf-8")
+    # Without --target, AskElephant's table: no parent, the account column unused.
+    plain = run_cli(["init", str(manifest), "--out", str(tmp_path / "a.toml")])
+    assert "parent" not in plain.output

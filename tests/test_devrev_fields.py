@@ -12,9 +12,10 @@ from importer.rows.mapping import load_mapping
 from importer.rows.validate import InvalidCell, MappedRow, MappingOptions
 from importer.targets import devrev_fields
 from importer.targets.devrev_fields import (
-    DESCRIPTION_MAX_CHARS,
     EXCERPT_MARK,
+    TRANSCRIPT_EXCERPT_CHARS,
     excerpt,
+    is_devrev_parent,
     map_row,
     parse_engagement_type,
     parse_members,
@@ -25,6 +26,7 @@ VALID: dict[str, str] = {
     "id": "00T1",
     "type": "CALL",
     "title": "Discovery call",
+    "parent": "001A000001",
     "start_at": "2024-03-05 14:30",
     "members": MEMBER,
     "media_url": "https://media.example.com/calls/1.mp3",
@@ -49,6 +51,7 @@ def test_a_valid_row_becomes_an_engagements_create_body() -> None:
     assert row.external_id == "salesforce:00T1"
     assert row.payload == {
         "title": "Discovery call",
+        "parent": "001A000001",
         "scheduled_date": "2024-03-05T13:30:00+00:00",
         "engagement_type": "call",
         "members": [MEMBER],
@@ -85,10 +88,9 @@ def test_members_from_the_mapping_defaults(tmp_path: Path) -> None:
     assert row.payload is not None and row.payload["members"] == ["DEVU-1", "DEVU-2"]
 
 
-def test_members_missing_says_how_to_give_them() -> None:
+def test_members_are_optional_and_left_out_when_blank() -> None:
     row = mapped(members=" ")
-    assert row.errors[0].column == "members"
-    assert "[defaults] members" in row.errors[0].message
+    assert row.errors == () and row.payload is not None and "members" not in row.payload
 
 
 def test_members_are_deduplicated_and_checked() -> None:
@@ -118,18 +120,24 @@ def test_a_bad_link_blames_the_column_it_came_from() -> None:
     assert [(e.column, e.rule) for e in row.errors] == [("media_url", "invalid_url")]
 
 
-def test_description_from_its_column_within_the_limit() -> None:
-    assert mapped(description="Pricing talk").payload["description"] == "Pricing talk"  # type: ignore[index]
-    row = mapped(description="x" * (DESCRIPTION_MAX_CHARS + 1))
-    assert [(e.column, e.rule) for e in row.errors] == [("description", "too_long")]
+def test_description_from_its_column_has_no_length_limit() -> None:
+    # DevRev publishes no limit: a long description is sent whole, DevRev judges it.
+    long = "x" * 50_000
+    assert mapped(description=long).payload["description"] == long  # type: ignore[index]
+
+
+def test_title_has_no_length_limit() -> None:
+    title = "t" * 500
+    row = mapped(title=title)
+    assert row.errors == () and row.payload is not None and row.payload["title"] == title
 
 
 def test_description_falls_back_to_a_transcript_excerpt() -> None:
-    transcript = "word " * (DESCRIPTION_MAX_CHARS // 2)
+    transcript = "word " * (TRANSCRIPT_EXCERPT_CHARS // 2)
     row = mapped(transcript_path="t.txt", read=lambda path: transcript)
     assert row.payload is not None
     description = row.payload["description"]
-    assert len(description) <= DESCRIPTION_MAX_CHARS and description.endswith(EXCERPT_MARK)
+    assert len(description) <= TRANSCRIPT_EXCERPT_CHARS and description.endswith(EXCERPT_MARK)
     assert transcript.startswith(description.removesuffix(EXCERPT_MARK))
 
 
@@ -137,9 +145,39 @@ def test_excerpt_keeps_short_text_whole() -> None:
     assert excerpt("short", 10) == "short"
 
 
-def test_title_and_start_are_required() -> None:
-    row = mapped(title="", start_at="")
-    assert sorted(e.column for e in row.errors) == ["start_at", "title"]
+def test_title_and_parent_are_required() -> None:
+    row = mapped(title="", parent=" ")
+    assert sorted(e.column for e in row.errors) == ["parent", "title"]
+    parent = next(e for e in row.errors if e.column == "parent")
+    assert "[defaults] parent" in parent.message
+
+
+def test_start_is_optional_and_left_out_when_blank() -> None:
+    row = mapped(start_at="")
+    assert row.errors == () and row.payload is not None and "scheduled_date" not in row.payload
+
+
+def test_parent_from_the_mapping_defaults(tmp_path: Path) -> None:
+    mapping = tmp_path / "devrev.toml"
+    mapping.write_text('[defaults]\nparent = "ACC-12"\n', encoding="utf-8")
+    row = mapped(options=devrev_options(mapping), parent="")
+    assert row.payload is not None and row.payload["parent"] == "ACC-12"
+
+
+@pytest.mark.parametrize(
+    ("value", "native"),
+    [
+        ("ACC-12345", True),
+        ("OPP-7", True),
+        ("don:core:dvrv-us-1:devo/0:account/12", True),
+        ("don:core:dvrv-us-1:devo/0:opportunity/abc", True),
+        ("001A000001XyZ", False),  # a Salesforce account id
+        ("don:core:dvrv-us-1:devo/0:engagement/3", False),  # not an account
+        ("acc-12", False),
+    ],
+)
+def test_a_devrev_parent_is_told_from_a_crm_account_id(value: str, native: bool) -> None:
+    assert is_devrev_parent(value) is native
 
 
 def test_the_external_ref_is_prefixed_as_for_askelephant() -> None:
@@ -149,7 +187,8 @@ def test_the_external_ref_is_prefixed_as_for_askelephant() -> None:
 
 def test_required_columns_follow_the_devrev_table(tmp_path: Path) -> None:
     columns = devrev_options().columns
-    assert "members" in columns.required and "media_url" not in columns.required
+    assert "parent" in columns.required and "title" in columns.required
+    assert "members" not in columns.required and "media_url" not in columns.required
     assert columns.unused_columns(["id", "members", "participants"]) == ["participants"]
 
 

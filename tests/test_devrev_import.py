@@ -14,6 +14,7 @@ import pytest
 
 from importer.errors import LedgerError
 from importer.ledger import Ledger
+from importer.settings import SendSettings
 from importer.targets.registry import TARGETS
 from tests.conftest import SANDBOX_KEY, SandboxProcess
 from tests.devrev_support import (
@@ -54,11 +55,12 @@ def test_dropped_and_failed_creates_end_with_one_engagement_per_ref(
     sandbox.set_faults(drop_after_commit_rate=0.3, fail_rate=0.3)
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 40)
     ledger = tmp_path / "ledger.db"
+    send = SendSettings(concurrency=4, settle_seconds=0)  # the list does not lag here
     for _ in range(5):
-        if import_devrev(sandbox, manifest, ledger).exit_code == 0:
+        if import_devrev(sandbox, manifest, ledger, send=send).exit_code == 0:
             break
     sandbox.set_faults(drop_after_commit_rate=0.0, fail_rate=0.0)
-    assert import_devrev(sandbox, manifest, ledger).exit_code == 0
+    assert import_devrev(sandbox, manifest, ledger, send=send).exit_code == 0
     assert len(per_ref(sandbox)) == 40 and set(per_ref(sandbox).values()) == {1}
     rows = ledger_rows(ledger)
     assert {r["status"] for r in rows.values()} <= {"created", "existing"}
@@ -93,6 +95,7 @@ def test_a_duplicate_on_the_server_is_reported_not_picked(
     headers = {"Authorization": f"Bearer {SANDBOX_KEY}"}
     body = {
         "title": "made by hand",
+        "parent": "ACC-1",
         "scheduled_date": "2024-01-01T00:00:00Z",
         "members": [MEMBER],
         "external_ref": "crm:rec-2",

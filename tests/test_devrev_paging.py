@@ -7,6 +7,7 @@ again; a re-run creates nothing.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -34,6 +35,7 @@ def test_rows_found_on_later_pages_are_existing_not_created_again(
         for ref in already:
             body = {
                 "title": "made before the import",
+                "parent": "ACC-1",
                 "scheduled_date": "2024-01-01T00:00:00Z",
                 "members": [MEMBER],
                 "external_ref": ref,
@@ -72,3 +74,23 @@ def test_a_page_size_below_one_is_refused(sandbox: SandboxProcess) -> None:
     with httpx.Client(base_url=sandbox.base_url, headers=headers) as client:
         answer = client.post("/_sandbox/faults", json={"list_page_size": 0})
     assert answer.status_code == 422 and "list_page_size" in answer.text
+
+
+def test_a_list_that_pages_past_its_bound_stops_the_run_creating_nothing(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_devrev_manifest(tmp_path / "calls.csv", 8)
+    ledger = tmp_path / "ledger.db"
+    assert import_devrev(sandbox, manifest, ledger).exit_code == 0
+    with sqlite3.connect(ledger) as db:  # as if a crash left them: each is looked up
+        db.execute("UPDATE engagements SET status = 'in_flight'")
+    sandbox.set_faults(list_page_size=1)
+    try:
+        creates = create_requests(sandbox)
+        summary = import_devrev(sandbox, manifest, ledger, max_pages=3)
+    finally:
+        sandbox.set_faults(list_page_size=None)
+    assert summary.exit_code == 3
+    assert "engagements.list was still handing out pages after 3" in str(summary.stop_reason)
+    assert create_requests(sandbox) == creates
+    assert {r["status"] for r in ledger_rows(ledger).values()} == {"in_flight"}

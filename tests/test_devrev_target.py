@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -14,9 +16,12 @@ from importer.errors import (
     PermanentError,
     RateLimited,
     ServerUnavailable,
+    TransientError,
 )
+from importer.settings import RetrySettings, SendSettings
 from importer.targets.devrev import DevRevTarget, classify
 from importer.targets.http import reset_seconds
+from tests.devrev_support import import_devrev, write_devrev_manifest
 
 
 def body(document: object) -> bytes:
@@ -28,6 +33,8 @@ def test_good_answers_are_accepted_per_operation() -> None:
     assert classify(201, {}, created, operation="create") is None
     assert classify(200, {}, body({"engagements": []}), operation="list") is None
     assert classify(200, {}, body({"engagements": []}), operation="create") is not None
+    assert classify(200, {}, body({"accounts": []}), operation="accounts") is None
+    assert classify(200, {}, body({"engagements": []}), operation="accounts") is not None
 
 
 def test_devrev_error_messages_are_kept() -> None:
@@ -57,6 +64,21 @@ def test_429_honours_retry_after_then_the_reset_header() -> None:
     assert isinstance(error, RateLimited) and error.retry_after == 12.0
 
 
+def test_429_honours_devrevs_retry_after_in_the_body() -> None:
+    refused = {"type": "too_many_requests", "message": "slow down", "retry_after": 9}
+    error = classify(429, {}, body(refused), operation="create")
+    assert isinstance(error, RateLimited) and error.retry_after == 9.0
+    assert str(error) == "HTTP 429 rate limited: slow down"
+    # The header, when both are there, is the one HTTP defines; the body beats the reset.
+    error = classify(429, {"retry-after": "2"}, body(refused), operation="list")
+    assert isinstance(error, RateLimited) and error.retry_after == 2.0
+    error = classify(429, {"x-ratelimit-reset": "30"}, body(refused), operation="accounts")
+    assert isinstance(error, RateLimited) and error.retry_after == 9.0
+    for useless in ("soon", None, True, [3]):
+        error = classify(429, {}, body({**refused, "retry_after": useless}), operation="list")
+        assert isinstance(error, RateLimited) and error.retry_after is None
+
+
 def test_reset_is_read_as_seconds_or_as_a_unix_time() -> None:
     assert reset_seconds("30", wall_now=1_700_000_000.0) == 30.0
     assert reset_seconds("1700000045", wall_now=1_700_000_000.0) == 45.0
@@ -80,3 +102,48 @@ def test_a_create_answered_with_another_external_ref_is_an_integrity_problem() -
 
     with pytest.raises(IntegrityProblem, match="'crm:other' for a create of 'crm:mine'"):
         asyncio.run(create())
+
+
+MALFORMED_PAGES = [
+    {"engagements": [], "next_cursor": {"page": 2}},
+    {"engagements": [], "next_cursor": ["2"]},
+    {"engagements": [{"id": "don:core:e/1", "external_ref": ["crm:1"]}], "next_cursor": None},
+    {"engagements": [{"id": {"n": 1}, "external_ref": "crm:1"}]},
+    {"engagements": ["crm:1"]},
+]
+
+
+@pytest.mark.parametrize("page", MALFORMED_PAGES)
+def test_a_malformed_list_answer_is_a_bad_answer_not_a_crash(page: dict[str, object]) -> None:
+    # The sandbox never answers these; a mock transport plays the broken server.
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=page))
+    target = DevRevTarget("https://api.devrev.ai", "token", transport=transport)
+
+    async def look() -> None:
+        try:
+            await target.lookup(["crm:1"])
+        finally:
+            await target.aclose()
+
+    with pytest.raises(TransientError):
+        asyncio.run(look())
+
+
+def test_a_malformed_list_answer_stops_the_run_with_exit_3(tmp_path: Path) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/engagements.get":
+            return httpx.Response(404, json={"type": "not_found", "message": "no such id"})
+        return httpx.Response(200, json=MALFORMED_PAGES[0])
+
+    manifest = write_devrev_manifest(tmp_path / "calls.csv", 3)
+    send = SendSettings(concurrency=1, retry=RetrySettings(max_attempts=1))
+    transport = httpx.MockTransport(answer)
+    summary = import_devrev(
+        cast(Any, FakeSandbox()), manifest, tmp_path / "l.db", send=send, transport=transport
+    )
+    assert summary.exit_code == 3
+    assert "next_cursor that is not text" in str(summary.stop_reason)
+
+
+class FakeSandbox:
+    base_url = "https://api.devrev.ai"

@@ -70,6 +70,7 @@ def test_devrev_reconcile_finds_deleted_rows_and_duplicates_made_behind_its_back
     client.post("/engagements.delete", json={"id": held["crm:rec-1"]}).raise_for_status()
     extra = {
         "title": "made by hand",
+        "parent": "ACC-1",
         "scheduled_date": "2024-01-01T00:00:00Z",
         "members": [MEMBER],
         "external_ref": "crm:rec-2",

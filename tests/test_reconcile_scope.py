@@ -34,6 +34,7 @@ def make_behind_its_back(sandbox: SandboxProcess, *refs: str) -> None:
         for ref in refs:
             body = {
                 "title": "made by hand",
+                "parent": "ACC-1",
                 "scheduled_date": "2024-01-01T00:00:00Z",
                 "members": [MEMBER],
                 "external_ref": ref,

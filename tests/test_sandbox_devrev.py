@@ -15,17 +15,24 @@ from typing import Any
 import httpx
 import pytest
 
-from importer.errors import FatalError, RateLimited, RemoteDuplicate, ServerUnavailable
+from importer.errors import FatalError, RateLimited
 from importer.targets.devrev import DevRevTarget
 from importer.targets.http import RateHint
-from tests.conftest import SANDBOX_KEY, SandboxProcess
-from tests.devrev_support import MEMBER, devrev_engagements, write_devrev_manifest
+from tests.conftest import DEVREV_CRM_ACCOUNT, SANDBOX_KEY, SandboxProcess
+from tests.devrev_support import (
+    ACCOUNT_ID,
+    MEMBER,
+    add_account,
+    devrev_engagements,
+    write_devrev_manifest,
+)
 from tests.factories import run_args, run_cli
 
 
 def devrev_body(**changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "title": "Discovery call",
+        "parent": "ACC-1",
         "scheduled_date": "2024-05-01T14:30:00+00:00",
         "members": [MEMBER],
         "engagement_type": "call",
@@ -99,16 +106,139 @@ def test_list_pages_with_cursor_and_mode(sandbox_client: httpx.Client) -> None:
 
 
 def test_errors_have_devrev_shape(sandbox_client: httpx.Client) -> None:
-    answer = sandbox_client.post("/engagements.create", json=devrev_body(members=[]))
+    answer = sandbox_client.post("/engagements.create", json=devrev_body(members="DEVU-1"))
     assert answer.status_code == 400
     assert answer.json() == {
         "type": "bad_request",
-        "message": "members must be a list of 1 to 50 user ids",
+        "message": "members must be a list of at most 50 user ids",
     }
     bad_cursor = sandbox_client.post("/engagements.list", json={"cursor": "nope"})
     assert bad_cursor.status_code == 400 and bad_cursor.json()["type"] == "bad_request"
     anonymous = httpx.post(str(sandbox_client.base_url) + "/engagements.list", json={})
     assert anonymous.status_code == 401 and anonymous.json()["type"] == "unauthenticated"
+
+
+# -- the published create contract -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["title", "parent"])
+def test_title_and_parent_are_required(sandbox_client: httpx.Client, field: str) -> None:
+    body = devrev_body()
+    del body[field]
+    answer = sandbox_client.post("/engagements.create", json=body)
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "type": "missing_required_field",
+        "message": f"{field} is required",
+        "field_name": field,
+    }
+
+
+def test_members_and_scheduled_date_are_optional(
+    sandbox: SandboxProcess, sandbox_client: httpx.Client
+) -> None:
+    body = devrev_body()
+    del body["members"], body["scheduled_date"]
+    assert sandbox_client.post("/engagements.create", json=body).status_code == 201
+    fifty = devrev_body(members=[f"DEVU-{n}" for n in range(50)])
+    assert sandbox_client.post("/engagements.create", json=fifty).status_code == 201
+    many = devrev_body(members=[f"DEVU-{n}" for n in range(51)])
+    assert sandbox_client.post("/engagements.create", json=many).status_code == 400
+
+
+def test_no_length_limit_on_title_or_description(sandbox_client: httpx.Client) -> None:
+    body = devrev_body(title="t" * 5000, description="d" * 100_000)
+    answer = sandbox_client.post("/engagements.create", json=body)
+    assert answer.status_code == 201 and answer.json()["engagement"]["title"] == "t" * 5000
+
+
+def test_engagement_type_takes_the_published_values_only(sandbox_client: httpx.Client) -> None:
+    for kind in ("call", "default", "email", "linked_in", "offline"):
+        answer = sandbox_client.post("/engagements.create", json=devrev_body(engagement_type=kind))
+        assert answer.status_code == 201, kind
+    refused = sandbox_client.post("/engagements.create", json=devrev_body(engagement_type="video"))
+    assert refused.status_code == 400
+    assert refused.json()["type"] == "invalid_enum_value"
+    assert refused.json()["allowed_values"] == ["call", "default", "email", "linked_in", "offline"]
+
+
+@pytest.mark.parametrize(
+    "parent",
+    ["ACC-1", ACCOUNT_ID, "OPP-9", "don:core:dvrv-us-1:devo/sandbox:opportunity/9"],
+)
+def test_parent_is_an_account_or_opportunity_in_either_form(
+    sandbox_client: httpx.Client, parent: str
+) -> None:
+    answer = sandbox_client.post("/engagements.create", json=devrev_body(parent=parent))
+    assert answer.status_code == 201
+    assert answer.json()["engagement"]["parent"] == {"id": parent}
+
+
+@pytest.mark.parametrize(
+    ("parent", "said"),
+    [
+        (DEVREV_CRM_ACCOUNT, "must be an account or an opportunity"),
+        ("don:core:dvrv-us-1:devo/sandbox:engagement/1", "must be an account or an opportunity"),
+        ("ACC-99", "not an account this org holds"),
+    ],
+)
+def test_a_parent_that_is_no_account_is_refused(
+    sandbox_client: httpx.Client, parent: str, said: str
+) -> None:
+    answer = sandbox_client.post("/engagements.create", json=devrev_body(parent=parent))
+    assert answer.status_code == 400 and said in answer.json()["message"]
+    assert answer.json()["field_name"] == "parent"
+
+
+# -- accounts ---------------------------------------------------------------------------------
+
+
+def test_accounts_list_filters_by_external_refs(
+    sandbox: SandboxProcess, sandbox_client: httpx.Client
+) -> None:
+    added = add_account(sandbox, "001B", "hubspot-77")
+    posted = sandbox_client.post("/accounts.list", json={"external_refs": ["hubspot-77", "x"]})
+    got = sandbox_client.get("/accounts.list", params={"external_refs": DEVREV_CRM_ACCOUNT})
+    assert posted.json() == {"accounts": [added]}
+    assert added["display_id"] == "ACC-2" and added["external_refs"] == ["001B", "hubspot-77"]
+    (seeded,) = got.json()["accounts"]
+    assert seeded["id"] == ACCOUNT_ID and seeded["external_refs"] == [DEVREV_CRM_ACCOUNT]
+
+
+def test_accounts_list_pages_with_cursor(
+    sandbox: SandboxProcess, sandbox_client: httpx.Client
+) -> None:
+    for n in range(5):
+        add_account(sandbox, f"crm-{n}")
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = sandbox_client.post("/accounts.list", json=query).json()
+        seen += [a["display_id"] for a in page["accounts"]]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    assert seen == [f"ACC-{n}" for n in range(1, 7)]
+
+
+def test_a_reset_keeps_the_seeded_accounts_only(
+    sandbox: SandboxProcess, sandbox_client: httpx.Client
+) -> None:
+    add_account(sandbox, "001B")
+    sandbox.reset()
+    accounts = sandbox_client.post("/accounts.list", json={}).json()["accounts"]
+    assert [a["external_refs"] for a in accounts] == [[DEVREV_CRM_ACCOUNT]]
+
+
+def test_a_429_body_carries_retry_after(
+    sandbox: SandboxProcess, sandbox_client: httpx.Client
+) -> None:
+    sandbox.set_faults(rate_limit=1)
+    answers = [sandbox_client.post("/accounts.list", json={}) for _ in range(2)]
+    refused = answers[-1]
+    assert refused.status_code == 429 and refused.json()["type"] == "too_many_requests"
+    assert refused.json()["retry_after"] == int(refused.headers["Retry-After"]) >= 1
 
 
 def test_rate_limit_headers_and_429(sandbox: SandboxProcess, sandbox_client: httpx.Client) -> None:
@@ -154,55 +284,6 @@ def test_lookup_follows_next_cursor_over_several_pages(
     assert lists >= 5
 
 
-def test_a_dropped_create_is_looked_up_before_the_retry(sandbox: SandboxProcess) -> None:
-    sandbox.set_faults(drop_after_commit_rate=1.0)
-    payload = devrev_body()
-
-    async def create_twice(target: DevRevTarget) -> Any:
-        with pytest.raises(ServerUnavailable):
-            await target.create(payload)
-        sandbox.set_faults(drop_after_commit_rate=0.0)
-        return await target.create(payload)
-
-    result = run(create_twice, target_for(sandbox))
-    assert result.found_by == "lookup" and not result.created
-    assert len(devrev_engagements(sandbox)) == 1
-
-
-def test_a_500_before_storing_is_looked_up_then_created(sandbox: SandboxProcess) -> None:
-    sandbox.set_faults(fail_rate=1.0)
-    payload = devrev_body()
-
-    async def create_twice(target: DevRevTarget) -> Any:
-        with pytest.raises(ServerUnavailable):
-            await target.create(payload)
-        sandbox.set_faults(fail_rate=0.0)
-        return await target.create(payload)
-
-    result = run(create_twice, target_for(sandbox))
-    assert result.found_by == "create" and result.created
-    stats = sandbox.stats()["requests"]
-    assert stats["POST /engagements.list"] == {"200": 1}
-    assert len(devrev_engagements(sandbox)) == 1
-
-
-def test_a_remote_duplicate_is_reported_never_picked(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
-) -> None:
-    payload = devrev_body()
-    for _ in range(2):
-        sandbox_client.post("/engagements.create", json=payload).raise_for_status()
-    sandbox.set_faults(fail_rate=1.0)
-
-    async def create_twice(target: DevRevTarget) -> None:
-        with pytest.raises(ServerUnavailable):
-            await target.create(payload)
-        await target.create(payload)
-
-    with pytest.raises(RemoteDuplicate, match="holds 2 engagements"):
-        run(create_twice, target_for(sandbox))
-
-
 def test_a_429_is_rate_limited_and_the_window_only_reported(sandbox: SandboxProcess) -> None:
     # The target does not pace: it reports each answer's X-RateLimit-* to the shared pacer.
     sandbox.set_faults(rate_limit=1)
@@ -219,6 +300,22 @@ def test_a_429_is_rate_limited_and_the_window_only_reported(sandbox: SandboxProc
     assert caught.value.retry_after is not None and caught.value.retry_after >= 1
     assert hints[0].remaining == 0 and hints[0].limit == 1
     assert 0.9 < hints[0].reset_seconds <= 1.0  # the empty window's reset, for the pacer
+
+
+def test_find_references_asks_accounts_list_in_batches_and_pages(
+    sandbox: SandboxProcess,
+) -> None:
+    refs = [f"crm-{n}" for n in range(7)]
+    for ref in refs:
+        add_account(sandbox, ref)
+    add_account(sandbox, "crm-3")  # a second account synced from the same CRM id
+    target = target_for(sandbox, refs_per_lookup=3, page_limit=2)
+    found = run(lambda t: t.find_references([*refs, "crm-unknown"]), target)
+    assert found["crm-0"] == ["don:core:dvrv-us-1:devo/sandbox:account/2"]
+    assert len(found["crm-3"]) == 2 and found["crm-unknown"] == []
+    assert all(len(found[ref]) == 1 for ref in refs if ref != "crm-3")
+    # batches of 3 values (3, 3, 2) holding 3, 4 and 1 accounts: pages of 2 -> 2 + 2 + 1
+    assert sandbox.stats()["requests"]["POST /accounts.list"] == {"200": 5}
 
 
 def test_a_revoked_key_stops_the_run(sandbox: SandboxProcess) -> None:

@@ -170,6 +170,7 @@ def test_reset_clears_faults_and_engagements(
         "outage_start": None,
         "outage_seconds": 0.0,
         "list_page_size": None,
+        "list_delay_seconds": 0.0,
     }
     assert sandbox.stats() == {"requests": {}, "engagements": 0, "created": {}, "hits": {}}
 

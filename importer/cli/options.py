@@ -23,6 +23,7 @@ from importer.settings import (
     DEFAULT_ON_CHANGE,
     DEFAULT_ON_SAME_RECORDING,
     DEFAULT_READ_TIMEOUT,
+    DEFAULT_SETTLE_SECONDS,
     DEFAULT_TARGET,
     DEFAULT_TIMEZONE,
     ApiChoices,
@@ -234,6 +235,15 @@ _api = (
         show_default=True,
         help="Seconds to wait for an answer; create fetches the media synchronously.",
     ),
+    click.option(
+        "--settle-seconds",
+        type=click.FloatRange(min=0),
+        default=DEFAULT_SETTLE_SECONDS,
+        show_default=True,
+        help="DevRev (create not idempotent): a row whose create may have been applied is "
+        "created again only if a look-up this long after it still finds nothing; until then "
+        "it is 'in doubt' and a later run settles it.",
+    ),
 )
 
 api_options = option_group("api", ApiChoices, *_api)
@@ -244,7 +254,7 @@ verify_api_options = option_group(
     ApiChoices,
     *_api[:4],
     _max_attempts("Requests per engagement read before it is left for the next round or run."),
-    *_api[5:],
+    _api[5],
 )
 """As ``api_options``; ``verify`` reads engagements, it leaves no row failed."""
 
@@ -399,5 +409,13 @@ sandbox_options = stack(
         "--outage",
         metavar="START:SECONDS",
         help="Answer 503 for SECONDS, starting START seconds after start-up.",
+    ),
+    click.option(
+        "--devrev-account",
+        "devrev_accounts",
+        multiple=True,
+        metavar="EXTERNAL_REF",
+        help="A DevRev account synced from this CRM account id (accounts.list finds it by "
+        "external_refs). Repeatable; the same id twice makes two accounts.",
     ),
 )

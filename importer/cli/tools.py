@@ -9,7 +9,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from importer.cli.common import option_errors
-from importer.cli.options import manifest_argument, sandbox_options, source_options
+from importer.cli.options import (
+    manifest_argument,
+    sandbox_options,
+    source_options,
+    target_option,
+)
 from importer.events import echo
 from importer.runner import InitAnswers, init_mapping
 from importer.sandbox.server import serve
@@ -39,6 +44,7 @@ from importer.sandbox.settings import Faults, SandboxSettings, parse_key, parse_
 )
 @click.option("--dayfirst", is_flag=True, help="Numeric dates are day first: [formats].")
 @click.option("--monthfirst", is_flag=True, help="Numeric dates are month first: [formats].")
+@target_option
 @source_options
 @click.pass_context
 def init(
@@ -50,6 +56,7 @@ def init(
     source_system: str | None,
     dayfirst: bool,
     monthfirst: bool,
+    target: str,
     delimiter: str | None,
     encoding: str | None,
     sheet: str | None,
@@ -61,6 +68,7 @@ def init(
     fit the field, proposes value maps and fields read from several columns (a Date with a
     Time, every column of people), asks the time zone of times without an offset, and
     prints what it mapped, guessed and could not find. Exit 2 when no column can be the id.
+    With --target devrev, the fields are DevRev's, the CRM's account column among them.
     """
     if dayfirst and monthfirst:
         raise click.UsageError("--dayfirst and --monthfirst contradict each other: pick one")
@@ -71,7 +79,7 @@ def init(
         ask=_ask_zone if _at_terminal() else None,
     )
     lines, code = init_mapping(
-        manifest, out, delimiter, encoding, sheet, force=force, answers=answers
+        manifest, out, delimiter, encoding, sheet, force=force, answers=answers, target=target
     )
     for line in lines:
         echo(line)
@@ -114,6 +122,7 @@ def sandbox(
     drop_after_commit_rate: float,
     stray_429_rate: float,
     outage: str | None,
+    devrev_accounts: tuple[str, ...],
 ) -> None:
     """Run a local server that speaks the AskElephant engagements API, for rehearsals and tests."""
     with option_errors():
@@ -135,5 +144,6 @@ def sandbox(
             outage_start=outage_start,
             outage_seconds=outage_seconds,
         ),
+        devrev_accounts=list(devrev_accounts),
     )
     serve(settings)

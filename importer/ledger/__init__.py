@@ -11,6 +11,9 @@ Tables:
 - ``runs``: each run's command, options (never the API key), times, counts and outcome, and
   its settings' stored form (``ImportSettings.to_record``), which ``retry`` reads back.
 - ``media_checks``: cached ``--check-media`` results per URL.
+- ``reference_lookups`` (made when first needed): what the target answered, per run, for
+  a manifest value that names one of its objects by external reference (DevRev's
+  ``parent``: the accounts a CRM account id matched), so each is asked about once a run.
 
 A row is marked ``in_flight`` (and committed) before its request leaves, so a process that
 dies mid-request leaves evidence, and the next run re-sends it; the API's idempotency on
@@ -23,6 +26,7 @@ The package, by concern:
 - ``queries``: named read queries for planning, ``status``, ``report`` and ``verify``;
 - ``media_cache``: cached media preflight results;
 - ``lookalikes``: ids equal under Unicode NFKC but different as text.
+- ``references``: reference lookups (DevRev parents) per run.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from importer.ledger.db import STATUSES, now_iso, require_ledger
 from importer.ledger.lookalikes import Lookalikes
 from importer.ledger.media_cache import MediaCache
 from importer.ledger.queries import Queries
+from importer.ledger.references import ReferenceLookups
 from importer.ledger.rejects import Rejects
 from importer.ledger.rows import Rows
 from importer.ledger.runs import Runs
@@ -53,7 +58,7 @@ __all__ = [
 ]
 
 
-class Ledger(Runs, Rows, Rejects, Queries, MediaCache, Lookalikes):
+class Ledger(Runs, Rows, Rejects, Queries, MediaCache, Lookalikes, ReferenceLookups):
     """One ledger file, opened for a command. Not shared between threads.
 
     Use it as a context manager (or through ``open_ledger``) so it is always closed.

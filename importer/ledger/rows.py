@@ -10,6 +10,8 @@ safely (a known ``external_id`` answers ``200``).
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
@@ -129,6 +131,40 @@ class Rows(LedgerDB):
             )
         self._group_started = None  # that commit took any grouped outcomes with it
 
+    def note_sent_again(self, external_id: str) -> None:
+        """A retry is leaving: ``sent_at`` becomes now, committed at once, so a crash leaves
+        the time the last attempt was sent (a doubt settles from it)."""
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE engagements SET sent_at = ? WHERE external_id = ?",
+                [now_iso(), external_id],
+            )
+
+    def record_doubt(self, external_id: str, message: str) -> None:
+        """The create may have been applied and is not found yet: the row stays in flight
+        (a later run looks it up again before any re-create), with the reason kept."""
+        with self._outcome_write():
+            self.db.execute(
+                f"UPDATE engagements SET status = '{Status.IN_FLIGHT}', error_message = ?, "
+                "updated_at = ? WHERE external_id = ?",
+                [message, now_iso(), external_id],
+            )
+
+    def sent_times(self, external_ids: list[str]) -> dict[str, float]:
+        """When the last attempt of each of these rows was sent (seconds since the epoch)."""
+        times: dict[str, float] = {}
+        for start in range(0, len(external_ids), 500):  # within SQLite's bound on parameters
+            chunk = external_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for external_id, sent_at in self.db.execute(
+                f"SELECT external_id, sent_at FROM engagements WHERE external_id IN ({marks}) "
+                "AND sent_at IS NOT NULL",
+                chunk,
+            ).fetchall():
+                with contextlib.suppress(ValueError):
+                    times[external_id] = dt.datetime.fromisoformat(sent_at).timestamp()
+        return times
+
     def count_attempt(self, external_id: str) -> None:
         """One more request sent for this row (retries included)."""
         with self._outcome_write():
@@ -202,15 +238,19 @@ class Rows(LedgerDB):
         field_errors: list[dict[str, Any]],
         request_id: str | None,
         cells: dict[str, str],
+        engagement_id: str | None = None,
     ) -> None:
-        """A failed row keeps the server's words and its cells, for errors.csv."""
+        """A failed row keeps the server's words and its cells, for errors.csv.
+
+        ``engagement_id``: one the refused answer named (made anyway); kept, so the row is
+        never created again while that engagement exists."""
         stamp = now_iso()
         with self._outcome_write():
             self.db.execute(
                 f"UPDATE engagements SET status = '{Status.FAILED}', transient = ?, "
                 "http_status = ?, error_message = ?, error_detail = ?, error_errors = ?, "
-                "request_id = ?, "
-                "cells = ?, updated_at = ? WHERE external_id = ?",
+                "request_id = ?, cells = ?, engagement_id = COALESCE(?, engagement_id), "
+                "updated_at = ? WHERE external_id = ?",
                 [
                     int(transient),
                     http_status,
@@ -219,6 +259,7 @@ class Rows(LedgerDB):
                     json.dumps(field_errors) if field_errors else None,
                     request_id,
                     json.dumps(cells, ensure_ascii=False),
+                    engagement_id,
                     stamp,
                     external_id,
                 ],

@@ -150,12 +150,16 @@ def plan_row(
         )
     changed = fact.payload_hash != row.payload_hash
     if status == Status.FAILED:
+        # A refused answer may have named an engagement made anyway: checked before a re-create.
+        made = fact.engagement_id
         if fact.transient:
-            return PlannedRow(row, Action.RETRY, "failed transiently before")
+            return PlannedRow(row, Action.RETRY, "failed transiently before", engagement_id=made)
         if changed:
-            return PlannedRow(row, Action.NEW, "rejected before, and the row has changed since")
+            why = "rejected before, and the row has changed since"
+            return PlannedRow(row, Action.NEW, why, engagement_id=made)
         if options.include_permanent:
-            return PlannedRow(row, Action.RETRY, "rejected before; re-sent on request")
+            why = "rejected before; re-sent on request"
+            return PlannedRow(row, Action.RETRY, why, engagement_id=made)
         return PlannedRow(
             row, Action.FAILED, "rejected by the server before; fix the row and run again"
         )

@@ -272,11 +272,23 @@ class MappingGuess:
         chosen = {"start_at": self.date_order} if self.date_order else {}
         return {**chosen, **({"timezone": self.timezone} if self.timezone else {})}
 
+    fields: tuple[str, ...] = FIELDS
+    """The import target's field table (``--target``): what the mapping may name."""
+    required: tuple[str, ...] = REQUIRED_FIELDS
 
-def propose_mapping(manifest: Path, source: SourceOptions) -> MappingGuess:
-    """Read the manifest's headers and first rows, and guess; note what will stop a plan."""
+
+def propose_mapping(
+    manifest: Path,
+    source: SourceOptions,
+    fields: tuple[str, ...] = FIELDS,
+    required: tuple[str, ...] = REQUIRED_FIELDS,
+) -> MappingGuess:
+    """Read the manifest's headers and first rows, and guess; note what will stop a plan.
+
+    ``fields`` and ``required``: the import target's field table (DevRev's adds ``parent``,
+    the CRM's account id column)."""
     samples = [row.cells for row in read_samples(manifest, source)]
-    guess = guess_mapping(read_columns(manifest, source), samples)
+    guess = guess_mapping(read_columns(manifest, source), samples, fields, required)
     # Numbers in an id column must become text exactly: check the column(s) ids may be in.
     headers = read_columns(manifest, source)
     candidates = [guess.columns["id"]] if "id" in guess.columns else []
@@ -305,7 +317,12 @@ def _with_id(guess: MappingGuess, column: str) -> MappingGuess:
     )
 
 
-def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) -> MappingGuess:
+def guess_mapping(
+    headers: list[str],
+    samples: Iterable[dict[str, str]] = (),
+    fields: tuple[str, ...] = FIELDS,
+    required: tuple[str, ...] = REQUIRED_FIELDS,
+) -> MappingGuess:
     """Match headers to fields, best synonym first, checking each column's first values."""
     rows = list(samples)
     by_name: dict[str, str] = {}
@@ -320,10 +337,11 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
     refused: dict[str, str] = {}
     values: dict[str, dict[str, str]] = {}
     doubts: dict[str, str] = {}
-    for name in FIELDS:
-        candidates = [by_name[s] for s in SYNONYMS[name] if s in by_name]
+    for name in fields:
+        synonyms = SYNONYMS.get(name, ())
+        candidates = [by_name[s] for s in synonyms if s in by_name]
         candidates += [
-            by_name[s.replace(" ", "")] for s in SYNONYMS[name] if s.replace(" ", "") in by_name
+            by_name[s.replace(" ", "")] for s in synonyms if s.replace(" ", "") in by_name
         ]
         for header in (c for c in candidates if c in shared):
             refused.setdefault(name, f"{header!r} names two columns: rename one to map it")
@@ -351,7 +369,7 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
         used.update(names)
         refused.pop(name, None)
         guessed.discard(name)
-    unmapped = [f for f in FIELDS if f not in columns and f not in defaults]
+    unmapped = [f for f in fields if f not in columns and f not in defaults]
     unused = [h for h in headers if h not in used]
     start_columns = joined.get("start_at") or tuple(c for c in [columns.get("start_at")] if c)
     starts = [join_cells("start_at", [r.get(c, "") for c in start_columns]) for r in rows]
@@ -380,6 +398,8 @@ def guess_mapping(headers: list[str], samples: Iterable[dict[str, str]] = ()) ->
         joined=joined,
         naive=naive,
         id_candidates=candidates,
+        fields=fields,
+        required=required,
     )
 
 
@@ -549,7 +569,7 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
         'once), id = ["Meeting ID", "Start Time"] (the cells joined with "|").',
         "[columns]",
     ]
-    for name in FIELDS:
+    for name in guess.fields:
         if name in guess.joined:
             names = ", ".join(_toml_string(c) for c in guess.joined[name])
             lines.append(f"{name} = [{names}]   # {JOINED_NOTES[name]}")
@@ -559,7 +579,7 @@ def render_mapping(guess: MappingGuess, manifest: str) -> str:
                 note = f"   # check: {_comment_text(guess.doubts[name])}"
             lines.append(f"{name} = {_toml_string(guess.columns[name])}{note}")
         else:
-            need = "required" if name in REQUIRED_FIELDS else "optional"
+            need = "required" if name in guess.required else "optional"
             why = f"; {_comment_text(guess.refused[name])}" if name in guess.refused else ""
             lines.append(f'# {name} = "..."   # not found ({need}{why})')
     lines += [
@@ -638,13 +658,15 @@ FIELD_HINTS = {
     "media_url": "required: map it in [columns]",
     "start_at": "required: map it in [columns]",
     "source_system": "required: set [defaults] source_system or pass --source-system",
+    "parent": "required: map the CRM's account id column in [columns], or set "
+    '[defaults] parent = "ACC-..." (a DevRev account)',
 }
 
 
 def summary_lines(guess: MappingGuess, out: str) -> list[str]:
     """What ``importer init`` prints: mapped, guessed, defaults, refused, missing, questions."""
     lines = [f"Wrote {out}: {len(guess.columns)} field(s) mapped."]
-    for name in FIELDS:
+    for name in guess.fields:
         if name in guess.joined:
             shown = " + ".join(repr(c) for c in guess.joined[name])
             lines.append(f"  mapped:  {name} <- {shown} ({JOINED_NOTES[name]})")
@@ -680,8 +702,9 @@ def summary_lines(guess: MappingGuess, out: str) -> list[str]:
         if name not in guess.columns:
             lines.append(f"  not used for {name}: {why}")
     lines += [f"  check:   {name} <- {doubt}" for name, doubt in guess.doubts.items()]
-    required = [f for f in guess.unmapped_fields if f in FIELD_HINTS]
-    optional = [f for f in guess.unmapped_fields if f not in FIELD_HINTS]
+    needed = [*guess.required, "source_system"]  # source_system: unless --source-system
+    required = [f for f in guess.unmapped_fields if f in FIELD_HINTS and f in needed]
+    optional = [f for f in guess.unmapped_fields if f not in required]
     lines += [f"  missing: {name} ({FIELD_HINTS[name]})" for name in required]
     if optional:
         lines.append(f"  missing (optional): {', '.join(optional)}")

@@ -12,6 +12,7 @@ target) is one more module with a route group, added to the tuple. Where the res
     problems.py     problem+json error answers         wire.py     the outermost ASGI layer
     faults.py       latency, 429, 500, drops, outage   store.py    engagements in memory/SQLite
     devrev.py       DevRev's engagements.create/list (not idempotent), its own route group
+    devrev_rules.py DevRev's published create rules   devrev_accounts.py  accounts.list's
 
 Each API path is also served under ``/api`` so a base URL ending in ``/api`` works.
 """

@@ -5,21 +5,29 @@
     GET  /engagements.list      the same filters as query parameters
     GET  /engagements.get       ?id=...
     POST /engagements.delete    {"id": ...}: makes "missing remotely" cases for reconcile
+    POST /accounts.list         filters external_refs[], limit, cursor (also GET)
     GET  /_sandbox/devrev/engagements   admin: every DevRev engagement, oldest first
+    POST /_sandbox/devrev/accounts      admin: add an account ``{"external_refs": [...]}``
+
+Create keeps DevRev's published contract: ``title`` and ``parent`` (an account or
+opportunity, full or display id; an account must be one the sandbox holds) are required,
+``members`` (at most 50) and ``scheduled_date`` are optional, ``engagement_type`` is one
+of call, default, email, linked_in, offline. No length limit is enforced: DevRev
+publishes none. Accounts are seeded with ``--devrev-account EXTERNAL_REF`` (one account
+per option; the same ref twice makes an ambiguous pair) and survive a reset. The rules
+and request reading are in ``devrev_rules.py``, the accounts in ``devrev_accounts.py``.
 
 It shares the sandbox's keys, faults and stats: the outage answers 503, ``rate_limit``
-answers 429 with ``Retry-After``, ``fail_rate`` answers 500 before storing and
-``drop_after_commit_rate`` stores, then closes the connection. Every answer carries
-``X-RateLimit-Limit/Remaining/Reset`` while a rate limit is set. Errors are DevRev's shape:
-``{"type": ..., "message": ...}``. Engagements live in memory (``--db`` keeps only
-AskElephant's).
+answers 429 with ``Retry-After`` and DevRev's ``retry_after`` in the body, ``fail_rate``
+answers 500 before storing and ``drop_after_commit_rate`` stores, then closes the
+connection. Every answer carries ``X-RateLimit-Limit/Remaining/Reset`` while a rate limit
+is set. Errors are DevRev's shape: ``{"type": ..., "message": ...}`` (plus ``field_name``,
+``allowed_values`` or ``retry_after`` where DevRev gives them). Engagements live in memory
+(``--db`` keeps only AskElephant's).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,25 +35,34 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from importer.rows import contract
+from importer.sandbox.devrev_accounts import DevRevAccounts
+from importer.sandbox.devrev_rules import (
+    DevRevError,
+    create_problem,
+    decode_cursor,
+    encode_cursor,
+    is_opportunity,
+    json_object,
+    page_limit,
+    string_list,
+)
 from importer.sandbox.faults import FaultState, TokenBucket
 from importer.sandbox.params import presented_key
+from importer.sandbox.settings import SandboxSettings
 from importer.sandbox.wire import DROP_HEADER
 
-ENGAGEMENT_TYPES = ("call", "default", "email", "linked_in", "offline")
-MEMBERS_MAX = 50
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 100
 ID_PREFIX = "don:core:dvrv-us-1:devo/sandbox:engagement/"
 
 
 class Host(Protocol):
     """What the DevRev face borrows from the sandbox it is mounted in."""
 
+    settings: SandboxSettings
     keys: dict[str, frozenset[str]]
     faults: FaultState
     clock: Callable[[], float]
@@ -60,17 +77,6 @@ def devrev_routes(host: Host) -> list[BaseRoute]:
     return api.routes()
 
 
-class DevRevError(Exception):
-    """An error answer in DevRev's shape."""
-
-    def __init__(
-        self, status: int, kind: str, message: str, headers: Mapping[str, str] | None = None
-    ) -> None:
-        self.status, self.kind, self.message = status, kind, message
-        self.headers = dict(headers or {})
-        super().__init__(message)
-
-
 @dataclass
 class DevRevEngagement:
     """One stored engagement, with its position for cursors."""
@@ -78,7 +84,8 @@ class DevRevEngagement:
     seq: int
     id: str
     title: str
-    scheduled_date: str
+    parent: str
+    scheduled_date: str | None
     members: list[str]
     engagement_type: str
     external_ref: str | None
@@ -93,6 +100,7 @@ class DevRevEngagement:
             "id": self.id,
             "display_id": f"ENGAGEMENT-{self.seq}",
             "title": self.title,
+            "parent": {"id": self.parent},
             "description": self.description,
             "engagement_type": self.engagement_type,
             "external_ref": self.external_ref,
@@ -119,8 +127,9 @@ class DevRevStore:
             seq=self.last_seq,
             id=f"{ID_PREFIX}{self.last_seq}",
             title=body["title"],
-            scheduled_date=body["scheduled_date"],
-            members=list(dict.fromkeys(body["members"])),
+            parent=body["parent"],
+            scheduled_date=body.get("scheduled_date"),
+            members=list(dict.fromkeys(body.get("members") or [])),
             engagement_type=body.get("engagement_type") or "default",
             external_ref=body.get("external_ref"),
             external_url=body.get("external_url"),
@@ -145,6 +154,7 @@ class DevRevApi:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.store = DevRevStore()
+        self.accounts = DevRevAccounts(tuple(host.settings.devrev_accounts))
         self._bucket: TokenBucket | None = None
         self._bucket_rate: float | None = None
 
@@ -159,12 +169,19 @@ class DevRevApi:
             ),
             Route("/engagements.get", self._guarded(self.get, "get"), methods=["GET"]),
             Route("/engagements.delete", self._guarded(self.delete, "delete"), methods=["POST"]),
+            Route(
+                "/accounts.list",
+                self._guarded(self.list_accounts, "list"),
+                methods=["GET", "POST"],
+            ),
             Route("/_sandbox/devrev/engagements", self.admin_engagements, methods=["GET"]),
+            Route("/_sandbox/devrev/accounts", self.admin_add_account, methods=["POST"]),
         ]
 
     def reset(self) -> None:
-        """Forget every DevRev engagement (``POST /_sandbox/reset``)."""
+        """Forget every DevRev engagement and added account (``POST /_sandbox/reset``)."""
         self.store.clear()
+        self.accounts.restore()
         self._bucket, self._bucket_rate = None, None
 
     # -- guards --
@@ -178,8 +195,9 @@ class DevRevApi:
                 headers = self._authorize(request, action)
                 response = await handler(request)
             except DevRevError as error:
-                body = {"type": error.kind, "message": error.message}
-                response = JSONResponse(body, status_code=error.status, headers=error.headers)
+                response = JSONResponse(
+                    error.body(), status_code=error.status, headers=error.headers
+                )
             for name, value in headers.items():
                 response.headers.setdefault(name, value)
             return response
@@ -196,13 +214,13 @@ class DevRevApi:
         scopes = self.host.keys.get(key) if key else None
         if key is None or scopes is None:
             raise DevRevError(401, "unauthenticated", "the token is missing, unknown or revoked")
-        headers = self._rate_limit(key)
+        headers = self._ratepage_limit(key)
         needed = contract.SCOPE_READ if action in ("list", "get") else contract.SCOPE_WRITE
         if needed not in scopes:
             raise DevRevError(403, "forbidden", f"the token may not {action} engagements")
         return headers
 
-    def _rate_limit(self, key: str) -> dict[str, str]:
+    def _ratepage_limit(self, key: str) -> dict[str, str]:
         rate = self.host.faults.faults.rate_limit
         if not rate:
             return {}
@@ -219,7 +237,11 @@ class DevRevApi:
         if wait is not None:
             message = f"more than {rate:g} requests per second for this token"
             raise DevRevError(
-                429, "too_many_requests", message, headers={**headers, "Retry-After": str(wait)}
+                429,
+                "too_many_requests",
+                message,
+                headers={**headers, "Retry-After": str(wait)},
+                retry_after=wait,
             )
         return headers
 
@@ -227,10 +249,17 @@ class DevRevApi:
 
     async def create(self, request: Request) -> Response:
         """A new engagement, always: DevRev's create has no idempotency key."""
-        body = await _json_object(request)
+        body = await json_object(request)
         problem = create_problem(body)
         if problem is not None:
-            raise DevRevError(400, "bad_request", problem)
+            raise problem
+        if not is_opportunity(body["parent"]) and not self.accounts.holds(body["parent"]):
+            raise DevRevError(
+                400,
+                "invalid_field",
+                f"parent {body['parent']!r} is not an account this org holds",
+                field_name="parent",
+            )
         plan = self.host.faults.plan_create()
         await self.host.sleep(plan.latency_seconds)
         if plan.fail:
@@ -243,7 +272,7 @@ class DevRevApi:
     async def list_engagements(self, request: Request) -> Response:
         """Oldest first (mode after) or newest first (mode before), by opaque cursor."""
         if request.method == "POST":
-            query = await _json_object(request)
+            query = await json_object(request)
         else:
             params = request.query_params
             query = {
@@ -253,15 +282,19 @@ class DevRevApi:
                 "cursor": params.get("cursor"),
                 "mode": params.get("mode"),
             }
-        refs = _string_list(query.get("external_ref"), "external_ref")
-        types = _string_list(query.get("type"), "type")
-        limit = _limit(query.get("limit"))
+        refs = string_list(query.get("external_ref"), "external_ref")
+        types = string_list(query.get("type"), "type")
+        limit = page_limit(query.get("limit"))
         limit = min(limit, self.host.faults.faults.list_page_size or limit)
         mode = query.get("mode") or "after"
         if mode not in ("after", "before"):
             raise DevRevError(400, "bad_request", f"mode must be after or before, not {mode!r}")
-        position = _decode_cursor(query.get("cursor"))
-        ordered = sorted(self.store.engagements.values(), key=lambda e: e.seq)
+        position = decode_cursor(query.get("cursor"))
+        shown_before = self.host.clock() - self.host.faults.faults.list_delay_seconds
+        ordered = sorted(
+            (e for e in self.store.engagements.values() if e.created <= shown_before),
+            key=lambda e: e.seq,
+        )
         if mode == "before":
             ordered.reverse()
             candidates = [e for e in ordered if position is None or e.seq < position]
@@ -276,10 +309,47 @@ class DevRevApi:
         return JSONResponse(
             {
                 "engagements": [e.render() for e in page],
-                "next_cursor": _encode_cursor(page[-1].seq) if more else None,
-                "prev_cursor": _encode_cursor(page[0].seq) if page and position else None,
+                "next_cursor": encode_cursor(page[-1].seq) if more else None,
+                "prev_cursor": encode_cursor(page[0].seq) if page and position else None,
             }
         )
+
+    async def list_accounts(self, request: Request) -> Response:
+        """Accounts holding any of ``external_refs`` (all, without it), oldest first."""
+        if request.method == "POST":
+            query = await json_object(request)
+        else:
+            params = request.query_params
+            query = {
+                "external_refs": params.getlist("external_refs"),
+                "limit": params.get("limit"),
+                "cursor": params.get("cursor"),
+            }
+        refs = string_list(query.get("external_refs"), "external_refs")
+        limit = page_limit(query.get("limit"))
+        limit = min(limit, self.host.faults.faults.list_page_size or limit)
+        position = decode_cursor(query.get("cursor"))
+        matching = [
+            a
+            for a in self.accounts.accounts
+            if (position is None or a.seq > position)
+            and (not refs or any(ref in refs for ref in a.external_refs))
+        ]
+        page, more = matching[:limit], len(matching) > limit
+        answer: dict[str, Any] = {"accounts": [a.render() for a in page]}
+        if more:
+            answer["next_cursor"] = encode_cursor(page[-1].seq)
+        return JSONResponse(answer)
+
+    async def admin_add_account(self, request: Request) -> Response:
+        """``{"external_refs": [...], "display_name": ...}``: one more account."""
+        try:
+            body = await json_object(request)
+            refs = string_list(body.get("external_refs"), "external_refs")
+        except DevRevError as error:
+            return JSONResponse(error.body(), status_code=error.status)
+        name = str(body.get("display_name") or f"Account {', '.join(refs)}")
+        return JSONResponse({"account": self.accounts.add(refs, name).render()}, status_code=201)
 
     async def get(self, request: Request) -> Response:
         """One engagement by id."""
@@ -290,7 +360,7 @@ class DevRevApi:
 
     async def delete(self, request: Request) -> Response:
         """Delete one engagement by id."""
-        body = await _json_object(request)
+        body = await json_object(request)
         if self.store.engagements.pop(str(body.get("id", "")), None) is None:
             raise DevRevError(404, "not_found", "no engagement with this id")
         return JSONResponse({})
@@ -303,90 +373,6 @@ class DevRevApi:
         )
 
 
-def create_problem(body: Mapping[str, Any]) -> str | None:
-    """The first rule a create body breaks, said as DevRev would; None when it is valid."""
-    title = body.get("title")
-    if not isinstance(title, str) or not title.strip():
-        return "title is required"
-    scheduled = body.get("scheduled_date")
-    if not isinstance(scheduled, str) or _parse_date(scheduled) is None:
-        return "scheduled_date must be an RFC 3339 date-time"
-    members = body.get("members")
-    if not isinstance(members, list) or not 1 <= len(members) <= MEMBERS_MAX:
-        return f"members must be a list of 1 to {MEMBERS_MAX} user ids"
-    if not all(isinstance(m, str) and m.strip() for m in members):
-        return "members must be user ids"
-    kind = body.get("engagement_type")
-    if kind is not None and kind not in ENGAGEMENT_TYPES:
-        return f"engagement_type must be one of {', '.join(ENGAGEMENT_TYPES)}"
-    for name in ("external_ref", "external_url", "description"):
-        if name in body and not isinstance(body[name], str):
-            return f"{name} must be a string"
-    return None
-
-
-def _parse_date(value: str) -> datetime | None:
-    text = value.strip()
-    if len(text) < 20 or text[10] not in "Tt":
-        return None  # RFC 3339 needs the time and an offset
-    try:
-        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None
-
-
 def _timestamp(moment: float) -> str:
     utc = datetime.fromtimestamp(moment, timezone.utc)
     return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    try:
-        raw = await request.body()
-    except ClientDisconnect:
-        raise DevRevError(499, "client_closed", "the client went away mid-body") from None
-    try:
-        body = json.loads(raw.decode("utf-8")) if raw else {}
-    except (ValueError, UnicodeDecodeError) as error:
-        raise DevRevError(400, "bad_request", f"the body is not valid JSON ({error})") from None
-    if not isinstance(body, dict):
-        raise DevRevError(400, "bad_request", "the body must be a JSON object")
-    return body
-
-
-def _string_list(value: object, name: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise DevRevError(400, "bad_request", f"{name} must be a list of strings")
-    return value
-
-
-def _limit(value: object) -> int:
-    if value is None or value == "":
-        return DEFAULT_LIMIT
-    try:
-        number = int(str(value))
-    except ValueError:
-        number = 0
-    if not 1 <= number <= MAX_LIMIT:
-        raise DevRevError(400, "bad_request", f"limit must be 1 to {MAX_LIMIT}, not {value!r}")
-    return number
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"devrev:{seq}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(value: object) -> int | None:
-    if not value:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(str(value) + "=" * (-len(str(value)) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        text = ""
-    label, _, seq = text.partition(":")
-    if label != "devrev" or not seq.isdigit():
-        raise DevRevError(400, "bad_request", "cursor is not one this server gave out")
-    return int(seq)

@@ -38,6 +38,9 @@ class Faults:
     list_page_size: int | None = None
     """DevRev ``engagements.list`` answers at most this many per page, whatever ``limit``
     asks (a server paging small), so every lookup follows ``next_cursor``."""
+    list_delay_seconds: float = 0.0
+    """DevRev ``engagements.list`` shows an engagement only this long after its create (an
+    eventually consistent list): a look-up right after a lost answer does not find it."""
 
 
 @dataclass
@@ -57,6 +60,8 @@ class SandboxSettings:
     processing_seconds: float = 2.0
     """How long an engagement stays in each non-terminal processing_status."""
     faults: Faults = field(default_factory=Faults)
+    devrev_accounts: list[str] = field(default_factory=list)
+    """DevRev accounts, one per CRM account id given (its external_refs); a reset keeps them."""
 
 
 def parse_key(value: str) -> ApiKey:

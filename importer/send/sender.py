@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import random
 import time
@@ -16,6 +17,7 @@ from importer.errors import (
     ApiError,
     FatalError,
     HostUnreachable,
+    InDoubt,
     IntegrityProblem,
     NoAnswerInTime,
     OutageTooLong,
@@ -27,6 +29,7 @@ from importer.errors import (
     ServerUnavailable,
     TransientError,
     Unreachable,
+    UnresolvedReference,
 )
 from importer.events import Reporter
 from importer.ledger import Ledger
@@ -60,6 +63,14 @@ class WorkItem:
     """An earlier run left it ``in_flight``: a 200 is most likely that run's own create."""
     timezone: str | None = None
     """The zone the row's time without an offset is read in (recorded in the ledger)."""
+    resolved: dict[str, str] = field(default_factory=dict)
+    """Reference fields as the target's own ids (DevRev's ``parent``), sent in place of the
+    manifest's values; ``payload`` keeps those, so its hash stays the manifest's."""
+
+    @property
+    def request(self) -> dict[str, Any]:
+        """The create body as sent: the payload with its references resolved."""
+        return {**self.payload, **self.resolved} if self.resolved else self.payload
 
 
 @dataclass
@@ -149,6 +160,18 @@ class WorkerPool(Generic[Item]):
         except Exception as error:
             self._crash = self._crash or error
             self.stop.set()
+
+
+@dataclass
+class _CreateState:
+    """One row's creates in this run: how many left, and when the last unsure one did."""
+
+    creates: int = 0
+    unsure_at: float | None = None
+    """The sender's clock when a create got no clear answer (it may have been applied)."""
+    reached: bool = False
+    """Some create reached the server (it did more than fail to connect): it may have been
+    applied, so the row stays in flight when the run stops."""
 
 
 def counted(n: int, noun: str) -> str:
@@ -322,9 +345,12 @@ class Sender(PacedRequests):
         sleep: Callable[[float], Awaitable[Any]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        """``sleep`` and ``clock`` are for tests, which pass a fake pair."""
+        """``sleep`` and ``clock`` are for tests, which pass a fake pair; ``wall_clock``
+        dates the ledger's ``sent_at`` (doubts left by an earlier run settle by it)."""
         self.target, self.ledger, self.run_id = target, ledger, run_id
+        self.wall_clock = wall_clock
         self.settings, self.reporter = settings, reporter
         self.stop_event = asyncio.Event()
         self._sleep = sleep or self._interruptible_sleep
@@ -432,7 +458,7 @@ class Sender(PacedRequests):
 
     async def _send(self, item: WorkItem) -> None:
         sent = 0
-        left = False  # some attempt may have reached the server (it did more than fail to connect)
+        state = _CreateState()
 
         def before() -> None:
             nonlocal sent
@@ -441,37 +467,32 @@ class Sender(PacedRequests):
             sent += 1
             self.ledger.count_attempt(item.external_id)
 
-        async def create() -> CreateResult:
-            nonlocal left
-            try:
-                return await self.target.create(item.payload)
-            except Unreachable:
-                raise  # no connection was made: this attempt cannot have been applied
-            except BaseException:
-                left = True
-                raise
-
         try:
             result = None
             async for attempt in self._policy(item):
                 with attempt:
-                    result = await self._call(create, before, item.external_id)
+                    result = await self._call(
+                        lambda: self._create_once(item, state), before, item.external_id
+                    )
             assert result is not None
         except SendingStopped:
-            if sent and not left:
+            if sent and not state.reached:
                 self.ledger.return_to_pending(item.external_id)
             return  # never sent: still pending; otherwise in_flight (it may have been applied)
         except FatalError as error:
-            if sent == 1 or not left:  # refused outright, or never connected: not applied
+            if sent == 1 or not state.reached:  # refused outright, or never connected
                 self.ledger.return_to_pending(item.external_id)
             self._abort(error)  # otherwise in_flight: an earlier attempt may have been applied
             return
         except OutageTooLong as outage:
             # Left in_flight when an attempt may have been applied (the re-send is safe);
             # pending when every attempt failed to connect.
-            if not left:
+            if not state.reached:
                 self.ledger.return_to_pending(item.external_id)
             self._abort(self._unavailable(outage.error))
+            return
+        except InDoubt as error:
+            self._doubt(item, error)
             return
         except PermanentError as error:
             self._fail(item, error, transient=False)
@@ -483,13 +504,67 @@ class Sender(PacedRequests):
             else:
                 why = f"still rate limited after {counted(sent, 'attempt')}"
             error.args = (f"{error} ({why}; left for a later run)",)
-            self._fail(item, error, transient=True)
+            if state.unsure_at is not None:  # an earlier create may have been applied
+                self._doubt(item, error)
+            else:
+                self._fail(item, error, transient=True)
             return
         except TransientError as error:
-            # This row's bad luck (an outage is the pacer's business): a later run retries it.
-            self._fail(item, error, transient=True)
+            # This row's bad luck (an outage is the pacer's business): a later run retries it,
+            # after a look-up when its create may have been applied (not idempotent).
+            if state.unsure_at is not None:
+                self._doubt(item, error)
+            else:
+                self._fail(item, error, transient=True)
             return
         await self._record(item, result, sent)
+
+    async def _create_once(self, item: WorkItem, state: _CreateState) -> CreateResult:
+        """One create; after an unsure one (not idempotent), a look-up first.
+
+        Found: that is the engagement. Not found within ``settle_seconds`` of the unsure
+        attempt: ``InDoubt`` (a list may show it late), never a second create.
+        """
+        if state.unsure_at is not None:
+            found = await self.target.lookup([item.external_id])
+            remote = (found or {}).get(item.external_id, [])
+            if len(remote) > 1:
+                raise RemoteDuplicate(item.external_id, [r.engagement_id for r in remote])
+            if remote:
+                return CreateResult(remote[0].engagement_id, False, 200, remote[0].body, "lookup")
+            waited = self.clock() - state.unsure_at
+            if waited < self.settings.settle_seconds:
+                raise InDoubt(item.external_id, waited, self.settings.settle_seconds)
+        if state.creates:
+            self.ledger.note_sent_again(item.external_id)
+        state.creates += 1
+        try:
+            return await self.target.create(item.request)
+        except Unreachable:
+            raise  # no connection was made: this attempt cannot have been applied
+        except RateLimited:
+            state.reached = True
+            raise  # refused before anything was done
+        except TransientError:
+            state.reached = True
+            if not self.target.creates_idempotently:
+                state.unsure_at = self.clock()
+            raise
+        except BaseException:
+            state.reached = True
+            raise
+
+    def _doubt(self, item: WorkItem, error: ApiError) -> None:
+        """Left in flight, counted and listed: a later run looks it up before any re-create."""
+        message = error.describe()
+        if not isinstance(error, InDoubt):
+            message = (
+                f"in doubt: {message}; an earlier create may have been applied: a later run "
+                "looks it up (after --settle-seconds) before any re-create"
+            )
+        self.ledger.record_doubt(item.external_id, message)
+        self.outcome.counts[Outcome.IN_DOUBT] += 1
+        self.reporter.row_done(item.external_id, item.row_number, Outcome.IN_DOUBT, message)
 
     async def look_up(self, items: list[WorkItem]) -> list[WorkItem]:
         """Before creating: what the target already holds for these rows; the rest to send.
@@ -500,6 +575,18 @@ class Sender(PacedRequests):
         made, the run stops: creating without it could make duplicates.
         """
         if not items or self.stop_event.is_set() or self.target.creates_idempotently:
+            return items
+        kept = []
+        for item in items:
+            made = await self._made_before(item) if item.engagement_id else False
+            if made is None:
+                return []  # the run is stopping
+            if made:
+                self._fail(item, self._made_problem(item), transient=False)
+            else:
+                kept.append(item)
+        items = kept
+        if not items:
             return items
         external_ids = [item.external_id for item in items]
         found: Lookup | None = None
@@ -526,8 +613,18 @@ class Sender(PacedRequests):
         if found is None:
             return items
         to_send = []
+        doubted = [item.external_id for item in items if item.sent_before]
+        sent_times = self.ledger.sent_times(doubted) if doubted else {}
         for item in items:
             remote = found.get(item.external_id, [])
+            sent_at = sent_times.get(item.external_id)
+            if not remote and sent_at is not None:
+                waited = self.wall_clock() - sent_at
+                if waited < self.settings.settle_seconds:  # an earlier run's create may show
+                    self._doubt(
+                        item, InDoubt(item.external_id, waited, self.settings.settle_seconds)
+                    )
+                    continue
             if not remote:
                 to_send.append(item)
                 continue
@@ -539,6 +636,100 @@ class Sender(PacedRequests):
             result = CreateResult(remote[0].engagement_id, False, 200, remote[0].body, "lookup")
             await self._record(item, result)
         return to_send
+
+    async def resolve_references(self, items: list[WorkItem]) -> list[WorkItem]:
+        """Before creating: each row's reference (DevRev's ``parent``) as the target's own id.
+
+        A value that already is the target's id is sent as it is. The others (CRM account
+        ids) are looked up together, each distinct value once per run (the ledger keeps the
+        answers); a value held by no object, or by several, fails its row alone and nothing
+        is sent for it. If the lookup cannot be made, the run stops: nothing is created.
+        """
+        references = self.target.references
+        if references is None or not items or self.stop_event.is_set():
+            return items
+        field_name = references.field
+        values = [str(item.payload.get(field_name) or "") for item in items]
+        foreign = [v for v in dict.fromkeys(values) if v and not references.is_native(v)]
+        if not foreign:
+            return items
+        known = self.ledger.reference_answers(self.run_id, field_name, foreign)
+        missing = [value for value in foreign if value not in known]
+        if missing:
+            found: dict[str, list[str]] | None = None
+            try:
+                async for attempt in self._policy(items[0]):
+                    with attempt:
+                        found = await self._call(lambda: self.target.find_references(missing))
+            except SendingStopped:
+                return []
+            except FatalError as error:
+                self._abort(error)
+                return []
+            except OutageTooLong as outage:
+                self._abort(self._unavailable(outage.error))
+                return []
+            except ApiError as error:
+                self._abort(
+                    RunAborted(
+                        f"could not look up the {references.noun}s of {len(items)} row(s) "
+                        f"({error}); nothing was created for them: run the same command again "
+                        "to resume"
+                    )
+                )
+                return []
+            assert found is not None
+            answers = {value: found.get(value, []) for value in missing}
+            self.ledger.record_reference_answers(self.run_id, field_name, answers)
+            known.update(answers)
+        ready = []
+        for item, value in zip(items, values, strict=True):
+            if not value or references.is_native(value):
+                ready.append(item)
+                continue
+            ids = known.get(value, [])
+            if len(ids) == 1:
+                ready.append(dataclasses.replace(item, resolved={field_name: ids[0]}))
+                continue
+            unresolved = UnresolvedReference(field_name, references.noun, value, ids)
+            self._fail(item, unresolved, transient=True)  # a later run looks it up again
+        return ready
+
+    async def _made_before(self, item: WorkItem) -> bool | None:
+        """Whether the engagement a refused answer named for this row still exists (then the
+        row is never created again); None when the run is stopping."""
+        engagement_id = item.engagement_id or ""
+        try:
+            async for attempt in self._policy(item):
+                with attempt:
+                    await self._call(lambda: self.target.get(engagement_id))
+        except SendingStopped:
+            return None
+        except FatalError as error:
+            self._abort(error)
+            return None
+        except OutageTooLong as outage:
+            self._abort(self._unavailable(outage.error))
+            return None
+        except PermanentError:
+            return False  # 404: gone, so the row may be created
+        except ApiError as error:
+            self._abort(
+                RunAborted(
+                    f"could not read engagement {engagement_id} before re-creating row "
+                    f"{item.row_number} ({error}): run the same command again to resume"
+                )
+            )
+            return None
+        return True
+
+    def _made_problem(self, item: WorkItem) -> IntegrityProblem:
+        return IntegrityProblem(
+            f"integrity problem: engagement {item.engagement_id}, made by an earlier create of "
+            f"this row whose answer was refused, still exists; the row is not created again: "
+            f"check it in {self.target.label} (delete it to have the row created)",
+            engagement_id=item.engagement_id,
+        )
 
     async def _record(self, item: WorkItem, result: CreateResult, attempts: int = 1) -> None:
         """Record an engagement the target holds for the row, after the integrity check.
@@ -606,6 +797,7 @@ class Sender(PacedRequests):
         )
 
     def _fail(self, item: WorkItem, error: ApiError, *, transient: bool) -> None:
+        made = error.engagement_id if isinstance(error, IntegrityProblem) else None
         self.ledger.record_failure(
             item.external_id,
             message=error.describe(),
@@ -615,6 +807,7 @@ class Sender(PacedRequests):
             field_errors=error.field_errors,
             request_id=error.request_id,
             cells=item.cells,
+            engagement_id=made,
         )
         self.outcome.counts[Outcome.FAILED] += 1
         self.reporter.row_done(item.external_id, item.row_number, Outcome.FAILED, error.describe())

@@ -11,7 +11,7 @@ import httpx
 from importer.errors import IntegrityProblem, TransientError
 from importer.rows import contract
 from importer.settings import DEFAULT_CONCURRENCY, DEFAULT_READ_TIMEOUT
-from importer.targets.base import CreateResult, GetResult, Lookup
+from importer.targets.base import CreateResult, GetResult, Lookup, References
 from importer.targets.http import (
     Answer,
     HintListener,
@@ -37,6 +37,7 @@ class AskElephantTarget:
 
     label = "AskElephant"
     creates_idempotently = True
+    references: References | None = None
 
     def __init__(
         self,
@@ -117,6 +118,10 @@ class AskElephantTarget:
     async def lookup(self, external_ids: Sequence[str]) -> Lookup | None:
         """Not needed: create is idempotent on external_id (a known id answers 200)."""
         return None
+
+    async def find_references(self, values: Sequence[str]) -> dict[str, list[str]]:
+        """Nothing to resolve: every AskElephant field is sent as the manifest gives it."""
+        return {}
 
     async def replace_contacts(
         self, engagement_id: str, contact_ids: Sequence[str]

@@ -47,6 +47,21 @@ class GetResult:
         return self.http_status == 304
 
 
+@dataclass(frozen=True)
+class References:
+    """A create field whose manifest value may be another system's id for a target object.
+
+    DevRev's ``parent``: a DevRev account id is sent as it is (``is_native``); a CRM's
+    account id is found by its external reference (``Target.find_references``) first.
+    """
+
+    field: str
+    noun: str
+    """What the value names, in messages (``account``)."""
+    is_native: Callable[[str], bool]
+    """True for a value that already is the target's id: sent as it is."""
+
+
 class Target(Protocol):
     """Create, read back and re-link contacts; errors are ``importer.errors.ApiError``."""
 
@@ -58,6 +73,8 @@ class Target(Protocol):
     """True when create answers the existing engagement for a known id (no lookup needed)."""
     on_rate_hint: Callable[[RateHint], None] | None
     """Told each answer's ``X-RateLimit-*`` hint; the sender sets it to its pacer's."""
+    references: References | None
+    """A payload field to resolve before creating (DevRev's ``parent``); None: nothing."""
 
     @property
     def is_production(self) -> bool:
@@ -84,6 +101,10 @@ class Target(Protocol):
         A target whose create is not idempotent (DevRev) is looked up before every create;
         one whose create answers ``200`` for a known id (AskElephant) needs no lookup.
         """
+        ...
+
+    async def find_references(self, values: Sequence[str]) -> dict[str, list[str]]:
+        """For ``references``: each value's target ids (none, one, or several: ambiguous)."""
         ...
 
     async def replace_contacts(

@@ -4,13 +4,20 @@ DevRev documents no idempotency key for ``engagements.create``. Exactly-once the
 comes from lookups by ``external_ref`` with ``engagements.list``:
 
 - the pipeline looks up each batch before creating (``lookup``, many refs per call,
-  following ``next_cursor`` until it is empty);
-- a create whose outcome is unsure (timeout, dropped connection, ``5xx``) marks its
-  ``external_ref``; the next create of that ref looks it up first, so a retry never sends
-  blindly. Found once: it is the engagement (``found_by="lookup"``); found several
-  times: ``RemoteDuplicate``, reported, never silently picked.
+  following ``next_cursor`` within a bound of pages and seconds);
+- after a create whose outcome is unsure (timeout, dropped connection, ``5xx``) the
+  sender looks its ``external_ref`` up before any retry (``importer.send.sender``). Found
+  once: it is the engagement (``found_by="lookup"``); found several times:
+  ``RemoteDuplicate``, reported, never picked; not found within the settling time: the row
+  is ``in doubt`` (a list may show it late), never created a second time.
 
-Rate limits: ``429`` honours ``Retry-After`` (else ``X-RateLimit-Reset``); every answer's
+Parents: ``parent`` is required. A manifest value that is not a DevRev id (a CRM's account
+id) is found with ``accounts.list`` by ``external_refs`` (``find_references``, many per
+call); the sender resolves each distinct value once per run and keeps the answer in the
+ledger.
+
+Rate limits: ``429`` honours ``Retry-After``, else the ``retry_after`` of DevRev's error
+body, else ``X-RateLimit-Reset``; every answer's
 ``X-RateLimit-Remaining``/``X-RateLimit-Reset`` is only reported (``on_rate_hint``): the
 shared pacer (``importer.send.pacing``) slows down before the window is exhausted, not after.
 """
@@ -18,7 +25,7 @@ shared pacer (``importer.send.pacing``) slows down before the window is exhauste
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,14 +35,21 @@ from importer.errors import (
     ApiError,
     FatalError,
     IntegrityProblem,
+    ListingUnbounded,
     PermanentError,
     RateLimited,
-    RemoteDuplicate,
     ServerUnavailable,
     TransientError,
 )
 from importer.settings import DEFAULT_CONCURRENCY
-from importer.targets.base import CreateResult, GetResult, Lookup, RemoteEngagement
+from importer.targets.base import (
+    CreateResult,
+    GetResult,
+    Lookup,
+    References,
+    RemoteEngagement,
+)
+from importer.targets.devrev_fields import is_devrev_parent
 from importer.targets.http import (
     Answer,
     HintListener,
@@ -50,9 +64,16 @@ from importer.targets.http import (
 )
 
 DEFAULT_BASE_URL = "https://api.devrev.ai"
+MAX_PAGES_PER_LOOKUP = 200
+"""Pages one look-up follows (200 x 100: far more than 50 refs can hold); past it, stop."""
+MAX_LOOKUP_SECONDS = 300.0
+"""Seconds one look-up may page for; past it, stop."""
 REFS_PER_LOOKUP = 50
-"""external_refs per ``engagements.list`` call (the body stays small; assumed, not published)."""
+"""external_refs per ``engagements.list`` or ``accounts.list`` call (the body stays small;
+our choice, not a published limit)."""
 LOOKUP_PAGE_LIMIT = 100
+PARENTS = References(field="parent", noun="account", is_native=is_devrev_parent)
+"""``parent``: a DevRev id is sent as it is, any other value is a CRM account id to find."""
 ACCESS_CHECK_ID = "don:core:engagement-importer-access-check"
 """An engagement id no DevRev org holds: reading it answers 404 to a valid key."""
 READY = "READY"
@@ -70,14 +91,16 @@ def classify(
 ) -> ApiError | None:
     """None for a good answer, else the error that says what to do about it.
 
-    ``operation`` is ``create``, ``list`` or ``get``: a 404 means a wrong base URL for the
-    first two, but only a missing engagement for ``get``. DevRev errors are JSON with a
-    ``message`` (and a ``type``).
+    ``operation`` is ``create``, ``list``, ``accounts`` or ``get``: a 404 means a wrong base
+    URL for all but ``get``, where it is only a missing engagement. DevRev errors are JSON
+    with a ``message`` (and a ``type``).
     """
     if 200 <= status < 300:
         document = parse_problem(body)
         if operation == "list":
             good = isinstance(document.get("engagements"), list)
+        elif operation == "accounts":
+            good = isinstance(document.get("accounts"), list)
         else:
             engagement = document.get("engagement")
             good = isinstance(engagement, dict) and bool(engagement.get("id"))
@@ -95,6 +118,8 @@ def classify(
     if status == 429:
         wait = parse_retry_after(headers.get("retry-after"))
         if wait is None:
+            wait = parse_retry_after(_text(problem.get("retry_after")))
+        if wait is None:
             wait = reset_seconds(headers.get("x-ratelimit-reset"), time.time())
         return RateLimited(f"HTTP 429 rate limited{said}", retry_after=wait, **fields)
     if status in (500, 502, 503, 504):
@@ -110,11 +135,19 @@ def classify(
     return ServerUnavailable(f"HTTP {status} unexpected answer{said}", **fields)
 
 
+def _text(value: object) -> str | None:
+    """A JSON number or string as text (``retry_after`` may be either); else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    return str(value)
+
+
 class DevRevTarget:
     """Speaks DevRev's engagements API; the token lives only in the client's headers."""
 
     label = "DevRev"
     creates_idempotently = False
+    references: References | None = PARENTS
 
     def __init__(
         self,
@@ -126,14 +159,17 @@ class DevRevTarget:
         transport: httpx.AsyncBaseTransport | None = None,
         refs_per_lookup: int = REFS_PER_LOOKUP,
         page_limit: int = LOOKUP_PAGE_LIMIT,
+        max_pages: int = MAX_PAGES_PER_LOOKUP,
+        max_lookup_seconds: float = MAX_LOOKUP_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.refs_per_lookup, self.page_limit = refs_per_lookup, page_limit
+        self.max_pages, self.max_lookup_seconds = max_pages, max_lookup_seconds
+        self._clock = clock
         self.base_url = check_base_url(base_url, example=DEFAULT_BASE_URL)
         self._key = api_key
         self.on_rate_hint: HintListener | None = None
         """Told each answer's ``X-RateLimit-*`` hint (the sender's pacer paces by them)."""
-        self._unsure: set[str] = set()
-        """external_refs whose last create got no clear answer: look them up before resending."""
         self._timeout = timeout or build_timeout(60.0)
         self._client = open_client(
             self.base_url,
@@ -144,31 +180,21 @@ class DevRevTarget:
         )
 
     async def create(self, payload: dict[str, Any]) -> CreateResult:
-        """POST /engagements.create, after a lookup if an earlier create of it was unsure."""
+        """POST /engagements.create: a new engagement every time (the sender looks up first
+        after an unsure answer, and never re-creates a row in doubt)."""
         external_id = str(payload.get("external_ref", ""))
-        if external_id in self._unsure:
-            found = (await self.lookup([external_id])).get(external_id, [])
-            self._unsure.discard(external_id)
-            if len(found) > 1:
-                raise RemoteDuplicate(external_id, [e.engagement_id for e in found])
-            if found:
-                return CreateResult(found[0].engagement_id, False, 200, found[0].body, "lookup")
-        try:
-            response = await self._send("POST", "/engagements.create", json_body=payload)
-            self._raise_for(response, "create")
-        except RateLimited:
-            raise  # refused before anything was done
-        except TransientError:
-            if external_id:
-                self._unsure.add(external_id)
-            raise
+        response = await self._send("POST", "/engagements.create", json_body=payload)
+        self._raise_for(response, "create")
         engagement = response.json()["engagement"]
         said = engagement.get("external_ref")
         if said is not None and said != external_id:
             raise IntegrityProblem(
                 f"integrity problem: HTTP {response.status_code} answered an engagement with "
-                f"external_ref {said!r} for a create of {external_id!r}; nothing was recorded",
+                f"external_ref {said!r} for a create of {external_id!r}; it was created "
+                f"({engagement['id']}) but is not recorded as this row's: check it in DevRev "
+                "(the row is not created again while it exists)",
                 status=response.status_code,
+                engagement_id=str(engagement["id"]),
             )
         return CreateResult(
             engagement_id=str(engagement["id"]),
@@ -182,33 +208,76 @@ class DevRevTarget:
         wanted = list(dict.fromkeys(external_ids))
         found: Lookup = {external_id: [] for external_id in wanted}
         for start in range(0, len(wanted), self.refs_per_lookup):
-            refs = wanted[start : start + self.refs_per_lookup]
-            cursor: str | None = None
-            seen_cursors: set[str] = set()
-            while True:
-                body: dict[str, Any] = {
-                    "external_ref": refs,
-                    "limit": self.page_limit,
-                    "mode": "after",
-                }
-                if cursor:
-                    body["cursor"] = cursor
-                response = await self._send("POST", "/engagements.list", json_body=body)
-                self._raise_for(response, "list")
-                page = response.json()
-                for engagement in page["engagements"]:
-                    ref = engagement.get("external_ref") if isinstance(engagement, dict) else None
-                    if ref in found and engagement.get("id"):
-                        remote = RemoteEngagement(str(engagement["id"]), str(ref), engagement)
-                        if all(r.engagement_id != remote.engagement_id for r in found[ref]):
-                            found[ref].append(remote)
-                cursor = page.get("next_cursor") or None
-                if cursor is None:
-                    break
-                if cursor in seen_cursors:
-                    raise TransientError("engagements.list gave the same next_cursor twice")
-                seen_cursors.add(cursor)
+            query = {"external_ref": wanted[start : start + self.refs_per_lookup]}
+            async for engagement in self._listed("engagements", {**query, "mode": "after"}):
+                ref, engagement_id = engagement.get("external_ref"), engagement.get("id")
+                if ref is not None and not isinstance(ref, str):
+                    raise TransientError(
+                        "engagements.list answered an external_ref that is not text"
+                    )
+                if ref is None or ref not in found:
+                    continue
+                if not isinstance(engagement_id, str) or not engagement_id:
+                    raise TransientError("engagements.list answered an engagement without an id")
+                if all(r.engagement_id != engagement_id for r in found[ref]):
+                    found[ref].append(RemoteEngagement(engagement_id, ref, engagement))
         return found
+
+    async def find_references(self, values: Sequence[str]) -> dict[str, list[str]]:
+        """The ids of the accounts DevRev holds under each of these external references.
+
+        POST /accounts.list with ``external_refs``, a batch at a time, page by page; an
+        account answers for every one of its external_refs asked about.
+        """
+        wanted = list(dict.fromkeys(values))
+        found: dict[str, list[str]] = {value: [] for value in wanted}
+        for start in range(0, len(wanted), self.refs_per_lookup):
+            query = {"external_refs": wanted[start : start + self.refs_per_lookup]}
+            async for account in self._listed("accounts", query):
+                account_id, held = account.get("id"), account.get("external_refs")
+                if not isinstance(account_id, str) or not isinstance(held, list):
+                    raise TransientError("accounts.list answered an account without id or refs")
+                for ref in held:
+                    ids = found.get(ref) if isinstance(ref, str) else None
+                    if ids is not None and account_id not in ids:
+                        ids.append(account_id)
+        return found
+
+    async def _listed(self, kind: str, query: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Every object of ``POST /<kind>.list`` for ``query``, following ``next_cursor``.
+
+        Bounded: past ``max_pages`` pages or ``max_lookup_seconds``, ``ListingUnbounded``
+        (the run stops, nothing created on a look-up it could not finish). A page that is
+        not a list of objects, or a cursor that is not text, is a bad answer (retried).
+        """
+        started, cursor, seen = self._clock(), None, set()
+        for _ in range(self.max_pages):
+            body = {**query, "limit": self.page_limit, **({"cursor": cursor} if cursor else {})}
+            response = await self._send("POST", f"/{kind}.list", json_body=body)
+            self._raise_for(response, "list" if kind == "engagements" else kind)
+            page = response.json()
+            items = page[kind]
+            if not all(isinstance(item, dict) for item in items):
+                raise TransientError(f"{kind}.list answered a page with items that are not objects")
+            for item in items:
+                yield item
+            cursor = page.get("next_cursor")
+            if cursor is None or cursor == "":
+                return
+            if not isinstance(cursor, str):
+                raise TransientError(f"{kind}.list answered a next_cursor that is not text")
+            if cursor in seen:
+                raise TransientError(f"{kind}.list gave the same next_cursor twice")
+            seen.add(cursor)
+            if self._clock() - started > self.max_lookup_seconds:
+                raise ListingUnbounded(
+                    f"{kind}.list was still paging after {self.max_lookup_seconds:g} s for one "
+                    "look-up; nothing was created for its rows"
+                )
+        raise ListingUnbounded(
+            f"{kind}.list was still handing out pages after {self.max_pages} for one look-up; "
+            "nothing was created for its rows"
+        )
 
     async def get(
         self, engagement_id: str, *, etag: str | None = None, expand: Sequence[str] = ()

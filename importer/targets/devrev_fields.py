@@ -5,17 +5,23 @@ Pure, like ``importer.rows.validate``: cells in, a request or the row's errors o
     =================  ==============================================================
     request field      from
     =================  ==============================================================
-    title              ``title`` (required, 1-256 characters)
-    scheduled_date     ``start_at``, as RFC 3339 in UTC (required)
+    title              ``title`` (required, not blank; no length limit is published)
+    parent             ``parent`` (required): a DevRev account or opportunity id, sent as
+                       it is, or a CRM account id, which the sender turns into the
+                       account DevRev holds under that external reference
+    scheduled_date     ``start_at``, as RFC 3339 in UTC (blank: left out)
     engagement_type    ``type``: CALL -> call, MEETING -> default, or one of call,
                        default, email, linked_in, offline (blank: left out)
-    members            ``members``: 1-50 DevRev user ids, or ``[defaults] members``
+    members            ``members``: up to 50 DevRev user ids, or ``[defaults] members``
+                       (blank: left out)
     external_ref       ``id`` with the prefix, exactly as for AskElephant
     external_url       ``external_url`` (a CRM link), else the ``media_url``
     description        ``description``, else an excerpt of the transcript
     =================  ==============================================================
 
-Limits DevRev does not publish (title, description) are assumed and named here.
+Only limits DevRev publishes are checked here (at most 50 members, the type's values,
+``parent`` being an account or opportunity); whatever else DevRev refuses fails the row
+with DevRev's own message. See docs/devrev.md.
 """
 
 from __future__ import annotations
@@ -31,7 +37,6 @@ from importer.rows.dates import parse_start_at
 from importer.rows.validate import (
     MappedRow,
     MappingOptions,
-    RowChecker,
     TranscriptReader,
     begin_row,
     prefixed_external_id,
@@ -42,6 +47,7 @@ FIELDS = (
     "id",
     "type",
     "title",
+    "parent",
     "start_at",
     "members",
     "external_url",
@@ -51,18 +57,22 @@ FIELDS = (
     "transcript_path",
     "source_system",
 )
-REQUIRED_FIELDS = ("id", "title", "start_at", "members")
+REQUIRED_FIELDS = ("id", "title", "parent")
 
 ENGAGEMENT_TYPES = ("call", "default", "email", "linked_in", "offline")
 TYPE_FROM_ASKELEPHANT = {"CALL": "call", "MEETING": "default"}
 MEMBERS_MAX = 50
-TITLE_MAX_CHARS = 256
-"""Assumed: DevRev publishes no limit."""
-DESCRIPTION_MAX_CHARS = 10_000
-"""Assumed: DevRev publishes no limit; a transcript is cut to an excerpt of this length."""
-EXTERNAL_URL_MAX_CHARS = 2_048
+"""Published: ``members`` holds at most 50 ids."""
+TRANSCRIPT_EXCERPT_CHARS = 10_000
+"""Our choice, not a DevRev limit: a transcript becomes a description of at most this."""
 # DevRev ids: don:identity:<partition>:devo/<org>:devu/<n>, or the display form DEVU-<n>.
 MEMBER_ID = re.compile(r"(don:identity:[A-Za-z0-9._:/-]+|DEVU-\d+)\Z", re.IGNORECASE)
+# A parent DevRev holds: don:core:<partition>:devo/<org>:account/<id> (or opportunity/<id>),
+# or the display forms ACC-<n> and OPP-<n>. Anything else is a CRM's account id.
+DEVREV_PARENT_ID = re.compile(
+    r"(don:core:[A-Za-z0-9._-]+:devo/[A-Za-z0-9._-]+:(account|opportunity)/[A-Za-z0-9._-]+"
+    r"|ACC-\d+|OPP-\d+)\Z"
+)
 EXCERPT_MARK = " …"
 
 
@@ -87,15 +97,27 @@ def map_row(
 
     payload: dict[str, Any] = {}
     title = values["title"].strip()
-    _check_text(checker, "title", title, TITLE_MAX_CHARS, required=True)
+    if not title:
+        checker.fail("title", "required", "title must not be empty")
     payload["title"] = title
 
-    try:
-        payload["scheduled_date"] = parse_start_at(
-            values["start_at"], options.timezone, options.dates
+    parent = values["parent"].strip()
+    if not parent:
+        checker.fail(
+            "parent",
+            "required",
+            "is blank; DevRev files every engagement under an account or opportunity "
+            '(a column, or [defaults] parent = "...")',
         )
-    except InvalidCell as error:
-        checker.fail("start_at", "date_time", str(error))
+    payload["parent"] = parent
+
+    if values["start_at"].strip():
+        try:
+            payload["scheduled_date"] = parse_start_at(
+                values["start_at"], options.timezone, options.dates
+            )
+        except InvalidCell as error:
+            checker.fail("start_at", "date_time", str(error))
 
     try:
         engagement_type = parse_engagement_type(values["type"])
@@ -106,9 +128,12 @@ def map_row(
         payload["engagement_type"] = engagement_type
 
     try:
-        payload["members"] = parse_members(values["members"])
+        members = parse_members(values["members"])
     except InvalidCell as error:
         checker.fail("members", "members", str(error))
+    else:
+        if members:
+            payload["members"] = members
 
     source_system = values["source_system"].strip() or (options.source_system or "")
     if not source_system and options.prefix is None:
@@ -126,12 +151,11 @@ def map_row(
 
     description = values["description"].strip()
     if description:
-        _check_text(checker, "description", description, DESCRIPTION_MAX_CHARS, required=False)
         payload["description"] = description
     else:
         transcript = read_transcript_field(values, read_transcript, checker)
         if transcript.strip():
-            payload["description"] = excerpt(transcript.strip(), DESCRIPTION_MAX_CHARS)
+            payload["description"] = excerpt(transcript.strip(), TRANSCRIPT_EXCERPT_CHARS)
 
     errors = tuple(checker.errors)
     return MappedRow(
@@ -144,17 +168,9 @@ def map_row(
     )
 
 
-def _check_text(
-    checker: RowChecker, name: str, value: str, max_chars: int, *, required: bool
-) -> None:
-    if required and not value:
-        checker.fail(name, "required", f"{name} must not be empty")
-    elif len(value) > max_chars:
-        checker.fail(
-            name,
-            "too_long",
-            f"is {len(value):,} characters; DevRev takes at most {max_chars:,} (assumed)",
-        )
+def is_devrev_parent(value: str) -> bool:
+    """Whether ``value`` is already a DevRev account or opportunity id (sent as it is)."""
+    return DEVREV_PARENT_ID.match(value.strip()) is not None
 
 
 def parse_engagement_type(text: str) -> str | None:
@@ -172,12 +188,10 @@ def parse_engagement_type(text: str) -> str | None:
 
 
 def parse_members(text: str) -> list[str]:
-    """1-50 DevRev user ids, separated by commas, semicolons or spaces; repeats dropped."""
+    """Up to 50 DevRev user ids, separated by commas, semicolons or spaces; repeats dropped.
+
+    Blank: none (``members`` is optional)."""
     items = [part for part in re.split(r"[,;\s]+", text.strip()) if part]
-    if not items:
-        raise InvalidCell(
-            'is blank; DevRev needs 1-50 member user ids (a column, or [defaults] members = "...")'
-        )
     bad = [item for item in items if not MEMBER_ID.match(item)]
     if bad:
         raise InvalidCell(f"{bad[0]!r} is not a DevRev user id (don:identity:... or DEVU-123)")
@@ -189,8 +203,6 @@ def parse_members(text: str) -> list[str]:
 
 def check_external_url(url: str) -> str:
     """An absolute link back to the source (https, http or an app's own scheme)."""
-    if len(url) > EXTERNAL_URL_MAX_CHARS:
-        raise InvalidCell(f"is {len(url):,} characters; at most {EXTERNAL_URL_MAX_CHARS:,}")
     if any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in url):
         raise InvalidCell("contains white space or an invisible character")
     try:
