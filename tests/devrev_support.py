@@ -17,7 +17,7 @@ from importer.runner import import_manifest, target_factory
 from importer.send.sender import SendSettings
 from importer.settings import ImportSettings
 from importer.targets.registry import TARGETS
-from tests.conftest import SANDBOX_KEY, SandboxProcess
+from tests.conftest import SANDBOX_KEY, Sandbox
 
 DEVREV = TARGETS["devrev"]
 MEMBER = "don:identity:dvrv-us-1:devo/0:devu/1"
@@ -48,17 +48,17 @@ def write_devrev_manifest(path: Path, count: int, start: int = 1) -> Path:
     return path
 
 
-def devrev_engagements(sandbox: SandboxProcess) -> list[dict[str, Any]]:
+def devrev_engagements(sandbox: Sandbox) -> list[dict[str, Any]]:
     """Every DevRev engagement the sandbox holds, oldest first."""
     return list(sandbox._call("GET", "/_sandbox/devrev/engagements")["engagements"])
 
 
-def per_ref(sandbox: SandboxProcess) -> Counter[str]:
+def per_ref(sandbox: Sandbox) -> Counter[str]:
     """How many engagements the sandbox holds per external_ref."""
     return Counter(str(e["external_ref"]) for e in devrev_engagements(sandbox))
 
 
-def create_requests(sandbox: SandboxProcess) -> int:
+def create_requests(sandbox: Sandbox) -> int:
     """POST /engagements.create requests the sandbox answered (or dropped)."""
     by_status = sandbox.stats()["requests"].get("POST /engagements.create", {})
     return sum(by_status.values())
@@ -72,7 +72,7 @@ def ledger_rows(ledger: Path) -> dict[str, dict[str, Any]]:
         return {row["external_id"]: dict(row) for row in rows}
 
 
-def import_devrev(sandbox: SandboxProcess, manifest: Path, ledger: Path) -> RunSummary:
+def import_devrev(sandbox: Sandbox, manifest: Path, ledger: Path) -> RunSummary:
     """One in-process DevRev import of the manifest (batches of 10, 4 workers)."""
     columns = load_mapping(None, DEVREV.fields, DEVREV.required)
     settings = ImportSettings(

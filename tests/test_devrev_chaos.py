@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.chaos_support import ImporterProcess, integrity, run_importer, size, wait_until
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.devrev_support import create_requests, ledger_rows, per_ref, write_devrev_manifest
 
-MakeSandbox = Callable[..., SandboxProcess]
+MakeSandbox = Callable[..., Sandbox]
 ARGS = ("--target", "devrev", "--concurrency", "8")
 
 
@@ -24,16 +24,7 @@ def test_drops_500s_and_a_kill_9_end_with_one_engagement_per_external_ref(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
     rows = size(1000, 200)
-    server = make_sandbox(
-        "--latency-ms",
-        "10",
-        "--seed",
-        "13",
-        "--fail-rate",
-        "0.1",
-        "--drop-after-commit-rate",
-        "0.05",
-    )
+    server = make_sandbox(latency_ms=10, seed=13, fail_rate=0.1, drop_after_commit_rate=0.05)
     manifest = write_devrev_manifest(tmp_path / "calls.csv", rows)
     ledger = tmp_path / "ledger.db"
 

@@ -15,7 +15,7 @@ import pytest
 from importer.errors import LedgerError
 from importer.ledger import Ledger
 from importer.targets.registry import TARGETS
-from tests.conftest import SANDBOX_KEY, SandboxProcess
+from tests.conftest import SANDBOX_KEY, Sandbox
 from tests.devrev_support import (
     MEMBER,
     create_requests,
@@ -30,7 +30,7 @@ DEVREV = TARGETS["devrev"]
 
 
 def test_a_clean_import_creates_each_row_once_and_a_rerun_creates_nothing(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 25)
     ledger = tmp_path / "ledger.db"
@@ -49,7 +49,7 @@ def test_a_clean_import_creates_each_row_once_and_a_rerun_creates_nothing(
 
 
 def test_dropped_and_failed_creates_end_with_one_engagement_per_ref(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     sandbox.set_faults(drop_after_commit_rate=0.3, fail_rate=0.3)
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 40)
@@ -68,7 +68,7 @@ def test_dropped_and_failed_creates_end_with_one_engagement_per_ref(
 
 
 def test_rows_left_in_flight_by_a_crash_are_looked_up_before_resending(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 6)
     ledger = tmp_path / "ledger.db"
@@ -85,9 +85,7 @@ def test_rows_left_in_flight_by_a_crash_are_looked_up_before_resending(
     assert {r["found_by"] for r in ledger_rows(ledger).values()} == {"lookup"}
 
 
-def test_a_duplicate_on_the_server_is_reported_not_picked(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_a_duplicate_on_the_server_is_reported_not_picked(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 3)
     ledger = tmp_path / "ledger.db"
     headers = {"Authorization": f"Bearer {SANDBOX_KEY}"}
@@ -111,9 +109,7 @@ def test_a_duplicate_on_the_server_is_reported_not_picked(
     assert "holds 2 engagements with external id crm:rec-2" in message
 
 
-def test_a_ledger_of_one_target_is_refused_for_another(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_a_ledger_of_one_target_is_refused_for_another(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 2)
     ledger = tmp_path / "ledger.db"
     assert import_devrev(sandbox, manifest, ledger).exit_code == 0

@@ -17,7 +17,7 @@ import pytest
 
 from importer.rows.mapping import tomllib
 from tests.audit_support import read_csv
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import COLUMNS, row, run_args, run_cli, write_manifest
 
 
@@ -37,9 +37,7 @@ def invalid_reasons(plan: dict[str, object]) -> dict[int, str]:
 # -- 16: transcript_path cells -----------------------------------------------------------------
 
 
-def test_bad_transcript_paths_are_each_their_rows_error(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_bad_transcript_paths_are_each_their_rows_error(sandbox: Sandbox, tmp_path: Path) -> None:
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     (tmp_path / "good.txt").write_text("Hello there.", encoding="utf-8")
     rows = [
@@ -95,7 +93,7 @@ def test_init_escapes_every_header_it_writes(tmp_path: Path) -> None:
 
 
 def test_every_cell_we_write_is_quoted_and_formulas_after_spaces_are_defused(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     titles = ["x;=1+1;", "  =HYPERLINK(1)", "\t=1+1", "\r=1+1", " @SUM(1)"]
     rows = [row(n, title=title, type="BOGUS") for n, title in enumerate(titles, start=1)]
@@ -116,7 +114,7 @@ def test_every_cell_we_write_is_quoted_and_formulas_after_spaces_are_defused(
 
 
 def test_restore_only_undoes_defusing_in_files_the_importer_wrote(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     titles = ["'+1 follow-up with Bob", "'=not a formula, a quote"]
     rows = [row(n, title=title) for n, title in enumerate(titles, start=1)]
@@ -129,7 +127,7 @@ def test_restore_only_undoes_defusing_in_files_the_importer_wrote(
 
 
 def test_an_apostrophe_the_user_wrote_survives_a_round_trip_through_errors_csv(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     rows = [row(1, title="'=quoted by the user", type="BOGUS"), row(2, title="=1+1", type="X")]
     ledger = tmp_path / "l.db"
@@ -186,9 +184,7 @@ def test_a_source_system_with_a_control_character_makes_its_row_invalid(tmp_path
     assert reason.startswith("source_system: the external_id prefix"), reason
 
 
-def test_terminal_output_escapes_control_characters(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_terminal_output_escapes_control_characters(sandbox: Sandbox, tmp_path: Path) -> None:
     rows = [row(1, id="ok\x1b]0;pwned\x07", title="\x1b[2J" + "t"), row(2, type="\x1b[31mX")]
     manifest = write_manifest(tmp_path / "m.csv", rows)
     ledger = tmp_path / "l.db"

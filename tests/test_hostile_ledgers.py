@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from importer.ledger import open_ledger
-from tests.conftest import PROJECT_ROOT, SandboxProcess
+from tests.conftest import PROJECT_ROOT, Sandbox
 from tests.factories import api_args, row, run_cli, write_manifest
 
 
@@ -29,7 +29,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def imported_ledger(sandbox: SandboxProcess, tmp_path: Path, rows: int = 40) -> Path:
+def imported_ledger(sandbox: Sandbox, tmp_path: Path, rows: int = 40) -> Path:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(1, rows + 1)])
     ledger = tmp_path / "state" / "ledger.db"
     result = run_cli(["run", str(manifest), *api_args(sandbox, ledger)], sandbox.api_key)
@@ -37,7 +37,7 @@ def imported_ledger(sandbox: SandboxProcess, tmp_path: Path, rows: int = 40) -> 
     return ledger
 
 
-def writing_command(name: str, sandbox: SandboxProcess, ledger: Path, manifest: Path) -> list[str]:
+def writing_command(name: str, sandbox: Sandbox, ledger: Path, manifest: Path) -> list[str]:
     head = [name, str(manifest)] if name in ("run", "sync-contacts") else [name]
     return [*head, *api_args(sandbox, ledger)]
 
@@ -57,7 +57,7 @@ def fail_one_row(ledger: Path) -> None:
 @pytest.mark.parametrize("alias", ["symlink", "hard link", "symlinked folder"])
 @pytest.mark.parametrize("command", ["run", "retry", "sync-contacts", "verify"])
 def test_an_alias_of_a_ledger_in_use_is_refused(
-    sandbox: SandboxProcess, tmp_path: Path, alias: str, command: str
+    sandbox: Sandbox, tmp_path: Path, alias: str, command: str
 ) -> None:
     ledger = imported_ledger(sandbox, tmp_path, rows=2)
     fail_one_row(ledger)  # so that retry has something to send
@@ -98,7 +98,7 @@ def damage_a_page(ledger: Path) -> None:
 
 @pytest.mark.parametrize("command", ["run", "retry", "sync-contacts", "verify"])
 def test_a_damaged_ledger_is_refused_and_left_byte_for_byte_untouched(
-    sandbox: SandboxProcess, tmp_path: Path, command: str
+    sandbox: Sandbox, tmp_path: Path, command: str
 ) -> None:
     ledger = imported_ledger(sandbox, tmp_path)
     fail_one_row(ledger)  # so that retry has something to send
@@ -139,7 +139,7 @@ def limited_run(args: list[str], api_key: str, max_bytes: int) -> subprocess.Com
 
 
 def test_a_full_disk_stops_the_run_cleanly_and_the_next_run_resumes(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = imported_ledger(sandbox, tmp_path, rows=1)
     rows = [row(n, transcript_text="words " * 2000) for n in range(2, 402)]
@@ -185,7 +185,7 @@ def make_read_only(folder: Path) -> None:
 
 @pytest.mark.parametrize("command", ["status", "report", "plan"])
 def test_reading_commands_work_on_a_read_only_ledger(
-    sandbox: SandboxProcess, tmp_path: Path, read_only_folder: Path, command: str
+    sandbox: Sandbox, tmp_path: Path, read_only_folder: Path, command: str
 ) -> None:
     source = imported_ledger(sandbox, tmp_path, rows=3)
     ledger = read_only_folder / "ledger.db"
@@ -215,7 +215,7 @@ def test_reading_commands_work_on_a_read_only_ledger(
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_planning_stops_cleanly_and_sends_nothing(
-    sandbox: SandboxProcess, tmp_path: Path, signum: int
+    sandbox: Sandbox, tmp_path: Path, signum: int
 ) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(1, 20_001)])
     ledger = tmp_path / "ledger.db"
@@ -255,7 +255,7 @@ def _run_started(ledger: Path) -> bool:
 
 
 def test_a_full_disk_during_verify_is_an_environment_error_not_a_bug(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = imported_ledger(sandbox, tmp_path, rows=300)
     size = ledger.stat().st_size

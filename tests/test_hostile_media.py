@@ -28,7 +28,7 @@ from importer.plan.planner import PlannedRow
 from importer.rows import urlsafety
 from importer.rows.validate import MappingOptions
 from importer.settings import ImportSettings
-from tests.conftest import SandboxProcess, engagement_body
+from tests.conftest import Sandbox, engagement_body
 from tests.factories import row, run_cli, write_manifest
 from tests.hostile_server import HostileServer, Request, respond
 
@@ -293,7 +293,7 @@ def test_the_preflight_refuses_names_resolving_to_ipv4_in_ipv6(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("address", ["::127.0.0.1", "64:ff9b::10.0.0.1", "::ffff:0:a00:1"])
-def test_the_sandbox_refuses_ipv4_embedded_in_ipv6(sandbox: SandboxProcess, address: str) -> None:
+def test_the_sandbox_refuses_ipv4_embedded_in_ipv6(sandbox: Sandbox, address: str) -> None:
     answer = httpx.post(
         sandbox.base_url + "/v2/engagements",
         json=engagement_body(media_url=f"https://[{address}]/x.mp3"),

@@ -18,7 +18,7 @@ import pytest
 from importer.errors import FatalError, RateLimited, RemoteDuplicate, ServerUnavailable
 from importer.send.pacing import RateHint
 from importer.targets.devrev import DevRevTarget
-from tests.conftest import SANDBOX_KEY, SandboxProcess
+from tests.conftest import SANDBOX_KEY, Sandbox
 from tests.devrev_support import MEMBER, devrev_engagements, write_devrev_manifest
 from tests.factories import run_args, run_cli
 
@@ -36,7 +36,7 @@ def devrev_body(**changes: Any) -> dict[str, Any]:
     return body
 
 
-def target_for(sandbox: SandboxProcess, **options: Any) -> DevRevTarget:
+def target_for(sandbox: Sandbox, **options: Any) -> DevRevTarget:
     return DevRevTarget(sandbox.base_url, SANDBOX_KEY, **options)
 
 
@@ -53,7 +53,7 @@ def run(coroutine_factory: Callable[[DevRevTarget], Any], target: DevRevTarget) 
 # -- the sandbox ----------------------------------------------------------------------------
 
 
-def test_create_is_not_idempotent(sandbox: SandboxProcess, sandbox_client: httpx.Client) -> None:
+def test_create_is_not_idempotent(sandbox: Sandbox, sandbox_client: httpx.Client) -> None:
     body = devrev_body()
     first = sandbox_client.post("/engagements.create", json=body)
     second = sandbox_client.post("/engagements.create", json=body)
@@ -111,7 +111,7 @@ def test_errors_have_devrev_shape(sandbox_client: httpx.Client) -> None:
     assert anonymous.status_code == 401 and anonymous.json()["type"] == "unauthenticated"
 
 
-def test_rate_limit_headers_and_429(sandbox: SandboxProcess, sandbox_client: httpx.Client) -> None:
+def test_rate_limit_headers_and_429(sandbox: Sandbox, sandbox_client: httpx.Client) -> None:
     sandbox.set_faults(rate_limit=2)
     answers = [sandbox_client.post("/engagements.list", json={}) for _ in range(3)]
     assert answers[0].headers["X-RateLimit-Limit"] == "2"
@@ -122,15 +122,13 @@ def test_rate_limit_headers_and_429(sandbox: SandboxProcess, sandbox_client: htt
     assert answers[-1].json()["type"] == "too_many_requests"
 
 
-def test_outage_answers_503(sandbox: SandboxProcess, sandbox_client: httpx.Client) -> None:
+def test_outage_answers_503(sandbox: Sandbox, sandbox_client: httpx.Client) -> None:
     sandbox.set_faults(outage_start=0, outage_seconds=60)
     answer = sandbox_client.post("/engagements.create", json=devrev_body())
     assert answer.status_code == 503 and answer.json()["type"] == "service_unavailable"
 
 
-def test_reset_forgets_devrev_engagements(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
-) -> None:
+def test_reset_forgets_devrev_engagements(sandbox: Sandbox, sandbox_client: httpx.Client) -> None:
     sandbox_client.post("/engagements.create", json=devrev_body()).raise_for_status()
     sandbox.reset()
     assert devrev_engagements(sandbox) == []
@@ -140,7 +138,7 @@ def test_reset_forgets_devrev_engagements(
 
 
 def test_lookup_follows_next_cursor_over_several_pages(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
+    sandbox: Sandbox, sandbox_client: httpx.Client
 ) -> None:
     refs = [devrev_body()["external_ref"] for _ in range(7)]
     for ref in refs:
@@ -154,7 +152,7 @@ def test_lookup_follows_next_cursor_over_several_pages(
     assert lists >= 5
 
 
-def test_a_dropped_create_is_looked_up_before_the_retry(sandbox: SandboxProcess) -> None:
+def test_a_dropped_create_is_looked_up_before_the_retry(sandbox: Sandbox) -> None:
     sandbox.set_faults(drop_after_commit_rate=1.0)
     payload = devrev_body()
 
@@ -169,7 +167,7 @@ def test_a_dropped_create_is_looked_up_before_the_retry(sandbox: SandboxProcess)
     assert len(devrev_engagements(sandbox)) == 1
 
 
-def test_a_500_before_storing_is_looked_up_then_created(sandbox: SandboxProcess) -> None:
+def test_a_500_before_storing_is_looked_up_then_created(sandbox: Sandbox) -> None:
     sandbox.set_faults(fail_rate=1.0)
     payload = devrev_body()
 
@@ -187,7 +185,7 @@ def test_a_500_before_storing_is_looked_up_then_created(sandbox: SandboxProcess)
 
 
 def test_a_remote_duplicate_is_reported_never_picked(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
+    sandbox: Sandbox, sandbox_client: httpx.Client
 ) -> None:
     payload = devrev_body()
     for _ in range(2):
@@ -203,7 +201,7 @@ def test_a_remote_duplicate_is_reported_never_picked(
         run(create_twice, target_for(sandbox))
 
 
-def test_a_429_is_rate_limited_and_the_window_only_reported(sandbox: SandboxProcess) -> None:
+def test_a_429_is_rate_limited_and_the_window_only_reported(sandbox: Sandbox) -> None:
     # The target does not pace: it reports each answer's X-RateLimit-* to the shared pacer.
     sandbox.set_faults(rate_limit=1)
 
@@ -221,26 +219,26 @@ def test_a_429_is_rate_limited_and_the_window_only_reported(sandbox: SandboxProc
     assert 0.9 < hints[0].reset_seconds <= 1.0  # the empty window's reset, for the pacer
 
 
-def test_a_revoked_key_stops_the_run(sandbox: SandboxProcess) -> None:
+def test_a_revoked_key_stops_the_run(sandbox: Sandbox) -> None:
     with pytest.raises(FatalError, match="DEVREV_API_KEY"):
         run(lambda t: t.lookup(["tests:a"]), DevRevTarget(sandbox.base_url, "wrong-key"))
 
 
 def test_the_access_check_passes_a_good_key_and_stops_a_refused_one(
-    sandbox: SandboxProcess,
+    sandbox: Sandbox,
 ) -> None:
     run(lambda t: t.check_access(), target_for(sandbox))  # 404 for the check id: fine
     with pytest.raises(FatalError, match="HTTP 401"):
         run(lambda t: t.check_access(), DevRevTarget(sandbox.base_url, "wrong-key"))
 
 
-def test_only_devrevs_own_host_is_production(sandbox: SandboxProcess) -> None:
+def test_only_devrevs_own_host_is_production(sandbox: Sandbox) -> None:
     assert DevRevTarget("https://api.devrev.ai", "k").is_production
     assert not target_for(sandbox).is_production
 
 
 def test_a_run_with_a_refused_devrev_key_stops_before_reading(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 3)
     args = run_args(manifest, tmp_path / "l.db", sandbox, "--target", "devrev")
