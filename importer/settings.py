@@ -26,7 +26,6 @@ from importer.read.manifest import SourceOptions
 from importer.rows.dates import DAYFIRST, MONTHFIRST, ORDERS, DateStyle
 from importer.rows.mapping import ColumnMapping, load_mapping
 from importer.rows.validate import MappingOptions
-from importer.send.retry import RetrySettings
 from importer.send.sender import SendSettings
 from importer.targets.registry import DEFAULT_TARGET, TARGETS, target_kind
 
@@ -247,10 +246,3 @@ class ImportSettings:
                 on_same_recording=record.get("on_same_recording") or defaults.ON_SAME_RECORDING,
             ),
         )
-
-
-def send_settings(concurrency: int, rate: float | None, max_attempts: int) -> SendSettings:
-    """How hard and how fast to send, from the three choices a user has."""
-    return SendSettings(
-        concurrency=concurrency, rate=rate, retry=RetrySettings(max_attempts=max_attempts)
-    )
