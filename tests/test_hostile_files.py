@@ -214,7 +214,8 @@ def test_json_output_stays_valid_json_with_control_characters_escaped(tmp_path: 
 # -- 20: resource limits -----------------------------------------------------------------------
 
 
-def test_a_hundred_thousand_columns_are_checked_in_linear_time(tmp_path: Path) -> None:
+def plan_a_hundred_thousand_columns(tmp_path: Path) -> float:
+    """Plan three rows with 100,000 extra columns; the CPU seconds it took."""
     extra = [f"c{n}" for n in range(100_000)]
     manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2), row(3)], COLUMNS + extra)
     started = time.process_time()
@@ -222,7 +223,17 @@ def test_a_hundred_thousand_columns_are_checked_in_linear_time(tmp_path: Path) -
     code, plan = plan_json(manifest, tmp_path)
 
     assert (code, plan["counts"]) == (0, {"new": 3})
-    assert time.process_time() - started < 30
+    return time.process_time() - started
+
+
+def test_a_hundred_thousand_columns_are_checked(tmp_path: Path) -> None:
+    plan_a_hundred_thousand_columns(tmp_path)
+
+
+@pytest.mark.chaos_full
+def test_a_hundred_thousand_columns_are_checked_in_linear_time(tmp_path: Path) -> None:
+    # A timing bound: make chaos only, where the machine is not shared with the whole suite.
+    assert plan_a_hundred_thousand_columns(tmp_path) < 30
 
 
 def test_a_huge_sparse_manifest_is_refused_in_bounded_memory(tmp_path: Path) -> None:
