@@ -26,6 +26,7 @@ from importer.send.pacing import Answer, PacingSettings
 from importer.send.retry import RetrySettings
 from importer.send.sender import Sender, SendSettings
 from tests.chaos_support import (
+    CHAOS_FULL,
     FINAL_SUCCESS,
     ImporterProcess,
     assert_exactly_once,
@@ -188,7 +189,8 @@ def test_outage_is_met_with_one_shared_backoff_and_the_run_resumes(
     code = process.wait(outage + 120)
 
     assert code == 0, process.output[-3000:]
-    assert time.monotonic() - started >= outage  # it did wait the outage out
+    if CHAOS_FULL:  # a timing bound: make chaos only (make test asserts no wall-clock time)
+        assert time.monotonic() - started >= outage  # it did wait the outage out
     answers = create_counts(server.stats())
     during = answers.get("503", 0)
     print(
