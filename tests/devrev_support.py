@@ -14,6 +14,7 @@ from importer.outcomes import RunSummary
 from importer.rows.mapping import load_mapping
 from importer.rows.validate import MappingOptions
 from importer.runner import import_manifest, target_factory
+from importer.send.retry import RetrySettings
 from importer.send.sender import SendSettings
 from importer.settings import ImportSettings
 from importer.targets.registry import TARGETS
@@ -72,13 +73,17 @@ def ledger_rows(ledger: Path) -> dict[str, dict[str, Any]]:
         return {row["external_id"]: dict(row) for row in rows}
 
 
+QUICK_BACK_OFF = RetrySettings(backoff_base=0.01)
+"""Back-off waits of milliseconds: what is retried matters here, not how long it waits."""
+
+
 def import_devrev(sandbox: Sandbox, manifest: Path, ledger: Path) -> RunSummary:
     """One in-process DevRev import of the manifest (batches of 10, 4 workers)."""
     columns = load_mapping(None, DEVREV.fields, DEVREV.required)
     settings = ImportSettings(
         manifest=manifest,
         mapping=MappingOptions(columns=columns, row_mapper=DEVREV.row_mapper),
-        send=SendSettings(concurrency=4),
+        send=SendSettings(concurrency=4, retry=QUICK_BACK_OFF),
         batch_size=10,
     )
     return import_manifest(
