@@ -7,6 +7,7 @@ against a scripted server on simulated time.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -142,6 +143,12 @@ def test_an_abandoned_probe_lets_another_go() -> None:
 # -- simulations: the issue's figures --------------------------------------------------------
 
 
+def seeds(in_make_test: list[int], more: list[int]) -> list[Any]:
+    """Seeds for a simulation: the first run in ``make test``, the others in ``make chaos``
+    (each is thousands of rows through the real sender: the sweep costs seconds of CPU)."""
+    return [*in_make_test, *(pytest.param(seed, marks=pytest.mark.chaos_full) for seed in more)]
+
+
 def pace(result: Result) -> float:
     """Requests per second until nine rows in ten are done: the last rows' own back-offs
     after that are a tail of the run, not its pace."""
@@ -149,7 +156,7 @@ def pace(result: Result) -> float:
     return sum(1 for sent_at, _, _ in result.sends if sent_at < nine_tenths) / nine_tenths
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", seeds([1], [2, 3]))
 def test_stray_429s_and_500s_keep_the_pace_within_80_percent(seed: int) -> None:
     clean = send_through(Script(latency=0.03), 1000, concurrency=8, seed=seed)
     bad = send_through(
@@ -159,7 +166,7 @@ def test_stray_429s_and_500s_keep_the_pace_within_80_percent(seed: int) -> None:
     assert pace(bad) >= 0.8 * pace(clean), (pace(bad), pace(clean))
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 6])
+@pytest.mark.parametrize("seed", seeds([6], [1, 2, 3]))
 def test_a_true_limit_is_found_within_10_s_and_refusals_stay_low(seed: int) -> None:
     # Seed 6: the opening bursts, measured over a quarter second, read 184/s and 72/s and
     # pulled the learned limit's median to 52/s (the summary advised --rate 49).
@@ -176,7 +183,7 @@ def test_a_true_limit_is_found_within_10_s_and_refusals_stay_low(seed: int) -> N
     assert learned == pytest.approx(40, rel=0.15)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("seed", seeds([1], [2, 3, 4]))
 def test_stray_429s_of_slow_creates_never_slow_the_pace(seed: int) -> None:
     # Stray 429s come back at once, successes 200 ms later: the first answers are mostly
     # refusals. Taken for a limit, each decrease lowered the next one's measure and the
@@ -189,7 +196,7 @@ def test_stray_429s_of_slow_creates_never_slow_the_pace(seed: int) -> None:
     assert len(result.done_at) == 1000
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", seeds([1], [2]))
 def test_slow_creates_whose_refusals_come_back_first_do_not_collapse_the_pace(seed: int) -> None:
     # 429s come back at once, successes after 0.25-0.75 s: a limit judged from the answers
     # alone saw nothing accepted and sank the pace to its floor (0.12 of the limit).

@@ -60,7 +60,14 @@ def test_the_pacer_waits_for_the_later_of_its_pace_and_the_window() -> None:
     assert [pacer.reserve(0.0) for _ in range(3)] == [0.0, 5.0, 10.0]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    "seed",
+    [
+        1,
+        pytest.param(2, marks=pytest.mark.chaos_full),
+        pytest.param(3, marks=pytest.mark.chaos_full),
+    ],
+)
 def test_a_counted_window_is_met_without_refusals_and_near_its_rate(seed: int) -> None:
     # 20 requests per second, counted in every answer: spread before it is exhausted.
     script = Script(window=(20, 1.0), latency=0.05)
