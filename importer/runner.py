@@ -104,19 +104,6 @@ def run_each(runs: list[ImportSettings], run_one: Callable[[ImportSettings], int
     return worst
 
 
-def askelephant_factory(
-    base_url: str, api_key: str, *, concurrency: int, read_timeout: float
-) -> TargetFactory:
-    """A factory for the AskElephant target; builds (and checks the URL) up front."""
-    return target_factory(
-        target_kind("askelephant"),
-        base_url,
-        api_key,
-        concurrency=concurrency,
-        read_timeout=read_timeout,
-    )
-
-
 def api_target_factory(
     api: ApiChoices, target: str, api_key: Callable[[TargetKind], str]
 ) -> TargetFactory:

@@ -9,19 +9,19 @@ from typing import Any
 
 from click.testing import Result
 
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import api_args, run_args, run_cli
 
 
 def run(
-    sandbox: SandboxProcess, manifest: Path, ledger: Path, *extra: str, key: str | None = None
+    sandbox: Sandbox, manifest: Path, ledger: Path, *extra: str, key: str | None = None
 ) -> Result:
     """``importer run MANIFEST`` against ``sandbox``."""
     return run_cli(run_args(manifest, ledger, sandbox, *extra), key or sandbox.api_key)
 
 
 def command(
-    sandbox: SandboxProcess, name: str, ledger: Path, *extra: str, key: str | None = None
+    sandbox: Sandbox, name: str, ledger: Path, *extra: str, key: str | None = None
 ) -> Result:
     """An API command without a manifest argument (retry, verify)."""
     return run_cli([name, *api_args(sandbox, ledger, *extra)], key or sandbox.api_key)
@@ -33,7 +33,7 @@ def read_csv(path: Path) -> list[list[str]]:
         return list(csv.reader(handle))
 
 
-def requests_of(sandbox: SandboxProcess, route: str) -> dict[str, int]:
+def requests_of(sandbox: Sandbox, route: str) -> dict[str, int]:
     """Answers by status for one route, e.g. ``POST /v2/engagements``."""
     return dict(sandbox.stats()["requests"].get(route, {}))
 
@@ -48,12 +48,12 @@ def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def server_ids(sandbox: SandboxProcess) -> dict[str, str]:
+def server_ids(sandbox: Sandbox) -> dict[str, str]:
     """external_id -> engagement id, as the sandbox stored them."""
     return {e["external_id"]: e["id"] for e in sandbox.engagements()}
 
 
-def requests_but_key_checks(sandbox: SandboxProcess) -> dict[str, dict[str, int]]:
+def requests_but_key_checks(sandbox: Sandbox) -> dict[str, dict[str, int]]:
     """Answers by route and status, without the key check every run makes first (a GET
     of an engagement that cannot exist, answered 404)."""
     requests = {route: dict(counts) for route, counts in sandbox.stats()["requests"].items()}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from importer.ledger import FINAL_SUCCESS
-from tests.conftest import PROJECT_ROOT, SandboxProcess
+from tests.conftest import PROJECT_ROOT, Sandbox
 from tests.factories import ledger_rows, row, run_args, write_manifest
 
 CHAOS_FULL = os.environ.get("CHAOS_FULL") == "1"
@@ -69,7 +69,7 @@ class ImporterProcess:
         self,
         manifest: Path,
         ledger: Path,
-        sandbox: SandboxProcess,
+        sandbox: Sandbox,
         *extra: str,
         api_key: str | None = None,
     ) -> None:
@@ -145,7 +145,7 @@ class ImporterProcess:
 def run_importer(
     manifest: Path,
     ledger: Path,
-    sandbox: SandboxProcess,
+    sandbox: Sandbox,
     *extra: str,
     timeout: float = 180.0,
     api_key: str | None = None,
@@ -175,7 +175,7 @@ def rejects(ledger: Path) -> list[dict[str, Any]]:
 
 
 def assert_exactly_once(
-    sandbox: SandboxProcess, ledger: Path, valid_ids: set[str], *, stats: bool = True
+    sandbox: Sandbox, ledger: Path, valid_ids: set[str], *, stats: bool = True
 ) -> list[dict[str, Any]]:
     """Each valid row is one engagement on the server, and the ledger agrees; the engagements.
 

@@ -15,10 +15,10 @@ from importer.outcomes import RunSummary
 from importer.rows.mapping import load_mapping
 from importer.rows.validate import MappingOptions
 from importer.runner import import_manifest, target_factory
-from importer.settings import ImportSettings, PlanOptions, SendSettings
+from importer.settings import ImportSettings, PlanOptions, RetrySettings, SendSettings
 from importer.targets.devrev import DevRevTarget
 from importer.targets.registry import TARGETS
-from tests.conftest import DEVREV_CRM_ACCOUNT, SANDBOX_KEY, SandboxProcess
+from tests.conftest import DEVREV_CRM_ACCOUNT, SANDBOX_KEY, Sandbox
 
 DEVREV = TARGETS["devrev"]
 MEMBER = "don:identity:dvrv-us-1:devo/0:devu/1"
@@ -61,23 +61,23 @@ def write_devrev_manifest(path: Path, count: int, start: int = 1) -> Path:
     return path
 
 
-def add_account(sandbox: SandboxProcess, *external_refs: str) -> dict[str, Any]:
+def add_account(sandbox: Sandbox, *external_refs: str) -> dict[str, Any]:
     """One more DevRev account in the sandbox, synced from these CRM ids (until a reset)."""
     body = {"external_refs": list(external_refs)}
     return dict(sandbox._call("POST", "/_sandbox/devrev/accounts", json=body)["account"])
 
 
-def devrev_engagements(sandbox: SandboxProcess) -> list[dict[str, Any]]:
+def devrev_engagements(sandbox: Sandbox) -> list[dict[str, Any]]:
     """Every DevRev engagement the sandbox holds, oldest first."""
     return list(sandbox._call("GET", "/_sandbox/devrev/engagements")["engagements"])
 
 
-def per_ref(sandbox: SandboxProcess) -> Counter[str]:
+def per_ref(sandbox: Sandbox) -> Counter[str]:
     """How many engagements the sandbox holds per external_ref."""
     return Counter(str(e["external_ref"]) for e in devrev_engagements(sandbox))
 
 
-def create_requests(sandbox: SandboxProcess) -> int:
+def create_requests(sandbox: Sandbox) -> int:
     """POST /engagements.create requests the sandbox answered (or dropped)."""
     by_status = sandbox.stats()["requests"].get("POST /engagements.create", {})
     return sum(by_status.values())
@@ -91,8 +91,12 @@ def ledger_rows(ledger: Path) -> dict[str, dict[str, Any]]:
         return {row["external_id"]: dict(row) for row in rows}
 
 
+QUICK_BACK_OFF = RetrySettings(backoff_base=0.01)
+"""Back-off waits of milliseconds: what is retried matters here, not how long it waits."""
+
+
 def import_devrev(
-    sandbox: SandboxProcess,
+    sandbox: Sandbox,
     manifest: Path,
     ledger: Path,
     *,
@@ -107,7 +111,7 @@ def import_devrev(
     settings = ImportSettings(
         manifest=manifest,
         mapping=MappingOptions(columns=columns, row_mapper=DEVREV.row_mapper),
-        send=send or SendSettings(concurrency=4),
+        send=send or SendSettings(concurrency=4, retry=QUICK_BACK_OFF),
         plan=plan or PlanOptions(),
         batch_size=10,
     )

@@ -24,7 +24,7 @@ from tests.audit_support import (
     run,
     server_ids,
 )
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import COLUMNS, ledger_rows, row, run_cli, status_counts, write_manifest
 
 HTML_422 = (
@@ -45,7 +45,7 @@ def conflict(external_id: str, other_row: int) -> str:
 
 
 def fail_transiently(
-    sandbox: SandboxProcess, tmp_path: Path, ledger: Path, *rows_: dict[str, str]
+    sandbox: Sandbox, tmp_path: Path, ledger: Path, *rows_: dict[str, str]
 ) -> Result:
     """The first of ``rows_`` is imported; then all are sent one at a time while the key
     allows 0.5 requests/s, and the run's key check takes the only token: the others get a
@@ -60,7 +60,7 @@ def fail_transiently(
         sandbox.set_faults(rate_limit=None)
 
 
-def prepare_history(sandbox: SandboxProcess, tmp_path: Path, ledger: Path) -> None:
+def prepare_history(sandbox: Sandbox, tmp_path: Path, ledger: Path) -> None:
     """rec-1 and rec-2 imported; rec-3 failed transiently (429 on its only attempt)."""
     first = write_manifest(tmp_path / "first.csv", [row(1), row(2)])
     assert run(sandbox, first, ledger).exit_code == 0
@@ -154,7 +154,7 @@ EXPECTED_PLAN_CSV = [
 
 @pytest.mark.parametrize("how", [["plan"], ["run", "--dry-run"]])
 def test_plan_and_dry_run_classify_every_row_and_send_nothing(
-    sandbox: SandboxProcess, tmp_path: Path, how: list[str]
+    sandbox: Sandbox, tmp_path: Path, how: list[str]
 ) -> None:
     ledger = tmp_path / "ledger.db"
     prepare_history(sandbox, tmp_path, ledger)
@@ -189,7 +189,7 @@ def test_plan_and_dry_run_classify_every_row_and_send_nothing(
     assert ledger_rows(ledger) == before_ledger
 
 
-def test_plan_and_dry_run_print_the_same_plan(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_plan_and_dry_run_print_the_same_plan(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.db"
     prepare_history(sandbox, tmp_path, ledger)
     manifest = audit_manifest(tmp_path)
@@ -219,7 +219,7 @@ def test_plan_exits_0_when_nothing_is_invalid_and_writes_no_ledger(tmp_path: Pat
 
 @pytest.mark.parametrize(("on_change", "code"), [("report", 1), ("skip", 0)])
 def test_changed_row_is_reported_with_its_fields_never_counted_done(
-    sandbox: SandboxProcess, tmp_path: Path, on_change: str, code: int
+    sandbox: Sandbox, tmp_path: Path, on_change: str, code: int
 ) -> None:
     ledger = tmp_path / "ledger.db"
     manifest = tmp_path / "m.csv"
@@ -252,7 +252,7 @@ def test_changed_row_is_reported_with_its_fields_never_counted_done(
 # -- status --------------------------------------------------------------------------------
 
 
-def test_status_counts_errors_runs_and_text(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_status_counts_errors_runs_and_text(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.db"
     rows = [row(1), row(2), row(3, media_url="https://media.example.com/3.html")]
     rows += [row(4, type="BOGUS"), row(5, type="BOGUS")]
@@ -322,7 +322,7 @@ def expected_error_lines() -> list[list[str]]:
 
 
 def test_report_success_and_errors_exact_then_errors_csv_is_fixed_and_refed(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger.db"
     earlier = write_manifest(tmp_path / "earlier.csv", [row(2)])
@@ -394,7 +394,7 @@ def test_report_success_and_errors_exact_then_errors_csv_is_fixed_and_refed(
 
 
 def test_a_row_still_wrong_in_a_refed_errors_csv_is_reported_once(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger.db"
     manifest = write_manifest(tmp_path / "m.csv", [row(1), row(4, type="BOGUS")])
@@ -420,7 +420,7 @@ def test_a_row_still_wrong_in_a_refed_errors_csv_is_reported_once(
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@"])
 def test_formula_cells_are_neutralised_in_every_csv(
-    sandbox: SandboxProcess, tmp_path: Path, start: str
+    sandbox: Sandbox, tmp_path: Path, start: str
 ) -> None:
     ledger = tmp_path / "ledger.db"
     good_id = f"{start}cmd|calc"
@@ -468,7 +468,7 @@ def test_formula_cells_are_neutralised_in_every_csv(
 
 
 def test_retry_resends_transient_failures_and_permanent_only_on_request(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger.db"
     rows = [row(1), row(2), row(3, media_url="https://media.example.com/3.html")]
@@ -503,11 +503,11 @@ def test_retry_resends_transient_failures_and_permanent_only_on_request(
 
 
 def test_verify_records_statuses_and_wait_sees_them_move(
-    make_sandbox: Callable[..., SandboxProcess], tmp_path: Path
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
     # Not the session sandbox (0.5 s a status): on a loaded machine the first verify could
     # come after 1 s and see them done. 3 s a status leaves 6 s for run and first verify.
-    sandbox = make_sandbox("--processing-seconds", "3")
+    sandbox = make_sandbox(processing_seconds=3)
     ledger = tmp_path / "ledger.db"
     rows = [row(1), row(2), row(3, media_url="https://media.example.com/broken-call.mp3")]
     assert run(sandbox, write_manifest(tmp_path / "m.csv", rows), ledger).exit_code == 0
@@ -546,9 +546,7 @@ def test_verify_records_statuses_and_wait_sees_them_move(
     assert processing == {"crm:rec-1": "COMPLETED", "crm:rec-2": "COMPLETED", "crm:rec-3": "FAILED"}
 
 
-def test_verify_wait_exits_0_when_everything_completes(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_verify_wait_exits_0_when_everything_completes(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.db"
     assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1)]), ledger).exit_code == 0
 
@@ -559,9 +557,9 @@ def test_verify_wait_exits_0_when_everything_completes(
 
 
 def test_verify_wait_times_out_with_exit_1(
-    make_sandbox: Callable[..., SandboxProcess], tmp_path: Path
+    make_sandbox: Callable[..., Sandbox], tmp_path: Path
 ) -> None:
-    sandbox = make_sandbox("--processing-seconds", "600")  # still processing, however slow
+    sandbox = make_sandbox(processing_seconds=600)  # still processing, however slow
     ledger = tmp_path / "ledger.db"
     assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1)]), ledger).exit_code == 0
 
@@ -574,7 +572,7 @@ def test_verify_wait_times_out_with_exit_1(
 # -- contacts --------------------------------------------------------------------------------
 
 
-def contacts_on_server(sandbox: SandboxProcess) -> dict[str, list[str]]:
+def contacts_on_server(sandbox: Sandbox) -> dict[str, list[str]]:
     return {
         e["external_id"]: sorted(c["id"] for c in e.get("contacts") or [])
         for e in sandbox.engagements()
@@ -582,7 +580,7 @@ def contacts_on_server(sandbox: SandboxProcess) -> dict[str, list[str]]:
 
 
 def test_contacts_applied_once_and_reapplied_only_after_a_change(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger.db"
     manifest = tmp_path / "m.csv"
@@ -628,7 +626,7 @@ def test_contacts_applied_once_and_reapplied_only_after_a_change(
     assert contacts_on_server(sandbox)["crm:rec-2"] == ["cnt_d4"]
 
 
-def test_sync_contacts_creates_nothing(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_sync_contacts_creates_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.db"
     manifest = write_manifest(tmp_path / "m.csv", [row(1, contact_ids="cnt_a1")])
     args = ["sync-contacts", str(manifest), "--ledger", str(ledger)]
@@ -640,9 +638,7 @@ def test_sync_contacts_creates_nothing(sandbox: SandboxProcess, tmp_path: Path) 
     assert requests_but_key_checks(sandbox) == {}
 
 
-def test_unknown_contact_is_reported_as_contacts_failed(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_unknown_contact_is_reported_as_contacts_failed(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.db"
     manifest = write_manifest(tmp_path / "m.csv", [row(1, contact_ids="cnt_unknown1")])
 
@@ -736,7 +732,7 @@ def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
 # -- unattended: JSON logs and --quiet -----------------------------------------------------------
 
 
-def test_json_log_has_one_event_per_line(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_json_log_has_one_event_per_line(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.db"
     rows = [row(1), row(2), row(3, type="BOGUS"), row(5), row(5, title="Other")]
     manifest = write_manifest(tmp_path / "m.csv", rows)
@@ -782,7 +778,7 @@ def test_json_log_has_one_event_per_line(sandbox: SandboxProcess, tmp_path: Path
     assert finished["exit_code"] == 1 and finished["requests"] == 2 + len(retries)
 
 
-def test_json_log_for_verify_and_retry(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_json_log_for_verify_and_retry(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.db"
     assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1)]), ledger).exit_code == 0
 
@@ -795,7 +791,7 @@ def test_json_log_for_verify_and_retry(sandbox: SandboxProcess, tmp_path: Path) 
     assert notices[0]["message"].startswith("Verify round 1: 1 ")
 
 
-def test_quiet_prints_nothing_but_errors(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_quiet_prints_nothing_but_errors(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.db"
     manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2, type="BOGUS")])
 
@@ -812,7 +808,7 @@ def test_quiet_prints_nothing_but_errors(sandbox: SandboxProcess, tmp_path: Path
 
 
 def test_retry_keeps_the_mapping_and_options_of_the_run_across_retries(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger.db"
     mapping = tmp_path / "map.toml"

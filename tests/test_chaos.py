@@ -26,6 +26,7 @@ from importer.send.pacing import Answer
 from importer.send.sender import Sender
 from importer.settings import PacingSettings, RetrySettings, SendSettings
 from tests.chaos_support import (
+    CHAOS_FULL,
     FINAL_SUCCESS,
     ImporterProcess,
     assert_exactly_once,
@@ -39,20 +40,18 @@ from tests.chaos_support import (
     size,
     wait_until,
 )
-from tests.conftest import SANDBOX_KEY, SandboxProcess
+from tests.conftest import SANDBOX_KEY, Sandbox, SandboxProcess
 
-MakeSandbox = Callable[..., SandboxProcess]
+MakeSandbox = Callable[..., Sandbox]
 CONCURRENCY = 8
 PACING = PacingSettings()
 
 
-def engagements_at_least(server: SandboxProcess, count: int) -> Callable[[], bool]:
+def engagements_at_least(server: Sandbox, count: int) -> Callable[[], bool]:
     return lambda: server.stats()["engagements"] >= count
 
 
-def reached_or_exited(
-    server: SandboxProcess, count: int, process: ImporterProcess
-) -> Callable[[], bool]:
+def reached_or_exited(server: Sandbox, count: int, process: ImporterProcess) -> Callable[[], bool]:
     return lambda: not process.running() or server.stats()["engagements"] >= count
 
 
@@ -65,7 +64,7 @@ def test_kill_9_at_random_moments_then_resume_creates_each_row_once(
 ) -> None:
     valid, invalid = size(3000, 600), 6
     kills_wanted = size(12, 4)
-    server = make_sandbox("--latency-ms", "20", "--seed", "11")
+    server = make_sandbox(latency_ms=20, seed=11)
     manifest, valid_ids = chaos_manifest(tmp_path / "m.csv", valid, invalid)
     ledger = tmp_path / "ledger.db"
     rng = random.Random(5)
@@ -125,7 +124,7 @@ def test_lost_answers_500s_and_429s_still_end_with_each_row_once(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
     valid = size(2000, 300)
-    server = make_sandbox("--seed", "23")
+    server = make_sandbox(seed=23)
     # rate_limit is the sandbox's only source of 429s: a token bucket per key, well below
     # what 8 workers send, so 429s come throughout the run.
     server.set_faults(
@@ -179,7 +178,7 @@ def test_outage_is_met_with_one_shared_backoff_and_the_run_resumes(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
     valid, outage = size(1500, 400), size(20, 5)
-    server = make_sandbox("--latency-ms", "20", "--seed", "31")
+    server = make_sandbox(latency_ms=20, seed=31)
     manifest, valid_ids = chaos_manifest(tmp_path / "m.csv", valid)
     ledger = tmp_path / "ledger.db"
 
@@ -190,7 +189,8 @@ def test_outage_is_met_with_one_shared_backoff_and_the_run_resumes(
     code = process.wait(outage + 120)
 
     assert code == 0, process.output[-3000:]
-    assert time.monotonic() - started >= outage  # it did wait the outage out
+    if CHAOS_FULL:  # a timing bound: make chaos only (make test asserts no wall-clock time)
+        assert time.monotonic() - started >= outage  # it did wait the outage out
     answers = create_counts(server.stats())
     during = answers.get("503", 0)
     print(
@@ -207,7 +207,7 @@ def test_outage_longer_than_the_retry_budget_aborts_with_rows_pending(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
     valid = size(1000, 300)
-    server = make_sandbox("--latency-ms", "20", "--seed", "37")
+    server = make_sandbox(latency_ms=20, seed=37)
     manifest, valid_ids = chaos_manifest(tmp_path / "m.csv", valid)
     ledger = tmp_path / "ledger.db"
     max_attempts = 3
@@ -257,7 +257,7 @@ def test_key_revoked_mid_run_stops_within_the_requests_in_flight(
     make_sandbox: MakeSandbox, tmp_path: Path
 ) -> None:
     valid = size(1500, 400)
-    server = make_sandbox("--latency-ms", "20", "--seed", "41")
+    server = make_sandbox(latency_ms=20, seed=41)
     manifest, valid_ids = chaos_manifest(tmp_path / "m.csv", valid)
     ledger = tmp_path / "ledger.db"
 
@@ -292,10 +292,11 @@ def test_key_revoked_mid_run_stops_within_the_requests_in_flight(
 @pytest.mark.chaos
 @pytest.mark.parametrize("how", ["stop", "kill"])
 def test_server_restart_mid_run_is_ridden_through(
-    make_sandbox: MakeSandbox, tmp_path: Path, how: str
+    make_sandbox_process: Callable[..., SandboxProcess], tmp_path: Path, how: str
 ) -> None:
     valid = size(2000, 500)
-    server = make_sandbox("--latency-ms", "20", "--seed", "43", db_path=tmp_path / "sb.db")
+    db_path = tmp_path / "sb.db"
+    server = make_sandbox_process("--latency-ms", "20", "--seed", "43", db_path=db_path)
     manifest, valid_ids = chaos_manifest(tmp_path / "m.csv", valid)
     ledger = tmp_path / "ledger.db"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.chaos_support import ImporterProcess, integrity, run_importer, size, wait_until
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.devrev_support import (
     DEVREV_COLUMNS,
     create_requests,
@@ -25,7 +25,7 @@ from tests.devrev_support import (
     per_ref,
 )
 
-MakeSandbox = Callable[..., SandboxProcess]
+MakeSandbox = Callable[..., Sandbox]
 ARGS = ("--target", "devrev", "--concurrency", "8", "--settle-seconds", "0")
 """No list lag here: a look-up that misses a create is believed at once (the lagging list
 is ``tests/test_devrev_doubt.py``'s)."""
@@ -56,15 +56,11 @@ def test_drops_500s_and_a_kill_9_end_with_one_engagement_per_external_ref(
 ) -> None:
     rows = size(1000, 200)
     server = make_sandbox(
-        "--latency-ms",
-        "10",
-        "--seed",
-        "13",
-        "--fail-rate",
-        "0.1",
-        "--drop-after-commit-rate",
-        "0.05",
-        *(arg for ref in CRM_ACCOUNTS for arg in ("--devrev-account", ref)),
+        latency_ms=10,
+        seed=13,
+        fail_rate=0.1,
+        drop_after_commit_rate=0.05,
+        devrev_accounts=list(CRM_ACCOUNTS),
     )
     manifest = write_drill_manifest(tmp_path / "calls.csv", rows)
     unknown = f"crm:rec-{rows}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import SANDBOX_KEY, SandboxProcess
+from tests.conftest import SANDBOX_KEY, Sandbox
 from tests.devrev_support import (
     ACCOUNT_ID,
     add_account,
@@ -27,7 +27,7 @@ def devrev(args: list[str], **env: str) -> object:
 
 
 def test_run_status_report_verify_and_reconcile_with_target_devrev(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 12)
     ledger = tmp_path / "devrev.db"
@@ -88,9 +88,7 @@ def test_run_status_report_verify_and_reconcile_with_target_devrev(
     assert SANDBOX_KEY.encode() not in stored  # ledger (and its WAL), reports, manifest
 
 
-def test_a_ledger_of_one_target_is_refused_for_another(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_a_ledger_of_one_target_is_refused_for_another(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(1)])
     ledger = tmp_path / "ledger.db"
     assert run_cli(run_args(manifest, ledger, sandbox), api_key=sandbox.api_key).exit_code == 0
@@ -104,9 +102,7 @@ def test_a_ledger_of_one_target_is_refused_for_another(
     assert status.exit_code == 2 and "pass --target askelephant" in status.output
 
 
-def test_the_devrev_key_comes_from_its_own_variable(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_the_devrev_key_comes_from_its_own_variable(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 1)
     args = run_args(manifest, tmp_path / "l.db", sandbox, "--target", "devrev")
     missing = run_cli(args, api_key=SANDBOX_KEY, DEVREV_API_KEY="")
@@ -118,9 +114,7 @@ def test_the_devrev_key_comes_from_its_own_variable(
     assert by_file.exit_code == 0, by_file.output
 
 
-def test_the_devrev_base_url_comes_from_its_own_variable(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_the_devrev_base_url_comes_from_its_own_variable(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 1)
     args = [
         "run", str(manifest), "--ledger", str(tmp_path / "l.db"), "--target", "devrev",
@@ -145,7 +139,7 @@ def test_devrev_rows_are_validated_with_its_field_table(tmp_path: Path) -> None:
     )
 
 
-def test_status_says_which_check_found_the_rows(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_status_says_which_check_found_the_rows(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.set_faults(drop_after_commit_rate=1.0)
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 2)
     ledger = tmp_path / "devrev.db"
@@ -159,7 +153,7 @@ def test_status_says_which_check_found_the_rows(sandbox: SandboxProcess, tmp_pat
 
 
 def test_report_and_status_read_a_ledger_older_than_found_by(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(1)])
     ledger = tmp_path / "ledger.db"
@@ -177,7 +171,7 @@ def test_report_and_status_read_a_ledger_older_than_found_by(
 
 
 def test_retry_reads_the_manifest_with_the_devrev_field_table_again(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 3)
     ledger = tmp_path / "devrev.db"
@@ -202,7 +196,7 @@ SALESFORCE_TASKS = (
 
 
 def test_init_for_devrev_proposes_the_account_column_and_its_mapping_imports(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = tmp_path / "tasks.csv"
     manifest.write_text(SALESFORCE_TASKS, encoding="utf-8")

@@ -16,7 +16,7 @@ from importer.errors import LedgerError
 from importer.ledger import Ledger
 from importer.settings import SendSettings
 from importer.targets.registry import TARGETS
-from tests.conftest import SANDBOX_KEY, SandboxProcess
+from tests.conftest import SANDBOX_KEY, Sandbox
 from tests.devrev_support import (
     MEMBER,
     create_requests,
@@ -31,7 +31,7 @@ DEVREV = TARGETS["devrev"]
 
 
 def test_a_clean_import_creates_each_row_once_and_a_rerun_creates_nothing(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 25)
     ledger = tmp_path / "ledger.db"
@@ -50,7 +50,7 @@ def test_a_clean_import_creates_each_row_once_and_a_rerun_creates_nothing(
 
 
 def test_dropped_and_failed_creates_end_with_one_engagement_per_ref(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     sandbox.set_faults(drop_after_commit_rate=0.3, fail_rate=0.3)
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 40)
@@ -70,7 +70,7 @@ def test_dropped_and_failed_creates_end_with_one_engagement_per_ref(
 
 
 def test_rows_left_in_flight_by_a_crash_are_looked_up_before_resending(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 6)
     ledger = tmp_path / "ledger.db"
@@ -87,9 +87,7 @@ def test_rows_left_in_flight_by_a_crash_are_looked_up_before_resending(
     assert {r["found_by"] for r in ledger_rows(ledger).values()} == {"lookup"}
 
 
-def test_a_duplicate_on_the_server_is_reported_not_picked(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_a_duplicate_on_the_server_is_reported_not_picked(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 3)
     ledger = tmp_path / "ledger.db"
     headers = {"Authorization": f"Bearer {SANDBOX_KEY}"}
@@ -114,9 +112,7 @@ def test_a_duplicate_on_the_server_is_reported_not_picked(
     assert "holds 2 engagements with external id crm:rec-2" in message
 
 
-def test_a_ledger_of_one_target_is_refused_for_another(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_a_ledger_of_one_target_is_refused_for_another(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 2)
     ledger = tmp_path / "ledger.db"
     assert import_devrev(sandbox, manifest, ledger).exit_code == 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from importer.outcomes import Outcome
-from tests.conftest import SANDBOX_KEY, SandboxProcess
+from tests.conftest import SANDBOX_KEY, Sandbox
 from tests.devrev_support import (
     MEMBER,
     create_requests,
@@ -27,7 +27,7 @@ PAGE = 3
 
 
 def test_rows_found_on_later_pages_are_existing_not_created_again(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     already = [f"crm:rec-{n}" for n in (1, 2, 4, 5, 7, 8, 9, 10, 13, 17)]
     headers = {"Authorization": f"Bearer {SANDBOX_KEY}"}
@@ -69,7 +69,7 @@ def test_rows_found_on_later_pages_are_existing_not_created_again(
         sandbox.set_faults(list_page_size=None)
 
 
-def test_a_page_size_below_one_is_refused(sandbox: SandboxProcess) -> None:
+def test_a_page_size_below_one_is_refused(sandbox: Sandbox) -> None:
     headers = {"Authorization": f"Bearer {SANDBOX_KEY}"}
     with httpx.Client(base_url=sandbox.base_url, headers=headers) as client:
         answer = client.post("/_sandbox/faults", json={"list_page_size": 0})
@@ -77,7 +77,7 @@ def test_a_page_size_below_one_is_refused(sandbox: SandboxProcess) -> None:
 
 
 def test_a_list_that_pages_past_its_bound_stops_the_run_creating_nothing(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 8)
     ledger = tmp_path / "ledger.db"

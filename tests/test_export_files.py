@@ -18,7 +18,7 @@ from importer.rows.mapping import load_mapping
 from importer.rows.validate import MappingOptions, map_row
 from importer.settings import SourceOptions
 from tests.audit_support import run
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import run_cli
 
 HEADER = ["id", "type", "title", "media_url", "start_at", "source_system"]
@@ -298,7 +298,7 @@ def test_rows_not_utf8_past_the_sample_are_row_errors_with_one_word_for_the_file
     ]
 
 
-def test_later_commands_read_dates_as_the_run_did(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_later_commands_read_dates_as_the_run_did(sandbox: Sandbox, tmp_path: Path) -> None:
     path = dated(tmp_path, "03/05/2024 2:30 PM", "04/06/2024 9:00 AM")
     ledger = tmp_path / "ledger.db"
     assert run(sandbox, path, ledger, "--dayfirst", "--timezone", "UTC").exit_code == 0

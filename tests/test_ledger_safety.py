@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, SandboxProcess
+from tests.conftest import PROJECT_ROOT, Sandbox
 from tests.factories import api_args, row, run_cli, write_manifest
 
 GARBAGE = bytes(range(256)) * 64
 
 
-def api_command(name: str, sandbox: SandboxProcess, ledger: Path, manifest: Path) -> list[str]:
+def api_command(name: str, sandbox: Sandbox, ledger: Path, manifest: Path) -> list[str]:
     """The command line of an API command, with a manifest where it takes one."""
     head = [name, str(manifest)] if name in ("run", "sync-contacts") else [name]
     return [*head, *api_args(sandbox, ledger)]
@@ -33,7 +33,7 @@ def local_command(name: str, ledger: Path, manifest: Path, out: Path) -> list[st
 
 
 def test_a_second_run_on_a_busy_ledger_is_refused(make_sandbox: object, tmp_path: Path) -> None:
-    server: SandboxProcess = make_sandbox("--latency-ms", "200")  # type: ignore[operator]
+    server: Sandbox = make_sandbox(latency_ms=200)  # type: ignore[operator]
     # Enough rows (about 20 s at 2 x 200 ms) that it is still running after three more
     # commands on a loaded machine; it is stopped as soon as they are done.
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(200)])
@@ -83,7 +83,7 @@ def test_a_second_run_on_a_busy_ledger_is_refused(make_sandbox: object, tmp_path
 
 @pytest.mark.parametrize("name", ["run", "verify", "sync-contacts", "retry"])
 def test_garbage_ledger_is_refused_and_left_untouched_by_api_commands(
-    sandbox: SandboxProcess, tmp_path: Path, name: str
+    sandbox: Sandbox, tmp_path: Path, name: str
 ) -> None:
     ledger = tmp_path / "ledger.db"
     ledger.write_bytes(GARBAGE)
@@ -120,9 +120,7 @@ def test_garbage_ledger_is_refused_by_local_commands(tmp_path: Path, name: str) 
     assert not (tmp_path / "out").exists()
 
 
-def test_sqlite_file_of_another_program_is_left_untouched(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_sqlite_file_of_another_program_is_left_untouched(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "app.db"
     with sqlite3.connect(ledger) as conn:
         conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
@@ -152,7 +150,7 @@ def test_sqlite_file_of_another_program_is_left_untouched(
     ],
 )
 def test_ledger_inside_a_regular_file_fails_before_anything_is_sent(
-    sandbox: SandboxProcess, tmp_path: Path, name: str, message: str
+    sandbox: Sandbox, tmp_path: Path, name: str, message: str
 ) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file\n", encoding="utf-8")
@@ -170,7 +168,7 @@ def test_ledger_inside_a_regular_file_fails_before_anything_is_sent(
 
 @pytest.mark.parametrize("what", ["folder", "file"])
 def test_read_only_ledger_fails_before_anything_is_sent(
-    sandbox: SandboxProcess, tmp_path: Path, what: str
+    sandbox: Sandbox, tmp_path: Path, what: str
 ) -> None:
     folder = tmp_path / "state"
     folder.mkdir()
@@ -204,7 +202,7 @@ def test_read_only_ledger_fails_before_anything_is_sent(
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
 def test_ledger_where_no_file_can_be_created_fails_before_anything_is_sent(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     # Even root cannot create a file in /proc: the read-only case, whoever runs the tests.
     ledger = Path("/proc/importer-test-ledger.db")

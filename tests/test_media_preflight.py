@@ -28,7 +28,7 @@ from importer.report.files import PlanPrinter
 from importer.rows.validate import MappingOptions
 from importer.settings import ImportSettings
 from importer.targets.askelephant import AskElephantTarget
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import ledger_rows, row, run_cli, write_manifest
 
 PUBLIC = "93.184.216.34"
@@ -412,9 +412,7 @@ def test_plan_with_check_media_marks_failing_rows_invalid(tmp_path: Path) -> Non
     assert not (tmp_path / "ledger.db").exists()  # plan writes nothing
 
 
-def test_run_with_check_media_never_sends_failing_rows(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_run_with_check_media_never_sends_failing_rows(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest, media = preflight_rows(tmp_path)
     ledger = Ledger(tmp_path / "ledger.db")
     stream = io.StringIO()
@@ -458,7 +456,7 @@ def test_run_with_check_media_never_sends_failing_rows(
     }
 
 
-def test_cli_check_media_uses_the_ledger_cache(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_cli_check_media_uses_the_ledger_cache(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2)])
     ledger_path = tmp_path / "ledger.db"
     ledger = Ledger(ledger_path)

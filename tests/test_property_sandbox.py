@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from importer.rows import contract
 from importer.rows.validate import MappingOptions, map_row
-from tests.conftest import SANDBOX_KEY, SandboxProcess
+from tests.conftest import SANDBOX_KEY, Sandbox
 
 # Any character a CSV cell can hold, including the lone surrogates that stand for bytes
 # that were not UTF-8 (surrogateescape), and other surrogates, which no reader produces.
@@ -212,7 +212,7 @@ def post(client: httpx.Client, payload: dict[str, Any]) -> httpx.Response:
 
 
 @pytest.fixture
-def client(sandbox: SandboxProcess) -> Any:
+def client(sandbox: Sandbox) -> Any:
     headers = {"Authorization": f"Bearer {SANDBOX_KEY}"}
     with httpx.Client(base_url=sandbox.base_url, headers=headers, timeout=10.0) as http:
         yield http

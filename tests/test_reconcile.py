@@ -12,7 +12,7 @@ from importer.report.reconcile import Finding, compare
 from importer.runner import reconcile_ledger, target_factory
 from importer.targets.base import RemoteEngagement
 from importer.targets.registry import TARGETS
-from tests.conftest import SANDBOX_KEY, SandboxProcess
+from tests.conftest import SANDBOX_KEY, Sandbox
 from tests.devrev_support import (
     MEMBER,
     devrev_engagements,
@@ -22,7 +22,7 @@ from tests.devrev_support import (
 from tests.factories import row, run_args, run_cli, write_manifest
 
 
-def reconcile_with(sandbox: SandboxProcess, ledger: Path, target: str) -> dict[str, object]:
+def reconcile_with(sandbox: Sandbox, ledger: Path, target: str) -> dict[str, object]:
     factory = target_factory(
         TARGETS[target], sandbox.base_url, SANDBOX_KEY, concurrency=4, read_timeout=10
     )
@@ -55,7 +55,7 @@ def test_compare_names_each_kind_of_disagreement() -> None:
 
 
 def test_devrev_reconcile_finds_deleted_rows_and_duplicates_made_behind_its_back(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 5)
     ledger = tmp_path / "ledger.db"
@@ -90,9 +90,7 @@ def test_devrev_reconcile_finds_deleted_rows_and_duplicates_made_behind_its_back
     assert by_kind["mismatched"]["remote_ids"] == [held["crm:rec-4"]]
 
 
-def test_askelephant_reconcile_reads_each_recorded_id(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_askelephant_reconcile_reads_each_recorded_id(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(1, 4)])
     ledger = tmp_path / "ledger.db"
     assert run_cli(run_args(manifest, ledger, sandbox), api_key=sandbox.api_key).exit_code == 0

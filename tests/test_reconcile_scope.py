@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import SANDBOX_KEY, SandboxProcess
+from tests.conftest import SANDBOX_KEY, Sandbox
 from tests.devrev_support import DEVREV_COLUMNS, MEMBER, devrev_row
 from tests.factories import row, run_args, run_cli, write_manifest
 
@@ -28,7 +28,7 @@ def write_rows(path: Path, rows: list[dict[str, str]]) -> Path:
     return path
 
 
-def make_behind_its_back(sandbox: SandboxProcess, *refs: str) -> None:
+def make_behind_its_back(sandbox: Sandbox, *refs: str) -> None:
     headers = {"Authorization": f"Bearer {SANDBOX_KEY}"}
     with httpx.Client(base_url=sandbox.base_url, headers=headers) as client:
         for ref in refs:
@@ -43,7 +43,7 @@ def make_behind_its_back(sandbox: SandboxProcess, *refs: str) -> None:
 
 
 def test_refs_the_ledger_never_sent_are_looked_up_from_the_manifest(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     rows = [
         devrev_row(1),
@@ -84,9 +84,7 @@ def test_refs_the_ledger_never_sent_are_looked_up_from_the_manifest(
     assert ("unknown", "crm:rec-20") in kinds and ("unknown", "crm:rec-9") not in kinds
 
 
-def test_a_gone_manifest_is_said_not_silently_skipped(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_a_gone_manifest_is_said_not_silently_skipped(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_rows(tmp_path / "calls.csv", [devrev_row(1)])
     ledger = tmp_path / "devrev.db"
     target = ("--target", "devrev")
@@ -98,9 +96,7 @@ def test_a_gone_manifest_is_said_not_silently_skipped(
     assert f"the last run's manifest {manifest.resolve()} is gone: pass --manifest" in said.output
 
 
-def test_askelephant_reconcile_never_reads_the_manifest(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_askelephant_reconcile_never_reads_the_manifest(sandbox: Sandbox, tmp_path: Path) -> None:
     # It reads each recorded id: a manifest's refs would be of no use, so a manifest that
     # is gone (or unreadable) neither slows it nor draws a note.
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(1, 3)])

@@ -15,7 +15,7 @@ import pytest
 from click.testing import Result
 
 from tests.audit_support import requests_but_key_checks
-from tests.conftest import PROJECT_ROOT, SandboxProcess
+from tests.conftest import PROJECT_ROOT, Sandbox
 from tests.factories import (
     COLUMNS,
     ledger_rows,
@@ -27,12 +27,12 @@ from tests.factories import (
 )
 
 
-def created_counts(sandbox: SandboxProcess) -> dict[str, int]:
+def created_counts(sandbox: Sandbox) -> dict[str, int]:
     return dict(sandbox.stats()["created"])
 
 
 def test_clean_import_creates_each_row_once_and_records_ids(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(20)])
     ledger = tmp_path / "ledger.db"
@@ -51,7 +51,7 @@ def test_clean_import_creates_each_row_once_and_records_ids(
     assert sent["source_system"] == "crm"
 
 
-def test_rerun_sends_nothing(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_rerun_sends_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(10)])
     ledger = tmp_path / "ledger.db"
     assert run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key).exit_code == 0
@@ -65,7 +65,7 @@ def test_rerun_sends_nothing(sandbox: SandboxProcess, tmp_path: Path) -> None:
 
 
 def test_existing_engagement_answers_200_and_is_recorded_as_existing(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(4)])
     run_cli(run_args(manifest, tmp_path / "first.db", sandbox), sandbox.api_key)
@@ -79,10 +79,10 @@ def test_existing_engagement_answers_200_and_is_recorded_as_existing(
 
 
 def import_under_rate_limit(
-    make_sandbox: Any, tmp_path: Path, limit: str, rows: int, *extra: str
+    make_sandbox: Any, tmp_path: Path, limit: float, rows: int, *extra: str
 ) -> dict[str, int]:
     """Import ``rows`` rows against a sandbox allowing ``limit`` requests/s; create statuses."""
-    server = make_sandbox("--rate-limit", limit)
+    server = make_sandbox(rate_limit=limit)
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(rows)])
     ledger = tmp_path / "ledger.db"
 
@@ -97,7 +97,7 @@ def import_under_rate_limit(
 def test_rate_limit_429_is_honoured_and_every_row_lands(
     make_sandbox: object, tmp_path: Path
 ) -> None:
-    statuses = import_under_rate_limit(make_sandbox, tmp_path, "20", 60, "--max-attempts", "10")
+    statuses = import_under_rate_limit(make_sandbox, tmp_path, 20, 60, "--max-attempts", "10")
 
     assert statuses.get("429", 0) > 0
     assert statuses["201"] == 60
@@ -109,14 +109,14 @@ def test_a_low_rate_limit_slows_the_importer_down_instead_of_failing_rows(
     make_sandbox: object, tmp_path: Path
 ) -> None:
     # Eight workers against four requests a second, with the default six attempts per row.
-    statuses = import_under_rate_limit(make_sandbox, tmp_path, "4", 24, "--concurrency", "8")
+    statuses = import_under_rate_limit(make_sandbox, tmp_path, 4, 24, "--concurrency", "8")
 
     # A 429 costs only its own row a Retry-After; the pace learned from the refusals keeps
     # them bounded (about one per row here, where the limit is a tenth of what 8 slots send).
     assert 0 < statuses["429"] < 2 * 24
 
 
-def test_server_errors_are_retried(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_server_errors_are_retried(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.set_faults(fail_rate=0.3)
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(30)])
     ledger = tmp_path / "ledger.db"
@@ -130,7 +130,7 @@ def test_server_errors_are_retried(sandbox: SandboxProcess, tmp_path: Path) -> N
 
 
 def test_422_is_recorded_as_permanent_with_the_servers_message(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     rows = [row(1), row(2, media_url="https://media.example.com/page.html"), row(3)]
     manifest = write_manifest(tmp_path / "m.csv", rows)
@@ -154,7 +154,7 @@ def test_422_is_recorded_as_permanent_with_the_servers_message(
 
 
 def test_bad_key_aborts_with_exit_3_before_anything_is_sent(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(25)])
     ledger = tmp_path / "ledger.db"
@@ -169,9 +169,7 @@ def test_bad_key_aborts_with_exit_3_before_anything_is_sent(
     assert "sk-apik_wrong.KEY" not in result.output
 
 
-def test_missing_write_scope_aborts_naming_the_scope(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_missing_write_scope_aborts_naming_the_scope(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.add_key("sk-apik_readonly.K1", ["engagements:read"])
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(5)])
 
@@ -192,7 +190,7 @@ def import_one_row_to(tmp_path: Path, base_url: str, key: str) -> Result:
     )
 
 
-def test_wrong_base_url_aborts_with_exit_3(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_wrong_base_url_aborts_with_exit_3(sandbox: Sandbox, tmp_path: Path) -> None:
     result = import_one_row_to(tmp_path, sandbox.base_url + "/wrong/prefix", sandbox.api_key)
 
     assert result.exit_code == 3, result.output
@@ -207,7 +205,7 @@ def test_plain_http_base_url_is_refused_unless_loopback(tmp_path: Path) -> None:
     assert not (tmp_path / "l.db").exists()
 
 
-def test_missing_key_is_a_usage_error(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_missing_key_is_a_usage_error(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(1)])
 
     result = run_cli(run_args(manifest, tmp_path / "l.db", sandbox), "")
@@ -216,7 +214,7 @@ def test_missing_key_is_a_usage_error(sandbox: SandboxProcess, tmp_path: Path) -
     assert "ASKELEPHANT_API_KEY" in result.output
 
 
-def test_duplicates_in_a_manifest(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_duplicates_in_a_manifest(sandbox: Sandbox, tmp_path: Path) -> None:
     rows = [
         row(1),
         row(2),
@@ -236,7 +234,7 @@ def test_duplicates_in_a_manifest(sandbox: SandboxProcess, tmp_path: Path) -> No
     assert "row 6 crm:rec-3 duplicate" in result.output
 
 
-def test_run_workflows_is_false_unless_asked(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_run_workflows_is_false_unless_asked(sandbox: Sandbox, tmp_path: Path) -> None:
     write_manifest(tmp_path / "a.csv", [row(1)])
     write_manifest(tmp_path / "b.csv", [row(2)])
     run_cli(run_args(tmp_path / "a.csv", tmp_path / "l.db", sandbox), sandbox.api_key)
@@ -253,7 +251,7 @@ def test_run_workflows_is_false_unless_asked(sandbox: SandboxProcess, tmp_path: 
 def test_interrupted_run_resumes_and_creates_each_row_once(
     make_sandbox: object, tmp_path: Path
 ) -> None:
-    server = make_sandbox("--latency-ms", "60")  # type: ignore[operator]
+    server = make_sandbox(latency_ms=60)  # type: ignore[operator]
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(120)])
     ledger = tmp_path / "ledger.db"
     env = {**os.environ, "ASKELEPHANT_API_KEY": server.api_key}
@@ -290,7 +288,7 @@ def test_interrupted_run_resumes_and_creates_each_row_once(
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_parquet_and_csv_import_alike(sandbox: SandboxProcess, tmp_path: Path, fmt: str) -> None:
+def test_parquet_and_csv_import_alike(sandbox: Sandbox, tmp_path: Path, fmt: str) -> None:
     rows = [row(n) for n in range(6)]
     manifest = write_manifest(tmp_path / "m.csv", rows)
     if fmt == "parquet":
@@ -306,7 +304,7 @@ def test_parquet_and_csv_import_alike(sandbox: SandboxProcess, tmp_path: Path, f
     assert len(created_counts(sandbox)) == 6
 
 
-def test_columns_no_field_reads_are_named(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_columns_no_field_reads_are_named(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_manifest(
         tmp_path / "m.csv",
         [{**row(1), "Notes": "x", "Recording": "y"}],
@@ -325,7 +323,7 @@ def invalid_count(ledger: Path) -> int:
 
 
 def test_rejects_are_kept_once_whatever_path_names_the_manifest(
-    sandbox: SandboxProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_manifest(tmp_path / "m.csv", [row(1), row(2, id=""), row(3, type="VIDEO")])
     ledger = tmp_path / "l.db"
@@ -339,7 +337,7 @@ def test_rejects_are_kept_once_whatever_path_names_the_manifest(
     assert invalid_count(ledger) == 1
 
 
-def test_a_stopped_run_forgets_no_reject(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_a_stopped_run_forgets_no_reject(sandbox: Sandbox, tmp_path: Path) -> None:
     # The invalid rows sit at the end, where a run stopped early never reads.
     rows = [row(n, title="" if n > 194 else f"t{n}") for n in range(1, 201)]
     manifest = write_manifest(tmp_path / "m.csv", rows)
@@ -356,7 +354,7 @@ def test_a_stopped_run_forgets_no_reject(sandbox: SandboxProcess, tmp_path: Path
 
 
 def test_a_row_changed_after_a_lost_answer_is_reported_not_hidden(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "l.db"
     old = write_manifest(tmp_path / "m.csv", [row(1, title="Old title")])

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from importer.rows import contract
-from tests.conftest import SANDBOX_KEY, SandboxProcess, engagement_body
+from tests.conftest import SANDBOX_KEY, Sandbox, engagement_body
 from tests.sandbox_inprocess import InProcessSandbox
 
 EXPAND_KEYS = set(contract.EXPAND_VALUES)
@@ -85,7 +85,7 @@ def test_unknown_fields_are_ignored(sandbox_client: httpx.Client) -> None:
     assert "crm_owner" not in response.json()
 
 
-def test_meeting_with_participants_and_transcript(sandbox: SandboxProcess) -> None:
+def test_meeting_with_participants_and_transcript(sandbox: Sandbox) -> None:
     participants = [
         {"name": "Ann", "email": "ann@example.com", "is_owner": True},
         {"email": "bob@example.com", "phone": "+15550100"},
@@ -216,7 +216,7 @@ def test_name_resolving_to_loopback_is_rejected(sandbox_client: httpx.Client) ->
     assert ("media_url", "private_address") in error_fields(response)
 
 
-def test_every_problem_is_reported_at_once(sandbox: SandboxProcess) -> None:
+def test_every_problem_is_reported_at_once(sandbox: Sandbox) -> None:
     body = {
         "type": "WEBINAR",
         "title": "",
@@ -245,7 +245,7 @@ def test_malformed_body_answers_400(sandbox_client: httpx.Client, content: bytes
 
 
 def test_known_external_id_answers_200_unchanged(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
+    sandbox: Sandbox, sandbox_client: httpx.Client
 ) -> None:
     body = engagement_body()
     first = sandbox_client.post("/v2/engagements", json=body)
@@ -282,18 +282,18 @@ def test_invalid_retry_of_known_external_id_is_still_422(sandbox_client: httpx.C
     [{}, {"Authorization": "Bearer sk-apik_nope.WRONG"}, {"Authorization": "Bearer"}],
     ids=["missing", "unknown", "empty"],
 )
-def test_bad_credentials_answer_401(sandbox: SandboxProcess, headers: dict[str, str]) -> None:
+def test_bad_credentials_answer_401(sandbox: Sandbox, headers: dict[str, str]) -> None:
     with httpx.Client(base_url=sandbox.base_url, headers=headers) as client:
         problem(client.post("/v2/engagements", json=engagement_body()), 401)
         problem(client.get("/v2/engagements"), 401)
 
 
-def test_bare_key_is_accepted(sandbox: SandboxProcess) -> None:
+def test_bare_key_is_accepted(sandbox: Sandbox) -> None:
     with httpx.Client(base_url=sandbox.base_url, headers={"Authorization": SANDBOX_KEY}) as c:
         assert c.post("/v2/engagements", json=engagement_body()).status_code == 201
 
 
-def test_key_revoked_mid_run_answers_401(sandbox: SandboxProcess) -> None:
+def test_key_revoked_mid_run_answers_401(sandbox: Sandbox) -> None:
     sandbox.add_key("sk-apik_temp.SECRET", contract.ALL_SCOPES)
     headers = {"Authorization": "Bearer sk-apik_temp.SECRET"}
     with httpx.Client(base_url=sandbox.base_url, headers=headers) as client:
@@ -302,7 +302,7 @@ def test_key_revoked_mid_run_answers_401(sandbox: SandboxProcess) -> None:
         problem(client.post("/v2/engagements", json=engagement_body()), 401)
 
 
-def test_reset_restores_the_default_key(sandbox: SandboxProcess) -> None:
+def test_reset_restores_the_default_key(sandbox: Sandbox) -> None:
     sandbox.revoke_key(SANDBOX_KEY)
     sandbox.reset()
     with httpx.Client(base_url=sandbox.base_url, headers={"Authorization": SANDBOX_KEY}) as c:
@@ -322,7 +322,7 @@ SCOPE_CASES = [
 
 @pytest.mark.parametrize(("scope", "method", "path", "expand"), SCOPE_CASES)
 def test_missing_scope_answers_403_naming_it(
-    sandbox: SandboxProcess,
+    sandbox: Sandbox,
     sandbox_client: httpx.Client,
     scope: str,
     method: str,
@@ -343,7 +343,7 @@ def test_missing_scope_answers_403_naming_it(
 
 
 def test_private_engagement_needs_private_read(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
+    sandbox: Sandbox, sandbox_client: httpx.Client
 ) -> None:
     engagement_id = create(sandbox_client, is_private=True).json()["id"]
     assert sandbox_client.get(f"/v2/engagements/{engagement_id}").json()["is_private"] is True
@@ -494,7 +494,7 @@ def test_replace_contacts_names_unknown_ids(sandbox_client: httpx.Client) -> Non
     assert "cnt_unknown2" in body["errors"][0]["message"]
 
 
-def test_admin_can_add_contacts(sandbox: SandboxProcess, sandbox_client: httpx.Client) -> None:
+def test_admin_can_add_contacts(sandbox: Sandbox, sandbox_client: httpx.Client) -> None:
     path = f"/v2/engagements/{create(sandbox_client).json()['id']}/contacts"
     sandbox.add_contacts("cnt_unknownButAdded")
     response = sandbox_client.put(path, json={"contact_ids": ["cnt_unknownButAdded"]})
@@ -525,9 +525,7 @@ def test_replace_contacts_of_unknown_engagement_answers_404(sandbox_client: http
 # -- every answer carries X-Api-Version -------------------------------------------------
 
 
-def test_every_answer_has_api_version(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
-) -> None:
+def test_every_answer_has_api_version(sandbox: Sandbox, sandbox_client: httpx.Client) -> None:
     created = create(sandbox_client)
     path = f"/v2/engagements/{created.json()['id']}"
     etag = sandbox_client.get(path).headers["etag"]
@@ -552,7 +550,7 @@ def test_every_answer_has_api_version(
 
 
 def test_stats_count_requests_by_endpoint_and_status(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
+    sandbox: Sandbox, sandbox_client: httpx.Client
 ) -> None:
     engagement_id = create(sandbox_client).json()["id"]
     sandbox_client.post("/v2/engagements", json={})
@@ -567,7 +565,7 @@ def test_stats_count_requests_by_endpoint_and_status(
 
 
 def test_admin_engagements_lists_ids_and_external_ids(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
+    sandbox: Sandbox, sandbox_client: httpx.Client
 ) -> None:
     made = {create(sandbox_client).json()["external_id"] for _ in range(3)}
     stored = sandbox.engagements()

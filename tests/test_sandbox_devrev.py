@@ -18,7 +18,7 @@ import pytest
 from importer.errors import FatalError, RateLimited
 from importer.targets.devrev import DevRevTarget
 from importer.targets.http import RateHint
-from tests.conftest import DEVREV_CRM_ACCOUNT, SANDBOX_KEY, SandboxProcess
+from tests.conftest import DEVREV_CRM_ACCOUNT, SANDBOX_KEY, Sandbox, SandboxProcess
 from tests.devrev_support import (
     ACCOUNT_ID,
     MEMBER,
@@ -43,7 +43,7 @@ def devrev_body(**changes: Any) -> dict[str, Any]:
     return body
 
 
-def target_for(sandbox: SandboxProcess, **options: Any) -> DevRevTarget:
+def target_for(sandbox: Sandbox, **options: Any) -> DevRevTarget:
     return DevRevTarget(sandbox.base_url, SANDBOX_KEY, **options)
 
 
@@ -60,7 +60,7 @@ def run(coroutine_factory: Callable[[DevRevTarget], Any], target: DevRevTarget) 
 # -- the sandbox ----------------------------------------------------------------------------
 
 
-def test_create_is_not_idempotent(sandbox: SandboxProcess, sandbox_client: httpx.Client) -> None:
+def test_create_is_not_idempotent(sandbox: Sandbox, sandbox_client: httpx.Client) -> None:
     body = devrev_body()
     first = sandbox_client.post("/engagements.create", json=body)
     second = sandbox_client.post("/engagements.create", json=body)
@@ -252,15 +252,13 @@ def test_rate_limit_headers_and_429(sandbox: SandboxProcess, sandbox_client: htt
     assert answers[-1].json()["type"] == "too_many_requests"
 
 
-def test_outage_answers_503(sandbox: SandboxProcess, sandbox_client: httpx.Client) -> None:
+def test_outage_answers_503(sandbox: Sandbox, sandbox_client: httpx.Client) -> None:
     sandbox.set_faults(outage_start=0, outage_seconds=60)
     answer = sandbox_client.post("/engagements.create", json=devrev_body())
     assert answer.status_code == 503 and answer.json()["type"] == "service_unavailable"
 
 
-def test_reset_forgets_devrev_engagements(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
-) -> None:
+def test_reset_forgets_devrev_engagements(sandbox: Sandbox, sandbox_client: httpx.Client) -> None:
     sandbox_client.post("/engagements.create", json=devrev_body()).raise_for_status()
     sandbox.reset()
     assert devrev_engagements(sandbox) == []
@@ -270,7 +268,7 @@ def test_reset_forgets_devrev_engagements(
 
 
 def test_lookup_follows_next_cursor_over_several_pages(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
+    sandbox: Sandbox, sandbox_client: httpx.Client
 ) -> None:
     refs = [devrev_body()["external_ref"] for _ in range(7)]
     for ref in refs:
@@ -324,20 +322,20 @@ def test_a_revoked_key_stops_the_run(sandbox: SandboxProcess) -> None:
 
 
 def test_the_access_check_passes_a_good_key_and_stops_a_refused_one(
-    sandbox: SandboxProcess,
+    sandbox: Sandbox,
 ) -> None:
     run(lambda t: t.check_access(), target_for(sandbox))  # 404 for the check id: fine
     with pytest.raises(FatalError, match="HTTP 401"):
         run(lambda t: t.check_access(), DevRevTarget(sandbox.base_url, "wrong-key"))
 
 
-def test_only_devrevs_own_host_is_production(sandbox: SandboxProcess) -> None:
+def test_only_devrevs_own_host_is_production(sandbox: Sandbox) -> None:
     assert DevRevTarget("https://api.devrev.ai", "k").is_production
     assert not target_for(sandbox).is_production
 
 
 def test_a_run_with_a_refused_devrev_key_stops_before_reading(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_devrev_manifest(tmp_path / "calls.csv", 3)
     args = run_args(manifest, tmp_path / "l.db", sandbox, "--target", "devrev")

@@ -10,7 +10,7 @@ import pytest
 
 from importer.sandbox.faults import FaultState, TokenBucket
 from importer.sandbox.settings import Faults
-from tests.conftest import SANDBOX_KEY, SandboxProcess, engagement_body
+from tests.conftest import SANDBOX_KEY, Sandbox, engagement_body
 from tests.sandbox_inprocess import InProcessSandbox
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_KEY}"}
@@ -62,7 +62,7 @@ def test_rate_limit_is_per_key() -> None:
 
 
 def test_fail_rate_answers_500_and_stores_nothing(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
+    sandbox: Sandbox, sandbox_client: httpx.Client
 ) -> None:
     sandbox.set_faults(fail_rate=1.0)
     body = engagement_body()
@@ -76,7 +76,7 @@ def test_fail_rate_answers_500_and_stores_nothing(
 
 
 def test_stray_429_rate_refuses_whatever_the_pace_and_stores_nothing(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
+    sandbox: Sandbox, sandbox_client: httpx.Client
 ) -> None:
     sandbox.set_faults(stray_429_rate=1.0)
     body = engagement_body()
@@ -97,7 +97,7 @@ def test_stray_429s_leave_the_seeded_draws_of_other_faults_alone() -> None:
 
 
 def test_drop_after_commit_closes_the_connection_but_stores(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
+    sandbox: Sandbox, sandbox_client: httpx.Client
 ) -> None:
     sandbox.set_faults(drop_after_commit_rate=1.0)
     body = engagement_body()
@@ -111,7 +111,7 @@ def test_drop_after_commit_closes_the_connection_but_stores(
     assert stats["requests"]["POST /v2/engagements"] == {"dropped": 1, "200": 1}
     assert stats["created"] == {body["external_id"]: 1}
     # The server itself is fine: no 500 logged for the dropped answer.
-    assert "Exception" not in sandbox.stderr_text()
+    assert "Exception" not in sandbox.server_log()
 
 
 def test_outage_answers_503_for_its_window() -> None:
@@ -148,7 +148,7 @@ def test_outage_can_start_later() -> None:
     assert asyncio.run(scenario()) == [200, 200, 503, 503, 200]
 
 
-def test_bad_fault_settings_answer_422(sandbox: SandboxProcess) -> None:
+def test_bad_fault_settings_answer_422(sandbox: Sandbox) -> None:
     with httpx.Client(base_url=sandbox.base_url) as client:
         response = client.post("/_sandbox/faults", json={"fail_rate": 2, "nonsense": 1})
     assert response.status_code == 422
@@ -156,7 +156,7 @@ def test_bad_fault_settings_answer_422(sandbox: SandboxProcess) -> None:
 
 
 def test_reset_clears_faults_and_engagements(
-    sandbox: SandboxProcess, sandbox_client: httpx.Client
+    sandbox: Sandbox, sandbox_client: httpx.Client
 ) -> None:
     sandbox_client.post("/v2/engagements", json=engagement_body())
     sandbox.set_faults(fail_rate=1.0, latency_ms=50)
@@ -187,7 +187,7 @@ async def _create_many(base_url: str, body: dict[str, object], count: int) -> li
 
 
 def test_concurrent_creates_of_one_external_id_make_one_engagement(
-    sandbox: SandboxProcess,
+    sandbox: Sandbox,
 ) -> None:
     sandbox.set_faults(latency_ms=300)
     body = engagement_body()

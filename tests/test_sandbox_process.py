@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import SANDBOX_KEY, SandboxProcess, engagement_body
 
-MakeSandbox = Callable[..., SandboxProcess]
+MakeSandboxProcess = Callable[..., SandboxProcess]
 OPTIONS = (
     "--host",
     "--port",
@@ -47,30 +47,30 @@ def test_help_mentions_every_option() -> None:
         assert option in result.stdout
 
 
-def test_prints_address_and_generated_key(make_sandbox: MakeSandbox) -> None:
-    server = make_sandbox(key=None)
+def test_prints_address_and_generated_key(make_sandbox_process: MakeSandboxProcess) -> None:
+    server = make_sandbox_process(key=None)
     assert server.output[0] == f"Sandbox listening on {server.base_url}"
     assert re.fullmatch(r"sk-apik_sandbox\.[0-9a-f]{24}", server.api_key)
     with client_for(server) as client:
         assert client.post("/v2/engagements", json=engagement_body()).status_code == 201
 
 
-def test_port_zero_prints_the_real_port(make_sandbox: MakeSandbox) -> None:
-    server = make_sandbox(port=0)
+def test_port_zero_prints_the_real_port(make_sandbox_process: MakeSandboxProcess) -> None:
+    server = make_sandbox_process(port=0)
     match = re.fullmatch(r"Sandbox listening on http://127\.0\.0\.1:(\d+)", server.output[0])
     assert match and int(match.group(1)) > 0
     with httpx.Client() as client:
         assert client.get(f"http://127.0.0.1:{match.group(1)}/_sandbox/stats").status_code == 200
 
 
-def test_sigterm_stops_cleanly(make_sandbox: MakeSandbox) -> None:
-    server = make_sandbox()
+def test_sigterm_stops_cleanly(make_sandbox_process: MakeSandboxProcess) -> None:
+    server = make_sandbox_process()
     assert server.stop() == 0
-    assert "Traceback" not in server.stderr_text()
+    assert "Traceback" not in server.server_log()
 
 
-def test_key_scopes_from_the_command_line(make_sandbox: MakeSandbox) -> None:
-    server = make_sandbox(key="sk-apik_ro.KEY:engagements:read")
+def test_key_scopes_from_the_command_line(make_sandbox_process: MakeSandboxProcess) -> None:
+    server = make_sandbox_process(key="sk-apik_ro.KEY:engagements:read")
     with client_for(server, "sk-apik_ro.KEY") as client:
         assert client.get("/v2/engagements").status_code == 200
         denied = client.post("/v2/engagements", json=engagement_body())
@@ -78,20 +78,22 @@ def test_key_scopes_from_the_command_line(make_sandbox: MakeSandbox) -> None:
     assert "engagements:write" in denied.json()["detail"]
 
 
-def test_faults_from_the_command_line(make_sandbox: MakeSandbox) -> None:
-    failing = make_sandbox("--fail-rate", "1", "--seed", "7")
+def test_faults_from_the_command_line(make_sandbox_process: MakeSandboxProcess) -> None:
+    failing = make_sandbox_process("--fail-rate", "1", "--seed", "7")
     with client_for(failing) as client:
         assert client.post("/v2/engagements", json=engagement_body()).status_code == 500
-    down = make_sandbox("--outage", "0:30")
+    down = make_sandbox_process("--outage", "0:30")
     with client_for(down) as client:
         assert client.get("/v2/engagements").status_code == 503
 
 
 @pytest.mark.parametrize("stop", [SandboxProcess.stop, SandboxProcess.kill], ids=["term", "kill"])
 def test_db_keeps_engagements_across_restarts(
-    make_sandbox: MakeSandbox, tmp_path: Path, stop: Callable[[SandboxProcess], object]
+    make_sandbox_process: MakeSandboxProcess,
+    tmp_path: Path,
+    stop: Callable[[SandboxProcess], object],
 ) -> None:
-    server = make_sandbox(db_path=tmp_path / "sandbox.db")
+    server = make_sandbox_process(db_path=tmp_path / "sandbox.db")
     body = engagement_body()
     with client_for(server) as client:
         created = client.post("/v2/engagements", json=body).json()
@@ -112,8 +114,8 @@ def test_db_keeps_engagements_across_restarts(
     assert [e["id"] for e in server.engagements()] == [created["id"], newer]
 
 
-def test_without_db_a_restart_forgets(make_sandbox: MakeSandbox) -> None:
-    server = make_sandbox()
+def test_without_db_a_restart_forgets(make_sandbox_process: MakeSandboxProcess) -> None:
+    server = make_sandbox_process()
     with client_for(server) as client:
         client.post("/v2/engagements", json=engagement_body())
     server.restart()

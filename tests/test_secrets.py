@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from importer.cli import cli
 from importer.rows import contract
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import api_args, row, write_manifest
 
 SECRET = "sk-apik_leak.SUPERSECRET-c4f2"
@@ -34,7 +34,7 @@ def leaks(text: str | bytes) -> list[str]:
 
 
 def test_the_key_appears_in_no_output_ledger_or_report(
-    sandbox: SandboxProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("IMPORTER_DEBUG", raising=False)
     sandbox.add_key(SECRET, contract.ALL_SCOPES)
@@ -128,7 +128,7 @@ def test_the_key_appears_in_no_output_ledger_or_report(
 
 @pytest.mark.parametrize(("mode", "warned"), [(0o644, True), (0o640, True), (0o600, False)])
 def test_a_key_file_others_can_read_gets_a_warning(
-    sandbox: SandboxProcess, tmp_path: Path, mode: int, warned: bool
+    sandbox: Sandbox, tmp_path: Path, mode: int, warned: bool
 ) -> None:
     key_file = tmp_path / "key.txt"
     key_file.write_text(sandbox.api_key + "\n", encoding="utf-8")

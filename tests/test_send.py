@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,7 +18,7 @@ from importer.errors import ServerUnavailable
 from importer.events import JsonReporter
 from importer.ledger import Ledger
 from importer.rows.hashes import field_hashes, payload_hash
-from importer.send.sender import Sender, WorkItem
+from importer.send.sender import Sender, SendOutcome, WorkItem
 from importer.settings import RetrySettings, SendSettings
 from importer.targets.askelephant import AskElephantTarget
 from tests.factories import ledger_rows
@@ -48,9 +48,16 @@ def work_item(n: int) -> WorkItem:
     )
 
 
-async def items(count: int = 1) -> AsyncIterator[WorkItem]:
-    for n in range(count):
-        yield work_item(n)
+async def send_rows(sender: Sender, count: int) -> SendOutcome:
+    """Rows 0 to ``count - 1`` through the sender, as the pipeline hands them over."""
+    sender.start()
+    try:
+        for n in range(count):
+            if not await sender.put(work_item(n)):
+                break
+    finally:
+        outcome = await sender.finish()
+    return outcome
 
 
 def send_many(
@@ -82,7 +89,7 @@ def send_many(
         sender = Sender(
             target, ledger, 1, settings, JsonReporter(), sleep=fake_sleep, clock=lambda: now[0]
         )
-        await asyncio.wait_for(sender.run(items(count)), 10)
+        await asyncio.wait_for(send_rows(sender, count), 10)
         await target.aclose()
         ledger.close()
 
@@ -193,7 +200,7 @@ def test_an_unexpected_error_in_a_worker_stops_the_run_instead_of_hanging(
         ledger = Ledger(tmp_path / "l.db")
         sender = Sender(Broken(), ledger, 1, SendSettings(concurrency=2), JsonReporter())  # type: ignore[arg-type]
         try:
-            await asyncio.wait_for(sender.run(items(50)), 10)
+            await asyncio.wait_for(send_rows(sender, 50), 10)
         finally:
             ledger.close()
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from tests.audit_support import run
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import row, run_cli, write_manifest
 
 NO_MEDIA = "no media URL (a call without a recording): nothing to import"
@@ -26,9 +26,7 @@ def manifest_with_a_call_without_recording(tmp_path: Path) -> Path:
     return write_manifest(tmp_path / "calls.csv", [row(1), row(2, media_url=""), row(3)])
 
 
-def test_without_the_option_a_blank_media_url_is_invalid(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_without_the_option_a_blank_media_url_is_invalid(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = manifest_with_a_call_without_recording(tmp_path)
     result = run(sandbox, manifest, tmp_path / "ledger.db")
     assert result.exit_code == 1
@@ -36,7 +34,7 @@ def test_without_the_option_a_blank_media_url_is_invalid(
 
 
 def test_skip_without_media_run_exits_0_and_status_plan_report_show_skipped(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = manifest_with_a_call_without_recording(tmp_path)
     ledger = tmp_path / "ledger.db"
@@ -72,7 +70,7 @@ def test_skip_without_media_run_exits_0_and_status_plan_report_show_skipped(
 
 
 def test_mapping_setting_skips_and_a_recording_added_later_is_sent(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = manifest_with_a_call_without_recording(tmp_path)
     mapping = tmp_path / "mapping.toml"
@@ -90,7 +88,7 @@ def test_mapping_setting_skips_and_a_recording_added_later_is_sent(
 
 
 def test_a_row_without_media_is_skipped_whatever_else_it_lacks(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     # A missed call in a nightly export: no recording, and no title, start or type either.
     rows = [row(1), row(2, media_url="", type="BOGUS", title="", start_at="")]

@@ -20,7 +20,7 @@ from importer.send.sender import Sender
 from importer.settings import RetrySettings, SendSettings
 from importer.targets.askelephant import AskElephantTarget
 from tests.factories import ledger_rows, row, run_cli, status_counts, write_manifest
-from tests.test_send import items
+from tests.test_send import send_rows
 
 NO_SUCH_NAME = "[Errno -2] Name or service not known"
 
@@ -41,7 +41,7 @@ def send_through(tmp_path: Path, handler: httpx.MockTransport, count: int) -> Se
         sender = Sender(
             target, ledger, 1, settings, JsonReporter(), sleep=fake_sleep, clock=lambda: now[0]
         )
-        await asyncio.wait_for(sender.run(items(count)), 10)
+        await asyncio.wait_for(send_rows(sender, count), 10)
         await target.aclose()
         ledger.close()
         return sender

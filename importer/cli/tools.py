@@ -9,12 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from importer.cli.common import option_errors
-from importer.cli.options import (
-    manifest_argument,
-    sandbox_options,
-    source_options,
-    target_option,
-)
+from importer.cli.options import manifest_argument, sandbox_options, source_options, target_option
 from importer.events import echo
 from importer.runner import InitAnswers, init_mapping
 from importer.sandbox.server import serve

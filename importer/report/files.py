@@ -18,14 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from importer.errors import ImporterError
 from importer.ledger import Ledger
-from importer.outcomes import (
-    SENDING_ACTIONS,
-    Action,
-    Outcome,
-    Status,
-    format_counts,
-    rows_done,
-)
+from importer.outcomes import SENDING_ACTIONS, Action, Outcome, Status, format_counts, rows_done
 from importer.plan.planner import PlannedRow
 from importer.read.formulas import IMPORTER_COLUMNS, defuse
 from importer.read.manifest import read_manifest

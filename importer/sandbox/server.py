@@ -24,7 +24,12 @@ def serve(settings: SandboxSettings) -> None:
     """Serve the sandbox in the foreground; returns once a signal has stopped it."""
     if not settings.keys:
         settings = dataclasses.replace(settings, keys=[ApiKey(generate_key())])
-    config = uvicorn.Config(
+    _AnnouncingServer(uvicorn_config(settings), shown_key=settings.keys[0].key).run()
+
+
+def uvicorn_config(settings: SandboxSettings) -> uvicorn.Config:
+    """How uvicorn serves the sandbox app (the tests serve it the same way, in a thread)."""
+    return uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -36,7 +41,6 @@ def serve(settings: SandboxSettings) -> None:
         proxy_headers=False,
         server_header=False,
     )
-    _AnnouncingServer(config, shown_key=settings.keys[0].key).run()
 
 
 class _AnnouncingServer(uvicorn.Server):

@@ -19,13 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from importer.errors import (
-    ApiError,
-    FatalError,
-    HostUnreachable,
-    NotConfirmed,
-    Unreachable,
-)
+from importer.errors import ApiError, FatalError, HostUnreachable, NotConfirmed, Unreachable
 from importer.targets.base import Target
 from importer.targets.http import proxy_for
 

@@ -52,14 +52,12 @@ class WindowPacer:
         self.reset_at: float | None = None
         self.limit: int | None = None
         self.next_slot = -math.inf
-        self.hints = 0
         self.slots: deque[float] = deque()
         """Departures reserved in the future, oldest first."""
 
     def hinted(self, now: float, hint: RateHint, in_flight: int = 0) -> None:
         """Remember the window an answer describes, less what is already on its way to it
         (``in_flight`` other requests sent, and the slots reserved but not yet left)."""
-        self.hints += 1
         while self.slots and self.slots[0] <= now:
             self.slots.popleft()
         self.remaining = max(0, hint.remaining - in_flight - len(self.slots))

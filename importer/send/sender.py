@@ -9,7 +9,7 @@ import functools
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -357,8 +357,7 @@ class Sender(PacedRequests):
         self.rng = rng or random.Random()
         self.clock = clock
         self.pacer = Pacer(settings.pacing())
-        if target is not None:  # None: a test driving the pacer alone
-            target.on_rate_hint = lambda hint: self.pacer.hinted(self.clock(), hint)
+        target.on_rate_hint = lambda hint: self.pacer.hinted(self.clock(), hint)
         self.slots = asyncio.Semaphore(settings.concurrency)
         self.base_url = str(getattr(target, "base_url", "") or "")
         self.reached_server = False
@@ -395,17 +394,6 @@ class Sender(PacedRequests):
             await asyncio.wait_for(self.stop_event.wait(), timeout=max(0.0, seconds))
 
     # -- the run -------------------------------------------------------------------------
-
-    async def run(self, items: AsyncIterator[WorkItem]) -> SendOutcome:
-        """Send every item (until a stop), then return the counts."""
-        self.start()
-        try:
-            async for item in items:
-                if not await self.put(item):
-                    break
-        finally:
-            await self.finish()
-        return self.outcome
 
     def start(self) -> None:
         """Start the workers; then ``put`` each item, and ``finish``."""

@@ -42,13 +42,7 @@ from importer.errors import (
     TransientError,
 )
 from importer.settings import DEFAULT_CONCURRENCY
-from importer.targets.base import (
-    CreateResult,
-    GetResult,
-    Lookup,
-    References,
-    RemoteEngagement,
-)
+from importer.targets.base import CreateResult, GetResult, Lookup, References, RemoteEngagement
 from importer.targets.devrev_fields import is_devrev_parent
 from importer.targets.http import (
     Answer,

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from importer.report.files import SafeCsvWriter
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox, SandboxProcess
 from tests.factories import api_args, row, run_cli, write_manifest
 
 
 def test_report_copes_with_the_transcript_paths_a_run_refused(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     (tmp_path / "loop1").symlink_to("loop2")
     (tmp_path / "loop2").symlink_to("loop1")

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.audit_support import run
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import row, run_cli, write_manifest
 
 
 def test_a_month_without_rows_between_the_first_and_the_last_is_shown(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     days = ["2024-01-05", "2024-02-05", "2024-05-05"]  # March and April lost by the export
     rows = [row(n, start_at=f"{day}T10:00:00Z") for n, day in enumerate(days)]
@@ -38,7 +38,7 @@ def test_a_month_without_rows_between_the_first_and_the_last_is_shown(
     assert "No row at all in 2024-03, 2024-04: a gap in the export?" in text
 
 
-def test_next_steps_send_where_the_runs_sent(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_next_steps_send_where_the_runs_sent(sandbox: Sandbox, tmp_path: Path) -> None:
     """A rehearsal's "exact commands" must not resume against production."""
     ledger = tmp_path / "l.db"
     key_file = tmp_path / "key.txt"

@@ -14,19 +14,19 @@ from pathlib import Path
 import pytest
 
 from tests.audit_support import json_lines, run
-from tests.conftest import PROJECT_ROOT, SandboxProcess
+from tests.conftest import PROJECT_ROOT, Sandbox
 from tests.factories import COLUMNS, api_args, row, run_args, run_cli, write_manifest
 
 # -- point 9: --log-format json ----------------------------------------------------------------
 
 
-def json_run(sandbox: SandboxProcess, manifest: Path, tmp_path: Path, *extra: str, key: str = ""):  # type: ignore[no-untyped-def]
+def json_run(sandbox: Sandbox, manifest: Path, tmp_path: Path, *extra: str, key: str = ""):  # type: ignore[no-untyped-def]
     args = run_args(manifest, tmp_path / "l.db", sandbox, "--log-format", "json", *extra)
     return run_cli(args, key)
 
 
 def test_json_log_a_missing_key_is_a_json_error_and_run_finished(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(1)])
 
@@ -40,7 +40,7 @@ def test_json_log_a_missing_key_is_a_json_error_and_run_finished(
 
 
 def test_json_log_a_missing_manifest_is_a_json_error(
-    sandbox: SandboxProcess, tmp_path: Path, api_key: str
+    sandbox: Sandbox, tmp_path: Path, api_key: str
 ) -> None:
     result = json_run(sandbox, tmp_path / "absent.csv", tmp_path, key=api_key)
 
@@ -51,7 +51,7 @@ def test_json_log_a_missing_manifest_is_a_json_error(
 
 
 def test_json_log_a_bad_header_ends_with_run_finished(
-    sandbox: SandboxProcess, tmp_path: Path, api_key: str
+    sandbox: Sandbox, tmp_path: Path, api_key: str
 ) -> None:
     no_title = [c for c in COLUMNS if c != "title"]
     manifest = write_manifest(tmp_path / "m.csv", [row(1)], columns=no_title)
@@ -68,7 +68,7 @@ def test_json_log_a_bad_header_ends_with_run_finished(
     assert events[-1]["exit_code"] == 2
 
 
-def test_json_log_a_usage_error_is_json_too(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_json_log_a_usage_error_is_json_too(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(1)])
 
     result = json_run(sandbox, manifest, tmp_path, "--timezone", "Mars/Olympus")
@@ -79,7 +79,7 @@ def test_json_log_a_usage_error_is_json_too(sandbox: SandboxProcess, tmp_path: P
     assert "Mars/Olympus" in events[0]["message"]
 
 
-def test_json_log_run_started_names_the_manifest(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_json_log_run_started_names_the_manifest(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(1)])
 
     result = run(sandbox, manifest, tmp_path / "l.db", "--log-format", "json")
@@ -121,7 +121,7 @@ def test_a_closed_stdout_ends_quietly(tmp_path: Path, command: str) -> None:
 
 
 def test_json_log_a_key_file_warning_is_a_json_notice(
-    sandbox: SandboxProcess, tmp_path: Path, api_key: str
+    sandbox: Sandbox, tmp_path: Path, api_key: str
 ) -> None:
     key_file = tmp_path / "key.txt"
     key_file.write_text(api_key)
@@ -139,7 +139,7 @@ def test_json_log_a_key_file_warning_is_a_json_notice(
 
 
 def test_gave_up_after_1_probe_and_in_flight_rows_are_named(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     # One attempt a row, so no time to ride an outage out: the first rows fail on their own
     # (bad luck, for all the importer knows), then the share of failures shows the outage
@@ -156,7 +156,7 @@ def test_gave_up_after_1_probe_and_in_flight_rows_are_named(
 
 
 def test_a_lost_answer_to_our_own_create_is_not_reported_as_someone_elses(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2)])
     # Every new create is stored, then its answer lost: the re-send answers 200.
@@ -181,7 +181,7 @@ def test_a_duplicate_names_the_other_rows(tmp_path: Path) -> None:
     assert "row 4 crm:rec-5: external_id crm:rec-5 is also on rows 2, 3 with" in result.stdout
 
 
-def test_last_runs_name_their_manifest(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_last_runs_name_their_manifest(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     manifest = write_manifest(tmp_path / "calls-2024.csv", [row(1)])
     assert run(sandbox, manifest, ledger).exit_code == 0
@@ -198,9 +198,7 @@ def test_sync_contacts_offers_no_option_it_cannot_use() -> None:
     assert "--timezone" not in result.output and "--run-workflows" not in result.output
 
 
-def test_sync_contacts_reads_rows_as_the_last_run_did(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_sync_contacts_reads_rows_as_the_last_run_did(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     rows = [row(1, start_at="2024-03-05 10:00", contact_ids="cnt_a")]
     manifest = write_manifest(tmp_path / "m.csv", rows)

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.audit_support import run
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 
 
 @pytest.mark.parametrize("kind", ["missing", "folder", "empty"])
 def test_a_manifest_that_is_no_file_costs_no_request(
-    sandbox: SandboxProcess, tmp_path: Path, kind: str
+    sandbox: Sandbox, tmp_path: Path, kind: str
 ) -> None:
     manifest = tmp_path / "calls.csv"
     if kind == "folder":

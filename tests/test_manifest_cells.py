@@ -18,7 +18,7 @@ import pytest
 from importer.rows.mapping import tomllib
 from importer.rows.validate import MappingOptions, map_row
 from tests.audit_support import read_csv
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import COLUMNS, row, run_args, run_cli, write_manifest
 
 
@@ -38,9 +38,7 @@ def invalid_reasons(plan: dict[str, object]) -> dict[int, str]:
 # -- 16: transcript_path cells -----------------------------------------------------------------
 
 
-def test_bad_transcript_paths_are_each_their_rows_error(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_bad_transcript_paths_are_each_their_rows_error(sandbox: Sandbox, tmp_path: Path) -> None:
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     (tmp_path / "good.txt").write_text("Hello there.", encoding="utf-8")
     rows = [
@@ -96,7 +94,7 @@ def test_init_escapes_every_header_it_writes(tmp_path: Path) -> None:
 
 
 def test_every_cell_we_write_is_quoted_and_formulas_after_spaces_are_defused(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     titles = ["x;=1+1;", "  =HYPERLINK(1)", "\t=1+1", "\r=1+1", " @SUM(1)"]
     rows = [row(n, title=title, type="BOGUS") for n, title in enumerate(titles, start=1)]
@@ -117,7 +115,7 @@ def test_every_cell_we_write_is_quoted_and_formulas_after_spaces_are_defused(
 
 
 def test_restore_only_undoes_defusing_in_files_the_importer_wrote(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     titles = ["'+1 follow-up with Bob", "'=not a formula, a quote"]
     rows = [row(n, title=title) for n, title in enumerate(titles, start=1)]
@@ -130,7 +128,7 @@ def test_restore_only_undoes_defusing_in_files_the_importer_wrote(
 
 
 def test_an_apostrophe_the_user_wrote_survives_a_round_trip_through_errors_csv(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     rows = [row(1, title="'=quoted by the user", type="BOGUS"), row(2, title="=1+1", type="X")]
     ledger = tmp_path / "l.db"
@@ -231,9 +229,7 @@ def test_a_source_system_with_a_control_character_makes_its_row_invalid(tmp_path
     assert reason.startswith("source_system: the external_id prefix"), reason
 
 
-def test_terminal_output_escapes_control_characters(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_terminal_output_escapes_control_characters(sandbox: Sandbox, tmp_path: Path) -> None:
     rows = [row(1, id="ok\x1b]0;pwned\x07", title="\x1b[2J" + "t"), row(2, type="\x1b[31mX")]
     manifest = write_manifest(tmp_path / "m.csv", rows)
     ledger = tmp_path / "l.db"
@@ -263,7 +259,8 @@ def test_json_output_stays_valid_json_with_control_characters_escaped(tmp_path: 
 # -- 20: resource limits -----------------------------------------------------------------------
 
 
-def test_a_hundred_thousand_columns_are_checked_in_linear_time(tmp_path: Path) -> None:
+def plan_a_hundred_thousand_columns(tmp_path: Path) -> float:
+    """Plan three rows with 100,000 extra columns; the CPU seconds it took."""
     extra = [f"c{n}" for n in range(100_000)]
     manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2), row(3)], COLUMNS + extra)
     started = time.process_time()
@@ -271,7 +268,17 @@ def test_a_hundred_thousand_columns_are_checked_in_linear_time(tmp_path: Path) -
     code, plan = plan_json(manifest, tmp_path)
 
     assert (code, plan["counts"]) == (0, {"new": 3})
-    assert time.process_time() - started < 30
+    return time.process_time() - started
+
+
+def test_a_hundred_thousand_columns_are_checked(tmp_path: Path) -> None:
+    plan_a_hundred_thousand_columns(tmp_path)
+
+
+@pytest.mark.chaos_full
+def test_a_hundred_thousand_columns_are_checked_in_linear_time(tmp_path: Path) -> None:
+    # A timing bound: make chaos only, where the machine is not shared with the whole suite.
+    assert plan_a_hundred_thousand_columns(tmp_path) < 30
 
 
 def test_a_huge_sparse_manifest_is_refused_in_bounded_memory(tmp_path: Path) -> None:

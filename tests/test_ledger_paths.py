@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import api_args, row, run_cli, write_manifest
 
 COMMANDS = ["run", "plan", "retry", "sync-contacts", "status", "report", "verify", "reconcile"]
 
 
-def command_line(name: str, ledger: Path, sandbox: SandboxProcess, tmp_path: Path) -> list[str]:
+def command_line(name: str, ledger: Path, sandbox: Sandbox, tmp_path: Path) -> list[str]:
     manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2)])
     if name == "plan":
         return ["plan", str(manifest), "--ledger", str(ledger)]
@@ -35,7 +35,7 @@ def command_line(name: str, ledger: Path, sandbox: SandboxProcess, tmp_path: Pat
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("kind", ["/dev/null", "fifo"])
 def test_a_ledger_that_is_not_a_regular_file_is_refused_clearly(
-    sandbox: SandboxProcess, tmp_path: Path, command: str, kind: str
+    sandbox: Sandbox, tmp_path: Path, command: str, kind: str
 ) -> None:
     if kind == "fifo":
         ledger = tmp_path / "pipe.db"
@@ -53,7 +53,7 @@ def test_a_ledger_that_is_not_a_regular_file_is_refused_clearly(
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_ledger_name_too_long_is_a_usage_error(
-    sandbox: SandboxProcess, tmp_path: Path, command: str
+    sandbox: Sandbox, tmp_path: Path, command: str
 ) -> None:
     ledger = tmp_path / ("x" * 300 + ".db")
 

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from importer.cli import cli
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 
 HOSTILE = Path(__file__).parent / "hostile"
 HEADER = "id,type,title,media_url,start_at,source_system,transcript_text"
@@ -169,7 +169,7 @@ def case_path(case: Case) -> Path:
     return path if path.is_absolute() else HOSTILE / path
 
 
-def run_importer(path: Path, sandbox: SandboxProcess, tmp_path: Path, *options: str) -> Result:
+def run_importer(path: Path, sandbox: Sandbox, tmp_path: Path, *options: str) -> Result:
     args = [
         "run",
         str(path),
@@ -184,7 +184,7 @@ def run_importer(path: Path, sandbox: SandboxProcess, tmp_path: Path, *options: 
     return CliRunner().invoke(cli, args, env=env)
 
 
-def check_case(case: Case, sandbox: SandboxProcess, tmp_path: Path) -> Result:
+def check_case(case: Case, sandbox: Sandbox, tmp_path: Path) -> Result:
     path = case_path(case)
     result = run_importer(path, sandbox, tmp_path, *case.options)
     output = result.output
@@ -213,7 +213,7 @@ def check_case(case: Case, sandbox: SandboxProcess, tmp_path: Path) -> Result:
 
 
 @pytest.mark.parametrize("case", FILE_LEVEL, ids=lambda c: c.file)
-def test_file_level_problems(case: Case, sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_file_level_problems(case: Case, sandbox: Sandbox, tmp_path: Path) -> None:
     result = check_case(case, sandbox, tmp_path)
     *before, last = result.stderr.splitlines()
     # One message, after the line naming the target: never a traceback.
@@ -221,29 +221,29 @@ def test_file_level_problems(case: Case, sandbox: SandboxProcess, tmp_path: Path
     assert all(line.startswith("Target: ") for line in before), result.output
 
 
-def test_a_missing_file(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_a_missing_file(sandbox: Sandbox, tmp_path: Path) -> None:
     check_case(Case(str(tmp_path / "nope.csv"), 2, fragment="no such file"), sandbox, tmp_path)
 
 
 @pytest.mark.parametrize("case", ROW_LEVEL, ids=lambda c: c.file)
-def test_row_level_problems(case: Case, sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_row_level_problems(case: Case, sandbox: Sandbox, tmp_path: Path) -> None:
     check_case(case, sandbox, tmp_path)
 
 
 @pytest.mark.parametrize("name", ["transcript_900001", "transcript_cjk_bytes"])
-def test_transcript_limits(name: str, sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_transcript_limits(name: str, sandbox: Sandbox, tmp_path: Path) -> None:
     check_case(generated_cases(tmp_path)[name], sandbox, tmp_path)
 
 
 @pytest.mark.parametrize("case", ALL_VALID, ids=lambda c: f"{c.file} {' '.join(c.options)}")
-def test_all_valid(case: Case, sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_all_valid(case: Case, sandbox: Sandbox, tmp_path: Path) -> None:
     result = check_case(case, sandbox, tmp_path)
     if not case.created:
         assert "(no rows)" in result.output
 
 
 def test_a_second_run_sends_nothing_and_reports_the_same_rows(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     case = media("media_private_10.csv")
     check_case(case, sandbox, tmp_path)
@@ -254,7 +254,7 @@ def test_a_second_run_sends_nothing_and_reports_the_same_rows(
 
 @pytest.mark.parametrize("case", ROW_LEVEL, ids=lambda c: c.file)
 def test_row_problems_are_logged_with_row_and_column(
-    case: Case, sandbox: SandboxProcess, tmp_path: Path
+    case: Case, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """--log-format json: one event per refused row, with its row and the column."""
     result = run_importer(case_path(case), sandbox, tmp_path, "--log-format", "json")
@@ -275,7 +275,7 @@ def test_row_problems_are_logged_with_row_and_column(
 
 @pytest.mark.parametrize("case", ROW_LEVEL, ids=lambda c: c.file)
 def test_row_problems_are_shown_with_file_row_and_column(
-    case: Case, sandbox: SandboxProcess, tmp_path: Path
+    case: Case, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """The default (text) output must let the user find and fix each cell."""
     result = run_importer(case_path(case), sandbox, tmp_path)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.audit_support import CREATE, requests_of
-from tests.conftest import PROJECT_ROOT, SandboxProcess
+from tests.conftest import PROJECT_ROOT, Sandbox
 from tests.factories import row, run_args, write_manifest
 
 pty = pytest.importorskip("pty")
@@ -55,7 +55,7 @@ def read_until(fd: int, wanted: bytes, seconds: float = 60) -> bytes:
     return seen
 
 
-def on_a_terminal(sandbox: SandboxProcess, args: list[str]) -> tuple[subprocess.Popen[bytes], int]:
+def on_a_terminal(sandbox: Sandbox, args: list[str]) -> tuple[subprocess.Popen[bytes], int]:
     main, child = pty.openpty()
     env = {**os.environ, "ASKELEPHANT_API_KEY": sandbox.api_key, "COLUMNS": "200"}
     process = subprocess.Popen(
@@ -72,7 +72,7 @@ def on_a_terminal(sandbox: SandboxProcess, args: list[str]) -> tuple[subprocess.
 
 
 def test_a_big_production_run_asks_on_a_terminal_and_no_sends_nothing(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(1001)])
     ledger = tmp_path / "l.db"
@@ -99,7 +99,7 @@ def test_a_big_production_run_asks_on_a_terminal_and_no_sends_nothing(
         assert conn.execute("SELECT COUNT(*) FROM engagements").fetchone() == (0,)
 
 
-def test_yes_answers_for_you_on_a_terminal(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_yes_answers_for_you_on_a_terminal(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(1001)])
     args = [*run_args(manifest, tmp_path / "l.db", sandbox), "--yes"]
     process, terminal = on_a_terminal(sandbox, args)

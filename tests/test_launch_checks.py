@@ -20,12 +20,12 @@ from importer.rows.validate import MappingOptions
 from importer.settings import ImportSettings
 from importer.targets.askelephant import AskElephantTarget
 from tests.audit_support import CREATE, json_lines, requests_of, run
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import row, status_counts, write_manifest
 
 
 def test_a_run_names_its_target_and_rows_before_the_first_create(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(3)])
 
@@ -38,9 +38,7 @@ def test_a_run_names_its_target_and_rows_before_the_first_create(
     assert lines.index("3 row(s) read from m.csv.") < lines.index("Sending 3 row(s).")
 
 
-def test_a_refused_key_stops_before_the_file_is_planned(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_a_refused_key_stops_before_the_file_is_planned(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(25)])
     ledger = tmp_path / "l.db"
 
@@ -54,7 +52,7 @@ def test_a_refused_key_stops_before_the_file_is_planned(
     assert "row(s) read" not in result.stderr
 
 
-def test_a_key_without_read_scope_still_imports(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_a_key_without_read_scope_still_imports(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.add_key("sk-apik_writer.ONLY", [contract.SCOPE_WRITE])
     manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2)])
 
@@ -65,7 +63,7 @@ def test_a_key_without_read_scope_still_imports(sandbox: SandboxProcess, tmp_pat
     assert len(sandbox.engagements()) == 2
 
 
-def big_run(sandbox: SandboxProcess, tmp_path: Path, rows: int, confirm: Any) -> Any:
+def big_run(sandbox: Sandbox, tmp_path: Path, rows: int, confirm: Any) -> Any:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(rows)])
     settings = ImportSettings(
         manifest=manifest, mapping=MappingOptions(), confirm=confirm, batch_size=5000
@@ -88,7 +86,7 @@ def big_run(sandbox: SandboxProcess, tmp_path: Path, rows: int, confirm: Any) ->
 
 
 def test_a_big_production_run_asks_once_and_a_no_sends_nothing(
-    sandbox: SandboxProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     asked: list[str] = []
 
@@ -106,9 +104,7 @@ def test_a_big_production_run_asks_once_and_a_no_sends_nothing(
     assert events[0]["message"].startswith(f"Target: {contract.PRODUCTION_BASE_URL} (production)")
 
 
-def test_a_production_run_of_1000_rows_asks_nothing(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_a_production_run_of_1000_rows_asks_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
     def never(question: str) -> bool:
         raise AssertionError(question)
 

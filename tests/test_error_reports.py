@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from tests.audit_support import command, read_csv, run
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import COLUMNS, api_args, row, run_cli, status_counts, write_manifest
 
 
@@ -32,7 +32,7 @@ def error_lines(out: Path, name: str = "errors.csv") -> dict[str, list[str]]:
 
 
 def test_errors_csv_lists_pending_and_in_flight_rows_with_their_cells(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "l.db"
     rows = [row(n) for n in range(1, 4)]
@@ -54,7 +54,7 @@ def test_errors_csv_lists_pending_and_in_flight_rows_with_their_cells(
 
 
 def test_errors_csv_lists_recordings_askelephant_could_not_process(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "l.db"
     broken = row(2, media_url="https://media.example.com/broken-call.mp3")
@@ -74,7 +74,7 @@ def test_errors_csv_lists_recordings_askelephant_could_not_process(
 
 
 def test_sync_contacts_problems_are_in_status_and_errors_csv(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "l.db"
     manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2), row(3)])
@@ -107,9 +107,7 @@ def test_sync_contacts_problems_are_in_status_and_errors_csv(
 # -- point 11: the most frequent errors, by rule and column -----
 
 
-def test_most_frequent_errors_group_by_rule_and_column(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_most_frequent_errors_group_by_rule_and_column(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     rows = [
         row(1, start_at="2024-13-45"),
@@ -132,7 +130,7 @@ def test_most_frequent_errors_group_by_rule_and_column(
 # -- point 12: summary.md ---------------------------------------------------------------------
 
 
-def test_report_writes_a_summary_to_paste(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_report_writes_a_summary_to_paste(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     rows = [row(n, start_at=f"2024-01-{n:02d}T10:00:00Z") for n in range(1, 4)]
     rows += [
@@ -166,7 +164,7 @@ def test_report_writes_a_summary_to_paste(sandbox: SandboxProcess, tmp_path: Pat
 
 
 def test_the_summary_of_a_clean_import_says_nothing_is_left(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "l.db"
     assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1)]), ledger).exit_code == 0
@@ -183,9 +181,7 @@ def test_the_summary_of_a_clean_import_says_nothing_is_left(
 # -- point 8: errors files that feed back ------------------------------------------------------
 
 
-def test_errors_csv_fed_back_still_finds_its_transcripts(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_errors_csv_fed_back_still_finds_its_transcripts(sandbox: Sandbox, tmp_path: Path) -> None:
     export = tmp_path / "export"
     (export / "transcripts").mkdir(parents=True)
     (export / "transcripts" / "1.txt").write_text("Hello from call one.", encoding="utf-8")
@@ -208,7 +204,7 @@ def test_errors_csv_fed_back_still_finds_its_transcripts(
     assert stored["crm:rec-1"]["transcript"] == "Hello from call one."
 
 
-def test_several_manifests_get_an_errors_file_each(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_several_manifests_get_an_errors_file_each(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     first = write_manifest(tmp_path / "first.csv", [row(1, type="VIDEO")])
     extra = [*COLUMNS, "notes"]
@@ -229,7 +225,7 @@ def test_several_manifests_get_an_errors_file_each(sandbox: SandboxProcess, tmp_
 
 
 def test_the_summary_commands_read_the_errors_file_as_the_manifest_was_read(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "l.db"
     rows = [row(1), row(2, type="VIDEO", start_at="2024-03-05 10:00")]

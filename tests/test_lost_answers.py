@@ -13,13 +13,13 @@ import sqlite3
 from pathlib import Path
 
 from tests.audit_support import command, run
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import row, status_counts, write_manifest
 
 EARLIER = "existing (an earlier attempt, answer lost)"
 
 
-def crashed_after_the_server_stored(sandbox: SandboxProcess, tmp_path: Path) -> Path:
+def crashed_after_the_server_stored(sandbox: Sandbox, tmp_path: Path) -> Path:
     """Two rows created; the ledger lost rec-2's answer, as a kill -9 mid-request does."""
     ledger = tmp_path / "l.db"
     assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1), row(2)]), ledger).exit_code == 0
@@ -31,7 +31,7 @@ def crashed_after_the_server_stored(sandbox: SandboxProcess, tmp_path: Path) -> 
     return ledger
 
 
-def test_the_next_run_names_the_earlier_attempt(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_the_next_run_names_the_earlier_attempt(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = crashed_after_the_server_stored(sandbox, tmp_path)
 
     result = run(sandbox, tmp_path / "m.csv", ledger)
@@ -43,7 +43,7 @@ def test_the_next_run_names_the_earlier_attempt(sandbox: SandboxProcess, tmp_pat
     assert sandbox.stats()["created"] == {"crm:rec-1": 1, "crm:rec-2": 1}
 
 
-def test_retry_names_the_earlier_attempt_too(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_retry_names_the_earlier_attempt_too(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = crashed_after_the_server_stored(sandbox, tmp_path)
 
     result = command(sandbox, "retry", ledger)
@@ -53,7 +53,7 @@ def test_retry_names_the_earlier_attempt_too(sandbox: SandboxProcess, tmp_path: 
 
 
 def test_a_row_someone_else_imported_is_still_plain_existing(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(1)])
     assert run(sandbox, manifest, tmp_path / "other.db").exit_code == 0

@@ -25,7 +25,7 @@ from importer.targets.askelephant import AskElephantTarget
 from importer.targets.http import build_timeout
 from tests.factories import ledger_rows, row, run_cli, write_manifest
 from tests.hostile_server import HostileServer, Request, engagement, respond
-from tests.test_send import ENGAGEMENT, items
+from tests.test_send import ENGAGEMENT, send_rows
 
 KEY = "sk-apik_hostile.WAITS-1234"
 YEARS = 10 * 365 * 24 * 3600
@@ -87,7 +87,7 @@ def send_through(
             target, ledger, 1, settings, JsonReporter(), sleep=fake_sleep, clock=lambda: now[0]
         )
         try:
-            return await asyncio.wait_for(sender.run(items(rows)), 30)
+            return await asyncio.wait_for(send_rows(sender, rows), 30)
         finally:
             await target.aclose()
             ledger.close()

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from tests.audit_support import run
-from tests.conftest import PROJECT_ROOT, SandboxProcess
+from tests.conftest import PROJECT_ROOT, Sandbox
 from tests.factories import row, run_args, run_cli, write_manifest
 
 HTML = "https://media.example.com/calls/{n}.html"  # the sandbox answers 422: not audio/video
@@ -30,7 +30,7 @@ def table(stdout: str) -> dict[str, int]:
     }
 
 
-def test_same_recording_rows_are_counted_once(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_same_recording_rows_are_counted_once(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     assert run(sandbox, write_manifest(tmp_path / "a.csv", [row(1), row(2)]), ledger).exit_code == 0
     copy = [row(1, id="other-1"), row(2, id="other-2"), row(3, title="")]
@@ -44,7 +44,7 @@ def test_same_recording_rows_are_counted_once(sandbox: SandboxProcess, tmp_path:
     assert "2 of the rows sent are the same recording as another row (listed" in result.stdout
 
 
-def test_a_run_that_sends_nothing_has_no_pace(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_a_run_that_sends_nothing_has_no_pace(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     rows = [row(n, media_url=HTML.format(n=n)) for n in range(1, 5)]
     manifest = write_manifest(tmp_path / "m.csv", rows)
@@ -60,7 +60,7 @@ def test_a_run_that_sends_nothing_has_no_pace(sandbox: SandboxProcess, tmp_path:
 def test_a_stopped_retry_counts_the_failed_rows_it_did_not_re_send(
     make_sandbox: object, tmp_path: Path
 ) -> None:
-    server = make_sandbox("--seed", "3")  # type: ignore[operator]
+    server = make_sandbox(seed=3)  # type: ignore[operator]
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(40)])
     ledger = tmp_path / "l.db"
     server.set_faults(fail_rate=0.5)  # about half fail, too few to look like an outage
@@ -97,7 +97,7 @@ def test_a_stopped_retry_counts_the_failed_rows_it_did_not_re_send(
 def test_after_a_stop_status_and_the_summary_agree_and_add_up(
     make_sandbox: object, tmp_path: Path
 ) -> None:
-    server = make_sandbox("--latency-ms", "80")  # type: ignore[operator]
+    server = make_sandbox(latency_ms=80)  # type: ignore[operator]
     # Every tenth row is invalid, in every batch: most of them come after the stop.
     rows = [row(n, type="VIDEO" if n % 10 == 0 else "CALL") for n in range(300)]
     manifest = write_manifest(tmp_path / "m.csv", rows)
@@ -138,7 +138,7 @@ def test_after_a_stop_status_and_the_summary_agree_and_add_up(
 
 
 def test_retry_calls_imported_rows_what_its_start_called_them(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     from tests.audit_support import command
 
@@ -153,7 +153,7 @@ def test_retry_calls_imported_rows_what_its_start_called_them(
 
 
 def test_contact_outcomes_are_said_beside_the_rows_not_counted_as_more_rows(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     rows = [row(1, contact_ids="cnt_a"), row(2, contact_ids="cnt_unknown1"), row(3, title="")]
     manifest = write_manifest(tmp_path / "m.csv", rows)

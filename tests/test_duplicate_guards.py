@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from tests.audit_support import CREATE, requests_of, run
-from tests.conftest import SandboxProcess
+from tests.conftest import Sandbox
 from tests.factories import ledger_rows, row, run_cli, status_counts, write_manifest
 
 
@@ -27,7 +27,7 @@ def plan(manifest: Path, ledger: Path, *extra: str):  # type: ignore[no-untyped-
 # -- point 1: a changed source_system or --prefix ------------------------------------------------
 
 
-def imported_then_renamed(sandbox: SandboxProcess, tmp_path: Path) -> tuple[Path, Path]:
+def imported_then_renamed(sandbox: Sandbox, tmp_path: Path) -> tuple[Path, Path]:
     """Three rows imported as ``crm:rec-N``; the export now says ``CRM``."""
     ledger = tmp_path / "l.db"
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(1, 4)])
@@ -36,7 +36,7 @@ def imported_then_renamed(sandbox: SandboxProcess, tmp_path: Path) -> tuple[Path
     return manifest, ledger
 
 
-def test_plan_shows_rows_whose_prefix_changed(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_plan_shows_rows_whose_prefix_changed(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest, ledger = imported_then_renamed(sandbox, tmp_path)
 
     result = plan(manifest, ledger)
@@ -50,7 +50,7 @@ def test_plan_shows_rows_whose_prefix_changed(sandbox: SandboxProcess, tmp_path:
     )
 
 
-def test_run_refuses_a_changed_prefix_naming_both(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_run_refuses_a_changed_prefix_naming_both(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest, ledger = imported_then_renamed(sandbox, tmp_path)
     before = requests_of(sandbox, CREATE)
 
@@ -63,9 +63,7 @@ def test_run_refuses_a_changed_prefix_naming_both(sandbox: SandboxProcess, tmp_p
     assert len(sandbox.engagements()) == 3
 
 
-def test_allow_new_prefix_sends_them_as_new_engagements(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_allow_new_prefix_sends_them_as_new_engagements(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest, ledger = imported_then_renamed(sandbox, tmp_path)
 
     result = run(sandbox, manifest, ledger, "--allow-new-prefix")
@@ -75,7 +73,7 @@ def test_allow_new_prefix_sends_them_as_new_engagements(
     assert status_counts(ledger) == {"created": 7}
 
 
-def test_the_prefix_option_is_guarded_as_well(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_the_prefix_option_is_guarded_as_well(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2)])
     assert run(sandbox, manifest, ledger, "--prefix", "sf-").exit_code == 0
@@ -87,7 +85,7 @@ def test_the_prefix_option_is_guarded_as_well(sandbox: SandboxProcess, tmp_path:
 
 
 def test_a_ledger_from_before_source_ids_is_migrated_and_then_guarded(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "l.db"
     manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2)])
@@ -124,7 +122,7 @@ def copy_with_new_ids(tmp_path: Path, name: str = "copy.csv") -> Path:
 
 
 def test_plan_flags_a_recording_already_imported_under_another_id(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "l.db"
     assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1), row(2)]), ledger).exit_code == 0
@@ -137,7 +135,7 @@ def test_plan_flags_a_recording_already_imported_under_another_id(
 
 
 def test_same_recording_is_warned_counted_and_sent_by_default(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "l.db"
     assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1), row(2)]), ledger).exit_code == 0
@@ -151,7 +149,7 @@ def test_same_recording_is_warned_counted_and_sent_by_default(
     assert len(sandbox.engagements()) == 5
 
 
-def test_on_same_recording_skip_sends_none_of_them(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_on_same_recording_skip_sends_none_of_them(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1), row(2)]), ledger).exit_code == 0
 
@@ -168,9 +166,7 @@ def test_on_same_recording_skip_sends_none_of_them(sandbox: SandboxProcess, tmp_
         ]
 
 
-def test_two_rows_of_one_manifest_with_one_recording(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_two_rows_of_one_manifest_with_one_recording(sandbox: Sandbox, tmp_path: Path) -> None:
     media = "https://media.example.com/calls/shared.mp3"
     rows = [row(1, media_url=media), row(2), row(3, media_url=media)]
     manifest = write_manifest(tmp_path / "m.csv", rows)
@@ -190,7 +186,7 @@ NFC, NFD = "caf\u00e9", "cafe\u0301"
 
 
 def test_ids_equal_under_nfkc_in_one_manifest_are_never_both_sent(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ids = [NFC, NFD, "\uff11\uff12\uff13", "123", "\ufb01le", "file", "ABC", "abc", "rec-9"]
     rows = [row(n, id=value) for n, value in enumerate(ids, start=1)]
@@ -214,7 +210,7 @@ def test_ids_equal_under_nfkc_in_one_manifest_are_never_both_sent(
 
 
 def test_an_id_equal_under_nfkc_to_one_sent_before_is_not_sent(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "l.db"
     first = write_manifest(tmp_path / "first.csv", [row(1, id="\uff17"), row(2, id=NFD)])

@@ -15,7 +15,7 @@ import pytest
 
 from tests.factories import ledger_rows, run_cli
 from tests.hostile_server import HostileServer, Request, engagement, respond
-from tests.test_hostile_servers import run_against
+from tests.test_answer_safety import run_against
 
 
 def numbered(request: Request) -> bytes:
@@ -135,7 +135,7 @@ def test_ten_thousand_headers_are_read_and_over_100_kb_are_that_rows_bad_answer(
 def test_a_201_without_external_id_is_recorded_as_the_documented_answer(tmp_path: Path) -> None:
     """The documented create response (id, title, processing_status, ...) has no
     external_id field, so its absence is no bad answer; only one that names another id is
-    (test_hostile_servers), and one engagement id for two rows stays an integrity problem."""
+    (test_answer_safety), and one engagement id for two rows stays an integrity problem."""
 
     def without(request: Request, out: BinaryIO) -> None:
         body = json.loads(numbered(request))

@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 
 from tests.audit_support import CREATE, command, requests_of, run
-from tests.conftest import PROJECT_ROOT, SandboxProcess
+from tests.conftest import PROJECT_ROOT, Sandbox
 from tests.factories import row, run_args, status_counts, write_manifest
 
 HTML = "https://media.example.com/calls/{n}.html"  # the sandbox answers 422: not audio/video
 
 
 def test_a_failed_row_that_changed_is_counted_as_sent_not_skipped(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "l.db"
     manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2, media_url=HTML.format(n=2))])
@@ -39,9 +39,7 @@ def test_a_failed_row_that_changed_is_counted_as_sent_not_skipped(
     assert status_counts(ledger) == {"created": 2}
 
 
-def test_retry_include_permanent_says_how_many_it_sends(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_retry_include_permanent_says_how_many_it_sends(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     rows = [row(n, media_url=HTML.format(n=n)) for n in range(1, 5)]
     assert run(sandbox, write_manifest(tmp_path / "m.csv", rows), ledger).exit_code == 1
@@ -61,13 +59,11 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_the_progress_bar_counts_only_the_rows_it_sends(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_the_progress_bar_counts_only_the_rows_it_sends(sandbox: Sandbox, tmp_path: Path) -> None:
     from importer.events import HumanReporter
     from importer.rows.validate import MappingOptions
-    from importer.runner import askelephant_factory, import_manifest
-    from importer.settings import ImportSettings
+    from importer.runner import api_target_factory, import_manifest
+    from importer.settings import ApiChoices, ImportSettings
 
     ledger = tmp_path / "l.db"
     failing = [row(n, media_url=HTML.format(n=n)) for n in range(1, 4)]
@@ -79,8 +75,10 @@ def test_the_progress_bar_counts_only_the_rows_it_sends(
     import_manifest(
         ImportSettings(manifest=manifest, mapping=MappingOptions()),
         ledger_path=ledger,
-        target_factory=askelephant_factory(
-            sandbox.base_url, sandbox.api_key, concurrency=2, read_timeout=10
+        target_factory=api_target_factory(
+            ApiChoices(base_url=sandbox.base_url, concurrency=2),
+            "askelephant",
+            lambda kind: sandbox.api_key,
         ),
         reporter=HumanReporter(stream=stream),
         command="run",
@@ -96,7 +94,7 @@ def test_the_progress_bar_counts_only_the_rows_it_sends(
 def test_what_a_stopped_run_judged_is_in_the_ledger_and_the_summary_adds_up(
     make_sandbox: object, tmp_path: Path
 ) -> None:
-    server = make_sandbox("--latency-ms", "80")  # type: ignore[operator]
+    server = make_sandbox(latency_ms=80)  # type: ignore[operator]
     # The first row of every batch of 10 is invalid: a stop always lands after one is shown.
     rows = [row(n, type="VIDEO" if n % 10 == 0 else "CALL") for n in range(200)]
     manifest = write_manifest(tmp_path / "m.csv", rows)
@@ -134,7 +132,7 @@ def test_what_a_stopped_run_judged_is_in_the_ledger_and_the_summary_adds_up(
     assert counts["invalid"] == 20 and "not reached" not in counts, stdout
 
 
-def test_retry_resends_in_flight_rows(sandbox: SandboxProcess, tmp_path: Path) -> None:
+def test_retry_resends_in_flight_rows(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     assert run(sandbox, write_manifest(tmp_path / "m.csv", [row(1), row(2)]), ledger).exit_code == 0
     # rec-2's answer was lost when the process died mid-request.
@@ -148,9 +146,7 @@ def test_retry_resends_in_flight_rows(sandbox: SandboxProcess, tmp_path: Path) -
     assert status_counts(ledger) == {"created": 1, "existing": 1}
 
 
-def test_retry_exits_1_while_rows_are_not_in_askelephant(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_retry_exits_1_while_rows_are_not_in_askelephant(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2, media_url=HTML.format(n=2))])
     assert run(sandbox, manifest, ledger).exit_code == 1
@@ -161,9 +157,7 @@ def test_retry_exits_1_while_rows_are_not_in_askelephant(
     assert "1 row(s) are not in AskElephant" in nothing.output
 
 
-def test_retry_sends_the_rows_a_stopped_run_left_pending(
-    sandbox: SandboxProcess, tmp_path: Path
-) -> None:
+def test_retry_sends_the_rows_a_stopped_run_left_pending(sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "l.db"
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(5)])
     sandbox.add_key("sk-apik_reader.K", ["engagements:read"])  # passes the key check only

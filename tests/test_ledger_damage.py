@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from importer.ledger import open_ledger
-from tests.conftest import PROJECT_ROOT, SandboxProcess
+from tests.conftest import PROJECT_ROOT, Sandbox
 from tests.factories import api_args, row, run_cli, write_manifest
 
 
@@ -29,7 +29,7 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def imported_ledger(sandbox: SandboxProcess, tmp_path: Path, rows: int = 40) -> Path:
+def imported_ledger(sandbox: Sandbox, tmp_path: Path, rows: int = 40) -> Path:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(1, rows + 1)])
     ledger = tmp_path / "state" / "ledger.db"
     result = run_cli(["run", str(manifest), *api_args(sandbox, ledger)], sandbox.api_key)
@@ -37,7 +37,7 @@ def imported_ledger(sandbox: SandboxProcess, tmp_path: Path, rows: int = 40) -> 
     return ledger
 
 
-def writing_command(name: str, sandbox: SandboxProcess, ledger: Path, manifest: Path) -> list[str]:
+def writing_command(name: str, sandbox: Sandbox, ledger: Path, manifest: Path) -> list[str]:
     head = [name, str(manifest)] if name in ("run", "sync-contacts") else [name]
     return [*head, *api_args(sandbox, ledger)]
 
@@ -57,7 +57,7 @@ def fail_one_row(ledger: Path) -> None:
 @pytest.mark.parametrize("alias", ["symlink", "symlinked folder"])
 @pytest.mark.parametrize("command", ["run", "retry", "sync-contacts", "verify"])
 def test_an_alias_of_a_ledger_in_use_is_refused(
-    sandbox: SandboxProcess, tmp_path: Path, alias: str, command: str
+    sandbox: Sandbox, tmp_path: Path, alias: str, command: str
 ) -> None:
     ledger = imported_ledger(sandbox, tmp_path, rows=2)
     fail_one_row(ledger)  # so that retry has something to send
@@ -85,7 +85,7 @@ def test_an_alias_of_a_ledger_in_use_is_refused(
 EVERY_COMMAND = ["run", "retry", "sync-contacts", "verify", "reconcile", "status", "report", "plan"]
 
 
-def any_command(name: str, sandbox: SandboxProcess, ledger: Path, manifest: Path) -> list[str]:
+def any_command(name: str, sandbox: Sandbox, ledger: Path, manifest: Path) -> list[str]:
     if name == "status":
         return ["status", "--ledger", str(ledger)]
     if name == "report":
@@ -104,7 +104,7 @@ def names_beside(ledger: Path) -> list[str]:
 @pytest.mark.parametrize("by", ["its first name", "the link"])
 @pytest.mark.parametrize("command", EVERY_COMMAND)
 def test_a_ledger_with_a_hard_link_is_refused_by_every_command(
-    sandbox: SandboxProcess, tmp_path: Path, command: str, by: str
+    sandbox: Sandbox, tmp_path: Path, command: str, by: str
 ) -> None:
     ledger = imported_ledger(sandbox, tmp_path, rows=2)
     fail_one_row(ledger)
@@ -124,7 +124,7 @@ def test_a_ledger_with_a_hard_link_is_refused_by_every_command(
 
 
 def test_a_wal_left_by_a_kill_is_never_read_stale_through_a_hard_link(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """The reproduction: a WAL with committed rows, a run through another name."""
     ledger = imported_ledger(sandbox, tmp_path, rows=3)
@@ -159,7 +159,7 @@ def newer_schema(ledger: Path, extra_column: bool) -> None:
 @pytest.mark.parametrize("extra_column", [False, True])
 @pytest.mark.parametrize("command", EVERY_COMMAND)
 def test_a_ledger_from_a_newer_importer_is_refused_before_anything_is_read_or_sent(
-    sandbox: SandboxProcess, tmp_path: Path, command: str, extra_column: bool
+    sandbox: Sandbox, tmp_path: Path, command: str, extra_column: bool
 ) -> None:
     ledger = imported_ledger(sandbox, tmp_path, rows=2)
     fail_one_row(ledger)
@@ -178,7 +178,7 @@ def test_a_ledger_from_a_newer_importer_is_refused_before_anything_is_read_or_se
 
 @pytest.mark.parametrize("command", ["status", "report", "plan"])
 def test_reading_commands_leave_no_side_files_beside_a_ledger(
-    sandbox: SandboxProcess, tmp_path: Path, command: str
+    sandbox: Sandbox, tmp_path: Path, command: str
 ) -> None:
     ledger = imported_ledger(sandbox, tmp_path, rows=3)
     manifest = write_manifest(tmp_path / "m2.csv", [row(1), row(2), row(4)])
@@ -208,7 +208,7 @@ def damage_a_page(ledger: Path) -> None:
 
 @pytest.mark.parametrize("command", ["run", "retry", "sync-contacts", "verify"])
 def test_a_damaged_ledger_is_refused_and_left_byte_for_byte_untouched(
-    sandbox: SandboxProcess, tmp_path: Path, command: str
+    sandbox: Sandbox, tmp_path: Path, command: str
 ) -> None:
     ledger = imported_ledger(sandbox, tmp_path)
     fail_one_row(ledger)  # so that retry has something to send
@@ -249,7 +249,7 @@ def limited_run(args: list[str], api_key: str, max_bytes: int) -> subprocess.Com
 
 
 def test_a_full_disk_stops_the_run_cleanly_and_the_next_run_resumes(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = imported_ledger(sandbox, tmp_path, rows=1)
     rows = [row(n, transcript_text="words " * 2000) for n in range(2, 402)]
@@ -295,7 +295,7 @@ def make_read_only(folder: Path) -> None:
 
 @pytest.mark.parametrize("command", ["status", "report", "plan"])
 def test_reading_commands_work_on_a_read_only_ledger(
-    sandbox: SandboxProcess, tmp_path: Path, read_only_folder: Path, command: str
+    sandbox: Sandbox, tmp_path: Path, read_only_folder: Path, command: str
 ) -> None:
     source = imported_ledger(sandbox, tmp_path, rows=3)
     ledger = read_only_folder / "ledger.db"
@@ -325,7 +325,7 @@ def test_reading_commands_work_on_a_read_only_ledger(
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_planning_stops_cleanly_and_sends_nothing(
-    sandbox: SandboxProcess, tmp_path: Path, signum: int
+    sandbox: Sandbox, tmp_path: Path, signum: int
 ) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(1, 20_001)])
     ledger = tmp_path / "ledger.db"
@@ -365,7 +365,7 @@ def _run_started(ledger: Path) -> bool:
 
 
 def test_a_full_disk_during_verify_is_an_environment_error_not_a_bug(
-    sandbox: SandboxProcess, tmp_path: Path
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
     ledger = imported_ledger(sandbox, tmp_path, rows=300)
     size = ledger.stat().st_size
