@@ -192,7 +192,7 @@ async def run_import(
         ]
         ledger.add_rejects([r for r in rejects if r is not None], run_id)
 
-    index, duplicates, seen = index_manifest(ledger, settings, stats, record_rejects)
+    index, duplicates, seen = index_manifest(ledger, settings, stats, record_rejects, settle=True)
     for notice in read_notices(settings, stats):
         reporter.notice(notice)
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
@@ -203,6 +203,11 @@ async def run_import(
         include_permanent=settings.plan.include_permanent,
     )
     reporter.notice(f"{seen['rows']:,} row(s) read from {settings.manifest.name}.")
+    if seen["settled"]:
+        reporter.notice(
+            f"{seen['settled']:,} of them imported unchanged before (known by their hash): "
+            "not checked again."
+        )
     if not settings.contacts_only:
         confirm_big_run(target, ahead["to send"], settings.confirm)
     if not (settings.plan.only_failed or settings.contacts_only):

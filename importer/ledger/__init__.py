@@ -11,6 +11,7 @@ Tables:
 - ``runs``: each run's command, options (never the API key), times, counts and outcome, and
   its settings' stored form (``ImportSettings.to_record``), which ``retry`` reads back.
 - ``media_checks``: cached ``--check-media`` results per URL.
+- ``row_keys`` and ``server_paces``: what makes a re-sync cheap (``row_cache``).
 
 A row is marked ``in_flight`` (and committed) before its request leaves, so a process that
 dies mid-request leaves evidence, and the next run re-sends it; the API's idempotency on
@@ -35,6 +36,7 @@ from importer.ledger.db import STATUSES, now_iso, require_ledger
 from importer.ledger.media_cache import MediaCache
 from importer.ledger.queries import Queries
 from importer.ledger.rejects import Rejects
+from importer.ledger.row_cache import RowCache
 from importer.ledger.rows import Rows
 from importer.ledger.runs import Runs
 from importer.outcomes import FINAL_SUCCESS, LedgerFact, Reject
@@ -51,7 +53,7 @@ __all__ = [
 ]
 
 
-class Ledger(Runs, Rows, Rejects, Queries, MediaCache):
+class Ledger(Runs, Rows, Rejects, Queries, MediaCache, RowCache):
     """One ledger file, opened for a command. Not shared between threads.
 
     Use it as a context manager (or through ``open_ledger``) so it is always closed.

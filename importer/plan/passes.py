@@ -12,18 +12,28 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from importer.errors import PrefixChanged
 from importer.events import Reporter
 from importer.ledger import Ledger
+from importer.ledger.row_cache import KeyedRow
 from importer.outcomes import Action
 from importer.plan.duplicate_index import ManifestIndex
 from importer.plan.planner import DuplicateInfo, PlannedRow, plan_row
 from importer.plan.recordings import judge_recording
-from importer.read.manifest import ReadStats, SourceOptions, read_columns, read_manifest
+from importer.read.manifest import (
+    ManifestRow,
+    ReadStats,
+    SourceOptions,
+    read_columns,
+    read_manifest,
+)
 from importer.rows import contract
+from importer.rows.hashes import contacts_hash
+from importer.rows.row_keys import row_keys
 from importer.rows.validate import (
     MappedRow,
     MappingOptions,
@@ -80,6 +90,58 @@ def _read_transcript(root: Path, relative: str) -> str:
         ) from None
 
 
+class BatchMapper:
+    """Maps and validates batches of one manifest's records (media-checked when asked)."""
+
+    def __init__(
+        self,
+        manifest: Path,
+        options: MappingOptions,
+        media_failures: Callable[[list[str]], dict[str, str]] | None = None,
+    ) -> None:
+        self.file = str(manifest)
+        self.options = options
+        self.reader = transcript_reader(manifest.parent)
+        self.column = options.columns.column_of("media_url")
+        self.mapper = options.row_mapper or map_row
+        self.media_failures = media_failures
+
+    def __call__(self, batch: list[ManifestRow]) -> list[MappedRow]:
+        mapped = [
+            self.mapper(
+                row.cells,
+                row.row_number,
+                self.options,
+                file=self.file,
+                read_transcript=self.reader,
+                structural_problem=row.problem,
+            )
+            for row in batch
+        ]
+        if self.media_failures is not None:
+            failing = self.media_failures([url for r in mapped if (url := _media_url(r))])
+            mapped = [
+                with_media_failure(r, failing[url], self.column)
+                if (url := _media_url(r)) is not None and url in failing
+                else r
+                for r in mapped
+            ]
+        return mapped
+
+
+def _checked_source(
+    manifest: Path, options: MappingOptions, source: SourceOptions | None
+) -> SourceOptions:
+    """The reading options, once the manifest's columns are known to fit the mapping."""
+    source = dataclasses.replace(
+        source or SourceOptions(), id_column=options.columns.column_of("id")
+    )
+    options.columns.check_columns(
+        manifest, read_columns(manifest, source), source_system_given=bool(options.source_system)
+    )
+    return source
+
+
 def mapped_batches(
     manifest: Path,
     options: MappingOptions,
@@ -92,36 +154,10 @@ def mapped_batches(
 
     ``media_failures`` (from a preflight) maps failing media URLs to the reason.
     """
-    source = dataclasses.replace(
-        source or SourceOptions(), id_column=options.columns.column_of("id")
-    )
-    options.columns.check_columns(
-        manifest, read_columns(manifest, source), source_system_given=bool(options.source_system)
-    )
-    reader = transcript_reader(manifest.parent)
-    column = options.columns.column_of("media_url")
-    mapper = options.row_mapper or map_row
+    source = _checked_source(manifest, options, source)
+    mapper = BatchMapper(manifest, options, media_failures)
     for batch in read_manifest(manifest, batch_size, source, stats):
-        mapped = [
-            mapper(
-                row.cells,
-                row.row_number,
-                options,
-                file=str(manifest),
-                read_transcript=reader,
-                structural_problem=row.problem,
-            )
-            for row in batch
-        ]
-        if media_failures is not None:
-            failing = media_failures([url for r in mapped if (url := _media_url(r))])
-            mapped = [
-                with_media_failure(r, failing[url], column)
-                if (url := _media_url(r)) is not None and url in failing
-                else r
-                for r in mapped
-            ]
-        yield mapped
+        yield mapper(batch)
 
 
 def _media_url(row: MappedRow) -> str | None:
@@ -178,33 +214,99 @@ def _checked_batches(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SettledRow:
+    """A record whose key the ledger holds for a row imported unchanged: never mapped."""
+
+    record: ManifestRow
+    known: KeyedRow
+
+    @property
+    def index_entry(self) -> tuple[str, int, str, str | None, str | None]:
+        known = self.known
+        row = self.record.row_number
+        return (known.external_id, row, known.payload_hash, known.source_id, known.media_url)
+
+
+PassOneBatch = tuple[list[MappedRow | SettledRow], list[MappedRow], list[KeyedRow]]
+"""A batch in file order; the rows of it that were mapped; the keys they taught."""
+
+
+def _pass_one_batches(
+    ledger: Ledger, settings: ImportSettings, stats: ReadStats | None, settle: bool
+) -> Iterator[PassOneBatch]:
+    """The manifest's batches; with ``settle``, rows the ledger knows by key are not mapped."""
+    manifest, mapping = settings.manifest, settings.mapping
+    source = _checked_source(manifest, mapping, settings.source)
+    mapper = BatchMapper(manifest, mapping, _media_filter(ledger, settings))
+    keys = row_keys(mapping, source, mapper.mapper) if settle and not settings.check_media else None
+    for records in read_manifest(manifest, settings.batch_size, source, stats):
+        if keys is None:
+            mapped = mapper(records)
+            yield list[MappedRow | SettledRow](mapped), mapped, []
+            continue
+        record_keys = [keys.key(r.cells, r.problem) for r in records]
+        settled = ledger.settled_rows([k for k in record_keys if k is not None])
+        unsettled = [
+            (record, key)
+            for record, key in zip(records, record_keys, strict=True)
+            if key is None or key not in settled
+        ]
+        mapped = mapper([record for record, _ in unsettled])
+        learned = [
+            KeyedRow(
+                key,
+                row.external_id,
+                row.payload_hash,
+                contacts_hash(row.contact_ids) if row.contact_ids is not None else None,
+                row.source_id,
+                _media_url(row),
+            )
+            for row, (_, key) in zip(mapped, unsettled, strict=True)
+            if key is not None and row.valid and row.external_id and row.payload_hash
+        ]
+        fresh = iter(mapped)
+        in_order: list[MappedRow | SettledRow] = [
+            SettledRow(record, settled[key]) if key is not None and key in settled else next(fresh)
+            for record, key in zip(records, record_keys, strict=True)
+        ]
+        yield in_order, mapped, learned
+
+
 def index_manifest(
     ledger: Ledger,
     settings: ImportSettings,
     stats: ReadStats | None = None,
     on_batch: Callable[[list[MappedRow]], None] | None = None,
+    *,
+    settle: bool = False,
 ) -> tuple[ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
     """Pass one: validate everything and find external_ids used on several rows.
 
-    ``on_batch`` sees each batch as it is read (a run records its invalid rows there)."""
+    ``on_batch`` sees each batch's mapped rows as they are read (a run records its invalid
+    rows there). With ``settle`` (a run), rows the ledger holds as imported unchanged are
+    known by their key and not mapped, and the keys of the rows mapped are kept."""
     index = ManifestIndex(ledger)
     index.start()
     seen: Counter[str] = Counter()
-    for batch in _checked_batches(ledger, settings, stats):
+    for batch, mapped, learned in _pass_one_batches(ledger, settings, stats, settle):
         if on_batch is not None:
-            on_batch(batch)
+            on_batch(mapped)
         valid = [
-            (r.external_id, r.row_number, r.payload_hash, r.source_id, r.payload.get("media_url"))
-            for r in batch
+            (r.external_id, r.row_number, r.payload_hash, r.source_id, _media_url(r))
+            for r in mapped
             if r.valid and r.payload is not None
         ]
+        valid += [r.index_entry for r in batch if isinstance(r, SettledRow)]
         index.add(valid)  # type: ignore[arg-type]
         index.spool(batch)
+        ledger.remember_row_keys(learned)
         seen["rows"] += len(batch)
         seen["valid"] += len(valid)
+        seen["settled"] += len(batch) - len(mapped)
         if stats is not None:
             stats.count_undecodable(
-                r.row_number for r in batch if any(e.rule == "encoding" for e in r.errors)
+                r.row_number for r in mapped if any(e.rule == "encoding" for e in r.errors)
             )
     duplicates = {
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
@@ -221,8 +323,29 @@ def planned_batches(
 ) -> Iterator[list[PlannedRow]]:
     """Pass two: each row's action, given the ledger (and where its recording already is).
 
-    It plans pass one's spooled rows: the manifest is not read or validated again."""
-    for batch in index.spooled():
+    It plans pass one's spooled rows: the manifest is not read or validated again. A settled
+    row is ``already imported`` as it stands, unless its external_id is on other rows too:
+    it is then mapped after all, and judged with them."""
+    mapper: BatchMapper | None = None
+    file = str(settings.manifest)
+    for spooled in index.spooled():
+        repeated = [
+            r.record
+            for r in spooled
+            if isinstance(r, SettledRow) and r.known.external_id in duplicates
+        ]
+        if repeated:
+            mapper = mapper or BatchMapper(
+                settings.manifest, settings.mapping, _media_filter(ledger, settings)
+            )
+            remapped = iter(mapper(repeated))
+            spooled = [
+                next(remapped)
+                if isinstance(r, SettledRow) and r.known.external_id in duplicates
+                else r
+                for r in spooled
+            ]
+        batch = [r for r in spooled if isinstance(r, MappedRow)]
         facts = ledger.facts_for(r.external_id for r in batch if r.external_id)
         planned = [
             plan_row(
@@ -231,7 +354,9 @@ def planned_batches(
                 duplicates.get(row.external_id) if row.external_id else None,
                 settings.plan,
             )
-            for row in batch
+            if isinstance(row, MappedRow)
+            else _already_imported(row, file)
+            for row in spooled
         ]
         known = index.recordings_for(
             p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
@@ -240,6 +365,15 @@ def planned_batches(
             judge_recording(p, known.get(p.row.external_id or ""), settings.recordings)
             for p in planned
         ]
+
+
+def _already_imported(settled: SettledRow, file: str) -> PlannedRow:
+    """A settled row's plan: imported unchanged; its request is not rebuilt (no payload)."""
+    record, known = settled.record, settled.known
+    row = MappedRow(
+        file, record.row_number, record.cells, known.external_id, None, source_id=known.source_id
+    )
+    return PlannedRow(row, Action.IMPORTED)
 
 
 def refuse_changed_prefixes(

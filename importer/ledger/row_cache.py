@@ -1,0 +1,125 @@
+"""What makes a re-sync cheap: rows known by their key, and the pace each server took.
+
+- ``row_keys``: a manifest row's key (``importer.rows.row_keys``) with what it mapped to
+  (external_id, payload hash, contact set hash, source id, media URL). Mapping is a pure
+  function of the key, so an entry never goes stale; whether its row is *settled* (imported
+  unchanged, nothing left to apply) is asked of ``engagements`` each time.
+- ``server_paces``: the requests per second a server last took, by base URL and a
+  fingerprint of the API key (never the key), so a new run starts at that pace.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from importer.ledger.db import LedgerDB, now_iso
+
+LOOKUP_CHUNK = 900
+"""Keys per look-up: under SQLite's oldest limit of 999 parameters."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedRow:
+    """What a row key maps to."""
+
+    key: str
+    external_id: str
+    payload_hash: str
+    contacts_hash: str | None
+    """None: the row leaves contacts alone."""
+    source_id: str | None
+    media_url: str | None
+
+
+class RowCache(LedgerDB):
+    """The ``row_keys`` and ``server_paces`` tables."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        super().__init__(path, readonly=readonly)
+        if not readonly:
+            with self.db.conn:
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS row_keys (key TEXT PRIMARY KEY, "
+                    "external_id TEXT NOT NULL, payload_hash TEXT NOT NULL, contacts_hash TEXT, "
+                    "source_id TEXT, media_url TEXT) WITHOUT ROWID"
+                )
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS server_paces (server TEXT PRIMARY KEY, "
+                    "rate REAL NOT NULL, updated_at TEXT)"
+                )
+
+    def _has(self, table: str) -> bool:
+        try:
+            return table in self.db.table_names()
+        except sqlite3.DatabaseError:
+            return False
+
+    def remember_row_keys(self, rows: Iterable[KeyedRow]) -> None:
+        """Keep what these keys map to (a read-only ledger keeps nothing)."""
+        if self.readonly:
+            return
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO row_keys VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.key,
+                        r.external_id,
+                        r.payload_hash,
+                        r.contacts_hash,
+                        r.source_id,
+                        r.media_url,
+                    )
+                    for r in rows
+                ],
+            )
+
+    def settled_rows(self, keys: list[str]) -> dict[str, KeyedRow]:
+        """Of these keys, the rows imported unchanged with nothing left to apply.
+
+        Settled: created or existing, holding the payload the key maps to, its contact set
+        applied (or left alone), no change noted, and its source id and media URL known:
+        exactly the rows the plan would call ``already imported`` with nothing to write.
+        """
+        if not keys or not self._has("row_keys"):
+            return {}
+        if "media_url" not in self.db.table("engagements").columns_dict:
+            return {}
+        found: dict[str, KeyedRow] = {}
+        for chunk in _chunks(keys, LOOKUP_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                "SELECT k.key, k.external_id, k.payload_hash, k.contacts_hash, k.source_id, "
+                "k.media_url FROM row_keys k JOIN engagements e USING (external_id) "
+                f"WHERE k.key IN ({marks}) AND e.status IN ('created', 'existing') "
+                "AND e.payload_hash = k.payload_hash AND e.changed_fields IS NULL "
+                "AND (k.contacts_hash IS NULL OR k.contacts_hash = e.contacts_hash) "
+                "AND e.source_id IS k.source_id AND e.media_url IS k.media_url",
+                chunk,
+            ):
+                found[row[0]] = KeyedRow(*row)
+        return found
+
+    def server_pace(self, server: str) -> float | None:
+        """Requests per second this server (and key) last took, if a run learned it."""
+        if not self._has("server_paces"):
+            return None
+        row = self.db.execute("SELECT rate FROM server_paces WHERE server = ?", [server]).fetchone()
+        return float(row[0]) if row is not None and row[0] and row[0] > 0 else None
+
+    def remember_server_pace(self, server: str, rate: float) -> None:
+        """The pace the server took in this run, for the next one."""
+        if self.readonly:
+            return
+        with self.db.conn:
+            self.db.execute(
+                "INSERT OR REPLACE INTO server_paces VALUES (?, ?, ?)", [server, rate, now_iso()]
+            )
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
