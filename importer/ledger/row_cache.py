@@ -48,7 +48,7 @@ class RowCache(LedgerDB):
                 )
                 self.db.execute(
                     "CREATE TABLE IF NOT EXISTS server_paces (server TEXT PRIMARY KEY, "
-                    "rate REAL NOT NULL, updated_at TEXT)"
+                    "rate REAL NOT NULL, limited INTEGER NOT NULL, updated_at TEXT)"
                 )
 
     def _has(self, table: str) -> bool:
@@ -103,20 +103,26 @@ class RowCache(LedgerDB):
                 found[row[0]] = KeyedRow(*row)
         return found
 
-    def server_pace(self, server: str) -> float | None:
-        """Requests per second this server (and key) last took, if a run learned it."""
+    def server_pace(self, server: str) -> tuple[float, bool] | None:
+        """Requests per second this server (and key) last took, and whether that was a limit
+        it showed by refusing; None when no run learned it."""
         if not self._has("server_paces"):
             return None
-        row = self.db.execute("SELECT rate FROM server_paces WHERE server = ?", [server]).fetchone()
-        return float(row[0]) if row is not None and row[0] and row[0] > 0 else None
+        row = self.db.execute(
+            "SELECT rate, limited FROM server_paces WHERE server = ?", [server]
+        ).fetchone()
+        if row is None or not isinstance(row[0], int | float) or not row[0] > 0:
+            return None  # a damaged or hand-edited value is no pace
+        return float(row[0]), bool(row[1])
 
-    def remember_server_pace(self, server: str, rate: float) -> None:
+    def remember_server_pace(self, server: str, rate: float, limited: bool) -> None:
         """The pace the server took in this run, for the next one."""
         if self.readonly:
             return
         with self.db.conn:
             self.db.execute(
-                "INSERT OR REPLACE INTO server_paces VALUES (?, ?, ?)", [server, rate, now_iso()]
+                "INSERT OR REPLACE INTO server_paces VALUES (?, ?, ?, ?)",
+                [server, rate, int(limited), now_iso()],
             )
 
 

@@ -29,7 +29,7 @@ from importer.ledger import Ledger
 from importer.outcomes import Outcome
 from importer.plan.planner import judge_answer
 from importer.rows.hashes import contacts_hash
-from importer.send.pacing import Answer, Pacer, PacingSettings
+from importer.send.pacing import Answer, KnownPace, Pacer, PacingSettings
 from importer.send.retry import RetrySettings, retry_policy
 from importer.targets.base import CreateResult, Lookup, Target
 
@@ -77,9 +77,17 @@ class SendSettings:
         steps = range(1, self.retry.max_attempts)
         return float(sum(min(30.0, 2.0 ** (n - 1)) for n in steps))
 
-    def pacing(self) -> PacingSettings:
-        """The pacer's settings for these options."""
-        return PacingSettings(rate_cap=self.rate, outage_budget=self.outage_budget)
+    slow_start: bool = True
+    """Without ``rate`` or a pace the ledger remembers: start gently, and ramp up."""
+
+    def pacing(self, known: KnownPace | None = None) -> PacingSettings:
+        """The pacer's settings for these options (and the pace the server took last time)."""
+        return PacingSettings(
+            rate_cap=self.rate,
+            outage_budget=self.outage_budget,
+            slow_start=self.slow_start,
+            known_pace=known,
+        )
 
 
 @dataclass
@@ -317,7 +325,10 @@ class Sender(PacedRequests):
         self._sleep = sleep or self._interruptible_sleep
         self.rng = rng or random.Random()
         self.clock = clock
-        self.pacer = Pacer(settings.pacing())
+        server = getattr(target, "pace_key", None)
+        self.server: str | None = server if isinstance(server, str) else None
+        """Where the ledger keeps this server's pace (base URL and key fingerprint)."""
+        self.pacer = Pacer(settings.pacing(self._known_pace()))
         if target is not None:  # None: a test driving the pacer alone
             target.on_rate_hint = lambda hint: self.pacer.hinted(self.clock(), hint)
         self.slots = asyncio.Semaphore(settings.concurrency)
@@ -394,7 +405,14 @@ class Sender(PacedRequests):
                 self._flusher.cancel()
             self._grouping.close()  # commits the last group
         self.outcome.pacing = self.pacer.limit_summary()
+        pace = self.pacer.pace_to_remember()
+        if pace is not None and self.server is not None:
+            self.ledger.remember_server_pace(self.server, pace.rate, pace.limited)
         return self.outcome
+
+    def _known_pace(self) -> KnownPace | None:
+        known = self.ledger.server_pace(self.server) if self.server is not None else None
+        return KnownPace(*known) if known is not None else None
 
     async def _handle(self, item: WorkItem) -> None:
         if item.contacts_only:

@@ -42,6 +42,7 @@ from importer.targets.http import (
     Answer,
     HintListener,
     open_client,
+    pace_key,
     parse_problem,
     parse_retry_after,
     scrub_error,
@@ -129,6 +130,7 @@ class DevRevTarget:
         self.refs_per_lookup, self.page_limit = refs_per_lookup, page_limit
         self.base_url = check_base_url(base_url, example=DEFAULT_BASE_URL)
         self._key = api_key
+        self.pace_key = pace_key(self.base_url, api_key)
         self.on_rate_hint: HintListener | None = None
         """Told each answer's ``X-RateLimit-*`` hint (the sender's pacer paces by them)."""
         self._unsure: set[str] = set()

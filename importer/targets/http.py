@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import hashlib
 import json
 import math
 import time
@@ -33,6 +34,12 @@ from importer.send.pacing import RateHint, rate_hint
 
 HintListener = Callable[[RateHint], None]
 """Told each answer's ``X-RateLimit-*`` hint: the sender's pacer (``Pacer.hinted``)."""
+
+
+def pace_key(base_url: str, api_key: str) -> str:
+    """The server and key a learned pace belongs to, never the key: a truncated SHA-256."""
+    fingerprint = hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{base_url} key:{fingerprint}"
 
 
 def open_client(
