@@ -129,7 +129,7 @@ def take_stock(
         external_id = planned.row.external_id or ""
         if planned.action == Action.CHANGED:
             stock.changed[external_id] = list(planned.changed)
-        elif planned.action == Action.IMPORTED:
+        elif planned.action == Action.IMPORTED and not planned.settled:
             stock.unchanged.append(external_id)
         if planned.action in (Action.IMPORTED, Action.CHANGED) and planned.row.payload:
             media_url = planned.row.payload.get("media_url")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from importer.ledger.db import LedgerDB, now_iso
 
@@ -21,9 +21,8 @@ LOOKUP_CHUNK = 900
 """Keys per look-up: under SQLite's oldest limit of 999 parameters."""
 
 
-@dataclass(frozen=True, slots=True)
-class KeyedRow:
-    """What a row key maps to."""
+class KeyedRow(NamedTuple):
+    """What a row key maps to (a tuple: a million of them are built and spooled quickly)."""
 
     key: str
     external_id: str
@@ -39,6 +38,7 @@ class RowCache(LedgerDB):
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         super().__init__(path, readonly=readonly)
+        self._keys_usable: bool | None = None
         if not readonly:
             with self.db.conn:
                 self.db.execute(
@@ -56,6 +56,14 @@ class RowCache(LedgerDB):
             return table in self.db.table_names()
         except sqlite3.DatabaseError:
             return False
+
+    def _row_keys_usable(self) -> bool:
+        """The table is there, and engagements know source ids and media URLs (schema 2)."""
+        if self._keys_usable is None:
+            self._keys_usable = self._has("row_keys") and (
+                "media_url" in self.db.table("engagements").columns_dict
+            )
+        return self._keys_usable
 
     def remember_row_keys(self, rows: Iterable[KeyedRow]) -> None:
         """Keep what these keys map to (a read-only ledger keeps nothing)."""
@@ -84,9 +92,7 @@ class RowCache(LedgerDB):
         applied (or left alone), no change noted, and its source id and media URL known:
         exactly the rows the plan would call ``already imported`` with nothing to write.
         """
-        if not keys or not self._has("row_keys"):
-            return {}
-        if "media_url" not in self.db.table("engagements").columns_dict:
+        if not keys or not self._row_keys_usable():
             return {}
         found: dict[str, KeyedRow] = {}
         for chunk in _chunks(keys, LOOKUP_CHUNK):
@@ -100,7 +106,7 @@ class RowCache(LedgerDB):
                 "AND e.source_id IS k.source_id AND e.media_url IS k.media_url",
                 chunk,
             ):
-                found[row[0]] = KeyedRow(*row)
+                found[row[0]] = KeyedRow._make(row)
         return found
 
     def server_pace(self, server: str) -> tuple[float, bool] | None:

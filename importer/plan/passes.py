@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from importer.errors import PrefixChanged
 from importer.events import Reporter
@@ -214,22 +213,23 @@ def _checked_batches(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class SettledRow:
-    """A record whose key the ledger holds for a row imported unchanged: never mapped."""
+class SettledRow(NamedTuple):
+    """A record whose key the ledger holds for a row imported unchanged: never mapped.
 
-    record: ManifestRow
-    known: KeyedRow
+    A small tuple: a re-sync spools and reads back a million of them."""
 
-    @property
-    def index_entry(self) -> tuple[str, int, str, str | None, str | None]:
-        known = self.known
-        row = self.record.row_number
-        return (known.external_id, row, known.payload_hash, known.source_id, known.media_url)
+    row_number: int
+    external_id: str
+    source_id: str | None
 
 
-PassOneBatch = tuple[list[MappedRow | SettledRow], list[MappedRow], list[KeyedRow]]
-"""A batch in file order; the rows of it that were mapped; the keys they taught."""
+IndexEntry = tuple[str, int, str, str | None, str | None]
+"""(external_id, row, payload hash, source id, media URL): a row of the manifest index."""
+PassOneBatch = tuple[
+    list[MappedRow | SettledRow], list[MappedRow], list[KeyedRow], list[IndexEntry]
+]
+"""A batch in file order; the rows of it that were mapped; the keys they taught; the index
+entries of its settled rows."""
 
 
 def _pass_one_batches(
@@ -243,7 +243,7 @@ def _pass_one_batches(
     for records in read_manifest(manifest, settings.batch_size, source, stats):
         if keys is None:
             mapped = mapper(records)
-            yield list[MappedRow | SettledRow](mapped), mapped, []
+            yield list[MappedRow | SettledRow](mapped), mapped, [], []
             continue
         record_keys = [keys.key(r.cells, r.problem) for r in records]
         settled = ledger.settled_rows([k for k in record_keys if k is not None])
@@ -266,11 +266,24 @@ def _pass_one_batches(
             if key is not None and row.valid and row.external_id and row.payload_hash
         ]
         fresh = iter(mapped)
-        in_order: list[MappedRow | SettledRow] = [
-            SettledRow(record, settled[key]) if key is not None and key in settled else next(fresh)
-            for record, key in zip(records, record_keys, strict=True)
-        ]
-        yield in_order, mapped, learned
+        in_order: list[MappedRow | SettledRow] = []
+        entries: list[IndexEntry] = []
+        for record, key in zip(records, record_keys, strict=True):
+            known = settled.get(key) if key is not None else None
+            if known is None:
+                in_order.append(next(fresh))
+                continue
+            in_order.append(SettledRow(record.row_number, known.external_id, known.source_id))
+            entries.append(
+                (
+                    known.external_id,
+                    record.row_number,
+                    known.payload_hash,
+                    known.source_id,
+                    known.media_url,
+                )
+            )
+        yield in_order, mapped, learned, entries
 
 
 def index_manifest(
@@ -289,7 +302,8 @@ def index_manifest(
     index = ManifestIndex(ledger)
     index.start()
     seen: Counter[str] = Counter()
-    for batch, mapped, learned in _pass_one_batches(ledger, settings, stats, settle):
+    settled_ids = False
+    for batch, mapped, learned, entries in _pass_one_batches(ledger, settings, stats, settle):
         if on_batch is not None:
             on_batch(mapped)
         valid = [
@@ -297,13 +311,13 @@ def index_manifest(
             for r in mapped
             if r.valid and r.payload is not None
         ]
-        valid += [r.index_entry for r in batch if isinstance(r, SettledRow)]
-        index.add(valid)  # type: ignore[arg-type]
+        index.add(valid + entries)  # type: ignore[arg-type]
         index.spool(batch)
         ledger.remember_row_keys(learned)
         seen["rows"] += len(batch)
-        seen["valid"] += len(valid)
-        seen["settled"] += len(batch) - len(mapped)
+        seen["valid"] += len(valid) + len(entries)
+        seen["settled"] += len(entries)
+        settled_ids = settled_ids or bool(entries)
         if stats is not None:
             stats.count_undecodable(
                 r.row_number for r in mapped if any(e.rule == "encoding" for e in r.errors)
@@ -312,7 +326,24 @@ def index_manifest(
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
         for external_id, first_row, conflicting, rows, more in index.repeated()
     }
+    if settled_ids and duplicates and _settled_repeated(index, duplicates):
+        # A row known by its key shares its external_id with another: judged with them,
+        # as every row is without keys (rare; the index is built again, all rows mapped).
+        if stats is not None:
+            for name, value in vars(ReadStats()).items():
+                setattr(stats, name, value)
+        return index_manifest(ledger, settings, stats, None, settle=False)
     return index, duplicates, seen
+
+
+def _settled_repeated(index: ManifestIndex, external_ids: Iterable[str]) -> bool:
+    """Whether any of these external_ids is on a row pass one knew by its key."""
+    wanted = set(external_ids)
+    return any(
+        isinstance(row, SettledRow) and row.external_id in wanted
+        for batch in index.spooled()
+        for row in batch
+    )
 
 
 def planned_batches(
@@ -324,27 +355,10 @@ def planned_batches(
     """Pass two: each row's action, given the ledger (and where its recording already is).
 
     It plans pass one's spooled rows: the manifest is not read or validated again. A settled
-    row is ``already imported`` as it stands, unless its external_id is on other rows too:
-    it is then mapped after all, and judged with them."""
-    mapper: BatchMapper | None = None
+    row is ``already imported`` as it stands (pass one made sure no other row shares its
+    external_id)."""
     file = str(settings.manifest)
     for spooled in index.spooled():
-        repeated = [
-            r.record
-            for r in spooled
-            if isinstance(r, SettledRow) and r.known.external_id in duplicates
-        ]
-        if repeated:
-            mapper = mapper or BatchMapper(
-                settings.manifest, settings.mapping, _media_filter(ledger, settings)
-            )
-            remapped = iter(mapper(repeated))
-            spooled = [
-                next(remapped)
-                if isinstance(r, SettledRow) and r.known.external_id in duplicates
-                else r
-                for r in spooled
-            ]
         batch = [r for r in spooled if isinstance(r, MappedRow)]
         facts = ledger.facts_for(r.external_id for r in batch if r.external_id)
         planned = [
@@ -369,11 +383,10 @@ def planned_batches(
 
 def _already_imported(settled: SettledRow, file: str) -> PlannedRow:
     """A settled row's plan: imported unchanged; its request is not rebuilt (no payload)."""
-    record, known = settled.record, settled.known
     row = MappedRow(
-        file, record.row_number, record.cells, known.external_id, None, source_id=known.source_id
+        file, settled.row_number, {}, settled.external_id, None, source_id=settled.source_id
     )
-    return PlannedRow(row, Action.IMPORTED)
+    return PlannedRow(row, Action.IMPORTED, settled=True)
 
 
 def refuse_changed_prefixes(
