@@ -33,11 +33,16 @@ from importer.outcomes import (
 )
 from importer.plan.passes import (
     index_manifest,
+    kept_record,
+    manifest_fingerprint,
     planned_batches,
     preflight_media,
     prepare,
     read_notices,
     refuse_changed_prefixes,
+    reread_batches,
+    restored,
+    usable_record,
 )
 from importer.plan.planner import PlannedRow, plan_row
 from importer.read.kinds import check_readable
@@ -176,7 +181,14 @@ async def run_import(
     reporter.notice(target_line(target, str(settings.manifest)))
     check_readable(settings.manifest)  # a typo in the path is said before any request
     await check_key(target)  # a refused key stops here, before the file is even read
-    settings, notices = prepare(settings)
+    fingerprint = manifest_fingerprint(settings)
+    kept = usable_record(ledger.kept_manifest(manifest_key, fingerprint) if fingerprint else None)
+    unprepared = settings
+    if kept is not None:
+        settings, index, duplicates, seen = restored(ledger, settings, manifest_key, kept)
+        notices = list(kept["prepare_notices"])
+    else:
+        settings, notices = prepare(settings)
     for notice in notices:
         reporter.notice(notice)
     if settings.check_media:
@@ -192,8 +204,17 @@ async def run_import(
         ]
         ledger.add_rejects([r for r in rejects if r is not None], run_id)
 
-    index, duplicates, seen = index_manifest(ledger, settings, stats, record_rejects, settle=True)
-    for notice in read_notices(settings, stats):
+    if kept is None:
+        index, duplicates, seen = index_manifest(
+            ledger, settings, stats, record_rejects, settle=True
+        )
+        said = read_notices(settings, stats)
+        record = kept_record(unprepared, settings, notices, said, seen)
+        if fingerprint is not None and record is not None:
+            ledger.keep_manifest(manifest_key, fingerprint, record)
+    else:
+        said = list(kept["read_notices"])
+    for notice in said:
         reporter.notice(notice)
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
     refuse_changed_prefixes(index, settings, conflicting)
@@ -203,6 +224,11 @@ async def run_import(
         include_permanent=settings.plan.include_permanent,
     )
     reporter.notice(f"{seen['rows']:,} row(s) read from {settings.manifest.name}.")
+    if kept is not None:
+        reporter.notice(
+            "Unchanged since a run kept its index: not read again before sending; rows "
+            "imported unchanged before are not checked again."
+        )
     if seen["settled"]:
         reporter.notice(
             f"{seen['settled']:,} of them imported unchanged before (known by their hash): "
@@ -231,7 +257,12 @@ async def run_import(
     with _signals_stop(sender, install_signal_handlers):
         sender.start()
         try:
-            for batch in planned_batches(ledger, settings, duplicates, index):
+            batches = (
+                reread_batches(ledger, settings, duplicates)
+                if kept is not None
+                else planned_batches(ledger, settings, duplicates, index)
+            )
+            for batch in batches:
                 # The whole batch is judged and recorded before any of it is queued: a stop
                 # while a queue slot is awaited must not lose a row already reported.
                 stock = take_stock(batch, manifest_key, settings.contacts_only, summary, reporter)

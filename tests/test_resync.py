@@ -7,6 +7,8 @@ checks that a change, wherever it is, still reaches the plan.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -25,25 +27,81 @@ def known_unchanged(output: str) -> int:
     return int(found.group(1).replace(",", "")) if found else 0
 
 
+KEPT = "Unchanged since a run kept its index"
+
+
+def touched(path: Path) -> Path:
+    """The same bytes, a later modification time: the kept index no longer fits."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    return path
+
+
 def import_once(sandbox: SandboxProcess, manifest: Path, ledger: Path, *extra: str) -> str:
     result = run_cli(run_args(manifest, ledger, sandbox, *extra), sandbox.api_key)
     assert result.exit_code == 0, result.output
     return result.output
 
 
-def test_rerun_knows_every_unchanged_row_by_its_key(
+def test_an_unchanged_manifest_is_not_indexed_again(
     sandbox: SandboxProcess, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(6)])
     ledger = tmp_path / "ledger.db"
-    assert known_unchanged(import_once(sandbox, manifest, ledger)) == 0
+    assert KEPT not in import_once(sandbox, manifest, ledger)
     before = requests_but_key_checks(sandbox)
 
     output = import_once(sandbox, manifest, ledger)
 
-    assert known_unchanged(output) == 6
+    assert KEPT in output
     assert "Skipping 6 already imported" in output
     assert requests_but_key_checks(sandbox) == before
+
+
+def test_a_resumed_run_of_an_unchanged_manifest_sends_what_is_left(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(6)])
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, manifest, ledger)
+    with contextlib.closing(sqlite3.connect(ledger)) as db, db:  # as if never sent
+        db.execute("DELETE FROM engagements WHERE external_id IN ('crm:rec-1', 'crm:rec-4')")
+
+    output = import_once(sandbox, manifest, ledger)
+
+    assert KEPT in output
+    assert "Skipping 4 already imported" in output
+    assert status_counts(ledger) == {"created": 4, "existing": 2}
+
+
+def test_a_rewritten_manifest_is_read_again_rows_known_by_their_key(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(6)])
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, manifest, ledger)
+
+    output = import_once(sandbox, touched(manifest), ledger)
+
+    assert KEPT not in output
+    assert known_unchanged(output) == 6
+
+
+def test_the_same_size_and_time_with_other_bytes_is_a_changed_manifest(
+    sandbox: SandboxProcess, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(3)])
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, manifest, ledger)
+    stat = manifest.stat()
+    manifest.write_bytes(manifest.read_bytes().replace(b"Call number 1", b"Call number 9"))
+    os.utime(manifest, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert manifest.stat().st_size == stat.st_size
+
+    result = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
+
+    assert KEPT not in result.output
+    assert "changed since import" in result.output
 
 
 def test_new_rows_are_sent_and_old_ones_not_checked_again(
@@ -98,10 +156,12 @@ def test_a_transcript_file_is_read_again_whatever_its_cell(
     import_once(sandbox, manifest, ledger)
     (tmp_path / "t.txt").write_text("Other words.", encoding="utf-8")
 
-    result = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
+    kept = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
+    keyed = run_cli(run_args(touched(manifest), ledger, sandbox), sandbox.api_key)
 
-    assert known_unchanged(result.output) == 1
-    assert "changed since import" in result.output
+    assert KEPT in kept.output and "changed since import" in kept.output
+    assert known_unchanged(keyed.output) == 1
+    assert "changed since import" in keyed.output
 
 
 def test_a_known_row_repeated_with_other_values_is_a_duplicate(
@@ -128,7 +188,7 @@ def test_contacts_not_yet_applied_keep_the_row_checked(
     with sqlite3.connect(ledger) as db:  # as if the contact set had failed to apply
         db.execute("UPDATE engagements SET contacts_hash = NULL")
 
-    output = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key).output
+    output = run_cli(run_args(touched(manifest), ledger, sandbox), sandbox.api_key).output
 
     assert known_unchanged(output) == 1
 

@@ -4,16 +4,19 @@
   (external_id, payload hash, contact set hash, source id, media URL). Mapping is a pure
   function of the key, so an entry never goes stale; whether its row is *settled* (imported
   unchanged, nothing left to apply) is asked of ``engagements`` each time.
+- ``kept_manifests`` and ``kept_index``: a manifest's fingerprint and what pass one
+  learned of it (its index, counts, notices), so an unchanged manifest is not indexed again.
 - ``server_paces``: the requests per second a server last took, by base URL and a
   fingerprint of the API key (never the key), so a new run starts at that pace.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from importer.ledger.db import LedgerDB, now_iso
 
@@ -45,6 +48,18 @@ class RowCache(LedgerDB):
                     "CREATE TABLE IF NOT EXISTS row_keys (key TEXT PRIMARY KEY, "
                     "external_id TEXT NOT NULL, payload_hash TEXT NOT NULL, contacts_hash TEXT, "
                     "source_id TEXT, media_url TEXT) WITHOUT ROWID"
+                )
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS kept_manifests (manifest TEXT PRIMARY KEY, "
+                    "fingerprint TEXT NOT NULL, record TEXT NOT NULL, kept_at TEXT)"
+                )
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS kept_index (manifest TEXT NOT NULL, "
+                    "external_id TEXT, row_number INTEGER, payload_hash TEXT, source_id TEXT, "
+                    "media_url TEXT)"
+                )
+                self.db.execute(
+                    "CREATE INDEX IF NOT EXISTS kept_index_manifest ON kept_index (manifest)"
                 )
                 self.db.execute(
                     "CREATE TABLE IF NOT EXISTS server_paces (server TEXT PRIMARY KEY, "
@@ -108,6 +123,46 @@ class RowCache(LedgerDB):
             ):
                 found[row[0]] = KeyedRow._make(row)
         return found
+
+    def kept_manifest(self, manifest: str, fingerprint: str) -> dict[str, Any] | None:
+        """What pass one learned of this manifest, if it was read with this fingerprint."""
+        if not self._has("kept_manifests"):
+            return None
+        row = self.db.execute(
+            "SELECT record FROM kept_manifests WHERE manifest = ? AND fingerprint = ?",
+            [manifest, fingerprint],
+        ).fetchone()
+        try:
+            record = json.loads(row[0]) if row is not None else None
+        except (TypeError, ValueError):
+            return None  # a damaged record is no record: the manifest is read again
+        return record if isinstance(record, dict) else None
+
+    def keep_manifest(self, manifest: str, fingerprint: str, record: dict[str, Any]) -> None:
+        """Keep pass one's index (``temp.manifest_index``) and ``record`` for the next run."""
+        if self.readonly:
+            return
+        with self.db.conn:
+            self.db.execute("DELETE FROM kept_manifests WHERE manifest = ?", [manifest])
+            self.db.execute("DELETE FROM kept_index WHERE manifest = ?", [manifest])
+            self.db.execute(
+                "INSERT INTO kept_index SELECT ?, external_id, row_number, payload_hash, "
+                "source_id, media_url FROM temp.manifest_index",
+                [manifest],
+            )
+            self.db.execute(
+                "INSERT INTO kept_manifests VALUES (?, ?, ?, ?)",
+                [manifest, fingerprint, json.dumps(record), now_iso()],
+            )
+
+    def restore_kept_index(self, manifest: str) -> None:
+        """Fill ``temp.manifest_index`` (just started, empty) with the kept one."""
+        with self.db.conn:
+            self.db.execute(
+                "INSERT INTO temp.manifest_index SELECT external_id, row_number, payload_hash, "
+                "source_id, media_url FROM kept_index WHERE manifest = ?",
+                [manifest],
+            )
 
     def server_pace(self, server: str) -> tuple[float, bool] | None:
         """Requests per second this server (and key) last took, and whether that was a limit

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,6 +23,7 @@ from importer.outcomes import Action
 from importer.plan.duplicate_index import ManifestIndex
 from importer.plan.planner import DuplicateInfo, PlannedRow, plan_row
 from importer.plan.recordings import judge_recording
+from importer.read.fingerprint import file_fingerprint
 from importer.read.manifest import (
     ManifestRow,
     ReadStats,
@@ -31,6 +32,7 @@ from importer.read.manifest import (
     read_manifest,
 )
 from importer.rows import contract
+from importer.rows.dates import DateStyle
 from importer.rows.hashes import contacts_hash
 from importer.rows.row_keys import row_keys
 from importer.rows.validate import (
@@ -233,9 +235,14 @@ entries of its settled rows."""
 
 
 def _pass_one_batches(
-    ledger: Ledger, settings: ImportSettings, stats: ReadStats | None, settle: bool
+    ledger: Ledger,
+    settings: ImportSettings,
+    stats: ReadStats | None,
+    settle: bool,
+    unsettled_ids: Container[str] = (),
 ) -> Iterator[PassOneBatch]:
-    """The manifest's batches; with ``settle``, rows the ledger knows by key are not mapped."""
+    """The manifest's batches; with ``settle``, rows the ledger knows by key are not mapped
+    (unless their external_id is one of ``unsettled_ids``)."""
     manifest, mapping = settings.manifest, settings.mapping
     source = _checked_source(manifest, mapping, settings.source)
     mapper = BatchMapper(manifest, mapping, _media_filter(ledger, settings))
@@ -270,6 +277,10 @@ def _pass_one_batches(
         entries: list[IndexEntry] = []
         for record, key in zip(records, record_keys, strict=True):
             known = settled.get(key) if key is not None else None
+            if known is not None and known.external_id in unsettled_ids:
+                (mapped_again,) = mapper([record])
+                in_order.append(mapped_again)
+                continue
             if known is None:
                 in_order.append(next(fresh))
                 continue
@@ -357,28 +368,38 @@ def planned_batches(
     It plans pass one's spooled rows: the manifest is not read or validated again. A settled
     row is ``already imported`` as it stands (pass one made sure no other row shares its
     external_id)."""
-    file = str(settings.manifest)
     for spooled in index.spooled():
-        batch = [r for r in spooled if isinstance(r, MappedRow)]
-        facts = ledger.facts_for(r.external_id for r in batch if r.external_id)
-        planned = [
-            plan_row(
-                row,
-                facts.get(row.external_id) if row.external_id else None,
-                duplicates.get(row.external_id) if row.external_id else None,
-                settings.plan,
-            )
-            if isinstance(row, MappedRow)
-            else _already_imported(row, file)
-            for row in spooled
-        ]
-        known = index.recordings_for(
-            p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
+        yield _planned(ledger, settings, duplicates, index, spooled)
+
+
+def _planned(
+    ledger: Ledger,
+    settings: ImportSettings,
+    duplicates: dict[str, DuplicateInfo],
+    index: ManifestIndex,
+    batch: list[MappedRow | SettledRow],
+) -> list[PlannedRow]:
+    """One batch's actions, given the ledger (and where its recordings already are)."""
+    file = str(settings.manifest)
+    mapped = [r for r in batch if isinstance(r, MappedRow)]
+    facts = ledger.facts_for(r.external_id for r in mapped if r.external_id)
+    planned = [
+        plan_row(
+            row,
+            facts.get(row.external_id) if row.external_id else None,
+            duplicates.get(row.external_id) if row.external_id else None,
+            settings.plan,
         )
-        yield [
-            judge_recording(p, known.get(p.row.external_id or ""), settings.recordings)
-            for p in planned
-        ]
+        if isinstance(row, MappedRow)
+        else _already_imported(row, file)
+        for row in batch
+    ]
+    known = index.recordings_for(
+        p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
+    )
+    return [
+        judge_recording(p, known.get(p.row.external_id or ""), settings.recordings) for p in planned
+    ]
 
 
 def _already_imported(settled: SettledRow, file: str) -> PlannedRow:
@@ -387,6 +408,88 @@ def _already_imported(settled: SettledRow, file: str) -> PlannedRow:
         file, settled.row_number, {}, settled.external_id, None, source_id=settled.source_id
     )
     return PlannedRow(row, Action.IMPORTED, settled=True)
+
+
+def manifest_fingerprint(settings: ImportSettings) -> str | None:
+    """The manifest's bytes and everything that reads and maps them, before ``prepare``;
+    None when its index must not be kept (media checks, a mapper from elsewhere)."""
+    if settings.check_media:
+        return None
+    source = dataclasses.replace(
+        settings.source, id_column=settings.mapping.columns.column_of("id")
+    )
+    keys = row_keys(settings.mapping, source, settings.mapping.row_mapper or map_row)
+    found = file_fingerprint(settings.manifest)
+    if keys is None or found is None:
+        return None
+    return f"{found}:{keys.salt.hex()}"
+
+
+def kept_record(
+    before: ImportSettings,
+    prepared: ImportSettings,
+    prepare_notices: list[str],
+    read_notices: list[str],
+    seen: Counter[str],
+) -> dict[str, Any] | None:
+    """What a run keeps beside the index: ``prepare``'s decision, the counts, the notices.
+
+    None when ``prepare`` decided more than the date style: that could not be restored."""
+    if dataclasses.replace(prepared.mapping, dates=before.mapping.dates) != before.mapping:
+        return None
+    return {
+        "dates": dataclasses.asdict(prepared.mapping.dates),
+        "prepare_notices": prepare_notices,
+        "read_notices": read_notices,
+        "rows": seen["rows"],
+        "valid": seen["valid"],
+    }
+
+
+def usable_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A kept record with every part a run restores, else None (a damaged ledger)."""
+    if record is None:
+        return None
+    try:
+        DateStyle(**record["dates"])
+        int(record["rows"]), int(record["valid"])
+        notices = [*record["prepare_notices"], *record["read_notices"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return record if all(isinstance(n, str) for n in notices) else None
+
+
+def restored(
+    ledger: Ledger, settings: ImportSettings, manifest_key: str, record: dict[str, Any]
+) -> tuple[ImportSettings, ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
+    """An unchanged manifest's kept index, instead of pass one: the settings ``prepare``
+    settled, the index, its duplicates and its counts (``usable_record`` said it is whole)."""
+    dates = DateStyle(**record["dates"])
+    settings = dataclasses.replace(
+        settings, mapping=dataclasses.replace(settings.mapping, dates=dates)
+    )
+    index = ManifestIndex(ledger)
+    index.start()
+    ledger.restore_kept_index(manifest_key)
+    duplicates = {
+        external_id: DuplicateInfo(first_row, conflicting, rows, more)
+        for external_id, first_row, conflicting, rows, more in index.repeated()
+    }
+    seen = Counter({"rows": int(record["rows"]), "valid": int(record["valid"])})
+    return settings, index, duplicates, seen
+
+
+def reread_batches(
+    ledger: Ledger, settings: ImportSettings, duplicates: dict[str, DuplicateInfo]
+) -> Iterator[list[PlannedRow]]:
+    """Pass two of a manifest whose index was kept: read again as it is planned, so the
+    first request leaves with the first row to send; rows known by their key unmapped."""
+    index = ManifestIndex(ledger)
+    for batch, _, learned, _ in _pass_one_batches(
+        ledger, settings, None, settle=True, unsettled_ids=duplicates
+    ):
+        ledger.remember_row_keys(learned)
+        yield _planned(ledger, settings, duplicates, index, batch)
 
 
 def refuse_changed_prefixes(
