@@ -11,6 +11,7 @@ scenarios.
        5% stored-then-dropped
     2  limit 40/s, 200 ms +/-50%, 2,000 rows,      >= 0.95 of 40/s, <= 3% of requests 429
        --concurrency 32, no --rate
+    2r 2 with 1,000 rows, run a second time        <= 3% 429 (starts at the learned pace)
     2b the same with --rate 40                     >= 0.97, no 429
     3  2 plus 2% 500 and 1% dropped                >= 0.9 of 40/s, 0 failed
     4  500 ms, no limit, --concurrency 64          >= 0.9 x 64 / 0.5
@@ -51,7 +52,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from importer.ledger import Ledger  # noqa: E402
-from importer.plan.passes import index_manifest, prepare  # noqa: E402
+from importer.plan.passes import (  # noqa: E402
+    index_manifest,
+    kept_record,
+    manifest_fingerprint,
+    prepare,
+    read_notices,
+)
+from importer.read.manifest import ReadStats  # noqa: E402
 from importer.rows.validate import MappingOptions, map_row  # noqa: E402
 from importer.settings import ImportSettings, ReadingChoices  # noqa: E402
 
@@ -71,11 +79,11 @@ def cells(n: int) -> dict[str, str]:
     }
 
 
-def write_csv(path: Path, rows: int) -> Path:
+def write_csv(path: Path, rows: int, first: int = 0) -> Path:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
-        for n in range(rows):
+        for n in range(first, first + rows):
             writer.writerow(cells(n))
     return path
 
@@ -392,6 +400,27 @@ def scenario_6(work: Path, rows: int, outage: float) -> Row:
     return row
 
 
+def scenario_2r(work: Path, rows: int, sandbox_args: list[str]) -> Row:
+    """Scenario 2 run twice with one ledger and server: the second starts at the pace the
+    first learned (the ledger remembers it per server and key fingerprint)."""
+    first = write_csv(work / "s2r-first.csv", rows)
+    second = write_csv(work / "s2r-second.csv", rows, first=rows)
+    ledger = work / "s2r.db"
+    with Sandbox(*sandbox_args) as sandbox:
+        import_run(sandbox, first, ledger, "--concurrency", "32")
+        before = sandbox.creates()
+        time.sleep(2.0)  # the server's bucket fills again between the two runs
+        child, summary = import_run(sandbox, second, ledger, "--concurrency", "32")
+        after = sandbox.creates()
+    creates = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    done = rows_in(summary)
+    row = Row("2r limit 40/s, second run", done, child.seconds, 40.0, share_429(creates))
+    row.peak_mib = child.peak_mib
+    row.target = "<= 3% 429 from the first second"
+    row.notes = [*outcome_notes(summary, child), "started at the pace the first run learned"]
+    return row
+
+
 async def bare_loop(url: str, key: str, rows: int, concurrency: int) -> float:
     """A bare httpx async loop posting the importer's bodies: rows/s."""
     options = MappingOptions()
@@ -441,13 +470,21 @@ def plan_scenario(name: str, manifest: Path, work: Path, full: int) -> Row:
 def build_imported_ledger(manifest: Path, ledger_path: Path) -> int:
     """A ledger holding every row of ``manifest`` as created, as a finished run leaves it.
 
-    Built by the importer's own pass one (which keeps the row keys a run keeps) and its
-    pending registration; then every row is marked created, as the answers would have.
+    Built by the importer's own pass one (which keeps the row keys a run keeps), the kept
+    index a run keeps, and its pending registration; then every row is marked created, as
+    the answers would have.
     """
     ledger = Ledger(ledger_path)
-    settings, _ = prepare(ImportSettings.build(manifest, ReadingChoices()))
-    index, _, seen = index_manifest(ledger, settings, settle=True)
-    index.register_pending(str(manifest.resolve()), [])
+    unprepared = ImportSettings.build(manifest, ReadingChoices())
+    settings, notices = prepare(unprepared)
+    stats = ReadStats()
+    index, _, seen = index_manifest(ledger, settings, stats, settle=True)
+    key = str(manifest.resolve())
+    record = kept_record(unprepared, settings, notices, read_notices(settings, stats), seen)
+    fingerprint = manifest_fingerprint(unprepared)
+    if record is not None and fingerprint is not None:
+        ledger.keep_manifest(key, fingerprint, record)
+    index.register_pending(key, [])
     stamp = "2024-01-01T00:00:00.000+00:00"
     with ledger.db.conn:
         ledger.db.execute(
@@ -643,6 +680,7 @@ def main() -> None:
                     "dlt 0.92 (17% 429); naive 0.10; drt 0.12; before 0.85",
                 ),
             ),
+            ("2r", lambda: scenario_2r(work, n(1000), limited)),
             (
                 "2b",
                 lambda: import_scenario(
