@@ -139,3 +139,18 @@ def test_the_ledger_keeps_the_pace_by_server_and_key_fingerprint_never_the_key(
     server, rate, limited = paces[0]
     assert server.startswith(sandbox.base_url + " key:") and rate > 0 and limited == 0
     assert sandbox.api_key not in dump
+
+
+def test_a_slot_reserved_before_the_pace_dropped_is_asked_for_again() -> None:
+    pacer = Pacer(SLOW_START)
+    departures(pacer, pacer.settings.start_burst + 5)
+    assert not pacer.slowed_since(0.0)
+
+    for n in range(8):  # half of what leaves is refused: an emptied token bucket
+        sent_at = 2.0 + n * 0.01
+        pacer.sent(sent_at)
+        pacer.answered(sent_at, sent_at, Answer.REFUSED if n % 2 else Answer.ACCEPTED, probe=False)
+
+    assert pacer.rate.hold_from is not None
+    assert pacer.slowed_since(1.9)  # reserved at the ramp's pace: it asks again
+    assert not pacer.slowed_since(2.5)

@@ -581,6 +581,13 @@ class Pacer:
         """What this run showed the server takes, for the next run to start from."""
         return self.rate.pace_to_remember()
 
+    def slowed_since(self, reserved_at: float) -> bool:
+        """Whether the pace dropped after a slot was reserved at ``reserved_at``: a request
+        still waiting for it asks again, rather than leave at the pace that was refused."""
+        rate = self.rate
+        dropped = max(rate.last_decrease, rate.hold_from if rate.hold_from is not None else -1)
+        return dropped > reserved_at
+
     def limit_summary(self) -> str | None:
         """One line for the run summary when the server refused anything, else None."""
         refused = self.rate.refused

@@ -222,13 +222,16 @@ class PacedRequests:
                 probe = await self._gate()
                 sent_at: float | None = None
                 try:
-                    delay = self.pacer.reserve(self.clock())
+                    reserved_at = self.clock()
+                    delay = self.pacer.reserve(reserved_at)
                     if delay > 0:
                         await self._sleep(delay)
                     if self.stop_event.is_set():
                         raise _Stopped()
                     if self.pacer.outage.is_open and not probe:
                         continue  # the guard opened while this request waited for its slot
+                    if delay > 0 and not probe and self.pacer.slowed_since(reserved_at):
+                        continue  # its slot was reserved at a pace the server refused
                     if before is not None:
                         before()
                     self.outcome.requests += 1
