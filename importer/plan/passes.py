@@ -10,6 +10,7 @@ media preflight, when asked for, reads the manifest once before.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator
 from pathlib import Path
@@ -437,8 +438,15 @@ def kept_record(
     None when ``prepare`` decided more than the date style: that could not be restored."""
     if dataclasses.replace(prepared.mapping, dates=before.mapping.dates) != before.mapping:
         return None
+    dates = prepared.mapping.dates
+    try:
+        stored = json.loads(json.dumps(dataclasses.asdict(dates)))
+        if DateStyle(**stored) != dates:
+            return None  # it would not read back the same
+    except (TypeError, ValueError):
+        return None
     return {
-        "dates": dataclasses.asdict(prepared.mapping.dates),
+        "dates": stored,
         "prepare_notices": prepare_notices,
         "read_notices": read_notices,
         "rows": seen["rows"],
