@@ -27,7 +27,7 @@ LOOKUP_CHUNK = 900
 class KeyedRow(NamedTuple):
     """What a row key maps to (a tuple: a million of them are built and spooled quickly)."""
 
-    key: str
+    key: bytes
     external_id: str
     payload_hash: str
     contacts_hash: str | None
@@ -45,7 +45,7 @@ class RowCache(LedgerDB):
         if not readonly:
             with self.db.conn:
                 self.db.execute(
-                    "CREATE TABLE IF NOT EXISTS row_keys (key TEXT PRIMARY KEY, "
+                    "CREATE TABLE IF NOT EXISTS row_keys (key BLOB PRIMARY KEY, "
                     "external_id TEXT NOT NULL, payload_hash TEXT NOT NULL, contacts_hash TEXT, "
                     "source_id TEXT, media_url TEXT) WITHOUT ROWID"
                 )
@@ -100,7 +100,7 @@ class RowCache(LedgerDB):
                 ],
             )
 
-    def settled_rows(self, keys: list[str]) -> dict[str, KeyedRow]:
+    def settled_rows(self, keys: list[bytes]) -> dict[bytes, KeyedRow]:
         """Of these keys, the rows imported unchanged with nothing left to apply.
 
         Settled: created or existing, holding the payload the key maps to, its contact set
@@ -109,7 +109,7 @@ class RowCache(LedgerDB):
         """
         if not keys or not self._row_keys_usable():
             return {}
-        found: dict[str, KeyedRow] = {}
+        found: dict[bytes, KeyedRow] = {}
         for chunk in _chunks(keys, LOOKUP_CHUNK):
             marks = ",".join("?" * len(chunk))
             for row in self.db.execute(
@@ -187,6 +187,6 @@ class RowCache(LedgerDB):
             )
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

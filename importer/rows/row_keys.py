@@ -21,7 +21,7 @@ from importer.read.manifest import SourceOptions
 from importer.rows.validate import MappingOptions, RowMapper
 
 KEY_BYTES = 16
-"""128 bits: a collision between two different rows is not a practical concern."""
+"""128 bits (kept as a BLOB): a collision between two different rows is no practical concern."""
 RULE_SOURCES = ("read", "rows", "targets")
 """The packages whose code decides what a row maps to."""
 
@@ -47,7 +47,7 @@ class RowKeys:
         self.salt = hashlib.blake2b(self.salt + _code_digest(), digest_size=KEY_BYTES).digest()
         self.transcript_column = transcript_column
 
-    def key(self, cells: dict[str, str], problem: str | None) -> str | None:
+    def key(self, cells: dict[str, str], problem: str | None) -> bytes | None:
         """The row's key, or None when something beyond its cells decides its mapping."""
         if self.transcript_column is not None and cells.get(self.transcript_column, "").strip():
             return None
@@ -55,7 +55,7 @@ class RowKeys:
         text = repr((tuple(cells.items()), problem))
         return hashlib.blake2b(
             text.encode("utf-8", "surrogatepass"), digest_size=KEY_BYTES, key=self.salt
-        ).hexdigest()
+        ).digest()
 
 
 def row_keys(mapping: MappingOptions, source: SourceOptions, mapper: RowMapper) -> RowKeys | None:
