@@ -33,12 +33,17 @@ from importer.outcomes import (
 )
 from importer.plan.passes import (
     index_manifest,
+    kept_record,
+    manifest_fingerprint,
     planned_batches,
     preflight_media,
     prepare,
     read_notices,
     refuse_changed_prefixes,
     refuse_changed_zone,
+    reread_batches,
+    restored,
+    usable_record,
 )
 from importer.plan.planner import PlannedRow, plan_row
 from importer.read.kinds import check_readable
@@ -136,7 +141,7 @@ def take_stock(
         external_id = planned.row.external_id or ""
         if planned.action == Action.CHANGED:
             stock.changed[external_id] = list(planned.changed)
-        elif planned.action == Action.IMPORTED:
+        elif planned.action == Action.IMPORTED and not planned.settled:
             stock.unchanged.append(external_id)
         if planned.action in (Action.IMPORTED, Action.CHANGED) and planned.row.payload:
             media_url = planned.row.payload.get("media_url")
@@ -183,7 +188,14 @@ async def run_import(
     reporter.notice(target_line(target, str(settings.manifest)))
     check_readable(settings.manifest)  # a typo in the path is said before any request
     await check_key(target)  # a refused key stops here, before the file is even read
-    settings, notices = prepare(settings, ledger)
+    fingerprint = manifest_fingerprint(settings)
+    kept = usable_record(ledger.kept_manifest(manifest_key, fingerprint) if fingerprint else None)
+    unprepared = settings
+    if kept is not None:
+        settings, index, duplicates, seen = restored(ledger, settings, manifest_key, kept)
+        notices = list(kept["prepare_notices"])
+    else:
+        settings, notices = prepare(settings, ledger)
     for notice in notices:
         reporter.notice(notice)
     if settings.check_media:
@@ -200,8 +212,19 @@ async def run_import(
         ledger.add_rejects([r for r in rejects if r is not None], run_id)
 
     prefixes: set[str] = set()
-    index, duplicates, seen = index_manifest(ledger, settings, stats, record_rejects, prefixes)
-    for notice in read_notices(settings, stats):
+    if kept is None:
+        index, duplicates, seen = index_manifest(
+            ledger, settings, stats, record_rejects, prefixes, settle=True
+        )
+        said = read_notices(settings, stats)
+        record = kept_record(unprepared, settings, notices, said, seen)
+        if fingerprint is not None and record is not None:
+            record["prefixes"] = sorted(prefixes)  # the zone check reads them on a kept run
+            ledger.keep_manifest(manifest_key, fingerprint, record)
+    else:
+        said = list(kept["read_notices"])
+        prefixes = {p for p in kept.get("prefixes", []) if isinstance(p, str)}
+    for notice in said:
         reporter.notice(notice)
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
     refuse_changed_prefixes(index, settings, conflicting)
@@ -212,6 +235,16 @@ async def run_import(
         include_permanent=settings.plan.include_permanent,
     )
     reporter.notice(f"{seen['rows']:,} row(s) read from {settings.manifest.name}.")
+    if kept is not None:
+        reporter.notice(
+            "Unchanged since a run kept its index: not read again before sending; rows "
+            "imported unchanged before are not checked again."
+        )
+    if seen["settled"]:
+        reporter.notice(
+            f"{seen['settled']:,} of them imported unchanged before (known by their hash): "
+            "not checked again."
+        )
     if not settings.contacts_only:
         confirm_big_run(target, ahead["to send"], settings.confirm)
     if not (settings.plan.only_failed or settings.contacts_only):
@@ -235,7 +268,12 @@ async def run_import(
     with _signals_stop(sender, install_signal_handlers):
         sender.start()
         try:
-            for batch in planned_batches(ledger, settings, duplicates, index):
+            batches = (
+                reread_batches(ledger, settings, duplicates)
+                if kept is not None
+                else planned_batches(ledger, settings, duplicates, index)
+            )
+            for batch in batches:
                 # The whole batch is judged and recorded before any of it is queued: a stop
                 # while a queue slot is awaited must not lose a row already reported.
                 stock = take_stock(

@@ -191,6 +191,16 @@ class RetrySettings:
 
 
 @dataclass(frozen=True)
+class KnownPace:
+    """The pace a server took in an earlier run (the ledger remembers it per server and key)."""
+
+    rate: float
+    """Requests per second."""
+    limited: bool
+    """True: a limit the server showed by refusing; False: what it took, refusing nothing."""
+
+
+@dataclass(frozen=True)
 class PacingSettings:
     """The knobs; the defaults are the ones the benchmarks and simulations were run with."""
 
@@ -233,6 +243,29 @@ class PacingSettings:
     longest_wait: float = 120.0
     """A rate window resetting further away than this is not waited for: the run stops,
     rows not sent left pending (as a ``Retry-After`` past the cap leaves its row)."""
+    slow_start: bool = False
+    """Without a ``rate_cap`` or a known limit: start at ``start_rate`` (or the known pace)
+    and double it every ``doubling_seconds`` until a limit shows, or ``ramp_ceiling``."""
+    start_rate: float = 10.0
+    start_burst: int = 10
+    """The slow start's first requests leave at once (TCP's initial window of 10)."""
+    doubling_seconds: float = 1.0
+    ramp_ceiling: float = 1000.0
+    """A ramp this fast is no limit any more: the pace is then free."""
+    ramp_share: float = 0.5
+    """During the slow start: refusals this share of the requests sent in the last
+    ``ramp_seconds`` mean the limit is reached (a token bucket refuses half at once)."""
+    ramp_seconds: float = 0.5
+    ramp_refusals: int = 4
+    hold_share: float = 0.5
+    """When the slow start meets refusals: hold this share of the pace while the limit is
+    measured (an emptied token bucket takes exactly its limit)."""
+    estimate_gentleness: float = 0.1
+    """Above a hold no refusal ended, the curve climbs this much slower than below it."""
+    hold_seconds: float = 1.0
+    """A hold no refusal ends within this is below the limit: it becomes the curve's base."""
+    known_pace: KnownPace | None = None
+    """What the server took in the last run: a limit starts the pace there."""
 
 
 @dataclass(frozen=True)
@@ -252,6 +285,8 @@ class SendSettings:
     outcome_interval: float = 0.05
     """Seconds an outcome may wait to be committed with others (the in-flight mark never
     waits): a crash loses at most these, whose rows stay in_flight and are re-sent safely."""
+    slow_start: bool = True
+    """Without ``rate`` or a pace the ledger remembers: start gently, and ramp up."""
 
     @property
     def outage_budget(self) -> float:
@@ -260,12 +295,14 @@ class SendSettings:
         steps = range(1, self.retry.max_attempts)
         return float(sum(min(30.0, 2.0 ** (n - 1)) for n in steps))
 
-    def pacing(self) -> PacingSettings:
-        """The pacer's settings for these options."""
+    def pacing(self, known: KnownPace | None = None) -> PacingSettings:
+        """The pacer's settings for these options (and the pace the server took last time)."""
         return PacingSettings(
             rate_cap=self.rate,
             outage_budget=self.outage_budget,
             longest_wait=self.retry.retry_after_cap,
+            slow_start=self.slow_start,
+            known_pace=known,
         )
 
 

@@ -25,7 +25,7 @@ from importer.outcomes import Outcome
 from importer.rows.hashes import field_hashes, payload_hash
 from importer.send.pacing import Answer, Pacer
 from importer.send.sender import Sender, WorkItem
-from importer.settings import RetrySettings, SendSettings
+from importer.settings import KnownPace, RetrySettings, SendSettings
 from importer.targets.base import CreateResult, GetResult, Lookup
 from importer.targets.http import RateHint
 from tests.virtual_time import run_virtual
@@ -81,6 +81,9 @@ class ScriptedServer:
 
     label = "Scripted"
     creates_idempotently = True
+    base_url = "https://scripted.invalid"
+    is_production = False
+    pace_key: str | None = None
 
     def __init__(self, script: Script, seed: int, result: Result, clock: Callable[[], float]):
         self.script, self.result, self.clock = script, result, clock
@@ -181,14 +184,27 @@ def send_through(
     rate: float | None = None,
     max_attempts: int = 6,
     seed: int = 1,
+    slow_start: bool = False,
+    known: KnownPace | None = None,
 ) -> Result:
-    """Send ``rows`` rows with the real sender to the scripted server; the clock's story."""
-    send = SendSettings(concurrency=concurrency, rate=rate, retry=RetrySettings(max_attempts))
+    """Send ``rows`` rows with the real sender to the scripted server; the clock's story.
+
+    ``slow_start``: the sender's gentle first seconds; ``known``: the pace the ledger
+    remembers this server took (the run starts there)."""
+    send = SendSettings(
+        concurrency=concurrency,
+        rate=rate,
+        retry=RetrySettings(max_attempts),
+        slow_start=slow_start,
+    )
     result = Result()
 
     async def main(ledger: Ledger) -> None:
         loop = asyncio.get_running_loop()
         server = ScriptedServer(script, seed, result, loop.time)
+        if known is not None:
+            server.pace_key = "scripted"
+            ledger.remember_server_pace("scripted", known.rate, known.limited)
         sender = Sender(
             server, ledger, 1, send, Silent(), clock=loop.time, rng=random.Random(seed + 1)
         )

@@ -14,6 +14,7 @@ Tables:
 - ``reference_lookups`` (made when first needed): what the target answered, per run, for
   a manifest value that names one of its objects by external reference (DevRev's
   ``parent``: the accounts a CRM account id matched), so each is asked about once a run.
+- ``row_keys`` and ``server_paces``: what makes a re-sync cheap (``row_cache``).
 
 A row is marked ``in_flight`` (and committed) before its request leaves, so a process that
 dies mid-request leaves evidence, and the next run re-sends it; the API's idempotency on
@@ -42,6 +43,7 @@ from importer.ledger.media_cache import MediaCache
 from importer.ledger.queries import Queries
 from importer.ledger.references import ReferenceLookups
 from importer.ledger.rejects import Rejects
+from importer.ledger.row_cache import RowCache
 from importer.ledger.rows import Rows
 from importer.ledger.runs import Runs
 from importer.outcomes import FINAL_SUCCESS, LedgerFact, Reject
@@ -58,7 +60,7 @@ __all__ = [
 ]
 
 
-class Ledger(Runs, Rows, Rejects, Queries, MediaCache, Lookalikes, ReferenceLookups):
+class Ledger(Runs, Rows, Rejects, Queries, MediaCache, Lookalikes, ReferenceLookups, RowCache):
     """One ledger file, opened for a command. Not shared between threads.
 
     Use it as a context manager (or through ``open_ledger``) so it is always closed.

@@ -15,16 +15,16 @@ from __future__ import annotations
 import gc
 import pickle
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from importer.ledger import Ledger
 from importer.ledger.db import IMPORTED, NOT_SENT, UNFINISHED, now_iso
 from importer.outcomes import Status
-from importer.rows.validate import MappedRow
 
 
-def _unpickled(blob: bytes) -> list[MappedRow]:
+def _unpickled(blob: bytes) -> list[Any]:
     """One spooled batch, read back with the cycle collector paused.
 
     Unpickling a thousand rows makes tens of thousands of dicts and objects at once, which
@@ -34,7 +34,7 @@ def _unpickled(blob: bytes) -> list[MappedRow]:
     paused = gc.isenabled()
     gc.disable()
     try:
-        batch: list[MappedRow] = pickle.loads(zlib.decompress(blob))
+        batch: list[Any] = pickle.loads(zlib.decompress(blob))
     finally:
         if paused:
             gc.enable()
@@ -84,13 +84,13 @@ class ManifestIndex:
         )
         self.db.execute("DELETE FROM temp.manifest_spool")
 
-    def spool(self, batch: list[MappedRow]) -> None:
-        """Keep one batch of mapped rows, in file order, for ``spooled``."""
+    def spool(self, batch: Sequence[object]) -> None:
+        """Keep one batch of rows (mapped, or known by key), in file order, for ``spooled``."""
         # Pickle is safe here: the process reads back only what it wrote a moment ago.
         blob = zlib.compress(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL), 1)
         self.db.execute("INSERT INTO temp.manifest_spool (rows) VALUES (?)", [blob])
 
-    def spooled(self) -> Iterator[list[MappedRow]]:
+    def spooled(self) -> Iterator[list[Any]]:
         """The spooled batches in file order; one at a time, so memory stays flat."""
         seq = 0
         while True:

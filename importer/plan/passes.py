@@ -10,22 +10,28 @@ media preflight, when asked for, reads the manifest once before.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from importer.errors import PrefixChanged, TranscriptUnavailable, ZoneChanged
 from importer.events import Reporter
 from importer.ledger import Ledger
 from importer.ledger.manifest_index import ManifestIndex
+from importer.ledger.row_cache import KeyedRow
 from importer.outcomes import Action
 from importer.plan.media import preflight
 from importer.plan.planner import DuplicateInfo, PlannedRow, lookalike_duplicates, plan_row
 from importer.plan.recordings import judge_recording, known_recordings, prefix_of
-from importer.read.manifest import ReadStats, read_columns, read_manifest
+from importer.read.fingerprint import file_fingerprint
+from importer.read.manifest import ManifestRow, ReadStats, read_columns, read_manifest
 from importer.rows import contract
+from importer.rows.dates import DateStyle
 from importer.rows.file_checks import require_zone, settle_dates
+from importer.rows.hashes import contacts_hash
+from importer.rows.row_keys import row_keys
 from importer.rows.urlsafety import system_resolver
 from importer.rows.validate import MappedRow, MappingOptions, RowError, TranscriptReader, map_row
 from importer.settings import ImportSettings, SourceOptions
@@ -76,6 +82,58 @@ def _read_transcript(root: Path, relative: str) -> str:
         ) from None
 
 
+class BatchMapper:
+    """Maps and validates batches of one manifest's records (media-checked when asked)."""
+
+    def __init__(
+        self,
+        manifest: Path,
+        options: MappingOptions,
+        media_failures: Callable[[list[str]], dict[str, str]] | None = None,
+    ) -> None:
+        self.file = str(manifest)
+        self.options = options
+        self.reader = transcript_reader(manifest.parent)
+        self.column = options.columns.column_of("media_url")
+        self.mapper = options.row_mapper or map_row
+        self.media_failures = media_failures
+
+    def __call__(self, batch: list[ManifestRow]) -> list[MappedRow]:
+        mapped = [
+            self.mapper(
+                row.cells,
+                row.row_number,
+                self.options,
+                file=self.file,
+                read_transcript=self.reader,
+                structural_problem=row.problem,
+            )
+            for row in batch
+        ]
+        if self.media_failures is not None:
+            failing = self.media_failures([url for r in mapped if (url := _media_url(r))])
+            mapped = [
+                with_media_failure(r, failing[url], self.column)
+                if (url := _media_url(r)) is not None and url in failing
+                else r
+                for r in mapped
+            ]
+        return mapped
+
+
+def _checked_source(
+    manifest: Path, options: MappingOptions, source: SourceOptions | None
+) -> SourceOptions:
+    """The reading options, once the manifest's columns are known to fit the mapping."""
+    source = dataclasses.replace(
+        source or SourceOptions(), id_column=options.columns.columns_of("id")[0]
+    )
+    options.columns.check_columns(
+        manifest, read_columns(manifest, source), source_system_given=bool(options.source_system)
+    )
+    return source
+
+
 def mapped_batches(
     manifest: Path,
     options: MappingOptions,
@@ -88,36 +146,10 @@ def mapped_batches(
 
     ``media_failures`` (from a preflight) maps failing media URLs to the reason.
     """
-    source = dataclasses.replace(
-        source or SourceOptions(), id_column=options.columns.columns_of("id")[0]
-    )
-    options.columns.check_columns(
-        manifest, read_columns(manifest, source), source_system_given=bool(options.source_system)
-    )
-    reader = transcript_reader(manifest.parent)
-    column = options.columns.column_of("media_url")
-    mapper = options.row_mapper or map_row
+    source = _checked_source(manifest, options, source)
+    mapper = BatchMapper(manifest, options, media_failures)
     for batch in read_manifest(manifest, batch_size, source, stats):
-        mapped = [
-            mapper(
-                row.cells,
-                row.row_number,
-                options,
-                file=str(manifest),
-                read_transcript=reader,
-                structural_problem=row.problem,
-            )
-            for row in batch
-        ]
-        if media_failures is not None:
-            failing = media_failures([url for r in mapped if (url := _media_url(r))])
-            mapped = [
-                with_media_failure(r, failing[url], column)
-                if (url := _media_url(r)) is not None and url in failing
-                else r
-                for r in mapped
-            ]
-        yield mapped
+        yield mapper(batch)
 
 
 def _media_url(row: MappedRow) -> str | None:
@@ -180,48 +212,155 @@ def _checked_batches(
     )
 
 
+class SettledRow(NamedTuple):
+    """A record whose key the ledger holds for a row imported unchanged: never mapped.
+
+    A small tuple: a re-sync spools and reads back a million of them."""
+
+    row_number: int
+    external_id: str
+    source_id: str | None
+
+
+IndexEntry = tuple[str, int, str, str | None, str | None]
+"""(external_id, row, payload hash, source id, media URL): a row of the manifest index."""
+PassOneBatch = tuple[
+    list[MappedRow | SettledRow], list[MappedRow], list[KeyedRow], list[IndexEntry]
+]
+"""A batch in file order; the rows of it that were mapped; the keys they taught; the index
+entries of its settled rows."""
+
+
+def _pass_one_batches(
+    ledger: Ledger,
+    settings: ImportSettings,
+    stats: ReadStats | None,
+    settle: bool,
+    unsettled_ids: Container[str] = (),
+) -> Iterator[PassOneBatch]:
+    """The manifest's batches; with ``settle``, rows the ledger knows by key are not mapped
+    (unless their external_id is one of ``unsettled_ids``)."""
+    manifest, mapping = settings.manifest, settings.mapping
+    source = _checked_source(manifest, mapping, settings.source)
+    mapper = BatchMapper(manifest, mapping, _media_filter(ledger, settings))
+    keys = row_keys(mapping, source, mapper.mapper) if settle and not settings.check_media else None
+    for records in read_manifest(manifest, settings.batch_size, source, stats):
+        if keys is None:
+            mapped = mapper(records)
+            yield list[MappedRow | SettledRow](mapped), mapped, [], []
+            continue
+        record_keys = [keys.key(r.cells, r.problem) for r in records]
+        settled = ledger.settled_rows([k for k in record_keys if k is not None])
+        unsettled = [
+            (record, key)
+            for record, key in zip(records, record_keys, strict=True)
+            if key is None or key not in settled
+        ]
+        mapped = mapper([record for record, _ in unsettled])
+        learned = [
+            KeyedRow(
+                key,
+                row.external_id,
+                row.payload_hash,
+                contacts_hash(row.contact_ids) if row.contact_ids is not None else None,
+                row.source_id,
+                _media_url(row),
+            )
+            for row, (_, key) in zip(mapped, unsettled, strict=True)
+            if key is not None and row.valid and row.external_id and row.payload_hash
+        ]
+        fresh = iter(mapped)
+        in_order: list[MappedRow | SettledRow] = []
+        entries: list[IndexEntry] = []
+        for record, key in zip(records, record_keys, strict=True):
+            known = settled.get(key) if key is not None else None
+            if known is not None and known.external_id in unsettled_ids:
+                (mapped_again,) = mapper([record])
+                in_order.append(mapped_again)
+                continue
+            if known is None:
+                in_order.append(next(fresh))
+                continue
+            in_order.append(SettledRow(record.row_number, known.external_id, known.source_id))
+            entries.append(
+                (
+                    known.external_id,
+                    record.row_number,
+                    known.payload_hash,
+                    known.source_id,
+                    known.media_url,
+                )
+            )
+        yield in_order, mapped, learned, entries
+
+
 def index_manifest(
     ledger: Ledger,
     settings: ImportSettings,
     stats: ReadStats | None = None,
     on_batch: Callable[[list[MappedRow]], None] | None = None,
     prefixes: set[str] | None = None,
+    *,
+    settle: bool = False,
 ) -> tuple[ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
     """Pass one: validate everything and find external_ids used on several rows.
 
-    ``on_batch`` sees each batch as it is read (a run records its invalid rows there);
-    ``prefixes`` collects the external_id prefixes of the valid rows."""
+    ``on_batch`` sees each batch's mapped rows as they are read (a run records its invalid
+    rows there); ``prefixes`` collects the external_id prefixes of the valid rows. With
+    ``settle`` (a run), rows the ledger holds as imported unchanged are known by their key
+    and not mapped, and the keys of the rows mapped are kept."""
     index = ManifestIndex(ledger)
     index.start()
     seen: Counter[str] = Counter()
-    for batch in _checked_batches(ledger, settings, stats):
+    settled_ids = False
+    for batch, mapped, learned, entries in _pass_one_batches(ledger, settings, stats, settle):
         if on_batch is not None:
-            on_batch(batch)
+            on_batch(mapped)
         valid = [
-            (r.external_id, r.row_number, r.payload_hash, r.source_id, r.payload.get("media_url"))
-            for r in batch
+            (r.external_id, r.row_number, r.payload_hash, r.source_id, _media_url(r))
+            for r in mapped
             if r.valid and r.payload is not None
         ]
-        index.add(valid)  # type: ignore[arg-type]
+        index.add(valid + entries)  # type: ignore[arg-type]
         if prefixes is not None:
             prefixes.update(
                 prefix_of(external_id, source_id or "")
-                for external_id, _, _, source_id, _ in valid
+                for external_id, _, _, source_id, _ in valid + entries
                 if external_id
             )
         index.spool(batch)
+        ledger.remember_row_keys(learned)
         seen["rows"] += len(batch)
-        seen["valid"] += len(valid)
+        seen["valid"] += len(valid) + len(entries)
+        seen["settled"] += len(entries)
+        settled_ids = settled_ids or bool(entries)
         if stats is not None:
             stats.count_undecodable(
-                r.row_number for r in batch if any(e.rule == "encoding" for e in r.errors)
+                r.row_number for r in mapped if any(e.rule == "encoding" for e in r.errors)
             )
     duplicates = {
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
         for external_id, first_row, conflicting, rows, more in index.repeated()
     }
+    if settled_ids and duplicates and _settled_repeated(index, duplicates):
+        # A row known by its key shares its external_id with another: judged with them,
+        # as every row is without keys (rare; the index is built again, all rows mapped).
+        if stats is not None:
+            for name, value in vars(ReadStats()).items():
+                setattr(stats, name, value)
+        return index_manifest(ledger, settings, stats, None, prefixes, settle=False)
     duplicates.update(lookalike_duplicates(ledger.lookalike_ids()))
     return index, duplicates, seen
+
+
+def _settled_repeated(index: ManifestIndex, external_ids: Iterable[str]) -> bool:
+    """Whether any of these external_ids is on a row pass one knew by its key."""
+    wanted = set(external_ids)
+    return any(
+        isinstance(row, SettledRow) and row.external_id in wanted
+        for batch in index.spooled()
+        for row in batch
+    )
 
 
 def planned_batches(
@@ -232,27 +371,140 @@ def planned_batches(
 ) -> Iterator[list[PlannedRow]]:
     """Pass two: each row's action, given the ledger (and where its recording already is).
 
-    It plans pass one's spooled rows: the manifest is not read or validated again."""
-    for batch in index.spooled():
-        facts = ledger.facts_for(r.external_id for r in batch if r.external_id)
-        planned = [
-            plan_row(
-                row,
-                facts.get(row.external_id) if row.external_id else None,
-                duplicates.get(row.external_id) if row.external_id else None,
-                settings.plan,
-            )
-            for row in batch
-        ]
-        known = known_recordings(
-            index.recording_matches(
-                p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
-            )
+    It plans pass one's spooled rows: the manifest is not read or validated again. A settled
+    row is ``already imported`` as it stands (pass one made sure no other row shares its
+    external_id)."""
+    for spooled in index.spooled():
+        yield _planned(ledger, settings, duplicates, index, spooled)
+
+
+def _planned(
+    ledger: Ledger,
+    settings: ImportSettings,
+    duplicates: dict[str, DuplicateInfo],
+    index: ManifestIndex,
+    batch: list[MappedRow | SettledRow],
+) -> list[PlannedRow]:
+    """One batch's actions, given the ledger (and where its recordings already are)."""
+    file = str(settings.manifest)
+    mapped = [r for r in batch if isinstance(r, MappedRow)]
+    facts = ledger.facts_for(r.external_id for r in mapped if r.external_id)
+    planned = [
+        plan_row(
+            row,
+            facts.get(row.external_id) if row.external_id else None,
+            duplicates.get(row.external_id) if row.external_id else None,
+            settings.plan,
         )
-        yield [
-            judge_recording(p, known.get(p.row.external_id or ""), settings.recordings)
-            for p in planned
-        ]
+        if isinstance(row, MappedRow)
+        else _already_imported(row, file)
+        for row in batch
+    ]
+    known = known_recordings(
+        index.recording_matches(
+            p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
+        )
+    )
+    return [
+        judge_recording(p, known.get(p.row.external_id or ""), settings.recordings) for p in planned
+    ]
+
+
+def _already_imported(settled: SettledRow, file: str) -> PlannedRow:
+    """A settled row's plan: imported unchanged; its request is not rebuilt (no payload)."""
+    row = MappedRow(
+        file, settled.row_number, {}, settled.external_id, None, source_id=settled.source_id
+    )
+    return PlannedRow(row, Action.IMPORTED, settled=True)
+
+
+def manifest_fingerprint(settings: ImportSettings) -> str | None:
+    """The manifest's bytes and everything that reads and maps them, before ``prepare``;
+    None when its index must not be kept (media checks, a mapper from elsewhere)."""
+    if settings.check_media:
+        return None
+    source = dataclasses.replace(
+        settings.source, id_column=settings.mapping.columns.column_of("id")
+    )
+    keys = row_keys(settings.mapping, source, settings.mapping.row_mapper or map_row)
+    found = file_fingerprint(settings.manifest)
+    if keys is None or found is None:
+        return None
+    return f"{found}:{keys.salt.hex()}"
+
+
+def kept_record(
+    before: ImportSettings,
+    prepared: ImportSettings,
+    prepare_notices: list[str],
+    read_notices: list[str],
+    seen: Counter[str],
+) -> dict[str, Any] | None:
+    """What a run keeps beside the index: ``prepare``'s decision, the counts, the notices.
+
+    None when ``prepare`` decided more than the date style: that could not be restored."""
+    if dataclasses.replace(prepared.mapping, dates=before.mapping.dates) != before.mapping:
+        return None
+    dates = prepared.mapping.dates
+    try:
+        stored = json.loads(json.dumps(dataclasses.asdict(dates)))
+        if DateStyle(**stored) != dates:
+            return None  # it would not read back the same
+    except (TypeError, ValueError):
+        return None
+    return {
+        "dates": stored,
+        "prepare_notices": prepare_notices,
+        "read_notices": read_notices,
+        "rows": seen["rows"],
+        "valid": seen["valid"],
+    }
+
+
+def usable_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A kept record with every part a run restores, else None (a damaged ledger)."""
+    if record is None:
+        return None
+    try:
+        DateStyle(**record["dates"])
+        int(record["rows"]), int(record["valid"])
+        notices = [*record["prepare_notices"], *record["read_notices"]]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return record if all(isinstance(n, str) for n in notices) else None
+
+
+def restored(
+    ledger: Ledger, settings: ImportSettings, manifest_key: str, record: dict[str, Any]
+) -> tuple[ImportSettings, ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
+    """An unchanged manifest's kept index, instead of pass one: the settings ``prepare``
+    settled, the index, its duplicates and its counts (``usable_record`` said it is whole)."""
+    dates = DateStyle(**record["dates"])
+    settings = dataclasses.replace(
+        settings, mapping=dataclasses.replace(settings.mapping, dates=dates)
+    )
+    index = ManifestIndex(ledger)
+    index.start()
+    ledger.restore_kept_index(manifest_key)
+    duplicates = {
+        external_id: DuplicateInfo(first_row, conflicting, rows, more)
+        for external_id, first_row, conflicting, rows, more in index.repeated()
+    }
+    seen = Counter({"rows": int(record["rows"]), "valid": int(record["valid"])})
+    return settings, index, duplicates, seen
+
+
+def reread_batches(
+    ledger: Ledger, settings: ImportSettings, duplicates: dict[str, DuplicateInfo]
+) -> Iterator[list[PlannedRow]]:
+    """Pass two of a manifest whose index was kept: read again as it is planned, so the
+    first request leaves with the first row to send; rows known by their key unmapped."""
+    index = ManifestIndex(ledger)
+    for batch, _, learned, _ in _pass_one_batches(
+        ledger, settings, None, settle=True, unsettled_ids=duplicates
+    ):
+        ledger.remember_row_keys(learned)
+        yield _planned(ledger, settings, duplicates, index, batch)
 
 
 def refuse_changed_prefixes(

@@ -9,7 +9,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from importer.settings import PacingSettings
+from importer.settings import KnownPace, PacingSettings
 from importer.targets.http import RateHint
 
 
@@ -135,13 +135,56 @@ class RateGovernor:
         """Requests sent, not answered: successes of slow creates come after the refusals."""
         self.below_limit = [0, 0]
         """Answers and refusals to requests sent well below the last limit: the stray share."""
+        self.started_at: float | None = None
+        self.ramp_from: float | None = None
+        """The slow start's first pace; None once it is over (or when there is none)."""
+        self.estimated = False
+        """The last limit is a hold no refusal ended: probe above it as fast as below."""
+        self.hold_from: float | None = None
+        self.hold_rate = 0.0
+        self.ramp_refused: deque[float] = deque()
+        """During the slow start: when the recent refused requests were sent."""
+        self.peak_sent = 0.0
+        self.burst_left = settings.start_burst
+        """The fastest pace measured: what a server with no limit showed it takes."""
+        known = settings.known_pace
+        if known is not None and known.limited:
+            self.w_max = max(settings.floor, known.rate)
+        elif settings.slow_start and self.cap is None:
+            self.ramp_from = max(settings.start_rate, known.rate if known is not None else 0.0)
+
+    def _begin(self, now: float) -> None:
+        """The first request: a known limit's curve and the slow start's clock start here."""
+        self.started_at = now
+        if self.w_max is not None:
+            self.decreased_at = now - self._k  # at the known limit, probing gently above it
+
+    def _ramp(self, now: float) -> float | None:
+        """The slow start's pace now; None when there is none (or no more)."""
+        if self.ramp_from is None or self.started_at is None:
+            return None
+        elapsed = max(0.0, now - self.started_at)
+        rate = self.ramp_from * 2 ** (elapsed / self.settings.doubling_seconds)
+        if rate >= self.settings.ramp_ceiling:
+            self.ramp_from = None
+            return None
+        return rate
 
     def rate(self, now: float) -> float | None:
         """Requests per second allowed now; None means no limit."""
+        if self.started_at is None:
+            self._begin(now)
+        if self.hold_from is not None and now - self.hold_from >= self.settings.hold_seconds:
+            self._hold_was_below_the_limit(now)
         if self.w_max is None:
-            return self.cap
+            pace = self.hold_rate if self.hold_from is not None else self._ramp(now)
+            if pace is None:
+                return self.cap
+            return pace if self.cap is None else min(pace, self.cap)
         t = now - self.decreased_at - self._k
         c = self._c if t < 0 else self._c * self.settings.probe_gentleness
+        if t >= 0 and self.estimated:
+            c = self._c * self.settings.estimate_gentleness
         rate = max(self.settings.floor, self.w_max * (1 + c * t**3))
         return rate if self.cap is None else min(rate, self.cap)
 
@@ -150,7 +193,13 @@ class RateGovernor:
         rate = self.rate(now)
         if rate is None:
             return 0.0
+        if self.ramp_from is not None and self.burst_left > 0:
+            self.burst_left -= 1
+            return 0.0
         slot = max(now, self.next_slot)
+        if self.ramp_from is not None:
+            # Slots reserved ahead take the pace of their own time: the ramp's, not the start's.
+            rate = self.rate(slot) or rate
         self.next_slot = slot + 1.0 / rate
         return slot - now
 
@@ -158,6 +207,7 @@ class RateGovernor:
         """A request left."""
         self.sent_rate.add(now)
         self.in_flight += 1
+        self.peak_sent = max(self.peak_sent, self.sent_rate.per_second(now))
 
     def answered_with(self, now: float, sent_at: float, answer: Answer) -> None:
         """One answer (FAILED answers are ignored here: they are the outage guard's)."""
@@ -173,6 +223,8 @@ class RateGovernor:
             self.accepted_rate.add(now)
         if sent_at <= self.last_decrease:
             return  # sent before the last decrease: old news, once per window
+        if refused and self.ramp_from is not None:
+            self.ramp_refused.append(sent_at)
         pace = self.rate(sent_at)
         settled = sent_at >= self.last_decrease + self.settings.measure_seconds / 2
         if settled and self.w_max is not None and pace is not None and pace <= 0.95 * self.w_max:
@@ -186,7 +238,17 @@ class RateGovernor:
         ):
             _, was_refused = self.window.popleft()
             self.window_refusals -= was_refused
-        if refused and self._limit_shows():
+        if not refused:
+            return
+        if self.hold_from is not None:
+            if now - self.hold_from >= self.settings.measure_seconds / 2:
+                self._decrease(now)  # measured while the bucket is empty: its limit
+        elif self._ramp_hit_the_limit(now):
+            pace = self._ramp(now) or self.sent_rate.per_second(now)
+            self.ramp_from = None
+            self.hold_from = now
+            self.hold_rate = max(self.settings.floor, self.settings.hold_share * pace)
+        elif self._limit_shows():
             self._decrease(now)
 
     def _limit_shows(self) -> bool:
@@ -200,6 +262,25 @@ class RateGovernor:
             and self.window_refusals >= settings.min_refusals
             and self.window_refusals >= self._refusals_meaning_a_limit(answers)
         )
+
+    def _ramp_hit_the_limit(self, now: float) -> bool:
+        """During the slow start: since the first recent refusal, refusals are a large share
+        of what was *sent* (strays come back before successes, but stay a small share of
+        what leaves; an emptied token bucket refuses about half at once)."""
+        refused = self.ramp_refused
+        while refused and refused[0] <= now - self.settings.ramp_seconds:
+            refused.popleft()
+        if self.ramp_from is None or len(refused) < self.settings.ramp_refusals:
+            return False
+        sent = sum(1 for t in self.sent_rate.times if t >= refused[0])
+        return len(refused) >= self.settings.ramp_share * sent
+
+    def _hold_was_below_the_limit(self, now: float) -> None:
+        """No refusal ended the hold: the server takes at least its pace; probe above it."""
+        self.w_max = self.hold_rate
+        self.decreased_at = now - self._k
+        self.estimated = True
+        self.hold_from = None
 
     def _refusals_meaning_a_limit(self, answers: int) -> float:
         """How many refusals among ``answers`` mean a real limit: more than strays give even
@@ -221,6 +302,9 @@ class RateGovernor:
         if current is not None:
             sent = min(sent, current)
         self.accepted_at_limit.append(accepted)
+        self.ramp_from = self.hold_from = None
+        self.estimated = False
+        self.ramp_refused.clear()
         cap = self.cap if self.cap is not None else math.inf
         self.w_max = min(cap, max(self.settings.floor, accepted))
         target = min(self.w_max, max(self.settings.floor, self.settings.beta * min(sent, accepted)))
@@ -248,6 +332,16 @@ class RateGovernor:
         if taken <= 0:
             taken = since(self.accepted_rate.times)
         return max(0, taken) / span
+
+    def pace_to_remember(self) -> KnownPace | None:
+        """What this run showed the server takes, for the next run to start from."""
+        learned = self.learned_limit
+        if learned is not None:
+            return KnownPace(learned, limited=True)
+        known = self.settings.known_pace
+        if known is not None and known.limited:
+            return known  # started there and nothing refused: the limit still stands
+        return KnownPace(self.peak_sent, limited=False) if self.peak_sent > 0 else None
 
     @property
     def learned_limit(self) -> float | None:
@@ -485,6 +579,20 @@ class Pacer:
     def abandoned(self, probe: bool) -> None:
         """A request that ended without an answer (cancelled)."""
         self.outage.abandoned(probe)
+
+    def pace_to_remember(self) -> KnownPace | None:
+        """What this run showed the server takes, for the next run to start from."""
+        return self.rate.pace_to_remember()
+
+    def slowed_since(self, reserved_at: float) -> bool:
+        """Whether the slow start met the limit after a slot was reserved at ``reserved_at``: a
+        request still waiting for it asks again, rather than leave at the ramp's pace.
+
+        Only the ramp's end: after an ordinary decrease, slots reserved earlier keep their
+        place (re-asking there starved slow creates and read their refusals as a higher limit).
+        """
+        hold_from = self.rate.hold_from
+        return hold_from is not None and hold_from > reserved_at
 
     def limit_summary(self) -> str | None:
         """One line for the run summary when the server refused anything, else None."""

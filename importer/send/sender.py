@@ -38,7 +38,7 @@ from importer.plan.planner import judge_answer
 from importer.rows.hashes import contacts_hash
 from importer.send.pacing import Answer, Pacer
 from importer.send.retry import retry_policy
-from importer.settings import SendSettings
+from importer.settings import KnownPace, SendSettings
 from importer.targets.base import CreateResult, Lookup, Target
 
 
@@ -213,7 +213,8 @@ class PacedRequests:
                 probe = await self._gate()
                 sent_at: float | None = None
                 try:
-                    delay = self.pacer.reserve(self.clock())
+                    reserved_at = self.clock()
+                    delay = self.pacer.reserve(reserved_at)
                     if self.pacer.waits_too_long(delay):
                         self._window_too_far(delay)
                         raise SendingStopped()
@@ -223,6 +224,8 @@ class PacedRequests:
                         raise SendingStopped()
                     if self.pacer.outage.is_open and not probe:
                         continue  # the guard opened while this request waited for its slot
+                    if delay > 0 and not probe and self.pacer.slowed_since(reserved_at):
+                        continue  # its slot was reserved at a pace the server refused
                     if before is not None:
                         before()
                     self.outcome.requests += 1
@@ -356,10 +359,12 @@ class Sender(PacedRequests):
         self._sleep = sleep or self._interruptible_sleep
         self.rng = rng or random.Random()
         self.clock = clock
-        self.pacer = Pacer(settings.pacing())
+        self.server = target.pace_key
+        """Where the ledger keeps this server's pace (base URL and key fingerprint)."""
+        self.pacer = Pacer(settings.pacing(self._known_pace()))
         target.on_rate_hint = lambda hint: self.pacer.hinted(self.clock(), hint)
         self.slots = asyncio.Semaphore(settings.concurrency)
-        self.base_url = str(getattr(target, "base_url", "") or "")
+        self.base_url = target.base_url
         self.reached_server = False
         self._changed = asyncio.Event()
         """Set (and replaced) when a probe's answer may let waiting requests go."""
@@ -423,7 +428,14 @@ class Sender(PacedRequests):
                 self._flusher.cancel()
             self._grouping.close()  # commits the last group
         self.outcome.pacing = self.pacer.limit_summary()
+        pace = self.pacer.pace_to_remember()
+        if pace is not None and self.server is not None:
+            self.ledger.remember_server_pace(self.server, pace.rate, pace.limited)
         return self.outcome
+
+    def _known_pace(self) -> KnownPace | None:
+        known = self.ledger.server_pace(self.server) if self.server is not None else None
+        return KnownPace(*known) if known is not None else None
 
     async def _handle(self, item: WorkItem) -> None:
         if item.contacts_only:

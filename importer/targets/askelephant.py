@@ -19,6 +19,7 @@ from importer.targets.http import (
     check_base_url,
     classify,
     open_client,
+    pace_key,
     scrub,
     scrub_error,
     scrub_value,
@@ -50,6 +51,7 @@ class AskElephantTarget:
     ) -> None:
         self.base_url = check_base_url(base_url)
         self._key = api_key
+        self.pace_key = pace_key(self.base_url, api_key)
         self.on_rate_hint: HintListener | None = None
         timeout = timeout or build_timeout()
         self._deadline = timeout.read or DEFAULT_READ_TIMEOUT

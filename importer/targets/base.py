@@ -77,6 +77,12 @@ class Target(Protocol):
     """A payload field to resolve before creating (DevRev's ``parent``); None: nothing."""
 
     @property
+    def pace_key(self) -> str | None:
+        """Where the ledger keeps the pace this server took: the base URL and a fingerprint
+        of the key, never the key (None: not remembered)."""
+        ...
+
+    @property
     def is_production(self) -> bool:
         """Whether the base URL is the vendor's production API (a big run asks first)."""
         ...

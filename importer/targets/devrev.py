@@ -50,6 +50,7 @@ from importer.targets.http import (
     build_timeout,
     check_base_url,
     open_client,
+    pace_key,
     parse_problem,
     parse_retry_after,
     reset_seconds,
@@ -162,6 +163,7 @@ class DevRevTarget:
         self._clock = clock
         self.base_url = check_base_url(base_url, example=DEFAULT_BASE_URL)
         self._key = api_key
+        self.pace_key = pace_key(self.base_url, api_key)
         self.on_rate_hint: HintListener | None = None
         """Told each answer's ``X-RateLimit-*`` hint (the sender's pacer paces by them)."""
         self._timeout = timeout or build_timeout(60.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import hashlib
 import ipaddress
 import json
 import math
@@ -91,6 +92,12 @@ def _bypassed(host: str, no_proxy: str) -> bool:
         if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
             return True
     return False
+
+
+def pace_key(base_url: str, api_key: str) -> str:
+    """The server and key a learned pace belongs to, never the key: a truncated SHA-256."""
+    fingerprint = hashlib.sha256(api_key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{base_url} key:{fingerprint}"
 
 
 def open_client(

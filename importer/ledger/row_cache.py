@@ -1,0 +1,192 @@
+"""What makes a re-sync cheap: rows known by their key, and the pace each server took.
+
+- ``row_keys``: a manifest row's key (``importer.rows.row_keys``) with what it mapped to
+  (external_id, payload hash, contact set hash, source id, media URL). Mapping is a pure
+  function of the key, so an entry never goes stale; whether its row is *settled* (imported
+  unchanged, nothing left to apply) is asked of ``engagements`` each time.
+- ``kept_manifests`` and ``kept_index``: a manifest's fingerprint and what pass one
+  learned of it (its index, counts, notices), so an unchanged manifest is not indexed again.
+- ``server_paces``: the requests per second a server last took, by base URL and a
+  fingerprint of the API key (never the key), so a new run starts at that pace.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from importer.ledger.db import IMPORTED, LedgerDB, now_iso
+
+LOOKUP_CHUNK = 900
+"""Keys per look-up: under SQLite's oldest limit of 999 parameters."""
+
+
+class KeyedRow(NamedTuple):
+    """What a row key maps to (a tuple: a million of them are built and spooled quickly)."""
+
+    key: bytes
+    external_id: str
+    payload_hash: str
+    contacts_hash: str | None
+    """None: the row leaves contacts alone."""
+    source_id: str | None
+    media_url: str | None
+
+
+class RowCache(LedgerDB):
+    """The ``row_keys`` and ``server_paces`` tables."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        super().__init__(path, readonly=readonly)
+        self._keys_usable: bool | None = None
+        if not readonly:
+            with self.db.conn:
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS row_keys (key BLOB PRIMARY KEY, "
+                    "external_id TEXT NOT NULL, payload_hash TEXT NOT NULL, contacts_hash TEXT, "
+                    "source_id TEXT, media_url TEXT) WITHOUT ROWID"
+                )
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS kept_manifests (manifest TEXT PRIMARY KEY, "
+                    "fingerprint TEXT NOT NULL, record TEXT NOT NULL, kept_at TEXT)"
+                )
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS kept_index (manifest TEXT NOT NULL, "
+                    "external_id TEXT, row_number INTEGER, payload_hash TEXT, source_id TEXT, "
+                    "media_url TEXT)"
+                )
+                self.db.execute(
+                    "CREATE INDEX IF NOT EXISTS kept_index_manifest ON kept_index (manifest)"
+                )
+                self.db.execute(
+                    "CREATE TABLE IF NOT EXISTS server_paces (server TEXT PRIMARY KEY, "
+                    "rate REAL NOT NULL, limited INTEGER NOT NULL, updated_at TEXT)"
+                )
+
+    def _has(self, table: str) -> bool:
+        try:
+            return table in self.db.table_names()
+        except sqlite3.DatabaseError:
+            return False
+
+    def _row_keys_usable(self) -> bool:
+        """The table is there, and engagements know source ids and media URLs (schema 2)."""
+        if self._keys_usable is None:
+            self._keys_usable = self._has("row_keys") and (
+                "media_url" in self.db.table("engagements").columns_dict
+            )
+        return self._keys_usable
+
+    def remember_row_keys(self, rows: Iterable[KeyedRow]) -> None:
+        """Keep what these keys map to (a read-only ledger keeps nothing)."""
+        if self.readonly:
+            return
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO row_keys VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.key,
+                        r.external_id,
+                        r.payload_hash,
+                        r.contacts_hash,
+                        r.source_id,
+                        r.media_url,
+                    )
+                    for r in rows
+                ],
+            )
+
+    def settled_rows(self, keys: list[bytes]) -> dict[bytes, KeyedRow]:
+        """Of these keys, the rows imported unchanged with nothing left to apply.
+
+        Settled: created or existing, holding the payload the key maps to, its contact set
+        applied (or left alone), no change noted, and its source id and media URL known:
+        exactly the rows the plan would call ``already imported`` with nothing to write.
+        """
+        if not keys or not self._row_keys_usable():
+            return {}
+        found: dict[bytes, KeyedRow] = {}
+        for chunk in _chunks(keys, LOOKUP_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                "SELECT k.key, k.external_id, k.payload_hash, k.contacts_hash, k.source_id, "
+                "k.media_url FROM row_keys k JOIN engagements e USING (external_id) "
+                f"WHERE k.key IN ({marks}) AND e.status IN {IMPORTED} "
+                "AND e.payload_hash = k.payload_hash AND e.changed_fields IS NULL "
+                "AND (k.contacts_hash IS NULL OR k.contacts_hash = e.contacts_hash) "
+                "AND e.source_id IS k.source_id AND e.media_url IS k.media_url",
+                chunk,
+            ):
+                found[row[0]] = KeyedRow._make(row)
+        return found
+
+    def kept_manifest(self, manifest: str, fingerprint: str) -> dict[str, Any] | None:
+        """What pass one learned of this manifest, if it was read with this fingerprint."""
+        if not self._has("kept_manifests"):
+            return None
+        row = self.db.execute(
+            "SELECT record FROM kept_manifests WHERE manifest = ? AND fingerprint = ?",
+            [manifest, fingerprint],
+        ).fetchone()
+        try:
+            record = json.loads(row[0]) if row is not None else None
+        except (TypeError, ValueError):
+            return None  # a damaged record is no record: the manifest is read again
+        return record if isinstance(record, dict) else None
+
+    def keep_manifest(self, manifest: str, fingerprint: str, record: dict[str, Any]) -> None:
+        """Keep pass one's index (``temp.manifest_index``) and ``record`` for the next run."""
+        if self.readonly:
+            return
+        with self.db.conn:
+            self.db.execute("DELETE FROM kept_manifests WHERE manifest = ?", [manifest])
+            self.db.execute("DELETE FROM kept_index WHERE manifest = ?", [manifest])
+            self.db.execute(
+                "INSERT INTO kept_index SELECT ?, external_id, row_number, payload_hash, "
+                "source_id, media_url FROM temp.manifest_index",
+                [manifest],
+            )
+            self.db.execute(
+                "INSERT INTO kept_manifests VALUES (?, ?, ?, ?)",
+                [manifest, fingerprint, json.dumps(record), now_iso()],
+            )
+
+    def restore_kept_index(self, manifest: str) -> None:
+        """Fill ``temp.manifest_index`` (just started, empty) with the kept one."""
+        with self.db.conn:
+            self.db.execute(
+                "INSERT INTO temp.manifest_index SELECT external_id, row_number, payload_hash, "
+                "source_id, media_url FROM kept_index WHERE manifest = ?",
+                [manifest],
+            )
+
+    def server_pace(self, server: str) -> tuple[float, bool] | None:
+        """Requests per second this server (and key) last took, and whether that was a limit
+        it showed by refusing; None when no run learned it."""
+        if not self._has("server_paces"):
+            return None
+        row = self.db.execute(
+            "SELECT rate, limited FROM server_paces WHERE server = ?", [server]
+        ).fetchone()
+        if row is None or not isinstance(row[0], int | float) or not row[0] > 0:
+            return None  # a damaged or hand-edited value is no pace
+        return float(row[0]), bool(row[1])
+
+    def remember_server_pace(self, server: str, rate: float, limited: bool) -> None:
+        """The pace the server took in this run, for the next one."""
+        if self.readonly:
+            return
+        with self.db.conn:
+            self.db.execute(
+                "INSERT OR REPLACE INTO server_paces VALUES (?, ?, ?, ?)",
+                [server, rate, int(limited), now_iso()],
+            )
+
+
+def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,198 @@
+"""Re-sync at the speed of reading: rows imported unchanged are known by their key.
+
+A row's key hashes its cells with everything that maps them; the ledger keeps what each key
+mapped to, and a run maps only the rows that are not imported unchanged. Every test here
+checks that a change, wherever it is, still reaches the plan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sqlite3
+from pathlib import Path
+
+from importer.rows.row_keys import row_keys
+from importer.rows.validate import MappingOptions, map_row
+from importer.settings import SourceOptions
+from tests.audit_support import requests_but_key_checks
+from tests.conftest import Sandbox
+from tests.factories import row, run_args, run_cli, status_counts, write_manifest
+
+
+def known_unchanged(output: str) -> int:
+    """The run's word on how many rows it did not check again (0 when it says nothing)."""
+    found = re.search(r"([\d,]+) of them imported unchanged before", output)
+    return int(found.group(1).replace(",", "")) if found else 0
+
+
+KEPT = "Unchanged since a run kept its index"
+
+
+def touched(path: Path) -> Path:
+    """The same bytes, a later modification time: the kept index no longer fits."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+    return path
+
+
+def import_once(sandbox: Sandbox, manifest: Path, ledger: Path, *extra: str) -> str:
+    result = run_cli(run_args(manifest, ledger, sandbox, *extra), sandbox.api_key)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_an_unchanged_manifest_is_not_indexed_again(sandbox: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(6)])
+    ledger = tmp_path / "ledger.db"
+    assert KEPT not in import_once(sandbox, manifest, ledger)
+    before = requests_but_key_checks(sandbox)
+
+    output = import_once(sandbox, manifest, ledger)
+
+    assert KEPT in output
+    assert "Skipping 6 already imported" in output
+    assert requests_but_key_checks(sandbox) == before
+
+
+def test_a_resumed_run_of_an_unchanged_manifest_sends_what_is_left(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(6)])
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, manifest, ledger)
+    with contextlib.closing(sqlite3.connect(ledger)) as db, db:  # as if never sent
+        db.execute("DELETE FROM engagements WHERE external_id IN ('crm:rec-1', 'crm:rec-4')")
+
+    output = import_once(sandbox, manifest, ledger)
+
+    assert KEPT in output
+    assert "Skipping 4 already imported" in output
+    assert status_counts(ledger) == {"created": 4, "existing": 2}
+
+
+def test_a_rewritten_manifest_is_read_again_rows_known_by_their_key(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(6)])
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, manifest, ledger)
+
+    output = import_once(sandbox, touched(manifest), ledger)
+
+    assert KEPT not in output
+    assert known_unchanged(output) == 6
+
+
+def test_the_same_size_and_time_with_other_bytes_is_a_changed_manifest(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(3)])
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, manifest, ledger)
+    stat = manifest.stat()
+    manifest.write_bytes(manifest.read_bytes().replace(b"Call number 1", b"Call number 9"))
+    os.utime(manifest, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert manifest.stat().st_size == stat.st_size
+
+    result = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
+
+    assert KEPT not in result.output
+    assert "changed since import" in result.output
+
+
+def test_new_rows_are_sent_and_old_ones_not_checked_again(sandbox: Sandbox, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, write_manifest(tmp_path / "m.csv", [row(n) for n in range(4)]), ledger)
+
+    output = import_once(
+        sandbox, write_manifest(tmp_path / "m.csv", [row(n) for n in range(7)]), ledger
+    )
+
+    assert known_unchanged(output) == 4
+    assert status_counts(ledger) == {"created": 7}
+
+
+def test_a_changed_cell_is_checked_and_said_changed(sandbox: Sandbox, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, write_manifest(tmp_path / "m.csv", [row(n) for n in range(3)]), ledger)
+    rows = [row(0), row(1, title="Renamed call"), row(2)]
+
+    result = run_cli(
+        run_args(write_manifest(tmp_path / "m.csv", rows), ledger, sandbox), sandbox.api_key
+    )
+
+    assert known_unchanged(result.output) == 2
+    assert "changed since import" in result.output
+    assert "title" in result.output
+
+
+def test_other_mapping_settings_check_every_row_again(sandbox: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(3)])
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, manifest, ledger)
+
+    output = import_once(sandbox, manifest, ledger, "--timezone", "Europe/Paris")
+
+    assert known_unchanged(output) == 0
+    assert "Skipping 3 already imported" in output
+
+
+def test_a_transcript_file_is_read_again_whatever_its_cell(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    (tmp_path / "t.txt").write_text("First words.", encoding="utf-8")
+    manifest = write_manifest(tmp_path / "m.csv", [row(0, transcript_path="t.txt"), row(1)])
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, manifest, ledger)
+    (tmp_path / "t.txt").write_text("Other words.", encoding="utf-8")
+
+    kept = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
+    keyed = run_cli(run_args(touched(manifest), ledger, sandbox), sandbox.api_key)
+
+    assert KEPT in kept.output and "changed since import" in kept.output
+    assert known_unchanged(keyed.output) == 1
+    assert "changed since import" in keyed.output
+
+
+def test_a_known_row_repeated_with_other_values_is_a_duplicate(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, write_manifest(tmp_path / "m.csv", [row(0), row(1)]), ledger)
+    rows = [row(0), row(1), row(0, title="Another call, same id")]
+
+    result = run_cli(
+        run_args(write_manifest(tmp_path / "m.csv", rows), ledger, sandbox), sandbox.api_key
+    )
+
+    assert "crm:rec-0 is also on row 4 with different values" in result.output
+    assert "crm:rec-0 is also on row 2 with different values" in result.output
+
+
+def test_contacts_not_yet_applied_keep_the_row_checked(sandbox: Sandbox, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(0, contact_ids="cnt_1"), row(1)])
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, manifest, ledger)
+    with sqlite3.connect(ledger) as db:  # as if the contact set had failed to apply
+        db.execute("UPDATE engagements SET contacts_hash = NULL")
+
+    output = run_cli(run_args(touched(manifest), ledger, sandbox), sandbox.api_key).output
+
+    assert known_unchanged(output) == 1
+
+
+def test_keys_tell_every_different_row_apart() -> None:
+    options = MappingOptions(row_mapper=map_row)
+    keys = row_keys(options, SourceOptions(), map_row)
+    assert keys is not None
+    base = {"id": "a\x1fb", "title": "c"}
+
+    assert keys.key(base, None) == keys.key(dict(base), None)
+    assert keys.key(base, None) != keys.key({"id": "a", "title": "b\x1fc"}, None)
+    assert keys.key(base, None) != keys.key({"title": "c", "id": "a\x1fb"}, None)
+    assert keys.key(base, None) != keys.key(base, "has 3 cells but the header has 2 columns")
+    other = row_keys(MappingOptions(row_mapper=map_row, prefix="x:"), SourceOptions(), map_row)
+    assert other is not None and other.key(base, None) != keys.key(base, None)
+    assert keys.key({**base, "transcript_path": "t.txt"}, None) is None
