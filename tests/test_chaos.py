@@ -322,7 +322,7 @@ def test_server_restart_mid_run_is_ridden_through(
 def test_a_stop_releases_requests_waiting_on_the_outage_guard_at_once() -> None:
     async def main() -> None:
         # A bare target: the sender only hangs its rate-hint callback on it here.
-        target = cast(Any, SimpleNamespace())
+        target = cast(Any, SimpleNamespace(base_url="http://127.0.0.1:9", pace_key=None))
         sender = Sender(target, cast(Any, None), 1, SendSettings(), cast(Any, None))
         guard = sender.pacer.outage
         for _ in range(PacingSettings().outage_min_failures):

@@ -98,7 +98,7 @@ def test_rate_limit_429_is_honoured_and_every_row_lands(
     make_sandbox: object, tmp_path: Path
 ) -> None:
     # A limit under the slow start's first pace (10/s after a burst of 10): it is met.
-    statuses = import_under_rate_limit(make_sandbox, tmp_path, "6", 40, "--max-attempts", "10")
+    statuses = import_under_rate_limit(make_sandbox, tmp_path, 6, 40, "--max-attempts", "10")
 
     assert statuses.get("429", 0) > 0
     assert statuses["201"] == 40

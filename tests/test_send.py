@@ -190,6 +190,9 @@ def test_an_unexpected_error_in_a_worker_stops_the_run_instead_of_hanging(
     tmp_path: Path,
 ) -> None:
     class Broken:
+        base_url = "http://127.0.0.1:9"
+        pace_key = None
+
         async def create(self, payload: dict[str, object]) -> object:
             raise RuntimeError("bug")
 
