@@ -23,7 +23,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/mypy importer
 
 test: $(STAMP) lint ## Lint, then the whole test suite (chaos drills at reduced size)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 4
 
 chaos: $(STAMP) ## The reliability drills at full size
 	CHAOS_FULL=1 $(BIN)/pytest -q -m 'chaos or chaos_full' -p no:cacheprovider -o addopts=''
