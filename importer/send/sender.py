@@ -39,7 +39,7 @@ from importer.rows.hashes import contacts_hash
 from importer.send.pacing import Answer, Pacer
 from importer.send.retry import retry_policy
 from importer.settings import KnownPace, SendSettings
-from importer.targets.base import CreateResult, Lookup, Target
+from importer.targets.base import CreateResult, Target
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ class SendOutcome:
 
 
 Item = TypeVar("Item")
+T = TypeVar("T")
 
 
 class WorkerPool(Generic[Item]):
@@ -554,6 +555,30 @@ class Sender(PacedRequests):
             state.reached = True
             raise
 
+    async def _looked_up(
+        self, first: WorkItem, call: Callable[[], Awaitable[T]], what: str
+    ) -> tuple[bool, T | None]:
+        """A batch's look-up under the retry policy: (True, the answer), or (False, None)
+        once the run stops, having said why; the batch's rows are then not created."""
+        try:
+            async for attempt in self._policy(first):
+                with attempt:
+                    return True, await self._call(call)
+        except SendingStopped:
+            return False, None
+        except FatalError as error:
+            self._abort(error)
+        except OutageTooLong as outage:
+            self._abort(self._unavailable(outage.error))
+        except ApiError as error:
+            self._abort(
+                RunAborted(
+                    f"could not look up {what} ({error}); nothing was created for them: run "
+                    "the same command again to resume"
+                )
+            )
+        return False, None
+
     def _doubt(self, item: WorkItem, error: ApiError) -> None:
         """Left in flight, counted and listed: a later run looks it up before any re-create."""
         message = error.describe()
@@ -589,26 +614,12 @@ class Sender(PacedRequests):
         if not items:
             return items
         external_ids = [item.external_id for item in items]
-        found: Lookup | None = None
-        try:
-            async for attempt in self._policy(items[0]):
-                with attempt:
-                    found = await self._call(lambda: self.target.lookup(external_ids))
-        except SendingStopped:
-            return []
-        except FatalError as error:
-            self._abort(error)
-            return []
-        except OutageTooLong as outage:
-            self._abort(self._unavailable(outage.error))
-            return []
-        except ApiError as error:
-            self._abort(
-                RunAborted(
-                    f"could not look up {len(items)} row(s) before creating them ({error}); "
-                    "nothing was created for them: run the same command again to resume"
-                )
-            )
+        looked, found = await self._looked_up(
+            items[0],
+            lambda: self.target.lookup(external_ids),
+            f"{len(items)} row(s) before creating them",
+        )
+        if not looked:
             return []
         if found is None:
             return items
@@ -656,27 +667,12 @@ class Sender(PacedRequests):
         known = self.ledger.reference_answers(self.run_id, field_name, foreign)
         missing = [value for value in foreign if value not in known]
         if missing:
-            found: dict[str, list[str]] | None = None
-            try:
-                async for attempt in self._policy(items[0]):
-                    with attempt:
-                        found = await self._call(lambda: self.target.find_references(missing))
-            except SendingStopped:
-                return []
-            except FatalError as error:
-                self._abort(error)
-                return []
-            except OutageTooLong as outage:
-                self._abort(self._unavailable(outage.error))
-                return []
-            except ApiError as error:
-                self._abort(
-                    RunAborted(
-                        f"could not look up the {references.noun}s of {len(items)} row(s) "
-                        f"({error}); nothing was created for them: run the same command again "
-                        "to resume"
-                    )
-                )
+            looked, found = await self._looked_up(
+                items[0],
+                lambda: self.target.find_references(missing),
+                f"the {references.noun}s of {len(items)} row(s)",
+            )
+            if not looked:
                 return []
             assert found is not None
             answers = {value: found.get(value, []) for value in missing}
