@@ -13,6 +13,7 @@ import pytest
 from importer.errors import (
     FatalError,
     IntegrityProblem,
+    ListingUnbounded,
     PermanentError,
     RateLimited,
     ServerUnavailable,
@@ -147,3 +148,37 @@ def test_a_malformed_list_answer_stops_the_run_with_exit_3(tmp_path: Path) -> No
 
 class FakeSandbox:
     base_url = "https://api.devrev.ai"
+
+
+@pytest.mark.parametrize("kind", ["engagements", "accounts"])
+def test_a_list_that_ignores_its_filter_is_not_paged_past_the_first_page(kind: str) -> None:
+    # A server that hands out every engagement (or account) of the org, whatever was asked,
+    # would be paged to the bound (200 pages) before the look-up gave up: it stops at once.
+    requests: list[int] = []
+
+    def whole_org(request: httpx.Request) -> httpx.Response:
+        n = len(requests)
+        requests.append(n)
+        item = (
+            {"id": f"don:core:e/{n}", "external_ref": f"crm:other-{n}"}
+            if kind == "engagements"
+            else {"id": f"don:core:a/{n}", "external_refs": [f"001OTHER{n}"]}
+        )
+        return httpx.Response(200, json={kind: [item], "next_cursor": f"c{n}"})
+
+    target = DevRevTarget(
+        "https://api.devrev.ai", "token", transport=httpx.MockTransport(whole_org)
+    )
+
+    async def look() -> None:
+        try:
+            if kind == "engagements":
+                await target.lookup(["crm:1"])
+            else:
+                await target.find_references(["001ACME"])
+        finally:
+            await target.aclose()
+
+    with pytest.raises(ListingUnbounded, match="not asked about"):
+        asyncio.run(look())
+    assert len(requests) == 1

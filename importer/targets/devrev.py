@@ -204,15 +204,16 @@ class DevRevTarget:
         wanted = list(dict.fromkeys(external_ids))
         found: Lookup = {external_id: [] for external_id in wanted}
         for start in range(0, len(wanted), self.refs_per_lookup):
-            query = {"external_ref": wanted[start : start + self.refs_per_lookup]}
+            asked = wanted[start : start + self.refs_per_lookup]
+            query = {"external_ref": asked}
             async for engagement in self._listed("engagements", {**query, "mode": "after"}):
                 ref, engagement_id = engagement.get("external_ref"), engagement.get("id")
                 if ref is not None and not isinstance(ref, str):
                     raise TransientError(
                         "engagements.list answered an external_ref that is not text"
                     )
-                if ref is None or ref not in found:
-                    continue
+                if ref not in asked:
+                    raise _filter_ignored("engagements", ref)
                 if not isinstance(engagement_id, str) or not engagement_id:
                     raise TransientError("engagements.list answered an engagement without an id")
                 if all(r.engagement_id != engagement_id for r in found[ref]):
@@ -228,15 +229,19 @@ class DevRevTarget:
         wanted = list(dict.fromkeys(values))
         found: dict[str, list[str]] = {value: [] for value in wanted}
         for start in range(0, len(wanted), self.refs_per_lookup):
-            query = {"external_refs": wanted[start : start + self.refs_per_lookup]}
+            asked = wanted[start : start + self.refs_per_lookup]
+            query_refs = set(asked)
+            query = {"external_refs": asked}
             async for account in self._listed("accounts", query):
                 account_id, held = account.get("id"), account.get("external_refs")
                 if not isinstance(account_id, str) or not isinstance(held, list):
                     raise TransientError("accounts.list answered an account without id or refs")
-                for ref in held:
-                    ids = found.get(ref) if isinstance(ref, str) else None
-                    if ids is not None and account_id not in ids:
-                        ids.append(account_id)
+                matched = [ref for ref in held if isinstance(ref, str) and ref in query_refs]
+                if not matched:
+                    raise _filter_ignored("accounts", held[0] if held else None)
+                for ref in matched:
+                    if account_id not in found[ref]:
+                        found[ref].append(account_id)
         return found
 
     async def _listed(self, kind: str, query: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -336,3 +341,12 @@ class DevRevTarget:
         )
         if error is not None:
             raise scrub_error(error, self._key)
+
+
+def _filter_ignored(kind: str, ref: object) -> ListingUnbounded:
+    """A filtered list that answers objects it was not asked about ignores its filter: paging
+    on would walk the whole org, so the look-up stops at once (nothing is created)."""
+    return ListingUnbounded(
+        f"{kind}.list answered {ref!r}, an external reference it was not asked about: the "
+        "filter is not applied, so the look-up stops here; nothing was created for its rows"
+    )
