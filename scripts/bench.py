@@ -61,7 +61,8 @@ from importer.plan.passes import (  # noqa: E402
 )
 from importer.read.manifest import ReadStats  # noqa: E402
 from importer.rows.validate import MappingOptions, map_row  # noqa: E402
-from importer.settings import ImportSettings, ReadingChoices  # noqa: E402
+from importer.settings import ReadingChoices  # noqa: E402
+from importer.targets.registry import import_settings  # noqa: E402
 
 COLUMNS = ["id", "type", "title", "media_url", "start_at", "participants", "source_system"]
 CREATE = "POST /v2/engagements"
@@ -425,7 +426,7 @@ def scenario_2r(work: Path, rows: int, sandbox_args: list[str]) -> Row:
 
 async def bare_loop(url: str, key: str, rows: int, concurrency: int) -> float:
     """A bare httpx async loop posting the importer's bodies: rows/s."""
-    options = MappingOptions()
+    options = MappingOptions(timezone="UTC")
     bodies = [map_row(cells(n), n + 2, options).payload for n in range(rows)]
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for body in bodies:
@@ -478,7 +479,7 @@ def build_imported_ledger(manifest: Path, ledger_path: Path) -> int:
     the answers would have.
     """
     ledger = Ledger(ledger_path)
-    unprepared = ImportSettings.build(manifest, ReadingChoices())
+    unprepared = import_settings(manifest, ReadingChoices(timezone="UTC"))
     settings, notices = prepare(unprepared)
     stats = ReadStats()
     index, _, seen = index_manifest(ledger, settings, stats, settle=True)
