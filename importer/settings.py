@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from importer.errors import ChoiceError, UnreadableFile, UsageError
 from importer.events import HumanReporter, JsonReporter, Reporter
+from importer.small_files import KEY_FILE_LIMIT, read_small_file
 
 if TYPE_CHECKING:
     from importer.rows.validate import MappingOptions
@@ -58,47 +59,6 @@ DEFAULT_ON_SAME_RECORDING = "warn"
 API_KEY_ENV = "ASKELEPHANT_API_KEY"
 BASE_URL_ENV = "ASKELEPHANT_BASE_URL"
 DEFAULT_LEDGER = Path("state/ledger.db")
-
-
-# Small input files (the key file, the mapping): a FIFO would block a read forever,
-# /dev/zero never ends: so a file is opened without blocking, its kind and size checked.
-
-KEY_FILE_LIMIT = 64 * 1024
-"""The largest ``--api-key-file``: a key is about a hundred characters."""
-MAPPING_FILE_LIMIT = 1024 * 1024
-"""The largest ``--mapping``: a mapping is a few dozen lines."""
-
-
-def read_small_file(path: Path, limit: int) -> bytes:
-    """The bytes of the regular file at ``path``, at most ``limit`` of them; else refused."""
-    try:
-        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without a writer
-    except FileNotFoundError:
-        raise UnreadableFile("no such file") from None
-    except OSError as error:
-        raise UnreadableFile(f"cannot be read ({error.strerror})") from None
-    with os.fdopen(handle, "rb") as opened:
-        mode = os.fstat(handle).st_mode
-        if not stat.S_ISREG(mode):
-            raise UnreadableFile(
-                f"is not a regular file (it is {_kind(mode)}); pass the path of a plain file"
-            )
-        data = opened.read(limit + 1)
-    if len(data) > limit:
-        raise UnreadableFile(f"is larger than {limit // 1024} KB, far more than it can hold")
-    return data
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a plain file"
 
 
 def load_api_key(

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "importer"
 
 FLOORS = [
     # lowest first: a module may import from its own floor or any floor below it
-    {"errors", "outcomes", "settings", "events"},
+    {"errors", "outcomes", "settings", "events", "small_files"},
     {"read"},
     {"rows"},
     {"ledger"},

@@ -34,7 +34,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from importer.errors import ManifestError, MappingError, UnreadableFile
-from importer.settings import MAPPING_FILE_LIMIT, read_small_file
+from importer.small_files import MAPPING_FILE_LIMIT, read_small_file
 
 if sys.version_info >= (3, 11):
     import tomllib as tomllib  # re-exported: mapping_init reads TOML back too
