@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import csv
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from importer.cli import cli
 from importer.rows.mapping import FIELDS
+from tests.sandboxes import PROJECT_ROOT
 
 COLUMNS = list(FIELDS)
 
@@ -76,3 +82,24 @@ def status_counts(path: Path) -> dict[str, int]:
     for item in ledger_rows(path):
         counts[item["status"]] = counts.get(item["status"], 0) + 1
     return counts
+
+
+def interrupted_run(server: Any, args: Sequence[str], *, after: int) -> tuple[int, str, str]:
+    """``importer ARGS`` in a child process, sent Ctrl-C once the server holds ``after``
+    engagements: (exit code, stdout, stderr). The process boundary is the point here."""
+    env = {**os.environ, "ASKELEPHANT_API_KEY": server.api_key}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "importer", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and server.stats()["engagements"] < after:
+        time.sleep(0.05)
+    server.set_faults(latency_ms=1000)  # the stop lands mid-run however loaded the machine is
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    return process.returncode, stdout, stderr

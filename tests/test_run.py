@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -354,9 +355,9 @@ def test_a_stopped_run_forgets_no_reject(sandbox: Sandbox, tmp_path: Path) -> No
     assert invalid_count(ledger) == 6
 
 
-def test_a_row_changed_after_a_lost_answer_is_reported_not_hidden(
-    sandbox: Sandbox, tmp_path: Path
-) -> None:
+def changed_after_a_lost_answer(sandbox: Sandbox, tmp_path: Path) -> tuple[Path, Path]:
+    """A row stored under "Old title" whose answer was lost, and the manifest now saying
+    "New title": (the manifest, the ledger)."""
     ledger = tmp_path / "l.db"
     old = write_manifest(tmp_path / "m.csv", [row(1, title="Old title")])
     sandbox.set_faults(drop_after_commit_rate=1.0)  # stored, but the answer is lost
@@ -364,6 +365,13 @@ def test_a_row_changed_after_a_lost_answer_is_reported_not_hidden(
     assert lost.exit_code == 1, lost.output
     sandbox.set_faults(drop_after_commit_rate=0.0)
     new = write_manifest(tmp_path / "m.csv", [row(1, title="New title")])
+    return new, ledger
+
+
+def test_a_row_changed_after_a_lost_answer_is_reported_not_hidden(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    new, ledger = changed_after_a_lost_answer(sandbox, tmp_path)
 
     result = run_cli(run_args(new, ledger, sandbox), sandbox.api_key)
 
@@ -373,3 +381,32 @@ def test_a_row_changed_after_a_lost_answer_is_reported_not_hidden(
     assert [e["title"] for e in sandbox.engagements()] == ["Old title"]
     again = run_cli(["plan", str(new), "--ledger", str(ledger)])
     assert "changed since import" in again.output and "title" in again.output
+
+
+def test_a_row_the_server_holds_with_other_values_is_counted_once_and_reported(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    new, ledger = changed_after_a_lost_answer(sandbox, tmp_path)
+
+    result = run_cli(run_args(new, ledger, sandbox, "--log-format", "json"), sandbox.api_key)
+
+    assert result.exit_code == 1, result.output
+    finished = [json.loads(line) for line in result.stderr.splitlines() if "run_finished" in line]
+    assert finished[-1]["counts"] == {"changed since import": 1}
+    status = json.loads(run_cli(["status", "--ledger", str(ledger), "--json"]).stdout)
+    assert status["changed_since_import"]["count"] == 1
+    assert status["changed_since_import"]["examples"][0]["external_id"] == "crm:rec-1"
+    out = tmp_path / "reports"
+    assert run_cli(["report", "--ledger", str(ledger), "--out", str(out)]).exit_code == 0
+    with (out / "errors.csv").open(encoding="utf-8", newline="") as handle:
+        errors = list(csv.DictReader(handle))
+    assert [(e["id"], e["title"], e["error_status"]) for e in errors] == [
+        ("rec-1", "New title", "changed since import")
+    ]
+    assert errors[0]["error_message"] == (
+        "AskElephant already held this engagement with other values: title "
+        "'Old title' there, 'New title' in the manifest; create cannot update it"
+    )
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert "Nothing: every row" not in summary
+    assert "- Changed since import: 1 row(s) hold other values in AskElephant" in summary

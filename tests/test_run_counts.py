@@ -6,18 +6,13 @@ Issue 10, points 4 to 6, end to end through the CLI against the sandbox.
 from __future__ import annotations
 
 import io
-import os
 import re
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from tests.audit_support import CREATE, command, requests_of, run
-from tests.conftest import PROJECT_ROOT, Sandbox
-from tests.factories import row, run_args, status_counts, write_manifest
+from tests.conftest import Sandbox
+from tests.factories import interrupted_run, row, run_args, status_counts, write_manifest
 
 HTML = "https://media.example.com/calls/{n}.html"  # the sandbox answers 422: not audio/video
 
@@ -99,24 +94,13 @@ def test_what_a_stopped_run_judged_is_in_the_ledger_and_the_summary_adds_up(
     rows = [row(n, type="VIDEO" if n % 10 == 0 else "CALL") for n in range(200)]
     manifest = write_manifest(tmp_path / "m.csv", rows)
     ledger = tmp_path / "l.db"
-    env = {**os.environ, "ASKELEPHANT_API_KEY": server.api_key}
-    args = run_args(manifest, ledger, server, "--batch-size", "10", "--concurrency", "2")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "importer", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, stdout, stderr = interrupted_run(
+        server,
+        run_args(manifest, ledger, server, "--batch-size", "10", "--concurrency", "2"),
+        after=20,
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and server.stats()["engagements"] < 20:
-        time.sleep(0.05)
-    server.set_faults(latency_ms=1000)  # the stop lands mid-run however loaded the machine is
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=30)
 
-    assert process.returncode == 130, stderr
+    assert code == 130, stderr
     shown = {int(n) for n in re.findall(r"row (\d+) crm:rec-\d+ invalid", stderr)}
     assert shown
     with sqlite3.connect(ledger) as conn:

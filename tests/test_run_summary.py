@@ -7,17 +7,12 @@ and rows refused in an earlier run gave a run that sent nothing a pace in rows/s
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from tests.audit_support import run
-from tests.conftest import PROJECT_ROOT, Sandbox
-from tests.factories import row, run_args, run_cli, write_manifest
+from tests.conftest import Sandbox
+from tests.factories import interrupted_run, row, run_args, run_cli, write_manifest
 
 HTML = "https://media.example.com/calls/{n}.html"  # the sandbox answers 422: not audio/video
 
@@ -67,28 +62,11 @@ def test_a_stopped_retry_counts_the_failed_rows_it_did_not_re_send(
     assert run(server, manifest, ledger, "--max-attempts", "1").exit_code == 1
     imported = server.stats()["engagements"]
     server.set_faults(fail_rate=0.0, latency_ms=80)
-    env = {**os.environ, "ASKELEPHANT_API_KEY": server.api_key}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "importer",
-            *run_args(manifest, ledger, server, "--concurrency", "2"),
-        ],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, stdout, stderr = interrupted_run(
+        server, run_args(manifest, ledger, server, "--concurrency", "2"), after=imported + 2
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and server.stats()["engagements"] < imported + 2:
-        time.sleep(0.05)
-    server.set_faults(latency_ms=1000)  # the stop lands mid-run however loaded the machine is
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=30)
 
-    assert process.returncode == 130, stderr
+    assert code == 130, stderr
     counts = table(stdout)
     assert sum(counts.values()) == 40, stdout
     assert 0 < counts["retry (not sent yet)"] < 40 - imported, stdout
@@ -102,24 +80,13 @@ def test_after_a_stop_status_and_the_summary_agree_and_add_up(
     rows = [row(n, type="VIDEO" if n % 10 == 0 else "CALL") for n in range(300)]
     manifest = write_manifest(tmp_path / "m.csv", rows)
     ledger = tmp_path / "l.db"
-    env = {**os.environ, "ASKELEPHANT_API_KEY": server.api_key}
-    args = run_args(manifest, ledger, server, "--batch-size", "20", "--concurrency", "2")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "importer", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, stdout, stderr = interrupted_run(
+        server,
+        run_args(manifest, ledger, server, "--batch-size", "20", "--concurrency", "2"),
+        after=4,
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and server.stats()["engagements"] < 4:
-        time.sleep(0.05)
-    server.set_faults(latency_ms=1000)  # the stop lands mid-run however loaded the machine is
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=30)
 
-    assert process.returncode == 130, stderr
+    assert code == 130, stderr
     summary = table(stdout)
     told = run_cli(["status", "--ledger", str(ledger)])
     assert told.exit_code == 0, told.output

@@ -48,6 +48,7 @@ from importer.sandbox.devrev_rules import (
     encode_cursor,
     is_opportunity,
     json_object,
+    list_query,
     page_limit,
     string_list,
 )
@@ -269,23 +270,17 @@ class DevRevApi:
             return Response(headers={DROP_HEADER: "1"})
         return JSONResponse({"engagement": engagement.render()}, status_code=201)
 
+    def _page_size(self, query: dict[str, Any]) -> int:
+        """The page a list call asked for, made smaller by the ``list_page_size`` fault."""
+        limit = page_limit(query.get("limit"))
+        return min(limit, self.host.faults.faults.list_page_size or limit)
+
     async def list_engagements(self, request: Request) -> Response:
         """Oldest first (mode after) or newest first (mode before), by opaque cursor."""
-        if request.method == "POST":
-            query = await json_object(request)
-        else:
-            params = request.query_params
-            query = {
-                "external_ref": params.getlist("external_ref"),
-                "type": params.getlist("type"),
-                "limit": params.get("limit"),
-                "cursor": params.get("cursor"),
-                "mode": params.get("mode"),
-            }
+        query = await list_query(request, ("external_ref", "type"))
         refs = string_list(query.get("external_ref"), "external_ref")
         types = string_list(query.get("type"), "type")
-        limit = page_limit(query.get("limit"))
-        limit = min(limit, self.host.faults.faults.list_page_size or limit)
+        limit = self._page_size(query)
         mode = query.get("mode") or "after"
         if mode not in ("after", "before"):
             raise DevRevError(400, "bad_request", f"mode must be after or before, not {mode!r}")
@@ -316,18 +311,9 @@ class DevRevApi:
 
     async def list_accounts(self, request: Request) -> Response:
         """Accounts holding any of ``external_refs`` (all, without it), oldest first."""
-        if request.method == "POST":
-            query = await json_object(request)
-        else:
-            params = request.query_params
-            query = {
-                "external_refs": params.getlist("external_refs"),
-                "limit": params.get("limit"),
-                "cursor": params.get("cursor"),
-            }
+        query = await list_query(request, ("external_refs",))
         refs = string_list(query.get("external_refs"), "external_refs")
-        limit = page_limit(query.get("limit"))
-        limit = min(limit, self.host.faults.faults.list_page_size or limit)
+        limit = self._page_size(query)
         position = decode_cursor(query.get("cursor"))
         matching = [
             a

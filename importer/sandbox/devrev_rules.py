@@ -121,6 +121,18 @@ async def json_object(request: Request) -> dict[str, Any]:
     return body
 
 
+async def list_query(request: Request, lists: tuple[str, ...]) -> dict[str, Any]:
+    """A list call's parameters: the JSON body of a POST, or the query string of a GET
+    (``lists`` repeat there; ``limit``, ``cursor`` and ``mode`` are single)."""
+    if request.method == "POST":
+        return await json_object(request)
+    params = request.query_params
+    return {
+        **{name: params.getlist(name) for name in lists},
+        **{name: params.get(name) for name in ("limit", "cursor", "mode")},
+    }
+
+
 def string_list(value: object, name: str) -> list[str]:
     if value is None:
         return []
