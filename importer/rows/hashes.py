@@ -10,14 +10,44 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
+
 
 def canonical_json(value: Any) -> str:
     """Stable JSON text: the same payload always hashes the same."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+def canonical_bytes(value: Any) -> bytes:
+    """``canonical_json`` as UTF-8 (lone surrogates passed through), made by orjson when
+    orjson writes the same text: for text, integers, booleans, lists and objects. Floats
+    (written otherwise: ``1e-8``), what orjson refuses (lone surrogates, integers past 64
+    bits, keys that are not text) and ``null`` (NaN's spelling in orjson) are left to
+    the standard encoder; a payload almost never holds them."""
+    if not _has_float(value):
+        try:
+            text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except (TypeError, orjson.JSONEncodeError):
+            text = b"null"
+        if b"null" not in text:
+            return text
+    return canonical_json(value).encode("utf-8", "surrogatepass")
+
+
+def _has_float(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict:
+        value = value.values()
+    elif kind is not list and kind is not tuple:
+        return isinstance(value, float)
+    for item in value:  # noqa: SIM110 - a loop, not any(): this runs for every row
+        if type(item) is not str and _has_float(item):
+            return True
+    return False
+
+
 def _digest(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(canonical_bytes(value)).hexdigest()
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
