@@ -28,6 +28,7 @@ from importer.plan.recordings import judge_recording, known_recordings, prefix_o
 from importer.read.fingerprint import file_fingerprint
 from importer.read.manifest import ManifestRow, ReadStats, read_columns, read_manifest
 from importer.rows import contract
+from importer.rows.columnar import map_batch
 from importer.rows.dates import DateStyle
 from importer.rows.file_checks import require_zone, settle_dates
 from importer.rows.hashes import contacts_hash
@@ -99,17 +100,20 @@ class BatchMapper:
         self.media_failures = media_failures
 
     def __call__(self, batch: list[ManifestRow]) -> list[MappedRow]:
-        mapped = [
-            self.mapper(
-                row.cells,
-                row.row_number,
-                self.options,
-                file=self.file,
-                read_transcript=self.reader,
-                structural_problem=row.problem,
-            )
-            for row in batch
-        ]
+        if self.mapper is map_row:  # the same rows as map_row's, decided column by column
+            mapped = map_batch(batch, self.options, file=self.file, read_transcript=self.reader)
+        else:
+            mapped = [
+                self.mapper(
+                    row.cells,
+                    row.row_number,
+                    self.options,
+                    file=self.file,
+                    read_transcript=self.reader,
+                    structural_problem=row.problem,
+                )
+                for row in batch
+            ]
         if self.media_failures is not None:
             failing = self.media_failures([url for r in mapped if (url := _media_url(r))])
             mapped = [

@@ -166,6 +166,10 @@ def parse_start_at(text: str, timezone: str | None = None, style: DateStyle | No
         raise InvalidCell(
             "is blank; the API would use the time of the import instead of the recording's"
         )
+    if style.format is None and timezone is not None:
+        plain = _plain_iso(value, timezone)
+        if plain is not None:
+            return plain
     zoned = None if style.format or EPOCH.fullmatch(value) else split_zone_name(value)
     try:
         if style.format:
@@ -187,6 +191,32 @@ def parse_start_at(text: str, timezone: str | None = None, style: DateStyle | No
                 raise InvalidCell(f"{value!r} {problem}")
     _check_years(value, moment)
     return format_rfc3339(moment)
+
+
+PLAIN_ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?")
+"""``2024-03-05 14:30[:05]``, no offset: how most exports write times, read without the
+general parser's searches (the same instant; ``tests/test_columnar.py`` holds them equal)."""
+
+
+def _plain_iso(value: str, timezone: str) -> str | None:
+    """A plain ISO time read in ``timezone``; None for anything else, or for what the
+    general parser must judge (no such day, a skipped hour, a year out of range)."""
+    match = PLAIN_ISO.fullmatch(value)
+    if match is None:
+        return None
+    try:
+        year, month, day, hour, minute, second = map(int, match.groups(default="0"))
+        naive = dt.datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return None
+    zone = ZoneInfo(timezone)
+    utc = naive.replace(tzinfo=zone).astimezone(dt.timezone.utc)
+    if utc.astimezone(zone).replace(tzinfo=None) != naive:
+        return None  # the clocks skipped it
+    years = range(EARLIEST_YEAR, LATEST_YEAR + 1)
+    if naive.year not in years or utc.year not in years:
+        return None
+    return utc.isoformat()
 
 
 def is_naive(text: str, style: DateStyle) -> bool:

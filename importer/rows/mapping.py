@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,18 +98,22 @@ class ColumnMapping:
 
     def fields_of(self, cells: MappingABC[str, str]) -> dict[str, str]:
         """The row's cells renamed to field names, value maps applied, defaults filling blanks."""
-        values: dict[str, str] = {}
+        return {name: values[0] for name, values in self.field_columns([cells]).items()}
+
+    def field_columns(self, rows: Sequence[MappingABC[str, str]]) -> dict[str, list[str]]:
+        """``fields_of`` for a batch at once: each field's values, in the rows' order."""
+        fields: dict[str, list[str]] = {}
         for name, column, folded, default in self._readers:
             if isinstance(column, tuple):
-                value = join_cells(name, [cells.get(c, "") for c in column])
+                values = [join_cells(name, [cells.get(c, "") for c in column]) for cells in rows]
             else:
-                value = cells.get(column, "")
+                values = [cells.get(column, "") for cells in rows]
             if folded is not None:
-                value = folded.get(value.strip().casefold(), value)
-            if default is not None and not value.strip():
-                value = default
-            values[name] = value
-        return values
+                values = [folded.get(value.strip().casefold(), value) for value in values]
+            if default is not None:
+                values = [value if value.strip() else default for value in values]
+            fields[name] = values
+        return fields
 
     @functools.cached_property
     def _readers(

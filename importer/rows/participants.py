@@ -41,6 +41,9 @@ def parse_participants(text: str) -> list[dict[str, Any]]:
     value = text.strip()
     if not value:
         return []
+    plain = _plain_people(value)
+    if plain is not None:
+        return plain
     if value.startswith("["):
         try:
             items = json.loads(value)
@@ -57,6 +60,30 @@ def parse_participants(text: str) -> list[dict[str, Any]]:
     if value.startswith("{"):
         raise InvalidCell("must be a JSON list of objects ([{...}]), not a single object")
     return check_participants([_from_text(part) for part in split_people(value)])
+
+
+_EMAIL = r'[^@\s<>(),;:"]+@[^@\s<>(),;:"]+\.[^@\s<>(),;:"]+'  # EMAIL_PATTERN's
+PLAIN_PERSON = re.compile(
+    rf'\s*(?:(?P<name>[^<>"()\[\]{{}};,@]*?)\s*<(?P<email>{_EMAIL})>|(?P<bare>{_EMAIL}))\s*'
+)
+"""``Ana Ng <ana@acme.com>`` or ``ana@acme.com``: how most cells write a person."""
+
+
+def _plain_people(value: str) -> list[dict[str, Any]] | None:
+    """People written plainly (printable, ``;`` between them, no comma, quote or JSON),
+    read with one match each; None for anything the general reading must judge (the same
+    result: ``tests/test_columnar.py`` holds them equal)."""
+    if value[0] in "[{" or not value.isprintable():
+        return None
+    people = []
+    for part in value.split(";"):
+        match = PLAIN_PERSON.fullmatch(part)
+        if match is None:
+            return None
+        name = match["name"] or ""  # the pattern leaves the spaces around it out
+        email = match["email"] or match["bare"]
+        people.append({"name": name, "email": email} if name else {"email": email})
+    return people
 
 
 def split_people(value: str) -> list[str]:

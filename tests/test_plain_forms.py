@@ -1,0 +1,145 @@
+"""The fast readings of plain cells (an ISO time, people as ``Name <email>``, an https
+URL) give what the general readings give: each is compared with the same value written
+so that only the general reading takes it."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from importer.errors import InvalidCell
+from importer.rows.contract import check_media_url
+from importer.rows.dates import parse_start_at
+from importer.rows.participants import parse_participants
+
+ZONES = [
+    "UTC",
+    "America/New_York",
+    "Europe/London",
+    "Australia/Lord_Howe",  # half-hour clock changes
+    "Pacific/Chatham",
+    "America/Sao_Paulo",  # changes at midnight, in some years
+    "Asia/Tehran",
+    "America/St_Johns",
+]
+
+
+def read(value: str, timezone: str) -> str:
+    try:
+        return parse_start_at(value, timezone)
+    except InvalidCell:
+        return "invalid"
+
+
+# Clock changes: skipped and doubled hours, and midnights that do not exist.
+CHANGES = [
+    ("2024-03-10 02:30", "America/New_York"),
+    ("2024-11-03 01:30", "America/New_York"),
+    ("2024-03-31 01:15", "Europe/London"),
+    ("2024-10-06 02:15", "Australia/Lord_Howe"),
+    ("2024-04-07 01:45", "Australia/Lord_Howe"),
+    ("2018-11-04 00:30", "America/Sao_Paulo"),
+    ("2022-03-22 00:30", "Asia/Tehran"),
+    ("2024-03-10 02:00:00", "America/St_Johns"),
+    ("1990-01-01 00:30", "America/New_York"),
+    ("2100-12-31 23:30", "Pacific/Chatham"),
+    ("2100-12-31 23:30", "America/New_York"),  # 2101 in UTC
+    ("1990-01-01 00:30", "Pacific/Chatham"),  # 1989 in UTC
+]
+
+
+def test_clock_changes_read_the_same_either_way() -> None:
+    for value, zone in CHANGES:
+        assert read(value, zone) == read(value.replace(" ", "x"), zone), (value, zone)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.integers(1985, 2105),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 24),
+    st.integers(0, 60),
+    st.one_of(st.none(), st.integers(0, 60)),
+    st.sampled_from([" ", "T"]),
+    st.sampled_from(ZONES),
+)
+def test_plain_iso_times_read_as_the_general_parser_reads_them(
+    year: int,
+    month: int,
+    day: int,
+    hour: int,
+    minute: int,
+    second: int | None,
+    separator: str,
+    zone: str,
+) -> None:
+    value = f"{year:04d}-{month:02d}-{day:02d}{separator}{hour:02d}:{minute:02d}"
+    if second is not None:
+        value += f":{second:02d}"
+    # Python reads any one character between date and time; only the fast path is
+    # limited to " " and "T".
+    assert read(value, zone) == read(value.replace(separator, "x", 1), zone)
+
+
+def people(value: str) -> object:
+    try:
+        return parse_participants(value)
+    except InvalidCell:
+        return "invalid"
+
+
+# No comma: with one, both sides take the general reading (which cuts at commas only
+# when no ";" is in the cell).
+names = st.text(alphabet=st.characters(codec="utf-8", exclude_characters=","), max_size=6)
+emails = st.one_of(
+    st.sampled_from(["ana@acme.com", "a.b@x.co.uk", "b@x", "@x.io", "a@b@c.io", "a@.io"]),
+    st.from_regex(r"[a-z.+-]{1,5}@[a-z.-]{1,5}\.[a-z]{1,3}", fullmatch=True),
+)
+person = st.one_of(
+    emails,
+    st.builds(lambda name, email: f"{name} <{email}>", names, emails),
+    st.builds(lambda name, email: f" {name}<{email}> ", names, emails),
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(person, min_size=1, max_size=3))
+def test_plain_people_read_as_the_general_reading_reads_them(persons: list[str]) -> None:
+    value = "; ".join(persons)
+    # A trailing ";" leaves a blank person, which only the general reading drops.
+    assert people(value) == people(value + ";")
+
+
+hosts = st.one_of(
+    st.sampled_from(
+        [
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1",
+            "10.1.2.3",
+            "127.1",
+            "0x7f.1",
+            "169.254.1.1",
+            "printer.local",
+            "x.internal",
+            "media.example.com",
+            "8.8.8.8",
+            "2130706433",
+            "-a.io",
+            "a..b",
+            "",
+            ".",
+        ]
+    ),
+    st.from_regex(r"[A-Za-z0-9.-]{1,12}", fullmatch=True),
+)
+paths = st.one_of(st.just(""), st.from_regex(r"/[!-?A-~]{0,12}", fullmatch=True))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(hosts, paths)
+def test_plain_urls_are_judged_as_the_general_check_judges_them(host: str, path: str) -> None:
+    url = f"https://{host}{path}"
+    # The general check reads the scheme in any case; the fast one takes only "https".
+    assert check_media_url(url) == check_media_url("HTTPS" + url[5:])
