@@ -223,12 +223,13 @@ def drop_trailing_footer(
     """``(row, cells, extra)`` records less a trailing block of footer rows."""
     held: list[tuple[int, list[str], Any]] = []
     for record in records:
-        if is_footer_row(record[1]) and len(held) < MAX_FOOTER_ROWS:
+        footer = is_footer_row(record[1])
+        if footer and len(held) < MAX_FOOTER_ROWS:
             held.append(record)
             continue
         yield from held
         held = []
-        if is_footer_row(record[1]):
+        if footer:
             held.append(record)  # the block was too long to be a footer; start again
         else:
             yield record

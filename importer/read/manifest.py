@@ -246,7 +246,7 @@ def _row(
         problem = (
             f"is longer than {MAX_LINE_CHARS // (1024 * 1024)} MB on one line; the row was not read"
         )
-    elif any(len(cell) > MAX_CELL_CHARS for cell in record):
+    elif max(map(len, record), default=0) > MAX_CELL_CHARS:
         sizes = zip(header, map(len, record), strict=False)
         name, size = next((n, size) for n, size in sizes if size > MAX_CELL_CHARS)
         record = [cell if len(cell) <= MAX_CELL_CHARS else "" for cell in record]

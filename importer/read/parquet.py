@@ -53,7 +53,10 @@ def parquet_file(path: Path) -> Any:
 def parquet_batches(
     path: Path, batch_size: int, id_column: str | None
 ) -> Iterator[list[tuple[int, dict[str, str]]]]:
-    """(row number, cells) of each non-blank record, batch by batch; ids read exactly."""
+    """(row number, cells) of each non-blank record, batch by batch; ids read exactly.
+
+    Column by column: a text column is taken as it is (nulls blank), other columns cell
+    by cell through ``parquet_cell``, and rows are made of the columns at the end."""
     import pyarrow as pa
 
     parquet = parquet_file(path)
@@ -61,17 +64,34 @@ def parquet_batches(
     row_number = 0
     try:
         for record_batch in parquet.iter_batches(batch_size=batch_size):
-            batch = []
-            for record in _microsecond_times(record_batch).to_pylist():
-                row_number += 1
-                cells = {name: parquet_cell(record.get(name)) for name in names}
-                if id_column is not None and id_column in record:
-                    cells[id_column] = id_text(record[id_column], str(path), id_column, row_number)
-                if any(cell.strip() for cell in cells.values()):
-                    batch.append((row_number, cells))
-            yield batch
+            table = _microsecond_times(record_batch)
+            first = row_number + 1
+            columns = [
+                _id_texts(column.to_pylist(), str(path), name, first)
+                if name == id_column
+                else _column_texts(column)
+                for name, column in zip(names, table.columns, strict=True)
+            ]
+            row_number += table.num_rows
+            yield [
+                (number, dict(zip(names, cells, strict=True)))
+                for number, cells in enumerate(zip(*columns, strict=True), start=first)
+                if "".join(cells).strip()  # a blank record carries no recording
+            ]
     except (pa.ArrowException, OSError) as error:
         raise ManifestError(str(path), f"is damaged after row {row_number} ({error})") from error
+
+
+def _column_texts(column: Any) -> list[str]:
+    import pyarrow as pa
+
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return [value if value is not None else "" for value in column.to_pylist()]
+    return [parquet_cell(value) for value in column.to_pylist()]
+
+
+def _id_texts(values: list[Any], path: str, column: str, first_row: int) -> list[str]:
+    return [id_text(value, path, column, row) for row, value in enumerate(values, first_row)]
 
 
 def _microsecond_times(record_batch: Any) -> Any:
