@@ -163,22 +163,21 @@ class ManifestIndex:
             marks = ",".join("?" * len(chunk))
             same_row = imported.format("AND e.source_id = i.source_id") if in_ledger else "NULL"
             same_media = imported.format("") if in_ledger else "NULL"
-            for row in self.db.query(
-                "SELECT i.external_id, i.source_id, "
+            # Only the rows with a match come back: almost none, of a million new rows.
+            for external_id, source_id, prefix_of, imported_as, earlier in self.db.execute(
+                "SELECT * FROM (SELECT i.external_id, i.source_id, "
                 f"{same_row} AS prefix_of, {same_media} AS imported_as, "
                 "(SELECT j.external_id FROM temp.manifest_index j WHERE j.media_url = i.media_url "
                 "AND j.external_id != i.external_id AND j.row_number < i.row_number "
                 "ORDER BY j.row_number LIMIT 1) AS earlier "
-                f"FROM temp.manifest_index i WHERE i.external_id IN ({marks})",
+                f"FROM temp.manifest_index i WHERE i.external_id IN ({marks})) "
+                "WHERE prefix_of IS NOT NULL OR imported_as IS NOT NULL OR earlier IS NOT NULL",
                 chunk,
             ):
-                if row["prefix_of"] or row["imported_as"] or row["earlier"]:
+                if prefix_of or imported_as or earlier:
                     found.append(
                         RecordingMatch(
-                            row["external_id"],
-                            row["source_id"] or "",
-                            row["prefix_of"],
-                            row["imported_as"] or row["earlier"],
+                            external_id, source_id or "", prefix_of, imported_as or earlier
                         )
                     )
         return found
