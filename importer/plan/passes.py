@@ -340,7 +340,9 @@ def index_manifest(
         settled_ids = settled_ids or bool(entries)
         if stats is not None:
             stats.count_undecodable(
-                r.row_number for r in mapped if any(e.rule == "encoding" for e in r.errors)
+                r.row_number
+                for r in mapped
+                if r.errors and any(e.rule == "encoding" for e in r.errors)
             )
     duplicates = {
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
