@@ -115,6 +115,7 @@ a token bucket empties too slowly there to refuse (``below_limit``)."""
 LONG_MEASURE_SECONDS = 2.0
 """A limit measured from one empty bucket to the next, when they are this far apart: more
 exact than the second after the refusals began (a few requests either way)."""
+PACED_BURST_SECONDS = 0.25
 BURST_SECONDS = 1.0
 """A token bucket commonly lets a second of its rate through at once: what the slow start
 took before the first refusals is that burst plus the limit over the time it took."""
@@ -167,13 +168,20 @@ class RateGovernor:
         self.ramp_refused: deque[float] = deque()
         """During the slow start: when the recent refused requests were sent."""
         self.peak_sent = 0.0
-        self.burst_left = settings.start_burst
         """The fastest pace measured: what a server with no limit showed it takes."""
         known = settings.known_pace
         if known is not None and known.limited:
             self.w_max = max(settings.floor, known.rate)
         elif settings.slow_start and self.cap is None:
             self.ramp_from = max(settings.start_rate, known.rate if known is not None else 0.0)
+        self.burst_left = settings.start_burst
+        """The first requests leave at once (TCP's initial window; at a known limit, a quarter
+        second of it, which a rested bucket takes). Never with ``--rate``: no second may see
+        more than it."""
+        if self.cap is not None:
+            self.burst_left = 0
+        elif self.w_max is not None:
+            self.burst_left = min(self.burst_left, math.floor(self.w_max * PACED_BURST_SECONDS))
 
     def _begin(self, now: float) -> None:
         """The first request: a known limit's curve and the slow start's clock start here."""
@@ -190,14 +198,16 @@ class RateGovernor:
             return None
         elapsed = max(0.0, now - self.started_at)
         rate = self.ramp_from * 2 ** (elapsed / self.settings.doubling_seconds)
-        if self.round_trip:
-            # TCP's window: one more request in flight per success, twice as many per round
-            # trip; whichever is faster (a slow server's round trip is long).
-            window = self.settings.start_burst + self.answered - self.refused
-            rate = max(rate, window / self.round_trip)
         if rate >= self.settings.ramp_ceiling:
             self.ramp_from = None
             return None
+        if self.round_trip:
+            # A window, as TCP's: two more requests in flight per success (three times as
+            # many per round trip; TCP's one more, twice as many, lost 0.3 s more at 500 ms);
+            # whichever is faster (a slow server's round trip is long). Past what the slots
+            # allow, it paces nothing, but the ramp still watches for a limit.
+            window = self.settings.start_burst + 2 * (self.answered - self.refused)
+            rate = max(rate, window / self.round_trip)
         return rate
 
     def rate(self, now: float) -> float | None:
@@ -221,10 +231,12 @@ class RateGovernor:
     def reserve(self, now: float) -> float:
         """Reserve the next departure slot; seconds to wait for it."""
         rate = self.rate(now)
-        if rate is None:
-            return 0.0
-        if self.ramp_from is not None and self.burst_left > 0:
+        if self.burst_left > 0:
             self.burst_left -= 1
+            if rate is not None:  # then the pace, from the first slot after the burst
+                self.next_slot = max(self.next_slot, now + 1.0 / rate)
+            return 0.0
+        if rate is None:
             return 0.0
         slot = max(now, self.next_slot)
         self.next_slot = slot + 1.0 / rate
