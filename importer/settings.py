@@ -210,11 +210,13 @@ class PacingSettings:
     start_burst: int = 10
     """The slow start's first requests leave at once (TCP's initial window of 10)."""
     doubling_seconds: float = 1.0
+    """At least this fast; faster when answers come back (a window growing per success)."""
     ramp_ceiling: float = 1000.0
-    """A ramp this fast is no limit any more: the pace is then free."""
-    ramp_share: float = 0.5
+    """Once the doubling alone is this fast, no limit showed: the pace is then free."""
+    ramp_share: float = 0.65
     """During the slow start: refusals this share of the requests sent in the last
-    ``ramp_seconds`` mean the limit is reached (a token bucket refuses half at once)."""
+    ``ramp_seconds`` mean the limit is reached (an emptied token bucket refuses most of a
+    fast start at once; four stray 429s among the first eight sent were half of them once)."""
     ramp_seconds: float = 0.5
     ramp_refusals: int = 4
     hold_share: float = 0.5

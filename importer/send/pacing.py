@@ -107,6 +107,19 @@ class Gate:
 
 GO = Gate(go=True)
 
+RTT_WEIGHT = 0.125
+"""Weight of each new round trip in the smoothed one (TCP's 1/8)."""
+STRAY_MARGIN = 0.02
+"""Refusals to requests sent at most this share above the last limit measure the stray share:
+a token bucket empties too slowly there to refuse (``below_limit``)."""
+LONG_MEASURE_SECONDS = 2.0
+"""A limit measured from one empty bucket to the next, when they are this far apart: more
+exact than the second after the refusals began (a few requests either way)."""
+PACED_BURST_SECONDS = 0.25
+BURST_SECONDS = 1.0
+"""A token bucket commonly lets a second of its rate through at once: what the slow start
+took before the first refusals is that burst plus the limit over the time it took."""
+
 
 class RateGovernor:
     """The shared pace: unlimited (or ``--rate``) until refusals show a real limit."""
@@ -134,10 +147,20 @@ class RateGovernor:
         self.in_flight = 0
         """Requests sent, not answered: successes of slow creates come after the refusals."""
         self.below_limit = [0, 0]
-        """Answers and refusals to requests sent well below the last limit: the stray share."""
+        """Answers and refusals to requests sent at the last limit or below: the stray share."""
+        self.held = [0, 0]
+        """The same during the slow start's hold: the stray share if no refusal ends it."""
         self.started_at: float | None = None
         self.ramp_from: float | None = None
         """The slow start's first pace; None once it is over (or when there is none)."""
+        self.round_trip: float | None = None
+        """The smoothed time from a request to its accepted answer."""
+        self.sent_count = 0
+        self.measured_long: float | None = None
+        """The last limit measured from one empty bucket to the next: the best there is."""
+        self.emptied: tuple[float, int] | None = None
+        """When the server's bucket was last seen empty (the slow start's end, a decrease),
+        and how many requests it had taken by then."""
         self.estimated = False
         """The last limit is a hold no refusal ended: probe above it as fast as below."""
         self.hold_from: float | None = None
@@ -145,19 +168,29 @@ class RateGovernor:
         self.ramp_refused: deque[float] = deque()
         """During the slow start: when the recent refused requests were sent."""
         self.peak_sent = 0.0
-        self.burst_left = settings.start_burst
         """The fastest pace measured: what a server with no limit showed it takes."""
         known = settings.known_pace
         if known is not None and known.limited:
             self.w_max = max(settings.floor, known.rate)
         elif settings.slow_start and self.cap is None:
             self.ramp_from = max(settings.start_rate, known.rate if known is not None else 0.0)
+        self.burst_left = settings.start_burst
+        """The first requests leave at once (TCP's initial window; at a known limit, a quarter
+        second of it, which a rested bucket takes). Never with ``--rate``: no second may see
+        more than it."""
+        if self.cap is not None:
+            self.burst_left = 0
+        elif self.w_max is not None:
+            self.burst_left = min(self.burst_left, math.floor(self.w_max * PACED_BURST_SECONDS))
 
     def _begin(self, now: float) -> None:
         """The first request: a known limit's curve and the slow start's clock start here."""
         self.started_at = now
         if self.w_max is not None:
             self.decreased_at = now - self._k  # at the known limit, probing gently above it
+            # A rested bucket holds about a second of its limit: what it takes beyond that
+            # until it first refuses is its limit.
+            self.emptied = (now, round(self.w_max * BURST_SECONDS))
 
     def _ramp(self, now: float) -> float | None:
         """The slow start's pace now; None when there is none (or no more)."""
@@ -168,6 +201,13 @@ class RateGovernor:
         if rate >= self.settings.ramp_ceiling:
             self.ramp_from = None
             return None
+        if self.round_trip:
+            # A window, as TCP's: two more requests in flight per success (three times as
+            # many per round trip; TCP's one more, twice as many, lost 0.3 s more at 500 ms);
+            # whichever is faster (a slow server's round trip is long). Past what the slots
+            # allow, it paces nothing, but the ramp still watches for a limit.
+            window = self.settings.start_burst + 2 * (self.answered - self.refused)
+            rate = max(rate, window / self.round_trip)
         return rate
 
     def rate(self, now: float) -> float | None:
@@ -191,21 +231,21 @@ class RateGovernor:
     def reserve(self, now: float) -> float:
         """Reserve the next departure slot; seconds to wait for it."""
         rate = self.rate(now)
+        if self.burst_left > 0:
+            self.burst_left -= 1
+            if rate is not None:  # then the pace, from the first slot after the burst
+                self.next_slot = max(self.next_slot, now + 1.0 / rate)
+            return 0.0
         if rate is None:
             return 0.0
-        if self.ramp_from is not None and self.burst_left > 0:
-            self.burst_left -= 1
-            return 0.0
         slot = max(now, self.next_slot)
-        if self.ramp_from is not None:
-            # Slots reserved ahead take the pace of their own time: the ramp's, not the start's.
-            rate = self.rate(slot) or rate
         self.next_slot = slot + 1.0 / rate
         return slot - now
 
     def sent(self, now: float) -> None:
         """A request left."""
         self.sent_rate.add(now)
+        self.sent_count += 1
         self.in_flight += 1
         self.peak_sent = max(self.peak_sent, self.sent_rate.per_second(now))
 
@@ -221,15 +261,22 @@ class RateGovernor:
             self.refused_rate.add(now)
         else:
             self.accepted_rate.add(now)
+            trip = now - sent_at
+            smooth = self.round_trip
+            self.round_trip = trip if smooth is None else smooth + RTT_WEIGHT * (trip - smooth)
         if sent_at <= self.last_decrease:
             return  # sent before the last decrease: old news, once per window
         if refused and self.ramp_from is not None:
             self.ramp_refused.append(sent_at)
         pace = self.rate(sent_at)
         settled = sent_at >= self.last_decrease + self.settings.measure_seconds / 2
-        if settled and self.w_max is not None and pace is not None and pace <= 0.95 * self.w_max:
-            self.below_limit[0] += 1
-            self.below_limit[1] += refused
+        if settled and self.w_max is not None and pace is not None:
+            if pace <= (1 + STRAY_MARGIN) * self.w_max:
+                self.below_limit[0] += 1
+                self.below_limit[1] += refused
+        elif self.hold_from is not None and sent_at >= self.hold_from:
+            self.held[0] += 1
+            self.held[1] += refused
         self.window.append((now, refused))
         self.window_refusals += refused
         settings = self.settings
@@ -247,7 +294,9 @@ class RateGovernor:
             pace = self._ramp(now) or self.sent_rate.per_second(now)
             self.ramp_from = None
             self.hold_from = now
-            self.hold_rate = max(self.settings.floor, self.settings.hold_share * pace)
+            self.emptied = (now, self.sent_count - self.refused)
+            hold = min(self.settings.hold_share * pace, self._taken_per_second(now))
+            self.hold_rate = max(self.settings.floor, hold)
         elif self._limit_shows():
             self._decrease(now)
 
@@ -275,9 +324,17 @@ class RateGovernor:
         sent = sum(1 for t in self.sent_rate.times if t >= refused[0])
         return len(refused) >= self.settings.ramp_share * sent
 
+    def _taken_per_second(self, now: float) -> float:
+        """What the server took since the first request, less the burst a token bucket lets
+        through: its limit when that burst is a second of it (sent, not refused: the
+        successes of slow creates are still on their way)."""
+        elapsed = now - (self.started_at if self.started_at is not None else now)
+        return max(0, self.sent_count - self.refused) / (elapsed + BURST_SECONDS)
+
     def _hold_was_below_the_limit(self, now: float) -> None:
         """No refusal ended the hold: the server takes at least its pace; probe above it."""
         self.w_max = self.hold_rate
+        self.below_limit = list(self.held)
         self.decreased_at = now - self._k
         self.estimated = True
         self.hold_from = None
@@ -298,6 +355,13 @@ class RateGovernor:
     def _decrease(self, now: float) -> None:
         sent = self.sent_rate.per_second(now)
         accepted = self._taken_since_refusals_began(now)
+        taken = self.sent_count - self.refused
+        if self.emptied is not None and now - self.emptied[0] >= LONG_MEASURE_SECONDS:
+            # Empty then and now, never full between: it took its limit all along.
+            since, taken_then = self.emptied
+            accepted = min(accepted, (taken - taken_then) / (now - since))
+            self.measured_long = accepted
+        self.emptied = (now, taken)
         current = self.rate(now)
         if current is not None:
             sent = min(sent, current)
@@ -345,9 +409,15 @@ class RateGovernor:
 
     @property
     def learned_limit(self) -> float | None:
-        """About how many requests per second the server accepted when it refused (median)."""
+        """About how many requests per second the server accepted when it refused: the last
+        measure from one empty bucket to the next, else the median of the short ones; before
+        any, the pace the slow start held when it met the limit."""
         if not self.accepted_at_limit:
+            if self.hold_from is not None or self.estimated:
+                return self.hold_rate
             return None
+        if self.measured_long is not None:
+            return self.measured_long
         return statistics.median(self.accepted_at_limit)
 
 

@@ -185,6 +185,8 @@ class PacedRequests:
 
     pacer: Pacer
     slots: asyncio.Semaphore
+    _departures: asyncio.Lock
+    """Held by the request waiting for the next departure slot (first come, first served)."""
     clock: Callable[[], float]
     stop_event: asyncio.Event
     outcome: SendOutcome
@@ -214,19 +216,11 @@ class PacedRequests:
                 probe = await self._gate()
                 sent_at: float | None = None
                 try:
-                    reserved_at = self.clock()
-                    delay = self.pacer.reserve(reserved_at)
-                    if self.pacer.waits_too_long(delay):
-                        self._window_too_far(delay)
-                        raise SendingStopped()
-                    if delay > 0:
-                        await self._sleep(delay)
+                    await self._departure(probe)
                     if self.stop_event.is_set():
                         raise SendingStopped()
                     if self.pacer.outage.is_open and not probe:
                         continue  # the guard opened while this request waited for its slot
-                    if delay > 0 and not probe and self.pacer.slowed_since(reserved_at):
-                        continue  # its slot was reserved at a pace the server refused
                     if before is not None:
                         before()
                     self.outcome.requests += 1
@@ -259,6 +253,23 @@ class PacedRequests:
                 self.reached_server = True
                 self._answered(sent_at, Answer.ACCEPTED, probe, whose)
                 return result
+
+    async def _departure(self, probe: bool) -> None:
+        """Wait for this request's departure slot. One request at a time holds a slot ahead,
+        so that a pace that rises (the slow start) or drops applies to the next one at once;
+        a slot reserved before the slow start met the limit is asked for again."""
+        async with self._departures:
+            while True:
+                reserved_at = self.clock()
+                delay = self.pacer.reserve(reserved_at)
+                if self.pacer.waits_too_long(delay):
+                    self._window_too_far(delay)
+                    raise SendingStopped()
+                if delay <= 0:
+                    return
+                await self._sleep(delay)
+                if probe or self.stop_event.is_set() or not self.pacer.slowed_since(reserved_at):
+                    return
 
     async def _gate(self) -> bool:
         """Wait until the outage guard lets this request go; True when it is the probe."""
@@ -365,6 +376,7 @@ class Sender(PacedRequests):
         self.pacer = Pacer(settings.pacing(self._known_pace()))
         target.on_rate_hint = lambda hint: self.pacer.hinted(self.clock(), hint)
         self.slots = asyncio.Semaphore(settings.concurrency)
+        self._departures = asyncio.Lock()
         self.base_url = target.base_url
         self.reached_server = False
         self._changed = asyncio.Event()
