@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from importer.errors import EXIT_INTERRUPTED
 from importer.events import FAILED_BEFORE, Reporter
 from importer.ledger import Ledger
+from importer.ledger.manifest_index import ManifestIndex
 from importer.outcomes import (
     REJECTED_ACTIONS,
     REPORTED_ACTIONS,
@@ -59,7 +60,6 @@ from importer.targets.base import Target
 if TYPE_CHECKING:
     from importer.events import Reporter
     from importer.ledger import Ledger
-    from importer.ledger.manifest_index import ManifestIndex
     from importer.outcomes import RunSummary
 
 
@@ -220,7 +220,9 @@ async def run_import(
         record = kept_record(unprepared, settings, notices, said, seen)
         if fingerprint is not None and record is not None:
             record["prefixes"] = sorted(prefixes)  # the zone check reads them on a kept run
-            ledger.keep_manifest(manifest_key, fingerprint, record)
+            kept_table = ledger.keep_manifest(manifest_key, fingerprint, record)
+            if kept_table is not None:  # the same rows, in key order and indexed: cheaper joins
+                index = ManifestIndex(ledger, kept_table)
     else:
         said = list(kept["read_notices"])
         prefixes = {p for p in kept.get("prefixes", []) if isinstance(p, str)}
@@ -269,7 +271,7 @@ async def run_import(
         sender.start()
         try:
             batches = (
-                reread_batches(ledger, settings, duplicates)
+                reread_batches(ledger, settings, duplicates, index)
                 if kept is not None
                 else planned_batches(ledger, settings, duplicates, index)
             )

@@ -65,11 +65,17 @@ class RecordingMatch:
     """Imported, or earlier in this manifest, with the same media URL."""
 
 
-class ManifestIndex:
-    """The scratch index of one manifest, on the ledger's connection."""
+SCRATCH = "temp.manifest_index"
+"""Pass one's own index; a kept one (``RowCache.keep_manifest``) is a table of the ledger."""
 
-    def __init__(self, ledger: Ledger) -> None:
+
+class ManifestIndex:
+    """The index of one manifest, on the ledger's connection: pass one's scratch table, or
+    the table a run kept it in (ordered by external_id and indexed: nothing to restore)."""
+
+    def __init__(self, ledger: Ledger, table: str = SCRATCH) -> None:
         self.db = ledger.db
+        self.table = table
 
     def start(self) -> None:
         """An empty scratch table of (external_id, row, payload hash, source id, media URL)."""
@@ -119,16 +125,22 @@ class ManifestIndex:
         if not self._ledger_knows_recordings:
             return []
         self._fill("prefix_skip", conflicting)
+        # The rows about to be sent as new first (no engagement, or a pending one: few on a
+        # re-sync), then their recordings: not a media look-up for every row of the file.
         moved = (
-            "WITH moved AS (SELECT i.row_number, i.external_id AS new_id, e.external_id AS old_id,"
+            "WITH fresh AS MATERIALIZED (SELECT i.row_number, i.external_id, i.source_id, "
+            f"i.media_url FROM {self.table} i WHERE NOT EXISTS (SELECT 1 FROM engagements own "
+            "WHERE own.external_id = i.external_id) UNION ALL SELECT i.row_number, "
+            "i.external_id, i.source_id, i.media_url FROM engagements own "
+            f"JOIN {self.table} i ON i.external_id = own.external_id "
+            f"WHERE own.status = '{Status.PENDING}'), "
+            "moved AS (SELECT i.row_number, i.external_id AS new_id, e.external_id AS old_id,"
             " substr(e.external_id, 1, length(e.external_id) - length(e.source_id)) AS old_prefix,"
             " substr(i.external_id, 1, length(i.external_id) - length(i.source_id)) AS new_prefix"
-            " FROM temp.manifest_index i JOIN engagements e ON e.media_url = i.media_url"
+            " FROM fresh i JOIN engagements e ON e.media_url = i.media_url"
             " AND e.source_id = i.source_id AND e.external_id != i.external_id"
             f" AND e.status IN {IMPORTED}"
-            " LEFT JOIN engagements own ON own.external_id = i.external_id"
-            f" WHERE (own.external_id IS NULL OR own.status = '{Status.PENDING}')"
-            " AND i.external_id NOT IN (SELECT external_id FROM temp.prefix_skip)) "
+            " WHERE i.external_id NOT IN (SELECT external_id FROM temp.prefix_skip)) "
         )
         changes = []
         for row in list(
@@ -166,10 +178,10 @@ class ManifestIndex:
             for row in self.db.query(
                 "SELECT i.external_id, i.source_id, "
                 f"{same_row} AS prefix_of, {same_media} AS imported_as, "
-                "(SELECT j.external_id FROM temp.manifest_index j WHERE j.media_url = i.media_url "
+                f"(SELECT j.external_id FROM {self.table} j WHERE j.media_url = i.media_url "
                 "AND j.external_id != i.external_id AND j.row_number < i.row_number "
                 "ORDER BY j.row_number LIMIT 1) AS earlier "
-                f"FROM temp.manifest_index i WHERE i.external_id IN ({marks})",
+                f"FROM {self.table} i WHERE i.external_id IN ({marks})",
                 chunk,
             ):
                 if row["prefix_of"] or row["imported_as"] or row["earlier"]:
@@ -194,16 +206,17 @@ class ManifestIndex:
     def repeated(self, shown: int = 10) -> Iterator[tuple[str, int, bool, tuple[int, ...], int]]:
         """external_ids on more than one row: first row, whether the payloads differ, the
         first ``shown`` rows and how many more there are."""
-        self.db.execute(
-            "CREATE INDEX IF NOT EXISTS temp.manifest_index_id ON manifest_index (external_id)"
-        )
-        self.db.execute(
-            "CREATE INDEX IF NOT EXISTS temp.manifest_index_media ON manifest_index (media_url)"
-        )
+        if self.table == SCRATCH:  # a kept table has its own
+            self.db.execute(
+                "CREATE INDEX IF NOT EXISTS temp.manifest_index_id ON manifest_index (external_id)"
+            )
+            self.db.execute(
+                "CREATE INDEX IF NOT EXISTS temp.manifest_index_media ON manifest_index (media_url)"
+            )
         for row in self.db.query(
             "SELECT external_id, MIN(row_number) AS first_row, COUNT(*) AS n, "
             "GROUP_CONCAT(row_number) AS row_numbers, "
-            "COUNT(DISTINCT payload_hash) > 1 AS conflicting FROM temp.manifest_index "
+            f"COUNT(DISTINCT payload_hash) > 1 AS conflicting FROM {self.table} "
             "GROUP BY external_id HAVING COUNT(*) > 1"
         ):
             numbers = sorted(int(n) for n in row["row_numbers"].split(","))[:shown]
@@ -230,7 +243,10 @@ class ManifestIndex:
                 "media_url) "
                 f"SELECT external_id, ?, MIN(row_number), '{Status.PENDING}', 0, payload_hash, "
                 "0, ?, ?, source_id, media_url "
-                "FROM temp.manifest_index WHERE external_id NOT IN "
+                # Only ids the ledger does not hold yet (what OR IGNORE would keep anyway),
+                # found through its key alone, not by reading every row it holds.
+                f"FROM {self.table} i WHERE NOT EXISTS (SELECT 1 FROM engagements e "
+                "WHERE e.external_id = i.external_id) AND external_id NOT IN "
                 "(SELECT external_id FROM temp.conflicting) GROUP BY external_id",
                 [manifest, stamp, stamp],
             )
@@ -242,7 +258,7 @@ class ManifestIndex:
             row["status"]: row["n"]
             for row in self.db.query(
                 "SELECT e.status AS status, COUNT(*) AS n FROM (SELECT external_id, "
-                "MIN(row_number) AS first_row FROM temp.manifest_index GROUP BY external_id) i "
+                f"MIN(row_number) AS first_row FROM {self.table} GROUP BY external_id) i "
                 f"JOIN engagements e USING (external_id) WHERE i.first_row > ? "
                 f"AND e.status IN {UNFINISHED} GROUP BY e.status",
                 [row_number],
@@ -258,7 +274,7 @@ class ManifestIndex:
         """
         where = (
             f"FROM engagements WHERE manifest = ? AND status IN {NOT_SENT} "
-            "AND external_id NOT IN (SELECT external_id FROM temp.manifest_index) "
+            f"AND external_id NOT IN (SELECT external_id FROM {self.table}) "
             "AND external_id NOT IN (SELECT external_id FROM rejects WHERE manifest = ? "
             "AND run_id = ? AND external_id IS NOT NULL)"
         )
@@ -305,7 +321,7 @@ class ManifestIndex:
             "AND i.payload_hash = COALESCE(e.sent_hash, e.payload_hash) THEN 'failed before' "
             f"WHEN {to_send} THEN 'to send' ELSE 'other' END AS kind, "
             "COUNT(DISTINCT i.external_id) AS n "
-            "FROM temp.manifest_index i LEFT JOIN engagements e USING (external_id) "
+            f"FROM {self.table} i LEFT JOIN engagements e USING (external_id) "
             "WHERE i.external_id NOT IN (SELECT external_id FROM temp.summary_skip) "
             "GROUP BY kind",
             {"permanent": int(include_permanent), "only_failed": int(only_failed)},

@@ -468,6 +468,7 @@ def usable_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
     try:
         DateStyle(**record["dates"])
         int(record["rows"]), int(record["valid"])
+        str(record["index_table"])
         notices = [*record["prepare_notices"], *record["read_notices"]]
     except (KeyError, TypeError, ValueError):
         return None
@@ -483,9 +484,7 @@ def restored(
     settings = dataclasses.replace(
         settings, mapping=dataclasses.replace(settings.mapping, dates=dates)
     )
-    index = ManifestIndex(ledger)
-    index.start()
-    ledger.restore_kept_index(manifest_key)
+    index = ManifestIndex(ledger, record["index_table"])
     duplicates = {
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
         for external_id, first_row, conflicting, rows, more in index.repeated()
@@ -495,11 +494,13 @@ def restored(
 
 
 def reread_batches(
-    ledger: Ledger, settings: ImportSettings, duplicates: dict[str, DuplicateInfo]
+    ledger: Ledger,
+    settings: ImportSettings,
+    duplicates: dict[str, DuplicateInfo],
+    index: ManifestIndex,
 ) -> Iterator[list[PlannedRow]]:
     """Pass two of a manifest whose index was kept: read again as it is planned, so the
     first request leaves with the first row to send; rows known by their key unmapped."""
-    index = ManifestIndex(ledger)
     for batch, _, learned, _ in _pass_one_batches(
         ledger, settings, None, settle=True, unsettled_ids=duplicates
     ):
