@@ -489,6 +489,8 @@ def restored(
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
         for external_id, first_row, conflicting, rows, more in index.repeated()
     }
+    # Asked again: the ledger may hold a lookalike sent since the index was kept.
+    duplicates.update(lookalike_duplicates(ledger.lookalike_ids(index.table)))
     seen = Counter({"rows": int(record["rows"]), "valid": int(record["valid"])})
     return settings, index, duplicates, seen
 
