@@ -569,7 +569,7 @@ def build_imported_ledger(manifest: Path, ledger_path: Path, rows: int) -> int:
         ledger.db.execute(
             "UPDATE engagements SET status = 'created', sent_hash = payload_hash, "
             "http_status = 201, engagement_id = 'ngmt_' || row_number, attempts = 1, "
-            "sent_at = ?, completed_at = ?, updated_at = ?",
+            "timezone = 'UTC', sent_at = ?, completed_at = ?, updated_at = ?",
             [stamp, stamp, stamp],
         )
     ledger.close()
@@ -608,7 +608,12 @@ def first_request_run(
 def scenario_8(work: Path, manifest: Path, built: Path) -> Row:
     ledger = copy_ledger(built, work / "resume.db")
     with contextlib.closing(sqlite3.connect(ledger)) as db, db:  # one row in 100 not sent yet
-        pending = db.execute("DELETE FROM engagements WHERE (row_number - 2) % 100 = 0").rowcount
+        # As a stopped run leaves them: registered pending before its first request.
+        pending = db.execute(
+            "UPDATE engagements SET status = 'pending', sent_hash = NULL, http_status = NULL, "
+            "engagement_id = NULL, attempts = 0, sent_at = NULL, completed_at = NULL "
+            "WHERE (row_number - 2) % 100 = 0"
+        ).rowcount
     with Sandbox() as sandbox:
         child, summary, first = first_request_run(sandbox, manifest, ledger)
     sent = summary.get("counts", {}).get("created", 0)

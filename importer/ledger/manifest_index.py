@@ -137,7 +137,7 @@ class ManifestIndex:
             "moved AS (SELECT i.row_number, i.external_id AS new_id, e.external_id AS old_id,"
             " substr(e.external_id, 1, length(e.external_id) - length(e.source_id)) AS old_prefix,"
             " substr(i.external_id, 1, length(i.external_id) - length(i.source_id)) AS new_prefix"
-            " FROM fresh i JOIN engagements e ON e.media_url = i.media_url"
+            " FROM fresh i CROSS JOIN engagements e ON e.media_url = i.media_url"  # fresh first
             " AND e.source_id = i.source_id AND e.external_id != i.external_id"
             f" AND e.status IN {IMPORTED}"
             " WHERE i.external_id NOT IN (SELECT external_id FROM temp.prefix_skip)) "
@@ -213,11 +213,13 @@ class ManifestIndex:
             self.db.execute(
                 "CREATE INDEX IF NOT EXISTS temp.manifest_index_media ON manifest_index (media_url)"
             )
+        # The repeated ids from the external_id index alone first; their rows only then.
         for row in self.db.query(
             "SELECT external_id, MIN(row_number) AS first_row, COUNT(*) AS n, "
             "GROUP_CONCAT(row_number) AS row_numbers, "
             f"COUNT(DISTINCT payload_hash) > 1 AS conflicting FROM {self.table} "
-            "GROUP BY external_id HAVING COUNT(*) > 1"
+            f"WHERE external_id IN (SELECT external_id FROM {self.table} GROUP BY external_id "
+            "HAVING COUNT(*) > 1) GROUP BY external_id"
         ):
             numbers = sorted(int(n) for n in row["row_numbers"].split(","))[:shown]
             yield (
@@ -254,13 +256,13 @@ class ManifestIndex:
 
     def unfinished_after(self, row_number: int) -> dict[str, int]:
         """Indexed ids first seen after a row that the ledger holds pending or in flight."""
+        # From the ledger's unfinished rows (its status index), not every row of the index.
         return {
             row["status"]: row["n"]
             for row in self.db.query(
-                "SELECT e.status AS status, COUNT(*) AS n FROM (SELECT external_id, "
-                f"MIN(row_number) AS first_row FROM {self.table} GROUP BY external_id) i "
-                f"JOIN engagements e USING (external_id) WHERE i.first_row > ? "
-                f"AND e.status IN {UNFINISHED} GROUP BY e.status",
+                "SELECT e.status AS status, COUNT(*) AS n FROM engagements e "
+                f"WHERE e.status IN {UNFINISHED} AND (SELECT MIN(i.row_number) FROM "
+                f"{self.table} i WHERE i.external_id = e.external_id) > ? GROUP BY e.status",
                 [row_number],
             )
         }
@@ -313,17 +315,19 @@ class ManifestIndex:
                 "INSERT INTO temp.summary_skip VALUES (?)", [(i,) for i in conflicting]
             )
         to_send = f"e.status IN {UNFINISHED}" if only_failed else "1"
+        # One kind per id (an id whose rows differ is conflicting, so left out): counted by
+        # grouping in the external_id index's order rather than COUNT(DISTINCT) per kind.
         for row in self.db.query(
+            "SELECT kind, COUNT(*) AS n FROM ("
             f"SELECT CASE WHEN e.status IN {IMPORTED} AND (:only_failed "
             "OR i.payload_hash = e.payload_hash) THEN 'already imported' "
             f"WHEN e.status IN {IMPORTED} THEN 'changed since import' "
             f"WHEN e.status = '{Status.FAILED}' AND e.transient = 0 AND NOT :permanent "
             "AND i.payload_hash = COALESCE(e.sent_hash, e.payload_hash) THEN 'failed before' "
-            f"WHEN {to_send} THEN 'to send' ELSE 'other' END AS kind, "
-            "COUNT(DISTINCT i.external_id) AS n "
+            f"WHEN {to_send} THEN 'to send' ELSE 'other' END AS kind "
             f"FROM {self.table} i LEFT JOIN engagements e USING (external_id) "
             "WHERE i.external_id NOT IN (SELECT external_id FROM temp.summary_skip) "
-            "GROUP BY kind",
+            "GROUP BY i.external_id) GROUP BY kind",
             {"permanent": int(include_permanent), "only_failed": int(only_failed)},
         ):
             if row["kind"] in counts:
