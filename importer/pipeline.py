@@ -141,7 +141,7 @@ def take_stock(
         external_id = planned.row.external_id or ""
         if planned.action == Action.CHANGED:
             stock.changed[external_id] = list(planned.changed)
-        elif planned.action == Action.IMPORTED and not planned.settled:
+        elif planned.action == Action.IMPORTED:
             stock.unchanged.append(external_id)
         if planned.action in (Action.IMPORTED, Action.CHANGED) and planned.row.payload:
             media_url = planned.row.payload.get("media_url")
@@ -275,7 +275,11 @@ async def run_import(
                 if kept is not None
                 else planned_batches(ledger, settings, duplicates, index)
             )
-            for batch in batches:
+            for planned_batch in batches:
+                batch = planned_batch.rows
+                # Rows known by their key as imported unchanged: counted, nothing to do.
+                if planned_batch.settled:
+                    summary.planned[Action.IMPORTED] += planned_batch.settled
                 # The whole batch is judged and recorded before any of it is queued: a stop
                 # while a queue slot is awaited must not lose a row already reported.
                 stock = take_stock(
@@ -291,9 +295,9 @@ async def run_import(
                 ledger.note_recordings(stock.imported)
                 for external_id, message in stock.contacts_stuck.items():
                     ledger.record_contacts_failure(external_id, message)
-                if batch:
-                    reached = batch[-1].row.row_number
-                    judged += len(batch)
+                if planned_batch.last_row:
+                    reached = planned_batch.last_row
+                judged += len(batch) + planned_batch.settled
                 queued += sum(not item.contacts_only for item in stock.work)
                 # A target without idempotent creates (DevRev) is looked up first: rows it
                 # holds are recorded, not sent. In-flight rows of a crashed run are among them.
@@ -418,7 +422,9 @@ def plan_manifest(
             on_notice(notice)
     counts: Counter[Action] = Counter()
     for batch in planned_batches(ledger, settings, duplicates, index):
-        for planned in batch:
+        if batch.settled:  # never: a plan maps every row
+            counts[Action.IMPORTED] += batch.settled
+        for planned in batch.rows:
             counts[planned.action] += 1
             on_row(planned)
     return counts

@@ -363,12 +363,26 @@ def _settled_repeated(index: ManifestIndex, external_ids: Iterable[str]) -> bool
     )
 
 
+class PlannedBatch(NamedTuple):
+    """One batch of pass two: its rows planned, and its settled rows counted, not planned.
+
+    A settled row (known by its key as imported unchanged) is ``already imported`` with
+    nothing to note or send: a re-sync of a million rows builds no plan for each of them."""
+
+    rows: list[PlannedRow]
+    """The rows mapped, planned, in file order."""
+    settled: int
+    """Rows known by their key as imported unchanged."""
+    last_row: int
+    """The batch's last row number (0: an empty batch)."""
+
+
 def planned_batches(
     ledger: Ledger,
     settings: ImportSettings,
     duplicates: dict[str, DuplicateInfo],
     index: ManifestIndex,
-) -> Iterator[list[PlannedRow]]:
+) -> Iterator[PlannedBatch]:
     """Pass two: each row's action, given the ledger (and where its recording already is).
 
     It plans pass one's spooled rows: the manifest is not read or validated again. A settled
@@ -384,9 +398,8 @@ def _planned(
     duplicates: dict[str, DuplicateInfo],
     index: ManifestIndex,
     batch: list[MappedRow | SettledRow],
-) -> list[PlannedRow]:
+) -> PlannedBatch:
     """One batch's actions, given the ledger (and where its recordings already are)."""
-    file = str(settings.manifest)
     mapped = [r for r in batch if isinstance(r, MappedRow)]
     facts = ledger.facts_for(r.external_id for r in mapped if r.external_id)
     planned = [
@@ -396,26 +409,21 @@ def _planned(
             duplicates.get(row.external_id) if row.external_id else None,
             settings.plan,
         )
-        if isinstance(row, MappedRow)
-        else _already_imported(row, file)
-        for row in batch
+        for row in mapped
     ]
     known = known_recordings(
         index.recording_matches(
             p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
         )
     )
-    return [
+    judged = [
         judge_recording(p, known.get(p.row.external_id or ""), settings.recordings) for p in planned
     ]
-
-
-def _already_imported(settled: SettledRow, file: str) -> PlannedRow:
-    """A settled row's plan: imported unchanged; its request is not rebuilt (no payload)."""
-    row = MappedRow(
-        file, settled.row_number, {}, settled.external_id, None, source_id=settled.source_id
+    return PlannedBatch(
+        judged,
+        len(batch) - len(mapped),
+        batch[-1].row_number if batch else 0,
     )
-    return PlannedRow(row, Action.IMPORTED, settled=True)
 
 
 def manifest_fingerprint(settings: ImportSettings) -> str | None:
@@ -500,7 +508,7 @@ def reread_batches(
     settings: ImportSettings,
     duplicates: dict[str, DuplicateInfo],
     index: ManifestIndex,
-) -> Iterator[list[PlannedRow]]:
+) -> Iterator[PlannedBatch]:
     """Pass two of a manifest whose index was kept: read again as it is planned, so the
     first request leaves with the first row to send; rows known by their key unmapped."""
     for batch, _, learned, _ in _pass_one_batches(
