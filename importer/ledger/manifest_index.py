@@ -12,10 +12,11 @@ The planner reads what these queries find as plain values (``RecordingMatch``).
 
 from __future__ import annotations
 
+import functools
 import gc
 import pickle
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +83,7 @@ class ManifestIndex:
         self.db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS manifest_index "
             "(external_id TEXT, row_number INTEGER, payload_hash TEXT, source_id TEXT, "
-            "media_url TEXT)"
+            "media_url TEXT, settled INTEGER)"
         )
         self.db.execute("DELETE FROM temp.manifest_index")
         self.db.execute(
@@ -90,13 +91,13 @@ class ManifestIndex:
         )
         self.db.execute("DELETE FROM temp.manifest_spool")
 
-    def spool(self, batch: Sequence[object]) -> None:
-        """Keep one batch of rows (mapped, or known by key), in file order, for ``spooled``."""
+    def spool(self, batch: object) -> None:
+        """Keep what pass two needs of one batch, in file order, for ``spooled``."""
         # Pickle is safe here: the process reads back only what it wrote a moment ago.
         blob = zlib.compress(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL), 1)
         self.db.execute("INSERT INTO temp.manifest_spool (rows) VALUES (?)", [blob])
 
-    def spooled(self) -> Iterator[list[Any]]:
+    def spooled(self) -> Iterator[Any]:
         """The spooled batches in file order; one at a time, so memory stays flat."""
         seq = 0
         while True:
@@ -109,21 +110,51 @@ class ManifestIndex:
             seq = found[0]
             yield _unpickled(found[1])
 
-    def add(self, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
-        """Add valid rows to the scratch table."""
+    def add(
+        self, rows: list[tuple[str, int, str, str | None, str | None]], *, settled: bool = False
+    ) -> None:
+        """Add valid rows to the scratch table; ``settled``: known by their key as imported
+        unchanged (``settled_among``)."""
+        if not rows:
+            return
         with self.db.conn:
-            self.db.conn.executemany("INSERT INTO temp.manifest_index VALUES (?, ?, ?, ?, ?)", rows)
+            self.db.conn.executemany(
+                f"INSERT INTO temp.manifest_index VALUES (?, ?, ?, ?, ?, {int(settled)})", rows
+            )
 
-    @property
+    def settled_among(self, external_ids: Iterable[str]) -> bool:
+        """Whether any of these external_ids is on a row added as settled."""
+        ids = list(external_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            if self.db.execute(
+                "SELECT 1 FROM temp.manifest_index WHERE settled = 1 "
+                f"AND external_id IN ({marks}) LIMIT 1",
+                chunk,
+            ).fetchone():
+                return True
+        return False
+
+    @functools.cached_property
     def _ledger_knows_recordings(self) -> bool:
         """A read-only ledger of schema 1 has no source ids or media URLs to compare with."""
         return "media_url" in self.db.table("engagements").columns_dict
+
+    def _media_indexed(self) -> None:
+        """The scratch table's media URL index, made when first needed (a kept table has
+        one; a run that keeps its index never needs this one)."""
+        if self.table == SCRATCH:
+            self.db.execute(
+                "CREATE INDEX IF NOT EXISTS temp.manifest_index_media ON manifest_index (media_url)"
+            )
 
     def prefix_changes(self, conflicting: Iterable[str]) -> list[PrefixChange]:
         """Rows about to be sent as new whose source id and media URL were imported under
         another external_id: by (old prefix, new prefix), with a count and an example."""
         if not self._ledger_knows_recordings:
             return []
+        self._media_indexed()
         self._fill("prefix_skip", conflicting)
         # The rows about to be sent as new first (no engagement, or a pending one: few on a
         # re-sync), then their recordings: not a media look-up for every row of the file.
@@ -164,6 +195,8 @@ class ManifestIndex:
         first, then an earlier row of this manifest); rows with none are left out."""
         ids = list(dict.fromkeys(external_ids))
         in_ledger = self._ledger_knows_recordings
+        if ids:
+            self._media_indexed()
         imported = (
             "(SELECT e.external_id FROM engagements e WHERE e.media_url = i.media_url "
             "AND e.external_id != i.external_id AND e.status IN " + IMPORTED + " {} "
@@ -209,9 +242,6 @@ class ManifestIndex:
         if self.table == SCRATCH:  # a kept table has its own
             self.db.execute(
                 "CREATE INDEX IF NOT EXISTS temp.manifest_index_id ON manifest_index (external_id)"
-            )
-            self.db.execute(
-                "CREATE INDEX IF NOT EXISTS temp.manifest_index_media ON manifest_index (media_url)"
             )
         # The repeated ids from the external_id index alone first; their rows only then.
         for row in self.db.query(

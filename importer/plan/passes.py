@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -321,14 +321,15 @@ def index_manifest(
             for r in mapped
             if r.valid and r.payload is not None
         ]
-        index.add(valid + entries)  # type: ignore[arg-type]
+        index.add(valid)  # type: ignore[arg-type]
+        index.add(entries, settled=True)
         if prefixes is not None:
             prefixes.update(
                 prefix_of(external_id, source_id or "")
                 for external_id, _, _, source_id, _ in valid + entries
                 if external_id
             )
-        index.spool(batch)
+        index.spool(_spooled_form(batch))
         ledger.remember_row_keys(learned)
         seen["rows"] += len(batch)
         seen["valid"] += len(valid) + len(entries)
@@ -342,7 +343,7 @@ def index_manifest(
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
         for external_id, first_row, conflicting, rows, more in index.repeated()
     }
-    if settled_ids and duplicates and _settled_repeated(index, duplicates):
+    if settled_ids and duplicates and index.settled_among(duplicates):
         # A row known by its key shares its external_id with another: judged with them,
         # as every row is without keys (rare; the index is built again, all rows mapped).
         if stats is not None:
@@ -353,14 +354,11 @@ def index_manifest(
     return index, duplicates, seen
 
 
-def _settled_repeated(index: ManifestIndex, external_ids: Iterable[str]) -> bool:
-    """Whether any of these external_ids is on a row pass one knew by its key."""
-    wanted = set(external_ids)
-    return any(
-        isinstance(row, SettledRow) and row.external_id in wanted
-        for batch in index.spooled()
-        for row in batch
-    )
+def _spooled_form(batch: list[MappedRow | SettledRow]) -> tuple[list[MappedRow], int, int]:
+    """What pass two needs of a batch: its mapped rows in order, how many rows were settled,
+    its last row number (settled rows are counted, never planned: nothing more is spooled)."""
+    mapped = [r for r in batch if isinstance(r, MappedRow)]
+    return mapped, len(batch) - len(mapped), batch[-1].row_number if batch else 0
 
 
 class PlannedBatch(NamedTuple):
@@ -397,10 +395,11 @@ def _planned(
     settings: ImportSettings,
     duplicates: dict[str, DuplicateInfo],
     index: ManifestIndex,
-    batch: list[MappedRow | SettledRow],
+    batch: tuple[list[MappedRow], int, int],
 ) -> PlannedBatch:
-    """One batch's actions, given the ledger (and where its recordings already are)."""
-    mapped = [r for r in batch if isinstance(r, MappedRow)]
+    """One batch's actions (``_spooled_form``), given the ledger (and where its recordings
+    already are)."""
+    mapped, settled, last_row = batch
     facts = ledger.facts_for(r.external_id for r in mapped if r.external_id)
     planned = [
         plan_row(
@@ -419,11 +418,7 @@ def _planned(
     judged = [
         judge_recording(p, known.get(p.row.external_id or ""), settings.recordings) for p in planned
     ]
-    return PlannedBatch(
-        judged,
-        len(batch) - len(mapped),
-        batch[-1].row_number if batch else 0,
-    )
+    return PlannedBatch(judged, settled, last_row)
 
 
 def manifest_fingerprint(settings: ImportSettings) -> str | None:
@@ -515,7 +510,7 @@ def reread_batches(
         ledger, settings, None, settle=True, unsettled_ids=duplicates
     ):
         ledger.remember_row_keys(learned)
-        yield _planned(ledger, settings, duplicates, index, batch)
+        yield _planned(ledger, settings, duplicates, index, _spooled_form(batch))
 
 
 def refuse_changed_prefixes(
