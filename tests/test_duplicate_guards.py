@@ -93,6 +93,7 @@ def test_a_ledger_from_before_source_ids_is_migrated_and_then_guarded(
     with sqlite3.connect(ledger) as conn:  # as the previous version wrote it
         conn.execute("DROP INDEX IF EXISTS engagements_media_url")
         conn.execute("DROP INDEX IF EXISTS engagements_zone_read")
+        conn.execute("DROP INDEX IF EXISTS engagements_beyond_ascii")
         conn.execute("ALTER TABLE engagements DROP COLUMN source_id")
         conn.execute("ALTER TABLE engagements DROP COLUMN media_url")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")

@@ -15,11 +15,10 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterator
 
-from importer.ledger.db import LedgerDB
+from importer.ledger.db import BEYOND_ASCII, LedgerDB
 from importer.outcomes import Status
 
-# Characters, not bytes: a text that is not ASCII has more bytes than characters in UTF-8.
-NOT_ASCII = "length(CAST({0} AS BLOB)) != length({0})"
+NOT_ASCII = BEYOND_ASCII
 IS_ASCII = "length(CAST({0} AS BLOB)) = length({0})"
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from importer.ledger.db import IMPORTED, LedgerDB, now_iso
+from importer.ledger.db import BEYOND_ASCII, IMPORTED, LedgerDB, now_iso
 
 KEPT_TABLE = re.compile(r"kept_index_(\d+)")
 """The tables kept indexes live in, one per manifest (``kept_manifests`` names it)."""
@@ -161,6 +161,10 @@ class RowCache(LedgerDB):
             )
             self.db.execute(f"CREATE INDEX {table}_id ON {table} (external_id)")
             self.db.execute(f"CREATE INDEX {table}_media ON {table} (media_url)")
+            self.db.execute(  # the lookalike check's few ids beyond ASCII
+                f"CREATE INDEX {table}_beyond_ascii ON {table} (external_id, row_number) "
+                f"WHERE {BEYOND_ASCII.format('external_id')}"
+            )
             before = self.db.execute(
                 "SELECT record FROM kept_manifests WHERE manifest = ?", [manifest]
             ).fetchone()
