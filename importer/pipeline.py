@@ -217,7 +217,7 @@ async def run_import(
             ledger, settings, stats, record_rejects, prefixes, settle=True
         )
         said = read_notices(settings, stats)
-        record = kept_record(unprepared, settings, notices, said, seen)
+        record = kept_record(unprepared, settings, notices, said, seen, duplicates)
         if fingerprint is not None and record is not None:
             record["prefixes"] = sorted(prefixes)  # the zone check reads them on a kept run
             kept_table = ledger.keep_manifest(manifest_key, fingerprint, record)

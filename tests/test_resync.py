@@ -171,6 +171,23 @@ def test_a_known_row_repeated_with_other_values_is_a_duplicate(
     assert "crm:rec-0 is also on row 2 with different values" in result.output
 
 
+def test_ids_repeated_in_an_unchanged_manifest_are_judged_as_before(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    rows = [row(0), row(1), row(0, title="Another call, same id"), row(2), row(2), row(3)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    ledger = tmp_path / "ledger.db"
+    first = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
+
+    again = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
+
+    assert KEPT in again.output
+    assert "crm:rec-0 is also on row 4 with different values" in again.output
+    assert "crm:rec-0 is also on row 2 with different values" in again.output
+    assert again.exit_code == first.exit_code == 1
+    assert status_counts(ledger) == {"created": 3}
+
+
 def test_contacts_not_yet_applied_keep_the_row_checked(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(0, contact_ids="cnt_1"), row(1)])
     ledger = tmp_path / "ledger.db"

@@ -442,8 +442,10 @@ def kept_record(
     prepare_notices: list[str],
     read_notices: list[str],
     seen: Counter[str],
+    duplicates: dict[str, DuplicateInfo] | None = None,
 ) -> dict[str, Any] | None:
-    """What a run keeps beside the index: ``prepare``'s decision, the counts, the notices.
+    """What a run keeps beside the index: ``prepare``'s decision, the counts, the notices,
+    the ids repeated in the file (lookalikes are asked of the ledger again).
 
     None when ``prepare`` decided more than the date style: that could not be restored."""
     if dataclasses.replace(prepared.mapping, dates=before.mapping.dates) != before.mapping:
@@ -461,6 +463,11 @@ def kept_record(
         "read_notices": read_notices,
         "rows": seen["rows"],
         "valid": seen["valid"],
+        "repeated": [
+            [external_id, d.first_row, d.conflicting, list(d.rows), d.more]
+            for external_id, d in (duplicates or {}).items()
+            if not d.lookalike
+        ],
     }
 
 
@@ -472,10 +479,23 @@ def usable_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
         DateStyle(**record["dates"])
         int(record["rows"]), int(record["valid"])
         str(record["index_table"])
+        _kept_repeated(record)
         notices = [*record["prepare_notices"], *record["read_notices"]]
     except (KeyError, TypeError, ValueError):
         return None
     return record if all(isinstance(n, str) for n in notices) else None
+
+
+def _kept_repeated(record: dict[str, Any]) -> dict[str, DuplicateInfo]:
+    """The repeated ids a kept record holds (a ``TypeError`` or ``ValueError`` if damaged)."""
+    found = {}
+    for external_id, first_row, conflicting, rows, more in record["repeated"]:
+        if not isinstance(external_id, str) or not isinstance(conflicting, bool):
+            raise TypeError("a damaged repeated id")
+        found[external_id] = DuplicateInfo(
+            int(first_row), conflicting, tuple(int(n) for n in rows), int(more)
+        )
+    return found
 
 
 def restored(
@@ -488,10 +508,7 @@ def restored(
         settings, mapping=dataclasses.replace(settings.mapping, dates=dates)
     )
     index = ManifestIndex(ledger, record["index_table"])
-    duplicates = {
-        external_id: DuplicateInfo(first_row, conflicting, rows, more)
-        for external_id, first_row, conflicting, rows, more in index.repeated()
-    }
+    duplicates = _kept_repeated(record)
     # Asked again: the ledger may hold a lookalike sent since the index was kept.
     duplicates.update(lookalike_duplicates(ledger.lookalike_ids(index.table)))
     seen = Counter({"rows": int(record["rows"]), "valid": int(record["valid"])})
