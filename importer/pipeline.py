@@ -229,13 +229,15 @@ async def run_import(
     for notice in said:
         reporter.notice(notice)
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
-    refuse_changed_prefixes(index, settings, conflicting)
-    refuse_changed_zone(ledger, settings, prefixes)
+    # The counts first: the one pass over the index they take also finds the rows the
+    # prefix check and the pending registration need (nothing is written in between).
     ahead = index.summary(
         conflicting,
         only_failed=settings.plan.only_failed,
         include_permanent=settings.plan.include_permanent,
     )
+    refuse_changed_prefixes(index, settings, conflicting)
+    refuse_changed_zone(ledger, settings, prefixes)
     reporter.notice(f"{seen['rows']:,} row(s) read from {settings.manifest.name}.")
     if kept is not None:
         reporter.notice(

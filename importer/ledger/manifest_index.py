@@ -77,6 +77,8 @@ class ManifestIndex:
     def __init__(self, ledger: Ledger, table: str = SCRATCH) -> None:
         self.db = ledger.db
         self.table = table
+        self._ahead_for: frozenset[str] | None = None
+        """The conflicting ids ``summary`` left out of ``temp.ahead`` (None: not usable)."""
 
     def start(self) -> None:
         """An empty scratch table of (external_id, row, payload hash, source id, media URL)."""
@@ -154,17 +156,24 @@ class ManifestIndex:
         another external_id: by (old prefix, new prefix), with a count and an example."""
         if not self._ledger_knows_recordings:
             return []
+        conflicting = list(conflicting)
         self._media_indexed()
         self._fill("prefix_skip", conflicting)
         # The rows about to be sent as new first (no engagement, or a pending one: few on a
         # re-sync), then their recordings: not a media look-up for every row of the file.
-        moved = (
-            "WITH fresh AS MATERIALIZED (SELECT i.row_number, i.external_id, i.source_id, "
+        fresh = (
+            "SELECT row_number, external_id, source_id, media_url FROM temp.ahead "
+            f"WHERE registered = 0 OR status = '{Status.PENDING}'"
+            if self._ahead(conflicting)
+            else "SELECT i.row_number, i.external_id, i.source_id, "
             f"i.media_url FROM {self.table} i WHERE NOT EXISTS (SELECT 1 FROM engagements own "
             "WHERE own.external_id = i.external_id) UNION ALL SELECT i.row_number, "
             "i.external_id, i.source_id, i.media_url FROM engagements own "
             f"JOIN {self.table} i ON i.external_id = own.external_id "
-            f"WHERE own.status = '{Status.PENDING}'), "
+            f"WHERE own.status = '{Status.PENDING}'"
+        )
+        moved = (
+            f"WITH fresh AS MATERIALIZED ({fresh}), "
             "moved AS (SELECT i.row_number, i.external_id AS new_id, e.external_id AS old_id,"
             " substr(e.external_id, 1, length(e.external_id) - length(e.source_id)) AS old_prefix,"
             " substr(i.external_id, 1, length(i.external_id) - length(i.source_id)) AS new_prefix"
@@ -262,7 +271,20 @@ class ManifestIndex:
 
     def register_pending(self, manifest: str, conflicting: Iterable[str]) -> int:
         """Every sendable row becomes visible as ``pending`` before the first request."""
+        conflicting = list(conflicting)
         stamp = now_iso()
+        if self._ahead(conflicting):
+            self._ahead_for = None  # the ledger changes now
+            with self.db.conn:
+                cursor = self.db.execute(
+                    "INSERT OR IGNORE INTO engagements (external_id, manifest, row_number, "
+                    "status, transient, payload_hash, attempts, first_seen_at, updated_at, "
+                    "source_id, media_url) "
+                    f"SELECT external_id, ?, row_number, '{Status.PENDING}', 0, payload_hash, "
+                    "0, ?, ?, source_id, media_url FROM temp.ahead WHERE registered = 0",
+                    [manifest, stamp, stamp],
+                )
+            return int(cursor.rowcount)
         with self.db.conn:
             self.db.execute("CREATE TEMP TABLE IF NOT EXISTS conflicting (external_id TEXT)")
             self.db.execute("DELETE FROM temp.conflicting")
@@ -338,28 +360,50 @@ class ManifestIndex:
             "failed before": 0,
             "to send": 0,
         }
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS summary_skip (external_id TEXT)")
-        self.db.execute("DELETE FROM temp.summary_skip")
-        with self.db.conn:
-            self.db.conn.executemany(
-                "INSERT INTO temp.summary_skip VALUES (?)", [(i,) for i in conflicting]
-            )
+        skipped = list(dict.fromkeys(conflicting))
+        self._fill("summary_skip", skipped)
+        self.db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS ahead (external_id TEXT, row_number INTEGER, "
+            "payload_hash TEXT, source_id TEXT, media_url TEXT, kind TEXT, registered INTEGER, "
+            "status TEXT)"
+        )
         to_send = f"e.status IN {UNFINISHED}" if only_failed else "1"
-        # One kind per id (an id whose rows differ is conflicting, so left out): counted by
-        # grouping in the external_id index's order rather than COUNT(DISTINCT) per kind.
-        for row in self.db.query(
-            "SELECT kind, COUNT(*) AS n FROM ("
-            f"SELECT CASE WHEN e.status IN {IMPORTED} AND (:only_failed "
-            "OR i.payload_hash = e.payload_hash) THEN 'already imported' "
-            f"WHEN e.status IN {IMPORTED} THEN 'changed since import' "
-            f"WHEN e.status = '{Status.FAILED}' AND e.transient = 0 AND NOT :permanent "
-            "AND i.payload_hash = COALESCE(e.sent_hash, e.payload_hash) THEN 'failed before' "
-            f"WHEN {to_send} THEN 'to send' ELSE 'other' END AS kind "
-            f"FROM {self.table} i LEFT JOIN engagements e USING (external_id) "
-            "WHERE i.external_id NOT IN (SELECT external_id FROM temp.summary_skip) "
-            "GROUP BY i.external_id) GROUP BY kind",
-            {"permanent": int(include_permanent), "only_failed": int(only_failed)},
-        ):
-            if row["kind"] in counts:
-                counts[row["kind"]] = row["n"]
+        # One pass in the external_id index's order, one kind per id (an id whose rows differ
+        # is conflicting, so left out). Only the ids not already imported are kept (few on a
+        # re-sync or a resume): counted here, registered and prefix-checked from here.
+        with self.db.conn:
+            self.db.execute("DELETE FROM temp.ahead")
+            self.db.execute(
+                "INSERT INTO temp.ahead SELECT i.external_id, MIN(i.row_number), i.payload_hash, "
+                "i.source_id, i.media_url, "
+                f"CASE WHEN e.status IN {IMPORTED} AND (:only_failed "
+                "OR i.payload_hash = e.payload_hash) THEN 'already imported' "
+                f"WHEN e.status IN {IMPORTED} THEN 'changed since import' "
+                f"WHEN e.status = '{Status.FAILED}' AND e.transient = 0 AND NOT :permanent "
+                "AND i.payload_hash = COALESCE(e.sent_hash, e.payload_hash) THEN 'failed before' "
+                f"WHEN {to_send} THEN 'to send' ELSE 'other' END AS kind, "
+                "e.external_id IS NOT NULL, e.status "
+                f"FROM {self.table} i LEFT JOIN engagements e USING (external_id) "
+                "WHERE i.external_id NOT IN (SELECT external_id FROM temp.summary_skip) "
+                "GROUP BY i.external_id HAVING kind != 'already imported'",
+                {"permanent": int(include_permanent), "only_failed": int(only_failed)},
+            )
+        for kind, n in self.db.execute("SELECT kind, COUNT(*) FROM temp.ahead GROUP BY kind"):
+            if kind in counts:
+                counts[kind] = n
+        ahead = self.db.execute("SELECT COUNT(*) FROM temp.ahead").fetchone()[0]
+        ids = self.db.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {self.table} GROUP BY external_id)"
+        ).fetchone()[0]
+        skipped_here = self.db.execute(
+            "SELECT COUNT(*) FROM temp.summary_skip s WHERE EXISTS "
+            f"(SELECT 1 FROM {self.table} i WHERE i.external_id = s.external_id)"
+        ).fetchone()[0]
+        counts["already imported"] = ids - skipped_here - ahead
+        self._ahead_for = frozenset(skipped)
         return counts
+
+    def _ahead(self, conflicting: Iterable[str]) -> bool:
+        """Whether ``temp.ahead`` (``summary``) holds the rows not already imported, with
+        these conflicting ids left out, and the ledger has not been written since."""
+        return self._ahead_for == frozenset(conflicting)
