@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from importer.errors import EXIT_INTERRUPTED
 from importer.events import FAILED_BEFORE, Reporter
 from importer.ledger import Ledger
+from importer.ledger.manifest_index import ManifestIndex
 from importer.outcomes import (
     REJECTED_ACTIONS,
     REPORTED_ACTIONS,
@@ -59,7 +60,6 @@ from importer.targets.base import Target
 if TYPE_CHECKING:
     from importer.events import Reporter
     from importer.ledger import Ledger
-    from importer.ledger.manifest_index import ManifestIndex
     from importer.outcomes import RunSummary
 
 
@@ -141,7 +141,7 @@ def take_stock(
         external_id = planned.row.external_id or ""
         if planned.action == Action.CHANGED:
             stock.changed[external_id] = list(planned.changed)
-        elif planned.action == Action.IMPORTED and not planned.settled:
+        elif planned.action == Action.IMPORTED:
             stock.unchanged.append(external_id)
         if planned.action in (Action.IMPORTED, Action.CHANGED) and planned.row.payload:
             media_url = planned.row.payload.get("media_url")
@@ -217,23 +217,27 @@ async def run_import(
             ledger, settings, stats, record_rejects, prefixes, settle=True
         )
         said = read_notices(settings, stats)
-        record = kept_record(unprepared, settings, notices, said, seen)
+        record = kept_record(unprepared, settings, notices, said, seen, duplicates)
         if fingerprint is not None and record is not None:
             record["prefixes"] = sorted(prefixes)  # the zone check reads them on a kept run
-            ledger.keep_manifest(manifest_key, fingerprint, record)
+            kept_table = ledger.keep_manifest(manifest_key, fingerprint, record)
+            if kept_table is not None:  # the same rows, in key order and indexed: cheaper joins
+                index = ManifestIndex(ledger, kept_table)
     else:
         said = list(kept["read_notices"])
         prefixes = {p for p in kept.get("prefixes", []) if isinstance(p, str)}
     for notice in said:
         reporter.notice(notice)
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
-    refuse_changed_prefixes(index, settings, conflicting)
-    refuse_changed_zone(ledger, settings, prefixes)
+    # The counts first: the one pass over the index they take also finds the rows the
+    # prefix check and the pending registration need (nothing is written in between).
     ahead = index.summary(
         conflicting,
         only_failed=settings.plan.only_failed,
         include_permanent=settings.plan.include_permanent,
     )
+    refuse_changed_prefixes(index, settings, conflicting)
+    refuse_changed_zone(ledger, settings, prefixes)
     reporter.notice(f"{seen['rows']:,} row(s) read from {settings.manifest.name}.")
     if kept is not None:
         reporter.notice(
@@ -269,11 +273,15 @@ async def run_import(
         sender.start()
         try:
             batches = (
-                reread_batches(ledger, settings, duplicates)
+                reread_batches(ledger, settings, duplicates, index)
                 if kept is not None
                 else planned_batches(ledger, settings, duplicates, index)
             )
-            for batch in batches:
+            for planned_batch in batches:
+                batch = planned_batch.rows
+                # Rows known by their key as imported unchanged: counted, nothing to do.
+                if planned_batch.settled:
+                    summary.planned[Action.IMPORTED] += planned_batch.settled
                 # The whole batch is judged and recorded before any of it is queued: a stop
                 # while a queue slot is awaited must not lose a row already reported.
                 stock = take_stock(
@@ -289,9 +297,9 @@ async def run_import(
                 ledger.note_recordings(stock.imported)
                 for external_id, message in stock.contacts_stuck.items():
                     ledger.record_contacts_failure(external_id, message)
-                if batch:
-                    reached = batch[-1].row.row_number
-                    judged += len(batch)
+                if planned_batch.last_row:
+                    reached = planned_batch.last_row
+                judged += len(batch) + planned_batch.settled
                 queued += sum(not item.contacts_only for item in stock.work)
                 # A target without idempotent creates (DevRev) is looked up first: rows it
                 # holds are recorded, not sent. In-flight rows of a crashed run are among them.
@@ -416,7 +424,9 @@ def plan_manifest(
             on_notice(notice)
     counts: Counter[Action] = Counter()
     for batch in planned_batches(ledger, settings, duplicates, index):
-        for planned in batch:
+        if batch.settled:  # never: a plan maps every row
+            counts[Action.IMPORTED] += batch.settled
+        for planned in batch.rows:
             counts[planned.action] += 1
             on_row(planned)
     return counts

@@ -92,6 +92,8 @@ def test_a_ledger_from_before_source_ids_is_migrated_and_then_guarded(
     assert run(sandbox, manifest, ledger).exit_code == 0
     with sqlite3.connect(ledger) as conn:  # as the previous version wrote it
         conn.execute("DROP INDEX IF EXISTS engagements_media_url")
+        conn.execute("DROP INDEX IF EXISTS engagements_zone_read")
+        conn.execute("DROP INDEX IF EXISTS engagements_beyond_ascii")
         conn.execute("ALTER TABLE engagements DROP COLUMN source_id")
         conn.execute("ALTER TABLE engagements DROP COLUMN media_url")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
@@ -224,3 +226,18 @@ def test_an_id_equal_under_nfkc_to_one_sent_before_is_not_sent(
     assert len(sandbox.engagements()) == 3  # the first two, and row 3 of the second
     reasons = plan(second, ledger).output
     assert "external_id 'crm:7' and 'crm:\\uff17' which the ledger holds as sent before" in reasons
+
+
+def test_ids_equal_under_nfkc_stay_unsent_when_the_manifest_is_run_again_unchanged(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(1, id=NFC), row(2, id=NFD), row(3)])
+    ledger = tmp_path / "l.db"
+    assert run(sandbox, manifest, ledger).exit_code == 1
+
+    again = run(sandbox, manifest, ledger)  # its index was kept: not read before sending
+
+    assert "Unchanged since a run kept its index" in again.output
+    assert again.exit_code == 1, again.output
+    assert count(again.output, "duplicate") == 2
+    assert sorted(e["external_id"] for e in sandbox.engagements()) == ["crm:rec-3"]

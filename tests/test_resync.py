@@ -13,6 +13,8 @@ import re
 import sqlite3
 from pathlib import Path
 
+from importer.ledger import Ledger
+from importer.ledger.manifest_index import ManifestIndex
 from importer.rows.row_keys import row_keys
 from importer.rows.validate import MappingOptions, map_row
 from importer.settings import SourceOptions
@@ -171,6 +173,23 @@ def test_a_known_row_repeated_with_other_values_is_a_duplicate(
     assert "crm:rec-0 is also on row 2 with different values" in result.output
 
 
+def test_ids_repeated_in_an_unchanged_manifest_are_judged_as_before(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    rows = [row(0), row(1), row(0, title="Another call, same id"), row(2), row(2), row(3)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    ledger = tmp_path / "ledger.db"
+    first = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
+
+    again = run_cli(run_args(manifest, ledger, sandbox), sandbox.api_key)
+
+    assert KEPT in again.output
+    assert "crm:rec-0 is also on row 4 with different values" in again.output
+    assert "crm:rec-0 is also on row 2 with different values" in again.output
+    assert again.exit_code == first.exit_code == 1
+    assert status_counts(ledger) == {"created": 3}
+
+
 def test_contacts_not_yet_applied_keep_the_row_checked(sandbox: Sandbox, tmp_path: Path) -> None:
     manifest = write_manifest(tmp_path / "m.csv", [row(0, contact_ids="cnt_1"), row(1)])
     ledger = tmp_path / "ledger.db"
@@ -196,3 +215,28 @@ def test_keys_tell_every_different_row_apart() -> None:
     other = row_keys(MappingOptions(row_mapper=map_row, prefix="x:"), SourceOptions(), map_row)
     assert other is not None and other.key(base, None) != keys.key(base, None)
     assert keys.key({**base, "transcript_path": "t.txt"}, None) is None
+
+
+def test_a_manifest_kept_again_replaces_its_index_table(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        index = ManifestIndex(ledger)
+        index.start()
+        index.add([("crm:a", 2, "h", "a", None)])
+        first = ledger.keep_manifest("m.csv", "before", {"rows": 1})
+        index.start()
+        index.add([("crm:b", 2, "h", "b", None)])
+        second = ledger.keep_manifest("m.csv", "after", {"rows": 1})
+
+        assert first and second and first != second
+        assert first not in ledger.db.table_names()
+        assert ledger.kept_manifest("m.csv", "before") is None
+        assert (ledger.kept_manifest("m.csv", "after") or {}).get("index_table") == second
+        assert ledger.db.execute(f"SELECT external_id FROM {second}").fetchall() == [("crm:b",)]
+
+
+def test_an_index_kept_by_the_earlier_version_is_not_used(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "ledger.db") as ledger:  # one shared table, no index_table
+        ledger.db.execute(
+            "INSERT INTO kept_manifests VALUES ('m.csv', 'fp', '{\"rows\": 1}', NULL)"
+        )
+        assert ledger.kept_manifest("m.csv", "fp") is None

@@ -32,6 +32,11 @@ def sql_list(statuses: Iterable[Status]) -> str:
     return "(" + ", ".join(f"'{status}'" for status in statuses) + ")"
 
 
+# Characters, not bytes: a text that is not ASCII has more bytes than characters in UTF-8.
+BEYOND_ASCII = "length(CAST({0} AS BLOB)) != length({0})"
+"""SQL: the text in column {0} has a character beyond ASCII (as written in partial indexes)."""
+ZONE_PREFIX = "substr(external_id, 1, length(external_id) - length(source_id))"
+"""A row's external_id prefix in SQL, as the zone check groups by it (and an index has it)."""
 IMPORTED = sql_list([Status.CREATED, Status.EXISTING])
 """Statuses of a row the target holds."""
 NOT_SENT = sql_list([Status.PENDING, Status.IN_FLIGHT])
@@ -398,6 +403,17 @@ class LedgerDB:
             self.db.table("rejects").add_column("rule", str)
         self.db.execute(
             "CREATE INDEX IF NOT EXISTS engagements_media_url ON engagements (media_url)"
+        )
+        # The lookalike check reads the few ids beyond ASCII from here, not every row.
+        self.db.execute(
+            "CREATE INDEX IF NOT EXISTS engagements_beyond_ascii ON engagements "
+            f"(external_id, status) WHERE {BEYOND_ASCII.format('external_id')}"
+        )
+        # The zone check before a run's first request reads this, not every row it holds.
+        self.db.execute(
+            "CREATE INDEX IF NOT EXISTS engagements_zone_read ON engagements "
+            f"({ZONE_PREFIX}, timezone, sent_at, external_id) "
+            "WHERE timezone IS NOT NULL AND source_id IS NOT NULL"
         )
         self.db.execute(
             "UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",

@@ -15,11 +15,10 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterator
 
-from importer.ledger.db import LedgerDB
+from importer.ledger.db import BEYOND_ASCII, LedgerDB
 from importer.outcomes import Status
 
-# Characters, not bytes: a text that is not ASCII has more bytes than characters in UTF-8.
-NOT_ASCII = "length(CAST({0} AS BLOB)) != length({0})"
+NOT_ASCII = BEYOND_ASCII
 IS_ASCII = "length(CAST({0} AS BLOB)) = length({0})"
 
 
@@ -31,10 +30,13 @@ def nfkc(text: str | None) -> str | None:
 class Lookalikes(LedgerDB):
     """Lookalike ids between the manifest being read and the ledger."""
 
-    def lookalike_ids(self) -> Iterator[tuple[str, str, int | None]]:
-        """``(external_id, lookalike, its row)`` for every id of pass one's index that
-        another id, different as text, equals under NFKC: one of the manifest (its first
-        row) or one the ledger holds as sent (row None). In the manifest's row order."""
+    def lookalike_ids(
+        self, index_table: str = "temp.manifest_index"
+    ) -> Iterator[tuple[str, str, int | None]]:
+        """``(external_id, lookalike, its row)`` for every id of the manifest's index (pass
+        one's, or the table it was kept in) that another id, different as text, equals under
+        NFKC: one of the manifest (its first row) or one the ledger holds as sent (row None).
+        In the manifest's row order."""
         self.db.conn.create_function("nfkc", 1, nfkc, deterministic=True)
         self.db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS id_keys "
@@ -45,7 +47,7 @@ class Lookalikes(LedgerDB):
             # Ids beyond ASCII: the manifest's (with their first row), the ledger's sent ones.
             self.db.execute(
                 "INSERT INTO temp.id_keys SELECT nfkc(external_id), external_id, "
-                f"MIN(row_number) FROM temp.manifest_index WHERE {NOT_ASCII.format('external_id')}"
+                f"MIN(row_number) FROM {index_table} WHERE {NOT_ASCII.format('external_id')}"
                 " GROUP BY external_id"
             )
             self.db.execute(
@@ -57,7 +59,7 @@ class Lookalikes(LedgerDB):
             # ASCII ids that are some such id's NFKC form (a full-width id's plain digits).
             self.db.execute(
                 "INSERT INTO temp.id_keys SELECT external_id, external_id, MIN(row_number) "
-                f"FROM temp.manifest_index WHERE {IS_ASCII.format('external_id')} "
+                f"FROM {index_table} WHERE {IS_ASCII.format('external_id')} "
                 "AND external_id IN (SELECT id_key FROM temp.id_keys) GROUP BY external_id"
             )
             self.db.execute(

@@ -12,10 +12,11 @@ The planner reads what these queries find as plain values (``RecordingMatch``).
 
 from __future__ import annotations
 
+import functools
 import gc
 import pickle
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,18 +66,26 @@ class RecordingMatch:
     """Imported, or earlier in this manifest, with the same media URL."""
 
 
-class ManifestIndex:
-    """The scratch index of one manifest, on the ledger's connection."""
+SCRATCH = "temp.manifest_index"
+"""Pass one's own index; a kept one (``RowCache.keep_manifest``) is a table of the ledger."""
 
-    def __init__(self, ledger: Ledger) -> None:
+
+class ManifestIndex:
+    """The index of one manifest, on the ledger's connection: pass one's scratch table, or
+    the table a run kept it in (ordered by external_id and indexed: nothing to restore)."""
+
+    def __init__(self, ledger: Ledger, table: str = SCRATCH) -> None:
         self.db = ledger.db
+        self.table = table
+        self._ahead_for: frozenset[str] | None = None
+        """The conflicting ids ``summary`` left out of ``temp.ahead`` (None: not usable)."""
 
     def start(self) -> None:
         """An empty scratch table of (external_id, row, payload hash, source id, media URL)."""
         self.db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS manifest_index "
             "(external_id TEXT, row_number INTEGER, payload_hash TEXT, source_id TEXT, "
-            "media_url TEXT)"
+            "media_url TEXT, settled INTEGER)"
         )
         self.db.execute("DELETE FROM temp.manifest_index")
         self.db.execute(
@@ -84,13 +93,13 @@ class ManifestIndex:
         )
         self.db.execute("DELETE FROM temp.manifest_spool")
 
-    def spool(self, batch: Sequence[object]) -> None:
-        """Keep one batch of rows (mapped, or known by key), in file order, for ``spooled``."""
+    def spool(self, batch: object) -> None:
+        """Keep what pass two needs of one batch, in file order, for ``spooled``."""
         # Pickle is safe here: the process reads back only what it wrote a moment ago.
         blob = zlib.compress(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL), 1)
         self.db.execute("INSERT INTO temp.manifest_spool (rows) VALUES (?)", [blob])
 
-    def spooled(self) -> Iterator[list[Any]]:
+    def spooled(self) -> Iterator[Any]:
         """The spooled batches in file order; one at a time, so memory stays flat."""
         seq = 0
         while True:
@@ -103,32 +112,75 @@ class ManifestIndex:
             seq = found[0]
             yield _unpickled(found[1])
 
-    def add(self, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
-        """Add valid rows to the scratch table."""
+    def add(
+        self, rows: list[tuple[str, int, str, str | None, str | None]], *, settled: bool = False
+    ) -> None:
+        """Add valid rows to the scratch table; ``settled``: known by their key as imported
+        unchanged (``settled_among``)."""
+        if not rows:
+            return
         with self.db.conn:
-            self.db.conn.executemany("INSERT INTO temp.manifest_index VALUES (?, ?, ?, ?, ?)", rows)
+            self.db.conn.executemany(
+                f"INSERT INTO temp.manifest_index VALUES (?, ?, ?, ?, ?, {int(settled)})", rows
+            )
 
-    @property
+    def settled_among(self, external_ids: Iterable[str]) -> bool:
+        """Whether any of these external_ids is on a row added as settled."""
+        ids = list(external_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            if self.db.execute(
+                "SELECT 1 FROM temp.manifest_index WHERE settled = 1 "
+                f"AND external_id IN ({marks}) LIMIT 1",
+                chunk,
+            ).fetchone():
+                return True
+        return False
+
+    @functools.cached_property
     def _ledger_knows_recordings(self) -> bool:
         """A read-only ledger of schema 1 has no source ids or media URLs to compare with."""
         return "media_url" in self.db.table("engagements").columns_dict
+
+    def _media_indexed(self) -> None:
+        """The scratch table's media URL index, made when first needed (a kept table has
+        one; a run that keeps its index never needs this one)."""
+        if self.table == SCRATCH:
+            self.db.execute(
+                "CREATE INDEX IF NOT EXISTS temp.manifest_index_media ON manifest_index (media_url)"
+            )
 
     def prefix_changes(self, conflicting: Iterable[str]) -> list[PrefixChange]:
         """Rows about to be sent as new whose source id and media URL were imported under
         another external_id: by (old prefix, new prefix), with a count and an example."""
         if not self._ledger_knows_recordings:
             return []
+        conflicting = list(conflicting)
+        self._media_indexed()
         self._fill("prefix_skip", conflicting)
+        # The rows about to be sent as new first (no engagement, or a pending one: few on a
+        # re-sync), then their recordings: not a media look-up for every row of the file.
+        fresh = (
+            "SELECT row_number, external_id, source_id, media_url FROM temp.ahead "
+            f"WHERE registered = 0 OR status = '{Status.PENDING}'"
+            if self._ahead(conflicting)
+            else "SELECT i.row_number, i.external_id, i.source_id, "
+            f"i.media_url FROM {self.table} i WHERE NOT EXISTS (SELECT 1 FROM engagements own "
+            "WHERE own.external_id = i.external_id) UNION ALL SELECT i.row_number, "
+            "i.external_id, i.source_id, i.media_url FROM engagements own "
+            f"JOIN {self.table} i ON i.external_id = own.external_id "
+            f"WHERE own.status = '{Status.PENDING}'"
+        )
         moved = (
-            "WITH moved AS (SELECT i.row_number, i.external_id AS new_id, e.external_id AS old_id,"
+            f"WITH fresh AS MATERIALIZED ({fresh}), "
+            "moved AS (SELECT i.row_number, i.external_id AS new_id, e.external_id AS old_id,"
             " substr(e.external_id, 1, length(e.external_id) - length(e.source_id)) AS old_prefix,"
             " substr(i.external_id, 1, length(i.external_id) - length(i.source_id)) AS new_prefix"
-            " FROM temp.manifest_index i JOIN engagements e ON e.media_url = i.media_url"
+            " FROM fresh i CROSS JOIN engagements e ON e.media_url = i.media_url"  # fresh first
             " AND e.source_id = i.source_id AND e.external_id != i.external_id"
             f" AND e.status IN {IMPORTED}"
-            " LEFT JOIN engagements own ON own.external_id = i.external_id"
-            f" WHERE (own.external_id IS NULL OR own.status = '{Status.PENDING}')"
-            " AND i.external_id NOT IN (SELECT external_id FROM temp.prefix_skip)) "
+            " WHERE i.external_id NOT IN (SELECT external_id FROM temp.prefix_skip)) "
         )
         changes = []
         for row in list(
@@ -152,6 +204,8 @@ class ManifestIndex:
         first, then an earlier row of this manifest); rows with none are left out."""
         ids = list(dict.fromkeys(external_ids))
         in_ledger = self._ledger_knows_recordings
+        if ids:
+            self._media_indexed()
         imported = (
             "(SELECT e.external_id FROM engagements e WHERE e.media_url = i.media_url "
             "AND e.external_id != i.external_id AND e.status IN " + IMPORTED + " {} "
@@ -167,10 +221,10 @@ class ManifestIndex:
             for external_id, source_id, prefix_of, imported_as, earlier in self.db.execute(
                 "SELECT * FROM (SELECT i.external_id, i.source_id, "
                 f"{same_row} AS prefix_of, {same_media} AS imported_as, "
-                "(SELECT j.external_id FROM temp.manifest_index j WHERE j.media_url = i.media_url "
+                f"(SELECT j.external_id FROM {self.table} j WHERE j.media_url = i.media_url "
                 "AND j.external_id != i.external_id AND j.row_number < i.row_number "
                 "ORDER BY j.row_number LIMIT 1) AS earlier "
-                f"FROM temp.manifest_index i WHERE i.external_id IN ({marks})) "
+                f"FROM {self.table} i WHERE i.external_id IN ({marks})) "
                 "WHERE prefix_of IS NOT NULL OR imported_as IS NOT NULL OR earlier IS NOT NULL",
                 chunk,
             ):
@@ -193,17 +247,17 @@ class ManifestIndex:
     def repeated(self, shown: int = 10) -> Iterator[tuple[str, int, bool, tuple[int, ...], int]]:
         """external_ids on more than one row: first row, whether the payloads differ, the
         first ``shown`` rows and how many more there are."""
-        self.db.execute(
-            "CREATE INDEX IF NOT EXISTS temp.manifest_index_id ON manifest_index (external_id)"
-        )
-        self.db.execute(
-            "CREATE INDEX IF NOT EXISTS temp.manifest_index_media ON manifest_index (media_url)"
-        )
+        if self.table == SCRATCH:  # a kept table has its own
+            self.db.execute(
+                "CREATE INDEX IF NOT EXISTS temp.manifest_index_id ON manifest_index (external_id)"
+            )
+        # The repeated ids from the external_id index alone first; their rows only then.
         for row in self.db.query(
             "SELECT external_id, MIN(row_number) AS first_row, COUNT(*) AS n, "
             "GROUP_CONCAT(row_number) AS row_numbers, "
-            "COUNT(DISTINCT payload_hash) > 1 AS conflicting FROM temp.manifest_index "
-            "GROUP BY external_id HAVING COUNT(*) > 1"
+            f"COUNT(DISTINCT payload_hash) > 1 AS conflicting FROM {self.table} "
+            f"WHERE external_id IN (SELECT external_id FROM {self.table} GROUP BY external_id "
+            "HAVING COUNT(*) > 1) GROUP BY external_id"
         ):
             numbers = sorted(int(n) for n in row["row_numbers"].split(","))[:shown]
             yield (
@@ -216,7 +270,20 @@ class ManifestIndex:
 
     def register_pending(self, manifest: str, conflicting: Iterable[str]) -> int:
         """Every sendable row becomes visible as ``pending`` before the first request."""
+        conflicting = list(conflicting)
         stamp = now_iso()
+        if self._ahead(conflicting):
+            self._ahead_for = None  # the ledger changes now
+            with self.db.conn:
+                cursor = self.db.execute(
+                    "INSERT OR IGNORE INTO engagements (external_id, manifest, row_number, "
+                    "status, transient, payload_hash, attempts, first_seen_at, updated_at, "
+                    "source_id, media_url) "
+                    f"SELECT external_id, ?, row_number, '{Status.PENDING}', 0, payload_hash, "
+                    "0, ?, ?, source_id, media_url FROM temp.ahead WHERE registered = 0",
+                    [manifest, stamp, stamp],
+                )
+            return int(cursor.rowcount)
         with self.db.conn:
             self.db.execute("CREATE TEMP TABLE IF NOT EXISTS conflicting (external_id TEXT)")
             self.db.execute("DELETE FROM temp.conflicting")
@@ -229,7 +296,10 @@ class ManifestIndex:
                 "media_url) "
                 f"SELECT external_id, ?, MIN(row_number), '{Status.PENDING}', 0, payload_hash, "
                 "0, ?, ?, source_id, media_url "
-                "FROM temp.manifest_index WHERE external_id NOT IN "
+                # Only ids the ledger does not hold yet (what OR IGNORE would keep anyway),
+                # found through its key alone, not by reading every row it holds.
+                f"FROM {self.table} i WHERE NOT EXISTS (SELECT 1 FROM engagements e "
+                "WHERE e.external_id = i.external_id) AND external_id NOT IN "
                 "(SELECT external_id FROM temp.conflicting) GROUP BY external_id",
                 [manifest, stamp, stamp],
             )
@@ -237,13 +307,13 @@ class ManifestIndex:
 
     def unfinished_after(self, row_number: int) -> dict[str, int]:
         """Indexed ids first seen after a row that the ledger holds pending or in flight."""
+        # From the ledger's unfinished rows (its status index), not every row of the index.
         return {
             row["status"]: row["n"]
             for row in self.db.query(
-                "SELECT e.status AS status, COUNT(*) AS n FROM (SELECT external_id, "
-                "MIN(row_number) AS first_row FROM temp.manifest_index GROUP BY external_id) i "
-                f"JOIN engagements e USING (external_id) WHERE i.first_row > ? "
-                f"AND e.status IN {UNFINISHED} GROUP BY e.status",
+                "SELECT e.status AS status, COUNT(*) AS n FROM engagements e "
+                f"WHERE e.status IN {UNFINISHED} AND (SELECT MIN(i.row_number) FROM "
+                f"{self.table} i WHERE i.external_id = e.external_id) > ? GROUP BY e.status",
                 [row_number],
             )
         }
@@ -257,7 +327,7 @@ class ManifestIndex:
         """
         where = (
             f"FROM engagements WHERE manifest = ? AND status IN {NOT_SENT} "
-            "AND external_id NOT IN (SELECT external_id FROM temp.manifest_index) "
+            f"AND external_id NOT IN (SELECT external_id FROM {self.table}) "
             "AND external_id NOT IN (SELECT external_id FROM rejects WHERE manifest = ? "
             "AND run_id = ? AND external_id IS NOT NULL)"
         )
@@ -289,26 +359,50 @@ class ManifestIndex:
             "failed before": 0,
             "to send": 0,
         }
-        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS summary_skip (external_id TEXT)")
-        self.db.execute("DELETE FROM temp.summary_skip")
-        with self.db.conn:
-            self.db.conn.executemany(
-                "INSERT INTO temp.summary_skip VALUES (?)", [(i,) for i in conflicting]
-            )
+        skipped = list(dict.fromkeys(conflicting))
+        self._fill("summary_skip", skipped)
+        self.db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS ahead (external_id TEXT, row_number INTEGER, "
+            "payload_hash TEXT, source_id TEXT, media_url TEXT, kind TEXT, registered INTEGER, "
+            "status TEXT)"
+        )
         to_send = f"e.status IN {UNFINISHED}" if only_failed else "1"
-        for row in self.db.query(
-            f"SELECT CASE WHEN e.status IN {IMPORTED} AND (:only_failed "
-            "OR i.payload_hash = e.payload_hash) THEN 'already imported' "
-            f"WHEN e.status IN {IMPORTED} THEN 'changed since import' "
-            f"WHEN e.status = '{Status.FAILED}' AND e.transient = 0 AND NOT :permanent "
-            "AND i.payload_hash = COALESCE(e.sent_hash, e.payload_hash) THEN 'failed before' "
-            f"WHEN {to_send} THEN 'to send' ELSE 'other' END AS kind, "
-            "COUNT(DISTINCT i.external_id) AS n "
-            "FROM temp.manifest_index i LEFT JOIN engagements e USING (external_id) "
-            "WHERE i.external_id NOT IN (SELECT external_id FROM temp.summary_skip) "
-            "GROUP BY kind",
-            {"permanent": int(include_permanent), "only_failed": int(only_failed)},
-        ):
-            if row["kind"] in counts:
-                counts[row["kind"]] = row["n"]
+        # One pass in the external_id index's order, one kind per id (an id whose rows differ
+        # is conflicting, so left out). Only the ids not already imported are kept (few on a
+        # re-sync or a resume): counted here, registered and prefix-checked from here.
+        with self.db.conn:
+            self.db.execute("DELETE FROM temp.ahead")
+            self.db.execute(
+                "INSERT INTO temp.ahead SELECT i.external_id, MIN(i.row_number), i.payload_hash, "
+                "i.source_id, i.media_url, "
+                f"CASE WHEN e.status IN {IMPORTED} AND (:only_failed "
+                "OR i.payload_hash = e.payload_hash) THEN 'already imported' "
+                f"WHEN e.status IN {IMPORTED} THEN 'changed since import' "
+                f"WHEN e.status = '{Status.FAILED}' AND e.transient = 0 AND NOT :permanent "
+                "AND i.payload_hash = COALESCE(e.sent_hash, e.payload_hash) THEN 'failed before' "
+                f"WHEN {to_send} THEN 'to send' ELSE 'other' END AS kind, "
+                "e.external_id IS NOT NULL, e.status "
+                f"FROM {self.table} i LEFT JOIN engagements e USING (external_id) "
+                "WHERE i.external_id NOT IN (SELECT external_id FROM temp.summary_skip) "
+                "GROUP BY i.external_id HAVING kind != 'already imported'",
+                {"permanent": int(include_permanent), "only_failed": int(only_failed)},
+            )
+        for kind, n in self.db.execute("SELECT kind, COUNT(*) FROM temp.ahead GROUP BY kind"):
+            if kind in counts:
+                counts[kind] = n
+        ahead = self.db.execute("SELECT COUNT(*) FROM temp.ahead").fetchone()[0]
+        ids = self.db.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {self.table} GROUP BY external_id)"
+        ).fetchone()[0]
+        skipped_here = self.db.execute(
+            "SELECT COUNT(*) FROM temp.summary_skip s WHERE EXISTS "
+            f"(SELECT 1 FROM {self.table} i WHERE i.external_id = s.external_id)"
+        ).fetchone()[0]
+        counts["already imported"] = ids - skipped_here - ahead
+        self._ahead_for = frozenset(skipped)
         return counts
+
+    def _ahead(self, conflicting: Iterable[str]) -> bool:
+        """Whether ``temp.ahead`` (``summary``) holds the rows not already imported, with
+        these conflicting ids left out, and the ledger has not been written since."""
+        return self._ahead_for == frozenset(conflicting)

@@ -9,7 +9,15 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from importer.ledger.db import IMPORTED, NOT_SENT, STATUSES, UNFINISHED, LedgerDB, sql_list
+from importer.ledger.db import (
+    IMPORTED,
+    NOT_SENT,
+    STATUSES,
+    UNFINISHED,
+    ZONE_PREFIX,
+    LedgerDB,
+    sql_list,
+)
 from importer.ledger.rejects import CURRENT_REJECTS
 from importer.outcomes import FINAL_SUCCESS, LedgerFact, Status
 
@@ -49,7 +57,7 @@ class Queries(LedgerDB):
         ``prefixes`` when some are given."""
         wanted = list(dict.fromkeys(prefixes))
         rows = self.db.query(
-            "SELECT substr(external_id, 1, length(external_id) - length(source_id)) AS prefix, "
+            f"SELECT {ZONE_PREFIX} AS prefix, "
             "timezone, COUNT(*) AS n, MIN(external_id) AS example, MAX(sent_at) AS last "
             "FROM engagements WHERE timezone IS NOT NULL AND source_id IS NOT NULL "
             "GROUP BY prefix, timezone ORDER BY last DESC"

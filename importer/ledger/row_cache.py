@@ -4,8 +4,9 @@
   (external_id, payload hash, contact set hash, source id, media URL). Mapping is a pure
   function of the key, so an entry never goes stale; whether its row is *settled* (imported
   unchanged, nothing left to apply) is asked of ``engagements`` each time.
-- ``kept_manifests`` and ``kept_index``: a manifest's fingerprint and what pass one
-  learned of it (its index, counts, notices), so an unchanged manifest is not indexed again.
+- ``kept_manifests`` and a ``kept_index_N`` table per manifest: a manifest's fingerprint and
+  what pass one learned of it (its index, counts, notices), so an unchanged manifest is not
+  indexed again.
 - ``server_paces``: the requests per second a server last took, by base URL and a
   fingerprint of the API key (never the key), so a new run starts at that pace.
 """
@@ -13,13 +14,16 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from importer.ledger.db import IMPORTED, LedgerDB, now_iso
+from importer.ledger.db import BEYOND_ASCII, IMPORTED, LedgerDB, now_iso
 
+KEPT_TABLE = re.compile(r"kept_index_(\d+)")
+"""The tables kept indexes live in, one per manifest (``kept_manifests`` names it)."""
 LOOKUP_CHUNK = 900
 """Keys per look-up: under SQLite's oldest limit of 999 parameters."""
 
@@ -52,14 +56,6 @@ class RowCache(LedgerDB):
                 self.db.execute(
                     "CREATE TABLE IF NOT EXISTS kept_manifests (manifest TEXT PRIMARY KEY, "
                     "fingerprint TEXT NOT NULL, record TEXT NOT NULL, kept_at TEXT)"
-                )
-                self.db.execute(
-                    "CREATE TABLE IF NOT EXISTS kept_index (manifest TEXT NOT NULL, "
-                    "external_id TEXT, row_number INTEGER, payload_hash TEXT, source_id TEXT, "
-                    "media_url TEXT)"
-                )
-                self.db.execute(
-                    "CREATE INDEX IF NOT EXISTS kept_index_manifest ON kept_index (manifest)"
                 )
                 self.db.execute(
                     "CREATE TABLE IF NOT EXISTS server_paces (server TEXT PRIMARY KEY, "
@@ -125,7 +121,8 @@ class RowCache(LedgerDB):
         return found
 
     def kept_manifest(self, manifest: str, fingerprint: str) -> dict[str, Any] | None:
-        """What pass one learned of this manifest, if it was read with this fingerprint."""
+        """What pass one learned of this manifest, if it was read with this fingerprint;
+        ``index_table`` names the table its index was kept in."""
         if not self._has("kept_manifests"):
             return None
         row = self.db.execute(
@@ -136,33 +133,66 @@ class RowCache(LedgerDB):
             record = json.loads(row[0]) if row is not None else None
         except (TypeError, ValueError):
             return None  # a damaged record is no record: the manifest is read again
-        return record if isinstance(record, dict) else None
+        if not isinstance(record, dict) or not self._is_kept_table(record.get("index_table")):
+            return None  # kept by an earlier version, or its table is gone
+        return record
 
-    def keep_manifest(self, manifest: str, fingerprint: str, record: dict[str, Any]) -> None:
-        """Keep pass one's index (``temp.manifest_index``) and ``record`` for the next run."""
+    def _is_kept_table(self, name: object) -> bool:
+        return isinstance(name, str) and KEPT_TABLE.fullmatch(name) is not None and self._has(name)
+
+    def keep_manifest(self, manifest: str, fingerprint: str, record: dict[str, Any]) -> str | None:
+        """Keep pass one's index (``temp.manifest_index``) and ``record`` for the next run.
+
+        The index goes to a table of its own, in external_id order and indexed, so a run
+        that finds it uses it as it is (joins with ``engagements`` read both in key order);
+        the table this manifest's index was kept in before is dropped. Its name, or None
+        (a read-only ledger keeps nothing)."""
         if self.readonly:
-            return
+            return None
         with self.db.conn:
-            self.db.execute("DELETE FROM kept_manifests WHERE manifest = ?", [manifest])
-            self.db.execute("DELETE FROM kept_index WHERE manifest = ?", [manifest])
+            table = self._next_kept_table()
             self.db.execute(
-                "INSERT INTO kept_index SELECT ?, external_id, row_number, payload_hash, "
-                "source_id, media_url FROM temp.manifest_index",
-                [manifest],
+                f"CREATE TABLE {table} (external_id TEXT, row_number INTEGER, "
+                "payload_hash TEXT, source_id TEXT, media_url TEXT)"
             )
+            self.db.execute(
+                f"INSERT INTO {table} SELECT external_id, row_number, payload_hash, source_id, "
+                "media_url FROM temp.manifest_index ORDER BY external_id, row_number"
+            )
+            self.db.execute(f"CREATE INDEX {table}_id ON {table} (external_id)")
+            self.db.execute(f"CREATE INDEX {table}_media ON {table} (media_url)")
+            self.db.execute(  # the lookalike check's few ids beyond ASCII
+                f"CREATE INDEX {table}_beyond_ascii ON {table} (external_id, row_number) "
+                f"WHERE {BEYOND_ASCII.format('external_id')}"
+            )
+            before = self.db.execute(
+                "SELECT record FROM kept_manifests WHERE manifest = ?", [manifest]
+            ).fetchone()
+            self._drop_kept_table(before[0] if before else None)
+            if self._has("kept_index"):  # an earlier version kept every index in one table
+                self.db.execute("DELETE FROM kept_index WHERE manifest = ?", [manifest])
+            self.db.execute("DELETE FROM kept_manifests WHERE manifest = ?", [manifest])
             self.db.execute(
                 "INSERT INTO kept_manifests VALUES (?, ?, ?, ?)",
-                [manifest, fingerprint, json.dumps(record), now_iso()],
+                [manifest, fingerprint, json.dumps({**record, "index_table": table}), now_iso()],
             )
+        return table
 
-    def restore_kept_index(self, manifest: str) -> None:
-        """Fill ``temp.manifest_index`` (just started, empty) with the kept one."""
-        with self.db.conn:
-            self.db.execute(
-                "INSERT INTO temp.manifest_index SELECT external_id, row_number, payload_hash, "
-                "source_id, media_url FROM kept_index WHERE manifest = ?",
-                [manifest],
-            )
+    def _next_kept_table(self) -> str:
+        numbers = [
+            int(found.group(1))
+            for name in self.db.table_names()
+            if (found := KEPT_TABLE.fullmatch(name)) is not None
+        ]
+        return f"kept_index_{max(numbers, default=0) + 1}"
+
+    def _drop_kept_table(self, record_text: str | None) -> None:
+        try:
+            name = json.loads(record_text).get("index_table") if record_text else None
+        except (TypeError, ValueError, AttributeError):
+            return  # a damaged record: its table, if any, stays (never one not ours)
+        if self._is_kept_table(name):
+            self.db.execute(f"DROP TABLE {name}")
 
     def server_pace(self, server: str) -> tuple[float, bool] | None:
         """Requests per second this server (and key) last took, and whether that was a limit

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -325,14 +325,15 @@ def index_manifest(
             for r in mapped
             if r.valid and r.payload is not None
         ]
-        index.add(valid + entries)  # type: ignore[arg-type]
+        index.add(valid)  # type: ignore[arg-type]
+        index.add(entries, settled=True)
         if prefixes is not None:
             prefixes.update(
                 prefix_of(external_id, source_id or "")
                 for external_id, _, _, source_id, _ in valid + entries
                 if external_id
             )
-        index.spool(batch)
+        index.spool(_spooled_form(batch))
         ledger.remember_row_keys(learned)
         seen["rows"] += len(batch)
         seen["valid"] += len(valid) + len(entries)
@@ -348,7 +349,7 @@ def index_manifest(
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
         for external_id, first_row, conflicting, rows, more in index.repeated()
     }
-    if settled_ids and duplicates and _settled_repeated(index, duplicates):
+    if settled_ids and duplicates and index.settled_among(duplicates):
         # A row known by its key shares its external_id with another: judged with them,
         # as every row is without keys (rare; the index is built again, all rows mapped).
         if stats is not None:
@@ -359,14 +360,25 @@ def index_manifest(
     return index, duplicates, seen
 
 
-def _settled_repeated(index: ManifestIndex, external_ids: Iterable[str]) -> bool:
-    """Whether any of these external_ids is on a row pass one knew by its key."""
-    wanted = set(external_ids)
-    return any(
-        isinstance(row, SettledRow) and row.external_id in wanted
-        for batch in index.spooled()
-        for row in batch
-    )
+def _spooled_form(batch: list[MappedRow | SettledRow]) -> tuple[list[MappedRow], int, int]:
+    """What pass two needs of a batch: its mapped rows in order, how many rows were settled,
+    its last row number (settled rows are counted, never planned: nothing more is spooled)."""
+    mapped = [r for r in batch if isinstance(r, MappedRow)]
+    return mapped, len(batch) - len(mapped), batch[-1].row_number if batch else 0
+
+
+class PlannedBatch(NamedTuple):
+    """One batch of pass two: its rows planned, and its settled rows counted, not planned.
+
+    A settled row (known by its key as imported unchanged) is ``already imported`` with
+    nothing to note or send: a re-sync of a million rows builds no plan for each of them."""
+
+    rows: list[PlannedRow]
+    """The rows mapped, planned, in file order."""
+    settled: int
+    """Rows known by their key as imported unchanged."""
+    last_row: int
+    """The batch's last row number (0: an empty batch)."""
 
 
 def planned_batches(
@@ -374,7 +386,7 @@ def planned_batches(
     settings: ImportSettings,
     duplicates: dict[str, DuplicateInfo],
     index: ManifestIndex,
-) -> Iterator[list[PlannedRow]]:
+) -> Iterator[PlannedBatch]:
     """Pass two: each row's action, given the ledger (and where its recording already is).
 
     It plans pass one's spooled rows: the manifest is not read or validated again. A settled
@@ -389,11 +401,11 @@ def _planned(
     settings: ImportSettings,
     duplicates: dict[str, DuplicateInfo],
     index: ManifestIndex,
-    batch: list[MappedRow | SettledRow],
-) -> list[PlannedRow]:
-    """One batch's actions, given the ledger (and where its recordings already are)."""
-    file = str(settings.manifest)
-    mapped = [r for r in batch if isinstance(r, MappedRow)]
+    batch: tuple[list[MappedRow], int, int],
+) -> PlannedBatch:
+    """One batch's actions (``_spooled_form``), given the ledger (and where its recordings
+    already are)."""
+    mapped, settled, last_row = batch
     facts = ledger.facts_for(r.external_id for r in mapped if r.external_id)
     planned = [
         plan_row(
@@ -402,26 +414,17 @@ def _planned(
             duplicates.get(row.external_id) if row.external_id else None,
             settings.plan,
         )
-        if isinstance(row, MappedRow)
-        else _already_imported(row, file)
-        for row in batch
+        for row in mapped
     ]
     known = known_recordings(
         index.recording_matches(
             p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
         )
     )
-    return [
+    judged = [
         judge_recording(p, known.get(p.row.external_id or ""), settings.recordings) for p in planned
     ]
-
-
-def _already_imported(settled: SettledRow, file: str) -> PlannedRow:
-    """A settled row's plan: imported unchanged; its request is not rebuilt (no payload)."""
-    row = MappedRow(
-        file, settled.row_number, {}, settled.external_id, None, source_id=settled.source_id
-    )
-    return PlannedRow(row, Action.IMPORTED, settled=True)
+    return PlannedBatch(judged, settled, last_row)
 
 
 def manifest_fingerprint(settings: ImportSettings) -> str | None:
@@ -445,8 +448,10 @@ def kept_record(
     prepare_notices: list[str],
     read_notices: list[str],
     seen: Counter[str],
+    duplicates: dict[str, DuplicateInfo] | None = None,
 ) -> dict[str, Any] | None:
-    """What a run keeps beside the index: ``prepare``'s decision, the counts, the notices.
+    """What a run keeps beside the index: ``prepare``'s decision, the counts, the notices,
+    the ids repeated in the file (lookalikes are asked of the ledger again).
 
     None when ``prepare`` decided more than the date style: that could not be restored."""
     if dataclasses.replace(prepared.mapping, dates=before.mapping.dates) != before.mapping:
@@ -464,6 +469,11 @@ def kept_record(
         "read_notices": read_notices,
         "rows": seen["rows"],
         "valid": seen["valid"],
+        "repeated": [
+            [external_id, d.first_row, d.conflicting, list(d.rows), d.more]
+            for external_id, d in (duplicates or {}).items()
+            if not d.lookalike
+        ],
     }
 
 
@@ -474,10 +484,24 @@ def usable_record(record: dict[str, Any] | None) -> dict[str, Any] | None:
     try:
         DateStyle(**record["dates"])
         int(record["rows"]), int(record["valid"])
+        str(record["index_table"])
+        _kept_repeated(record)
         notices = [*record["prepare_notices"], *record["read_notices"]]
     except (KeyError, TypeError, ValueError):
         return None
     return record if all(isinstance(n, str) for n in notices) else None
+
+
+def _kept_repeated(record: dict[str, Any]) -> dict[str, DuplicateInfo]:
+    """The repeated ids a kept record holds (a ``TypeError`` or ``ValueError`` if damaged)."""
+    found = {}
+    for external_id, first_row, conflicting, rows, more in record["repeated"]:
+        if not isinstance(external_id, str) or not isinstance(conflicting, bool):
+            raise TypeError("a damaged repeated id")
+        found[external_id] = DuplicateInfo(
+            int(first_row), conflicting, tuple(int(n) for n in rows), int(more)
+        )
+    return found
 
 
 def restored(
@@ -489,28 +513,27 @@ def restored(
     settings = dataclasses.replace(
         settings, mapping=dataclasses.replace(settings.mapping, dates=dates)
     )
-    index = ManifestIndex(ledger)
-    index.start()
-    ledger.restore_kept_index(manifest_key)
-    duplicates = {
-        external_id: DuplicateInfo(first_row, conflicting, rows, more)
-        for external_id, first_row, conflicting, rows, more in index.repeated()
-    }
+    index = ManifestIndex(ledger, record["index_table"])
+    duplicates = _kept_repeated(record)
+    # Asked again: the ledger may hold a lookalike sent since the index was kept.
+    duplicates.update(lookalike_duplicates(ledger.lookalike_ids(index.table)))
     seen = Counter({"rows": int(record["rows"]), "valid": int(record["valid"])})
     return settings, index, duplicates, seen
 
 
 def reread_batches(
-    ledger: Ledger, settings: ImportSettings, duplicates: dict[str, DuplicateInfo]
-) -> Iterator[list[PlannedRow]]:
+    ledger: Ledger,
+    settings: ImportSettings,
+    duplicates: dict[str, DuplicateInfo],
+    index: ManifestIndex,
+) -> Iterator[PlannedBatch]:
     """Pass two of a manifest whose index was kept: read again as it is planned, so the
     first request leaves with the first row to send; rows known by their key unmapped."""
-    index = ManifestIndex(ledger)
     for batch, _, learned, _ in _pass_one_batches(
         ledger, settings, None, settle=True, unsettled_ids=duplicates
     ):
         ledger.remember_row_keys(learned)
-        yield _planned(ledger, settings, duplicates, index, batch)
+        yield _planned(ledger, settings, duplicates, index, _spooled_form(batch))
 
 
 def refuse_changed_prefixes(

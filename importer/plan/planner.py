@@ -99,9 +99,6 @@ class PlannedRow:
     """For ``changed since import``: the fields that differ."""
     sent_before: bool = False
     """An earlier run left the row ``in_flight``: its create may have been applied."""
-    settled: bool = False
-    """Known by its key as imported unchanged (``importer.plan.passes``): not mapped, and
-    nothing about it to note."""
 
     @property
     def sends(self) -> bool:
