@@ -106,6 +106,7 @@ async def _cancelled_on_stop(main: Coroutine[Any, Any, T]) -> T:
             cancelled = True
             loop.call_soon_threadsafe(task.cancel)
 
+    awake = loop.create_task(_wake_regularly())
     with stop.on_request(cancel):
         try:
             return await task
@@ -113,3 +114,17 @@ async def _cancelled_on_stop(main: Coroutine[Any, Any, T]) -> T:
             if stop.requested:
                 raise KeyboardInterrupt from None
             raise
+        finally:
+            awake.cancel()
+
+
+SIGNAL_LATENCY = 0.25
+"""How often the loop wakes to run a signal's handler that another thread received."""
+
+
+async def _wake_regularly() -> None:
+    """The kernel may hand SIGINT to any thread (the resolver's, the ledger writer's): the
+    handler then runs only when the main thread next runs Python, which a loop waiting on
+    a server that never answers would not do. So it never waits longer than this."""
+    while True:
+        await asyncio.sleep(SIGNAL_LATENCY)
