@@ -13,6 +13,9 @@ import re
 import sqlite3
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from importer.ledger import Ledger
 from importer.ledger.manifest_index import ManifestIndex
 from importer.rows.row_keys import row_keys
@@ -240,3 +243,39 @@ def test_an_index_kept_by_the_earlier_version_is_not_used(tmp_path: Path) -> Non
             "INSERT INTO kept_manifests VALUES ('m.csv', 'fp', '{\"rows\": 1}', NULL)"
         )
         assert ledger.kept_manifest("m.csv", "fp") is None
+
+
+separators = st.text(alphabet="ab\x1d\x1e\x1f", max_size=3)
+rows_with_problems = st.tuples(
+    st.dictionaries(separators, separators, min_size=1, max_size=3), st.none() | separators
+)
+
+
+def shifted(row: tuple[dict[str, str], str | None], at: int) -> tuple[dict[str, str], str | None]:
+    """The same characters in the same order with one moved across a boundary between two
+    parts (names, then values, then the problem): a row written alike, if anything is."""
+    cells, problem = row
+    parts = [*cells, *cells.values(), problem or ""]
+    at %= len(parts) - 1
+    if parts[at]:
+        parts[at], parts[at + 1] = parts[at][:-1], parts[at][-1] + parts[at + 1]
+    names, values = parts[: len(cells)], parts[len(cells) : 2 * len(cells)]
+    return dict(zip(names, values, strict=True)), (parts[-1] if problem is not None else None)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(rows_with_problems, rows_with_problems, st.integers(0, 10))
+def test_two_rows_share_a_key_only_when_they_are_the_same_row(
+    first: tuple[dict[str, str], str | None],
+    other: tuple[dict[str, str], str | None],
+    at: int,
+) -> None:
+    """Names, values and problems made of the separators the keys' text uses: the row
+    against another, and against itself with one character moved to the next part."""
+    keys = row_keys(MappingOptions(row_mapper=map_row), SourceOptions(), map_row)
+    assert keys is not None
+    for second in (other, shifted(first, at)):
+        if len(second[0]) != len(first[0]) and second is not other:
+            continue  # two names became one: not a row of the same header
+        same = (list(first[0].items()), first[1]) == (list(second[0].items()), second[1])
+        assert (keys.key(*first) == keys.key(*second)) == same

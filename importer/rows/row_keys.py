@@ -51,11 +51,28 @@ class RowKeys:
         """The row's key, or None when something beyond its cells decides its mapping."""
         if self.transcript_column is not None and cells.get(self.transcript_column, "").strip():
             return None
-        # repr quotes and escapes every string: two different rows never give one text.
-        text = repr((tuple(cells.items()), problem))
         return hashlib.blake2b(
-            text.encode("utf-8", "surrogatepass"), digest_size=KEY_BYTES, key=self.salt
+            _row_text(cells, problem).encode("utf-8", "surrogatepass"),
+            digest_size=KEY_BYTES,
+            key=self.salt,
         ).digest()
+
+
+def _row_text(cells: dict[str, str], problem: str | None) -> str:
+    """One text per row, never the same for two different rows: the names, the values and
+    the problem between separators none of them holds (a row that holds one is written
+    by ``repr``, which quotes and escapes every string; the first letter keeps the two
+    forms apart)."""
+    text = "\x1f".join(cells) + "\x1e" + "\x1f".join(cells.values())
+    if problem is not None:
+        text += "\x1d" + problem
+    if (
+        text.count("\x1f") == 2 * len(cells) - 2
+        and text.count("\x1e") == 1
+        and text.count("\x1d") == (problem is not None)
+    ):
+        return "j" + text
+    return "r" + repr((tuple(cells.items()), problem))
 
 
 def row_keys(mapping: MappingOptions, source: SourceOptions, mapper: RowMapper) -> RowKeys | None:
