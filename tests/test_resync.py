@@ -246,6 +246,8 @@ def test_an_index_kept_by_the_earlier_version_is_not_used(tmp_path: Path) -> Non
 
 
 separators = st.text(alphabet="ab\x1d\x1e\x1f", max_size=3)
+KEYS = row_keys(MappingOptions(row_mapper=map_row), SourceOptions(), map_row)
+"""Made once: a key's salt hashes the rules' source code."""
 rows_with_problems = st.tuples(
     st.dictionaries(separators, separators, min_size=1, max_size=3), st.none() | separators
 )
@@ -272,7 +274,7 @@ def test_two_rows_share_a_key_only_when_they_are_the_same_row(
 ) -> None:
     """Names, values and problems made of the separators the keys' text uses: the row
     against another, and against itself with one character moved to the next part."""
-    keys = row_keys(MappingOptions(row_mapper=map_row), SourceOptions(), map_row)
+    keys = KEYS
     assert keys is not None
     for second in (other, shifted(first, at)):
         if len(second[0]) != len(first[0]) and second is not other:
