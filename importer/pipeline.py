@@ -424,9 +424,7 @@ def plan_manifest(
             on_notice(notice)
     counts: Counter[Action] = Counter()
     for batch in planned_batches(ledger, settings, duplicates, index):
-        if batch.settled:  # never: a plan maps every row
-            counts[Action.IMPORTED] += batch.settled
-        for planned in batch.rows:
+        for planned in batch.rows:  # a plan maps every row: none is settled by its key
             counts[planned.action] += 1
             on_row(planned)
     return counts

@@ -31,15 +31,16 @@ from importer.read.manifest import ManifestRow
 from importer.rows import contract
 from importer.rows.cells import EXCEL_ROUNDED, has_lone_surrogate, hidden_character
 from importer.rows.dates import parse_start_at
-from importer.rows.participants import merge_people, parse_participants
 from importer.rows.validate import (
-    FALSE_WORDS,
-    TRUE_WORDS,
+    NOT_A_BOOLEAN,
     MappedRow,
     MappingOptions,
     TranscriptReader,
     map_row,
+    parse_boolean,
     parse_contact_ids,
+    participants_of,
+    request_payload,
 )
 
 
@@ -93,22 +94,9 @@ def map_batch(
             )
             continue
         (eid, source_id, system, kind, title, url, start, private, people, text, ids) = field_values
-        # The keys in map_row's order: a preview or --out lists fields as map_row made them.
-        payload: dict[str, Any] = {
-            "source_system": system,
-            "external_id": eid,
-            "type": kind,
-            "title": title,
-            "media_url": url,
-            "run_workflows": options.run_workflows,
-            "start_at": start,
-        }
-        if private is not None:
-            payload["is_private"] = private
-        if people:
-            payload["participants"] = people
-        if text:
-            payload["transcript_text"] = text
+        payload = request_payload(
+            system, eid, kind, title, url, options.run_workflows, start, private, people, text
+        )
         mapped.append(
             MappedRow(file, row.row_number, row.cells, eid, payload, (), ids, None, source_id)
         )
@@ -200,18 +188,10 @@ class _Columns:
         return result
 
     def participants(self, cells: list[dict[str, str]]) -> list[Any]:
-        if "participants" not in self.options.columns.joined:
-            return self.each("participants", parse_participants)
-        columns = self.options.columns
-
-        def people(row: dict[str, str]) -> list[dict[str, Any]]:
-            parts = columns.parts_of("participants", row)
-            return merge_people([parse_participants(part) for part in parts])
-
         result: list[Any] = []
-        for row in cells:
+        for row, value in zip(cells, self.values["participants"], strict=True):
             try:
-                result.append(people(row))
+                result.append(participants_of(row, value, self.options))
             except InvalidCell:
                 result.append(NOT_PLAIN)
         return result
@@ -236,12 +216,8 @@ def _engagement_type(value: str) -> Any:
 
 
 def _is_private(value: str) -> Any:
-    word = value.strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    return None if not word else NOT_PLAIN
+    private = parse_boolean(value)
+    return NOT_PLAIN if private is NOT_A_BOOLEAN else private
 
 
 def _contact_ids(value: str) -> Any:

@@ -145,7 +145,6 @@ def map_row(
     checker, values, undecodable_row = begin_row(
         cells, row_number, options, file, structural_problem
     )
-    payload: dict[str, Any] = {}
     source_system = values["source_system"].strip() or (options.source_system or "")
     if not source_system:
         checker.fail("source_system", "required", "is blank; pass --source-system or fill it")
@@ -155,20 +154,16 @@ def map_row(
                 "source_system", source_system, contract.SOURCE_SYSTEM_MAX_CHARS
             )
         )
-    payload["source_system"] = source_system
 
     external_id = prefixed_external_id(values["id"], source_system, options, checker)
-    payload["external_id"] = external_id
 
     engagement_type = values["type"].strip().upper()
     if engagement_type not in contract.ENGAGEMENT_TYPES:
         shown = values["type"].strip() or "blank"
         checker.fail("type", "invalid_choice", f"must be CALL or MEETING, not {shown!r}")
-    payload["type"] = engagement_type
 
     title = values["title"].strip()
     checker.contract(contract.check_text_length("title", title, contract.TITLE_MAX_CHARS))
-    payload["title"] = title
 
     media_url = values["media_url"].strip()
     skip_reason = None
@@ -193,37 +188,24 @@ def map_row(
             "invisible_character",
             f"contains an invisible character (U+{ord(invisible):04X}); retype or re-copy the URL",
         )
-    payload["media_url"] = media_url
 
-    payload["run_workflows"] = options.run_workflows
+    start_at = ""
     try:
-        payload["start_at"] = parse_start_at(values["start_at"], options.timezone, options.dates)
+        start_at = parse_start_at(values["start_at"], options.timezone, options.dates)
     except InvalidCell as error:
         checker.fail("start_at", "date_time", str(error))
 
-    is_private = values["is_private"].strip().lower()
-    if is_private in TRUE_WORDS:
-        payload["is_private"] = True
-    elif is_private in FALSE_WORDS:
-        payload["is_private"] = False
-    elif is_private:
-        checker.fail("is_private", "boolean", f"must be true or false, not {is_private!r}")
+    is_private = parse_boolean(values["is_private"])
+    if is_private is NOT_A_BOOLEAN:
+        shown = values["is_private"].strip().lower()
+        checker.fail("is_private", "boolean", f"must be true or false, not {shown!r}")
 
     try:
-        if "participants" in options.columns.joined:  # one list of people from several columns
-            parts = options.columns.parts_of("participants", cells)
-            participants = merge_people([parse_participants(part) for part in parts])
-        else:
-            participants = parse_participants(values["participants"])
+        participants = participants_of(cells, values["participants"], options)
     except InvalidCell as error:
         checker.fail("participants", "participants", str(error))
         participants = []
-    if participants:
-        payload["participants"] = participants
-
     transcript = read_transcript_field(values, read_transcript, checker)
-    if transcript:
-        payload["transcript_text"] = transcript
 
     try:
         contact_ids = parse_contact_ids(values["contact_ids"])
@@ -232,6 +214,18 @@ def map_row(
         contact_ids = None
 
     errors = tuple(checker.errors)
+    payload = request_payload(
+        source_system,
+        external_id,
+        engagement_type,
+        title,
+        media_url,
+        options.run_workflows,
+        start_at,
+        is_private,
+        participants,
+        transcript,
+    )
     return MappedRow(
         file=file,
         row_number=row_number,
@@ -243,6 +237,64 @@ def map_row(
         skip_reason=skip_reason,
         source_id=values["id"].strip() or None,
     )
+
+
+NOT_A_BOOLEAN: Any = object()
+"""``parse_boolean``'s answer for a word that is neither true nor false."""
+
+
+def parse_boolean(text: str) -> bool | None:
+    """``yes``/``no`` and the like; None for a blank cell (the field is left out), else
+    ``NOT_A_BOOLEAN``."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    return None if not word else NOT_A_BOOLEAN
+
+
+def participants_of(
+    cells: dict[str, str], value: str, options: MappingOptions
+) -> list[dict[str, Any]]:
+    """The row's people: its participants cell (``value``), or one list of them from the
+    several columns the mapping names, each person once."""
+    if "participants" in options.columns.joined:
+        parts = options.columns.parts_of("participants", cells)
+        return merge_people([parse_participants(part) for part in parts])
+    return parse_participants(value)
+
+
+def request_payload(
+    source_system: str,
+    external_id: str | None,
+    engagement_type: str,
+    title: str,
+    media_url: str,
+    run_workflows: bool,
+    start_at: str,
+    is_private: bool | None,
+    participants: list[dict[str, Any]],
+    transcript: str,
+) -> dict[str, Any]:
+    """A row's create request, its keys always in this order (a preview and ``--out``
+    list them so); optional fields only when the row has them."""
+    payload: dict[str, Any] = {
+        "source_system": source_system,
+        "external_id": external_id,
+        "type": engagement_type,
+        "title": title,
+        "media_url": media_url,
+        "run_workflows": run_workflows,
+        "start_at": start_at,
+    }
+    if is_private is not None:
+        payload["is_private"] = is_private
+    if participants:
+        payload["participants"] = participants
+    if transcript:
+        payload["transcript_text"] = transcript
+    return payload
 
 
 class RowChecker:
