@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from types import FrameType
@@ -106,25 +107,38 @@ async def _cancelled_on_stop(main: Coroutine[Any, Any, T]) -> T:
             cancelled = True
             loop.call_soon_threadsafe(task.cancel)
 
-    awake = loop.create_task(_wake_regularly())
-    with stop.on_request(cancel):
+    with stop.on_request(cancel), _woken_by_signals(loop):
         try:
             return await task
         except asyncio.CancelledError:
             if stop.requested:
                 raise KeyboardInterrupt from None
             raise
-        finally:
-            awake.cancel()
 
 
-SIGNAL_LATENCY = 0.25
-"""How often the loop wakes to run a signal's handler that another thread received."""
+@contextlib.contextmanager
+def _woken_by_signals(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """The kernel may hand SIGINT to any thread (the resolver's, the ledger writer's); its
+    handler runs only once the main thread runs Python again, which a loop waiting on a
+    silent server would not do. Python writes every signal to the wake-up fd, whichever
+    thread took it: the loop watches it, so the handler runs at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    loop.add_reader(reader.fileno(), _drain, reader)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        loop.remove_reader(reader.fileno())
+        reader.close()
+        writer.close()
 
 
-async def _wake_regularly() -> None:
-    """The kernel may hand SIGINT to any thread (the resolver's, the ledger writer's): the
-    handler then runs only when the main thread next runs Python, which a loop waiting on
-    a server that never answers would not do. So it never waits longer than this."""
-    while True:
-        await asyncio.sleep(SIGNAL_LATENCY)
+def _drain(reader: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        reader.recv(4096)
