@@ -43,12 +43,8 @@ from importer.rows.validate import (
     request_payload,
 )
 
-
-class _NotPlain:
-    """A field value only ``map_row`` may judge."""
-
-
-NOT_PLAIN: Any = _NotPlain()
+NOT_PLAIN: Any = object()
+"""A field value only ``map_row`` may judge."""
 Value = TypeVar("Value")
 
 
