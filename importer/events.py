@@ -16,12 +16,14 @@ import datetime as dt
 import json
 import re
 import sys
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import click
-from tqdm import tqdm
 
 from importer.outcomes import SENT_OUTCOMES, Action, Outcome
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 # C0 controls but tab and newline, DEL, C1 controls, bidi embeddings, overrides, isolates.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -102,6 +104,8 @@ class HumanReporter:
         if not self.quiet:
             self.notice(f"Sending {total:,} row(s).")
         if self.show_bar:
+            from tqdm import tqdm  # only with a bar to draw: a cron run never loads it
+
             self.bar = tqdm(total=total, file=self.stream, unit="row", dynamic_ncols=True)
 
     def row_done(self, external_id: str, row: int, outcome: str, detail: str | None) -> None:

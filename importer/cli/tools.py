@@ -12,7 +12,6 @@ from importer.cli.common import option_errors
 from importer.cli.options import manifest_argument, sandbox_options, source_options, target_option
 from importer.events import echo
 from importer.runner import InitAnswers, init_mapping
-from importer.sandbox.server import serve
 from importer.sandbox.settings import Faults, SandboxSettings, parse_key, parse_outage
 
 
@@ -141,4 +140,6 @@ def sandbox(
         ),
         devrev_accounts=list(devrev_accounts),
     )
+    from importer.sandbox.server import serve  # uvicorn and starlette: only this command
+
     serve(settings)
