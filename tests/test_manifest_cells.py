@@ -296,9 +296,16 @@ def test_a_huge_sparse_manifest_is_refused_in_bounded_memory(tmp_path: Path) -> 
     assert peak < 100 * 1024 * 1024, peak
 
 
-@pytest.mark.parametrize(("megabytes", "line"), [(17, "x"), (40, "x"), (17, "words on a line\n")])
+@pytest.mark.parametrize(
+    ("megabytes", "line", "why"),
+    [
+        (17, "x", "holds 17 MB; a cell may hold at most 16 MB"),
+        (40, "x", "is longer than 20 MB on one line; the row was not read"),
+        (17, "words on a line\n", "holds 17 MB; a cell may hold at most 16 MB"),
+    ],
+)
 def test_one_huge_cell_refuses_its_row_not_the_file(
-    tmp_path: Path, megabytes: int, line: str
+    tmp_path: Path, megabytes: int, line: str, why: str
 ) -> None:
     huge = line * (megabytes * 1024 * 1024 // len(line))
     rows = [row(1), row(2, transcript_text=huge), row(3)]
@@ -309,4 +316,17 @@ def test_one_huge_cell_refuses_its_row_not_the_file(
     assert code == 1
     assert plan["counts"] == {"new": 2, "invalid": 1}
     assert list(invalid_reasons(plan)) == [3]
+    assert why in invalid_reasons(plan)[3]
     os.remove(manifest)
+
+
+def test_a_huge_line_inside_a_quoted_cell_refuses_its_row(tmp_path: Path) -> None:
+    # The record keeps the header's width: only the marker in its cell tells.
+    huge = "first line\n" + "x" * (21 * 1024 * 1024) + "\nlast line"
+    manifest = write_manifest(tmp_path / "m.csv", [row(1), row(2, transcript_text=huge), row(3)])
+
+    code, plan = plan_json(manifest, tmp_path)
+
+    assert code == 1
+    assert plan["counts"] == {"new": 2, "invalid": 1}
+    assert "is longer than 20 MB on one line" in invalid_reasons(plan)[3]

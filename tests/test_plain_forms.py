@@ -53,6 +53,25 @@ def test_clock_changes_read_the_same_either_way() -> None:
         assert read(value, zone) == read(value.replace(" ", "x"), zone), (value, zone)
 
 
+# The days of 2024's clock changes: the fast reading learns a zone's offset a minute at a
+# time (and remembers it), so every minute of them, early and late in the minute.
+CHANGE_DAYS = [
+    ("2024-03-10", "America/New_York"),
+    ("2024-11-03", "America/New_York"),
+    ("2024-04-07", "Australia/Lord_Howe"),
+    ("2024-10-06", "Australia/Lord_Howe"),
+    ("2024-04-07", "Pacific/Chatham"),
+]
+
+
+def test_every_minute_of_a_clock_change_day_reads_the_same_either_way() -> None:
+    for day, zone in CHANGE_DAYS:
+        for minute in range(24 * 60):
+            for second in ("00", "59"):
+                value = f"{day} {minute // 60:02d}:{minute % 60:02d}:{second}"
+                assert read(value, zone) == read(value.replace(" ", "x"), zone), (value, zone)
+
+
 @settings(max_examples=1500, deadline=None)
 @given(
     st.integers(1985, 2105),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,25 +217,49 @@ class FooterStats:
     first_cell: str = ""
 
 
+class TrailingFooter:
+    """Holds back footer-like records until a record that is not one (or the end) says
+    whether they were a report's trailing footer: ``drop_trailing_footer`` in steps."""
+
+    def __init__(self, stats: FooterStats | None = None) -> None:
+        self.stats = stats
+        self.held: list[tuple[int, list[str], Any]] = []
+
+    def feed(
+        self, records: Iterable[tuple[int, list[str], Any]]
+    ) -> list[tuple[int, list[str], Any]]:
+        """The records known not to be the footer, in order."""
+        passed: list[tuple[int, list[str], Any]] = []
+        held = self.held
+        for record in records:
+            footer = is_footer_row(record[1])
+            if footer and len(held) < MAX_FOOTER_ROWS:
+                held.append(record)
+                continue
+            if held:
+                passed.extend(held)
+                held.clear()
+            if footer:
+                held.append(record)  # the block was too long to be a footer; start again
+            else:
+                passed.append(record)
+        return passed
+
+    def end(self) -> None:
+        """The file ended: what is held was its footer."""
+        if self.held and self.stats is not None:
+            self.stats.rows = [record[0] for record in self.held]
+            self.stats.first_cell = self.held[0][1][0].strip()
+
+
 def drop_trailing_footer(
     records: Iterator[tuple[int, list[str], Any]], stats: FooterStats | None = None
 ) -> Iterator[tuple[int, list[str], Any]]:
     """``(row, cells, extra)`` records less a trailing block of footer rows."""
-    held: list[tuple[int, list[str], Any]] = []
+    footer = TrailingFooter(stats)
     for record in records:
-        footer = is_footer_row(record[1])
-        if footer and len(held) < MAX_FOOTER_ROWS:
-            held.append(record)
-            continue
-        yield from held
-        held = []
-        if footer:
-            held.append(record)  # the block was too long to be a footer; start again
-        else:
-            yield record
-    if held and stats is not None:
-        stats.rows = [record[0] for record in held]
-        stats.first_cell = held[0][1][0].strip()
+        yield from footer.feed((record,))
+    footer.end()
 
 
 # A record fills its id and a few more cells; a report's group heading or subtotal row
@@ -275,7 +299,7 @@ def few_cells_filled(cells: list[str]) -> bool:
 
 
 def drop_report_rows(
-    records: Iterator[tuple[int, list[str], Any]],
+    records: Iterable[tuple[int, list[str], Any]],
     id_index: int | None,
     stats: ReportRowStats | None = None,
 ) -> Iterator[tuple[int, list[str], Any]]:

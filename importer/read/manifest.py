@@ -21,6 +21,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from importer.read.csv_dialect import (
     BoundedLines,
     FooterStats,
     ReportRowStats,
+    TrailingFooter,
     detect_encoding,
     drop_report_rows,
     drop_trailing_footer,
@@ -192,39 +194,62 @@ def _has_undecodable(text: str) -> bool:
     return any("\udc00" <= ch <= "\udcff" for ch in text)
 
 
+CSV_BATCH = 1000
+"""Records read at a time: a batch's cells are checked at once for what is nearly never there."""
+
+
 def _read_csv(path: Path, source: SourceOptions, stats: ReadStats | None) -> Iterator[ManifestRow]:
     with _open_csv(path, source) as handle:
         reader = _csv_reader(handle, source)
         header = _csv_header(path, reader, handle.encoding)
         ours = written_by_importer(header)
-        footer = stats.footer if stats is not None else None
+        footer = TrailingFooter(stats.footer if stats is not None else None)
         report_rows = stats.report_rows if stats is not None else None
         delimiter = reader.dialect.delimiter
-        records = drop_trailing_footer(_csv_records(path, reader), footer)
         id_index = _column_index(header, source.id_column)
-        for line, record, last in drop_report_rows(records, id_index, report_rows):
+        width = len(header)
+        for batch in _csv_records(path, reader):
+            cells = list(chain.from_iterable(record for _, record, _ in batch))
             # One search of the joined cells: the separator is not in the marker.
-            too_long = LINE_TOO_LONG in "\x01".join(record)
-            shape = _csv_shape(header, record, delimiter, (line, last))
-            yield _row(header, line, record, ours=ours, too_long=too_long, shape=shape)
+            odd = (
+                ours
+                or LINE_TOO_LONG in "\x01".join(cells)
+                or max(map(len, cells), default=0) > MAX_CELL_CHARS
+            )
+            for line, record, last in drop_report_rows(footer.feed(batch), id_index, report_rows):
+                if odd or len(record) != width:
+                    too_long = LINE_TOO_LONG in "\x01".join(record)
+                    shape = _csv_shape(header, record, delimiter, (line, last))
+                    yield _row(header, line, record, ours=ours, too_long=too_long, shape=shape)
+                else:  # what _row makes of a record of the header's width with nothing odd
+                    yield ManifestRow(line, dict(zip(header, record, strict=True)))
+        footer.end()
 
 
-def _csv_records(path: Path, reader: Any) -> Iterator[tuple[int, list[str], int]]:
-    """``(first line, cells, last line)`` of every record that is not blank."""
+def _csv_records(path: Path, reader: Any) -> Iterator[list[tuple[int, list[str], int]]]:
+    """``(first line, cells, last line)`` of every record that is not blank, in batches."""
     start_line = reader.line_num + 1
+    read = reader.__next__
+    batch: list[tuple[int, list[str], int]] = []
     while True:
         try:
-            record = next(reader)
+            record = read()
         except StopIteration:
-            return
+            break
         except csv.Error as error:
             raise ManifestError(
                 str(path), f"line {start_line} cannot be read as CSV ({error})"
             ) from error
-        line = start_line
-        start_line = reader.line_num + 1
-        if "".join(record).strip():  # blank lines carry no recording
-            yield line, record, reader.line_num
+        last = reader.line_num
+        # Blank lines carry no recording (the first cell, when filled, says so at once).
+        if record and (record[0].strip() or "".join(record).strip()):
+            batch.append((start_line, record, last))
+            if len(batch) >= CSV_BATCH:
+                yield batch
+                batch = []
+        start_line = last + 1
+    if batch:
+        yield batch
 
 
 def _row(

@@ -67,7 +67,7 @@ def map_batch(
         columns.decided("type", _engagement_type),
         columns.titles(),
         columns.media_urls(),
-        columns.each("start_at", lambda v: parse_start_at(v, options.timezone, options.dates)),
+        columns.decided("start_at", _start_at(options)),
         columns.decided("is_private", _is_private),
         columns.participants(cells),
         columns.transcripts(),
@@ -120,16 +120,6 @@ class _Columns:
             if decision is NOT_PLAIN and value not in known:
                 decision = known[value] = decide(value)
             result.append(decision)
-        return result
-
-    def each(self, field_name: str, read: Callable[[str], Value]) -> list[Value]:
-        """The column read value by value; a value ``read`` refuses is ``NOT_PLAIN``."""
-        result = []
-        for value in self.values[field_name]:
-            try:
-                result.append(read(value))
-            except InvalidCell:
-                result.append(NOT_PLAIN)
         return result
 
     def _source_system(self, value: str) -> Any:
@@ -204,6 +194,19 @@ class _Columns:
             else:
                 result.append(text if contract.check_transcript(text) is None else NOT_PLAIN)
         return result
+
+
+def _start_at(options: MappingOptions) -> Callable[[str], Any]:
+    """The start_at cell read with the options' zone and date style; ``NOT_PLAIN`` for one
+    ``map_row`` must judge."""
+
+    def decide(value: str) -> Any:
+        try:
+            return parse_start_at(value, options.timezone, options.dates)
+        except InvalidCell:
+            return NOT_PLAIN
+
+    return decide
 
 
 def _engagement_type(value: str) -> Any:

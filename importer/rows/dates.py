@@ -13,6 +13,7 @@ that zone's at that moment (EST in winter, EDT in summer for America/New_York).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -209,14 +210,31 @@ def _plain_iso(value: str, timezone: str) -> str | None:
         naive = dt.datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None
-    zone = ZoneInfo(timezone)
-    utc = naive.replace(tzinfo=zone).astimezone(dt.timezone.utc)
-    if utc.astimezone(zone).replace(tzinfo=None) != naive:
-        return None  # the clocks skipped it
-    years = range(EARLIEST_YEAR, LATEST_YEAR + 1)
-    if naive.year not in years or utc.year not in years:
+    offset = _offset_through_minute(timezone, year, month, day, hour, minute)
+    if offset is None:
+        return None  # a clock change in that minute: the general parser says what it means
+    utc = (naive - offset).replace(tzinfo=dt.timezone.utc)
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR or not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
         return None
     return utc.isoformat()
+
+
+@functools.lru_cache(maxsize=8192)
+def _offset_through_minute(
+    timezone: str, year: int, month: int, day: int, hour: int, minute: int
+) -> dt.timedelta | None:
+    """The zone's UTC offset all through this local minute; None when the clocks change
+    in it or skip it. Equal offsets at its first and last second mean no change between:
+    a change moves the offset, and two never fall in one minute."""
+    zone = ZoneInfo(timezone)
+    offsets = set()
+    for second in (0, 59):
+        naive = dt.datetime(year, month, day, hour, minute, second)
+        aware = naive.replace(tzinfo=zone)
+        if aware.astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None) != naive:
+            return None  # the clocks skipped it
+        offsets.add(aware.utcoffset())
+    return offsets.pop() if len(offsets) == 1 else None
 
 
 def is_naive(text: str, style: DateStyle) -> bool:

@@ -14,6 +14,7 @@ valid email address``.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -64,7 +65,7 @@ def parse_participants(text: str) -> list[dict[str, Any]]:
 
 _EMAIL = r'[^@\s<>(),;:"]+@[^@\s<>(),;:"]+\.[^@\s<>(),;:"]+'  # EMAIL_PATTERN's
 PLAIN_PERSON = re.compile(
-    rf'\s*(?:(?P<name>[^<>"()\[\]{{}};,@]*?)\s*<(?P<email>{_EMAIL})>|(?P<bare>{_EMAIL}))\s*'
+    rf'\s*(?:(?P<name>[^<>"()\[\]{{}};,@]*)<(?P<email>{_EMAIL})>|(?P<bare>{_EMAIL}))\s*'
 )
 """``Ana Ng <ana@acme.com>`` or ``ana@acme.com``: how most cells write a person."""
 
@@ -77,13 +78,23 @@ def _plain_people(value: str) -> list[dict[str, Any]] | None:
         return None
     people = []
     for part in value.split(";"):
-        match = PLAIN_PERSON.fullmatch(part)
-        if match is None:
+        person = _plain_person(part)
+        if person is None:
             return None
-        name = match["name"] or ""  # the pattern leaves the spaces around it out
-        email = match["email"] or match["bare"]
+        name, email = person
         people.append({"name": name, "email": email} if name else {"email": email})
     return people
+
+
+@functools.lru_cache(maxsize=65536)
+def _plain_person(part: str) -> tuple[str, str] | None:
+    """``(name, email)`` of one plainly written person (the name may be blank); None if
+    the part is not plain. Cached: the same people recur row after row."""
+    match = PLAIN_PERSON.fullmatch(part)
+    if match is None:
+        return None
+    # The name is read greedily (a third of the time of a lazy match), then its spaces cut.
+    return (match["name"] or "").rstrip(), match["email"] or match["bare"]
 
 
 def split_people(value: str) -> list[str]:
