@@ -24,6 +24,7 @@ suite's manifests and on generated rows.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any, TypeVar
 
 from importer.errors import InvalidCell
@@ -74,7 +75,7 @@ def map_batch(
         columns.decided("contact_ids", _contact_ids),
         strict=True,
     )
-    undecodable = has_lone_surrogate("".join(v for row in cells for v in row.values()))
+    undecodable = has_lone_surrogate("".join(chain.from_iterable(map(dict.values, cells))))
     mapped = []
     for row, field_values in zip(batch, fields, strict=True):
         if row.problem or NOT_PLAIN in field_values or (undecodable and _undecodable(row)):
@@ -93,9 +94,7 @@ def map_batch(
         payload = request_payload(
             system, eid, kind, title, url, options.run_workflows, start, private, people, text
         )
-        mapped.append(
-            MappedRow(file, row.row_number, row.cells, eid, payload, (), ids, None, source_id)
-        )
+        mapped.append(MappedRow.plain(file, row.row_number, row.cells, payload, ids, source_id))
     return mapped
 
 

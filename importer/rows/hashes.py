@@ -40,8 +40,9 @@ def _has_float(value: Any) -> bool:
         value = value.values()
     elif kind is not list and kind is not tuple:
         return isinstance(value, float)
-    for item in value:  # noqa: SIM110 - a loop, not any(): this runs for every row
-        if type(item) is not str and _has_float(item):
+    for item in value:  # text and booleans, nearly every item, are passed over here
+        kind = type(item)
+        if kind is not str and kind is not bool and _has_float(item):
             return True
     return False
 
