@@ -90,9 +90,9 @@ def map_batch(
                 )
             )
             continue
-        (eid, source_id, system, kind, title, url, start, private, people, text, ids) = field_values
+        (eid, source_id, system, kind, title, url, start, private, who, text, ids) = field_values
         payload = request_payload(
-            system, eid, kind, title, url, options.run_workflows, start, private, people, text
+            system, eid, kind, title, url, options.run_workflows, start, private, who, text
         )
         mapped.append(MappedRow.plain(file, row.row_number, row.cells, payload, ids, source_id))
     return mapped
@@ -112,14 +112,9 @@ class _Columns:
     def decided(self, field_name: str, decide: Callable[[str], Value]) -> list[Value]:
         """The column, each distinct value decided once (by ``decide``, which returns
         ``NOT_PLAIN`` for a value ``map_row`` must judge)."""
-        known: dict[str, Value] = {}
-        result = []
-        for value in self.values[field_name]:
-            decision = known.get(value, NOT_PLAIN)
-            if decision is NOT_PLAIN and value not in known:
-                decision = known[value] = decide(value)
-            result.append(decision)
-        return result
+        column = self.values[field_name]
+        known = {value: decide(value) for value in set(column)}
+        return list(map(known.__getitem__, column))
 
     def _source_system(self, value: str) -> Any:
         system = value.strip() or (self.options.source_system or "")

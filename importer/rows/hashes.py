@@ -56,6 +56,13 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return _digest(payload)
 
 
+def text_payload_hash(payload: dict[str, Any]) -> str:
+    """``payload_hash`` of a payload of text and booleans alone, as every create request
+    ``map_row`` builds is (``check_participants`` keeps only a person's text and
+    ``is_owner``): orjson writes it as ``canonical_json`` does, with no walk for floats."""
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
 def field_hashes(payload: dict[str, Any]) -> dict[str, str]:
     """A short hash per field, so a changed row can say which fields differ."""
     return {name: _digest(value)[:16] for name, value in sorted(payload.items())}

@@ -26,7 +26,7 @@ from importer.errors import InvalidCell, TranscriptUnavailable
 from importer.rows import contract
 from importer.rows.cells import EXCEL_ROUNDED, has_lone_surrogate, hidden_character, printable_text
 from importer.rows.dates import DateStyle, parse_start_at
-from importer.rows.hashes import payload_hash
+from importer.rows.hashes import payload_hash, text_payload_hash
 from importer.rows.mapping import ColumnMapping
 from importer.rows.participants import merge_people, parse_participants
 
@@ -119,7 +119,7 @@ class MappedRow:
         fields["external_id"], fields["payload"] = payload["external_id"], payload
         fields["errors"], fields["contact_ids"], fields["skip_reason"] = (), contact_ids, None
         fields["source_id"] = source_id
-        fields["payload_hash"] = payload_hash(payload)
+        fields["payload_hash"] = text_payload_hash(payload)
         return row
 
 
