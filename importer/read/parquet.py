@@ -68,7 +68,7 @@ def parquet_batches(
             first = row_number + 1
             columns = [
                 _id_texts(column.to_pylist(), str(path), name, first)
-                if name == id_column
+                if name == id_column and not _is_text(column)
                 else _column_texts(column)
                 for name, column in zip(names, table.columns, strict=True)
             ]
@@ -76,18 +76,23 @@ def parquet_batches(
             yield [
                 (number, dict(zip(names, cells, strict=True)))
                 for number, cells in enumerate(zip(*columns, strict=True), start=first)
-                if "".join(cells).strip()  # a blank record carries no recording
+                if cells[0].strip() or "".join(cells).strip()  # a blank record carries none
             ]
     except (pa.ArrowException, OSError) as error:
         raise ManifestError(str(path), f"is damaged after row {row_number} ({error})") from error
 
 
 def _column_texts(column: Any) -> list[str]:
+    if _is_text(column):  # nulls blank: the text a CSV cell would hold
+        return column.fill_null("").to_pylist()  # type: ignore[no-any-return]
+    return [parquet_cell(value) for value in column.to_pylist()]
+
+
+def _is_text(column: Any) -> bool:
+    """A column of text, taken as it is (an id in it is already exact)."""
     import pyarrow as pa
 
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return [value if value is not None else "" for value in column.to_pylist()]
-    return [parquet_cell(value) for value in column.to_pylist()]
+    return bool(pa.types.is_string(column.type) or pa.types.is_large_string(column.type))
 
 
 def _id_texts(values: list[Any], path: str, column: str, first_row: int) -> list[str]:
