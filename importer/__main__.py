@@ -11,6 +11,7 @@ no stop handling of their own); commands that write install a clean stop over it
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 import json
 import signal
@@ -29,7 +30,16 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write(_interrupted(sys.argv[1:]))
         raise SystemExit(EXIT_INTERRUPTED) from None
+    _collect_garbage_seldom()
     cli_main()
+
+
+def _collect_garbage_seldom() -> None:
+    """A run makes and drops millions of small objects, nearly none in cycles: collected
+    every 700 allocations (Python's default) that cost 13% of a plan's CPU, every 10,000
+    under 2%. What the modules made as they loaded is set aside, never scanned again."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def _as_interrupt(_signum: int, _frame: FrameType | None) -> None:
