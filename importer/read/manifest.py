@@ -21,7 +21,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -228,29 +228,48 @@ def _read_csv(path: Path, source: SourceOptions, stats: ReadStats | None) -> Ite
 
 
 def _csv_records(path: Path, reader: Any) -> Iterator[list[tuple[int, list[str], int]]]:
-    """``(first line, cells, last line)`` of every record that is not blank, in batches."""
-    start_line = reader.line_num + 1
-    read = reader.__next__
-    batch: list[tuple[int, list[str], int]] = []
+    """``(first line, cells, last line)`` of every record that is not blank, in batches.
+
+    Read a batch at a time: when the batch's records took one line each (the reader's
+    line count says so), their lines follow from their places; otherwise each record's
+    lines are counted from the line breaks its quoted cells hold."""
     while True:
+        before = reader.line_num
+        records: list[list[str]] = []
         try:
-            record = read()
-        except StopIteration:
-            break
+            for record in islice(reader, CSV_BATCH):
+                records.append(record)
         except csv.Error as error:
+            failing = before + sum(map(_lines_of, records)) + 1
             raise ManifestError(
-                str(path), f"line {start_line} cannot be read as CSV ({error})"
+                str(path), f"line {failing} cannot be read as CSV ({error})"
             ) from error
-        last = reader.line_num
+        if not records:
+            return
+        if reader.line_num - before == len(records):
+            placed = [(line, record, line) for line, record in enumerate(records, before + 1)]
+        else:
+            placed = []
+            last = before
+            for record in records:
+                first, last = last + 1, last + _lines_of(record)
+                placed.append((first, record, last))
+            # A quote left open to the end of the file keeps the last line's break too.
+            first, record, last = placed[-1]
+            placed[-1] = (first, record, min(last, reader.line_num))
         # Blank lines carry no recording (the first cell, when filled, says so at once).
-        if record and (record[0].strip() or "".join(record).strip()):
-            batch.append((start_line, record, last))
-            if len(batch) >= CSV_BATCH:
-                yield batch
-                batch = []
-        start_line = last + 1
-    if batch:
-        yield batch
+        yield [
+            (first, record, last)
+            for first, record, last in placed
+            if record and (record[0].strip() or "".join(record).strip())
+        ]
+
+
+def _lines_of(record: list[str]) -> int:
+    """The lines a record took: one, and one more for each line break in its cells (the
+    reader splits lines at ``\\r\\n``, ``\\n`` and ``\\r``, and keeps them in quoted cells)."""
+    text = "\x01".join(record)
+    return 1 + text.count("\n") + text.count("\r") - text.count("\r\n")
 
 
 def _row(
