@@ -116,6 +116,7 @@ AWKWARD = {
     "title": ["", "  ", "x" * 501, "x" * 500, "Ana\x00"],
     "media_url": [
         "",
+        "https://media.example.com/a\u200bb.mp3",  # a hidden character in the path
         "http://x.io/a",
         "https://localhost/a",
         "https://10.0.0.1/a",

@@ -125,19 +125,26 @@ class _Columns:
     def external_ids(self) -> tuple[list[Any], list[Any]]:
         """The prefixed ids, and the ids as the CRM wrote them."""
         prefixes = {system: self._prefix(system) for system in set(self.source_systems)}
-        external_ids, source_ids = [], []
-        for value, system in zip(self.values["id"], self.source_systems, strict=True):
-            row_id = value.strip()
+        source_ids = [value.strip() for value in self.values["id"]]
+        joined = " ".join(source_ids)
+        # One scan of the batch's ids clears them all of hidden characters and Excel's
+        # rounded numbers (1.23E+15), as nearly always; otherwise each id is looked at.
+        clear = hidden_character(joined) is None and "E+" not in joined
+        external_ids = []
+        for row_id, system in zip(source_ids, self.source_systems, strict=True):
             prefix = prefixes[system]
             plain = (
                 row_id
                 and prefix is not NOT_PLAIN
                 and len(prefix) + len(row_id) <= contract.EXTERNAL_ID_MAX_CHARS
-                and hidden_character(row_id) is None
-                and EXCEL_ROUNDED.fullmatch(row_id) is None
+                and (
+                    clear
+                    or (
+                        hidden_character(row_id) is None and EXCEL_ROUNDED.fullmatch(row_id) is None
+                    )
+                )
             )
             external_ids.append(prefix + row_id if plain else NOT_PLAIN)
-            source_ids.append(row_id)
         return external_ids, source_ids
 
     def _prefix(self, system: Any) -> Any:
@@ -158,13 +165,14 @@ class _Columns:
         return result
 
     def media_urls(self) -> list[Any]:
+        urls = [value.strip() for value in self.values["media_url"]]
+        printable = "".join(urls).isprintable()  # one scan, nearly always true
         result = []
-        for value in self.values["media_url"]:
-            url = value.strip()
+        for url in urls:
             # A blank URL is skipped or invalid, and one with "@" may carry a password:
             # map_row says which.
             plain = url and "@" not in url and contract.check_media_url(url) is None
-            result.append(url if plain and url.isprintable() else NOT_PLAIN)
+            result.append(url if plain and (printable or url.isprintable()) else NOT_PLAIN)
         return result
 
     def participants(self, cells: list[dict[str, str]]) -> list[Any]:
