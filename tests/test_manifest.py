@@ -330,3 +330,17 @@ def test_records_keep_the_lines_they_start_on_however_they_break(
     assert [row.row_number for row in rows] == [line for line, _ in expected]
     for row, (_, record) in zip(rows, expected, strict=True):
         assert list(row.cells.values()) == [*record, "", ""][:2]
+
+
+def test_a_record_the_reader_refuses_is_named_by_the_line_it_starts_on(tmp_path: Path) -> None:
+    # Lines 2-3 one record, line 4 blank, line 5 opens a quoted cell past the field limit
+    # (lowered for the test: at its real 20 MB the file would take seconds to write).
+    huge = "\n".join(["x" * 100] * 200)
+    path = write(tmp_path, f'id,title\n1,"two\nlines"\n\n2,"{huge}"\n3,after\n')
+    limit = csv.field_size_limit(10_000)
+    try:
+        with pytest.raises(ManifestError, match="line 5 cannot be read as CSV") as caught:
+            rows_of(path)
+    finally:
+        csv.field_size_limit(limit)
+    assert "field larger than field limit" in str(caught.value)
