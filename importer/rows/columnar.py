@@ -2,9 +2,10 @@
 
 Most rows of an export are plain: every field holds an ordinary value that passes. So each
 field's rules run down its column at once: a value repeated in the column (a type, a
-source system, ``is_private``, a contact list) is judged once per batch; the others go
-through the field's own reader (``parse_start_at``, ``parse_participants``,
-``check_media_url``, whose common forms are themselves fast). A row with anything else in
+source system, a start time, ``is_private``, a contact list) is judged once per batch; the
+others go through the field's own reader (``parse_participants``, ``check_media_url``,
+whose common forms are themselves fast), and what is nearly never in a batch (a hidden
+character in an id or URL) is looked for in the column joined. A row with anything else in
 it (a problem in any field, an undecodable byte, a shape problem, a blank media URL, a
 transcript file) is mapped by ``map_row`` itself, so every error and message is exactly
 the row-by-row one. ``tests/test_columnar.py`` holds the two equal, row for row, on the
