@@ -25,6 +25,7 @@ from importer.outcomes import Action
 from importer.plan.media import preflight
 from importer.plan.planner import DuplicateInfo, PlannedRow, lookalike_duplicates, plan_row
 from importer.plan.recordings import judge_recording, known_recordings, prefix_of
+from importer.plan.spool_form import PlainRow, plain_rows, rows_of
 from importer.read.fingerprint import file_fingerprint
 from importer.read.manifest import ManifestRow, ReadStats, read_columns, read_manifest
 from importer.rows import contract
@@ -360,11 +361,20 @@ def index_manifest(
     return index, duplicates, seen
 
 
-def _spooled_form(batch: list[MappedRow | SettledRow]) -> tuple[list[MappedRow], int, int]:
-    """What pass two needs of a batch: its mapped rows in order, how many rows were settled,
-    its last row number (settled rows are counted, never planned: nothing more is spooled)."""
+MappedBatch = tuple[list[MappedRow], int, int]
+"""What pass two needs of a batch: its mapped rows in order, how many rows were settled,
+its last row number (settled rows are counted, never planned: nothing more is kept)."""
+
+
+def _mapped_form(batch: list[MappedRow | SettledRow]) -> MappedBatch:
     mapped = [r for r in batch if isinstance(r, MappedRow)]
     return mapped, len(batch) - len(mapped), batch[-1].row_number if batch else 0
+
+
+def _spooled_form(batch: list[MappedRow | SettledRow]) -> tuple[list[PlainRow], int, int]:
+    """``_mapped_form`` in plain values, as the spool keeps it (``spool_form``)."""
+    mapped, settled, last_row = _mapped_form(batch)
+    return plain_rows(mapped), settled, last_row
 
 
 class PlannedBatch(NamedTuple):
@@ -392,8 +402,8 @@ def planned_batches(
     It plans pass one's spooled rows: the manifest is not read or validated again. A settled
     row is ``already imported`` as it stands (pass one made sure no other row shares its
     external_id)."""
-    for spooled in index.spooled():
-        yield _planned(ledger, settings, duplicates, index, spooled)
+    for plain, settled, last_row in index.spooled():
+        yield _planned(ledger, settings, duplicates, index, (rows_of(plain), settled, last_row))
 
 
 def _planned(
@@ -401,9 +411,9 @@ def _planned(
     settings: ImportSettings,
     duplicates: dict[str, DuplicateInfo],
     index: ManifestIndex,
-    batch: tuple[list[MappedRow], int, int],
+    batch: MappedBatch,
 ) -> PlannedBatch:
-    """One batch's actions (``_spooled_form``), given the ledger (and where its recordings
+    """One batch's actions (``_mapped_form``), given the ledger (and where its recordings
     already are)."""
     mapped, settled, last_row = batch
     facts = ledger.facts_for(r.external_id for r in mapped if r.external_id)
@@ -533,7 +543,7 @@ def reread_batches(
         ledger, settings, None, settle=True, unsettled_ids=duplicates
     ):
         ledger.remember_row_keys(learned)
-        yield _planned(ledger, settings, duplicates, index, _spooled_form(batch))
+        yield _planned(ledger, settings, duplicates, index, _mapped_form(batch))
 
 
 def refuse_changed_prefixes(
