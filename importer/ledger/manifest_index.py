@@ -226,10 +226,17 @@ class ManifestIndex:
             )
         return changes
 
-    def recording_matches(self, external_ids: Iterable[str]) -> list[RecordingMatch]:
+    def recording_matches(
+        self, external_ids: Iterable[str], *, every_row: bool = False
+    ) -> list[RecordingMatch]:
         """For these rows: other external_ids their recording is already under (the ledger
-        first, then an earlier row of this manifest); rows with none are left out."""
+        first, then an earlier row of this manifest); rows with none are left out.
+
+        Only rows listed as candidates are looked up; ``every_row`` looks up all of them,
+        as tests do to hold the shortcut to the same matches."""
         ids = list(dict.fromkeys(external_ids))
+        if not every_row:
+            ids = self._recording_candidates(ids)
         in_ledger = self._ledger_knows_recordings
         if ids:
             self._media_indexed()
@@ -262,6 +269,54 @@ class ManifestIndex:
                         )
                     )
         return found
+
+    @functools.cached_property
+    def _any_recording_candidates(self) -> bool:
+        """Whether any row may have a recording match, once its candidates are listed: the
+        rows whose media URL is on another external_id, here or in the ledger.
+
+        Asked at pass two's start. The ledger can gain such a row later only from this
+        manifest (a row sent, or one an older ledger learns the media URL of), and that
+        media URL is then on two ids of the index, found here already."""
+        self._media_indexed()
+        self.db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS recording_candidates "
+            "(external_id TEXT PRIMARY KEY) WITHOUT ROWID"
+        )
+        with self.db.conn:
+            self.db.execute("DELETE FROM temp.recording_candidates")
+            self.db.execute(
+                "INSERT OR IGNORE INTO temp.recording_candidates SELECT i.external_id "
+                f"FROM {self.table} i WHERE i.media_url IN (SELECT media_url FROM {self.table} "
+                "WHERE media_url IS NOT NULL GROUP BY media_url "
+                "HAVING COUNT(DISTINCT external_id) > 1)"
+            )
+            if self._ledger_knows_recordings:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO temp.recording_candidates SELECT i.external_id "
+                    f"FROM engagements e JOIN {self.table} i ON i.media_url = e.media_url "
+                    "AND i.external_id != e.external_id"
+                )
+        found = self.db.execute("SELECT 1 FROM temp.recording_candidates LIMIT 1").fetchone()
+        return found is not None
+
+    def _recording_candidates(self, external_ids: list[str]) -> list[str]:
+        """These ids but those whose recording cannot be anywhere else (almost all)."""
+        if not external_ids or not self._any_recording_candidates:
+            return []
+        candidates: set[str] = set()
+        for start in range(0, len(external_ids), 500):
+            chunk = external_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            candidates.update(
+                found
+                for (found,) in self.db.execute(
+                    "SELECT external_id FROM temp.recording_candidates "
+                    f"WHERE external_id IN ({marks})",
+                    chunk,
+                )
+            )
+        return [i for i in external_ids if i in candidates]
 
     def _fill(self, table: str, external_ids: Iterable[str]) -> None:
         self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (external_id TEXT)")
