@@ -23,7 +23,7 @@ from importer.ledger.manifest_index import ManifestIndex
 from importer.ledger.row_cache import KeyedRow
 from importer.outcomes import Action
 from importer.plan.media import preflight
-from importer.plan.planner import DuplicateInfo, PlannedRow, lookalike_duplicates, plan_row
+from importer.plan.planner import DuplicateInfo, PlannedRow, lookalike_duplicates, plan_rows
 from importer.plan.recordings import judge_recording, known_recordings, prefix_of
 from importer.plan.spool_form import PlainRow, plain_rows, rows_of
 from importer.read.fingerprint import file_fingerprint
@@ -417,20 +417,14 @@ def _planned(
     already are)."""
     mapped, settled, last_row = batch
     facts = ledger.facts_for(r.external_id for r in mapped if r.external_id)
-    planned = [
-        plan_row(
-            row,
-            facts.get(row.external_id) if row.external_id else None,
-            duplicates.get(row.external_id) if row.external_id else None,
-            settings.plan,
-        )
-        for row in mapped
-    ]
+    planned = plan_rows(mapped, facts, duplicates, settings.plan)
     known = known_recordings(
         index.recording_matches(
             p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
         )
     )
+    if not known:  # judge_recording leaves every row as it is
+        return PlannedBatch(planned, settled, last_row)
     judged = [
         judge_recording(p, known.get(p.row.external_id or ""), settings.recordings) for p in planned
     ]
