@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import marshal
 import math
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ def test_spooled_batches_come_back_whole_and_the_collector_runs_again(tmp_path: 
         index = ManifestIndex(ledger)
         index.start()
         index.spool(batch)
-        assert list(index.spooled()) == [batch]
+        assert [record.body() for record in index.spooled()] == [batch]
     assert gc.isenabled()
 
 
@@ -36,10 +37,11 @@ def test_a_broken_spool_record_leaves_the_collector_on(tmp_path: Path) -> None:
         index = ManifestIndex(ledger)
         index.start()
         ledger.db.execute(
-            "INSERT INTO temp.manifest_spool (form, size, rows) VALUES (0, 100, ?)", [b"not lz4"]
+            "INSERT INTO temp.manifest_spool (head, form, size, rows) VALUES (?, 0, 100, ?)",
+            [marshal.dumps(None), b"not lz4"],
         )
         with pytest.raises(OSError):
-            list(index.spooled())
+            [record.body() for record in index.spooled()]
     assert gc.isenabled()
 
 
@@ -72,11 +74,13 @@ def test_the_spool_gives_back_what_it_was_given(tmp_path: Path, batch: list[Any]
     with Ledger(tmp_path / "ledger.db") as ledger:
         index = ManifestIndex(ledger)
         index.start()
-        index.spool(batch)
+        index.spool(batch, head=(["a", "b"], True, 2))
         index.spool([math.inf])
-        back, infinite = list(index.spooled())
+        first, second = list(index.spooled())
+        back = first.body()
     assert back == batch and [type(v) for v in back] == [type(v) for v in batch]
-    assert infinite == [math.inf]
+    assert first.head == (["a", "b"], True, 2)
+    assert second.body() == [math.inf] and second.head is None
 
 
 def _mapped(n: int, cells: dict[str, str], contact_ids: tuple[str, ...] | None) -> MappedRow:

@@ -19,11 +19,14 @@ import marshal
 import pickle
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from importer.ledger import Ledger
 from importer.ledger.db import IMPORTED, NOT_SENT, UNFINISHED, now_iso
 from importer.outcomes import Status
+
+PlainValue = str | int | float | bool | bytes | tuple[Any, ...] | list[Any] | dict[Any, Any] | None
+"""What ``marshal`` writes: plain values, nested."""
 
 MARSHALLED, PICKLED = 0, 1
 """How a spool record is written: ``marshal`` (plain values: tuples, dicts, text, numbers),
@@ -56,6 +59,19 @@ def _read_back(form: int, size: int, blob: bytes) -> Any:
     finally:
         if paused:
             gc.enable()
+
+
+class SpooledRecord(NamedTuple):
+    """One spooled batch: its head, read back, and its body, read back when asked."""
+
+    head: Any
+    form: int
+    size: int
+    blob: bytes
+
+    def body(self) -> Any:
+        """The batch as it was spooled."""
+        return _read_back(self.form, self.size, self.blob)
 
 
 @functools.cache
@@ -114,30 +130,31 @@ class ManifestIndex:
         self.db.execute("DELETE FROM temp.manifest_index")
         self.db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS manifest_spool "
-            "(seq INTEGER PRIMARY KEY, form INTEGER, size INTEGER, rows BLOB)"
+            "(seq INTEGER PRIMARY KEY, head BLOB, form INTEGER, size INTEGER, rows BLOB)"
         )
         self.db.execute("DELETE FROM temp.manifest_spool")
 
-    def spool(self, batch: object) -> None:
-        """Keep what pass two needs of one batch, in file order, for ``spooled``."""
+    def spool(self, batch: object, head: PlainValue = None) -> None:
+        """Keep what pass two needs of one batch, in file order, for ``spooled``; ``head``:
+        what it says of the batch, read back without the batch (plain values)."""
         self.db.execute(
-            "INSERT INTO temp.manifest_spool (form, size, rows) VALUES (?, ?, ?)",
-            _spool_record(batch),
+            "INSERT INTO temp.manifest_spool (head, form, size, rows) VALUES (?, ?, ?, ?)",
+            [marshal.dumps(head), *_spool_record(batch)],
         )
 
-    def spooled(self) -> Iterator[Any]:
+    def spooled(self) -> Iterator[SpooledRecord]:
         """The spooled batches in file order; one at a time, so memory stays flat."""
         seq = 0
         while True:
             found = self.db.execute(
-                "SELECT seq, form, size, rows FROM temp.manifest_spool WHERE seq > ? "
+                "SELECT seq, head, form, size, rows FROM temp.manifest_spool WHERE seq > ? "
                 "ORDER BY seq LIMIT 1",
                 [seq],
             ).fetchone()
             if found is None:
                 return
             seq = found[0]
-            yield _read_back(*found[1:])
+            yield SpooledRecord(marshal.loads(found[1]), *found[2:])
 
     def add(
         self, rows: list[tuple[str, int, str, str | None, str | None]], *, settled: bool = False
