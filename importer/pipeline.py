@@ -408,8 +408,12 @@ def plan_manifest(
     on_row: Callable[[PlannedRow], None],
     reporter: Reporter | None = None,
     on_notice: Callable[[str], None] | None = None,
+    on_new_rows: Callable[[int], bool] | None = None,
 ) -> Counter[Action]:
-    """The plan alone: every row's action, sending no create and writing nothing."""
+    """The plan alone: every row's action, sending no create and writing nothing.
+
+    ``on_new_rows`` is told first of a batch whose rows are all ``new``, by their number:
+    True when it takes them so, and ``on_row`` sees none of them (nor are they read back)."""
     settings, notices = prepare(settings, ledger)
     if settings.check_media:
         from importer.events import HumanReporter
@@ -424,6 +428,9 @@ def plan_manifest(
             on_notice(notice)
     counts: Counter[Action] = Counter()
     for batch in planned_batches(ledger, settings, duplicates, index):
+        if batch.new_rows and on_new_rows is not None and on_new_rows(batch.new_rows):
+            counts[Action.NEW] += batch.new_rows
+            continue
         for planned in batch.rows:  # a plan maps every row: none is settled by its key
             counts[planned.action] += 1
             on_row(planned)

@@ -280,7 +280,13 @@ def plan_report(settings: ImportSettings, ledger_path: Path, out: Path | None) -
                 start_at_column=settings.mapping.columns.columns_of("start_at"),
                 timezone=settings.mapping.timezone or "UTC",
             )
-            plan_manifest(settings, ledger, printer, on_notice=printer.notices.append)
+            plan_manifest(
+                settings,
+                ledger,
+                printer,
+                on_notice=printer.notices.append,
+                on_new_rows=printer.count_new,
+            )
         finally:
             if handle:
                 handle.close()

@@ -5,8 +5,9 @@ the manifest's size, and SQLite can join it with the ledger's ``engagements`` ta
 external_ids repeated across the whole file, to register every sendable row as ``pending``
 before the first request, and to count what is ahead. It is gone when the ledger closes.
 
-Beside it, the spool keeps pass one's mapped rows, a compressed batch per record, so that
-planning reads them back instead of reading and validating the manifest a second time.
+Beside it, the spool keeps pass one's mapped rows, a compressed batch per record (marshal,
+else pickle; LZ4), so that planning reads them back instead of reading and validating the
+manifest a second time.
 The planner reads what these queries find as plain values (``RecordingMatch``).
 """
 
@@ -14,32 +15,71 @@ from __future__ import annotations
 
 import functools
 import gc
+import marshal
 import pickle
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from importer.ledger import Ledger
 from importer.ledger.db import IMPORTED, NOT_SENT, UNFINISHED, now_iso
 from importer.outcomes import Status
 
+PlainValue = str | int | float | bool | bytes | tuple[Any, ...] | list[Any] | dict[Any, Any] | None
+"""What ``marshal`` writes: plain values, nested."""
 
-def _unpickled(blob: bytes) -> list[Any]:
+MARSHALLED, PICKLED = 0, 1
+"""How a spool record is written: ``marshal`` (plain values: tuples, dicts, text, numbers),
+else ``pickle`` (anything else); both then LZ4-compressed."""
+
+
+def _spool_record(batch: object) -> tuple[int, int, bytes]:
+    """(form, size before compression, bytes) of one batch."""
+    try:
+        # marshal writes plain values several times faster than pickle, and refuses the rest.
+        form, data = MARSHALLED, marshal.dumps(batch)  # type: ignore[arg-type]
+    except ValueError:
+        # Pickle is safe here: the process reads back only what it wrote a moment ago.
+        form, data = PICKLED, pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+    return form, len(data), _lz4().compress(data, asbytes=True)
+
+
+def _read_back(form: int, size: int, blob: bytes) -> Any:
     """One spooled batch, read back with the cycle collector paused.
 
-    Unpickling a thousand rows makes tens of thousands of dicts and objects at once, which
+    Reading a thousand rows back makes tens of thousands of dicts and objects at once, which
     sets off collection after collection that finds nothing (the rows hold no cycles):
     paused, reading back is about four times faster. It resumes at once, on error too.
     """
     paused = gc.isenabled()
     gc.disable()
     try:
-        batch: list[Any] = pickle.loads(zlib.decompress(blob))
+        data = _lz4().decompress(blob, decompressed_size=size, asbytes=True)
+        return marshal.loads(data) if form == MARSHALLED else pickle.loads(data)
     finally:
         if paused:
             gc.enable()
-    return batch
+
+
+class SpooledRecord(NamedTuple):
+    """One spooled batch: its head, read back, and its body, read back when asked."""
+
+    head: Any
+    form: int
+    size: int
+    blob: bytes
+
+    def body(self) -> Any:
+        """The batch as it was spooled."""
+        return _read_back(self.form, self.size, self.blob)
+
+
+@functools.cache
+def _lz4() -> Any:
+    """LZ4, a tenth of zlib's time for a record a third larger (pyarrow loads when used)."""
+    import pyarrow
+
+    return pyarrow.Codec("lz4")
 
 
 @dataclass(frozen=True)
@@ -89,28 +129,32 @@ class ManifestIndex:
         )
         self.db.execute("DELETE FROM temp.manifest_index")
         self.db.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS manifest_spool (seq INTEGER PRIMARY KEY, rows BLOB)"
+            "CREATE TEMP TABLE IF NOT EXISTS manifest_spool "
+            "(seq INTEGER PRIMARY KEY, head BLOB, form INTEGER, size INTEGER, rows BLOB)"
         )
         self.db.execute("DELETE FROM temp.manifest_spool")
 
-    def spool(self, batch: object) -> None:
-        """Keep what pass two needs of one batch, in file order, for ``spooled``."""
-        # Pickle is safe here: the process reads back only what it wrote a moment ago.
-        blob = zlib.compress(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL), 1)
-        self.db.execute("INSERT INTO temp.manifest_spool (rows) VALUES (?)", [blob])
+    def spool(self, batch: object, head: PlainValue = None) -> None:
+        """Keep what pass two needs of one batch, in file order, for ``spooled``; ``head``:
+        what it says of the batch, read back without the batch (plain values)."""
+        self.db.execute(
+            "INSERT INTO temp.manifest_spool (head, form, size, rows) VALUES (?, ?, ?, ?)",
+            [marshal.dumps(head), *_spool_record(batch)],
+        )
 
-    def spooled(self) -> Iterator[Any]:
+    def spooled(self) -> Iterator[SpooledRecord]:
         """The spooled batches in file order; one at a time, so memory stays flat."""
         seq = 0
         while True:
             found = self.db.execute(
-                "SELECT seq, rows FROM temp.manifest_spool WHERE seq > ? ORDER BY seq LIMIT 1",
+                "SELECT seq, head, form, size, rows FROM temp.manifest_spool WHERE seq > ? "
+                "ORDER BY seq LIMIT 1",
                 [seq],
             ).fetchone()
             if found is None:
                 return
             seq = found[0]
-            yield _unpickled(found[1])
+            yield SpooledRecord(marshal.loads(found[1]), *found[2:])
 
     def add(
         self, rows: list[tuple[str, int, str, str | None, str | None]], *, settled: bool = False
@@ -199,10 +243,17 @@ class ManifestIndex:
             )
         return changes
 
-    def recording_matches(self, external_ids: Iterable[str]) -> list[RecordingMatch]:
+    def recording_matches(
+        self, external_ids: Iterable[str], *, every_row: bool = False
+    ) -> list[RecordingMatch]:
         """For these rows: other external_ids their recording is already under (the ledger
-        first, then an earlier row of this manifest); rows with none are left out."""
+        first, then an earlier row of this manifest); rows with none are left out.
+
+        Only rows listed as candidates are looked up; ``every_row`` looks up all of them,
+        as tests do to hold the shortcut to the same matches."""
         ids = list(dict.fromkeys(external_ids))
+        if not every_row:
+            ids = self._recording_candidates(ids)
         in_ledger = self._ledger_knows_recordings
         if ids:
             self._media_indexed()
@@ -235,6 +286,54 @@ class ManifestIndex:
                         )
                     )
         return found
+
+    @functools.cached_property
+    def _any_recording_candidates(self) -> bool:
+        """Whether any row may have a recording match, once its candidates are listed: the
+        rows whose media URL is on another external_id, here or in the ledger.
+
+        Asked at pass two's start. The ledger can gain such a row later only from this
+        manifest (a row sent, or one an older ledger learns the media URL of), and that
+        media URL is then on two ids of the index, found here already."""
+        self._media_indexed()
+        self.db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS recording_candidates "
+            "(external_id TEXT PRIMARY KEY) WITHOUT ROWID"
+        )
+        with self.db.conn:
+            self.db.execute("DELETE FROM temp.recording_candidates")
+            self.db.execute(
+                "INSERT OR IGNORE INTO temp.recording_candidates SELECT i.external_id "
+                f"FROM {self.table} i WHERE i.media_url IN (SELECT media_url FROM {self.table} "
+                "WHERE media_url IS NOT NULL GROUP BY media_url "
+                "HAVING COUNT(DISTINCT external_id) > 1)"
+            )
+            if self._ledger_knows_recordings:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO temp.recording_candidates SELECT i.external_id "
+                    f"FROM engagements e JOIN {self.table} i ON i.media_url = e.media_url "
+                    "AND i.external_id != e.external_id"
+                )
+        found = self.db.execute("SELECT 1 FROM temp.recording_candidates LIMIT 1").fetchone()
+        return found is not None
+
+    def _recording_candidates(self, external_ids: list[str]) -> list[str]:
+        """These ids but those whose recording cannot be anywhere else (almost all)."""
+        if not external_ids or not self._any_recording_candidates:
+            return []
+        candidates: set[str] = set()
+        for start in range(0, len(external_ids), 500):
+            chunk = external_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            candidates.update(
+                found
+                for (found,) in self.db.execute(
+                    "SELECT external_id FROM temp.recording_candidates "
+                    f"WHERE external_id IN ({marks})",
+                    chunk,
+                )
+            )
+        return [i for i in external_ids if i in candidates]
 
     def _fill(self, table: str, external_ids: Iterable[str]) -> None:
         self.db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} (external_id TEXT)")

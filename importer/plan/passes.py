@@ -10,6 +10,7 @@ media preflight, when asked for, reads the manifest once before.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Container, Iterator
@@ -19,12 +20,13 @@ from typing import Any, NamedTuple
 from importer.errors import PrefixChanged, TranscriptUnavailable, ZoneChanged
 from importer.events import Reporter
 from importer.ledger import Ledger
-from importer.ledger.manifest_index import ManifestIndex
+from importer.ledger.manifest_index import ManifestIndex, SpooledRecord
 from importer.ledger.row_cache import KeyedRow
-from importer.outcomes import Action
+from importer.outcomes import Action, LedgerFact
 from importer.plan.media import preflight
-from importer.plan.planner import DuplicateInfo, PlannedRow, lookalike_duplicates, plan_row
+from importer.plan.planner import DuplicateInfo, PlannedRow, lookalike_duplicates, plan_rows
 from importer.plan.recordings import judge_recording, known_recordings, prefix_of
+from importer.plan.spool_form import PlainRow, plain_rows, rows_of
 from importer.read.fingerprint import file_fingerprint
 from importer.read.manifest import ManifestRow, ReadStats, read_columns, read_manifest
 from importer.rows import contract
@@ -35,7 +37,7 @@ from importer.rows.hashes import contacts_hash
 from importer.rows.row_keys import row_keys
 from importer.rows.urlsafety import system_resolver
 from importer.rows.validate import MappedRow, MappingOptions, RowError, TranscriptReader, map_row
-from importer.settings import ImportSettings, SourceOptions
+from importer.settings import ImportSettings, PlanOptions, SourceOptions
 
 # A transcript file this much larger than the byte limit is refused without being read.
 TRANSCRIPT_READ_LIMIT = contract.TRANSCRIPT_MAX_BYTES * 4
@@ -333,7 +335,7 @@ def index_manifest(
                 for external_id, _, _, source_id, _ in valid + entries
                 if external_id
             )
-        index.spool(_spooled_form(batch))
+        index.spool(*_spooled_form(batch))
         ledger.remember_row_keys(learned)
         seen["rows"] += len(batch)
         seen["valid"] += len(valid) + len(entries)
@@ -360,25 +362,60 @@ def index_manifest(
     return index, duplicates, seen
 
 
-def _spooled_form(batch: list[MappedRow | SettledRow]) -> tuple[list[MappedRow], int, int]:
-    """What pass two needs of a batch: its mapped rows in order, how many rows were settled,
-    its last row number (settled rows are counted, never planned: nothing more is spooled)."""
+MappedBatch = tuple[list[MappedRow], int, int]
+"""What pass two needs of a batch: its mapped rows in order, how many rows were settled,
+its last row number (settled rows are counted, never planned: nothing more is kept)."""
+
+
+def _mapped_form(batch: list[MappedRow | SettledRow]) -> MappedBatch:
     mapped = [r for r in batch if isinstance(r, MappedRow)]
     return mapped, len(batch) - len(mapped), batch[-1].row_number if batch else 0
 
 
-class PlannedBatch(NamedTuple):
+SpoolHead = tuple[list[str], bool, int, int, int]
+"""What a spooled batch says of itself: its rows' external_ids, whether every row is valid
+with something to import, how many rows were mapped, how many settled, its last row."""
+
+
+def _spooled_form(batch: list[MappedRow | SettledRow]) -> tuple[list[PlainRow], SpoolHead]:
+    """``_mapped_form`` as the spool keeps it: the rows in plain values (``spool_form``),
+    and the head pass two plans a batch of new rows by without reading them back."""
+    mapped, settled, last_row = _mapped_form(batch)
+    ids = [r.external_id for r in mapped if r.external_id]
+    importable = all(r.skip_reason is None and r.valid for r in mapped)
+    return plain_rows(mapped), (ids, importable, len(mapped), settled, last_row)
+
+
+class PlannedBatch:
     """One batch of pass two: its rows planned, and its settled rows counted, not planned.
 
     A settled row (known by its key as imported unchanged) is ``already imported`` with
-    nothing to note or send: a re-sync of a million rows builds no plan for each of them."""
+    nothing to note or send: a re-sync of a million rows builds no plan for each of them.
+    A batch of rows all ``new`` is read back from the spool only if its rows are asked for
+    (``new_rows`` says how many): a plan of a million new rows counts most of them."""
 
-    rows: list[PlannedRow]
-    """The rows mapped, planned, in file order."""
-    settled: int
-    """Rows known by their key as imported unchanged."""
-    last_row: int
-    """The batch's last row number (0: an empty batch)."""
+    def __init__(
+        self,
+        settled: int,
+        last_row: int,
+        rows: list[PlannedRow] | None = None,
+        new_rows: tuple[int, Callable[[], list[PlannedRow]]] = (0, list),
+    ) -> None:
+        self.settled = settled
+        """Rows known by their key as imported unchanged."""
+        self.last_row = last_row
+        """The batch's last row number (0: an empty batch)."""
+        self.new_rows = new_rows[0]
+        """How many rows, when every row is ``new`` (0 otherwise)."""
+        self._rows = rows
+        self._plan_new_rows = new_rows[1]
+
+    @property
+    def rows(self) -> list[PlannedRow]:
+        """The rows mapped, planned, in file order."""
+        if self._rows is None:
+            self._rows = self._plan_new_rows()
+        return self._rows
 
 
 def planned_batches(
@@ -386,14 +423,48 @@ def planned_batches(
     settings: ImportSettings,
     duplicates: dict[str, DuplicateInfo],
     index: ManifestIndex,
+    *,
+    shortcut: bool = True,
 ) -> Iterator[PlannedBatch]:
     """Pass two: each row's action, given the ledger (and where its recording already is).
 
     It plans pass one's spooled rows: the manifest is not read or validated again. A settled
     row is ``already imported`` as it stands (pass one made sure no other row shares its
-    external_id)."""
-    for spooled in index.spooled():
-        yield _planned(ledger, settings, duplicates, index, spooled)
+    external_id). A batch of valid rows that neither the ledger, nor another row, nor a
+    recording elsewhere says anything of is all ``new``: its rows are planned when asked
+    for (``shortcut``; tests hold it to planning every batch at once)."""
+    for record in index.spooled():
+        ids, importable, mapped, settled, last_row = record.head
+        facts = ledger.facts_for(ids)
+        if shortcut and importable and _all_new(ids, facts, duplicates, index, settings):
+            plan = functools.partial(_read_and_plan, record, facts, duplicates, settings.plan)
+            yield PlannedBatch(settled, last_row, new_rows=(mapped, plan))
+        else:
+            rows = (rows_of(record.body()), settled, last_row)
+            yield _planned(ledger, settings, duplicates, index, rows, facts)
+
+
+def _read_and_plan(
+    record: SpooledRecord,
+    facts: dict[str, LedgerFact],
+    duplicates: dict[str, DuplicateInfo],
+    options: PlanOptions,
+) -> list[PlannedRow]:
+    return plan_rows(rows_of(record.body()), facts, duplicates, options)
+
+
+def _all_new(
+    ids: list[str],
+    facts: dict[str, LedgerFact],
+    duplicates: dict[str, DuplicateInfo],
+    index: ManifestIndex,
+    settings: ImportSettings,
+) -> bool:
+    """Whether valid rows with these ids are all ``new``: unknown to the ledger, on no other
+    row, their recordings nowhere else (``_planned`` would judge none of them otherwise)."""
+    if facts or settings.plan.only_failed or any(i in duplicates for i in ids):
+        return False
+    return not known_recordings(index.recording_matches(ids))
 
 
 def _planned(
@@ -401,30 +472,26 @@ def _planned(
     settings: ImportSettings,
     duplicates: dict[str, DuplicateInfo],
     index: ManifestIndex,
-    batch: tuple[list[MappedRow], int, int],
+    batch: MappedBatch,
+    facts: dict[str, LedgerFact] | None = None,
 ) -> PlannedBatch:
-    """One batch's actions (``_spooled_form``), given the ledger (and where its recordings
-    already are)."""
+    """One batch's actions (``_mapped_form``), given the ledger (and where its recordings
+    already are); ``facts``: the ledger's, when already asked."""
     mapped, settled, last_row = batch
-    facts = ledger.facts_for(r.external_id for r in mapped if r.external_id)
-    planned = [
-        plan_row(
-            row,
-            facts.get(row.external_id) if row.external_id else None,
-            duplicates.get(row.external_id) if row.external_id else None,
-            settings.plan,
-        )
-        for row in mapped
-    ]
+    if facts is None:
+        facts = ledger.facts_for(r.external_id for r in mapped if r.external_id)
+    planned = plan_rows(mapped, facts, duplicates, settings.plan)
     known = known_recordings(
         index.recording_matches(
             p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
         )
     )
+    if not known:  # judge_recording leaves every row as it is
+        return PlannedBatch(settled, last_row, planned)
     judged = [
         judge_recording(p, known.get(p.row.external_id or ""), settings.recordings) for p in planned
     ]
-    return PlannedBatch(judged, settled, last_row)
+    return PlannedBatch(settled, last_row, judged)
 
 
 def manifest_fingerprint(settings: ImportSettings) -> str | None:
@@ -533,7 +600,7 @@ def reread_batches(
         ledger, settings, None, settle=True, unsettled_ids=duplicates
     ):
         ledger.remember_row_keys(learned)
-        yield _planned(ledger, settings, duplicates, index, _spooled_form(batch))
+        yield _planned(ledger, settings, duplicates, index, _mapped_form(batch))
 
 
 def refuse_changed_prefixes(

@@ -23,6 +23,7 @@ The same plan (actions are ``importer.outcomes.Action``) drives ``importer plan`
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -176,6 +177,48 @@ def plan_row(
             changed=fields,
         )
     return PlannedRow(row, Action.IMPORTED, sync_contacts=sync, engagement_id=fact.engagement_id)
+
+
+def plan_rows(
+    rows: list[MappedRow],
+    facts: dict[str, LedgerFact],
+    duplicates: dict[str, DuplicateInfo],
+    options: PlanOptions,
+) -> list[PlannedRow]:
+    """``plan_row`` for each row, given the ledger's facts and the repeated ids by external_id.
+
+    A valid row the ledger does not hold, on no other row, with something to import is
+    ``new`` without ``plan_row``'s questions: almost every row of a first import."""
+    plain_new = not options.only_failed
+    new = object.__new__
+    set_attribute = object.__setattr__  # a frozen dataclass: its fields set as __init__ would
+    planned = []
+    for row in rows:
+        external_id = row.external_id
+        fact = facts.get(external_id) if external_id else None
+        duplicate = duplicates.get(external_id) if external_id else None
+        if (
+            plain_new
+            and fact is None
+            and duplicate is None
+            and row.skip_reason is None
+            and not row.errors
+            and row.payload is not None
+        ):
+            fresh = new(PlannedRow)
+            fields = _NEW_ROW.copy()
+            fields["row"] = row
+            set_attribute(fresh, "__dict__", fields)
+            planned.append(fresh)
+        else:
+            planned.append(plan_row(row, fact, duplicate, options))
+    return planned
+
+
+_NEW_ROW: dict[str, Any] = {
+    field.name: field.default for field in dataclasses.fields(PlannedRow)
+} | {"action": Action.NEW}
+"""A ``new`` row's fields: ``PlannedRow(row, Action.NEW)``'s, its row set apart."""
 
 
 def _contacts_differ(row: MappedRow, fact: LedgerFact) -> bool:

@@ -133,6 +133,16 @@ class PlanPrinter:
                 ]
             )
 
+    def count_new(self, rows: int) -> bool:
+        """Counts so many ``new`` rows without seeing them, when none of them would be shown
+        (False: it wants to see them, given one by one)."""
+        if self.writer or len(self.previews) < PREVIEW_ROWS:
+            return False
+        if len(self.samples.get(Action.NEW, ())) < self.examples:
+            return False
+        self.counts[Action.NEW] += rows
+        return True
+
     def _start_at_cell(self, cells: dict[str, str]) -> str:
         if len(self.start_at_columns) == 1:
             return cells.get(self.start_at_columns[0], "")

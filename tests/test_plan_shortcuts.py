@@ -1,0 +1,137 @@
+"""Pass two's shortcut for batches of new rows: the rows planned when asked for are the
+ones planning every batch at once gives, and a plan counting them unseen prints the same."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from importer.ledger import Ledger
+from importer.ledger.manifest_index import SpooledRecord
+from importer.outcomes import Action, Status
+from importer.pipeline import plan_manifest
+from importer.plan.passes import index_manifest, planned_batches
+from importer.report.files import PlanPrinter
+from importer.rows.validate import MappingOptions
+from importer.settings import ImportSettings, PlanOptions
+from tests.factories import row, write_manifest
+
+PLAIN: dict[str, str] = {}
+CELLS = st.sampled_from(
+    [
+        *[PLAIN] * 6,  # most rows plain: batches of them all new
+        {"id": "1"},  # repeated, the same or with other values
+        {"id": "1", "title": "Other"},
+        {"title": " "},  # invalid
+        {"media_url": ""},  # skipped
+        {"media_url": "https://media.example.com/same.mp3"},  # one recording on two ids
+    ]
+)
+KNOWN = st.lists(
+    st.tuples(st.integers(0, 14), st.sampled_from([s.value for s in Status])),
+    max_size=3,
+)
+
+
+@st.composite
+def manifests(draw: st.DrawFn) -> tuple[list[dict[str, str]], list[tuple[int, str]], int, bool]:
+    count = draw(st.integers(0, 14))
+    changes = draw(st.lists(CELLS, min_size=count, max_size=count))
+    rows = [row(n, **change) for n, change in enumerate(changes)]
+    return rows, draw(KNOWN), draw(st.integers(1, 4)), draw(st.booleans())
+
+
+def _settings(manifest: Path, batch_size: int, only_failed: bool) -> ImportSettings:
+    return ImportSettings(
+        manifest=manifest,
+        mapping=dataclasses.replace(MappingOptions(), skip_without_media=True),
+        batch_size=batch_size,
+        plan=PlanOptions(only_failed=only_failed),
+    )
+
+
+def _known(ledger: Ledger, known: list[tuple[int, str]], rows: list[dict[str, str]]) -> None:
+    for position, status in known:
+        if position < len(rows):
+            ledger.db.execute(
+                "INSERT OR IGNORE INTO engagements (external_id, status, payload_hash) "
+                "VALUES (?, ?, 'h')",
+                [f"crm:{rows[position]['id']}", status],
+            )
+
+
+@settings(max_examples=100, deadline=None)
+@given(manifests())
+def test_batches_of_new_rows_plan_as_every_batch_is_planned(
+    manifest: tuple[list[dict[str, str]], list[tuple[int, str]], int, bool],
+) -> None:
+    rows, known, batch_size, only_failed = manifest
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_manifest(Path(folder) / "m.csv", rows)
+        options = _settings(path, batch_size, only_failed)
+        with Ledger(Path(folder) / "l.db") as ledger:
+            _known(ledger, known, rows)
+            index, duplicates, _ = index_manifest(ledger, options)
+            fast = list(planned_batches(ledger, options, duplicates, index))
+            slow = list(planned_batches(ledger, options, duplicates, index, shortcut=False))
+    assert [(b.settled, b.last_row) for b in fast] == [(b.settled, b.last_row) for b in slow]
+    for shortcut, planned in zip(fast, slow, strict=True):
+        assert shortcut.rows == planned.rows
+        assert [vars(p) for p in shortcut.rows] == [vars(p) for p in planned.rows]
+        if shortcut.new_rows:
+            assert shortcut.new_rows == len(planned.rows)
+            assert {p.action for p in planned.rows} == {Action.NEW}
+
+
+@settings(max_examples=40, deadline=None)
+@given(manifests(), st.booleans(), st.sampled_from([0, 1, 5]))
+def test_a_plan_counting_new_rows_unseen_prints_the_same(
+    manifest: tuple[list[dict[str, str]], list[tuple[int, str]], int, bool],
+    with_csv: bool,
+    examples: int,
+) -> None:
+    rows, known, batch_size, only_failed = manifest
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_manifest(Path(folder) / "m.csv", rows)
+        options = _settings(path, batch_size, only_failed)
+        printed = []
+        for counting in (False, True):
+            with Ledger(Path(folder) / f"{counting}.db") as ledger:
+                _known(ledger, known, rows)
+                csv = io.StringIO()
+                printer = PlanPrinter(examples, csv_handle=csv if with_csv else None)
+                counts = plan_manifest(
+                    options,
+                    ledger,
+                    printer,
+                    on_notice=printer.notices.append,
+                    on_new_rows=printer.count_new if counting else None,
+                )
+            printed.append((counts, printer.counts, printer.text(str(path)), csv.getvalue()))
+    assert printed[0] == printed[1]
+
+
+def test_a_plan_of_new_rows_reads_back_only_the_first_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_manifest(tmp_path / "m.csv", [row(n) for n in range(40)])
+    options = _settings(path, 4, False)
+    read_back = []
+    body = SpooledRecord.body
+    monkeypatch.setattr(SpooledRecord, "body", lambda r: read_back.append(r.head) or body(r))
+    with Ledger(tmp_path / "l.db") as ledger:
+        index, duplicates, _ = index_manifest(ledger, options)
+        batches = list(planned_batches(ledger, options, duplicates, index))
+        printer = PlanPrinter()
+        counts = plan_manifest(options, ledger, printer, on_new_rows=printer.count_new)
+    assert [b.new_rows for b in batches] == [4] * 10
+    assert counts == {Action.NEW: 40} and printer.counts == counts
+    assert len(printer.samples[Action.NEW]) == 5 and len(printer.previews) == 3
+    # Three shown to be sent are in the first batch; five examples, in the first two.
+    assert [last_row for *_, last_row in read_back] == [5, 9]
