@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from importer.ledger import Ledger
 from importer.ledger.manifest_index import ManifestIndex
+from importer.read.manifest import ManifestRow
 from importer.rows.row_keys import row_keys
 from importer.rows.validate import MappingOptions, map_row
 from importer.settings import SourceOptions
@@ -281,3 +282,23 @@ def test_two_rows_share_a_key_only_when_they_are_the_same_row(
             continue  # two names became one: not a row of the same header
         same = (list(first[0].items()), first[1]) == (list(second[0].items()), second[1])
         assert (keys.key(*first) == keys.key(*second)) == same
+
+
+batch_text = st.text(alphabet="ab\x1c\x1d\x1e\x1f\u00e9\ud800", max_size=3)
+batch_rows = st.lists(
+    st.tuples(
+        st.dictionaries(st.sampled_from(["id", "x\x1c", "transcript_path"]), batch_text),
+        st.none() | batch_text,
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(batch_rows)
+def test_a_batchs_keys_are_its_rows_keys(rows: list[tuple[dict[str, str], str | None]]) -> None:
+    """Keys made a batch at once are the ones ``key`` makes row by row: separators (the one
+    between rows too), surrogates, no cells, problems, a transcript cell filled or not."""
+    records = [ManifestRow(n + 2, cells, problem) for n, (cells, problem) in enumerate(rows)]
+    assert KEYS is not None and KEYS.transcript_column == "transcript_path"
+    assert KEYS.keys(records) == [KEYS.key(r.cells, r.problem) for r in records]

@@ -253,7 +253,7 @@ def _pass_one_batches(
             mapped = mapper(records)
             yield list[MappedRow | SettledRow](mapped), mapped, [], []
             continue
-        record_keys = [keys.key(r.cells, r.problem) for r in records]
+        record_keys = keys.keys(records)
         settled = ledger.settled_rows([k for k in record_keys if k is not None])
         unsettled = [
             (record, key)
