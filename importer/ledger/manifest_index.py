@@ -112,16 +112,14 @@ class ManifestIndex:
             seq = found[0]
             yield _unpickled(found[1])
 
-    def add(
-        self, rows: list[tuple[str, int, str, str | None, str | None]], *, settled: bool = False
-    ) -> None:
-        """Add valid rows to the scratch table; ``settled``: known by their key as imported
-        unchanged (``settled_among``)."""
+    def add(self, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
+        """Add valid rows to the scratch table (rows known by their key as imported unchanged
+        enter it as settled from the ledger straight: ``RowCache.settled_rows``)."""
         if not rows:
             return
         with self.db.conn:
             self.db.conn.executemany(
-                f"INSERT INTO temp.manifest_index VALUES (?, ?, ?, ?, ?, {int(settled)})", rows
+                "INSERT INTO temp.manifest_index VALUES (?, ?, ?, ?, ?, 0)", rows
             )
 
     def settled_among(self, external_ids: Iterable[str]) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,8 +24,16 @@ from importer.ledger.db import BEYOND_ASCII, IMPORTED, LedgerDB, now_iso
 
 KEPT_TABLE = re.compile(r"kept_index_(\d+)")
 """The tables kept indexes live in, one per manifest (``kept_manifests`` names it)."""
-LOOKUP_CHUNK = 900
-"""Keys per look-up: under SQLite's oldest limit of 999 parameters."""
+SETTLED_KEYS = (
+    "FROM temp.keyed_rows b CROSS JOIN row_keys k ON k.key = b.key "
+    "CROSS JOIN engagements e ON e.external_id = k.external_id "
+    f"WHERE e.status IN {IMPORTED} AND e.payload_hash = k.payload_hash "
+    "AND e.changed_fields IS NULL "
+    "AND (k.contacts_hash IS NULL OR k.contacts_hash = e.contacts_hash) "
+    "AND e.source_id IS k.source_id AND e.media_url IS k.media_url"
+)
+"""SQL: the keyed rows (``temp.keyed_rows``) whose row is settled (``settled_rows``), each
+looked up by its key, then its external_id, in the order the rows were given."""
 
 
 class KeyedRow(NamedTuple):
@@ -38,6 +46,16 @@ class KeyedRow(NamedTuple):
     """None: the row leaves contacts alone."""
     source_id: str | None
     media_url: str | None
+
+
+class SettledRow(NamedTuple):
+    """A record whose key the ledger holds for a row imported unchanged: never mapped.
+
+    A small tuple: a re-sync spools and reads back a million of them."""
+
+    row_number: int
+    external_id: str
+    source_id: str | None
 
 
 class RowCache(LedgerDB):
@@ -96,29 +114,42 @@ class RowCache(LedgerDB):
                 ],
             )
 
-    def settled_rows(self, keys: list[bytes]) -> dict[bytes, KeyedRow]:
-        """Of these keys, the rows imported unchanged with nothing left to apply.
+    def settled_rows(
+        self, keyed: Sequence[tuple[bytes, int]], index: str | None = None
+    ) -> list[SettledRow]:
+        """Of these (key, row number) pairs, the rows imported unchanged with nothing left to
+        apply, in the order given; with ``index`` (a manifest index's scratch table), their
+        entries are added to it as settled, from the ledger straight (nothing read back but
+        what is returned).
 
         Settled: created or existing, holding the payload the key maps to, its contact set
         applied (or left alone), no change noted, and its source id and media URL known:
         exactly the rows the plan would call ``already imported`` with nothing to write.
         """
-        if not keys or not self._row_keys_usable():
-            return {}
-        found: dict[bytes, KeyedRow] = {}
-        for chunk in _chunks(keys, LOOKUP_CHUNK):
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(
-                "SELECT k.key, k.external_id, k.payload_hash, k.contacts_hash, k.source_id, "
-                "k.media_url FROM row_keys k JOIN engagements e USING (external_id) "
-                f"WHERE k.key IN ({marks}) AND e.status IN {IMPORTED} "
-                "AND e.payload_hash = k.payload_hash AND e.changed_fields IS NULL "
-                "AND (k.contacts_hash IS NULL OR k.contacts_hash = e.contacts_hash) "
-                "AND e.source_id IS k.source_id AND e.media_url IS k.media_url",
-                chunk,
-            ):
-                found[row[0]] = KeyedRow._make(row)
-        return found
+        if not keyed or not self._row_keys_usable():
+            return []
+        with self.db.conn:
+            self.db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS keyed_rows (key BLOB, row_number INTEGER)"
+            )
+            self.db.execute("DELETE FROM temp.keyed_rows")
+            self.db.conn.executemany("INSERT INTO temp.keyed_rows VALUES (?, ?)", keyed)
+            if index is None:
+                found = self.db.execute(
+                    f"SELECT b.row_number, k.external_id, k.source_id {SETTLED_KEYS}"
+                ).fetchall()
+                return list(map(SettledRow._make, found))
+            before = self.db.execute(f"SELECT MAX(rowid) FROM {index}").fetchone()[0] or 0
+            self.db.execute(
+                f"INSERT INTO {index} (external_id, row_number, payload_hash, source_id, "
+                "media_url, settled) SELECT k.external_id, b.row_number, k.payload_hash, "
+                f"k.source_id, k.media_url, 1 {SETTLED_KEYS}"
+            )
+            found = self.db.execute(
+                f"SELECT row_number, external_id, source_id FROM {index} WHERE rowid > ?",
+                [before],
+            ).fetchall()
+        return list(map(SettledRow._make, found))
 
     def kept_manifest(self, manifest: str, fingerprint: str) -> dict[str, Any] | None:
         """What pass one learned of this manifest, if it was read with this fingerprint;
@@ -215,8 +246,3 @@ class RowCache(LedgerDB):
                 "INSERT OR REPLACE INTO server_paces VALUES (?, ?, ?, ?)",
                 [server, rate, int(limited), now_iso()],
             )
-
-
-def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

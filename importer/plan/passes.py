@@ -20,7 +20,7 @@ from importer.errors import PrefixChanged, TranscriptUnavailable, ZoneChanged
 from importer.events import Reporter
 from importer.ledger import Ledger
 from importer.ledger.manifest_index import ManifestIndex
-from importer.ledger.row_cache import KeyedRow
+from importer.ledger.row_cache import KeyedRow, SettledRow
 from importer.outcomes import Action
 from importer.plan.media import preflight
 from importer.plan.planner import DuplicateInfo, PlannedRow, lookalike_duplicates, plan_row
@@ -216,23 +216,11 @@ def _checked_batches(
     )
 
 
-class SettledRow(NamedTuple):
-    """A record whose key the ledger holds for a row imported unchanged: never mapped.
-
-    A small tuple: a re-sync spools and reads back a million of them."""
-
-    row_number: int
-    external_id: str
-    source_id: str | None
-
-
-IndexEntry = tuple[str, int, str, str | None, str | None]
-"""(external_id, row, payload hash, source id, media URL): a row of the manifest index."""
 PassOneBatch = tuple[
-    list[MappedRow | SettledRow], list[MappedRow], list[KeyedRow], list[IndexEntry]
+    list[MappedRow | SettledRow], list[MappedRow], list[KeyedRow], list[SettledRow]
 ]
-"""A batch in file order; the rows of it that were mapped; the keys they taught; the index
-entries of its settled rows."""
+"""A batch in file order; the rows of it that were mapped; the keys they taught; the rows of
+it that were settled."""
 
 
 def _pass_one_batches(
@@ -241,9 +229,11 @@ def _pass_one_batches(
     stats: ReadStats | None,
     settle: bool,
     unsettled_ids: Container[str] = (),
+    index: ManifestIndex | None = None,
 ) -> Iterator[PassOneBatch]:
     """The manifest's batches; with ``settle``, rows the ledger knows by key are not mapped
-    (unless their external_id is one of ``unsettled_ids``)."""
+    (unless their external_id is one of ``unsettled_ids``), and enter ``index`` as settled
+    straight from the ledger."""
     manifest, mapping = settings.manifest, settings.mapping
     source = _checked_source(manifest, mapping, settings.source)
     mapper = BatchMapper(manifest, mapping, _media_filter(ledger, settings))
@@ -254,11 +244,21 @@ def _pass_one_batches(
             yield list[MappedRow | SettledRow](mapped), mapped, [], []
             continue
         record_keys = keys.keys(records)
-        settled = ledger.settled_rows([k for k in record_keys if k is not None])
+        settled = {
+            found.row_number: found
+            for found in ledger.settled_rows(
+                [
+                    (key, record.row_number)
+                    for record, key in zip(records, record_keys, strict=True)
+                    if key is not None
+                ],
+                index.table if index is not None else None,
+            )
+        }
         unsettled = [
             (record, key)
             for record, key in zip(records, record_keys, strict=True)
-            if key is None or key not in settled
+            if record.row_number not in settled
         ]
         mapped = mapper([record for record, _ in unsettled])
         learned = [
@@ -275,27 +275,16 @@ def _pass_one_batches(
         ]
         fresh = iter(mapped)
         in_order: list[MappedRow | SettledRow] = []
-        entries: list[IndexEntry] = []
-        for record, key in zip(records, record_keys, strict=True):
-            known = settled.get(key) if key is not None else None
-            if known is not None and known.external_id in unsettled_ids:
-                (mapped_again,) = mapper([record])
-                in_order.append(mapped_again)
-                continue
+        for record in records:
+            known = settled.get(record.row_number)
             if known is None:
                 in_order.append(next(fresh))
-                continue
-            in_order.append(SettledRow(record.row_number, known.external_id, known.source_id))
-            entries.append(
-                (
-                    known.external_id,
-                    record.row_number,
-                    known.payload_hash,
-                    known.source_id,
-                    known.media_url,
-                )
-            )
-        yield in_order, mapped, learned, entries
+            elif known.external_id in unsettled_ids:
+                (mapped_again,) = mapper([record])
+                in_order.append(mapped_again)
+            else:
+                in_order.append(known)
+        yield in_order, mapped, learned, list(settled.values())
 
 
 def index_manifest(
@@ -317,7 +306,9 @@ def index_manifest(
     index.start()
     seen: Counter[str] = Counter()
     settled_ids = False
-    for batch, mapped, learned, entries in _pass_one_batches(ledger, settings, stats, settle):
+    for batch, mapped, learned, settled in _pass_one_batches(
+        ledger, settings, stats, settle, index=index
+    ):
         if on_batch is not None:
             on_batch(mapped)
         valid = [
@@ -326,19 +317,21 @@ def index_manifest(
             if r.valid and r.payload is not None
         ]
         index.add(valid)  # type: ignore[arg-type]
-        index.add(entries, settled=True)
         if prefixes is not None:
             prefixes.update(
                 prefix_of(external_id, source_id or "")
-                for external_id, _, _, source_id, _ in valid + entries
+                for external_id, _, _, source_id, _ in valid
                 if external_id
+            )
+            prefixes.update(
+                prefix_of(r.external_id, r.source_id or "") for r in settled if r.external_id
             )
         index.spool(_spooled_form(batch))
         ledger.remember_row_keys(learned)
         seen["rows"] += len(batch)
-        seen["valid"] += len(valid) + len(entries)
-        seen["settled"] += len(entries)
-        settled_ids = settled_ids or bool(entries)
+        seen["valid"] += len(valid) + len(settled)
+        seen["settled"] += len(settled)
+        settled_ids = settled_ids or bool(settled)
         if stats is not None:
             stats.count_undecodable(
                 r.row_number
