@@ -378,3 +378,20 @@ def test_settled_rows_are_the_rows_the_plan_calls_already_imported(tmp_path: Pat
         assert sorted(ledger.db.execute(f"SELECT * FROM {index.table}").fetchall()) == sorted(
             (*entry, 1) for entry in expected
         )
+
+
+def test_a_kept_index_is_written_in_external_id_then_row_order(tmp_path: Path) -> None:
+    """Read through the scratch index of (external_id, row), or sorted when there is none."""
+    entries = [(f"crm:{n % 7}", n + 2, "h", None, None) for n in range(50, 0, -1)]
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        for searched in (True, False):
+            index = ManifestIndex(ledger)
+            index.start()
+            ledger.db.execute("DROP INDEX IF EXISTS temp.manifest_index_id")
+            index.add(entries)
+            if searched:
+                assert len(list(index.repeated())) == 7
+            table = ledger.keep_manifest("m.csv", f"fp{searched}", {"rows": 50})
+
+            kept = ledger.db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+            assert kept == sorted(entries)

@@ -22,6 +22,7 @@ from typing import Any
 
 from importer.ledger import Ledger
 from importer.ledger.db import IMPORTED, NOT_SENT, UNFINISHED, now_iso
+from importer.ledger.row_cache import SCRATCH_ID_INDEX
 from importer.outcomes import Status
 
 
@@ -246,9 +247,7 @@ class ManifestIndex:
         """external_ids on more than one row: first row, whether the payloads differ, the
         first ``shown`` rows and how many more there are."""
         if self.table == SCRATCH:  # a kept table has its own
-            self.db.execute(
-                "CREATE INDEX IF NOT EXISTS temp.manifest_index_id ON manifest_index (external_id)"
-            )
+            self.db.execute(SCRATCH_ID_INDEX)
         # The repeated ids from the external_id index alone first; their rows only then.
         for row in self.db.query(
             "SELECT external_id, MIN(row_number) AS first_row, COUNT(*) AS n, "

@@ -34,6 +34,11 @@ SETTLED_KEYS = (
 )
 """SQL: the keyed rows (``temp.keyed_rows``) whose row is settled (``settled_rows``), each
 looked up by its key, then its external_id, in the order the rows were given."""
+SCRATCH_ID_INDEX = (
+    "CREATE INDEX IF NOT EXISTS temp.manifest_index_id ON manifest_index (external_id, row_number)"
+)
+"""SQL: the scratch index's rows in the order a kept index is written (``keep_manifest``)
+and repeated ids are found (``ManifestIndex.repeated``): no sort of every row to keep it."""
 
 
 class KeyedRow(NamedTuple):
@@ -181,6 +186,7 @@ class RowCache(LedgerDB):
         if self.readonly:
             return None
         with self.db.conn:
+            self.db.execute(SCRATCH_ID_INDEX)  # made by pass one's duplicate search, else now
             table = self._next_kept_table()
             self.db.execute(
                 f"CREATE TABLE {table} (external_id TEXT, row_number INTEGER, "
