@@ -380,6 +380,20 @@ def test_settled_rows_are_the_rows_the_plan_calls_already_imported(tmp_path: Pat
         )
 
 
+def test_every_settled_row_of_a_long_batch_is_found(tmp_path: Path) -> None:
+    """Settled rows across the look-up's chunks (rows repeated in a file share a key)."""
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        keyed, expected = settled_cases(ledger)
+        keys = {key for key, row_number in keyed if row_number in {e[1] for e in expected}}
+        many = [(key, 20_000 + n) for n, key in enumerate(sorted(keys) * 60)]
+        index = ManifestIndex(ledger)
+        index.start()
+
+        for added in (None, index.table):
+            found = ledger.settled_rows(many, added)
+            assert [r.row_number for r in found] == [row_number for _, row_number in many]
+
+
 def test_a_kept_index_is_written_in_external_id_then_row_order(tmp_path: Path) -> None:
     """Read through the scratch index of (external_id, row), or sorted when there is none."""
     entries = [(f"crm:{n % 7}", n + 2, "h", None, None) for n in range(50, 0, -1)]

@@ -25,15 +25,17 @@ from importer.ledger.db import BEYOND_ASCII, IMPORTED, LedgerDB, now_iso
 KEPT_TABLE = re.compile(r"kept_index_(\d+)")
 """The tables kept indexes live in, one per manifest (``kept_manifests`` names it)."""
 SETTLED_KEYS = (
-    "FROM temp.keyed_rows b CROSS JOIN row_keys k ON k.key = b.key "
+    "FROM keyed b CROSS JOIN row_keys k ON k.key = b.key "
     "CROSS JOIN engagements e ON e.external_id = k.external_id "
     f"WHERE e.status IN {IMPORTED} AND e.payload_hash = k.payload_hash "
     "AND e.changed_fields IS NULL "
     "AND (k.contacts_hash IS NULL OR k.contacts_hash = e.contacts_hash) "
     "AND e.source_id IS k.source_id AND e.media_url IS k.media_url"
 )
-"""SQL: the keyed rows (``temp.keyed_rows``) whose row is settled (``settled_rows``), each
-looked up by its key, then its external_id, in the order the rows were given."""
+"""SQL: the keyed rows (``keyed``: key, row number) whose row is settled (``settled_rows``),
+each looked up by its key, then its external_id, in the order the rows were given."""
+PAIRS_PER_LOOKUP = 499
+"""(key, row number) pairs per look-up: 998 parameters, under SQLite's oldest limit of 999."""
 SCRATCH_ID_INDEX = (
     "CREATE INDEX IF NOT EXISTS temp.manifest_index_id ON manifest_index (external_id, row_number)"
 )
@@ -133,27 +135,36 @@ class RowCache(LedgerDB):
         """
         if not keyed or not self._row_keys_usable():
             return []
+        found: list[tuple[int, str, str | None]] = []
         with self.db.conn:
-            self.db.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS keyed_rows (key BLOB, row_number INTEGER)"
+            before = (
+                self.db.execute(f"SELECT MAX(rowid) FROM {index}").fetchone()[0] or 0
+                if index is not None
+                else 0
             )
-            self.db.execute("DELETE FROM temp.keyed_rows")
-            self.db.conn.executemany("INSERT INTO temp.keyed_rows VALUES (?, ?)", keyed)
-            if index is None:
+            for start in range(0, len(keyed), PAIRS_PER_LOOKUP):
+                chunk = keyed[start : start + PAIRS_PER_LOOKUP]
+                pairs = ", ".join(["(?, ?)"] * len(chunk))
+                keyed_rows = f"WITH keyed (key, row_number) AS (VALUES {pairs}) "
+                values = [value for pair in chunk for value in pair]
+                if index is None:
+                    found += self.db.execute(
+                        f"{keyed_rows}SELECT b.row_number, k.external_id, k.source_id "
+                        + SETTLED_KEYS,
+                        values,
+                    ).fetchall()
+                else:
+                    self.db.execute(
+                        f"INSERT INTO {index} (external_id, row_number, payload_hash, source_id, "
+                        f"media_url, settled) {keyed_rows}SELECT k.external_id, b.row_number, "
+                        f"k.payload_hash, k.source_id, k.media_url, 1 {SETTLED_KEYS}",
+                        values,
+                    )
+            if index is not None:
                 found = self.db.execute(
-                    f"SELECT b.row_number, k.external_id, k.source_id {SETTLED_KEYS}"
+                    f"SELECT row_number, external_id, source_id FROM {index} WHERE rowid > ?",
+                    [before],
                 ).fetchall()
-                return list(map(SettledRow._make, found))
-            before = self.db.execute(f"SELECT MAX(rowid) FROM {index}").fetchone()[0] or 0
-            self.db.execute(
-                f"INSERT INTO {index} (external_id, row_number, payload_hash, source_id, "
-                "media_url, settled) SELECT k.external_id, b.row_number, k.payload_hash, "
-                f"k.source_id, k.media_url, 1 {SETTLED_KEYS}"
-            )
-            found = self.db.execute(
-                f"SELECT row_number, external_id, source_id FROM {index} WHERE rowid > ?",
-                [before],
-            ).fetchall()
         return list(map(SettledRow._make, found))
 
     def kept_manifest(self, manifest: str, fingerprint: str) -> dict[str, Any] | None:

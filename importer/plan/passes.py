@@ -274,16 +274,14 @@ def _pass_one_batches(
             if key is not None and row.valid and row.external_id and row.payload_hash
         ]
         fresh = iter(mapped)
-        in_order: list[MappedRow | SettledRow] = []
-        for record in records:
-            known = settled.get(record.row_number)
-            if known is None:
-                in_order.append(next(fresh))
-            elif known.external_id in unsettled_ids:
-                (mapped_again,) = mapper([record])
-                in_order.append(mapped_again)
-            else:
-                in_order.append(known)
+        in_order: list[MappedRow | SettledRow] = [
+            next(fresh)
+            if (known := settled.get(record.row_number)) is None
+            else known
+            if known.external_id not in unsettled_ids
+            else mapper([record])[0]
+            for record in records
+        ]
         yield in_order, mapped, learned, list(settled.values())
 
 
