@@ -8,6 +8,7 @@ checks that a change, wherever it is, still reaches the plan.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import sqlite3
@@ -18,6 +19,8 @@ from hypothesis import strategies as st
 
 from importer.ledger import Ledger
 from importer.ledger.manifest_index import ManifestIndex
+from importer.ledger.row_cache import KeyedRow
+from importer.read.manifest import ManifestRow
 from importer.rows.row_keys import row_keys
 from importer.rows.validate import MappingOptions, map_row
 from importer.settings import SourceOptions
@@ -281,3 +284,128 @@ def test_two_rows_share_a_key_only_when_they_are_the_same_row(
             continue  # two names became one: not a row of the same header
         same = (list(first[0].items()), first[1]) == (list(second[0].items()), second[1])
         assert (keys.key(*first) == keys.key(*second)) == same
+
+
+batch_text = st.text(alphabet="ab\x1c\x1d\x1e\x1f\u00e9\ud800", max_size=3)
+batch_rows = st.lists(
+    st.tuples(
+        st.dictionaries(st.sampled_from(["id", "x\x1c", "transcript_path"]), batch_text),
+        st.none() | batch_text,
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(batch_rows)
+def test_a_batchs_keys_are_its_rows_keys(rows: list[tuple[dict[str, str], str | None]]) -> None:
+    """Keys made a batch at once are the ones ``key`` makes row by row: separators (the one
+    between rows too), surrogates, no cells, problems, a transcript cell filled or not."""
+    records = [ManifestRow(n + 2, cells, problem) for n, (cells, problem) in enumerate(rows)]
+    assert KEYS is not None and KEYS.transcript_column == "transcript_path"
+    assert KEYS.keys(records) == [KEYS.key(r.cells, r.problem) for r in records]
+
+
+def settled_cases(
+    ledger: Ledger,
+) -> tuple[list[tuple[bytes, int]], list[tuple[str, int, str, str | None, str | None]]]:
+    """Every way a row's key entry and its engagement can agree or differ, one id each: the
+    (key, row number) pairs to ask about (with unknown and repeated keys), and the index
+    entries of the settled ones, found row by row as the plan judges them."""
+    statuses = ("created", "existing", "failed", "pending")
+    contacts = ((None, None), (None, "c"), ("c", "c"), ("c", "d"), ("c", None))
+    ids = (("s", "s"), ("s", "t"), (None, None), ("s", None), (None, "s"))
+    media = (("m", "m"), ("m", None), (None, None), (None, "m"))
+    keyed: list[tuple[bytes, int]] = []
+    expected = []
+    for n, (
+        status,
+        same_payload,
+        changed,
+        (wanted, applied),
+        (source, held_source),
+        (url, held_url),
+    ) in enumerate(
+        itertools.product(statuses, (True, False), (None, '["title"]'), contacts, ids, media)
+    ):
+        external_id, key, row_number = f"crm:{n}", n.to_bytes(16, "big"), n + 2
+        ledger.remember_row_keys([KeyedRow(key, external_id, "h", wanted, source, url)])
+        ledger.db.execute(
+            "INSERT INTO engagements (external_id, status, payload_hash, changed_fields, "
+            "contacts_hash, source_id, media_url) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                external_id,
+                status,
+                "h" if same_payload else "g",
+                changed,
+                applied,
+                held_source,
+                held_url,
+            ],
+        )
+        keyed.append((key, row_number))
+        if (
+            status in ("created", "existing")
+            and same_payload
+            and changed is None
+            and (wanted is None or wanted == applied)
+            and (source, url) == (held_source, held_url)
+        ):
+            expected.append((external_id, row_number, "h", source, url))
+    ledger.db.conn.commit()
+    keyed.append((b"\xff" * 16, 1))  # a key the ledger never saw
+    first = expected[0]
+    keyed.append((int(first[0][4:]).to_bytes(16, "big"), 10_000))  # a row seen twice in the file
+    expected.append((first[0], 10_000, *first[2:]))
+    return keyed, expected
+
+
+def test_settled_rows_are_the_rows_the_plan_calls_already_imported(tmp_path: Path) -> None:
+    """The look-up, and the index entries it adds, row for row as the plan would judge."""
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        keyed, expected = settled_cases(ledger)
+        assert 10 < len(expected) < len(keyed) / 10  # every condition is met and missed
+
+        found = ledger.settled_rows(keyed)
+        index = ManifestIndex(ledger)
+        index.start()
+        added = ledger.settled_rows(keyed, index.table)
+
+        wanted = sorted(
+            (row_number, external_id, source) for external_id, row_number, _, source, _ in expected
+        )
+        assert sorted(found) == sorted(added) == wanted
+        assert sorted(ledger.db.execute(f"SELECT * FROM {index.table}").fetchall()) == sorted(
+            (*entry, 1) for entry in expected
+        )
+
+
+def test_every_settled_row_of_a_long_batch_is_found(tmp_path: Path) -> None:
+    """Settled rows across the look-up's chunks (rows repeated in a file share a key)."""
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        keyed, expected = settled_cases(ledger)
+        keys = {key for key, row_number in keyed if row_number in {e[1] for e in expected}}
+        many = [(key, 20_000 + n) for n, key in enumerate(sorted(keys) * 60)]
+        index = ManifestIndex(ledger)
+        index.start()
+
+        for added in (None, index.table):
+            found = ledger.settled_rows(many, added)
+            assert [r.row_number for r in found] == [row_number for _, row_number in many]
+
+
+def test_a_kept_index_is_written_in_external_id_then_row_order(tmp_path: Path) -> None:
+    """Read through the scratch index of (external_id, row), or sorted when there is none."""
+    entries = [(f"crm:{n % 7}", n + 2, "h", None, None) for n in range(50, 0, -1)]
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        for searched in (True, False):
+            index = ManifestIndex(ledger)
+            index.start()
+            ledger.db.execute("DROP INDEX IF EXISTS temp.manifest_index_id")
+            index.add(entries)
+            if searched:
+                assert len(list(index.repeated())) == 7
+            table = ledger.keep_manifest("m.csv", f"fp{searched}", {"rows": 50})
+
+            kept = ledger.db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+            assert kept == sorted(entries)

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from importer.ledger import Ledger
 from importer.ledger.db import IMPORTED, NOT_SENT, UNFINISHED, now_iso
+from importer.ledger.row_cache import SCRATCH_ID_INDEX
 from importer.outcomes import Status
 
 PlainValue = str | int | float | bool | bytes | tuple[Any, ...] | list[Any] | dict[Any, Any] | None
@@ -156,16 +157,14 @@ class ManifestIndex:
             seq = found[0]
             yield SpooledRecord(marshal.loads(found[1]), *found[2:])
 
-    def add(
-        self, rows: list[tuple[str, int, str, str | None, str | None]], *, settled: bool = False
-    ) -> None:
-        """Add valid rows to the scratch table; ``settled``: known by their key as imported
-        unchanged (``settled_among``)."""
+    def add(self, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
+        """Add valid rows to the scratch table (rows known by their key as imported unchanged
+        enter it as settled from the ledger straight: ``RowCache.settled_rows``)."""
         if not rows:
             return
         with self.db.conn:
             self.db.conn.executemany(
-                f"INSERT INTO temp.manifest_index VALUES (?, ?, ?, ?, ?, {int(settled)})", rows
+                "INSERT INTO temp.manifest_index VALUES (?, ?, ?, ?, ?, 0)", rows
             )
 
     def settled_among(self, external_ids: Iterable[str]) -> bool:
@@ -347,9 +346,7 @@ class ManifestIndex:
         """external_ids on more than one row: first row, whether the payloads differ, the
         first ``shown`` rows and how many more there are."""
         if self.table == SCRATCH:  # a kept table has its own
-            self.db.execute(
-                "CREATE INDEX IF NOT EXISTS temp.manifest_index_id ON manifest_index (external_id)"
-            )
+            self.db.execute(SCRATCH_ID_INDEX)
         # The repeated ids from the external_id index alone first; their rows only then.
         for row in self.db.query(
             "SELECT external_id, MIN(row_number) AS first_row, COUNT(*) AS n, "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,8 +24,23 @@ from importer.ledger.db import BEYOND_ASCII, IMPORTED, LedgerDB, now_iso
 
 KEPT_TABLE = re.compile(r"kept_index_(\d+)")
 """The tables kept indexes live in, one per manifest (``kept_manifests`` names it)."""
-LOOKUP_CHUNK = 900
-"""Keys per look-up: under SQLite's oldest limit of 999 parameters."""
+SETTLED_KEYS = (
+    "FROM keyed b CROSS JOIN row_keys k ON k.key = b.key "
+    "CROSS JOIN engagements e ON e.external_id = k.external_id "
+    f"WHERE e.status IN {IMPORTED} AND e.payload_hash = k.payload_hash "
+    "AND e.changed_fields IS NULL "
+    "AND (k.contacts_hash IS NULL OR k.contacts_hash = e.contacts_hash) "
+    "AND e.source_id IS k.source_id AND e.media_url IS k.media_url"
+)
+"""SQL: the keyed rows (``keyed``: key, row number) whose row is settled (``settled_rows``),
+each looked up by its key, then its external_id, in the order the rows were given."""
+PAIRS_PER_LOOKUP = 499
+"""(key, row number) pairs per look-up: 998 parameters, under SQLite's oldest limit of 999."""
+SCRATCH_ID_INDEX = (
+    "CREATE INDEX IF NOT EXISTS temp.manifest_index_id ON manifest_index (external_id, row_number)"
+)
+"""SQL: the scratch index's rows in the order a kept index is written (``keep_manifest``)
+and repeated ids are found (``ManifestIndex.repeated``): no sort of every row to keep it."""
 
 
 class KeyedRow(NamedTuple):
@@ -38,6 +53,16 @@ class KeyedRow(NamedTuple):
     """None: the row leaves contacts alone."""
     source_id: str | None
     media_url: str | None
+
+
+class SettledRow(NamedTuple):
+    """A record whose key the ledger holds for a row imported unchanged: never mapped.
+
+    A small tuple: a re-sync spools and reads back a million of them."""
+
+    row_number: int
+    external_id: str
+    source_id: str | None
 
 
 class RowCache(LedgerDB):
@@ -96,29 +121,51 @@ class RowCache(LedgerDB):
                 ],
             )
 
-    def settled_rows(self, keys: list[bytes]) -> dict[bytes, KeyedRow]:
-        """Of these keys, the rows imported unchanged with nothing left to apply.
+    def settled_rows(
+        self, keyed: Sequence[tuple[bytes, int]], index: str | None = None
+    ) -> list[SettledRow]:
+        """Of these (key, row number) pairs, the rows imported unchanged with nothing left to
+        apply, in the order given; with ``index`` (a manifest index's scratch table), their
+        entries are added to it as settled, from the ledger straight (nothing read back but
+        what is returned).
 
         Settled: created or existing, holding the payload the key maps to, its contact set
         applied (or left alone), no change noted, and its source id and media URL known:
         exactly the rows the plan would call ``already imported`` with nothing to write.
         """
-        if not keys or not self._row_keys_usable():
-            return {}
-        found: dict[bytes, KeyedRow] = {}
-        for chunk in _chunks(keys, LOOKUP_CHUNK):
-            marks = ",".join("?" * len(chunk))
-            for row in self.db.execute(
-                "SELECT k.key, k.external_id, k.payload_hash, k.contacts_hash, k.source_id, "
-                "k.media_url FROM row_keys k JOIN engagements e USING (external_id) "
-                f"WHERE k.key IN ({marks}) AND e.status IN {IMPORTED} "
-                "AND e.payload_hash = k.payload_hash AND e.changed_fields IS NULL "
-                "AND (k.contacts_hash IS NULL OR k.contacts_hash = e.contacts_hash) "
-                "AND e.source_id IS k.source_id AND e.media_url IS k.media_url",
-                chunk,
-            ):
-                found[row[0]] = KeyedRow._make(row)
-        return found
+        if not keyed or not self._row_keys_usable():
+            return []
+        found: list[tuple[int, str, str | None]] = []
+        with self.db.conn:
+            before = (
+                self.db.execute(f"SELECT MAX(rowid) FROM {index}").fetchone()[0] or 0
+                if index is not None
+                else 0
+            )
+            for start in range(0, len(keyed), PAIRS_PER_LOOKUP):
+                chunk = keyed[start : start + PAIRS_PER_LOOKUP]
+                pairs = ", ".join(["(?, ?)"] * len(chunk))
+                keyed_rows = f"WITH keyed (key, row_number) AS (VALUES {pairs}) "
+                values = [value for pair in chunk for value in pair]
+                if index is None:
+                    found += self.db.execute(
+                        f"{keyed_rows}SELECT b.row_number, k.external_id, k.source_id "
+                        + SETTLED_KEYS,
+                        values,
+                    ).fetchall()
+                else:
+                    self.db.execute(
+                        f"INSERT INTO {index} (external_id, row_number, payload_hash, source_id, "
+                        f"media_url, settled) {keyed_rows}SELECT k.external_id, b.row_number, "
+                        f"k.payload_hash, k.source_id, k.media_url, 1 {SETTLED_KEYS}",
+                        values,
+                    )
+            if index is not None:
+                found = self.db.execute(
+                    f"SELECT row_number, external_id, source_id FROM {index} WHERE rowid > ?",
+                    [before],
+                ).fetchall()
+        return list(map(SettledRow._make, found))
 
     def kept_manifest(self, manifest: str, fingerprint: str) -> dict[str, Any] | None:
         """What pass one learned of this manifest, if it was read with this fingerprint;
@@ -150,6 +197,7 @@ class RowCache(LedgerDB):
         if self.readonly:
             return None
         with self.db.conn:
+            self.db.execute(SCRATCH_ID_INDEX)  # made by pass one's duplicate search, else now
             table = self._next_kept_table()
             self.db.execute(
                 f"CREATE TABLE {table} (external_id TEXT, row_number INTEGER, "
@@ -215,8 +263,3 @@ class RowCache(LedgerDB):
                 "INSERT OR REPLACE INTO server_paces VALUES (?, ?, ?, ?)",
                 [server, rate, int(limited), now_iso()],
             )
-
-
-def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

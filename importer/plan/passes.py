@@ -15,13 +15,13 @@ import json
 from collections import Counter
 from collections.abc import Callable, Container, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from importer.errors import PrefixChanged, TranscriptUnavailable, ZoneChanged
 from importer.events import Reporter
 from importer.ledger import Ledger
 from importer.ledger.manifest_index import ManifestIndex, SpooledRecord
-from importer.ledger.row_cache import KeyedRow
+from importer.ledger.row_cache import KeyedRow, SettledRow
 from importer.outcomes import Action, LedgerFact
 from importer.plan.media import preflight
 from importer.plan.planner import DuplicateInfo, PlannedRow, lookalike_duplicates, plan_rows
@@ -218,23 +218,11 @@ def _checked_batches(
     )
 
 
-class SettledRow(NamedTuple):
-    """A record whose key the ledger holds for a row imported unchanged: never mapped.
-
-    A small tuple: a re-sync spools and reads back a million of them."""
-
-    row_number: int
-    external_id: str
-    source_id: str | None
-
-
-IndexEntry = tuple[str, int, str, str | None, str | None]
-"""(external_id, row, payload hash, source id, media URL): a row of the manifest index."""
 PassOneBatch = tuple[
-    list[MappedRow | SettledRow], list[MappedRow], list[KeyedRow], list[IndexEntry]
+    list[MappedRow | SettledRow], list[MappedRow], list[KeyedRow], list[SettledRow]
 ]
-"""A batch in file order; the rows of it that were mapped; the keys they taught; the index
-entries of its settled rows."""
+"""A batch in file order; the rows of it that were mapped; the keys they taught; the rows of
+it that were settled."""
 
 
 def _pass_one_batches(
@@ -243,9 +231,11 @@ def _pass_one_batches(
     stats: ReadStats | None,
     settle: bool,
     unsettled_ids: Container[str] = (),
+    index: ManifestIndex | None = None,
 ) -> Iterator[PassOneBatch]:
     """The manifest's batches; with ``settle``, rows the ledger knows by key are not mapped
-    (unless their external_id is one of ``unsettled_ids``)."""
+    (unless their external_id is one of ``unsettled_ids``), and enter ``index`` as settled
+    straight from the ledger."""
     manifest, mapping = settings.manifest, settings.mapping
     source = _checked_source(manifest, mapping, settings.source)
     mapper = BatchMapper(manifest, mapping, _media_filter(ledger, settings))
@@ -255,12 +245,22 @@ def _pass_one_batches(
             mapped = mapper(records)
             yield list[MappedRow | SettledRow](mapped), mapped, [], []
             continue
-        record_keys = [keys.key(r.cells, r.problem) for r in records]
-        settled = ledger.settled_rows([k for k in record_keys if k is not None])
+        record_keys = keys.keys(records)
+        settled = {
+            found.row_number: found
+            for found in ledger.settled_rows(
+                [
+                    (key, record.row_number)
+                    for record, key in zip(records, record_keys, strict=True)
+                    if key is not None
+                ],
+                index.table if index is not None else None,
+            )
+        }
         unsettled = [
             (record, key)
             for record, key in zip(records, record_keys, strict=True)
-            if key is None or key not in settled
+            if record.row_number not in settled
         ]
         mapped = mapper([record for record, _ in unsettled])
         learned = [
@@ -276,28 +276,15 @@ def _pass_one_batches(
             if key is not None and row.valid and row.external_id and row.payload_hash
         ]
         fresh = iter(mapped)
-        in_order: list[MappedRow | SettledRow] = []
-        entries: list[IndexEntry] = []
-        for record, key in zip(records, record_keys, strict=True):
-            known = settled.get(key) if key is not None else None
-            if known is not None and known.external_id in unsettled_ids:
-                (mapped_again,) = mapper([record])
-                in_order.append(mapped_again)
-                continue
-            if known is None:
-                in_order.append(next(fresh))
-                continue
-            in_order.append(SettledRow(record.row_number, known.external_id, known.source_id))
-            entries.append(
-                (
-                    known.external_id,
-                    record.row_number,
-                    known.payload_hash,
-                    known.source_id,
-                    known.media_url,
-                )
-            )
-        yield in_order, mapped, learned, entries
+        in_order: list[MappedRow | SettledRow] = [
+            next(fresh)
+            if (known := settled.get(record.row_number)) is None
+            else known
+            if known.external_id not in unsettled_ids
+            else mapper([record])[0]
+            for record in records
+        ]
+        yield in_order, mapped, learned, list(settled.values())
 
 
 def index_manifest(
@@ -319,7 +306,9 @@ def index_manifest(
     index.start()
     seen: Counter[str] = Counter()
     settled_ids = False
-    for batch, mapped, learned, entries in _pass_one_batches(ledger, settings, stats, settle):
+    for batch, mapped, learned, settled in _pass_one_batches(
+        ledger, settings, stats, settle, index=index
+    ):
         if on_batch is not None:
             on_batch(mapped)
         valid = [
@@ -328,19 +317,21 @@ def index_manifest(
             if r.valid and r.payload is not None
         ]
         index.add(valid)  # type: ignore[arg-type]
-        index.add(entries, settled=True)
         if prefixes is not None:
             prefixes.update(
                 prefix_of(external_id, source_id or "")
-                for external_id, _, _, source_id, _ in valid + entries
+                for external_id, _, _, source_id, _ in valid
                 if external_id
+            )
+            prefixes.update(
+                prefix_of(r.external_id, r.source_id or "") for r in settled if r.external_id
             )
         index.spool(*_spooled_form(batch))
         ledger.remember_row_keys(learned)
         seen["rows"] += len(batch)
-        seen["valid"] += len(valid) + len(entries)
-        seen["settled"] += len(entries)
-        settled_ids = settled_ids or bool(entries)
+        seen["valid"] += len(valid) + len(settled)
+        seen["settled"] += len(settled)
+        settled_ids = settled_ids or bool(settled)
         if stats is not None:
             stats.count_undecodable(
                 r.row_number
