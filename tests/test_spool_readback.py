@@ -38,7 +38,7 @@ def test_a_broken_spool_record_leaves_the_collector_on(tmp_path: Path) -> None:
         index.start()
         ledger.db.execute(
             "INSERT INTO temp.manifest_spool (head, form, size, rows) VALUES (?, 0, 100, ?)",
-            [marshal.dumps(None), b"not lz4"],
+            [b"\x00" + marshal.dumps(None), b"not lz4"],
         )
         with pytest.raises(OSError):
             [record.body() for record in index.spooled()]
@@ -74,12 +74,12 @@ def test_the_spool_gives_back_what_it_was_given(tmp_path: Path, batch: list[Any]
     with Ledger(tmp_path / "ledger.db") as ledger:
         index = ManifestIndex(ledger)
         index.start()
-        index.spool(batch, head=(["a", "b"], True, 2))
+        index.spool(batch, head=(["a", Unmarshallable("b")], True, 2))
         index.spool([math.inf])
         first, second = list(index.spooled())
         back = first.body()
     assert back == batch and [type(v) for v in back] == [type(v) for v in batch]
-    assert first.head == (["a", "b"], True, 2)
+    assert first.head == (["a", "b"], True, 2) and type(first.head[0][1]) is Unmarshallable
     assert second.body() == [math.inf] and second.head is None
 
 

@@ -26,23 +26,30 @@ from importer.ledger.db import IMPORTED, NOT_SENT, UNFINISHED, now_iso
 from importer.ledger.row_cache import SCRATCH_ID_INDEX
 from importer.outcomes import Status
 
-PlainValue = str | int | float | bool | bytes | tuple[Any, ...] | list[Any] | dict[Any, Any] | None
-"""What ``marshal`` writes: plain values, nested."""
-
 MARSHALLED, PICKLED = 0, 1
-"""How a spool record is written: ``marshal`` (plain values: tuples, dicts, text, numbers),
-else ``pickle`` (anything else); both then LZ4-compressed."""
+"""How a spooled value is written: ``marshal`` (plain values: tuples, dicts, text, numbers),
+else ``pickle`` (anything else)."""
 
 
-def _spool_record(batch: object) -> tuple[int, int, bytes]:
-    """(form, size before compression, bytes) of one batch."""
+def _serialized(value: object) -> tuple[int, bytes]:
+    """(form, bytes) of a value."""
     try:
         # marshal writes plain values several times faster than pickle, and refuses the rest.
-        form, data = MARSHALLED, marshal.dumps(batch)  # type: ignore[arg-type]
+        return MARSHALLED, marshal.dumps(value)  # type: ignore[arg-type]
     except ValueError:
         # Pickle is safe here: the process reads back only what it wrote a moment ago.
-        form, data = PICKLED, pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
-    return form, len(data), _lz4().compress(data, asbytes=True)
+        return PICKLED, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _deserialized(form: int, data: bytes) -> Any:
+    return marshal.loads(data) if form == MARSHALLED else pickle.loads(data)
+
+
+def _spool_record(head: object, batch: object) -> tuple[bytes, int, int, bytes]:
+    """(head, its form in its first byte; the batch's form, size, LZ4-compressed bytes)."""
+    head_form, head_data = _serialized(head)
+    form, data = _serialized(batch)
+    return bytes([head_form]) + head_data, form, len(data), _lz4().compress(data, asbytes=True)
 
 
 def _read_back(form: int, size: int, blob: bytes) -> Any:
@@ -55,8 +62,7 @@ def _read_back(form: int, size: int, blob: bytes) -> Any:
     paused = gc.isenabled()
     gc.disable()
     try:
-        data = _lz4().decompress(blob, decompressed_size=size, asbytes=True)
-        return marshal.loads(data) if form == MARSHALLED else pickle.loads(data)
+        return _deserialized(form, _lz4().decompress(blob, decompressed_size=size, asbytes=True))
     finally:
         if paused:
             gc.enable()
@@ -135,12 +141,12 @@ class ManifestIndex:
         )
         self.db.execute("DELETE FROM temp.manifest_spool")
 
-    def spool(self, batch: object, head: PlainValue = None) -> None:
+    def spool(self, batch: object, head: object = None) -> None:
         """Keep what pass two needs of one batch, in file order, for ``spooled``; ``head``:
-        what it says of the batch, read back without the batch (plain values)."""
+        what it says of the batch, read back without the batch."""
         self.db.execute(
             "INSERT INTO temp.manifest_spool (head, form, size, rows) VALUES (?, ?, ?, ?)",
-            [marshal.dumps(head), *_spool_record(batch)],
+            _spool_record(head, batch),
         )
 
     def spooled(self) -> Iterator[SpooledRecord]:
@@ -155,7 +161,8 @@ class ManifestIndex:
             if found is None:
                 return
             seq = found[0]
-            yield SpooledRecord(marshal.loads(found[1]), *found[2:])
+            head = found[1]
+            yield SpooledRecord(_deserialized(head[0], head[1:]), *found[2:])
 
     def add(self, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
         """Add valid rows to the scratch table (rows known by their key as imported unchanged
