@@ -409,3 +409,18 @@ def test_a_kept_index_is_written_in_external_id_then_row_order(tmp_path: Path) -
 
             kept = ledger.db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
             assert kept == sorted(entries)
+
+
+def test_keeping_an_index_again_leaves_the_ledgers_secure_delete_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """The old index's pages are freed without being zeroed, and only they."""
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        for setting in (1, 0, 1):
+            ledger.db.execute(f"PRAGMA secure_delete = {setting}")
+            index = ManifestIndex(ledger)
+            index.start()
+            index.add([("crm:a", 2, "h", "a", None)])
+            ledger.keep_manifest("m.csv", f"fp{setting}", {"rows": 1})
+
+            assert ledger.db.execute("PRAGMA secure_delete").fetchone()[0] == setting
