@@ -212,17 +212,13 @@ async def run_import(
         ledger.add_rejects([r for r in rejects if r is not None], run_id)
 
     prefixes: set[str] = set()
+    record = None
     if kept is None:
         index, duplicates, seen = index_manifest(
             ledger, settings, stats, record_rejects, prefixes, settle=True
         )
         said = read_notices(settings, stats)
         record = kept_record(unprepared, settings, notices, said, seen, duplicates)
-        if fingerprint is not None and record is not None:
-            record["prefixes"] = sorted(prefixes)  # the zone check reads them on a kept run
-            kept_table = ledger.keep_manifest(manifest_key, fingerprint, record)
-            if kept_table is not None:  # the same rows, in key order and indexed: cheaper joins
-                index = ManifestIndex(ledger, kept_table)
     else:
         said = list(kept["read_notices"])
         prefixes = {p for p in kept.get("prefixes", []) if isinstance(p, str)}
@@ -230,12 +226,18 @@ async def run_import(
         reporter.notice(notice)
     conflicting = [i for i, d in duplicates.items() if d.conflicting]
     # The counts first: the one pass over the index they take also finds the rows the
-    # prefix check and the pending registration need (nothing is written in between).
+    # prefix check and the pending registration need (nothing is written in between). On
+    # pass one's scratch index, the rows it found settled are not joined again.
     ahead = index.summary(
         conflicting,
         only_failed=settings.plan.only_failed,
         include_permanent=settings.plan.include_permanent,
     )
+    if fingerprint is not None and record is not None:
+        record["prefixes"] = sorted(prefixes)  # the zone check reads them on a kept run
+        kept_table = ledger.keep_manifest(manifest_key, fingerprint, record)
+        if kept_table is not None:  # the same rows, in key order and indexed: cheaper joins
+            index.kept_in(kept_table)
     refuse_changed_prefixes(index, settings, conflicting)
     refuse_changed_zone(ledger, settings, prefixes)
     reporter.notice(f"{seen['rows']:,} row(s) read from {settings.manifest.name}.")

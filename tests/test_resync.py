@@ -409,3 +409,49 @@ def test_a_kept_index_is_written_in_external_id_then_row_order(tmp_path: Path) -
 
             kept = ledger.db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
             assert kept == sorted(entries)
+
+
+def test_keeping_an_index_again_leaves_the_ledgers_secure_delete_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """The old index's pages are freed without being zeroed, and only they."""
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        for setting in (1, 0, 1):
+            ledger.db.execute(f"PRAGMA secure_delete = {setting}")
+            index = ManifestIndex(ledger)
+            index.start()
+            index.add([("crm:a", 2, "h", "a", None)])
+            ledger.keep_manifest("m.csv", f"fp{setting}", {"rows": 1})
+
+            assert ledger.db.execute("PRAGMA secure_delete").fetchone()[0] == setting
+
+
+def test_the_counts_on_pass_ones_index_skip_settled_rows_and_stay_the_same(
+    tmp_path: Path,
+) -> None:
+    """Counted on the scratch index (settled rows not joined again) as on the kept table."""
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        keyed, expected = settled_cases(ledger)
+        index = ManifestIndex(ledger)
+        index.start()
+        ledger.settled_rows(keyed[:-1], index.table)  # each settled id on one row, as pass one
+        settled = {external_id for external_id, *_ in expected}
+        others = [  # the other cases' ids (crm:N on row N + 2), unsettled
+            (f"crm:{n - 2}", n, "h", "s", "m")
+            for _, n in keyed[:-2]
+            if f"crm:{n - 2}" not in settled
+        ]
+        index.add([*others, ("crm:new", 9_000, "h", None, None)])
+        conflicting = [others[0][0]]
+
+        on_scratch = index.summary(conflicting)
+        ahead_on_scratch = ledger.db.execute("SELECT * FROM temp.ahead ORDER BY 1").fetchall()
+        kept = ManifestIndex(ledger, ledger.keep_manifest("m.csv", "fp", {"rows": 1}) or "")
+        on_kept = kept.summary(conflicting)
+
+        assert on_scratch == on_kept
+        assert on_scratch["already imported"] >= len(settled) > 0
+        assert on_scratch["to send"] > 0 and on_scratch["changed since import"] > 0
+        assert (
+            ahead_on_scratch == ledger.db.execute("SELECT * FROM temp.ahead ORDER BY 1").fetchall()
+        )

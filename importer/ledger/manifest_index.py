@@ -127,6 +127,11 @@ class ManifestIndex:
         self._ahead_for: frozenset[str] | None = None
         """The conflicting ids ``summary`` left out of ``temp.ahead`` (None: not usable)."""
 
+    def kept_in(self, table: str) -> None:
+        """Read these same rows from now on from the table ``keep_manifest`` kept them in (in
+        external_id order and indexed: cheaper joins); what ``summary`` found stays usable."""
+        self.table = table
+
     def start(self) -> None:
         """An empty scratch table of (external_id, row, payload hash, source id, media URL)."""
         self.db.execute(
@@ -470,6 +475,9 @@ class ManifestIndex:
             "status TEXT)"
         )
         to_send = f"e.status IN {UNFINISHED}" if only_failed else "1"
+        # Rows pass one found settled are already imported, and their ids on no other row
+        # (``index_manifest``): the scratch index's settled rows are not joined again.
+        unsettled = "AND i.settled = 0 " if self.table == SCRATCH else ""
         # One pass in the external_id index's order, one kind per id (an id whose rows differ
         # is conflicting, so left out). Only the ids not already imported are kept (few on a
         # re-sync or a resume): counted here, registered and prefix-checked from here.
@@ -487,7 +495,7 @@ class ManifestIndex:
                 "e.external_id IS NOT NULL, e.status "
                 f"FROM {self.table} i LEFT JOIN engagements e USING (external_id) "
                 "WHERE i.external_id NOT IN (SELECT external_id FROM temp.summary_skip) "
-                "GROUP BY i.external_id HAVING kind != 'already imported'",
+                f"{unsettled}GROUP BY i.external_id HAVING kind != 'already imported'",
                 {"permanent": int(include_permanent), "only_failed": int(only_failed)},
             )
         for kind, n in self.db.execute("SELECT kind, COUNT(*) FROM temp.ahead GROUP BY kind"):

@@ -240,7 +240,15 @@ class RowCache(LedgerDB):
         except (TypeError, ValueError, AttributeError):
             return  # a damaged record: its table, if any, stays (never one not ours)
         if self._is_kept_table(name):
-            self.db.execute(f"DROP TABLE {name}")
+            # Freed pages left as they are, not zeroed (SQLite builds that default to
+            # secure_delete write every page of the old index again: 0.6 s at a million rows);
+            # the ledger holds the same ids, hashes and URLs in engagements anyway.
+            secure = self.db.execute("PRAGMA secure_delete").fetchone()[0]
+            self.db.execute("PRAGMA secure_delete = FAST")
+            try:
+                self.db.execute(f"DROP TABLE {name}")
+            finally:
+                self.db.execute(f"PRAGMA secure_delete = {int(secure)}")
 
     def server_pace(self, server: str) -> tuple[float, bool] | None:
         """Requests per second this server (and key) last took, and whether that was a limit
