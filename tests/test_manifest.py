@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.errors import ManifestError
+from importer.read.csv_dialect import lines_are_short
 from importer.read.manifest import ManifestRow, read_columns, read_manifest
 from importer.rows.mapping import ColumnMapping
 from importer.rows.validate import MappingOptions, map_row
@@ -344,3 +345,16 @@ def test_a_record_the_reader_refuses_is_named_by_the_line_it_starts_on(tmp_path:
     finally:
         csv.field_size_limit(limit)
     assert "field larger than field limit" in str(caught.value)
+
+
+def test_lines_are_short_only_when_no_line_can_reach_the_limit(tmp_path: Path) -> None:
+    short = tmp_path / "short.csv"
+    short.write_bytes(b"id,title\n" + b"1,abcdefgh\n" * 20)  # 229 bytes, lines of 11
+    assert lines_are_short(short, "utf-8-sig", limit=1000)  # smaller than the limit
+    assert lines_are_short(short, "cp1252", limit=20)  # scanned: every line under 20
+    assert not lines_are_short(short, "utf-8", limit=11)  # a line of 11 reaches 11
+    assert not lines_are_short(short, "utf-16", limit=1000)  # a 0x0a byte may be half a char
+    crlf = tmp_path / "crlf.csv"
+    crlf.write_bytes(b"id,title\r\n" + b"1," + b"x" * 30 + b"\r\n")
+    assert not lines_are_short(crlf, "utf-8", limit=30)
+    assert lines_are_short(crlf, "utf-8", limit=40)

@@ -40,6 +40,7 @@ from importer.read.csv_dialect import (
     drop_report_rows,
     drop_trailing_footer,
     few_cells_filled,
+    lines_are_short,
     sniff_delimiter,
 )
 from importer.read.formulas import restore, written_by_importer
@@ -155,7 +156,9 @@ def _csv_reader(handle: io.TextIOWrapper, source: SourceOptions) -> Any:
         first_line = handle.readline(MAX_LINE_CHARS)
         handle.seek(0)
         delimiter = sniff_delimiter(first_line)
-    return csv.reader(BoundedLines(handle), delimiter=delimiter, strict=False)
+    short = lines_are_short(Path(handle.name), handle.encoding)
+    lines = handle if short else BoundedLines(handle)
+    return csv.reader(lines, delimiter=delimiter, strict=False)
 
 
 def _csv_header(path: Path, reader: Any, encoding: str) -> list[str]:
