@@ -23,6 +23,7 @@ from typing import Any
 
 from openpyxl.cell.read_only import ReadOnlyCell
 from openpyxl.styles.numbers import is_datetime
+from openpyxl.utils.datetime import from_excel
 
 from importer.errors import ManifestError
 
@@ -89,16 +90,15 @@ def sheet_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, tuple[Any, 
     """``(row number, values)`` for every row of the sheet, header included."""
     book, worksheet = open_sheet(path, sheet)
     try:
-        for number, cells in _parsed_rows(book, worksheet):
-            yield number, _values(worksheet, cells)
+        yield from _sheet_values(book, worksheet)
     except Exception as error:  # a cut or malformed sheet: ParseError, ValueError, KeyError...
         raise ManifestError(str(path), f"is damaged ({_reason(error)})") from error
     finally:
         book.close()
 
 
-def _parsed_rows(book: Any, worksheet: Any) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """``(row number, cells as openpyxl parses them)`` of every row the sheet writes.
+def _sheet_values(book: Any, worksheet: Any) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """``(row number, values)`` of every row the sheet writes.
 
     openpyxl's own loop clears each row's XML element but leaves it in the tree, and keeps
     the attributes of every formatted row: about 500 bytes a row, so a sheet stretched by
@@ -106,12 +106,12 @@ def _parsed_rows(book: Any, worksheet: Any) -> Iterator[tuple[int, list[dict[str
     the sheet does not write are blank: they are not made up (the numbers say the gap),
     and the sheet's stated size, often wrong ("A1"), is not trusted.
     """
-    # openpyxl's parser of one row's cells (shared strings, dates, booleans, errors): its
-    # read-only worksheet uses it the same way.
     from openpyxl.worksheet._reader import ROW_TAG, WorkSheetParser
     from openpyxl.xml.functions import iterparse
 
     with worksheet._get_source() as source:
+        # openpyxl's parser of one row's cells, as its read-only worksheet uses it: the
+        # reference _RowReader holds to, and reads with, any row or cell out of the common.
         parser = WorkSheetParser(
             source,
             worksheet._shared_strings,
@@ -120,6 +120,7 @@ def _parsed_rows(book: Any, worksheet: Any) -> Iterator[tuple[int, list[dict[str
             date_formats=book._date_formats,
             timedelta_formats=book._timedelta_formats,
         )
+        read_row = _RowReader(worksheet, parser).read
         parents = []
         for event, element in iterparse(source, events=("start", "end")):
             if event == "start":
@@ -127,8 +128,7 @@ def _parsed_rows(book: Any, worksheet: Any) -> Iterator[tuple[int, list[dict[str
                 continue
             parents.pop()
             if element.tag == ROW_TAG:
-                yield parser.parse_row(element)
-                parser.row_dimensions.clear()
+                yield read_row(element)
             if parents and (element.tag == ROW_TAG or len(parents) == 1):
                 # The rows read so far, or a finished part of the sheet (merged cells...).
                 parents[-1].clear()
@@ -167,21 +167,142 @@ def skip_title_block(
     )
 
 
-def _values(worksheet: Any, cells: list[dict[str, Any]]) -> tuple[Any, ...]:
-    """A row's values by column from A (None where no cell is written); a date cell whose
-    format shows no time is a ``date``, not midnight (Excel stores a day as that day's
-    00:00, and the importer refuses dates without times)."""
-    if not cells:
-        return ()
-    values: list[Any] = [None] * max(cell["column"] for cell in cells)
-    for cell in cells:
-        value = cell["value"]
-        if isinstance(value, dt.datetime) and cell["style_id"]:
-            number_format = ReadOnlyCell(worksheet, **cell).number_format
-            if is_datetime(number_format) == "date":
-                value = value.date()
-        values[cell["column"] - 1] = value
-    return tuple(values)
+class _RowReader:
+    """A row's values by column from A (None where no cell is written), as openpyxl's
+    ``WorkSheetParser.parse_row`` reads its cells, several times faster: the cells exports
+    write (shared and inline strings, numbers, dates, booleans, errors, formulas' cached
+    values) are read here, any other cell by openpyxl's own ``parse_cell``, which also
+    says what is wrong with a malformed one. tests/test_xlsx_rows.py holds them equal.
+
+    A date cell whose format shows no time is a ``date``, not midnight (Excel stores a day
+    as that day's 00:00, and the importer refuses dates without times).
+    """
+
+    def __init__(self, worksheet: Any, parser: Any) -> None:
+        if not parser.data_only:
+            raise ValueError("the importer reads formulas' cached values (data_only)")
+        self.worksheet = worksheet
+        self.parser = parser
+        self.number = 0
+        self.columns: dict[str, int] = {}
+        """Column letters seen, by their number."""
+        self.date_only: dict[int, bool] = {}
+        """Whether a date style's number format shows no time, by style id."""
+
+    def read(self, row: Any) -> tuple[int, tuple[Any, ...]]:
+        """``(row number, values)`` of a ``<row>`` element."""
+        number = self.number + 1 if (stated := row.get("r")) is None else _row_number(stated)
+        self.number = number
+        strings = self.parser.shared_strings
+        date_styles = self.parser.date_formats
+        columns = self.columns
+        values: list[Any] = []
+        value: Any
+        column = 0
+        for cell in row:
+            try:
+                style = cell.get("s")
+                style_id = 0 if style is None else int(style)  # "" is openpyxl's to read
+                coordinate = cell.get("r")
+                if coordinate is None:
+                    at = column + 1
+                else:
+                    letters = coordinate.rstrip(_DIGITS)
+                    if letters == coordinate:
+                        raise ValueError(coordinate)  # no row number: openpyxl's to say
+                    at = columns[letters]
+                kind = cell.get("t", "n")
+                if kind == "inlineStr":
+                    value = _inline_text(cell)
+                elif not (text := cell.findtext(_VALUE_TAG)):
+                    value = None
+                elif kind == "s":
+                    value = strings[int(text)]
+                elif kind == "n":
+                    number_value = (
+                        float(text) if "." in text or "E" in text or "e" in text else int(text)
+                    )
+                    if style_id in date_styles:
+                        value = self._date(number_value, style_id)
+                    else:
+                        value = number_value
+                elif kind == "b":
+                    value = bool(int(text))
+                elif kind == "d":
+                    raise ValueError(kind)  # ISO 8601 dates: rare, openpyxl's to read
+                else:
+                    value = text  # "str" (a formula's text), "e" (#N/A...)
+            except (KeyError, ValueError, TypeError, IndexError, OverflowError):
+                at, value = self._by_openpyxl(cell, number, column)
+            column = at
+            if column == len(values) + 1:
+                values.append(value)
+            elif column > len(values):
+                values.extend([None] * (column - len(values) - 1))
+                values.append(value)
+            else:
+                values[column - 1] = value
+        return number, tuple(values)
+
+    def _date(self, serial: float, style: int) -> Any:
+        """A date cell's value; a date whose format shows no time is a ``date``."""
+        parser = self.parser
+        value = from_excel(serial, parser.epoch, timedelta=style in parser.timedelta_formats)
+        if isinstance(value, dt.datetime) and style and self._shows_date_only(style):
+            return value.date()
+        return value
+
+    def _by_openpyxl(self, cell: Any, number: int, column: int) -> tuple[int, Any]:
+        """``(column, value)`` of a cell as openpyxl reads it (or its error)."""
+        self.parser.row_counter, self.parser.col_counter = number, column
+        parsed = self.parser.parse_cell(cell)
+        coordinate = cell.get("r")
+        if coordinate:
+            letters = coordinate.rstrip(_DIGITS)
+            if letters != coordinate and letters.isascii() and letters.isalpha():
+                self.columns[letters] = parsed["column"]
+        value = parsed["value"]
+        style = parsed["style_id"]
+        if isinstance(value, dt.datetime) and style and self._shows_date_only(style):
+            value = value.date()
+        return parsed["column"], value
+
+    def _shows_date_only(self, style: int) -> bool:
+        known = self.date_only.get(style)
+        if known is None:
+            number_format = ReadOnlyCell(self.worksheet, 0, 0, None, "n", style).number_format
+            known = self.date_only[style] = is_datetime(number_format) == "date"
+        return known
+
+
+_DIGITS = "0123456789"
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_VALUE_TAG = f"{_MAIN}v"
+_INLINE_TAG = f"{_MAIN}is"
+_TEXT_TAG = f"{_MAIN}t"
+
+
+def _row_number(stated: str) -> int:
+    """A ``<row>``'s ``r``, as openpyxl reads it ("3.0" is row 3)."""
+    try:
+        return int(stated)
+    except ValueError:
+        number = float(stated)
+        if not number.is_integer():
+            raise ValueError(f"{stated} is not a valid row number") from None
+        return int(number)
+
+
+def _inline_text(cell: Any) -> str | None:
+    """An inline string's text when it is one plain ``<t>``; else ValueError (openpyxl's
+    ``Text`` reads rich text, phonetic runs...)."""
+    inline = cell.find(_INLINE_TAG)
+    if inline is None:
+        return None
+    if len(inline) != 1 or inline.attrib or inline[0].tag != _TEXT_TAG or len(inline[0]):
+        raise ValueError("rich inline string")
+    text: str | None = inline[0].text
+    return text or ""
 
 
 def _reason(error: Exception) -> str:
