@@ -8,7 +8,7 @@ import datetime as dt
 import re
 import warnings
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,13 +121,19 @@ def styled_workbook(path: Path, epoch: dt.datetime | None = None) -> Path:
 
 
 def with_sheet(
-    source: Path, path: Path, rows: str, strings: Sequence[str] = (), first_style: int | None = None
+    source: Path,
+    path: Path,
+    rows: str,
+    strings: Sequence[str] = (),
+    first_style: int | None = None,
+    damage: Callable[[str], str] = str,
 ) -> Path:
     """``source`` with its first sheet's rows replaced by ``rows`` (XML), a shared strings
-    table of ``strings``, and its default cell style set to number format ``first_style``."""
+    table of ``strings``, its default cell style set to number format ``first_style``, and
+    the sheet's XML passed through ``damage``."""
     table = "".join(f"<si>{text}</si>" for text in strings)
     parts = {
-        "xl/worksheets/sheet1.xml": (
+        "xl/worksheets/sheet1.xml": damage(
             f'<worksheet xmlns="{MAIN}"><dimension ref="A1"/><sheetData>{rows}</sheetData>'
             '<mergeCells count="1"><mergeCell ref="A1:B1"/></mergeCells></worksheet>'
         ),
@@ -371,3 +377,37 @@ def test_a_sheet_written_by_openpyxl_in_write_only_mode(tmp_path: Path) -> None:
     book.save(tmp_path / "write_only.xlsx")
     rows, _, error = assert_read_as_openpyxl(tmp_path / "write_only.xlsx")
     assert len(rows) == 303 and error is None
+
+
+# Enough rows for the sheet's XML to be read in several chunks.
+LONG = "".join(
+    f'<row r="{n}">'
+    + c(f"A{n}", kind="inlineStr", inner=inline(f"<t>rec-{n}</t>"))
+    + c(f"B{n}", str(n))
+    + c(f"C{n}", "0", "s")
+    + "</row>"
+    for n in range(1, 4001)
+)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda xml: xml[: len(xml) // 2],  # cut inside a row
+        lambda xml: xml[: xml.index('<row r="2345">')],  # cut between two rows
+        lambda xml: xml[: xml.index('<row r="3001">') + len('<row r="3001">')],
+        lambda xml: xml.replace('<row r="1500">', '<row r="1500"><c><v>1</v></row>'),
+        lambda xml: xml.replace('<row r="3000">', "<junk/></sheetData><row>"),
+        lambda xml: xml.replace('<row r="10">', '<row r="10"><c r="A10" t="s"><v>9</v></c>'),
+        lambda xml: xml.replace("</sheetData>", ""),
+        lambda xml: xml.replace("</worksheet>", ""),
+        lambda xml: xml + "<after/>",
+    ],
+)
+def test_a_damaged_sheet_gives_the_rows_before_its_fault_and_the_same_error(
+    tmp_path: Path, damage: Callable[[str], str]
+) -> None:
+    styled = styled_workbook(tmp_path / "styled.xlsx")
+    path = with_sheet(styled, tmp_path / "cut.xlsx", LONG, ["<t>x</t>"], damage=damage)
+    rows, _, error = assert_read_as_openpyxl(path)
+    assert error is not None and len(rows) > 5

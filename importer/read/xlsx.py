@@ -17,9 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 import zipfile
+from collections import deque
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+from xml.etree.ElementTree import XMLPullParser
 
 from openpyxl.cell.read_only import ReadOnlyCell
 from openpyxl.styles.numbers import is_datetime
@@ -106,8 +109,7 @@ def _sheet_values(book: Any, worksheet: Any) -> Iterator[tuple[int, tuple[Any, .
     the sheet does not write are blank: they are not made up (the numbers say the gap),
     and the sheet's stated size, often wrong ("A1"), is not trusted.
     """
-    from openpyxl.worksheet._reader import ROW_TAG, WorkSheetParser
-    from openpyxl.xml.functions import iterparse
+    from openpyxl.worksheet._reader import WorkSheetParser
 
     with worksheet._get_source() as source:
         # openpyxl's parser of one row's cells, as its read-only worksheet uses it: the
@@ -121,17 +123,83 @@ def _sheet_values(book: Any, worksheet: Any) -> Iterator[tuple[int, tuple[Any, .
             timedelta_formats=book._timedelta_formats,
         )
         read_row = _RowReader(worksheet, parser).read
-        parents = []
-        for event, element in iterparse(source, events=("start", "end")):
-            if event == "start":
-                parents.append(element)
-                continue
-            parents.pop()
-            if element.tag == ROW_TAG:
-                yield read_row(element)
-            if parents and (element.tag == ROW_TAG or len(parents) == 1):
-                # The rows read so far, or a finished part of the sheet (merged cells...).
-                parents[-1].clear()
+        rows = _row_elements(source)
+        read = 0
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except Exception:  # a cut or malformed sheet: see below
+                break
+            yield read_row(row)
+            read += 1
+    # The rows before the fault, as the element by element walk finds them, and its error.
+    with worksheet._get_source() as source:
+        for row in islice(_row_elements_walked(source), read, None):
+            yield read_row(row)
+
+
+def _row_elements(source: IO[bytes]) -> Iterator[Any]:
+    """The ``<row>`` elements of the sheet's ``<sheetData>``, each once complete, then let
+    go with every finished part of the sheet (merged cells...).
+
+    The XML is fed a chunk at a time; only elements' starts are reported (the first one is
+    the sheet, then its parts; the rest are drained unread), and the rows before the
+    last one started are complete: the tree is walked per row, not per element. A fault
+    (cut XML, a bad zip entry) stops it at its chunk, before rows the chunk completed:
+    ``_row_elements_walked`` says which.
+    """
+    from openpyxl.worksheet._reader import DATA_TAG, ROW_TAG
+
+    parser: Any = XMLPullParser(events=("start",))  # typeshed's events are a union
+    sheet: Any = None
+    rows: Any = None
+    finished = False
+    while not finished:
+        chunk = source.read(_CHUNK_BYTES)
+        if chunk:
+            parser.feed(chunk)
+        else:
+            parser.close()
+            finished = True
+        if rows is None:
+            for _, element in parser.read_events():
+                if sheet is None:
+                    sheet = element
+                if element.tag == DATA_TAG and rows is None:
+                    rows = element
+        else:
+            deque(parser.read_events(), maxlen=0)
+        if rows is not None:
+            complete = len(rows) if finished else len(rows) - 1
+            read = rows[:complete]
+            del rows[:complete]
+            yield from (row for row in read if row.tag == ROW_TAG)
+        if sheet is not None:
+            del sheet[:-1]
+
+
+def _row_elements_walked(source: IO[bytes]) -> Iterator[Any]:
+    """The ``<row>`` elements of the sheet as each one ends, wherever it is, walked element
+    by element; each let go once read, with every finished part of the sheet."""
+    from openpyxl.worksheet._reader import ROW_TAG
+    from openpyxl.xml.functions import iterparse
+
+    parents = []
+    for event, element in iterparse(source, events=("start", "end")):
+        if event == "start":
+            parents.append(element)
+            continue
+        parents.pop()
+        if element.tag == ROW_TAG:
+            yield element
+        if parents and (element.tag == ROW_TAG or len(parents) == 1):
+            parents[-1].clear()
+
+
+_CHUNK_BYTES = 16 * 1024
+"""XML fed to the parser at a time: the rows it holds are all that is held of the sheet."""
 
 
 # A formatted report starts with its title, date and filters, one cell a row.
