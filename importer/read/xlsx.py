@@ -1,9 +1,11 @@
 """Reading ``.xlsx`` workbooks: one sheet, streamed row by row, with Excel's row numbers.
 
-openpyxl's read-only mode parses the sheet's XML as it goes (``pandas.read_excel`` would
-load the whole sheet first); only the workbook's shared strings table, where Excel keeps
-the text of every text cell, is held whole (about 0.4 KB a row, see docs/manifests.md).
-Date cells arrive as real ``datetime`` values, not as the text a locale would show.
+openpyxl opens the workbook read-only (its styles, epoch and shared strings table, where
+Excel keeps the text of every text cell, held whole: about 0.4 KB a row, see
+docs/manifests.md); the sheet's XML is parsed as it goes (``pandas.read_excel`` would load
+the whole sheet first), its common cells read here and any other by openpyxl's own cell
+parser (``_RowReader``: about 20 µs a row instead of 80, docs/bench.md). Date cells arrive
+as real ``datetime`` values, not as the text a locale would show.
 
 Sizes are bounded before anything is parsed: the zip directory says how large each XML
 part is once inflated, and a part over ``MAX_HELD_PART_BYTES`` (parts parsed whole: shared
@@ -17,12 +19,16 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 import zipfile
+from collections import deque
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+from xml.etree.ElementTree import XMLPullParser
 
 from openpyxl.cell.read_only import ReadOnlyCell
 from openpyxl.styles.numbers import is_datetime
+from openpyxl.utils.datetime import from_excel
 
 from importer.errors import ManifestError
 
@@ -89,16 +95,15 @@ def sheet_rows(path: Path, sheet: str | None) -> Iterator[tuple[int, tuple[Any, 
     """``(row number, values)`` for every row of the sheet, header included."""
     book, worksheet = open_sheet(path, sheet)
     try:
-        for number, cells in _parsed_rows(book, worksheet):
-            yield number, _values(worksheet, cells)
+        yield from _sheet_values(book, worksheet)
     except Exception as error:  # a cut or malformed sheet: ParseError, ValueError, KeyError...
         raise ManifestError(str(path), f"is damaged ({_reason(error)})") from error
     finally:
         book.close()
 
 
-def _parsed_rows(book: Any, worksheet: Any) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    """``(row number, cells as openpyxl parses them)`` of every row the sheet writes.
+def _sheet_values(book: Any, worksheet: Any) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """``(row number, values)`` of every row the sheet writes.
 
     openpyxl's own loop clears each row's XML element but leaves it in the tree, and keeps
     the attributes of every formatted row: about 500 bytes a row, so a sheet stretched by
@@ -106,12 +111,11 @@ def _parsed_rows(book: Any, worksheet: Any) -> Iterator[tuple[int, list[dict[str
     the sheet does not write are blank: they are not made up (the numbers say the gap),
     and the sheet's stated size, often wrong ("A1"), is not trusted.
     """
-    # openpyxl's parser of one row's cells (shared strings, dates, booleans, errors): its
-    # read-only worksheet uses it the same way.
-    from openpyxl.worksheet._reader import ROW_TAG, WorkSheetParser
-    from openpyxl.xml.functions import iterparse
+    from openpyxl.worksheet._reader import WorkSheetParser
 
     with worksheet._get_source() as source:
+        # openpyxl's parser of one row's cells, as its read-only worksheet uses it: the
+        # reference _RowReader holds to, and reads with, any row or cell out of the common.
         parser = WorkSheetParser(
             source,
             worksheet._shared_strings,
@@ -120,18 +124,84 @@ def _parsed_rows(book: Any, worksheet: Any) -> Iterator[tuple[int, list[dict[str
             date_formats=book._date_formats,
             timedelta_formats=book._timedelta_formats,
         )
-        parents = []
-        for event, element in iterparse(source, events=("start", "end")):
-            if event == "start":
-                parents.append(element)
-                continue
-            parents.pop()
-            if element.tag == ROW_TAG:
-                yield parser.parse_row(element)
-                parser.row_dimensions.clear()
-            if parents and (element.tag == ROW_TAG or len(parents) == 1):
-                # The rows read so far, or a finished part of the sheet (merged cells...).
-                parents[-1].clear()
+        read_row = _RowReader(worksheet, parser).read
+        rows = _row_elements(source)
+        read = 0
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except Exception:  # a cut or malformed sheet: see below
+                break
+            yield read_row(row)
+            read += 1
+    # The rows before the fault, as the element by element walk finds them, and its error.
+    with worksheet._get_source() as source:
+        for row in islice(_row_elements_walked(source), read, None):
+            yield read_row(row)
+
+
+def _row_elements(source: IO[bytes]) -> Iterator[Any]:
+    """The ``<row>`` elements of the sheet's ``<sheetData>``, each once complete, then let
+    go with every finished part of the sheet (merged cells...).
+
+    The XML is fed a chunk at a time; only elements' starts are reported (the first one is
+    the sheet, then its parts; the rest are drained unread), and the rows before the
+    last one started are complete: the tree is walked per row, not per element. A fault
+    (cut XML, a bad zip entry) stops it at its chunk, before rows the chunk completed:
+    ``_row_elements_walked`` says which.
+    """
+    from openpyxl.worksheet._reader import DATA_TAG, ROW_TAG
+
+    parser: Any = XMLPullParser(events=("start",))  # typeshed's events are a union
+    sheet: Any = None
+    rows: Any = None
+    finished = False
+    while not finished:
+        chunk = source.read(_CHUNK_BYTES)
+        if chunk:
+            parser.feed(chunk)
+        else:
+            parser.close()
+            finished = True
+        if rows is None:
+            for _, element in parser.read_events():
+                if sheet is None:
+                    sheet = element
+                if element.tag == DATA_TAG and rows is None:
+                    rows = element
+        else:
+            deque(parser.read_events(), maxlen=0)
+        if rows is not None:
+            complete = len(rows) if finished else len(rows) - 1
+            read = rows[:complete]
+            del rows[:complete]
+            yield from (row for row in read if row.tag == ROW_TAG)
+        if sheet is not None:
+            del sheet[:-1]
+
+
+def _row_elements_walked(source: IO[bytes]) -> Iterator[Any]:
+    """The ``<row>`` elements of the sheet as each one ends, wherever it is, walked element
+    by element; each let go once read, with every finished part of the sheet."""
+    from openpyxl.worksheet._reader import ROW_TAG
+    from openpyxl.xml.functions import iterparse
+
+    parents = []
+    for event, element in iterparse(source, events=("start", "end")):
+        if event == "start":
+            parents.append(element)
+            continue
+        parents.pop()
+        if element.tag == ROW_TAG:
+            yield element
+        if parents and (element.tag == ROW_TAG or len(parents) == 1):
+            parents[-1].clear()
+
+
+_CHUNK_BYTES = 16 * 1024
+"""XML fed to the parser at a time: the rows it holds are all that is held of the sheet."""
 
 
 # A formatted report starts with its title, date and filters, one cell a row.
@@ -167,21 +237,142 @@ def skip_title_block(
     )
 
 
-def _values(worksheet: Any, cells: list[dict[str, Any]]) -> tuple[Any, ...]:
-    """A row's values by column from A (None where no cell is written); a date cell whose
-    format shows no time is a ``date``, not midnight (Excel stores a day as that day's
-    00:00, and the importer refuses dates without times)."""
-    if not cells:
-        return ()
-    values: list[Any] = [None] * max(cell["column"] for cell in cells)
-    for cell in cells:
-        value = cell["value"]
-        if isinstance(value, dt.datetime) and cell["style_id"]:
-            number_format = ReadOnlyCell(worksheet, **cell).number_format
-            if is_datetime(number_format) == "date":
-                value = value.date()
-        values[cell["column"] - 1] = value
-    return tuple(values)
+class _RowReader:
+    """A row's values by column from A (None where no cell is written), as openpyxl's
+    ``WorkSheetParser.parse_row`` reads its cells, several times faster: the cells exports
+    write (shared and inline strings, numbers, dates, booleans, errors, formulas' cached
+    values) are read here, any other cell by openpyxl's own ``parse_cell``, which also
+    says what is wrong with a malformed one. tests/test_xlsx_rows.py holds them equal.
+
+    A date cell whose format shows no time is a ``date``, not midnight (Excel stores a day
+    as that day's 00:00, and the importer refuses dates without times).
+    """
+
+    def __init__(self, worksheet: Any, parser: Any) -> None:
+        if not parser.data_only:
+            raise ValueError("the importer reads formulas' cached values (data_only)")
+        self.worksheet = worksheet
+        self.parser = parser
+        self.number = 0
+        self.columns: dict[str, int] = {}
+        """Column letters seen, by their number."""
+        self.date_only: dict[int, bool] = {}
+        """Whether a date style's number format shows no time, by style id."""
+
+    def read(self, row: Any) -> tuple[int, tuple[Any, ...]]:
+        """``(row number, values)`` of a ``<row>`` element."""
+        number = self.number + 1 if (stated := row.get("r")) is None else _row_number(stated)
+        self.number = number
+        strings = self.parser.shared_strings
+        date_styles = self.parser.date_formats
+        columns = self.columns
+        values: list[Any] = []
+        value: Any
+        column = 0
+        for cell in row:
+            try:
+                style = cell.get("s")
+                style_id = 0 if style is None else int(style)  # "" is openpyxl's to read
+                coordinate = cell.get("r")
+                if coordinate is None:
+                    at = column + 1
+                else:
+                    letters = coordinate.rstrip(_DIGITS)
+                    if letters == coordinate:
+                        raise ValueError(coordinate)  # no row number: openpyxl's to say
+                    at = columns[letters]
+                kind = cell.get("t", "n")
+                if kind == "inlineStr":
+                    value = _inline_text(cell)
+                elif not (text := cell.findtext(_VALUE_TAG)):
+                    value = None
+                elif kind == "s":
+                    value = strings[int(text)]
+                elif kind == "n":
+                    number_value = (
+                        float(text) if "." in text or "E" in text or "e" in text else int(text)
+                    )
+                    if style_id in date_styles:
+                        value = self._date(number_value, style_id)
+                    else:
+                        value = number_value
+                elif kind == "b":
+                    value = bool(int(text))
+                elif kind == "d":
+                    raise ValueError(kind)  # ISO 8601 dates: rare, openpyxl's to read
+                else:
+                    value = text  # "str" (a formula's text), "e" (#N/A...)
+            except (KeyError, ValueError, TypeError, IndexError, OverflowError):
+                at, value = self._by_openpyxl(cell, number, column)
+            column = at
+            if column == len(values) + 1:
+                values.append(value)
+            elif column > len(values):
+                values.extend([None] * (column - len(values) - 1))
+                values.append(value)
+            else:
+                values[column - 1] = value
+        return number, tuple(values)
+
+    def _date(self, serial: float, style: int) -> Any:
+        """A date cell's value; a date whose format shows no time is a ``date``."""
+        parser = self.parser
+        value = from_excel(serial, parser.epoch, timedelta=style in parser.timedelta_formats)
+        if isinstance(value, dt.datetime) and style and self._shows_date_only(style):
+            return value.date()
+        return value
+
+    def _by_openpyxl(self, cell: Any, number: int, column: int) -> tuple[int, Any]:
+        """``(column, value)`` of a cell as openpyxl reads it (or its error)."""
+        self.parser.row_counter, self.parser.col_counter = number, column
+        parsed = self.parser.parse_cell(cell)
+        coordinate = cell.get("r")
+        if coordinate:
+            letters = coordinate.rstrip(_DIGITS)
+            if letters != coordinate and letters.isascii() and letters.isalpha():
+                self.columns[letters] = parsed["column"]
+        value = parsed["value"]
+        style = parsed["style_id"]
+        if isinstance(value, dt.datetime) and style and self._shows_date_only(style):
+            value = value.date()
+        return parsed["column"], value
+
+    def _shows_date_only(self, style: int) -> bool:
+        known = self.date_only.get(style)
+        if known is None:
+            number_format = ReadOnlyCell(self.worksheet, 0, 0, None, "n", style).number_format
+            known = self.date_only[style] = is_datetime(number_format) == "date"
+        return known
+
+
+_DIGITS = "0123456789"
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_VALUE_TAG = f"{_MAIN}v"
+_INLINE_TAG = f"{_MAIN}is"
+_TEXT_TAG = f"{_MAIN}t"
+
+
+def _row_number(stated: str) -> int:
+    """A ``<row>``'s ``r``, as openpyxl reads it ("3.0" is row 3)."""
+    try:
+        return int(stated)
+    except ValueError:
+        number = float(stated)
+        if not number.is_integer():
+            raise ValueError(f"{stated} is not a valid row number") from None
+        return int(number)
+
+
+def _inline_text(cell: Any) -> str | None:
+    """An inline string's text when it is one plain ``<t>``; else ValueError (openpyxl's
+    ``Text`` reads rich text, phonetic runs...)."""
+    inline = cell.find(_INLINE_TAG)
+    if inline is None:
+        return None
+    if len(inline) != 1 or inline.attrib or inline[0].tag != _TEXT_TAG or len(inline[0]):
+        raise ValueError("rich inline string")
+    text: str | None = inline[0].text
+    return text or ""
 
 
 def _reason(error: Exception) -> str:
