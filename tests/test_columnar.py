@@ -193,7 +193,7 @@ option_choices = st.builds(
 )
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.lists(rows, min_size=1, max_size=5), option_choices, st.sampled_from([None, "short"]))
 def test_generated_rows_map_the_same_by_column(
     cells: list[dict[str, str]], options: MappingOptions, problem: str | None

@@ -72,7 +72,7 @@ def test_every_minute_of_a_clock_change_day_reads_the_same_either_way() -> None:
                 assert read(value, zone) == read(value.replace(" ", "x"), zone), (value, zone)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(
     st.integers(1985, 2105),
     st.integers(0, 13),
@@ -122,7 +122,7 @@ person = st.one_of(
 )
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.lists(person, min_size=1, max_size=3))
 def test_plain_people_read_as_the_general_reading_reads_them(persons: list[str]) -> None:
     value = "; ".join(persons)
@@ -156,7 +156,7 @@ hosts = st.one_of(
 paths = st.one_of(st.just(""), st.from_regex(r"/[!-?A-~]{0,12}", fullmatch=True))
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(hosts, paths)
 def test_plain_urls_are_judged_as_the_general_check_judges_them(host: str, path: str) -> None:
     url = f"https://{host}{path}"

@@ -74,7 +74,7 @@ def batches(
     return rows, facts, duplicates, options
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(batches())
 def test_a_batch_is_planned_as_each_of_its_rows_is(
     batch: tuple[list[MappedRow], dict[str, LedgerFact], dict[str, DuplicateInfo], PlanOptions],

@@ -268,7 +268,7 @@ def shifted(row: tuple[dict[str, str], str | None], at: int) -> tuple[dict[str, 
     return dict(zip(names, values, strict=True)), (parts[-1] if problem is not None else None)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=700, deadline=None)
 @given(rows_with_problems, rows_with_problems, st.integers(0, 10))
 def test_two_rows_share_a_key_only_when_they_are_the_same_row(
     first: tuple[dict[str, str], str | None],
@@ -296,7 +296,7 @@ batch_rows = st.lists(
 )
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(batch_rows)
 def test_a_batchs_keys_are_its_rows_keys(rows: list[tuple[dict[str, str], str | None]]) -> None:
     """Keys made a batch at once are the ones ``key`` makes row by row: separators (the one
