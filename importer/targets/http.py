@@ -315,6 +315,25 @@ class Answer:
         """The body as JSON, or None when it is not (or too deep to parse)."""
         return parse_json(self.content)
 
+    def scrubbed_json(self, api_key: str) -> Any:
+        """``json()`` with the key replaced in every string (``scrub_value``).
+
+        The walk through every string is skipped when the body cannot hold a run of the
+        key: no escape, no NUL (so UTF-8), and none of the key's blocks in its bytes; the
+        strings JSON gives are then pieces of the body, each too without a block.
+        """
+        value = self.json()
+        body = self.content
+        if b"\\" in body or b"\x00" in body:
+            return scrub_value(value, api_key)
+        try:
+            blocks = [block.encode("utf-8") for block in _key_blocks(api_key)]
+        except UnicodeEncodeError:
+            return scrub_value(value, api_key)
+        if any(block in body for block in blocks):
+            return scrub_value(value, api_key)
+        return value
+
 
 async def read_answer(response: httpx.Response, limit: int = MAX_ANSWER_BYTES) -> Answer:
     """Read a streamed response's body, refusing more than ``limit`` bytes either way."""
