@@ -119,8 +119,19 @@ def test_a_target_given_a_transport_keeps_it() -> None:
 class InnerStream(httpcore.AsyncNetworkStream):
     """httpcore's stream as far as the wrapper asks it: a socket, and no readability."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket | None = None) -> None:
         self.sock = sock
+        self.calls: list[tuple[str, bytes]] = []
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.calls.append(("write", buffer))
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self.calls.append(("read", b""))
+        return b"answer"
+
+    async def aclose(self) -> None:
+        self.calls.append(("close", b""))
 
     def get_extra_info(self, info: str) -> object:
         if info == "socket":
@@ -138,3 +149,50 @@ def test_readability_comes_from_the_kept_socket_and_the_rest_from_httpcore() -> 
         theirs.close()
         assert stream.get_extra_info("is_readable") is True
         assert stream.get_extra_info("server_addr") == "inner server_addr"
+
+
+def test_a_requests_head_leaves_with_its_body_and_nothing_is_held_over_a_read() -> None:
+    inner = InnerStream()
+    stream = SocketKeepingStream(inner)
+
+    async def main() -> None:
+        # A POST: head, body, the empty end; its answer; then a GET: head, the empty end.
+        for buffer in (b"POST head", b"body", b""):
+            await stream.write(buffer)
+        assert await stream.read(100) == b"answer"
+        await stream.read(100)
+        for buffer in (b"GET head", b""):
+            await stream.write(buffer)
+        await stream.read(100)
+        # A head whose request is read at once (no end written), and one given up.
+        await stream.write(b"odd head")
+        await stream.read(100)
+        await stream.write(b"given up")
+        await stream.aclose()
+
+    asyncio.run(main())
+    assert inner.calls == [
+        ("write", b"POST headbody"),
+        ("write", b""),
+        ("read", b""),
+        ("read", b""),
+        ("write", b"GET head"),
+        ("read", b""),
+        ("write", b"odd head"),
+        ("read", b""),
+        ("close", b""),
+    ]
+
+
+def test_a_request_with_a_body_in_chunks_sends_every_chunk_in_order() -> None:
+    inner = InnerStream()
+    stream = SocketKeepingStream(inner)
+
+    async def main() -> None:
+        for buffer in (b"head", b"1", b"2", b"3", b"end"):
+            await stream.write(buffer)
+        await stream.read(100)
+
+    asyncio.run(main())
+    sent = [buffer for call, buffer in inner.calls if call == "write"]
+    assert sent == [b"head1", b"2", b"3", b"end"]

@@ -1,5 +1,5 @@
 """httpcore's network streams, keeping their raw socket: a cheaper check for a closed idle
-connection.
+connection, and a request's head sent with its body.
 
 Before every request, httpcore's pool asks each idle connection whether the server has
 closed it (``get_extra_info("is_readable")``). anyio answers by building a dict of its
@@ -46,7 +46,13 @@ def socket_readable(sock: Descriptor) -> bool:
 
 
 class SocketKeepingStream(httpcore.AsyncNetworkStream):
-    """httpcore's stream, answering ``is_readable`` from the socket it looked up once."""
+    """httpcore's stream, answering ``is_readable`` from the socket it looked up once, and
+    sending a request's head together with its body.
+
+    httpcore writes a request's head, then its body: two sends, two TCP segments, two
+    wake-ups of the server. The first write after a read (the head) is held until the
+    next write (the body, or the empty end of a request without one) or read.
+    """
 
     def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
         self._stream = stream
@@ -54,14 +60,31 @@ class SocketKeepingStream(httpcore.AsyncNetworkStream):
         self._socket: Descriptor | None = (
             found if callable(getattr(found, "fileno", None)) else None
         )
+        self._held = b""
+        self._request_starts = True
+        """The next write begins a request (nothing written since the last read)."""
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if self._held:
+            await self._send_held(b"", timeout)
+        self._request_starts = True
         return await self._stream.read(max_bytes, timeout)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._stream.write(buffer, timeout)
+        if self._request_starts and buffer:
+            self._request_starts = False
+            self._held = buffer
+        elif self._held:
+            await self._send_held(buffer, timeout)
+        else:
+            await self._stream.write(buffer, timeout)
+
+    async def _send_held(self, buffer: bytes, timeout: float | None) -> None:
+        held, self._held = self._held, b""
+        await self._stream.write(held + buffer, timeout)
 
     async def aclose(self) -> None:
+        self._held = b""  # a request given up before its end: never sent, as if cut off
         await self._stream.aclose()
 
     async def start_tls(
