@@ -22,7 +22,6 @@ from importer.targets.http import (
     pace_key,
     scrub,
     scrub_error,
-    scrub_value,
     send_request,
 )
 
@@ -69,7 +68,7 @@ class AskElephantTarget:
         """POST /v2/engagements: 201 created, 200 already there."""
         response = await self._send("POST", "/v2/engagements", json_body=payload)
         self._raise_for(response, "create", contract.SCOPE_WRITE)
-        body = scrub_value(response.json(), self._key)
+        body = response.scrubbed_json(self._key)
         named = body.get("external_id", payload["external_id"])
         if named != payload["external_id"]:
             raise IntegrityProblem(
@@ -99,7 +98,7 @@ class AskElephantTarget:
             params=params,
         )
         self._raise_for(response, "get", contract.SCOPE_READ)
-        body = None if response.status_code == 304 else scrub_value(response.json(), self._key)
+        body = None if response.status_code == 304 else response.scrubbed_json(self._key)
         new_etag = usable_etag(response.headers.get("etag"))
         return GetResult(
             response.status_code, body, scrub(new_etag, self._key) if new_etag else etag
@@ -135,7 +134,7 @@ class AskElephantTarget:
             json_body={"contact_ids": list(contact_ids)},
         )
         self._raise_for(response, "replace_contacts", contract.SCOPE_WRITE)
-        body = scrub_value(response.json(), self._key)
+        body = response.scrubbed_json(self._key)
         return body if isinstance(body, dict) else {}
 
     async def aclose(self) -> None:

@@ -39,6 +39,7 @@ from importer.errors import (
 )
 from importer.rows import contract
 from importer.settings import DEFAULT_READ_TIMEOUT
+from importer.targets.sockets import keep_sockets
 
 
 def is_loopback(host: str | None) -> bool:
@@ -115,8 +116,16 @@ def open_client(
     A loopback URL never goes through a proxy from the environment (``HTTP_PROXY``,
     ``ALL_PROXY``): the key would pass a third party in clear text.
     """
+    trust_env = not is_loopback(urlsplit(base_url).hostname)
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+    if transport is None:
+        # What httpx would build itself, with the cheaper closed-connection check.
+        transport = httpx.AsyncHTTPTransport(trust_env=trust_env, limits=limits)
+        keep_sockets(transport)
     return httpx.AsyncClient(
-        trust_env=not is_loopback(urlsplit(base_url).hostname),
+        trust_env=trust_env,
         base_url=base_url,
         headers={
             "Authorization": f"Bearer {api_key}",
@@ -125,9 +134,7 @@ def open_client(
             **(extra_headers or {}),
         },
         timeout=timeout,
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
+        limits=limits,
         transport=transport,
         follow_redirects=False,
     )
@@ -307,6 +314,25 @@ class Answer:
     def json(self) -> Any:
         """The body as JSON, or None when it is not (or too deep to parse)."""
         return parse_json(self.content)
+
+    def scrubbed_json(self, api_key: str) -> Any:
+        """``json()`` with the key replaced in every string (``scrub_value``).
+
+        The walk through every string is skipped when the body cannot hold a run of the
+        key: no escape, no NUL (so UTF-8), and none of the key's blocks in its bytes; the
+        strings JSON gives are then pieces of the body, each too without a block.
+        """
+        value = self.json()
+        body = self.content
+        if b"\\" in body or b"\x00" in body:
+            return scrub_value(value, api_key)
+        try:
+            blocks = [block.encode("utf-8") for block in _key_blocks(api_key)]
+        except UnicodeEncodeError:
+            return scrub_value(value, api_key)
+        if any(block in body for block in blocks):
+            return scrub_value(value, api_key)
+        return value
 
 
 async def read_answer(response: httpx.Response, limit: int = MAX_ANSWER_BYTES) -> Answer:
