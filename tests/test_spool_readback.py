@@ -15,7 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.ledger import Ledger
-from importer.ledger.manifest_index import ManifestIndex
+from importer.ledger.manifest_index import (
+    COMPRESSED,
+    MARSHALLED,
+    RAW_SPOOL_BYTES,
+    ManifestIndex,
+)
 from importer.plan.passes import with_media_failure
 from importer.plan.spool_form import plain_rows, rows_of
 from importer.rows.validate import MappedRow, MappingOptions, RowError, map_row
@@ -37,8 +42,8 @@ def test_a_broken_spool_record_leaves_the_collector_on(tmp_path: Path) -> None:
         index = ManifestIndex(ledger)
         index.start()
         ledger.db.execute(
-            "INSERT INTO temp.manifest_spool (head, form, size, rows) VALUES (?, 0, 100, ?)",
-            [b"\x00" + marshal.dumps(None), b"not lz4"],
+            "INSERT INTO temp.manifest_spool (head, form, size, rows) VALUES (?, ?, 100, ?)",
+            [b"\x00" + marshal.dumps(None), MARSHALLED | COMPRESSED, b"not lz4"],
         )
         with pytest.raises(OSError):
             [record.body() for record in index.spooled()]
@@ -70,7 +75,11 @@ class Unmarshallable(str):
         [],
     ],
 )
-def test_the_spool_gives_back_what_it_was_given(tmp_path: Path, batch: list[Any]) -> None:
+@pytest.mark.parametrize("raw_bytes", [RAW_SPOOL_BYTES, 0])  # kept as they are; compressed
+def test_the_spool_gives_back_what_it_was_given(
+    tmp_path: Path, batch: list[Any], raw_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("importer.ledger.manifest_index.RAW_SPOOL_BYTES", raw_bytes)
     with Ledger(tmp_path / "ledger.db") as ledger:
         index = ManifestIndex(ledger)
         index.start()
@@ -81,6 +90,7 @@ def test_the_spool_gives_back_what_it_was_given(tmp_path: Path, batch: list[Any]
     assert back == batch and [type(v) for v in back] == [type(v) for v in batch]
     assert first.head == (["a", "b"], True, 2) and type(first.head[0][1]) is Unmarshallable
     assert second.body() == [math.inf] and second.head is None
+    assert bool(second.form & COMPRESSED) == (raw_bytes == 0)
 
 
 def _mapped(n: int, cells: dict[str, str], contact_ids: tuple[str, ...] | None) -> MappedRow:

@@ -29,6 +29,11 @@ from importer.outcomes import Status
 MARSHALLED, PICKLED = 0, 1
 """How a spooled value is written: ``marshal`` (plain values: tuples, dicts, text, numbers),
 else ``pickle`` (anything else)."""
+COMPRESSED = 2
+"""Added to a batch's form when its bytes are LZ4-compressed."""
+RAW_SPOOL_BYTES = 8 * 1024 * 1024
+"""A spool's first bytes are kept as they are: a run of a few thousand rows never loads
+pyarrow for LZ4 (a tenth of a second and 30 MB before its first request)."""
 
 
 def _serialized(value: object) -> tuple[int, bytes]:
@@ -45,11 +50,15 @@ def _deserialized(form: int, data: bytes) -> Any:
     return marshal.loads(data) if form == MARSHALLED else pickle.loads(data)
 
 
-def _spool_record(head: object, batch: object) -> tuple[bytes, int, int, bytes]:
-    """(head, its form in its first byte; the batch's form, size, LZ4-compressed bytes)."""
+def _spool_record(head: object, batch: object, compress: bool) -> tuple[bytes, int, int, bytes]:
+    """(head, its form in its first byte; the batch's form, size, bytes: LZ4-compressed
+    with ``compress``)."""
     head_form, head_data = _serialized(head)
     form, data = _serialized(batch)
-    return bytes([head_form]) + head_data, form, len(data), _lz4().compress(data, asbytes=True)
+    size = len(data)
+    if compress:
+        form, data = form | COMPRESSED, _lz4().compress(data, asbytes=True)
+    return bytes([head_form]) + head_data, form, size, data
 
 
 def _read_back(form: int, size: int, blob: bytes) -> Any:
@@ -62,7 +71,9 @@ def _read_back(form: int, size: int, blob: bytes) -> Any:
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _deserialized(form, _lz4().decompress(blob, decompressed_size=size, asbytes=True))
+        if form & COMPRESSED:
+            blob = _lz4().decompress(blob, decompressed_size=size, asbytes=True)
+        return _deserialized(form & ~COMPRESSED, blob)
     finally:
         if paused:
             gc.enable()
@@ -126,6 +137,8 @@ class ManifestIndex:
         self.table = table
         self._ahead_for: frozenset[str] | None = None
         """The conflicting ids ``summary`` left out of ``temp.ahead`` (None: not usable)."""
+        self.spooled_bytes = 0
+        """What ``spool`` was given so far, in bytes, before any compression."""
 
     def kept_in(self, table: str) -> None:
         """Read these same rows from now on from the table ``keep_manifest`` kept them in (in
@@ -149,9 +162,11 @@ class ManifestIndex:
     def spool(self, batch: object, head: object = None) -> None:
         """Keep what pass two needs of one batch, in file order, for ``spooled``; ``head``:
         what it says of the batch, read back without the batch."""
+        record = _spool_record(head, batch, compress=self.spooled_bytes >= RAW_SPOOL_BYTES)
+        self.spooled_bytes += record[2]
         self.db.execute(
             "INSERT INTO temp.manifest_spool (head, form, size, rows) VALUES (?, ?, ?, ?)",
-            _spool_record(head, batch),
+            record,
         )
 
     def spooled(self) -> Iterator[SpooledRecord]:
