@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,14 +33,21 @@ def _engagement(ledger: Ledger, external_id: str, media: str | None, status: str
 
 
 @settings(max_examples=200, deadline=None)
-@given(INDEX_ROWS, LEDGER_ROWS, SENT, st.integers(1, 5))
+@given(INDEX_ROWS, LEDGER_ROWS, SENT, st.integers(1, 5), st.sampled_from([0, 2, 5]))
 def test_the_shortcut_finds_the_matches_every_row_finds(
     index_rows: list[tuple[str, str | None]],
     ledger_rows: list[tuple[str, str | None, str]],
     sent: list[tuple[int, str]],
     batch: int,
+    one_by_one: int,
 ) -> None:
-    with tempfile.TemporaryDirectory() as folder, Ledger(Path(folder) / "l.db") as ledger:
+    # The candidates are listed once that many rows were looked up one by one: at pass
+    # two's first batch, or after rows were sent.
+    with (
+        mock.patch("importer.ledger.manifest_index.LOOKUPS_BEFORE_CANDIDATES", one_by_one),
+        tempfile.TemporaryDirectory() as folder,
+        Ledger(Path(folder) / "l.db") as ledger,
+    ):
         for external_id, media, status in ledger_rows:
             _engagement(ledger, external_id, media, status)
         index = ManifestIndex(ledger)

@@ -31,6 +31,8 @@ MARSHALLED, PICKLED = 0, 1
 else ``pickle`` (anything else)."""
 COMPRESSED = 2
 """Added to a batch's form when its bytes are LZ4-compressed."""
+LOOKUPS_BEFORE_CANDIDATES = 50_000
+"""Rows looked up one by one (about 4 µs each) before the recording candidates are listed."""
 RAW_SPOOL_BYTES = 8 * 1024 * 1024
 """A spool's first bytes are kept as they are: a run of a few thousand rows never loads
 pyarrow for LZ4 (a tenth of a second and 30 MB before its first request)."""
@@ -139,6 +141,8 @@ class ManifestIndex:
         """The conflicting ids ``summary`` left out of ``temp.ahead`` (None: not usable)."""
         self.spooled_bytes = 0
         """What ``spool`` was given so far, in bytes, before any compression."""
+        self.looked_up = 0
+        """Rows ``recording_matches`` was asked about so far."""
 
     def kept_in(self, table: str) -> None:
         """Read these same rows from now on from the table ``keep_manifest`` kept them in (in
@@ -275,10 +279,13 @@ class ManifestIndex:
         """For these rows: other external_ids their recording is already under (the ledger
         first, then an earlier row of this manifest); rows with none are left out.
 
-        Only rows listed as candidates are looked up; ``every_row`` looks up all of them,
-        as tests do to hold the shortcut to the same matches."""
+        Past the first ``LOOKUPS_BEFORE_CANDIDATES`` rows, only rows listed as candidates
+        are looked up (the list costs about a second at a million rows: a resumed run that
+        plans a few thousand rows looks them up one by one); ``every_row`` looks up all of
+        them, as tests do to hold the shortcut to the same matches."""
         ids = list(dict.fromkeys(external_ids))
-        if not every_row:
+        self.looked_up += len(ids)
+        if not every_row and self.looked_up > LOOKUPS_BEFORE_CANDIDATES:
             ids = self._recording_candidates(ids)
         in_ledger = self._ledger_knows_recordings
         if ids:
@@ -318,7 +325,7 @@ class ManifestIndex:
         """Whether any row may have a recording match, once its candidates are listed: the
         rows whose media URL is on another external_id, here or in the ledger.
 
-        Asked at pass two's start. The ledger can gain such a row later only from this
+        Asked once, during pass two. The ledger can gain such a row later only from this
         manifest (a row sent, or one an older ledger learns the media URL of), and that
         media URL is then on two ids of the index, found here already."""
         self._media_indexed()
