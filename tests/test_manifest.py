@@ -358,3 +358,6 @@ def test_lines_are_short_only_when_no_line_can_reach_the_limit(tmp_path: Path) -
     crlf.write_bytes(b"id,title\r\n" + b"1," + b"x" * 30 + b"\r\n")
     assert not lines_are_short(crlf, "utf-8", limit=30)
     assert lines_are_short(crlf, "utf-8", limit=40)
+    with crlf.open("ab") as handle:  # the file changes: its lines are scanned again
+        handle.write(b"2," + b"y" * 50 + b"\r\n")
+    assert not lines_are_short(crlf, "utf-8", limit=40)

@@ -204,9 +204,17 @@ def lines_are_short(path: Path, encoding: str, limit: int = MAX_LINE_CHARS) -> b
     second for 170 MB)."""
     if not path.is_file() or not codecs.lookup(encoding).name.startswith(NEWLINE_IS_ITS_OWN_BYTE):
         return False
-    if path.stat().st_size < limit:
+    state = path.stat()
+    if state.st_size < limit:
         return True
-    with path.open("rb") as handle:
+    return _lines_under(str(path), state.st_size, state.st_mtime_ns, limit)
+
+
+@functools.lru_cache(maxsize=16)
+def _lines_under(path: str, size: int, modified_ns: int, limit: int) -> bool:
+    """Whether every line of the file is shorter than ``limit`` bytes; kept per state of
+    the file (a command opens its manifest up to four times: header, dates, each pass)."""
+    with open(path, "rb") as handle:
         lines = iter(functools.partial(handle.readline, limit), b"")
         return max(map(len, lines), default=0) < limit
 
