@@ -35,9 +35,9 @@ class ClosingAfterOneAnswer(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         while self.rfile.readline(65536).strip():  # the request's head; GETs have no body
             pass
+        self.connections.append(1)  # before the answer: the client cannot see it uncounted
         self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
         self.wfile.flush()
-        self.connections.append(1)
 
 
 @pytest.fixture
