@@ -65,19 +65,15 @@ def rows_of(plain: list[PlainRow]) -> list[MappedRow]:
     Made with the cycle collector paused, as the spool reads them back: a thousand rows
     would set off collections that find nothing (they hold no cycles); on error too it
     resumes at once."""
-    new = object.__new__
-    set_attribute = object.__setattr__  # a frozen dataclass: its fields set as __init__ would
     rows = []
     paused = gc.isenabled()
     gc.disable()
     try:
         for values in plain:
-            row = new(MappedRow)
             fields = dict(zip(_FIELDS, values, strict=True))
             if values[5]:
                 fields["errors"] = tuple(RowError(*e) for e in values[5])
-            set_attribute(row, "__dict__", fields)
-            rows.append(row)
+            rows.append(MappedRow.from_fields(fields))
     finally:
         if paused:
             gc.enable()

@@ -111,15 +111,29 @@ class MappedRow:
         contact_ids: tuple[str, ...] | None,
         source_id: str,
     ) -> MappedRow:
-        """A valid row, as ``MappedRow(...)`` makes it (its hash taken now): without the
-        frozen dataclass's ``object.__setattr__`` per field (a microsecond a row)."""
+        """A valid row, as ``MappedRow(...)`` makes it (its hash taken now)."""
+        return cls.from_fields(
+            {
+                "file": file,
+                "row_number": row_number,
+                "cells": cells,
+                "external_id": payload["external_id"],
+                "payload": payload,
+                "errors": (),
+                "contact_ids": contact_ids,
+                "skip_reason": None,
+                "source_id": source_id,
+                "payload_hash": text_payload_hash(payload),
+            }
+        )
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any]) -> MappedRow:
+        """The row of these fields (``payload_hash`` may be among them, as computing it would
+        set it), made without the frozen dataclass's ``object.__setattr__`` per field: a
+        microsecond a row, at a million rows."""
         row = object.__new__(cls)
-        fields = row.__dict__
-        fields["file"], fields["row_number"], fields["cells"] = file, row_number, cells
-        fields["external_id"], fields["payload"] = payload["external_id"], payload
-        fields["errors"], fields["contact_ids"], fields["skip_reason"] = (), contact_ids, None
-        fields["source_id"] = source_id
-        fields["payload_hash"] = text_payload_hash(payload)
+        object.__setattr__(row, "__dict__", fields)
         return row
 
 
