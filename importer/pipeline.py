@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,7 @@ from importer.plan.passes import (
     restored,
     usable_record,
 )
-from importer.plan.planner import PlannedRow, plan_row
+from importer.plan.planner import PlannedRow, plan_row, settled_planned
 from importer.read.kinds import check_readable
 from importer.read.manifest import ReadStats
 from importer.rows.hashes import field_hashes
@@ -246,11 +247,8 @@ async def run_import(
             "Unchanged since a run kept its index: not read again before sending; rows "
             "imported unchanged before are not checked again."
         )
-    if seen["settled"]:
-        reporter.notice(
-            f"{seen['settled']:,} of them imported unchanged before (known by their hash): "
-            "not checked again."
-        )
+    for notice in settled_notice(seen, after_rows_read=True):
+        reporter.notice(notice)
     if not settings.contacts_only:
         confirm_big_run(target, ahead["to send"], settings.confirm)
     if not (settings.plan.only_failed or settings.contacts_only):
@@ -411,11 +409,16 @@ def plan_manifest(
     reporter: Reporter | None = None,
     on_notice: Callable[[str], None] | None = None,
     on_new_rows: Callable[[int], bool] | None = None,
+    on_settled_rows: Callable[[int], None] | None = None,
 ) -> Counter[Action]:
     """The plan alone: every row's action, sending no create and writing nothing.
 
     ``on_new_rows`` is told first of a batch whose rows are all ``new``, by their number:
-    True when it takes them so, and ``on_row`` sees none of them (nor are they read back)."""
+    True when it takes them so, and ``on_row`` sees none of them (nor are they read back).
+    With ``on_settled_rows``, rows the ledger knows by their key as imported unchanged are
+    not mapped, as in a run: ``on_row`` sees the first few of each batch (``settled_planned``
+    rows, in file order with the others) and ``on_settled_rows`` is told how many more;
+    without it, every row is mapped and seen."""
     settings, notices = prepare(settings, ledger)
     if settings.check_media:
         from importer.events import HumanReporter
@@ -423,20 +426,46 @@ def plan_manifest(
         asyncio.run(preflight_media(ledger, settings, reporter or HumanReporter()))
     stats = ReadStats()
     prefixes: set[str] = set()
-    index, duplicates, _ = index_manifest(ledger, settings, stats, prefixes=prefixes)
+    index, duplicates, seen = index_manifest(
+        ledger, settings, stats, prefixes=prefixes, settle=on_settled_rows is not None
+    )
     refuse_changed_zone(ledger, settings, prefixes)
-    for notice in [*notices, *read_notices(settings, stats)]:
+    for notice in [
+        *notices,
+        *read_notices(settings, stats),
+        *settled_notice(seen, after_rows_read=False),
+    ]:
         if on_notice is not None:
             on_notice(notice)
     counts: Counter[Action] = Counter()
+    file = str(settings.manifest)
     for batch in planned_batches(ledger, settings, duplicates, index):
+        shown = [settled_planned(file, *row) for row in batch.settled_shown]
+        if batch.settled > len(shown):
+            counts[Action.IMPORTED] += batch.settled - len(shown)
+            assert on_settled_rows is not None  # rows are settled only when it is given
+            on_settled_rows(batch.settled - len(shown))
         if batch.new_rows and on_new_rows is not None and on_new_rows(batch.new_rows):
             counts[Action.NEW] += batch.new_rows
-            continue
-        for planned in batch.rows:  # a plan maps every row: none is settled by its key
+            rows: Iterable[PlannedRow] = shown
+        else:
+            rows = heapq.merge(batch.rows, shown, key=lambda planned: planned.row.row_number)
+        for planned in rows:
             counts[planned.action] += 1
             on_row(planned)
     return counts
+
+
+def settled_notice(seen: Counter[str], *, after_rows_read: bool) -> list[str]:
+    """What pass one says of the rows it knew by their key, if any (``after_rows_read``:
+    said right after how many rows were read)."""
+    if not seen["settled"]:
+        return []
+    rows = "of them" if after_rows_read else "row(s)"
+    return [
+        f"{seen['settled']:,} {rows} imported unchanged before (known by their hash): "
+        "not checked again."
+    ]
 
 
 NOT_RESENT = "retry (not sent yet)"

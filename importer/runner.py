@@ -286,6 +286,7 @@ def plan_report(settings: ImportSettings, ledger_path: Path, out: Path | None) -
                 printer,
                 on_notice=printer.notices.append,
                 on_new_rows=printer.count_new,
+                on_settled_rows=None if printer.every_row else printer.count_settled,
             )
         finally:
             if handle:

@@ -134,4 +134,4 @@ def test_a_plan_of_new_rows_reads_back_only_the_first_batches(
     assert counts == {Action.NEW: 40} and printer.counts == counts
     assert len(printer.samples[Action.NEW]) == 5 and len(printer.previews) == 3
     # Three shown to be sent are in the first batch; five examples, in the first two.
-    assert [last_row for *_, last_row in read_back] == [5, 9]
+    assert [last_row for *_, last_row, _ in read_back] == [5, 9]

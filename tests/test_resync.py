@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import re
 import sqlite3
@@ -16,10 +17,12 @@ from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pytest import MonkeyPatch
 
 from importer.ledger import Ledger
 from importer.ledger.manifest_index import ManifestIndex
 from importer.ledger.row_cache import KeyedRow
+from importer.plan import passes
 from importer.read.manifest import ManifestRow
 from importer.rows.row_keys import row_keys
 from importer.rows.validate import MappingOptions, map_row
@@ -455,3 +458,59 @@ def test_the_counts_on_pass_ones_index_skip_settled_rows_and_stay_the_same(
         assert (
             ahead_on_scratch == ledger.db.execute("SELECT * FROM temp.ahead ORDER BY 1").fetchall()
         )
+
+
+def plan_output(manifest: Path, ledger: Path, *extra: str) -> str:
+    result = run_cli(["plan", str(manifest), "--ledger", str(ledger), *extra])
+    assert result.exit_code in (0, 1), result.output
+    return result.output
+
+
+def test_a_plan_maps_only_the_rows_not_imported_unchanged(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: MonkeyPatch
+) -> None:
+    """The dry-run of a re-sync knows imported rows by their key, as the run does, and says
+    of every row what mapping them all would: the same counts and the same examples."""
+    rows = [row(n) for n in range(30)]
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, write_manifest(tmp_path / "m.csv", rows), ledger)
+    rows[3] = row(3, title="Renamed")  # changed since import
+    rows[17] = row(17, type="memo")  # invalid
+    rows += [row(40), row(41)]  # new
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    mapped: list[int] = []
+    map_batch = passes.map_batch
+    monkeypatch.setattr(
+        passes,
+        "map_batch",
+        lambda batch, *args, **kwargs: (
+            mapped.extend(r.row_number for r in batch) or map_batch(batch, *args, **kwargs)
+        ),
+    )
+
+    keyed = plan_output(manifest, ledger, "--batch-size", "7")
+    known = mapped[:]
+    mapped.clear()
+    every_row = plan_output(manifest, ledger, "--batch-size", "7", "--out", str(tmp_path / "p.csv"))
+
+    assert sorted(known) == [5, 19, 32, 33] and len(mapped) == 32
+    assert keyed.replace(
+        "28 row(s) imported unchanged before (known by their hash): not checked again.\n", ""
+    ) == every_row.replace(f"Wrote {tmp_path / 'p.csv'}\n", "")
+    assert "already imported (first 5 of 28):\n  row 2 crm:rec-0\n  row 3 crm:rec-1\n" in keyed
+
+
+def test_a_plan_with_an_imported_row_repeated_judges_as_mapping_every_row(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    rows = [row(n) for n in range(12)]
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, write_manifest(tmp_path / "m.csv", rows), ledger)
+    manifest = write_manifest(tmp_path / "m.csv", [*rows, row(4, title="Call 4 again")])
+
+    keyed = plan_output(manifest, ledger, "--json")
+    every_row = plan_output(manifest, ledger, "--json", "--out", str(tmp_path / "p.csv"))
+
+    first = json.JSONDecoder().raw_decode  # the CSV's path is said after the JSON
+    assert first(keyed)[0] == first(every_row)[0]
+    assert first(keyed)[0]["counts"] == {"already imported": 11, "duplicate": 2}

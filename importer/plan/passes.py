@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 from collections import Counter
 from collections.abc import Callable, Container, Iterator
@@ -24,7 +25,13 @@ from importer.ledger.manifest_index import ManifestIndex, SpooledRecord
 from importer.ledger.row_cache import KeyedRow, SettledRow
 from importer.outcomes import Action, LedgerFact
 from importer.plan.media import preflight
-from importer.plan.planner import DuplicateInfo, PlannedRow, lookalike_duplicates, plan_rows
+from importer.plan.planner import (
+    EXAMPLES_PER_ACTION,
+    DuplicateInfo,
+    PlannedRow,
+    lookalike_duplicates,
+    plan_rows,
+)
 from importer.plan.recordings import judge_recording, known_recordings, prefix_of
 from importer.plan.spool_form import PlainRow, plain_rows, rows_of
 from importer.read.fingerprint import file_fingerprint
@@ -353,28 +360,37 @@ def index_manifest(
     return index, duplicates, seen
 
 
-MappedBatch = tuple[list[MappedRow], int, int]
+MappedBatch = tuple[list[MappedRow], int, int, list[tuple[int, str]]]
 """What pass two needs of a batch: its mapped rows in order, how many rows were settled,
-its last row number (settled rows are counted, never planned: nothing more is kept)."""
+its last row number, and the (row, external_id) of its first ``EXAMPLES_PER_ACTION``
+settled rows (settled rows are counted, never planned: a plan shows the first few)."""
 
 
 def _mapped_form(batch: list[MappedRow | SettledRow]) -> MappedBatch:
     mapped = [r for r in batch if isinstance(r, MappedRow)]
-    return mapped, len(batch) - len(mapped), batch[-1].row_number if batch else 0
+    settled = len(batch) - len(mapped)
+    shown = list(
+        itertools.islice(
+            ((r.row_number, r.external_id) for r in batch if isinstance(r, SettledRow)),
+            EXAMPLES_PER_ACTION if settled else 0,
+        )
+    )
+    return mapped, settled, batch[-1].row_number if batch else 0, shown
 
 
-SpoolHead = tuple[list[str], bool, int, int, int]
+SpoolHead = tuple[list[str], bool, int, int, int, list[tuple[int, str]]]
 """What a spooled batch says of itself: its rows' external_ids, whether every row is valid
-with something to import, how many rows were mapped, how many settled, its last row."""
+with something to import, how many rows were mapped, how many settled, its last row, its
+first settled rows."""
 
 
 def _spooled_form(batch: list[MappedRow | SettledRow]) -> tuple[list[PlainRow], SpoolHead]:
     """``_mapped_form`` as the spool keeps it: the rows in plain values (``spool_form``),
     and the head pass two plans a batch of new rows by without reading them back."""
-    mapped, settled, last_row = _mapped_form(batch)
+    mapped, settled, last_row, shown = _mapped_form(batch)
     ids = [r.external_id for r in mapped if r.external_id]
     importable = all(r.skip_reason is None and r.valid for r in mapped)
-    return plain_rows(mapped), (ids, importable, len(mapped), settled, last_row)
+    return plain_rows(mapped), (ids, importable, len(mapped), settled, last_row, shown)
 
 
 class PlannedBatch:
@@ -391,9 +407,12 @@ class PlannedBatch:
         last_row: int,
         rows: list[PlannedRow] | None = None,
         new_rows: tuple[int, Callable[[], list[PlannedRow]]] = (0, list),
+        settled_shown: list[tuple[int, str]] | None = None,
     ) -> None:
         self.settled = settled
         """Rows known by their key as imported unchanged."""
+        self.settled_shown = settled_shown or []
+        """(row, external_id) of the first ``EXAMPLES_PER_ACTION`` of them, in file order."""
         self.last_row = last_row
         """The batch's last row number (0: an empty batch)."""
         self.new_rows = new_rows[0]
@@ -425,13 +444,13 @@ def planned_batches(
     recording elsewhere says anything of is all ``new``: its rows are planned when asked
     for (``shortcut``; tests hold it to planning every batch at once)."""
     for record in index.spooled():
-        ids, importable, mapped, settled, last_row = record.head
+        ids, importable, mapped, settled, last_row, shown = record.head
         facts = ledger.facts_for(ids)
         if shortcut and importable and _all_new(ids, facts, duplicates, index, settings):
             plan = functools.partial(_read_and_plan, record, facts, duplicates, settings.plan)
-            yield PlannedBatch(settled, last_row, new_rows=(mapped, plan))
+            yield PlannedBatch(settled, last_row, new_rows=(mapped, plan), settled_shown=shown)
         else:
-            rows = (rows_of(record.body()), settled, last_row)
+            rows = (rows_of(record.body()), settled, last_row, shown)
             yield _planned(ledger, settings, duplicates, index, rows, facts)
 
 
@@ -468,7 +487,7 @@ def _planned(
 ) -> PlannedBatch:
     """One batch's actions (``_mapped_form``), given the ledger (and where its recordings
     already are); ``facts``: the ledger's, when already asked."""
-    mapped, settled, last_row = batch
+    mapped, settled, last_row, shown = batch
     if facts is None:
         facts = ledger.facts_for(r.external_id for r in mapped if r.external_id)
     planned = plan_rows(mapped, facts, duplicates, settings.plan)
@@ -477,12 +496,12 @@ def _planned(
             p.row.external_id for p in planned if p.action == Action.NEW and p.row.external_id
         )
     )
-    if not known:  # judge_recording leaves every row as it is
-        return PlannedBatch(settled, last_row, planned)
-    judged = [
-        judge_recording(p, known.get(p.row.external_id or ""), settings.recordings) for p in planned
-    ]
-    return PlannedBatch(settled, last_row, judged)
+    if known:
+        planned = [
+            judge_recording(p, known.get(p.row.external_id or ""), settings.recordings)
+            for p in planned
+        ]
+    return PlannedBatch(settled, last_row, planned, settled_shown=shown)
 
 
 def manifest_fingerprint(settings: ImportSettings) -> str | None:

@@ -82,6 +82,9 @@ def lookalike_duplicates(pairs: Iterable[tuple[str, str, int | None]]) -> dict[s
     return found
 
 
+EXAMPLES_PER_ACTION = 5
+"""How many rows of each action a plan shows."""
+
 UNREAD_RULES = ("row_shape", "encoding")
 """Errors that mean the row's cells were not read as written: a blank there proves nothing."""
 
@@ -104,6 +107,12 @@ class PlannedRow:
     @property
     def sends(self) -> bool:
         return self.action in SENDING_ACTIONS
+
+
+def settled_planned(file: str, row_number: int, external_id: str) -> PlannedRow:
+    """A row known by its key as imported unchanged (never mapped), as a plan shows it:
+    ``already imported``, nothing to send; its request is not known, and not needed."""
+    return PlannedRow(MappedRow(file, row_number, {}, external_id, None), Action.IMPORTED)
 
 
 def plan_row(

@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 from importer.errors import ImporterError
 from importer.ledger import Ledger
 from importer.outcomes import SENDING_ACTIONS, Action, Outcome, Status, format_counts, rows_done
-from importer.plan.planner import PlannedRow
+from importer.plan.planner import EXAMPLES_PER_ACTION, PlannedRow
 from importer.read.formulas import IMPORTER_COLUMNS, defuse
 from importer.read.manifest import read_manifest
 from importer.report.outputs import ReportFiles
@@ -84,7 +84,7 @@ class PlanPrinter:
 
     def __init__(
         self,
-        examples: int = 5,
+        examples: int = EXAMPLES_PER_ACTION,
         csv_handle: IO[str] | None = None,
         start_at_column: str | tuple[str, ...] = "start_at",
         timezone: str = "UTC",
@@ -142,6 +142,16 @@ class PlanPrinter:
             return False
         self.counts[Action.NEW] += rows
         return True
+
+    def count_settled(self, rows: int) -> None:
+        """Counts so many ``already imported`` rows known by their key, not shown: the plan
+        gives the first ``EXAMPLES_PER_ACTION`` of each batch one by one."""
+        self.counts[Action.IMPORTED] += rows
+
+    @property
+    def every_row(self) -> bool:
+        """Whether each row must be seen with its request (a CSV of every row is written)."""
+        return self.writer is not None
 
     def _start_at_cell(self, cells: dict[str, str]) -> str:
         if len(self.start_at_columns) == 1:
