@@ -411,3 +411,28 @@ def test_a_damaged_sheet_gives_the_rows_before_its_fault_and_the_same_error(
     path = with_sheet(styled, tmp_path / "cut.xlsx", LONG, ["<t>x</t>"], damage=damage)
     rows, _, error = assert_read_as_openpyxl(path)
     assert error is not None and len(rows) > 5
+
+
+def test_a_sheet_stating_no_size_is_not_read_before_its_rows_are(tmp_path: Path) -> None:
+    """A sheet without ``<dimension>`` (openpyxl's write-only mode) was parsed whole when
+    the book opened, each sheet of it, for a size that is not used: 17 µs a row. Here the
+    other sheet is damaged past its first rows, which only a reading of it would meet."""
+    book = openpyxl.Workbook(write_only=True)
+    calls, other = book.create_sheet("Calls"), book.create_sheet("Other")
+    calls.append(["id", "title"])
+    calls.append(["rec-1", "Intro"])
+    for n in range(50):
+        other.append([f"x-{n}", n])
+    book.save(tmp_path / "two.xlsx")
+    damaged = tmp_path / "damaged.xlsx"
+    with zipfile.ZipFile(tmp_path / "two.xlsx") as original, zipfile.ZipFile(damaged, "w") as out:
+        for item in original.infolist():
+            data = original.read(item.filename)
+            if item.filename == "xl/worksheets/sheet2.xml":
+                assert b"<dimension" not in data
+                data = data.replace(b'<row r="40"', b'<row r="40"><junk')
+            out.writestr(item, data)
+
+    assert list(sheet_rows(damaged, "Calls")) == [(1, ("id", "title")), (2, ("rec-1", "Intro"))]
+    with pytest.raises(ManifestError, match="is damaged"):
+        list(sheet_rows(damaged, "Other"))
