@@ -22,6 +22,7 @@ scenarios.
     8  resume: 1,000,000-row ledger, 990,000 done  first request within 5 s
     9  ledger outcome writes                       >= 20,000/s (grouped path)
     10 re-sync: 1,000,000 rows imported, 1,000 new <= 30 s to the end (sandbox, no latency)
+    10p importer plan of that re-sync (read-only)  no figure of its own
 """
 
 from __future__ import annotations
@@ -676,9 +677,8 @@ def scenario_8(work: Path, manifest: Path, built: Path) -> Row:
     return row
 
 
-def scenario_10(work: Path, manifest: Path, built: Path, new_rows: int) -> Row:
-    """Re-sync: the whole export imported before, ``new_rows`` new at its end."""
-    ledger = copy_ledger(built, work / "resync.db")
+def grown_manifest(work: Path, manifest: Path, new_rows: int) -> tuple[Path, int]:
+    """The export with ``new_rows`` new rows at its end, and how many it had."""
     grown = work / "grown.csv"
     with grown.open("w", newline="", encoding="utf-8") as handle:
         handle.write(manifest.read_text(encoding="utf-8"))
@@ -686,6 +686,28 @@ def scenario_10(work: Path, manifest: Path, built: Path, new_rows: int) -> Row:
         already = sum(1 for _ in manifest.open(encoding="utf-8")) - 1
         for n in range(already, already + new_rows):
             writer.writerow(cells(n))
+    return grown, already
+
+
+def scenario_10p(work: Path, manifest: Path, built: Path, new_rows: int) -> Row:
+    """The dry-run of the re-sync: ``importer plan`` of the grown export, read-only."""
+    grown, already = grown_manifest(work, manifest, new_rows)
+    ledger = copy_ledger(built, work / "resync-plan.db")
+    child = run_child(["plan", str(grown), "--ledger", str(ledger), "--timezone", "UTC"])
+    new = re.search(r"^\s+new\s+([\d,]+)", child.stdout, re.MULTILINE)
+    row = Row("10p plan of the re-sync", None, child.seconds, None, None, child.peak_mib)
+    row.target = "(no figure: the run's is 30 s)"
+    row.notes = [
+        f"{already:,} rows imported before; new: {new.group(1) if new else 'not said'}",
+        f"exit {child.code}",
+    ]
+    return row
+
+
+def scenario_10(work: Path, manifest: Path, built: Path, new_rows: int) -> Row:
+    """Re-sync: the whole export imported before, ``new_rows`` new at its end."""
+    ledger = copy_ledger(built, work / "resync.db")
+    grown, already = grown_manifest(work, manifest, new_rows)
     with Sandbox() as sandbox:
         child, summary, first = first_request_run(sandbox, grown, ledger)
     sent = summary.get("counts", {}).get("created", 0)
@@ -864,7 +886,7 @@ def main() -> None:
             if want(name):
                 print_row(timed(name, step))
         big = n(args.big_rows)
-        if want("7") or want("8") or want("10"):
+        if want("7") or want("8") or want("10") or want("10p"):
             manifest = timed("write big.csv", lambda: write_csv(work / "big.csv", big))
             if want("7"):
                 print_row(
@@ -876,7 +898,7 @@ def main() -> None:
                 print_row(
                     timed("7p", lambda: plan_scenario("7 plan Parquet", parquet, work, 1_000_000))
                 )
-            if want("8") or want("10"):
+            if want("8") or want("10") or want("10p"):
                 built = work / "imported.db"
                 imported = timed(
                     "build ledger", lambda: build_imported_ledger(manifest, built, big)
@@ -886,6 +908,8 @@ def main() -> None:
                     print_row(timed("8", lambda: scenario_8(work, manifest, built)))
                 if want("10"):
                     print_row(timed("10", lambda: scenario_10(work, manifest, built, n(1000))))
+                if want("10p"):
+                    print_row(timed("10p", lambda: scenario_10p(work, manifest, built, n(1000))))
         if want("9"):
             print_row(timed("9", lambda: scenario_9(work, n(20000))))
     print("\nSeconds per scenario: " + ", ".join(f"{name} {s:.0f}" for name, s in spent) + ".")
