@@ -441,10 +441,6 @@ def plan_manifest(
     file = str(settings.manifest)
     for batch in planned_batches(ledger, settings, duplicates, index):
         shown = [settled_planned(file, *row) for row in batch.settled_shown]
-        if batch.settled > len(shown):
-            counts[Action.IMPORTED] += batch.settled - len(shown)
-            assert on_settled_rows is not None  # rows are settled only when it is given
-            on_settled_rows(batch.settled - len(shown))
         if batch.new_rows and on_new_rows is not None and on_new_rows(batch.new_rows):
             counts[Action.NEW] += batch.new_rows
             rows: Iterable[PlannedRow] = shown
@@ -453,6 +449,10 @@ def plan_manifest(
         for planned in rows:
             counts[planned.action] += 1
             on_row(planned)
+        if batch.settled > len(shown):
+            counts[Action.IMPORTED] += batch.settled - len(shown)
+            assert on_settled_rows is not None  # rows are settled only when it is given
+            on_settled_rows(batch.settled - len(shown))
     return counts
 
 

@@ -478,6 +478,8 @@ def test_a_plan_maps_only_the_rows_not_imported_unchanged(
     rows[17] = row(17, type="memo")  # invalid
     rows += [row(40), row(41)]  # new
     manifest = write_manifest(tmp_path / "m.csv", rows)
+    with contextlib.closing(sqlite3.connect(ledger)) as db, db:  # imported, not known by key
+        db.execute("DELETE FROM row_keys WHERE external_id = 'crm:rec-2'")
     mapped: list[int] = []
     map_batch = passes.map_batch
     monkeypatch.setattr(
@@ -493,11 +495,14 @@ def test_a_plan_maps_only_the_rows_not_imported_unchanged(
     mapped.clear()
     every_row = plan_output(manifest, ledger, "--batch-size", "7", "--out", str(tmp_path / "p.csv"))
 
-    assert sorted(known) == [5, 19, 32, 33] and len(mapped) == 32
+    assert sorted(known) == [4, 5, 19, 32, 33] and len(mapped) == 32
     assert keyed.replace(
-        "28 row(s) imported unchanged before (known by their hash): not checked again.\n", ""
+        "27 row(s) imported unchanged before (known by their hash): not checked again.\n", ""
     ) == every_row.replace(f"Wrote {tmp_path / 'p.csv'}\n", "")
-    assert "already imported (first 5 of 28):\n  row 2 crm:rec-0\n  row 3 crm:rec-1\n" in keyed
+    # Row 4, mapped, among the settled rows around it: the examples in file order.
+    assert (
+        "already imported (first 5 of 28):\n  row 2 crm:rec-0\n  row 3 crm:rec-1\n  row 4" in keyed
+    )
 
 
 def test_a_plan_with_an_imported_row_repeated_judges_as_mapping_every_row(
@@ -514,3 +519,21 @@ def test_a_plan_with_an_imported_row_repeated_judges_as_mapping_every_row(
     first = json.JSONDecoder().raw_decode  # the CSV's path is said after the JSON
     assert first(keyed)[0] == first(every_row)[0]
     assert first(keyed)[0]["counts"] == {"already imported": 11, "duplicate": 2}
+
+
+def test_a_plan_with_an_imported_row_written_alike_judges_as_mapping_every_row(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """An id equal under NFKC to a settled row's is a duplicate of it, as when every row is
+    mapped (the settled row was left ``already imported``)."""
+    rows = [row(n) for n in range(4)] + [row(9, id="rec-\u00e9")]
+    ledger = tmp_path / "ledger.db"
+    import_once(sandbox, write_manifest(tmp_path / "m.csv", rows), ledger)
+    manifest = write_manifest(tmp_path / "m.csv", [*rows, row(10, id="rec-e\u0301")])
+
+    keyed = plan_output(manifest, ledger, "--json")
+    every_row = plan_output(manifest, ledger, "--json", "--out", str(tmp_path / "p.csv"))
+
+    first = json.JSONDecoder().raw_decode
+    assert first(keyed)[0] == first(every_row)[0]
+    assert first(keyed)[0]["counts"] == {"already imported": 4, "duplicate": 2}

@@ -349,14 +349,15 @@ def index_manifest(
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
         for external_id, first_row, conflicting, rows, more in index.repeated()
     }
+    duplicates.update(lookalike_duplicates(ledger.lookalike_ids()))
     if settled_ids and duplicates and index.settled_among(duplicates):
-        # A row known by its key shares its external_id with another: judged with them,
-        # as every row is without keys (rare; the index is built again, all rows mapped).
+        # A row known by its key shares its external_id (or one alike) with another: judged
+        # with them, as every row is without keys (rare; the index is built again, all
+        # rows mapped).
         if stats is not None:
             for name, value in vars(ReadStats()).items():
                 setattr(stats, name, value)
         return index_manifest(ledger, settings, stats, None, prefixes, settle=False)
-    duplicates.update(lookalike_duplicates(ledger.lookalike_ids()))
     return index, duplicates, seen
 
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import warnings
 import zipfile
 from collections import deque
 from collections.abc import Iterator
+from contextvars import ContextVar
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -93,20 +95,36 @@ def open_sheet(path: Path, sheet: str | None) -> tuple[Any, Any]:
     return book, book[sheet]
 
 
+_STATED_SIZE_ONLY: ContextVar[bool] = ContextVar("stated_size_only", default=False)
+
+
 @contextlib.contextmanager
 def _stated_sizes_only() -> Iterator[None]:
-    """While a book opens, its read-only sheets look for their stated size only where the
-    schema puts it, before ``<sheetData>``. openpyxl's own look goes on to the end of
-    ``<sheetData>`` when there is none (openpyxl's write-only mode writes none): every sheet
-    of the book parsed whole before a row is read, 17 µs a row, for a size not used here."""
-    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
-
-    own = ReadOnlyWorksheet._get_size
-    ReadOnlyWorksheet._get_size = _stated_size
+    """While a book opens (in this thread), its read-only sheets look for their stated size
+    only where the schema puts it, before ``<sheetData>``. openpyxl's own look goes on to
+    the end of ``<sheetData>`` when there is none (openpyxl's write-only mode writes none):
+    every sheet of the book parsed whole before a row is read, 17 µs a row, for a size not
+    used here."""
+    _bound_size_look()
+    token = _STATED_SIZE_ONLY.set(True)
     try:
         yield
     finally:
-        ReadOnlyWorksheet._get_size = own
+        _STATED_SIZE_ONLY.reset(token)
+
+
+@functools.cache
+def _bound_size_look() -> None:
+    """Puts the choice in openpyxl's read-only sheet, once: a context variable, not a swap
+    of the method, so books opened at once in other threads each get their own look."""
+    from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+
+    own = ReadOnlyWorksheet._get_size
+
+    def get_size(worksheet: Any) -> None:
+        (_stated_size if _STATED_SIZE_ONLY.get() else own)(worksheet)
+
+    ReadOnlyWorksheet._get_size = get_size
 
 
 def _stated_size(worksheet: Any) -> None:

@@ -150,8 +150,9 @@ class PlanPrinter:
 
     @property
     def every_row(self) -> bool:
-        """Whether each row must be seen with its request (a CSV of every row is written)."""
-        return self.writer is not None
+        """Whether each row must be seen with its request (a CSV of every row is written),
+        or more examples of an action are shown than a batch keeps of its settled rows."""
+        return self.writer is not None or self.examples > EXAMPLES_PER_ACTION
 
     def _start_at_cell(self, cells: dict[str, str]) -> str:
         if len(self.start_at_columns) == 1:
