@@ -466,6 +466,11 @@ class ReadingChoices:
         return dataclasses.replace(self, **carried), carried
 
 
+ROWS_BEFORE_WORKERS = 20_000
+"""Rows read before pass one's mapping workers start (one costs about 0.3 s to start): a
+shorter manifest is mapped by the main process alone."""
+
+
 @dataclass(frozen=True)
 class ImportSettings:
     """One import: which manifest, how rows map, how to plan and how to send."""
@@ -495,6 +500,10 @@ class ImportSettings:
     confirm: Callable[[str], bool] | None = None
     """Asks yes or no before a big production run (a terminal without ``--yes``); None:
     never asks."""
+    mapping_workers: int | None = None
+    """Worker processes mapping pass one's batches (None: the other cores; 0: none)."""
+    rows_before_workers: int = ROWS_BEFORE_WORKERS
+    """Rows pass one maps itself before workers start (tests start them at once)."""
 
     def to_record(self) -> dict[str, Any]:
         """The stored form of how this import reads its manifest (the runs table keeps it)."""

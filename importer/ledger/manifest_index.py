@@ -52,15 +52,14 @@ def _deserialized(form: int, data: bytes) -> Any:
     return marshal.loads(data) if form == MARSHALLED else pickle.loads(data)
 
 
-def _spool_record(head: object, batch: object, compress: bool) -> tuple[bytes, int, int, bytes]:
-    """(head, its form in its first byte; the batch's form, size, bytes: LZ4-compressed
-    with ``compress``)."""
-    head_form, head_data = _serialized(head)
+def serialized_batch(batch: object, compress: bool) -> tuple[int, int, bytes]:
+    """A batch as the spool keeps it: its form, its size, its bytes (LZ4-compressed with
+    ``compress``); made wherever the batch was mapped (``importer.plan.mapping_pool``)."""
     form, data = _serialized(batch)
     size = len(data)
     if compress:
         form, data = form | COMPRESSED, _lz4().compress(data, asbytes=True)
-    return bytes([head_form]) + head_data, form, size, data
+    return form, size, data
 
 
 def _read_back(form: int, size: int, blob: bytes) -> Any:
@@ -166,11 +165,21 @@ class ManifestIndex:
     def spool(self, batch: object, head: object = None) -> None:
         """Keep what pass two needs of one batch, in file order, for ``spooled``; ``head``:
         what it says of the batch, read back without the batch."""
-        record = _spool_record(head, batch, compress=self.spooled_bytes >= RAW_SPOOL_BYTES)
-        self.spooled_bytes += record[2]
+        self.spool_serialized(serialized_batch(batch, self.compressing), head)
+
+    @property
+    def compressing(self) -> bool:
+        """Whether batches are spooled compressed by now: past the first ``RAW_SPOOL_BYTES``
+        (a small run never loads the codec)."""
+        return self.spooled_bytes >= RAW_SPOOL_BYTES
+
+    def spool_serialized(self, batch: tuple[int, int, bytes], head: object = None) -> None:
+        """``spool`` of a batch already serialized (``serialized_batch``)."""
+        head_form, head_data = _serialized(head)
+        self.spooled_bytes += batch[1]
         self.db.execute(
             "INSERT INTO temp.manifest_spool (head, form, size, rows) VALUES (?, ?, ?, ?)",
-            record,
+            [bytes([head_form]) + head_data, *batch],
         )
 
     def spooled(self) -> Iterator[SpooledRecord]:

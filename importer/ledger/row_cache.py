@@ -93,6 +93,15 @@ class RowCache(LedgerDB):
         except sqlite3.DatabaseError:
             return False
 
+    def keys_of_use(self) -> bool:
+        """Whether making rows' keys can help: a writable ledger keeps them for the next
+        run; a read-only one (a plan) can only look them up, so it must hold some."""
+        if not self.readonly:
+            return True
+        return self._row_keys_usable() and bool(
+            self.db.execute("SELECT 1 FROM row_keys LIMIT 1").fetchone()
+        )
+
     def _row_keys_usable(self) -> bool:
         """The table is there, and engagements know source ids and media URLs (schema 2)."""
         if self._keys_usable is None:

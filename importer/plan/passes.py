@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import itertools
 import json
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Container, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,14 @@ from importer.ledger import Ledger
 from importer.ledger.manifest_index import ManifestIndex, SpooledRecord
 from importer.ledger.row_cache import KeyedRow, SettledRow
 from importer.outcomes import Action, LedgerFact
+from importer.plan.mapping_pool import (
+    MappedOutcome,
+    MappingPool,
+    learned_keys,
+    media_url_of,
+    owned,
+    worker_count,
+)
 from importer.plan.media import preflight
 from importer.plan.planner import (
     EXAMPLES_PER_ACTION,
@@ -33,14 +41,13 @@ from importer.plan.planner import (
     plan_rows,
 )
 from importer.plan.recordings import judge_recording, known_recordings, prefix_of
-from importer.plan.spool_form import PlainRow, plain_rows, rows_of
+from importer.plan.spool_form import rows_of
 from importer.read.fingerprint import file_fingerprint
 from importer.read.manifest import ManifestRow, ReadStats, read_columns, read_manifest
 from importer.rows import contract
 from importer.rows.columnar import map_batch
 from importer.rows.dates import DateStyle
 from importer.rows.file_checks import require_zone, settle_dates
-from importer.rows.hashes import contacts_hash
 from importer.rows.row_keys import row_keys
 from importer.rows.urlsafety import system_resolver
 from importer.rows.validate import MappedRow, MappingOptions, RowError, TranscriptReader, map_row
@@ -124,10 +131,10 @@ class BatchMapper:
                 for row in batch
             ]
         if self.media_failures is not None:
-            failing = self.media_failures([url for r in mapped if (url := _media_url(r))])
+            failing = self.media_failures([url for r in mapped if (url := media_url_of(r))])
             mapped = [
                 with_media_failure(r, failing[url], self.column)
-                if (url := _media_url(r)) is not None and url in failing
+                if (url := media_url_of(r)) is not None and url in failing
                 else r
                 for r in mapped
             ]
@@ -165,11 +172,6 @@ def mapped_batches(
         yield mapper(batch)
 
 
-def _media_url(row: MappedRow) -> str | None:
-    """The media URL the row's request carries (DevRev's carries none to preflight)."""
-    return row.payload.get("media_url") if row.payload else None
-
-
 def with_media_failure(row: MappedRow, reason: str, column: str) -> MappedRow:
     """The row, made invalid by a failed media preflight."""
     error = RowError(row.file, row.row_number, column, "media_check", f"preflight: {reason}")
@@ -184,7 +186,7 @@ async def preflight_media(ledger: Ledger, settings: ImportSettings, reporter: Re
     for batch in mapped_batches(
         settings.manifest, settings.mapping, settings.batch_size, source=settings.source
     ):
-        urls = [url for r in batch if (url := _media_url(r))]
+        urls = [url for r in batch if (url := media_url_of(r))]
         totals.update(
             await preflight(
                 urls,
@@ -270,18 +272,7 @@ def _pass_one_batches(
             if record.row_number not in settled
         ]
         mapped = mapper([record for record, _ in unsettled])
-        learned = [
-            KeyedRow(
-                key,
-                row.external_id,
-                row.payload_hash,
-                contacts_hash(row.contact_ids) if row.contact_ids is not None else None,
-                row.source_id,
-                _media_url(row),
-            )
-            for row, (_, key) in zip(mapped, unsettled, strict=True)
-            if key is not None and row.valid and row.external_id and row.payload_hash
-        ]
+        learned = learned_keys(mapped, [key for _, key in unsettled])
         fresh = iter(mapped)
         in_order: list[MappedRow | SettledRow] = [
             next(fresh)
@@ -298,59 +289,88 @@ def index_manifest(
     ledger: Ledger,
     settings: ImportSettings,
     stats: ReadStats | None = None,
-    on_batch: Callable[[list[MappedRow]], None] | None = None,
+    on_rejected: Callable[[list[MappedRow]], None] | None = None,
     prefixes: set[str] | None = None,
     *,
     settle: bool = False,
 ) -> tuple[ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
     """Pass one: validate everything and find external_ids used on several rows.
 
-    ``on_batch`` sees each batch's mapped rows as they are read (a run records its invalid
-    rows there); ``prefixes`` collects the external_id prefixes of the valid rows. With
-    ``settle`` (a run), rows the ledger holds as imported unchanged are known by their key
-    and not mapped, and the keys of the rows mapped are kept."""
+    ``on_rejected`` sees each batch's invalid and skipped rows as they are read (a run
+    records them there); ``prefixes`` collects the external_id prefixes of the valid rows.
+    With ``settle`` (a run), rows the ledger holds as imported unchanged are known by their
+    key and not mapped, and the keys of the rows mapped are kept. A long manifest's batches
+    are mapped by worker processes (``mapping_pool``) while this one reads the next."""
     index = ManifestIndex(ledger)
     index.start()
     seen: Counter[str] = Counter()
-    settled_ids = False
-    for batch, mapped, learned, settled in _pass_one_batches(
-        ledger, settings, stats, settle, index=index
-    ):
-        if on_batch is not None:
-            on_batch(mapped)
-        valid = [
-            (r.external_id, r.row_number, r.payload_hash, r.source_id, _media_url(r))
-            for r in mapped
-            if r.valid and r.payload is not None
-        ]
-        index.add(valid)  # type: ignore[arg-type]
+    manifest, mapping = settings.manifest, settings.mapping
+    source = _checked_source(manifest, mapping, settings.source)
+    mapper = BatchMapper(manifest, mapping, _media_filter(ledger, settings))
+    usable = settle and not settings.check_media and ledger.keys_of_use()
+    keys = row_keys(mapping, source, mapper.mapper) if usable else None
+    in_flight: deque[tuple[list[SettledRow], int]] = deque()
+    """Per batch handed to the pool: its settled rows and its last row number."""
+
+    def keep(outcome: MappedOutcome) -> None:
+        settled, last_row = in_flight.popleft()
+        if on_rejected is not None:
+            on_rejected(outcome.rejected)
+        index.add(outcome.valid)
         if prefixes is not None:
-            prefixes.update(
-                prefix_of(external_id, source_id or "")
-                for external_id, _, _, source_id, _ in valid
-                if external_id
-            )
+            prefixes.update(outcome.prefixes)
             prefixes.update(
                 prefix_of(r.external_id, r.source_id or "") for r in settled if r.external_id
             )
-        index.spool(*_spooled_form(batch))
-        ledger.remember_row_keys(learned)
-        seen["rows"] += len(batch)
-        seen["valid"] += len(valid) + len(settled)
+        shown = [(r.row_number, r.external_id) for r in settled[:EXAMPLES_PER_ACTION]]
+        head = (outcome.ids, outcome.importable, outcome.mapped, len(settled), last_row, shown)
+        index.spool_serialized(outcome.spooled, head)
+        ledger.remember_row_keys(outcome.learned)
+        seen["rows"] += outcome.mapped + len(settled)
+        seen["valid"] += len(outcome.valid) + len(settled)
         seen["settled"] += len(settled)
-        settled_ids = settled_ids or bool(settled)
         if stats is not None:
-            stats.count_undecodable(
-                r.row_number
-                for r in mapped
-                if r.errors and any(e.rule == "encoding" for e in r.errors)
-            )
+            stats.count_undecodable(outcome.undecodable)
+
+    with MappingPool(
+        mapper,
+        (BatchMapper, (manifest, mapping))
+        if mapper.media_failures is None and owned(mapper.mapper)
+        else None,
+        settings.mapping_workers if settings.mapping_workers is not None else worker_count(),
+        settings.rows_before_workers,
+    ) as pool:
+        for records in read_manifest(manifest, settings.batch_size, source, stats):
+            settled: list[SettledRow] = []
+            record_keys = keys.keys(records) if keys is not None else None
+            if record_keys is not None:
+                keyed = [
+                    (key, record.row_number)
+                    for record, key in zip(records, record_keys, strict=True)
+                    if key is not None
+                ]
+                settled = ledger.settled_rows(keyed, index.table)
+            if settled:
+                numbers = {r.row_number for r in settled}
+                unsettled = [
+                    (record, key)
+                    for record, key in zip(records, record_keys or (), strict=True)
+                    if record.row_number not in numbers
+                ]
+                pool.submit([r for r, _ in unsettled], [k for _, k in unsettled], index.compressing)
+            else:
+                pool.submit(records, record_keys, index.compressing)
+            in_flight.append((settled, records[-1].row_number if records else 0))
+            for outcome in pool.ready():
+                keep(outcome)
+        for outcome in pool.rest():
+            keep(outcome)
     duplicates = {
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
         for external_id, first_row, conflicting, rows, more in index.repeated()
     }
     duplicates.update(lookalike_duplicates(ledger.lookalike_ids()))
-    if settled_ids and duplicates and index.settled_among(duplicates):
+    if seen["settled"] and duplicates and index.settled_among(duplicates):
         # A row known by its key shares its external_id (or one alike) with another: judged
         # with them, as every row is without keys (rare; the index is built again, all
         # rows mapped).
@@ -382,16 +402,8 @@ def _mapped_form(batch: list[MappedRow | SettledRow]) -> MappedBatch:
 SpoolHead = tuple[list[str], bool, int, int, int, list[tuple[int, str]]]
 """What a spooled batch says of itself: its rows' external_ids, whether every row is valid
 with something to import, how many rows were mapped, how many settled, its last row, its
-first settled rows."""
-
-
-def _spooled_form(batch: list[MappedRow | SettledRow]) -> tuple[list[PlainRow], SpoolHead]:
-    """``_mapped_form`` as the spool keeps it: the rows in plain values (``spool_form``),
-    and the head pass two plans a batch of new rows by without reading them back."""
-    mapped, settled, last_row, shown = _mapped_form(batch)
-    ids = [r.external_id for r in mapped if r.external_id]
-    importable = all(r.skip_reason is None and r.valid for r in mapped)
-    return plain_rows(mapped), (ids, importable, len(mapped), settled, last_row, shown)
+first settled rows (``index_manifest`` writes it; pass two plans a batch of new rows by it
+without reading the rows back)."""
 
 
 class PlannedBatch:

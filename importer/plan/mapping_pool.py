@@ -1,0 +1,234 @@
+"""Pass one's mapping, on the machine's other cores when the manifest is long.
+
+Mapping and checking a row is most of what pass one costs, and a batch's rows are mapped
+without looking at any other batch: so while the main process reads the file, asks the
+ledger and fills the index, worker processes map the batches it hands them. Each batch
+comes back reduced to what pass one keeps of it (``MappedOutcome``: the index entries,
+the spooled rows already serialized, the rejected rows, the keys learned), made by the
+same function whether a worker or the main process maps it, so the index, the spool and
+every count are the same either way (``tests/test_mapping_pool.py``). Batches come back in
+the order they were handed in.
+
+Workers start only once a manifest has passed ``ROWS_BEFORE_WORKERS`` rows (starting one
+costs about 0.3 s), never for a media preflight or a mapper the package does not own, and
+each ignores Ctrl-C and SIGTERM (the main process stops them) and exits by itself if the
+main process is killed.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import gc
+import marshal
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+from importer.ledger.manifest_index import serialized_batch
+from importer.ledger.row_cache import KeyedRow
+from importer.plan.recordings import prefix_of
+from importer.plan.spool_form import plain_rows, rows_of
+from importer.read.manifest import ManifestRow
+from importer.rows.hashes import contacts_hash
+from importer.rows.validate import MappedRow
+from importer.settings import ROWS_BEFORE_WORKERS
+
+MOST_WORKERS = 3
+"""More would wait on the main process, which reads the file and fills the index."""
+PARENT_CHECK_SECONDS = 1.0
+
+
+class MappedOutcome(NamedTuple):
+    """A batch's mapped rows, reduced to what pass one keeps of them."""
+
+    valid: list[tuple[str, int, str, str | None, str | None]]
+    """(external_id, row, payload hash, source id, media URL) of each valid row."""
+    prefixes: set[str]
+    """The external_id prefixes of the valid rows."""
+    spooled: tuple[int, int, bytes]
+    """The mapped rows as the spool keeps them (form, size, bytes: ``serialized_batch``)."""
+    ids: list[str]
+    """The mapped rows' external_ids."""
+    importable: bool
+    """Whether every mapped row is valid with something to import."""
+    mapped: int
+    """How many rows were mapped."""
+    rejected: list[MappedRow]
+    """The rows that are invalid or have nothing to import."""
+    learned: list[KeyedRow]
+    """What the mapped rows' keys map to (rows without a key teach nothing)."""
+    undecodable: list[int]
+    """Rows with cells that are not text in the file's encoding."""
+
+
+def outcome_of(
+    mapped: list[MappedRow], keys: list[bytes | None] | None, compress: bool
+) -> MappedOutcome:
+    """What pass one keeps of these mapped rows (``keys``: theirs, in order, if known)."""
+    valid = [
+        (r.external_id, r.row_number, r.payload_hash, r.source_id, media_url_of(r))
+        for r in mapped
+        if r.valid and r.payload is not None
+    ]
+    return MappedOutcome(
+        valid,  # type: ignore[arg-type]
+        {prefix_of(i, source or "") for i, _, _, source, _ in valid if i},
+        serialized_batch(plain_rows(mapped), compress),
+        [r.external_id for r in mapped if r.external_id],
+        all(r.skip_reason is None and r.valid for r in mapped),
+        len(mapped),
+        [r for r in mapped if not r.valid or r.skip_reason is not None],
+        learned_keys(mapped, keys) if keys is not None else [],
+        [r.row_number for r in mapped if r.errors and any(e.rule == "encoding" for e in r.errors)],
+    )
+
+
+def learned_keys(mapped: list[MappedRow], keys: list[bytes | None]) -> list[KeyedRow]:
+    """What the keys of these rows (``keys``, in order) map to: valid rows only."""
+    return [
+        KeyedRow(
+            key,
+            row.external_id,
+            row.payload_hash,
+            contacts_hash(row.contact_ids) if row.contact_ids is not None else None,
+            row.source_id,
+            media_url_of(row),
+        )
+        for row, key in zip(mapped, keys, strict=True)
+        if key is not None and row.valid and row.external_id and row.payload_hash
+    ]
+
+
+def media_url_of(row: MappedRow) -> str | None:
+    """The media URL the row's request carries (DevRev's carries none to preflight)."""
+    return row.payload.get("media_url") if row.payload else None
+
+
+def owned(mapper: Callable[..., Any]) -> bool:
+    """Whether a worker can make this row mapper itself: a function of the package's own,
+    which a worker imports by name (a closure or one from elsewhere stays here)."""
+    module, name = getattr(mapper, "__module__", ""), getattr(mapper, "__qualname__", "<")
+    return module.startswith("importer.") and "<" not in name and "." not in name
+
+
+BatchMapping = Callable[[list[ManifestRow]], list[MappedRow]]
+
+
+class MappingPool:
+    """Maps batches and reduces them (``outcome_of``), in the main process until
+    ``rows_before_workers`` rows were handed in, then (``workers`` > 0) in worker processes,
+    each mapping with ``worker_setup``'s mapper (a class or function the package owns, and
+    its arguments: a worker makes its own); ``ready`` and ``rest`` give the outcomes in the
+    order of ``submit``."""
+
+    def __init__(
+        self,
+        mapper: BatchMapping,
+        worker_setup: tuple[Callable[..., BatchMapping], tuple[Any, ...]] | None,
+        workers: int,
+        rows_before_workers: int = ROWS_BEFORE_WORKERS,
+    ) -> None:
+        self.mapper = mapper
+        self.worker_setup = worker_setup
+        self.workers = workers if worker_setup is not None else 0
+        self.rows_before_workers = rows_before_workers
+        self.rows = 0
+        self.pending: deque[concurrent.futures.Future[bytes | MappedOutcome]] = deque()
+        self.executor: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> MappingPool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.executor is not None:
+            # On a stop: nothing waits for batches no one will read.
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def submit(
+        self, records: list[ManifestRow], keys: list[bytes | None] | None, compress: bool
+    ) -> None:
+        """Hand in a batch (its records' keys, if known; ``compress``: its spooled form);
+        its outcome comes in turn."""
+        self.rows += len(records)
+        if self.executor is None and self.workers and self.rows > self.rows_before_workers:
+            assert self.worker_setup is not None
+            self.executor = concurrent.futures.ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(*self.worker_setup, os.getpid()),
+            )
+        if self.executor is not None:
+            # Plain values both ways, in marshal's form: several times cheaper than pickling
+            # them, and the main process's time is what the workers wait on.
+            batch = marshal.dumps(([tuple(record) for record in records], keys, compress))
+            self.pending.append(self.executor.submit(_map_in_worker, batch))
+            return
+        done: concurrent.futures.Future[bytes | MappedOutcome] = concurrent.futures.Future()
+        done.set_result(outcome_of(self.mapper(records), keys, compress))
+        self.pending.append(done)
+
+    def ready(self) -> Iterator[MappedOutcome]:
+        """The outcomes of the earliest batches, keeping the workers busy: all of them
+        when no worker runs."""
+        while self.pending and (
+            len(self.pending) > 2 * self.workers or self.pending[0].done() or not self.executor
+        ):
+            yield _received(self.pending.popleft().result())
+
+    def rest(self) -> Iterator[MappedOutcome]:
+        """Every outcome still to come, in turn."""
+        while self.pending:
+            yield _received(self.pending.popleft().result())
+
+
+def worker_count() -> int:
+    """Workers for a long manifest: the other cores, and at least one beside the reader."""
+    return max(1, min(MOST_WORKERS, (os.cpu_count() or 1)))
+
+
+_worker_mapper: BatchMapping | None = None
+
+
+def _start_worker(
+    make_mapper: Callable[..., BatchMapping], arguments: tuple[Any, ...], parent: int
+) -> None:
+    """A worker's setup: its own mapper; stops only when told, or when the parent is gone."""
+    global _worker_mapper
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    gc.set_threshold(10_000, 10, 10)  # as the console script does: the rows hold no cycles
+    _worker_mapper = make_mapper(*arguments)
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    # A main process killed outright leaves its workers waiting on a queue for ever.
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(0)
+
+
+def _map_in_worker(batch: bytes) -> bytes:
+    assert _worker_mapper is not None
+    rows, keys, compress = marshal.loads(batch)
+    outcome = outcome_of(_worker_mapper([ManifestRow(*row) for row in rows]), keys, compress)
+    # A NamedTuple is not marshal's: its fields go as a plain tuple, rows and keys as theirs.
+    rejected, learned = plain_rows(outcome.rejected), [tuple(k) for k in outcome.learned]
+    return marshal.dumps((*outcome[:6], rejected, learned, outcome.undecodable))
+
+
+def _received(outcome: bytes | MappedOutcome) -> MappedOutcome:
+    """An outcome as a worker sent it (marshalled plain values), or as made here."""
+    if isinstance(outcome, MappedOutcome):
+        return outcome
+    made = MappedOutcome(*marshal.loads(outcome))
+    return made._replace(
+        rejected=rows_of(made.rejected),  # type: ignore[arg-type]
+        learned=list(map(KeyedRow._make, made.learned)),
+    )

@@ -1,0 +1,157 @@
+"""Pass one mapped by worker processes gives what the main process alone gives: the same
+index, spool, counts, prefixes, rejected rows and keys; and a worker never outlives the
+process that started it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from importer.cli.options import ReadingChoices
+from importer.ledger import Ledger
+from importer.plan.mapping_pool import owned
+from importer.plan.passes import index_manifest
+from importer.read.manifest import ReadStats
+from importer.rows import validate
+from importer.rows.validate import MappedRow
+from importer.settings import ImportSettings
+from importer.targets.registry import import_settings
+from tests.conftest import Sandbox
+from tests.factories import row, run_args, run_cli, write_manifest
+
+
+def varied_rows(count: int) -> list[dict[str, str]]:
+    """Valid rows, and among them invalid, skipped, repeated and lookalike ones."""
+    rows = []
+    for n in range(count):
+        cells = row(n)
+        if n % 11 == 3:
+            cells["type"] = "memo"  # invalid
+        if n % 13 == 5:
+            cells["media_url"] = ""  # skipped (with --skip-without-media) or invalid
+        if n % 17 == 7:
+            cells["id"] = "rec-1"  # repeated
+        if n % 19 == 2:
+            cells["participants"] = "Ana Ng, Ben Wu <ben@acme.com>"  # cannot be split
+        rows.append(cells)
+    return rows
+
+
+def pass_one(settings: ImportSettings, ledger_path: Path, workers: int, **kinds: Any) -> Any:
+    """Everything pass one leaves, read back: the index, the spool, the counts."""
+    rejected: list[MappedRow] = []
+    prefixes: set[str] = set()
+    stats = ReadStats()
+    settings = dataclasses.replace(settings, mapping_workers=workers, rows_before_workers=0)
+    with Ledger(ledger_path) as ledger:
+        index, duplicates, seen = index_manifest(
+            ledger, settings, stats, rejected.extend, prefixes, **kinds
+        )
+        entries = sorted(ledger.db.execute(f"SELECT * FROM {index.table}").fetchall())
+        spooled = [(record.head, record.body()) for record in index.spooled()]
+        keys = sorted(ledger.db.execute("SELECT * FROM row_keys").fetchall())
+    return entries, spooled, duplicates, seen, prefixes, stats, rejected, keys
+
+
+def test_workers_leave_what_the_main_process_alone_leaves(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", varied_rows(400))
+    with manifest.open("ab") as handle:  # a byte that is not UTF-8 in a title
+        handle.write(
+            b"rec-900,CALL,Caf\xe9,https://media.example.com/900.mp3,2024-03-01Z,,,,,crm,\n"
+        )
+    settings = dataclasses.replace(
+        import_settings(manifest, ReadingChoices(skip_without_media=True)), batch_size=7
+    )
+
+    alone = pass_one(settings, tmp_path / "alone.db", workers=0, settle=True)
+    with_workers = pass_one(settings, tmp_path / "workers.db", workers=2, settle=True)
+
+    assert with_workers == alone
+    entries, spooled, duplicates, seen, prefixes, stats, rejected, keys = alone
+    assert len(entries) > 300
+    assert seen["rows"] == 401 and len(spooled) == 58 and stats.undecodable_rows == 1
+    assert "crm:rec-1" in duplicates and prefixes == {"crm:"} and len(keys) > 300
+    assert {r.skip_reason is not None for r in rejected} == {True, False}
+
+
+def test_workers_map_only_what_the_ledger_does_not_know(sandbox: Sandbox, tmp_path: Path) -> None:
+    rows = varied_rows(60)
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    ledger = tmp_path / "ledger.db"
+    result = run_cli(run_args(manifest, ledger, sandbox, "--skip-without-media"), sandbox.api_key)
+    assert result.exit_code in (0, 1), result.output
+    rows[4] = row(4, title="Renamed")
+    write_manifest(manifest, [*rows, row(70), row(71)])
+    settings = dataclasses.replace(
+        import_settings(manifest, ReadingChoices(skip_without_media=True)), batch_size=5
+    )
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(ledger.read_bytes())
+
+    alone = pass_one(settings, ledger, workers=0, settle=True)
+    with_workers = pass_one(settings, copy, workers=2, settle=True)
+
+    assert with_workers == alone
+    assert 0 < alone[3]["settled"] < 60
+
+
+def test_a_mapper_from_elsewhere_stays_in_the_main_process() -> None:
+    assert owned(validate.map_row)
+    assert not owned(lambda cells, *args, **kwargs: validate.map_row(cells, *args, **kwargs))
+    assert not owned(os.getcwd)
+
+
+ORPHANED = """
+import sys, time
+from pathlib import Path
+from importer.plan.mapping_pool import MappingPool
+from importer.plan.passes import BatchMapper
+from importer.read.manifest import ManifestRow
+from importer.rows.validate import MappingOptions
+
+if __name__ == "__main__":
+    manifest, options = Path(sys.argv[1]), MappingOptions()
+    setup = (BatchMapper, (manifest, options))
+    with MappingPool(BatchMapper(manifest, options), setup, 2, 0) as pool:
+        pool.submit([ManifestRow(2, {"id": "1"})], None, False)
+        list(pool.rest())
+        print(*[p.pid for p in pool.executor._processes.values()], flush=True)
+        time.sleep(600)
+"""
+
+
+def test_workers_end_when_the_main_process_is_killed(tmp_path: Path) -> None:
+    """kill -9 leaves no one to tell the workers: they see their parent gone and exit."""
+    manifest = write_manifest(tmp_path / "m.csv", [row(1)])
+    script = tmp_path / "orphaned.py"
+    script.write_text(ORPHANED)
+    main = subprocess.Popen(
+        [sys.executable, str(script), str(manifest)], stdout=subprocess.PIPE, text=True
+    )
+    assert main.stdout is not None
+    workers = [int(pid) for pid in main.stdout.readline().split()]
+    assert workers and all(alive(pid) for pid in workers)
+
+    main.send_signal(signal.SIGKILL)
+    main.wait()
+    main.stdout.close()
+
+    deadline = time.monotonic() + 60  # an upper bound, not a measure: each checks every 1 s
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers)
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
