@@ -19,14 +19,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pytest import MonkeyPatch
 
+from importer.cli.options import ReadingChoices
 from importer.ledger import Ledger
 from importer.ledger.manifest_index import ManifestIndex
 from importer.ledger.row_cache import KeyedRow
 from importer.plan import passes
+from importer.plan.passes import index_manifest
 from importer.read.manifest import ManifestRow
 from importer.rows.row_keys import row_keys
 from importer.rows.validate import MappingOptions, map_row
 from importer.settings import SourceOptions
+from importer.targets.registry import import_settings
 from tests.audit_support import requests_but_key_checks
 from tests.conftest import Sandbox
 from tests.factories import row, run_args, run_cli, status_counts, write_manifest
@@ -537,3 +540,33 @@ def test_a_plan_with_an_imported_row_written_alike_judges_as_mapping_every_row(
     first = json.JSONDecoder().raw_decode
     assert first(keyed)[0] == first(every_row)[0]
     assert first(keyed)[0]["counts"] == {"already imported": 4, "duplicate": 2}
+
+
+def test_keys_learned_are_kept_at_once_the_later_note_winning(tmp_path: Path) -> None:
+    """Pass one notes keys as it maps and keeps them in key order when it ends."""
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        ledger.learn_row_keys(
+            [
+                KeyedRow(b"k2", "crm:2", "h2", None, "2", None),
+                KeyedRow(b"k1", "crm:1", "a", None, "1", None),
+            ]
+        )
+        ledger.learn_row_keys([KeyedRow(b"k1", "crm:1", "b", "c", "1", "https://m/1")])
+        assert ledger.db.execute("SELECT COUNT(*) FROM row_keys").fetchone()[0] == 0
+
+        ledger.keep_learned_keys()
+        ledger.keep_learned_keys()  # nothing more to keep
+
+        assert ledger.db.execute("SELECT * FROM row_keys ORDER BY key").fetchall() == [
+            (b"k1", "crm:1", "b", "c", "1", "https://m/1"),
+            (b"k2", "crm:2", "h2", None, "2", None),
+        ]
+
+
+def test_a_first_run_keeps_the_keys_of_every_valid_row(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(9)] + [row(9, type="x")])
+    settings = import_settings(manifest, ReadingChoices())
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        index_manifest(ledger, settings, settle=True)
+        kept = ledger.db.execute("SELECT external_id FROM row_keys ORDER BY external_id")
+        assert [external_id for (external_id,) in kept] == [f"crm:rec-{n}" for n in range(9)]

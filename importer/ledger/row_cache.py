@@ -71,6 +71,8 @@ class RowCache(LedgerDB):
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         super().__init__(path, readonly=readonly)
         self._keys_usable: bool | None = None
+        self._learning = False
+        """Whether ``learn_row_keys`` noted keys not yet kept."""
         if not readonly:
             with self.db.conn:
                 self.db.execute(
@@ -109,6 +111,41 @@ class RowCache(LedgerDB):
                 "media_url" in self.db.table("engagements").columns_dict
             )
         return self._keys_usable
+
+    def learn_row_keys(self, rows: Iterable[KeyedRow]) -> None:
+        """Note what these keys map to, kept by ``keep_learned_keys`` (a read-only ledger
+        keeps nothing). Pass one learns a million keys: put into ``row_keys`` as they come,
+        in no order, they cost 35 µs each, a third of a first million-row run's pass one;
+        noted in a scratch table and kept in key order at its end, about 2."""
+        if self.readonly:
+            return
+        rows = list(rows)
+        if not rows:
+            return
+        if not self._learning:
+            self.db.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS learned_keys (key BLOB, external_id TEXT, "
+                "payload_hash TEXT, contacts_hash TEXT, source_id TEXT, media_url TEXT)"
+            )
+            self.db.execute("DELETE FROM temp.learned_keys")
+            self._learning = True
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT INTO temp.learned_keys VALUES (?, ?, ?, ?, ?, ?)", rows
+            )
+
+    def keep_learned_keys(self) -> None:
+        """Keep the keys ``learn_row_keys`` noted, in key order, in one transaction (a later
+        note of a key wins, as with one insert after another)."""
+        if not self._learning:
+            return
+        self._learning = False
+        with self.db.conn:
+            self.db.execute(
+                "INSERT OR REPLACE INTO row_keys SELECT key, external_id, payload_hash, "
+                "contacts_hash, source_id, media_url FROM temp.learned_keys ORDER BY key, rowid"
+            )
+            self.db.execute("DELETE FROM temp.learned_keys")
 
     def remember_row_keys(self, rows: Iterable[KeyedRow]) -> None:
         """Keep what these keys map to (a read-only ledger keeps nothing)."""

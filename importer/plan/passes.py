@@ -325,7 +325,7 @@ def index_manifest(
         shown = [(r.row_number, r.external_id) for r in settled[:EXAMPLES_PER_ACTION]]
         head = (outcome.ids, outcome.importable, outcome.mapped, len(settled), last_row, shown)
         index.spool_serialized(outcome.spooled, head)
-        ledger.remember_row_keys(outcome.learned)
+        ledger.learn_row_keys(outcome.learned)
         seen["rows"] += outcome.mapped + len(settled)
         seen["valid"] += len(outcome.valid) + len(settled)
         seen["settled"] += len(settled)
@@ -365,6 +365,7 @@ def index_manifest(
                 keep(outcome)
         for outcome in pool.rest():
             keep(outcome)
+    ledger.keep_learned_keys()
     duplicates = {
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
         for external_id, first_row, conflicting, rows, more in index.repeated()
