@@ -135,7 +135,8 @@ def run_child(
 
     The peak is read from ``/proc/PID/status`` (``VmHWM``, reset at exec) while it runs:
     ``wait4``'s figure would include the pages the child shared with this process before
-    its exec.
+    its exec. With pass one's mapping workers running, the peak is that of the sum of
+    their resident sizes and the importer's, sampled every 50 ms, if higher.
     """
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
@@ -156,6 +157,7 @@ def run_child(
                 for line in status.read_text().splitlines():
                     if line.startswith("VmHWM:"):
                         peak_kib = max(peak_kib, int(line.split()[1]))
+                peak_kib = max(peak_kib, tree_rss_kib(process.pid))
             except (OSError, ValueError):
                 pass
             time.sleep(0.05)
@@ -163,6 +165,18 @@ def run_child(
         out.seek(0)
         err.seek(0)
         return Child(process.returncode, seconds, peak_kib / 1024, out.read(), err.read())
+
+
+def tree_rss_kib(pid: int) -> int:
+    """The resident size of a process and its children (pass one's workers), in KiB."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0
+    for member in [pid, *map(int, children)]:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
 
 
 class Sandbox:
