@@ -24,6 +24,7 @@ from importer.settings import ImportSettings
 from importer.targets.registry import import_settings
 from tests.conftest import Sandbox
 from tests.factories import row, run_args, run_cli, write_manifest
+from tests.sandboxes import PROJECT_ROOT
 
 
 def varied_rows(count: int) -> list[dict[str, str]]:
@@ -155,3 +156,33 @@ def alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_ctrl_c_while_workers_map_stops_them_and_says_interrupted(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group: the workers ignore it, the importer stops
+    them and says so, with no traceback from any of them."""
+    manifest = write_manifest(tmp_path / "m.csv", [row(n) for n in range(150_000)])
+    plan = subprocess.Popen(
+        [sys.executable, "-m", "importer", "plan", str(manifest), "--ledger", str(tmp_path / "l")],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, signalled as a terminal signals one
+    )
+    children = Path(f"/proc/{plan.pid}/task/{plan.pid}/children")
+    deadline = time.monotonic() + 120  # an upper bound: the workers start after 20,000 rows
+    workers: list[int] = []
+    while len(workers) < 2 and plan.poll() is None and time.monotonic() < deadline:
+        workers = [int(pid) for pid in children.read_text().split()]
+        time.sleep(0.02)
+    assert len(workers) >= 2, "the plan ended before its workers started"
+
+    os.killpg(plan.pid, signal.SIGINT)
+    stdout, stderr = plan.communicate(timeout=60)
+
+    assert plan.returncode == 130 and stderr == "Interrupted.\n" and not stdout, stderr
+    deadline = time.monotonic() + 60
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers)

@@ -18,6 +18,7 @@ main process is killed.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import gc
 import marshal
 import multiprocessing
@@ -167,7 +168,8 @@ class MappingPool:
             # Plain values both ways, in marshal's form: several times cheaper than pickling
             # them, and the main process's time is what the workers wait on.
             batch = marshal.dumps(([tuple(record) for record in records], keys, compress))
-            self.pending.append(self.executor.submit(_map_in_worker, batch))
+            with _stops_held():  # a submit may start a worker
+                self.pending.append(self.executor.submit(_map_in_worker, batch))
             return
         done: concurrent.futures.Future[bytes | MappedOutcome] = concurrent.futures.Future()
         done.set_result(outcome_of(self.mapper(records), keys, compress))
@@ -187,6 +189,25 @@ class MappingPool:
             yield _received(self.pending.popleft().result())
 
 
+STOPS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _stops_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held back (not lost) in this thread meanwhile: a worker started
+    now starts with them held, so one that reaches the whole process group while the
+    worker's Python is still starting is not a fatal error printed there; once the worker
+    ignores them, it lets them through."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 def worker_count() -> int:
     """Workers for a long manifest: the other cores, and at least one beside the reader."""
     return max(1, min(MOST_WORKERS, (os.cpu_count() or 1)))
@@ -200,8 +221,10 @@ def _start_worker(
 ) -> None:
     """A worker's setup: its own mapper; stops only when told, or when the parent is gone."""
     global _worker_mapper
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for stop in STOPS:
+        signal.signal(stop, signal.SIG_IGN)  # a stop held since the start is dropped here
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
     gc.set_threshold(10_000, 10, 10)  # as the console script does: the rows hold no cycles
     _worker_mapper = make_mapper(*arguments)
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
