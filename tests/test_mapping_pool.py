@@ -10,14 +10,20 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import openpyxl
+import pytest
+
 from importer.cli.options import ReadingChoices
+from importer.errors import ManifestError
 from importer.ledger import Ledger
-from importer.plan.mapping_pool import owned
-from importer.plan.passes import index_manifest
-from importer.read.manifest import ReadStats
+from importer.ledger.manifest_index import SpooledRecord
+from importer.plan.mapping_pool import MappedOutcome, MappingPool, outcome_of, owned
+from importer.plan.passes import BatchMapper, index_manifest
+from importer.read.manifest import ReadStats, read_manifest
 from importer.rows import validate
 from importer.rows.validate import MappedRow
 from importer.settings import ImportSettings
@@ -45,18 +51,28 @@ def varied_rows(count: int) -> list[dict[str, str]]:
 
 
 def pass_one(settings: ImportSettings, ledger_path: Path, workers: int, **kinds: Any) -> Any:
-    """Everything pass one leaves, read back: the index, the spool, the counts."""
+    """Everything pass one leaves, read back: the index, the spool, the counts; and how
+    many batches workers mapped."""
     rejected: list[MappedRow] = []
     prefixes: set[str] = set()
     stats = ReadStats()
     settings = dataclasses.replace(settings, mapping_workers=workers, rows_before_workers=0)
-    with Ledger(ledger_path) as ledger:
+    by_workers: list[int] = []
+    exit_pool = MappingPool.__exit__
+
+    def counted(pool: MappingPool, *args: Any) -> None:
+        by_workers.append(pool.by_workers)
+        exit_pool(pool, *args)
+
+    with Ledger(ledger_path) as ledger, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MappingPool, "__exit__", counted)
         index, duplicates, seen = index_manifest(
             ledger, settings, stats, rejected.extend, prefixes, **kinds
         )
         entries = sorted(ledger.db.execute(f"SELECT * FROM {index.table}").fetchall())
         spooled = [(record.head, record.body()) for record in index.spooled()]
         keys = sorted(ledger.db.execute("SELECT * FROM row_keys").fetchall())
+    assert (sum(by_workers) > 0) == (workers > 0)
     return entries, spooled, duplicates, seen, prefixes, stats, rejected, keys
 
 
@@ -186,3 +202,60 @@ def test_ctrl_c_while_workers_map_stops_them_and_says_interrupted(tmp_path: Path
     while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(pid) for pid in workers)
+
+
+def test_rows_read_before_a_fault_in_the_file_are_kept_with_workers_too(tmp_path: Path) -> None:
+    """A sheet damaged at row 1,200 stops pass one there; the rejects of the rows before
+    are all recorded, workers or none."""
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("Calls")
+    rows = varied_rows(1_300)
+    sheet.append(list(rows[0]))
+    for cells in rows:
+        sheet.append(list(cells.values()))
+    book.save(tmp_path / "whole.xlsx")
+    manifest = tmp_path / "m.xlsx"
+    with zipfile.ZipFile(tmp_path / "whole.xlsx") as whole, zipfile.ZipFile(manifest, "w") as cut:
+        for item in whole.infolist():
+            data = whole.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b'<row r="1200"', b'<row r="1200"><junk')
+            cut.writestr(item, data)
+    settings = dataclasses.replace(import_settings(manifest, ReadingChoices()), batch_size=7)
+    rejected: dict[int, list[int]] = {}
+    for workers in (0, 2):
+        noted: list[MappedRow] = []
+        with Ledger(tmp_path / f"{workers}.db") as ledger, pytest.raises(ManifestError):
+            index_manifest(
+                ledger,
+                dataclasses.replace(settings, mapping_workers=workers, rows_before_workers=0),
+                None,
+                noted.extend,
+            )
+        rejected[workers] = [r.row_number for r in noted]
+    assert rejected[2] == rejected[0] and len(rejected[0]) > 100
+
+
+def test_batches_a_dead_worker_had_are_mapped_here(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", varied_rows(200))
+    options = import_settings(manifest, ReadingChoices()).mapping
+    batches = list(read_manifest(manifest, 9))
+    mapper = BatchMapper(manifest, options)
+
+    with MappingPool(mapper, (BatchMapper, (manifest, options)), 2, 0) as pool:
+        pool.submit(batches[0], None, False)
+        outcomes = list(pool.rest())
+        assert pool.executor is not None and pool.by_workers == 1
+        for worker in list(pool.executor._processes):
+            os.kill(worker, signal.SIGKILL)
+        for batch in batches[1:]:
+            pool.submit(batch, None, False)
+        outcomes += pool.rest()
+
+    expected = [outcome_of(mapper(batch), None, False) for batch in batches]
+    assert [comparable(o) for o in outcomes] == [comparable(o) for o in expected]
+
+
+def comparable(outcome: MappedOutcome) -> tuple[Any, ...]:
+    """The outcome with its spooled rows read back (marshal's bytes may differ by process)."""
+    return (*outcome._replace(spooled=(0, 0, b"")), SpooledRecord(None, *outcome.spooled).body())

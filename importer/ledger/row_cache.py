@@ -134,6 +134,12 @@ class RowCache(LedgerDB):
                 "INSERT INTO temp.learned_keys VALUES (?, ?, ?, ?, ?, ?)", rows
             )
 
+    def forget_learned_keys(self) -> None:
+        """Drop the keys noted and not kept (a pass one stopped midway keeps none)."""
+        if self._learning:
+            self.db.execute("DELETE FROM temp.learned_keys")
+            self._learning = False
+
     def keep_learned_keys(self) -> None:
         """Keep the keys ``learn_row_keys`` noted, in key order, in one transaction (a later
         note of a key wins, as with one insert after another)."""

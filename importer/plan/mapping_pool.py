@@ -11,8 +11,9 @@ the order they were handed in.
 
 Workers start only once a manifest has passed ``ROWS_BEFORE_WORKERS`` rows (starting one
 costs about 0.3 s), never for a media preflight or a mapper the package does not own, and
-each ignores Ctrl-C and SIGTERM (the main process stops them) and exits by itself if the
-main process is killed.
+each ignores Ctrl-C (the main process stops them) and exits by itself if the main process
+is killed. A batch a worker could not map (the worker killed, out of memory)
+is mapped by the main process, and so is every batch after it.
 """
 
 from __future__ import annotations
@@ -139,16 +140,31 @@ class MappingPool:
         self.workers = workers if worker_setup is not None else 0
         self.rows_before_workers = rows_before_workers
         self.rows = 0
-        self.pending: deque[concurrent.futures.Future[bytes | MappedOutcome]] = deque()
+        self.pending: deque[_Pending] = deque()
         self.executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self.by_workers = 0
+        """Batches whose outcome a worker made."""
 
     def __enter__(self) -> MappingPool:
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self.executor is not None:
-            # On a stop: nothing waits for batches no one will read.
-            self.executor.shutdown(wait=True, cancel_futures=True)
+        self._stop_workers(wait=True)
+
+    def _stop_workers(self, wait: bool) -> None:
+        """No worker from now on; without ``wait`` (the pool failed), each is killed."""
+        self.workers = 0
+        if self.executor is None:
+            return
+        # The pool's own list: one started by a submit just as another worker died is left
+        # waiting for work by the pool's clean-up, which then waits for it for ever.
+        workers = list((self.executor._processes or {}).values())
+        # On a stop: nothing waits for batches no one will read.
+        self.executor.shutdown(wait=wait, cancel_futures=True)
+        self.executor = None
+        if not wait:
+            for worker in workers:
+                worker.kill()
 
     def submit(
         self, records: list[ManifestRow], keys: list[bytes | None] | None, compress: bool
@@ -164,29 +180,62 @@ class MappingPool:
                 initializer=_start_worker,
                 initargs=(*self.worker_setup, os.getpid()),
             )
-        if self.executor is not None:
-            # Plain values both ways, in marshal's form: several times cheaper than pickling
-            # them, and the main process's time is what the workers wait on.
-            batch = marshal.dumps(([tuple(record) for record in records], keys, compress))
-            with _stops_held():  # a submit may start a worker
-                self.pending.append(self.executor.submit(_map_in_worker, batch))
-            return
-        done: concurrent.futures.Future[bytes | MappedOutcome] = concurrent.futures.Future()
-        done.set_result(outcome_of(self.mapper(records), keys, compress))
-        self.pending.append(done)
+        pending = _Pending(None, records, keys, compress)
+        if self.executor is not None and records:  # a batch all settled has nothing to map
+            try:
+                # Plain values both ways, in marshal's form: several times cheaper than
+                # pickling them, and the main process's time is what the workers wait on.
+                batch = marshal.dumps(([tuple(record) for record in records], keys, compress))
+            except ValueError:
+                batch = None  # a cell that is not plain text: mapped here
+            if batch is not None:
+                try:
+                    with _stops_held():  # a submit may start a worker
+                        future = self.executor.submit(_map_in_worker, batch)
+                    pending = pending._replace(future=future)
+                except Exception:  # the pool is broken (a worker died): mapped here from now
+                    self._stop_workers(wait=False)
+        self.pending.append(pending)
 
     def ready(self) -> Iterator[MappedOutcome]:
         """The outcomes of the earliest batches, keeping the workers busy: all of them
         when no worker runs."""
         while self.pending and (
-            len(self.pending) > 2 * self.workers or self.pending[0].done() or not self.executor
+            len(self.pending) > 2 * self.workers
+            or self.executor is None
+            or self.pending[0].future is None
+            or self.pending[0].future.done()
         ):
-            yield _received(self.pending.popleft().result())
+            yield self._outcome(self.pending.popleft())
 
     def rest(self) -> Iterator[MappedOutcome]:
         """Every outcome still to come, in turn."""
         while self.pending:
-            yield _received(self.pending.popleft().result())
+            yield self._outcome(self.pending.popleft())
+
+    def _outcome(self, pending: _Pending) -> MappedOutcome:
+        """A batch's outcome: as its worker sent it; or made here, if it was never sent, or
+        its worker died (killed, out of memory) or failed: mapping it here again gives the
+        outcome, or raises the error as pass one without workers would."""
+        if pending.future is not None:
+            try:
+                outcome = _received(pending.future.result())
+            except Exception:
+                self._stop_workers(wait=False)  # the batches still out are mapped here
+            else:
+                self.by_workers += 1
+                return outcome
+        return outcome_of(self.mapper(pending.records), pending.keys, pending.compress)
+
+
+class _Pending(NamedTuple):
+    """A batch handed in: what was sent to a worker (None: to be mapped here), and what to
+    map it here from, if need be."""
+
+    future: concurrent.futures.Future[bytes] | None
+    records: list[ManifestRow]
+    keys: list[bytes | None] | None
+    compress: bool
 
 
 STOPS = {signal.SIGINT, signal.SIGTERM}
@@ -197,7 +246,7 @@ def _stops_held() -> Iterator[None]:
     """Ctrl-C and SIGTERM held back (not lost) in this thread meanwhile: a worker started
     now starts with them held, so one that reaches the whole process group while the
     worker's Python is still starting is not a fatal error printed there; once the worker
-    ignores them, it lets them through."""
+    ignores Ctrl-C, it lets them through (a SIGTERM held ends it then, quietly)."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
@@ -209,8 +258,10 @@ def _stops_held() -> Iterator[None]:
 
 
 def worker_count() -> int:
-    """Workers for a long manifest: the other cores, and at least one beside the reader."""
-    return max(1, min(MOST_WORKERS, (os.cpu_count() or 1)))
+    """Workers for a long manifest: one a core this process may run on (the reader mostly
+    waits on them), at most ``MOST_WORKERS``, at least one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(MOST_WORKERS, cores or 1))
 
 
 _worker_mapper: BatchMapping | None = None
@@ -221,8 +272,9 @@ def _start_worker(
 ) -> None:
     """A worker's setup: its own mapper; stops only when told, or when the parent is gone."""
     global _worker_mapper
-    for stop in STOPS:
-        signal.signal(stop, signal.SIG_IGN)  # a stop held since the start is dropped here
+    # Ctrl-C reaches the whole process group: the main process stops the workers. SIGTERM
+    # stays fatal: the pool ends its workers with it when one of them dies.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # one held since the start is dropped here
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
     gc.set_threshold(10_000, 10, 10)  # as the console script does: the rows hold no cycles

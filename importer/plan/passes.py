@@ -9,6 +9,7 @@ media preflight, when asked for, reads the manifest once before.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -332,6 +333,30 @@ def index_manifest(
         if stats is not None:
             stats.count_undecodable(outcome.undecodable)
 
+    def submit(pool: MappingPool, records: list[ManifestRow]) -> None:
+        """Hand the batch's records the ledger does not know by key to the pool."""
+        settled: list[SettledRow] = []
+        record_keys = keys.keys(records) if keys is not None else None
+        if record_keys is not None:
+            keyed = [
+                (key, record.row_number)
+                for record, key in zip(records, record_keys, strict=True)
+                if key is not None
+            ]
+            settled = ledger.settled_rows(keyed, index.table)
+        if settled:
+            numbers = {r.row_number for r in settled}
+            unsettled = [
+                (record, key)
+                for record, key in zip(records, record_keys or (), strict=True)
+                if record.row_number not in numbers
+            ]
+            pool.submit([r for r, _ in unsettled], [k for _, k in unsettled], index.compressing)
+        else:
+            pool.submit(records, record_keys, index.compressing)
+        in_flight.append((settled, records[-1].row_number if records else 0))
+
+    ledger.forget_learned_keys()  # any a pass one stopped before keeping them noted
     with MappingPool(
         mapper,
         (BatchMapper, (manifest, mapping))
@@ -340,29 +365,18 @@ def index_manifest(
         settings.mapping_workers if settings.mapping_workers is not None else worker_count(),
         settings.rows_before_workers,
     ) as pool:
-        for records in read_manifest(manifest, settings.batch_size, source, stats):
-            settled: list[SettledRow] = []
-            record_keys = keys.keys(records) if keys is not None else None
-            if record_keys is not None:
-                keyed = [
-                    (key, record.row_number)
-                    for record, key in zip(records, record_keys, strict=True)
-                    if key is not None
-                ]
-                settled = ledger.settled_rows(keyed, index.table)
-            if settled:
-                numbers = {r.row_number for r in settled}
-                unsettled = [
-                    (record, key)
-                    for record, key in zip(records, record_keys or (), strict=True)
-                    if record.row_number not in numbers
-                ]
-                pool.submit([r for r, _ in unsettled], [k for _, k in unsettled], index.compressing)
-            else:
-                pool.submit(records, record_keys, index.compressing)
-            in_flight.append((settled, records[-1].row_number if records else 0))
-            for outcome in pool.ready():
-                keep(outcome)
+        try:
+            for records in read_manifest(manifest, settings.batch_size, source, stats):
+                submit(pool, records)
+                for outcome in pool.ready():
+                    keep(outcome)
+        except Exception:
+            # What was read before a fault in the file is kept (its rejects recorded), as
+            # when each batch is mapped before the next is read; then the fault goes on.
+            with contextlib.suppress(Exception):
+                for outcome in pool.rest():
+                    keep(outcome)
+            raise
         for outcome in pool.rest():
             keep(outcome)
     ledger.keep_learned_keys()
