@@ -9,7 +9,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,14 @@ def interrupted_run(server: Any, args: Sequence[str], *, after: int) -> tuple[in
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
     return process.returncode, stdout, stderr
+
+
+def with_part_changed(
+    source: Path, path: Path, part: str, change: Callable[[bytes], bytes]
+) -> Path:
+    """A copy of a zip file (an ``.xlsx``) at ``path``, its ``part`` passed through ``change``."""
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w") as changed:
+        for item in original.infolist():
+            data = original.read(item.filename)
+            changed.writestr(item, change(data) if item.filename == part else data)
+    return path

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from importer.rows.validate import MappedRow
 from importer.settings import ImportSettings
 from importer.targets.registry import import_settings
 from tests.conftest import Sandbox
-from tests.factories import row, run_args, run_cli, write_manifest
+from tests.factories import row, run_args, run_cli, with_part_changed, write_manifest
 from tests.sandboxes import PROJECT_ROOT
 
 
@@ -214,13 +213,12 @@ def test_rows_read_before_a_fault_in_the_file_are_kept_with_workers_too(tmp_path
     for cells in rows:
         sheet.append(list(cells.values()))
     book.save(tmp_path / "whole.xlsx")
-    manifest = tmp_path / "m.xlsx"
-    with zipfile.ZipFile(tmp_path / "whole.xlsx") as whole, zipfile.ZipFile(manifest, "w") as cut:
-        for item in whole.infolist():
-            data = whole.read(item.filename)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                data = data.replace(b'<row r="1200"', b'<row r="1200"><junk')
-            cut.writestr(item, data)
+    manifest = with_part_changed(
+        tmp_path / "whole.xlsx",
+        tmp_path / "m.xlsx",
+        "xl/worksheets/sheet1.xml",
+        lambda xml: xml.replace(b'<row r="1200"', b'<row r="1200"><junk'),
+    )
     settings = dataclasses.replace(import_settings(manifest, ReadingChoices()), batch_size=7)
     rejected: dict[int, list[int]] = {}
     for workers in (0, 2):

@@ -22,6 +22,7 @@ from openpyxl.xml.functions import iterparse
 
 from importer.errors import ManifestError
 from importer.read.xlsx import open_sheet, sheet_rows
+from tests.factories import with_part_changed
 
 EXPORTS = Path(__file__).parent / "exports"
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -424,14 +425,14 @@ def test_a_sheet_stating_no_size_is_not_read_before_its_rows_are(tmp_path: Path)
     for n in range(50):
         other.append([f"x-{n}", n])
     book.save(tmp_path / "two.xlsx")
-    damaged = tmp_path / "damaged.xlsx"
-    with zipfile.ZipFile(tmp_path / "two.xlsx") as original, zipfile.ZipFile(damaged, "w") as out:
-        for item in original.infolist():
-            data = original.read(item.filename)
-            if item.filename == "xl/worksheets/sheet2.xml":
-                assert b"<dimension" not in data
-                data = data.replace(b'<row r="40"', b'<row r="40"><junk')
-            out.writestr(item, data)
+    with zipfile.ZipFile(tmp_path / "two.xlsx") as book_file:
+        assert b"<dimension" not in book_file.read("xl/worksheets/sheet2.xml")
+    damaged = with_part_changed(
+        tmp_path / "two.xlsx",
+        tmp_path / "damaged.xlsx",
+        "xl/worksheets/sheet2.xml",
+        lambda xml: xml.replace(b'<row r="40"', b'<row r="40"><junk'),
+    )
 
     assert list(sheet_rows(damaged, "Calls")) == [(1, ("id", "title")), (2, ("rec-1", "Intro"))]
     with pytest.raises(ManifestError, match="is damaged"):
