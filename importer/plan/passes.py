@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import itertools
 import json
 from collections import Counter, deque
 from collections.abc import Callable, Container, Iterator
@@ -49,7 +48,7 @@ from importer.rows import contract
 from importer.rows.columnar import map_batch
 from importer.rows.dates import DateStyle
 from importer.rows.file_checks import require_zone, settle_dates
-from importer.rows.row_keys import row_keys
+from importer.rows.row_keys import RowKeys, row_keys
 from importer.rows.urlsafety import system_resolver
 from importer.rows.validate import MappedRow, MappingOptions, RowError, TranscriptReader, map_row
 from importer.settings import ImportSettings, PlanOptions, SourceOptions
@@ -228,62 +227,65 @@ def _checked_batches(
     )
 
 
-PassOneBatch = tuple[
-    list[MappedRow | SettledRow], list[MappedRow], list[KeyedRow], list[SettledRow]
-]
-"""A batch in file order; the rows of it that were mapped; the keys they taught; the rows of
-it that were settled."""
-
-
-def _pass_one_batches(
+def _known_by_key(
     ledger: Ledger,
-    settings: ImportSettings,
-    stats: ReadStats | None,
-    settle: bool,
-    unsettled_ids: Container[str] = (),
+    keys: RowKeys | None,
+    records: list[ManifestRow],
     index: ManifestIndex | None = None,
-) -> Iterator[PassOneBatch]:
-    """The manifest's batches; with ``settle``, rows the ledger knows by key are not mapped
-    (unless their external_id is one of ``unsettled_ids``), and enter ``index`` as settled
-    straight from the ledger."""
+) -> tuple[list[SettledRow], list[ManifestRow], list[bytes | None] | None]:
+    """Of a batch: the rows the ledger knows by their key as imported unchanged (entered in
+    ``index`` as settled, if given), the records left to map, and those records' keys
+    (None without ``keys``)."""
+    if keys is None:
+        return [], records, None
+    record_keys = keys.keys(records)
+    keyed = [
+        (key, record.row_number)
+        for record, key in zip(records, record_keys, strict=True)
+        if key is not None
+    ]
+    settled = ledger.settled_rows(keyed, index.table if index is not None else None)
+    if not settled:
+        return settled, records, record_keys
+    numbers = {r.row_number for r in settled}
+    unsettled = [
+        (record, key)
+        for record, key in zip(records, record_keys, strict=True)
+        if record.row_number not in numbers
+    ]
+    return settled, [r for r, _ in unsettled], [k for _, k in unsettled]
+
+
+def _first_settled(settled: list[SettledRow]) -> list[tuple[int, str]]:
+    """(row, external_id) of the settled rows a plan may show: the first of a batch."""
+    return [(r.row_number, r.external_id) for r in settled[:EXAMPLES_PER_ACTION]]
+
+
+def _kept_manifest_batches(
+    ledger: Ledger, settings: ImportSettings, unsettled_ids: Container[str]
+) -> Iterator[tuple[list[MappedRow | SettledRow], list[KeyedRow]]]:
+    """A kept manifest's batches read again, in file order, and the keys its mapped rows
+    taught: rows the ledger knows by key are not mapped, unless their external_id is one
+    of ``unsettled_ids``."""
     manifest, mapping = settings.manifest, settings.mapping
     source = _checked_source(manifest, mapping, settings.source)
     mapper = BatchMapper(manifest, mapping, _media_filter(ledger, settings))
-    keys = row_keys(mapping, source, mapper.mapper) if settle and not settings.check_media else None
-    for records in read_manifest(manifest, settings.batch_size, source, stats):
-        if keys is None:
-            mapped = mapper(records)
-            yield list[MappedRow | SettledRow](mapped), mapped, [], []
-            continue
-        record_keys = keys.keys(records)
-        settled = {
-            found.row_number: found
-            for found in ledger.settled_rows(
-                [
-                    (key, record.row_number)
-                    for record, key in zip(records, record_keys, strict=True)
-                    if key is not None
-                ],
-                index.table if index is not None else None,
-            )
-        }
-        unsettled = [
-            (record, key)
-            for record, key in zip(records, record_keys, strict=True)
-            if record.row_number not in settled
-        ]
-        mapped = mapper([record for record, _ in unsettled])
-        learned = learned_keys(mapped, [key for _, key in unsettled])
+    keys = row_keys(mapping, source, mapper.mapper) if not settings.check_media else None
+    for records in read_manifest(manifest, settings.batch_size, source):
+        settled, unsettled, unsettled_keys = _known_by_key(ledger, keys, records)
+        mapped = mapper(unsettled)
+        known = {r.row_number: r for r in settled}
         fresh = iter(mapped)
         in_order: list[MappedRow | SettledRow] = [
             next(fresh)
-            if (known := settled.get(record.row_number)) is None
-            else known
-            if known.external_id not in unsettled_ids
+            if (row := known.get(record.row_number)) is None
+            else row
+            if row.external_id not in unsettled_ids
             else mapper([record])[0]
             for record in records
         ]
-        yield in_order, mapped, learned, list(settled.values())
+        learned = learned_keys(mapped, unsettled_keys) if unsettled_keys is not None else []
+        yield in_order, learned
 
 
 def index_manifest(
@@ -323,8 +325,14 @@ def index_manifest(
             prefixes.update(
                 prefix_of(r.external_id, r.source_id or "") for r in settled if r.external_id
             )
-        shown = [(r.row_number, r.external_id) for r in settled[:EXAMPLES_PER_ACTION]]
-        head = (outcome.ids, outcome.importable, outcome.mapped, len(settled), last_row, shown)
+        head = (
+            outcome.ids,
+            outcome.importable,
+            outcome.mapped,
+            len(settled),
+            last_row,
+            _first_settled(settled),
+        )
         index.spool_serialized(outcome.spooled, head)
         ledger.learn_row_keys(outcome.learned)
         seen["rows"] += outcome.mapped + len(settled)
@@ -335,25 +343,8 @@ def index_manifest(
 
     def submit(pool: MappingPool, records: list[ManifestRow]) -> None:
         """Hand the batch's records the ledger does not know by key to the pool."""
-        settled: list[SettledRow] = []
-        record_keys = keys.keys(records) if keys is not None else None
-        if record_keys is not None:
-            keyed = [
-                (key, record.row_number)
-                for record, key in zip(records, record_keys, strict=True)
-                if key is not None
-            ]
-            settled = ledger.settled_rows(keyed, index.table)
-        if settled:
-            numbers = {r.row_number for r in settled}
-            unsettled = [
-                (record, key)
-                for record, key in zip(records, record_keys or (), strict=True)
-                if record.row_number not in numbers
-            ]
-            pool.submit([r for r, _ in unsettled], [k for _, k in unsettled], index.compressing)
-        else:
-            pool.submit(records, record_keys, index.compressing)
+        settled, unsettled, unsettled_keys = _known_by_key(ledger, keys, records, index)
+        pool.submit(unsettled, unsettled_keys, index.compressing)
         in_flight.append((settled, records[-1].row_number if records else 0))
 
     ledger.forget_learned_keys()  # any a pass one stopped before keeping them noted
@@ -404,14 +395,9 @@ settled rows (settled rows are counted, never planned: a plan shows the first fe
 
 def _mapped_form(batch: list[MappedRow | SettledRow]) -> MappedBatch:
     mapped = [r for r in batch if isinstance(r, MappedRow)]
-    settled = len(batch) - len(mapped)
-    shown = list(
-        itertools.islice(
-            ((r.row_number, r.external_id) for r in batch if isinstance(r, SettledRow)),
-            EXAMPLES_PER_ACTION if settled else 0,
-        )
-    )
-    return mapped, settled, batch[-1].row_number if batch else 0, shown
+    settled = [r for r in batch if isinstance(r, SettledRow)]
+    last_row = batch[-1].row_number if batch else 0
+    return mapped, len(settled), last_row, _first_settled(settled)
 
 
 SpoolHead = tuple[list[str], bool, int, int, int, list[tuple[int, str]]]
@@ -634,9 +620,7 @@ def reread_batches(
 ) -> Iterator[PlannedBatch]:
     """Pass two of a manifest whose index was kept: read again as it is planned, so the
     first request leaves with the first row to send; rows known by their key unmapped."""
-    for batch, _, learned, _ in _pass_one_batches(
-        ledger, settings, None, settle=True, unsettled_ids=duplicates
-    ):
+    for batch, learned in _kept_manifest_batches(ledger, settings, duplicates):
         ledger.remember_row_keys(learned)
         yield _planned(ledger, settings, duplicates, index, _mapped_form(batch))
 
