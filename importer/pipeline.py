@@ -410,6 +410,8 @@ def plan_manifest(
     on_notice: Callable[[str], None] | None = None,
     on_new_rows: Callable[[int], bool] | None = None,
     on_settled_rows: Callable[[int], None] | None = None,
+    *,
+    spool_records: bool = False,
 ) -> Counter[Action]:
     """The plan alone: every row's action, sending no create and writing nothing.
 
@@ -418,7 +420,8 @@ def plan_manifest(
     With ``on_settled_rows``, rows the ledger knows by their key as imported unchanged are
     not mapped, as in a run: ``on_row`` sees the first few of each batch (``settled_planned``
     rows, in file order with the others) and ``on_settled_rows`` is told how many more;
-    without it, every row is mapped and seen."""
+    without it, every row is mapped and seen. ``spool_records``: the batches ``on_row``
+    sees are mapped again rather than kept mapped (for a plan that sees few of them)."""
     settings, notices = prepare(settings, ledger)
     if settings.check_media:
         from importer.events import HumanReporter
@@ -427,7 +430,12 @@ def plan_manifest(
     stats = ReadStats()
     prefixes: set[str] = set()
     index, duplicates, seen = index_manifest(
-        ledger, settings, stats, prefixes=prefixes, settle=on_settled_rows is not None
+        ledger,
+        settings,
+        stats,
+        prefixes=prefixes,
+        settle=on_settled_rows is not None,
+        spool_records=spool_records,
     )
     refuse_changed_zone(ledger, settings, prefixes)
     for notice in [

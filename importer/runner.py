@@ -287,6 +287,7 @@ def plan_report(settings: ImportSettings, ledger_path: Path, out: Path | None) -
                 on_notice=printer.notices.append,
                 on_new_rows=printer.count_new,
                 on_settled_rows=None if printer.every_row else printer.count_settled,
+                spool_records=handle is None,  # without a CSV of every row, few are seen
             )
         finally:
             if handle:

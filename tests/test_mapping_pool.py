@@ -20,7 +20,13 @@ from importer.cli.options import ReadingChoices
 from importer.errors import ManifestError
 from importer.ledger import Ledger
 from importer.ledger.manifest_index import SpooledRecord
-from importer.plan.mapping_pool import MappedOutcome, MappingPool, outcome_of, owned
+from importer.plan.mapping_pool import (
+    MappedOutcome,
+    MappingPool,
+    outcome_of,
+    owned,
+    records_read_back,
+)
 from importer.plan.passes import BatchMapper, index_manifest
 from importer.read.manifest import ReadStats, read_manifest
 from importer.rows import validate
@@ -94,6 +100,20 @@ def test_workers_leave_what_the_main_process_alone_leaves(tmp_path: Path) -> Non
     assert seen["rows"] == 401 and len(spooled) == 58 and stats.undecodable_rows == 1
     assert "crm:rec-1" in duplicates and prefixes == {"crm:"} and len(keys) > 300
     assert {r.skip_reason is not None for r in rejected} == {True, False}
+
+
+def test_workers_spool_a_plans_records_as_the_main_process_does(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", varied_rows(300))
+    settings = dataclasses.replace(import_settings(manifest, ReadingChoices()), batch_size=9)
+
+    alone = pass_one(settings, tmp_path / "alone.db", workers=0, spool_records=True)
+    with_workers = pass_one(settings, tmp_path / "workers.db", workers=2, spool_records=True)
+
+    assert with_workers == alone
+    spooled = alone[1]
+    records = [record for _, body in spooled for record in records_read_back(body)]
+    rows = list(read_manifest(manifest, 9))
+    assert records == [record for batch in rows for record in batch]
 
 
 def test_workers_map_only_what_the_ledger_does_not_know(sandbox: Sandbox, tmp_path: Path) -> None:

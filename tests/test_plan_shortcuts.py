@@ -80,10 +80,16 @@ def test_batches_of_new_rows_plan_as_every_batch_is_planned(
             index, duplicates, _ = index_manifest(ledger, options)
             fast = list(planned_batches(ledger, options, duplicates, index))
             slow = list(planned_batches(ledger, options, duplicates, index, shortcut=False))
+            # A plan's spool: the records, mapped again when read back.
+            index, duplicates, _ = index_manifest(ledger, options, spool_records=True)
+            assert index.spools_records
+            again = list(planned_batches(ledger, options, duplicates, index))
     assert [(b.settled, b.last_row) for b in fast] == [(b.settled, b.last_row) for b in slow]
-    for shortcut, planned in zip(fast, slow, strict=True):
-        assert shortcut.rows == planned.rows
+    assert [(b.new_rows, b.last_row) for b in again] == [(b.new_rows, b.last_row) for b in fast]
+    for shortcut, planned, mapped_again in zip(fast, slow, again, strict=True):
+        assert shortcut.rows == planned.rows == mapped_again.rows
         assert [vars(p) for p in shortcut.rows] == [vars(p) for p in planned.rows]
+        assert [vars(p) for p in mapped_again.rows] == [vars(p) for p in planned.rows]
         if shortcut.new_rows:
             assert shortcut.new_rows == len(planned.rows)
             assert {p.action for p in planned.rows} == {Action.NEW}
@@ -101,8 +107,8 @@ def test_a_plan_counting_new_rows_unseen_prints_the_same(
         path = write_manifest(Path(folder) / "m.csv", rows)
         options = _settings(path, batch_size, only_failed)
         printed = []
-        for counting in (False, True):
-            with Ledger(Path(folder) / f"{counting}.db") as ledger:
+        for counting, spool_records in ((False, False), (True, False), (True, True)):
+            with Ledger(Path(folder) / f"{counting}{spool_records}.db") as ledger:
                 _known(ledger, known, rows)
                 csv = io.StringIO()
                 printer = PlanPrinter(examples, csv_handle=csv if with_csv else None)
@@ -112,9 +118,10 @@ def test_a_plan_counting_new_rows_unseen_prints_the_same(
                     printer,
                     on_notice=printer.notices.append,
                     on_new_rows=printer.count_new if counting else None,
+                    spool_records=spool_records,
                 )
             printed.append((counts, printer.counts, printer.text(str(path)), csv.getvalue()))
-    assert printed[0] == printed[1]
+    assert printed[0] == printed[1] == printed[2]
 
 
 def test_a_plan_of_new_rows_reads_back_only_the_first_batches(

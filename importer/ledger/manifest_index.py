@@ -7,7 +7,7 @@ before the first request, and to count what is ahead. It is gone when the ledger
 
 Beside it, the spool keeps pass one's mapped rows, a compressed batch per record (marshal,
 else pickle; LZ4), so that planning reads them back instead of reading and validating the
-manifest a second time.
+manifest a second time; for a plan, which reads back few batches, the records as read.
 The planner reads what these queries find as plain values (``RecordingMatch``).
 """
 
@@ -55,7 +55,15 @@ def _deserialized(form: int, data: bytes) -> Any:
 def serialized_batch(batch: object, compress: bool) -> tuple[int, int, bytes]:
     """A batch as the spool keeps it: its form, its size, its bytes (LZ4-compressed with
     ``compress``); made wherever the batch was mapped (``importer.plan.mapping_pool``)."""
-    form, data = _serialized(batch)
+    return _kept_as(*_serialized(batch), compress)
+
+
+def serialized_marshalled(data: bytes, compress: bool) -> tuple[int, int, bytes]:
+    """``serialized_batch`` of a batch that is already marshalled (``data``)."""
+    return _kept_as(MARSHALLED, data, compress)
+
+
+def _kept_as(form: int, data: bytes, compress: bool) -> tuple[int, int, bytes]:
     size = len(data)
     if compress:
         form, data = form | COMPRESSED, _lz4().compress(data, asbytes=True)
@@ -142,6 +150,9 @@ class ManifestIndex:
         """What ``spool`` was given so far, in bytes, before any compression."""
         self.looked_up = 0
         """Rows ``recording_matches`` was asked about so far."""
+        self.spools_records = False
+        """Whether the spool keeps each batch's records as read rather than its rows mapped
+        (``index_manifest``'s ``spool_records``: pass two maps again what it reads back)."""
 
     def kept_in(self, table: str) -> None:
         """Read these same rows from now on from the table ``keep_manifest`` kept them in (in

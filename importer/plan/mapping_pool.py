@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from importer.ledger.manifest_index import serialized_batch
+from importer.ledger.manifest_index import serialized_batch, serialized_marshalled
 from importer.ledger.row_cache import KeyedRow
 from importer.plan.recordings import prefix_of
 from importer.plan.spool_form import plain_rows, rows_of
@@ -53,7 +53,8 @@ class MappedOutcome(NamedTuple):
     prefixes: set[str]
     """The external_id prefixes of the valid rows."""
     spooled: tuple[int, int, bytes]
-    """The mapped rows as the spool keeps them (form, size, bytes: ``serialized_batch``)."""
+    """The mapped rows as the spool keeps them (form, size, bytes: ``serialized_batch``),
+    or the batch's records as read (a plan's spool: ``spooled_records``)."""
     ids: list[str]
     """The mapped rows' external_ids."""
     importable: bool
@@ -69,9 +70,14 @@ class MappedOutcome(NamedTuple):
 
 
 def outcome_of(
-    mapped: list[MappedRow], keys: list[bytes | None] | None, compress: bool
+    mapped: list[MappedRow],
+    keys: list[bytes | None] | None,
+    compress: bool,
+    spooled: tuple[int, int, bytes] | None = None,
 ) -> MappedOutcome:
-    """What pass one keeps of these mapped rows (``keys``: theirs, in order, if known)."""
+    """What pass one keeps of these mapped rows (``keys``: theirs, in order, if known);
+    ``spooled``: what the spool keeps of the batch, when not the rows mapped (a plan keeps
+    the records as read: ``spooled_records``)."""
     valid = [
         (r.external_id, r.row_number, r.payload_hash, r.source_id, media_url_of(r))
         for r in mapped
@@ -80,7 +86,7 @@ def outcome_of(
     return MappedOutcome(
         valid,  # type: ignore[arg-type]
         {prefix_of(i, source or "") for i, _, _, source, _ in valid if i},
-        serialized_batch(plain_rows(mapped), compress),
+        serialized_batch(plain_rows(mapped), compress) if spooled is None else spooled,
         [r.external_id for r in mapped if r.external_id],
         all(r.skip_reason is None and r.valid for r in mapped),
         len(mapped),
@@ -88,6 +94,17 @@ def outcome_of(
         learned_keys(mapped, keys) if keys is not None else [],
         [r.row_number for r in mapped if r.errors and any(e.rule == "encoding" for e in r.errors)],
     )
+
+
+def spooled_records(records: list[ManifestRow], compress: bool) -> tuple[int, int, bytes]:
+    """A batch's records as a plan's spool keeps them: pass two maps again the few batches
+    it reads back (``records_read_back``), and pass one spools a third of the bytes."""
+    return serialized_batch([tuple(record) for record in records], compress)
+
+
+def records_read_back(body: list[tuple[Any, ...]]) -> list[ManifestRow]:
+    """The records ``spooled_records`` kept, read back."""
+    return [ManifestRow(*record) for record in body]
 
 
 def learned_keys(mapped: list[MappedRow], keys: list[bytes | None]) -> list[KeyedRow]:
@@ -167,10 +184,16 @@ class MappingPool:
                 worker.kill()
 
     def submit(
-        self, records: list[ManifestRow], keys: list[bytes | None] | None, compress: bool
+        self,
+        records: list[ManifestRow],
+        keys: list[bytes | None] | None,
+        compress: bool,
+        *,
+        spool_records: bool = False,
     ) -> None:
-        """Hand in a batch (its records' keys, if known; ``compress``: its spooled form);
-        its outcome comes in turn."""
+        """Hand in a batch (its records' keys, if known; ``compress``: its spooled form;
+        ``spool_records``: the spool keeps its records, not its rows mapped); its outcome
+        comes in turn."""
         self.rows += len(records)
         if self.executor is None and self.workers and self.rows > self.rows_before_workers:
             assert self.worker_setup is not None
@@ -180,12 +203,13 @@ class MappingPool:
                 initializer=_start_worker,
                 initargs=(*self.worker_setup, os.getpid()),
             )
-        pending = _Pending(None, records, keys, compress)
+        pending = _Pending(None, records, keys, compress, spool_records)
         if self.executor is not None and records:  # a batch all settled has nothing to map
             try:
                 # Plain values both ways, in marshal's form: several times cheaper than
                 # pickling them, and the main process's time is what the workers wait on.
-                batch = marshal.dumps(([tuple(record) for record in records], keys, compress))
+                rows = marshal.dumps([tuple(record) for record in records])
+                batch = marshal.dumps((rows, keys, compress, spool_records))
             except ValueError:
                 batch = None  # a cell that is not plain text: mapped here
             if batch is not None:
@@ -225,7 +249,9 @@ class MappingPool:
             else:
                 self.by_workers += 1
                 return outcome
-        return outcome_of(self.mapper(pending.records), pending.keys, pending.compress)
+        records, compress = pending.records, pending.compress
+        spooled = spooled_records(records, compress) if pending.spool_records else None
+        return outcome_of(self.mapper(records), pending.keys, compress, spooled)
 
 
 class _Pending(NamedTuple):
@@ -236,6 +262,7 @@ class _Pending(NamedTuple):
     records: list[ManifestRow]
     keys: list[bytes | None] | None
     compress: bool
+    spool_records: bool
 
 
 STOPS = {signal.SIGINT, signal.SIGTERM}
@@ -291,8 +318,11 @@ def _exit_when_orphaned(parent: int) -> None:
 
 def _map_in_worker(batch: bytes) -> bytes:
     assert _worker_mapper is not None
-    rows, keys, compress = marshal.loads(batch)
-    outcome = outcome_of(_worker_mapper([ManifestRow(*row) for row in rows]), keys, compress)
+    rows, keys, compress, spool_records = marshal.loads(batch)
+    # The records as the spool keeps them are the bytes received (the same as marshalled there).
+    spooled = serialized_marshalled(rows, compress) if spool_records else None
+    records = [ManifestRow(*row) for row in marshal.loads(rows)]
+    outcome = outcome_of(_worker_mapper(records), keys, compress, spooled)
     # A NamedTuple is not marshal's: its fields go as a plain tuple, rows and keys as theirs.
     rejected, learned = plain_rows(outcome.rejected), [tuple(k) for k in outcome.learned]
     return marshal.dumps((*outcome[:6], rejected, learned, outcome.undecodable))

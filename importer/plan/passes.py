@@ -30,6 +30,7 @@ from importer.plan.mapping_pool import (
     learned_keys,
     media_url_of,
     owned,
+    records_read_back,
     worker_count,
 )
 from importer.plan.media import preflight
@@ -296,6 +297,7 @@ def index_manifest(
     prefixes: set[str] | None = None,
     *,
     settle: bool = False,
+    spool_records: bool = False,
 ) -> tuple[ManifestIndex, dict[str, DuplicateInfo], Counter[str]]:
     """Pass one: validate everything and find external_ids used on several rows.
 
@@ -303,13 +305,17 @@ def index_manifest(
     records them there); ``prefixes`` collects the external_id prefixes of the valid rows.
     With ``settle`` (a run), rows the ledger holds as imported unchanged are known by their
     key and not mapped, and the keys of the rows mapped are kept. A long manifest's batches
-    are mapped by worker processes (``mapping_pool``) while this one reads the next."""
+    are mapped by worker processes (``mapping_pool``) while this one reads the next.
+    With ``spool_records`` (a plan that reads back few batches: no CSV of every row), the
+    spool keeps each batch's records rather than its rows mapped, and pass two maps again
+    the batches it reads back: spooling mapped rows is a sixth of mapping them."""
     index = ManifestIndex(ledger)
     index.start()
     seen: Counter[str] = Counter()
     manifest, mapping = settings.manifest, settings.mapping
     source = _checked_source(manifest, mapping, settings.source)
     mapper = BatchMapper(manifest, mapping, _media_filter(ledger, settings))
+    index.spools_records = spool_records and _plain_mapping(mapper)
     usable = settle and not settings.check_media and ledger.keys_of_use()
     keys = row_keys(mapping, source, mapper.mapper) if usable else None
     in_flight: deque[tuple[list[SettledRow], int]] = deque()
@@ -344,15 +350,15 @@ def index_manifest(
     def submit(pool: MappingPool, records: list[ManifestRow]) -> None:
         """Hand the batch's records the ledger does not know by key to the pool."""
         settled, unsettled, unsettled_keys = _known_by_key(ledger, keys, records, index)
-        pool.submit(unsettled, unsettled_keys, index.compressing)
+        pool.submit(
+            unsettled, unsettled_keys, index.compressing, spool_records=index.spools_records
+        )
         in_flight.append((settled, records[-1].row_number if records else 0))
 
     ledger.forget_learned_keys()  # any a pass one stopped before keeping them noted
     with MappingPool(
         mapper,
-        (BatchMapper, (manifest, mapping))
-        if mapper.media_failures is None and owned(mapper.mapper)
-        else None,
+        (BatchMapper, (manifest, mapping)) if _plain_mapping(mapper) else None,
         settings.mapping_workers if settings.mapping_workers is not None else worker_count(),
         settings.rows_before_workers,
     ) as pool:
@@ -383,8 +389,17 @@ def index_manifest(
         if stats is not None:
             for name, value in vars(ReadStats()).items():
                 setattr(stats, name, value)
-        return index_manifest(ledger, settings, stats, None, prefixes, settle=False)
+        return index_manifest(
+            ledger, settings, stats, None, prefixes, settle=False, spool_records=spool_records
+        )
     return index, duplicates, seen
+
+
+def _plain_mapping(mapper: BatchMapper) -> bool:
+    """The package's own mapping, with no media preflight: a worker makes it itself, and a
+    batch mapped again gives the same rows (a preflight's failures are the ledger's cache,
+    which may change meanwhile)."""
+    return mapper.media_failures is None and owned(mapper.mapper)
 
 
 MappedBatch = tuple[list[MappedRow], int, int, list[tuple[int, str]]]
@@ -457,24 +472,39 @@ def planned_batches(
     external_id). A batch of valid rows that neither the ledger, nor another row, nor a
     recording elsewhere says anything of is all ``new``: its rows are planned when asked
     for (``shortcut``; tests hold it to planning every batch at once)."""
+    read_back = _spooled_rows(settings, index)
     for record in index.spooled():
         ids, importable, mapped, settled, last_row, shown = record.head
         facts = ledger.facts_for(ids)
         if shortcut and importable and _all_new(ids, facts, duplicates, index, settings):
-            plan = functools.partial(_read_and_plan, record, facts, duplicates, settings.plan)
+            plan = functools.partial(
+                _read_and_plan, read_back, record, facts, duplicates, settings.plan
+            )
             yield PlannedBatch(settled, last_row, new_rows=(mapped, plan), settled_shown=shown)
         else:
-            rows = (rows_of(record.body()), settled, last_row, shown)
+            rows = (read_back(record), settled, last_row, shown)
             yield _planned(ledger, settings, duplicates, index, rows, facts)
 
 
+def _spooled_rows(
+    settings: ImportSettings, index: ManifestIndex
+) -> Callable[[SpooledRecord], list[MappedRow]]:
+    """How a spooled batch becomes its rows mapped: as spooled, or its records mapped again
+    (``index_manifest``'s ``spool_records``), as pass one mapped them."""
+    if not index.spools_records:
+        return lambda record: rows_of(record.body())
+    mapper = BatchMapper(settings.manifest, settings.mapping)
+    return lambda record: mapper(records_read_back(record.body()))
+
+
 def _read_and_plan(
+    read_back: Callable[[SpooledRecord], list[MappedRow]],
     record: SpooledRecord,
     facts: dict[str, LedgerFact],
     duplicates: dict[str, DuplicateInfo],
     options: PlanOptions,
 ) -> list[PlannedRow]:
-    return plan_rows(rows_of(record.body()), facts, duplicates, options)
+    return plan_rows(read_back(record), facts, duplicates, options)
 
 
 def _all_new(
