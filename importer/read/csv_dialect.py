@@ -257,8 +257,11 @@ class TrailingFooter:
         self, records: Iterable[tuple[int, list[str], Any]]
     ) -> list[tuple[int, list[str], Any]]:
         """The records known not to be the footer, in order."""
-        passed: list[tuple[int, list[str], Any]] = []
+        records = list(records)
         held = self.held
+        if not held and not any(map(FOOTER_START.match, [r[1][0] for r in records if r[1]])):
+            return records  # nearly every batch: no record starts like a footer
+        passed: list[tuple[int, list[str], Any]] = []
         for record in records:
             footer = is_footer_row(record[1])
             if footer and len(held) < MAX_FOOTER_ROWS:
@@ -324,6 +327,22 @@ def is_report_row(cells: list[str], id_index: int | None) -> bool:
 def few_cells_filled(cells: list[str]) -> bool:
     """At most ``MAX_REPORT_ROW_CELLS`` cells hold something."""
     return sum(1 for cell in cells if cell and cell.strip()) <= MAX_REPORT_ROW_CELLS
+
+
+def without_report_rows(
+    records: list[tuple[int, list[str], Any]],
+    id_index: int | None,
+    stats: ReportRowStats | None = None,
+) -> list[tuple[int, list[str], Any]]:
+    """``drop_report_rows`` of a batch: the batch itself when every record has its id."""
+    if id_index is None:
+        return records
+    try:
+        if all(map(str.strip, [record[1][id_index] for record in records])):
+            return records
+    except IndexError:  # a record without an id cell: each is looked at
+        pass
+    return list(drop_report_rows(records, id_index, stats))
 
 
 def drop_report_rows(

@@ -18,6 +18,7 @@ subtotals between records (rows with no id and one or two cells), are dropped an
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from importer.read.csv_dialect import (
     few_cells_filled,
     lines_are_short,
     sniff_delimiter,
+    without_report_rows,
 )
 from importer.read.formulas import restore, written_by_importer
 from importer.read.kinds import check_readable, manifest_format
@@ -124,7 +126,7 @@ def read_manifest(
     elif kind == "xlsx":
         yield from _batches(_read_sheet(path, source, stats), batch_size)
     else:
-        yield from _batches(_read_csv(path, source, stats), batch_size)
+        yield from _rebatched(_read_csv(path, source, stats), batch_size)
 
 
 def _looks_like_report_row(row: ManifestRow) -> bool:
@@ -140,6 +142,26 @@ def _batches(rows: Iterator[ManifestRow], batch_size: int) -> Iterator[list[Mani
         if len(batch) >= batch_size:
             yield batch
             batch = []
+    if batch:
+        yield batch
+
+
+_manifest_row = functools.partial(tuple.__new__, ManifestRow)
+"""``ManifestRow._make`` of all three fields, without a call of Python per row (as a
+NamedTuple's own ``__new__`` is: a tenth of a plain CSV row's reading)."""
+
+
+def _rebatched(chunks: Iterator[list[ManifestRow]], batch_size: int) -> Iterator[list[ManifestRow]]:
+    """The rows of these lists in batches of ``batch_size`` (the last may be shorter)."""
+    batch: list[ManifestRow] = []
+    for chunk in chunks:
+        if not batch and len(chunk) == batch_size:
+            yield chunk  # as read: the default batch is the reader's
+            continue
+        batch.extend(chunk)
+        while len(batch) >= batch_size:
+            yield batch[:batch_size]
+            batch = batch[batch_size:]
     if batch:
         yield batch
 
@@ -202,7 +224,10 @@ CSV_BATCH = 1000
 """Records read at a time: a batch's cells are checked at once for what is nearly never there."""
 
 
-def _read_csv(path: Path, source: SourceOptions, stats: ReadStats | None) -> Iterator[ManifestRow]:
+def _read_csv(
+    path: Path, source: SourceOptions, stats: ReadStats | None
+) -> Iterator[list[ManifestRow]]:
+    """The file's rows, a list at a time (about ``CSV_BATCH``)."""
     with _open_csv(path, source) as handle:
         reader = _csv_reader(handle, source)
         header = _csv_header(path, reader, handle.encoding)
@@ -220,13 +245,23 @@ def _read_csv(path: Path, source: SourceOptions, stats: ReadStats | None) -> Ite
                 or LINE_TOO_LONG in "\x01".join(cells)
                 or max(map(len, cells), default=0) > MAX_CELL_CHARS
             )
-            for line, record, last in drop_report_rows(footer.feed(batch), id_index, report_rows):
+            kept = without_report_rows(footer.feed(batch), id_index, report_rows)
+            if not odd and {len(record) for _, record, _ in kept} <= {width}:
+                # What _row makes of records of the header's width with nothing odd.
+                plain = [(n, dict(zip(header, record, strict=True)), None) for n, record, _ in kept]
+                yield list(map(_manifest_row, plain))
+                continue
+            rows = []
+            for line, record, last in kept:
                 if odd or len(record) != width:
                     too_long = LINE_TOO_LONG in "\x01".join(record)
                     shape = _csv_shape(header, record, delimiter, (line, last))
-                    yield _row(header, line, record, ours=ours, too_long=too_long, shape=shape)
-                else:  # what _row makes of a record of the header's width with nothing odd
-                    yield ManifestRow(line, dict(zip(header, record, strict=True)))
+                    rows.append(
+                        _row(header, line, record, ours=ours, too_long=too_long, shape=shape)
+                    )
+                else:
+                    rows.append(ManifestRow(line, dict(zip(header, record, strict=True))))
+            yield rows
         footer.end()
 
 
@@ -249,8 +284,9 @@ def _csv_records(path: Path, reader: Any) -> Iterator[list[tuple[int, list[str],
             ) from error
         if not records:
             return
+        placed: Iterable[tuple[int, list[str], int]]
         if reader.line_num - before == len(records):
-            placed = [(line, record, line) for line, record in enumerate(records, before + 1)]
+            placed = ((line, record, line) for line, record in enumerate(records, before + 1))
         else:
             placed = []
             last = before
