@@ -5,6 +5,7 @@ Callers name the question; the SQL stays here.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -31,8 +32,10 @@ class Queries(LedgerDB):
 
     def facts_for(self, external_ids: Iterable[str]) -> dict[str, LedgerFact]:
         """Ledger facts for a batch of external ids (absent ids are new)."""
-        ids = list(dict.fromkeys(external_ids))
         facts: dict[str, LedgerFact] = {}
+        if self._read_without_engagements:
+            return facts
+        ids = list(dict.fromkeys(external_ids))
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -50,6 +53,12 @@ class Queries(LedgerDB):
                     engagement_id=row["engagement_id"],
                 )
         return facts
+
+    @functools.cached_property
+    def _read_without_engagements(self) -> bool:
+        """A ledger read only (a plan) that holds no engagement: every batch of a plan of a
+        first import would ask it in vain (a third of a second at a million rows)."""
+        return self.readonly and not self.db.execute("SELECT 1 FROM engagements LIMIT 1").fetchone()
 
     def zones_read(self, prefixes: Iterable[str] = ()) -> list[tuple[str, str, int, str]]:
         """(prefix, zone, rows, an external_id) for rows whose time without an offset was read

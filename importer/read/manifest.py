@@ -432,4 +432,4 @@ def _read_parquet(
     path: Path, batch_size: int, source: SourceOptions
 ) -> Iterator[list[ManifestRow]]:
     for batch in parquet_batches(path, batch_size, source.id_column):
-        yield [ManifestRow(number, cells) for number, cells in batch]
+        yield [_manifest_row((number, cells, None)) for number, cells in batch]

@@ -25,6 +25,7 @@ skip_without_media = true   # a row without a media URL is skipped, not invalid
 from __future__ import annotations
 
 import functools
+import operator
 import sys
 from collections import Counter
 from collections.abc import Collection, Sequence
@@ -107,7 +108,10 @@ class ColumnMapping:
             if isinstance(column, tuple):
                 values = [join_cells(name, [cells.get(c, "") for c in column]) for cells in rows]
             else:
-                values = [cells.get(column, "") for cells in rows]
+                try:  # every row has the column, nearly always: taken in C
+                    values = list(map(operator.itemgetter(column), rows))
+                except KeyError:
+                    values = [cells.get(column, "") for cells in rows]
             if folded is not None:
                 values = [folded.get(value.strip().casefold(), value) for value in values]
             if default is not None:
