@@ -17,6 +17,7 @@ from importer.ledger.manifest_index import SpooledRecord
 from importer.outcomes import Action, Status
 from importer.pipeline import plan_manifest
 from importer.plan.passes import index_manifest, planned_batches
+from importer.plan.repeats import SeenOnce
 from importer.report.files import PlanPrinter
 from importer.rows.validate import MappingOptions
 from importer.settings import ImportSettings, PlanOptions
@@ -84,6 +85,14 @@ def test_batches_of_new_rows_plan_as_every_batch_is_planned(
             index, duplicates, _ = index_manifest(ledger, options, spool_records=True)
             assert index.spools_records
             again = list(planned_batches(ledger, options, duplicates, index))
+            # Repeats and shared recordings asked of SQL whatever the hashes say.
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(SeenOnce, "ids_once_each", lambda _: False)
+                patch.setattr(SeenOnce, "media_once_each", lambda _: False)
+                index, duplicates, _ = index_manifest(ledger, options)
+                assert not index.no_recording_elsewhere
+                by_sql = list(planned_batches(ledger, options, duplicates, index))
+    assert [[vars(p) for p in b.rows] for b in by_sql] == [[vars(p) for p in b.rows] for b in slow]
     assert [(b.settled, b.last_row) for b in fast] == [(b.settled, b.last_row) for b in slow]
     assert [(b.new_rows, b.last_row) for b in again] == [(b.new_rows, b.last_row) for b in fast]
     for shortcut, planned, mapped_again in zip(fast, slow, again, strict=True):
@@ -142,3 +151,57 @@ def test_a_plan_of_new_rows_reads_back_only_the_first_batches(
     assert len(printer.samples[Action.NEW]) == 5 and len(printer.previews) == 3
     # Three shown to be sent are in the first batch; five examples, in the first two.
     assert [last_row for *_, last_row, _ in read_back] == [5, 9]
+
+
+def _temp_indexes(ledger: Ledger) -> set[str]:
+    found = ledger.db.execute("SELECT name FROM temp.sqlite_master WHERE type = 'index'")
+    return {name for (name,) in found}
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_plan_of_ids_and_recordings_each_on_one_row_asks_sql_nothing_of_them(
+    tmp_path: Path, shared: bool
+) -> None:
+    rows = [row(n) for n in range(30)]
+    if shared:  # one recording on two ids: SQL finds it (rows 4 and 21)
+        rows[19]["media_url"] = rows[2]["media_url"]
+    path = write_manifest(tmp_path / "m.csv", rows)
+    options = _settings(path, 4, False)
+    with Ledger(tmp_path / "l.db", readonly=True) as ledger:
+        printer = PlanPrinter()
+        counts = plan_manifest(options, ledger, printer, on_new_rows=printer.count_new)
+        indexes = _temp_indexes(ledger)
+    if shared:
+        assert "manifest_index_media" in indexes and counts[Action.SAME_RECORDING] == 1
+    else:
+        assert not indexes & {"manifest_index_id", "manifest_index_media"}
+        assert counts == {Action.NEW: 30}
+
+
+def test_a_ledger_holding_media_urls_is_asked_for_recordings(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "m.csv", [row(n) for n in range(6)])
+    options = _settings(path, 4, False)
+    with Ledger(tmp_path / "l.db") as ledger:  # row 3's recording, imported under another id
+        ledger.db.execute(
+            "INSERT INTO engagements (external_id, status, payload_hash, media_url) "
+            f"VALUES ('crm:old', '{Status.CREATED}', 'h', ?)",
+            [row(1)["media_url"]],
+        )
+        index, _, _ = index_manifest(ledger, options)
+        assert not index.no_recording_elsewhere
+        printer = PlanPrinter()
+        counts = plan_manifest(options, ledger, printer)
+    assert counts[Action.SAME_RECORDING] == 1 and counts[Action.NEW] == 5
+
+
+def test_hashes_say_a_repeat_among_many() -> None:
+    seen = SeenOnce()
+    many = [(f"crm:{n}", n, "h", str(n), f"https://m/{n}.mp3") for n in range(60_000)]
+    seen.add(many)
+    assert seen.ids_once_each() and seen.media_once_each()
+    seen.add([("crm:7", 9, "h", "7", "https://m/8.mp3")])
+    assert not seen.ids_once_each() and not seen.media_once_each()
+    seen = SeenOnce()
+    seen.add(many[:3])
+    seen.not_hashed()
+    assert not seen.ids_once_each() and not seen.media_once_each()

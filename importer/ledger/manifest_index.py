@@ -153,6 +153,9 @@ class ManifestIndex:
         self.spools_records = False
         """Whether the spool keeps each batch's records as read rather than its rows mapped
         (``index_manifest``'s ``spool_records``: pass two maps again what it reads back)."""
+        self.no_recording_elsewhere = False
+        """Set by ``media_seen_once_each``: no row's recording is on another external_id, in
+        the file or the ledger (nothing to look up)."""
 
     def kept_in(self, table: str) -> None:
         """Read these same rows from now on from the table ``keep_manifest`` kept them in (in
@@ -220,6 +223,7 @@ class ManifestIndex:
 
     def settled_among(self, external_ids: Iterable[str]) -> bool:
         """Whether any of these external_ids is on a row added as settled."""
+        self._ids_indexed()
         ids = list(external_ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -237,6 +241,24 @@ class ManifestIndex:
         """A read-only ledger of schema 1 has no source ids or media URLs to compare with."""
         return "media_url" in self.db.table("engagements").columns_dict
 
+    def media_seen_once_each(self) -> None:
+        """Pass one found each media URL of the file on one row only: then no row's recording
+        is under another external_id unless the ledger holds media URLs (a first import's
+        holds none), and recordings are not looked up (their indexes cost two seconds at a
+        million rows). Rows sent by this run add none: each has its own media URL."""
+        self.no_recording_elsewhere = (
+            not self._ledger_knows_recordings
+            or not self.db.execute(
+                "SELECT 1 FROM engagements WHERE media_url IS NOT NULL LIMIT 1"
+            ).fetchone()
+        )
+
+    def _ids_indexed(self) -> None:
+        """The scratch table's external_id index, made when first needed (a kept table has
+        one; a plan of ids each on one row never needs it)."""
+        if self.table == SCRATCH:
+            self.db.execute(SCRATCH_ID_INDEX)
+
     def _media_indexed(self) -> None:
         """The scratch table's media URL index, made when first needed (a kept table has
         one; a run that keeps its index never needs this one)."""
@@ -248,9 +270,10 @@ class ManifestIndex:
     def prefix_changes(self, conflicting: Iterable[str]) -> list[PrefixChange]:
         """Rows about to be sent as new whose source id and media URL were imported under
         another external_id: by (old prefix, new prefix), with a count and an example."""
-        if not self._ledger_knows_recordings:
+        if not self._ledger_knows_recordings or self.no_recording_elsewhere:
             return []
         conflicting = list(conflicting)
+        self._ids_indexed()
         self._media_indexed()
         self._fill("prefix_skip", conflicting)
         # The rows about to be sent as new first (no engagement, or a pending one: few on a
@@ -305,10 +328,13 @@ class ManifestIndex:
         them, as tests do to hold the shortcut to the same matches."""
         ids = list(dict.fromkeys(external_ids))
         self.looked_up += len(ids)
+        if self.no_recording_elsewhere:
+            return []
         if not every_row and self.looked_up > LOOKUPS_BEFORE_CANDIDATES:
             ids = self._recording_candidates(ids)
         in_ledger = self._ledger_knows_recordings
         if ids:
+            self._ids_indexed()
             self._media_indexed()
         imported = (
             "(SELECT e.external_id FROM engagements e WHERE e.media_url = i.media_url "
@@ -348,6 +374,8 @@ class ManifestIndex:
         Asked once, during pass two. The ledger can gain such a row later only from this
         manifest (a row sent, or one an older ledger learns the media URL of), and that
         media URL is then on two ids of the index, found here already."""
+        if self.no_recording_elsewhere:
+            return False
         self._media_indexed()
         self.db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS recording_candidates "
@@ -399,8 +427,7 @@ class ManifestIndex:
     def repeated(self, shown: int = 10) -> Iterator[tuple[str, int, bool, tuple[int, ...], int]]:
         """external_ids on more than one row: first row, whether the payloads differ, the
         first ``shown`` rows and how many more there are."""
-        if self.table == SCRATCH:  # a kept table has its own
-            self.db.execute(SCRATCH_ID_INDEX)
+        self._ids_indexed()
         # The repeated ids from the external_id index alone first; their rows only then.
         for row in self.db.query(
             "SELECT external_id, MIN(row_number) AS first_row, COUNT(*) AS n, "
@@ -422,6 +449,7 @@ class ManifestIndex:
         """Every sendable row becomes visible as ``pending`` before the first request."""
         conflicting = list(conflicting)
         stamp = now_iso()
+        self._ids_indexed()
         if self._ahead(conflicting):
             self._ahead_for = None  # the ledger changes now
             with self.db.conn:
@@ -457,6 +485,7 @@ class ManifestIndex:
 
     def unfinished_after(self, row_number: int) -> dict[str, int]:
         """Indexed ids first seen after a row that the ledger holds pending or in flight."""
+        self._ids_indexed()
         # From the ledger's unfinished rows (its status index), not every row of the index.
         return {
             row["status"]: row["n"]
@@ -475,6 +504,7 @@ class ManifestIndex:
         send them again. Rows read this run as invalid or skipped are in it, so not counted.
         The count, and the first ``shown`` external_ids.
         """
+        self._ids_indexed()
         where = (
             f"FROM engagements WHERE manifest = ? AND status IN {NOT_SENT} "
             f"AND external_id NOT IN (SELECT external_id FROM {self.table}) "
@@ -503,6 +533,7 @@ class ManifestIndex:
         sent, so they are not counted; with ``only_failed`` (retry) only rows a run left
         unfinished are to send.
         """
+        self._ids_indexed()
         counts = {
             "already imported": 0,
             "changed since import": 0,

@@ -42,6 +42,7 @@ from importer.plan.planner import (
     plan_rows,
 )
 from importer.plan.recordings import judge_recording, known_recordings, prefix_of
+from importer.plan.repeats import SeenOnce
 from importer.plan.spool_form import rows_of
 from importer.read.fingerprint import file_fingerprint
 from importer.read.manifest import ManifestRow, ReadStats, read_columns, read_manifest
@@ -320,12 +321,16 @@ def index_manifest(
     keys = row_keys(mapping, source, mapper.mapper) if usable else None
     in_flight: deque[tuple[list[SettledRow], int]] = deque()
     """Per batch handed to the pool: its settled rows and its last row number."""
+    seen_once = SeenOnce()
 
     def keep(outcome: MappedOutcome) -> None:
         settled, last_row = in_flight.popleft()
         if on_rejected is not None:
             on_rejected(outcome.rejected)
         index.add(outcome.valid)
+        seen_once.add(outcome.valid)
+        if settled:
+            seen_once.not_hashed()
         if prefixes is not None:
             prefixes.update(outcome.prefixes)
             prefixes.update(
@@ -377,10 +382,15 @@ def index_manifest(
         for outcome in pool.rest():
             keep(outcome)
     ledger.keep_learned_keys()
+    # SQL finds repeated ids and shared recordings only where hashes say there may be some.
     duplicates = {
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
-        for external_id, first_row, conflicting, rows, more in index.repeated()
+        for external_id, first_row, conflicting, rows, more in (
+            index.repeated() if not seen_once.ids_once_each() else ()
+        )
     }
+    if seen_once.media_once_each():
+        index.media_seen_once_each()
     duplicates.update(lookalike_duplicates(ledger.lookalike_ids()))
     if seen["settled"] and duplicates and index.settled_among(duplicates):
         # A row known by its key shares its external_id (or one alike) with another: judged
