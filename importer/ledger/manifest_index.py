@@ -154,8 +154,10 @@ class ManifestIndex:
         """Whether the spool keeps each batch's records as read rather than its rows mapped
         (``index_manifest``'s ``spool_records``: pass two maps again what it reads back)."""
         self.no_recording_elsewhere = False
-        """Set by ``media_seen_once_each``: no row's recording is on another external_id, in
-        the file or the ledger (nothing to look up)."""
+        """Set by pass one when each media URL of the file is on one row and the ledger holds
+        none: no row's recording is under another external_id, so none is looked up (their
+        indexes cost two seconds at a million rows). Rows this run sends add none: each has
+        a media URL of its own."""
 
     def kept_in(self, table: str) -> None:
         """Read these same rows from now on from the table ``keep_manifest`` kept them in (in
@@ -241,14 +243,11 @@ class ManifestIndex:
         """A read-only ledger of schema 1 has no source ids or media URLs to compare with."""
         return "media_url" in self.db.table("engagements").columns_dict
 
-    def media_seen_once_each(self) -> None:
-        """Pass one found each media URL of the file on one row only: then no row's recording
-        is under another external_id unless the ledger holds media URLs (a first import's
-        holds none), and recordings are not looked up (their indexes cost two seconds at a
-        million rows). Rows sent by this run add none: each has its own media URL."""
-        self.no_recording_elsewhere = (
-            not self._ledger_knows_recordings
-            or not self.db.execute(
+    def recordings_in_ledger(self) -> bool:
+        """Whether the ledger holds media URLs a row's recording could be under (a first
+        import's holds none)."""
+        return self._ledger_knows_recordings and bool(
+            self.db.execute(
                 "SELECT 1 FROM engagements WHERE media_url IS NOT NULL LIMIT 1"
             ).fetchone()
         )

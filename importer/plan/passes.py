@@ -389,8 +389,7 @@ def index_manifest(
             index.repeated() if not seen_once.ids_once_each() else ()
         )
     }
-    if seen_once.media_once_each():
-        index.media_seen_once_each()
+    index.no_recording_elsewhere = not index.recordings_in_ledger() and seen_once.media_once_each()
     duplicates.update(lookalike_duplicates(ledger.lookalike_ids()))
     if seen["settled"] and duplicates and index.settled_among(duplicates):
         # A row known by its key shares its external_id (or one alike) with another: judged

@@ -22,9 +22,9 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 
-COUNTED_IN_C_PAST = 50_000
-"""Hashes past which pyarrow counts the distinct ones in the array itself (8 MB a million)
-rather than a set of them (about 60 MB a million)."""
+SORTED_PAST = 50_000
+"""Hashes past which pyarrow sorts the array (8 MB a million) rather than a set holding them
+(about 60 MB a million)."""
 
 
 class SeenOnce:
@@ -56,11 +56,13 @@ class SeenOnce:
 
 
 def _any_equal(values: array[int]) -> bool:
-    if len(values) < COUNTED_IN_C_PAST:
+    if len(values) < SORTED_PAST:
         return len(set(values)) < len(values)
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    # The array's own memory, read in place; counted in C (a fiftieth of a second a million).
+    # The array's own memory, read in place and sorted in C: a quarter of a second and 16 MB
+    # a million (counting distinct values in a hash table took 120 MB).
     hashes = pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
-    return int(pc.count_distinct(hashes).as_py()) < len(values)
+    ordered = hashes.sort()
+    return bool(pc.any(pc.equal(ordered[1:], ordered[:-1])).as_py())
