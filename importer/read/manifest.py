@@ -239,11 +239,13 @@ def _read_csv(
         width = len(header)
         for batch in _csv_records(path, reader):
             cells = list(chain.from_iterable(record for _, record, _ in batch))
-            # One search of the joined cells: the separator is not in the marker.
+            # One search of the joined cells: the separator is not in the marker; and no cell
+            # is longer than all of them together.
+            joined = "\x01".join(cells)
             odd = (
                 ours
-                or LINE_TOO_LONG in "\x01".join(cells)
-                or max(map(len, cells), default=0) > MAX_CELL_CHARS
+                or LINE_TOO_LONG in joined
+                or (len(joined) > MAX_CELL_CHARS and max(map(len, cells)) > MAX_CELL_CHARS)
             )
             kept = without_report_rows(footer.feed(batch), id_index, report_rows)
             if not odd and {len(record) for _, record, _ in kept} <= {width}:
