@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from importer.ledger.manifest_index import serialized_batch, serialized_marshalled
+from importer.ledger.manifest_index import MARSHALLED, serialized_batch, serialized_marshalled
 from importer.ledger.row_cache import KeyedRow
 from importer.plan.recordings import prefix_of
 from importer.plan.spool_form import plain_rows, rows_of
@@ -94,6 +94,10 @@ def outcome_of(
         learned_keys(mapped, keys) if keys is not None else [],
         [r.row_number for r in mapped if r.errors and any(e.rule == "encoding" for e in r.errors)],
     )
+
+
+SPOOLED_BY_SENDER = (MARSHALLED, 0, b"")
+"""A worker's outcome's spooled form when the main process spools the records it sent."""
 
 
 def spooled_records(records: list[ManifestRow], compress: bool) -> tuple[int, int, bytes]:
@@ -203,7 +207,7 @@ class MappingPool:
                 initializer=_start_worker,
                 initargs=(*self.worker_setup, os.getpid()),
             )
-        pending = _Pending(None, records, keys, compress, spool_records)
+        pending = _Pending(None, records, keys, compress, spool_records, None)
         if self.executor is not None and records:  # a batch all settled has nothing to map
             try:
                 # Plain values both ways, in marshal's form: several times cheaper than
@@ -216,7 +220,7 @@ class MappingPool:
                 try:
                     with _stops_held():  # a submit may start a worker
                         future = self.executor.submit(_map_in_worker, batch)
-                    pending = pending._replace(future=future)
+                    pending = pending._replace(future=future, sent=rows)
                 except Exception:  # the pool is broken (a worker died): mapped here from now
                     self._stop_workers(wait=False)
         self.pending.append(pending)
@@ -248,6 +252,10 @@ class MappingPool:
                 self._stop_workers(wait=False)  # the batches still out are mapped here
             else:
                 self.by_workers += 1
+                if pending.spool_records and pending.sent is not None:
+                    # The records as sent, compressed here: a worker never loads the codec.
+                    sent = serialized_marshalled(pending.sent, pending.compress)
+                    outcome = outcome._replace(spooled=sent)
                 return outcome
         records, compress = pending.records, pending.compress
         spooled = spooled_records(records, compress) if pending.spool_records else None
@@ -263,6 +271,8 @@ class _Pending(NamedTuple):
     keys: list[bytes | None] | None
     compress: bool
     spool_records: bool
+    sent: bytes | None
+    """The records as sent to the worker (marshalled), which a plan's spool keeps."""
 
 
 STOPS = {signal.SIGINT, signal.SIGTERM}
@@ -319,9 +329,9 @@ def _exit_when_orphaned(parent: int) -> None:
 def _map_in_worker(batch: bytes) -> bytes:
     assert _worker_mapper is not None
     rows, keys, compress, spool_records = marshal.loads(batch)
-    # The records as the spool keeps them are the bytes received (the same as marshalled there).
-    spooled = serialized_marshalled(rows, compress) if spool_records else None
     records = [ManifestRow(*row) for row in marshal.loads(rows)]
+    # A plan's spool keeps the records the main process sent: it spools them itself.
+    spooled = SPOOLED_BY_SENDER if spool_records else None
     outcome = outcome_of(_worker_mapper(records), keys, compress, spooled)
     # A NamedTuple is not marshal's: its fields go as a plain tuple, rows and keys as theirs.
     rejected, learned = plain_rows(outcome.rejected), [tuple(k) for k in outcome.learned]
