@@ -35,7 +35,7 @@ from importer.ledger.manifest_index import MARSHALLED, serialized_batch, seriali
 from importer.ledger.row_cache import KeyedRow
 from importer.plan.recordings import prefix_of
 from importer.plan.spool_form import plain_rows, rows_of
-from importer.read.manifest import ManifestRow
+from importer.read.manifest import ManifestRow, manifest_rows
 from importer.rows.hashes import contacts_hash
 from importer.rows.validate import MappedRow
 from importer.settings import ROWS_BEFORE_WORKERS
@@ -103,12 +103,12 @@ SPOOLED_BY_SENDER = (MARSHALLED, 0, b"")
 def spooled_records(records: list[ManifestRow], compress: bool) -> tuple[int, int, bytes]:
     """A batch's records as a plan's spool keeps them: pass two maps again the few batches
     it reads back (``records_read_back``), and pass one spools a third of the bytes."""
-    return serialized_batch([tuple(record) for record in records], compress)
+    return serialized_batch(list(map(tuple, records)), compress)
 
 
 def records_read_back(body: list[tuple[Any, ...]]) -> list[ManifestRow]:
     """The records ``spooled_records`` kept, read back."""
-    return [ManifestRow(*record) for record in body]
+    return manifest_rows(body)
 
 
 def learned_keys(mapped: list[MappedRow], keys: list[bytes | None]) -> list[KeyedRow]:
@@ -212,7 +212,7 @@ class MappingPool:
             try:
                 # Plain values both ways, in marshal's form: several times cheaper than
                 # pickling them, and the main process's time is what the workers wait on.
-                rows = marshal.dumps([tuple(record) for record in records])
+                rows = marshal.dumps(list(map(tuple, records)))
                 batch = marshal.dumps((rows, keys, compress, spool_records))
             except ValueError:
                 batch = None  # a cell that is not plain text: mapped here
@@ -329,7 +329,7 @@ def _exit_when_orphaned(parent: int) -> None:
 def _map_in_worker(batch: bytes) -> bytes:
     assert _worker_mapper is not None
     rows, keys, compress, spool_records = marshal.loads(batch)
-    records = [ManifestRow(*row) for row in marshal.loads(rows)]
+    records = manifest_rows(marshal.loads(rows))
     # A plan's spool keeps the records the main process sent: it spools them itself.
     spooled = SPOOLED_BY_SENDER if spool_records else None
     outcome = outcome_of(_worker_mapper(records), keys, compress, spooled)

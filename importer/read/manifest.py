@@ -151,6 +151,11 @@ _manifest_row = functools.partial(tuple.__new__, ManifestRow)
 NamedTuple's own ``__new__`` is: a tenth of a plain CSV row's reading)."""
 
 
+def manifest_rows(values: Iterable[tuple[int, dict[str, str], str | None]]) -> list[ManifestRow]:
+    """The rows of these (row number, cells, problem) tuples, made in C."""
+    return list(map(_manifest_row, values))
+
+
 def _rebatched(chunks: Iterator[list[ManifestRow]], batch_size: int) -> Iterator[list[ManifestRow]]:
     """The rows of these lists in batches of ``batch_size`` (the last may be shorter)."""
     batch: list[ManifestRow] = []
@@ -251,7 +256,7 @@ def _read_csv(
             if not odd and {len(record) for _, record, _ in kept} <= {width}:
                 # What _row makes of records of the header's width with nothing odd.
                 plain = [(n, dict(zip(header, record, strict=True)), None) for n, record, _ in kept]
-                yield list(map(_manifest_row, plain))
+                yield manifest_rows(plain)
                 continue
             rows = []
             for line, record, last in kept:
@@ -434,4 +439,4 @@ def _read_parquet(
     path: Path, batch_size: int, source: SourceOptions
 ) -> Iterator[list[ManifestRow]]:
     for batch in parquet_batches(path, batch_size, source.id_column):
-        yield [_manifest_row((number, cells, None)) for number, cells in batch]
+        yield manifest_rows([(number, cells, None) for number, cells in batch])
