@@ -133,6 +133,25 @@ def test_batches_are_bounded(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("size", "sizes"),
+    [
+        (0, [1] * 2500),
+        (-3, [1] * 2500),
+        (999, [999, 999, 502]),
+        (1000, [1000, 1000, 500]),
+        (1001, [1001, 1001, 498]),
+    ],
+)
+def test_batches_cut_across_the_readers_own(tmp_path: Path, size: int, sizes: list[int]) -> None:
+    """The CSV reader reads a thousand records at a time; batches of any size cut across
+    them, and a size below one (from a damaged ledger's settings) is one, not a hang."""
+    lines = [HEADER] + [ROW.format(id=n, title="t") for n in range(2500)]
+    batches = list(read_manifest(write(tmp_path, "\n".join(lines)), batch_size=size))
+    assert [len(b) for b in batches] == sizes
+    assert [r.row_number for b in batches for r in b] == list(range(2, 2502))
+
+
+@pytest.mark.parametrize(
     ("content", "fragment"),
     [
         (b"", "is empty"),

@@ -28,6 +28,7 @@ from importer.plan.mapping_pool import (
     records_read_back,
 )
 from importer.plan.passes import BatchMapper, index_manifest
+from importer.plan.spool_form import rows_of
 from importer.read.manifest import ReadStats, read_manifest
 from importer.rows import validate
 from importer.rows.validate import MappedRow
@@ -106,14 +107,24 @@ def test_workers_spool_a_plans_records_as_the_main_process_does(tmp_path: Path) 
     manifest = write_manifest(tmp_path / "m.csv", varied_rows(300))
     settings = dataclasses.replace(import_settings(manifest, ReadingChoices()), batch_size=9)
 
-    alone = pass_one(settings, tmp_path / "alone.db", workers=0, spool_records=True)
-    with_workers = pass_one(settings, tmp_path / "workers.db", workers=2, spool_records=True)
+    def spooled(workers: int) -> list[tuple[Any, bool, Any]]:
+        options = dataclasses.replace(settings, mapping_workers=workers, rows_before_workers=0)
+        with Ledger(tmp_path / "none.db", readonly=True) as ledger:
+            index, _, _ = index_manifest(ledger, options, spool_records=True)
+            return [(r.head, r.holds_records, r.body()) for r in index.spooled()]
+
+    alone, with_workers = spooled(0), spooled(2)
 
     assert with_workers == alone
-    spooled = alone[1]
-    records = [record for _, body in spooled for record in records_read_back(body)]
-    rows = list(read_manifest(manifest, 9))
-    assert records == [record for batch in rows for record in batch]
+    # Batches of valid rows keep their records as read; the others, their rows mapped.
+    batches = list(read_manifest(manifest, 9))
+    mapper = BatchMapper(manifest, settings.mapping)
+    holding = [all(r.valid and r.skip_reason is None for r in mapper(b)) for b in batches]
+    assert [holds for _, holds, _ in alone] == holding and 0 < sum(holding) < len(batches)
+    for (_, holds, body), batch in zip(alone, batches, strict=True):
+        assert (records_read_back(body) if holds else [r.row_number for r in rows_of(body)]) == (
+            batch if holds else [r.row_number for r in batch]
+        )
 
 
 def test_workers_map_only_what_the_ledger_does_not_know(sandbox: Sandbox, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from importer.ledger import Ledger
 from importer.ledger.manifest_index import SpooledRecord
 from importer.outcomes import Action, Status
 from importer.pipeline import plan_manifest
-from importer.plan.passes import index_manifest, planned_batches
+from importer.plan.passes import BatchMapper, index_manifest, planned_batches
 from importer.plan.repeats import SeenOnce
 from importer.report.files import PlanPrinter
 from importer.rows.validate import MappingOptions
@@ -81,10 +81,6 @@ def test_batches_of_new_rows_plan_as_every_batch_is_planned(
             index, duplicates, _ = index_manifest(ledger, options)
             fast = list(planned_batches(ledger, options, duplicates, index))
             slow = list(planned_batches(ledger, options, duplicates, index, shortcut=False))
-            # A plan's spool: the records, mapped again when read back.
-            index, duplicates, _ = index_manifest(ledger, options, spool_records=True)
-            assert index.spools_records
-            again = list(planned_batches(ledger, options, duplicates, index))
             # Repeats and shared recordings asked of SQL whatever the hashes say.
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(SeenOnce, "ids_once_each", lambda _: False)
@@ -92,6 +88,13 @@ def test_batches_of_new_rows_plan_as_every_batch_is_planned(
                 index, duplicates, _ = index_manifest(ledger, options)
                 assert not index.no_recording_elsewhere
                 by_sql = list(planned_batches(ledger, options, duplicates, index))
+        # A plan's spool (a ledger read only, holding no engagement): the records of batches
+        # of valid rows, mapped again when read back.
+        with Ledger(Path(folder) / "l.db", readonly=True) as reader:
+            index, duplicates, _ = index_manifest(reader, options, spool_records=True)
+            held = reader.db.execute("SELECT COUNT(*) FROM engagements").fetchone()[0]
+            assert index.spools_records == (held == 0)
+            again = list(planned_batches(reader, options, duplicates, index))
     assert [[vars(p) for p in b.rows] for b in by_sql] == [[vars(p) for p in b.rows] for b in slow]
     assert [(b.settled, b.last_row) for b in fast] == [(b.settled, b.last_row) for b in slow]
     assert [(b.new_rows, b.last_row) for b in again] == [(b.new_rows, b.last_row) for b in fast]
@@ -205,3 +208,39 @@ def test_hashes_say_a_repeat_among_many() -> None:
     seen.add(many[:3])
     seen.not_hashed()
     assert not seen.ids_once_each() and not seen.media_once_each()
+
+
+def test_a_plans_batches_with_a_row_not_valid_are_spooled_mapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pass two reads back every batch with an invalid row: it keeps them mapped, and maps
+    again only batches of valid rows it reads back (here the first two, for examples)."""
+    rows = [row(n, type="memo") if n % 4 == 1 and n >= 8 else row(n) for n in range(40)]
+    path = write_manifest(tmp_path / "m.csv", rows)
+    options = _settings(path, 4, False)
+    mapped: list[int] = []
+    call = BatchMapper.__call__
+    monkeypatch.setattr(
+        BatchMapper,
+        "__call__",
+        lambda self, batch: mapped.extend(r.row_number for r in batch) or call(self, batch),
+    )
+    with Ledger(tmp_path / "l.db", readonly=True) as ledger:
+        printer = PlanPrinter()
+        counts = plan_manifest(
+            options, ledger, printer, on_new_rows=printer.count_new, spool_records=True
+        )
+    assert counts == {Action.NEW: 32, Action.INVALID: 8}
+    assert sorted(mapped) == sorted([*range(2, 42), *range(2, 10)])
+
+
+def test_a_batch_naming_transcript_files_is_spooled_mapped(tmp_path: Path) -> None:
+    """Its files are read once, in pass one, whatever pass two reads back."""
+    (tmp_path / "t.txt").write_text("Hello", encoding="utf-8")
+    rows = [row(n) for n in range(6)]
+    rows[3]["transcript_path"] = "t.txt"
+    path = write_manifest(tmp_path / "m.csv", rows)
+    with Ledger(tmp_path / "l.db", readonly=True) as ledger:
+        index, _, _ = index_manifest(ledger, _settings(path, 2, False), spool_records=True)
+        kinds = [record.holds_records for record in index.spooled()]
+    assert index.spools_records and kinds == [True, False, True]

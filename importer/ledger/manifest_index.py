@@ -31,6 +31,9 @@ MARSHALLED, PICKLED = 0, 1
 else ``pickle`` (anything else)."""
 COMPRESSED = 2
 """Added to a batch's form when its bytes are LZ4-compressed."""
+RECORDS = 4
+"""Added to a batch's form when it holds the batch's records as read, not its rows mapped
+(a plan's spool: pass two maps them again)."""
 LOOKUPS_BEFORE_CANDIDATES = 50_000
 """Rows looked up one by one (about 4 µs each) before the recording candidates are listed."""
 RAW_SPOOL_BYTES = 8 * 1024 * 1024
@@ -58,9 +61,10 @@ def serialized_batch(batch: object, compress: bool) -> tuple[int, int, bytes]:
     return _kept_as(*_serialized(batch), compress)
 
 
-def serialized_marshalled(data: bytes, compress: bool) -> tuple[int, int, bytes]:
-    """``serialized_batch`` of a batch that is already marshalled (``data``)."""
-    return _kept_as(MARSHALLED, data, compress)
+def serialized_records(data: bytes, compress: bool) -> tuple[int, int, bytes]:
+    """A batch's records as read (``data``: marshalled), as the spool keeps them."""
+    form, size, kept = _kept_as(MARSHALLED, data, compress)
+    return form | RECORDS, size, kept
 
 
 def _kept_as(form: int, data: bytes, compress: bool) -> tuple[int, int, bytes]:
@@ -82,7 +86,7 @@ def _read_back(form: int, size: int, blob: bytes) -> Any:
     try:
         if form & COMPRESSED:
             blob = _lz4().decompress(blob, decompressed_size=size, asbytes=True)
-        return _deserialized(form & ~COMPRESSED, blob)
+        return _deserialized(form & ~COMPRESSED & ~RECORDS, blob)
     finally:
         if paused:
             gc.enable()
@@ -99,6 +103,11 @@ class SpooledRecord(NamedTuple):
     def body(self) -> Any:
         """The batch as it was spooled."""
         return _read_back(self.form, self.size, self.blob)
+
+    @property
+    def holds_records(self) -> bool:
+        """Whether the body is the batch's records as read, not its rows mapped."""
+        return bool(self.form & RECORDS)
 
 
 @functools.cache
@@ -254,7 +263,7 @@ class ManifestIndex:
 
     def _ids_indexed(self) -> None:
         """The scratch table's external_id index, made when first needed (a kept table has
-        one; a plan of ids each on one row never needs it)."""
+        one; a plan of ids and recordings each on one row never needs it)."""
         if self.table == SCRATCH:
             self.db.execute(SCRATCH_ID_INDEX)
 

@@ -33,7 +33,7 @@ class Queries(LedgerDB):
     def facts_for(self, external_ids: Iterable[str]) -> dict[str, LedgerFact]:
         """Ledger facts for a batch of external ids (absent ids are new)."""
         facts: dict[str, LedgerFact] = {}
-        if self._read_without_engagements:
+        if self.reads_no_engagements:
             return facts
         ids = list(dict.fromkeys(external_ids))
         for start in range(0, len(ids), 500):
@@ -55,9 +55,10 @@ class Queries(LedgerDB):
         return facts
 
     @functools.cached_property
-    def _read_without_engagements(self) -> bool:
-        """A ledger read only (a plan) that holds no engagement: every batch of a plan of a
-        first import would ask it in vain (a third of a second at a million rows)."""
+    def reads_no_engagements(self) -> bool:
+        """A ledger read only (a plan) that held no engagement when first asked: every batch
+        of a plan of a first import would ask it in vain (a third of a second at a million
+        rows). A plan reads the ledger as it was when it began."""
         return self.readonly and not self.db.execute("SELECT 1 FROM engagements LIMIT 1").fetchone()
 
     def zones_read(self, prefixes: Iterable[str] = ()) -> list[tuple[str, str, int, str]]:

@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from importer.ledger.manifest_index import MARSHALLED, serialized_batch, serialized_marshalled
+from importer.ledger.manifest_index import MARSHALLED, serialized_batch, serialized_records
 from importer.ledger.row_cache import KeyedRow
 from importer.plan.recordings import prefix_of
 from importer.plan.spool_form import plain_rows, rows_of
@@ -54,7 +54,8 @@ class MappedOutcome(NamedTuple):
     """The external_id prefixes of the valid rows."""
     spooled: tuple[int, int, bytes]
     """The mapped rows as the spool keeps them (form, size, bytes: ``serialized_batch``),
-    or the batch's records as read (a plan's spool: ``spooled_records``)."""
+    or, in a plan's spool, a batch of valid rows' records as read (``spooled_records``;
+    ``SPOOLED_BY_SENDER`` from a worker, until the main process puts them in)."""
     ids: list[str]
     """The mapped rows' external_ids."""
     importable: bool
@@ -73,11 +74,15 @@ def outcome_of(
     mapped: list[MappedRow],
     keys: list[bytes | None] | None,
     compress: bool,
-    spooled: tuple[int, int, bytes] | None = None,
+    records: Callable[[], tuple[int, int, bytes]] | None = None,
 ) -> MappedOutcome:
-    """What pass one keeps of these mapped rows (``keys``: theirs, in order, if known);
-    ``spooled``: what the spool keeps of the batch, when not the rows mapped (a plan keeps
-    the records as read: ``spooled_records``)."""
+    """What pass one keeps of these mapped rows (``keys``: theirs, in order, if known).
+
+    With ``records`` (a plan's spool), a batch whose rows are all valid keeps its records as
+    read (``records()`` makes that form) instead of its rows mapped: pass two reads such a
+    batch back only to show it, or when a row shares its id or recording with another, and
+    maps it again then; any other batch it reads back every time."""
+    importable = all(r.skip_reason is None and r.valid for r in mapped)
     valid = [
         (r.external_id, r.row_number, r.payload_hash, r.source_id, media_url_of(r))
         for r in mapped
@@ -86,9 +91,11 @@ def outcome_of(
     return MappedOutcome(
         valid,  # type: ignore[arg-type]
         {prefix_of(i, source or "") for i, _, _, source, _ in valid if i},
-        serialized_batch(plain_rows(mapped), compress) if spooled is None else spooled,
+        records()
+        if records is not None and importable
+        else serialized_batch(plain_rows(mapped), compress),
         [r.external_id for r in mapped if r.external_id],
-        all(r.skip_reason is None and r.valid for r in mapped),
+        importable,
         len(mapped),
         [r for r in mapped if not r.valid or r.skip_reason is not None],
         learned_keys(mapped, keys) if keys is not None else [],
@@ -102,8 +109,8 @@ SPOOLED_BY_SENDER = (MARSHALLED, 0, b"")
 
 def spooled_records(records: list[ManifestRow], compress: bool) -> tuple[int, int, bytes]:
     """A batch's records as a plan's spool keeps them: pass two maps again the few batches
-    it reads back (``records_read_back``), and pass one spools a third of the bytes."""
-    return serialized_batch(list(map(tuple, records)), compress)
+    it reads back (``records_read_back``), and pass one spools half the bytes."""
+    return serialized_records(marshal.dumps(list(map(tuple, records))), compress)
 
 
 def records_read_back(body: list[tuple[Any, ...]]) -> list[ManifestRow]:
@@ -220,7 +227,8 @@ class MappingPool:
                 try:
                     with _stops_held():  # a submit may start a worker
                         future = self.executor.submit(_map_in_worker, batch)
-                    pending = pending._replace(future=future, sent=rows)
+                    sent = rows if spool_records else None
+                    pending = pending._replace(future=future, sent=sent)
                 except Exception:  # the pool is broken (a worker died): mapped here from now
                     self._stop_workers(wait=False)
         self.pending.append(pending)
@@ -252,13 +260,13 @@ class MappingPool:
                 self._stop_workers(wait=False)  # the batches still out are mapped here
             else:
                 self.by_workers += 1
-                if pending.spool_records and pending.sent is not None:
+                if pending.sent is not None and outcome.spooled == SPOOLED_BY_SENDER:
                     # The records as sent, compressed here: a worker never loads the codec.
-                    sent = serialized_marshalled(pending.sent, pending.compress)
+                    sent = serialized_records(pending.sent, pending.compress)
                     outcome = outcome._replace(spooled=sent)
                 return outcome
         records, compress = pending.records, pending.compress
-        spooled = spooled_records(records, compress) if pending.spool_records else None
+        spooled = (lambda: spooled_records(records, compress)) if pending.spool_records else None
         return outcome_of(self.mapper(records), pending.keys, compress, spooled)
 
 
@@ -272,7 +280,8 @@ class _Pending(NamedTuple):
     compress: bool
     spool_records: bool
     sent: bytes | None
-    """The records as sent to the worker (marshalled), which a plan's spool keeps."""
+    """With ``spool_records``, the records as sent to the worker (marshalled), which the
+    spool keeps if they are all valid."""
 
 
 STOPS = {signal.SIGINT, signal.SIGTERM}
@@ -331,7 +340,7 @@ def _map_in_worker(batch: bytes) -> bytes:
     rows, keys, compress, spool_records = marshal.loads(batch)
     records = manifest_rows(marshal.loads(rows))
     # A plan's spool keeps the records the main process sent: it spools them itself.
-    spooled = SPOOLED_BY_SENDER if spool_records else None
+    spooled = (lambda: SPOOLED_BY_SENDER) if spool_records else None
     outcome = outcome_of(_worker_mapper(records), keys, compress, spooled)
     # A NamedTuple is not marshal's: its fields go as a plain tuple, rows and keys as theirs.
     rejected, learned = plain_rows(outcome.rejected), [tuple(k) for k in outcome.learned]

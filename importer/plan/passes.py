@@ -117,6 +117,11 @@ class BatchMapper:
         self.mapper = options.row_mapper or map_row
         self.media_failures = media_failures
 
+    def reads_files(self, batch: list[ManifestRow]) -> bool:
+        """Whether a row of the batch names a transcript file (read as the row is mapped)."""
+        columns = self.options.columns.columns_of("transcript_path")
+        return any(row.cells.get(column, "").strip() for row in batch for column in columns)
+
     def __call__(self, batch: list[ManifestRow]) -> list[MappedRow]:
         if self.mapper is map_row:  # the same rows as map_row's, decided column by column
             mapped = map_batch(batch, self.options, file=self.file, read_transcript=self.reader)
@@ -316,7 +321,11 @@ def index_manifest(
     manifest, mapping = settings.manifest, settings.mapping
     source = _checked_source(manifest, mapping, settings.source)
     mapper = BatchMapper(manifest, mapping, _media_filter(ledger, settings))
-    index.spools_records = spool_records and _plain_mapping(mapper)
+    index.spools_records = (
+        spool_records
+        and _plain_mapping(mapper)
+        and ledger.reads_no_engagements  # else batches with known ids are read back
+    )
     usable = settle and not settings.check_media and ledger.keys_of_use()
     keys = row_keys(mapping, source, mapper.mapper) if usable else None
     in_flight: deque[tuple[list[SettledRow], int]] = deque()
@@ -355,9 +364,9 @@ def index_manifest(
     def submit(pool: MappingPool, records: list[ManifestRow]) -> None:
         """Hand the batch's records the ledger does not know by key to the pool."""
         settled, unsettled, unsettled_keys = _known_by_key(ledger, keys, records, index)
-        pool.submit(
-            unsettled, unsettled_keys, index.compressing, spool_records=index.spools_records
-        )
+        # A transcript file is read once: its batch is spooled mapped.
+        as_read = index.spools_records and not mapper.reads_files(unsettled)
+        pool.submit(unsettled, unsettled_keys, index.compressing, spool_records=as_read)
         in_flight.append((settled, records[-1].row_number if records else 0))
 
     ledger.forget_learned_keys()  # any a pass one stopped before keeping them noted
@@ -498,12 +507,18 @@ def planned_batches(
 def _spooled_rows(
     settings: ImportSettings, index: ManifestIndex
 ) -> Callable[[SpooledRecord], list[MappedRow]]:
-    """How a spooled batch becomes its rows mapped: as spooled, or its records mapped again
-    (``index_manifest``'s ``spool_records``), as pass one mapped them."""
+    """How a spooled batch becomes its rows mapped: as spooled, or, for a batch of valid
+    rows in a plan's spool (``index_manifest``'s ``spool_records``), its records mapped
+    again, as pass one mapped them."""
     if not index.spools_records:
         return lambda record: rows_of(record.body())
     mapper = BatchMapper(settings.manifest, settings.mapping)
-    return lambda record: mapper(records_read_back(record.body()))
+
+    def read_back(record: SpooledRecord) -> list[MappedRow]:
+        body = record.body()
+        return mapper(records_read_back(body)) if record.holds_records else rows_of(body)
+
+    return read_back
 
 
 def _read_and_plan(

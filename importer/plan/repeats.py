@@ -4,7 +4,7 @@ a hash of each, taken as pass one reads the rows.
 Pass one's index finds repeated ids and shared recordings with SQL, over indexes built once
 the whole file is read: about two seconds at a million rows, while the workers that mapped
 the rows wait. Nearly every export holds each id and each media URL once, and hashes say so
-for 8 bytes a row: equal text hashes alike, so no two equal hashes means no two equal
+for 16 bytes a row: equal text hashes alike, so no two equal hashes means no two equal
 values. Equal hashes (a value repeated, or two values that happen to hash alike) leave the
 question to SQL, as before.
 

@@ -157,16 +157,19 @@ def manifest_rows(values: Iterable[tuple[int, dict[str, str], str | None]]) -> l
 
 
 def _rebatched(chunks: Iterator[list[ManifestRow]], batch_size: int) -> Iterator[list[ManifestRow]]:
-    """The rows of these lists in batches of ``batch_size`` (the last may be shorter)."""
+    """The rows of these lists in batches of ``batch_size`` (the last may be shorter; a size
+    below one is one)."""
+    batch_size = max(batch_size, 1)
     batch: list[ManifestRow] = []
     for chunk in chunks:
         if not batch and len(chunk) == batch_size:
             yield chunk  # as read: the default batch is the reader's
             continue
         batch.extend(chunk)
-        while len(batch) >= batch_size:
-            yield batch[:batch_size]
-            batch = batch[batch_size:]
+        whole = len(batch) - len(batch) % batch_size
+        for start in range(0, whole, batch_size):
+            yield batch[start : start + batch_size]
+        batch = batch[whole:]
     if batch:
         yield batch
 
@@ -232,7 +235,7 @@ CSV_BATCH = 1000
 def _read_csv(
     path: Path, source: SourceOptions, stats: ReadStats | None
 ) -> Iterator[list[ManifestRow]]:
-    """The file's rows, a list at a time (about ``CSV_BATCH``)."""
+    """The file's rows, a list at a time (at most ``CSV_BATCH``; perhaps none)."""
     with _open_csv(path, source) as handle:
         reader = _csv_reader(handle, source)
         header = _csv_header(path, reader, handle.encoding)
