@@ -420,8 +420,8 @@ def plan_manifest(
     With ``on_settled_rows``, rows the ledger knows by their key as imported unchanged are
     not mapped, as in a run: ``on_row`` sees the first few of each batch (``settled_planned``
     rows, in file order with the others) and ``on_settled_rows`` is told how many more;
-    without it, every row is mapped and seen. ``spool_records``: the batches ``on_row``
-    sees are mapped again rather than kept mapped (for a plan that sees few of them)."""
+    without it, every row is mapped and seen. ``spool_records``: the batches of valid rows
+    ``on_row`` sees are mapped again rather than kept mapped (for a plan that sees few)."""
     settings, notices = prepare(settings, ledger)
     if settings.check_media:
         from importer.events import HumanReporter

@@ -16,8 +16,10 @@ from importer.ledger import Ledger
 from importer.ledger.manifest_index import SpooledRecord
 from importer.outcomes import Action, Status
 from importer.pipeline import plan_manifest
+from importer.plan.mapping_pool import records_read_back, spooled_records
 from importer.plan.passes import BatchMapper, index_manifest, planned_batches
 from importer.plan.repeats import SeenOnce
+from importer.read.manifest import ManifestRow
 from importer.report.files import PlanPrinter
 from importer.rows.validate import MappingOptions
 from importer.settings import ImportSettings, PlanOptions
@@ -93,7 +95,7 @@ def test_batches_of_new_rows_plan_as_every_batch_is_planned(
         with Ledger(Path(folder) / "l.db", readonly=True) as reader:
             index, duplicates, _ = index_manifest(reader, options, spool_records=True)
             held = reader.db.execute("SELECT COUNT(*) FROM engagements").fetchone()[0]
-            assert index.spools_records == (held == 0)
+            assert index.spools_records == (held == 0 and not only_failed)
             again = list(planned_batches(reader, options, duplicates, index))
     assert [[vars(p) for p in b.rows] for b in by_sql] == [[vars(p) for p in b.rows] for b in slow]
     assert [(b.settled, b.last_row) for b in fast] == [(b.settled, b.last_row) for b in slow]
@@ -244,3 +246,27 @@ def test_a_batch_naming_transcript_files_is_spooled_mapped(tmp_path: Path) -> No
         index, _, _ = index_manifest(ledger, _settings(path, 2, False), spool_records=True)
         kinds = [record.holds_records for record in index.spooled()]
     assert index.spools_records and kinds == [True, False, True]
+
+
+def test_a_default_transcript_file_is_read_once_too(tmp_path: Path) -> None:
+    (tmp_path / "t.txt").write_text("Hello", encoding="utf-8")
+    path = write_manifest(tmp_path / "m.csv", [row(n) for n in range(4)])
+    options = _settings(path, 2, False)
+    columns = dataclasses.replace(options.mapping.columns, defaults={"transcript_path": "t.txt"})
+    options = dataclasses.replace(
+        options, mapping=dataclasses.replace(options.mapping, columns=columns)
+    )
+    with Ledger(tmp_path / "l.db", readonly=True) as ledger:
+        index, _, _ = index_manifest(ledger, options, spool_records=True)
+        kinds = [record.holds_records for record in index.spooled()]
+    assert kinds == [False, False]
+
+
+class Text(str):
+    """Text marshal refuses (a str subclass)."""
+
+
+def test_records_with_a_cell_marshal_refuses_are_spooled_pickled() -> None:
+    records = [ManifestRow(2, {"id": Text("x")}, None), ManifestRow(3, {"id": "y"}, None)]
+    spooled = SpooledRecord(None, *spooled_records(records, compress=False))
+    assert spooled.holds_records and records_read_back(spooled.body()) == records

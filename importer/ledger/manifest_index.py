@@ -160,8 +160,8 @@ class ManifestIndex:
         self.looked_up = 0
         """Rows ``recording_matches`` was asked about so far."""
         self.spools_records = False
-        """Whether the spool keeps each batch's records as read rather than its rows mapped
-        (``index_manifest``'s ``spool_records``: pass two maps again what it reads back)."""
+        """Whether a batch may be spooled as its records as read rather than its rows mapped
+        (``index_manifest``'s ``spool_records``; each batch's form says: ``RECORDS``)."""
         self.no_recording_elsewhere = False
         """Set by pass one when each media URL of the file is on one row and the ledger holds
         none: no row's recording is under another external_id, so none is looked up (their

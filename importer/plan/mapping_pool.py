@@ -31,7 +31,12 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from importer.ledger.manifest_index import MARSHALLED, serialized_batch, serialized_records
+from importer.ledger.manifest_index import (
+    MARSHALLED,
+    RECORDS,
+    serialized_batch,
+    serialized_records,
+)
 from importer.ledger.row_cache import KeyedRow
 from importer.plan.recordings import prefix_of
 from importer.plan.spool_form import plain_rows, rows_of
@@ -79,7 +84,7 @@ def outcome_of(
     """What pass one keeps of these mapped rows (``keys``: theirs, in order, if known).
 
     With ``records`` (a plan's spool), a batch whose rows are all valid keeps its records as
-    read (``records()`` makes that form) instead of its rows mapped: pass two reads such a
+    read (``records()`` makes that form) instead of its rows mapped: a plan reads such a
     batch back only to show it, or when a row shares its id or recording with another, and
     maps it again then; any other batch it reads back every time."""
     importable = all(r.skip_reason is None and r.valid for r in mapped)
@@ -110,7 +115,8 @@ SPOOLED_BY_SENDER = (MARSHALLED, 0, b"")
 def spooled_records(records: list[ManifestRow], compress: bool) -> tuple[int, int, bytes]:
     """A batch's records as a plan's spool keeps them: pass two maps again the few batches
     it reads back (``records_read_back``), and pass one spools half the bytes."""
-    return serialized_records(marshal.dumps(list(map(tuple, records))), compress)
+    form, size, data = serialized_batch(list(map(tuple, records)), compress)  # pickled if need be
+    return form | RECORDS, size, data
 
 
 def records_read_back(body: list[tuple[Any, ...]]) -> list[ManifestRow]:

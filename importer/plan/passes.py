@@ -118,9 +118,13 @@ class BatchMapper:
         self.media_failures = media_failures
 
     def reads_files(self, batch: list[ManifestRow]) -> bool:
-        """Whether a row of the batch names a transcript file (read as the row is mapped)."""
-        columns = self.options.columns.columns_of("transcript_path")
-        return any(row.cells.get(column, "").strip() for row in batch for column in columns)
+        """Whether a row of the batch names a transcript file (read as the row is mapped),
+        itself or by the mapping's default."""
+        columns = self.options.columns
+        if "transcript_path" in columns.defaults:
+            return True
+        named = columns.columns_of("transcript_path")
+        return any(row.cells.get(column, "").strip() for row in batch for column in named)
 
     def __call__(self, batch: list[ManifestRow]) -> list[MappedRow]:
         if self.mapper is map_row:  # the same rows as map_row's, decided column by column
@@ -312,9 +316,11 @@ def index_manifest(
     With ``settle`` (a run), rows the ledger holds as imported unchanged are known by their
     key and not mapped, and the keys of the rows mapped are kept. A long manifest's batches
     are mapped by worker processes (``mapping_pool``) while this one reads the next.
-    With ``spool_records`` (a plan that reads back few batches: no CSV of every row), the
-    spool keeps each batch's records rather than its rows mapped, and pass two maps again
-    the batches it reads back: spooling mapped rows is a sixth of mapping them."""
+    With ``spool_records`` (a plan that reads back few batches: no CSV of every row), a
+    batch pass two would read back only to show it (its rows all valid, no transcript file
+    named, a ledger read holding no engagement) is spooled as its records rather than its
+    rows mapped, and mapped again if read back: spooling mapped rows is a sixth of mapping
+    them."""
     index = ManifestIndex(ledger)
     index.start()
     seen: Counter[str] = Counter()
@@ -325,6 +331,7 @@ def index_manifest(
         spool_records
         and _plain_mapping(mapper)
         and ledger.reads_no_engagements  # else batches with known ids are read back
+        and not settings.plan.only_failed  # else every batch is read back
     )
     usable = settle and not settings.check_media and ledger.keys_of_use()
     keys = row_keys(mapping, source, mapper.mapper) if usable else None

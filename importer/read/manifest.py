@@ -169,7 +169,7 @@ def _rebatched(chunks: Iterator[list[ManifestRow]], batch_size: int) -> Iterator
         whole = len(batch) - len(batch) % batch_size
         for start in range(0, whole, batch_size):
             yield batch[start : start + batch_size]
-        batch = batch[whole:]
+        del batch[:whole]
     if batch:
         yield batch
 
