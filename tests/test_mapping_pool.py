@@ -25,11 +25,10 @@ from importer.plan.mapping_pool import (
     MappingPool,
     outcome_of,
     owned,
-    records_read_back,
 )
 from importer.plan.passes import BatchMapper, index_manifest
 from importer.plan.spool_form import rows_of
-from importer.read.manifest import ReadStats, read_manifest
+from importer.read.manifest import ReadStats, manifest_rows, read_manifest
 from importer.rows import validate
 from importer.rows.validate import MappedRow
 from importer.settings import ImportSettings
@@ -122,7 +121,7 @@ def test_workers_spool_a_plans_records_as_the_main_process_does(tmp_path: Path) 
     holding = [all(r.valid and r.skip_reason is None for r in mapper(b)) for b in batches]
     assert [holds for _, holds, _ in alone] == holding and 0 < sum(holding) < len(batches)
     for (_, holds, body), batch in zip(alone, batches, strict=True):
-        assert (records_read_back(body) if holds else [r.row_number for r in rows_of(body)]) == (
+        assert (manifest_rows(body) if holds else [r.row_number for r in rows_of(body)]) == (
             batch if holds else [r.row_number for r in batch]
         )
 

@@ -16,10 +16,10 @@ from importer.ledger import Ledger
 from importer.ledger.manifest_index import SpooledRecord
 from importer.outcomes import Action, Status
 from importer.pipeline import plan_manifest
-from importer.plan.mapping_pool import records_read_back, spooled_records
+from importer.plan.mapping_pool import spooled_records
 from importer.plan.passes import BatchMapper, index_manifest, planned_batches
 from importer.plan.repeats import SeenOnce
-from importer.read.manifest import ManifestRow
+from importer.read.manifest import ManifestRow, manifest_rows
 from importer.report.files import PlanPrinter
 from importer.rows.validate import MappingOptions
 from importer.settings import ImportSettings, PlanOptions
@@ -269,4 +269,4 @@ class Text(str):
 def test_records_with_a_cell_marshal_refuses_are_spooled_pickled() -> None:
     records = [ManifestRow(2, {"id": Text("x")}, None), ManifestRow(3, {"id": "y"}, None)]
     spooled = SpooledRecord(None, *spooled_records(records, compress=False))
-    assert spooled.holds_records and records_read_back(spooled.body()) == records
+    assert spooled.holds_records and manifest_rows(spooled.body()) == records

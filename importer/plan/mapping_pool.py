@@ -31,12 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from importer.ledger.manifest_index import (
-    MARSHALLED,
-    RECORDS,
-    serialized_batch,
-    serialized_records,
-)
+from importer.ledger.manifest_index import RECORDS, serialized_batch, serialized_records
 from importer.ledger.row_cache import KeyedRow
 from importer.plan.recordings import prefix_of
 from importer.plan.spool_form import plain_rows, rows_of
@@ -57,10 +52,10 @@ class MappedOutcome(NamedTuple):
     """(external_id, row, payload hash, source id, media URL) of each valid row."""
     prefixes: set[str]
     """The external_id prefixes of the valid rows."""
-    spooled: tuple[int, int, bytes]
-    """The mapped rows as the spool keeps them (form, size, bytes: ``serialized_batch``),
-    or, in a plan's spool, a batch of valid rows' records as read (``spooled_records``;
-    ``SPOOLED_BY_SENDER`` from a worker, until the main process puts them in)."""
+    spooled: tuple[int, int, bytes] | None
+    """The mapped rows as the spool keeps them (form, size, bytes: ``serialized_batch``);
+    None for a batch of valid rows in a plan's spool, which keeps its records as read
+    (``MappingPool`` puts them in: ``spooled_records``)."""
     ids: list[str]
     """The mapped rows' external_ids."""
     importable: bool
@@ -79,14 +74,14 @@ def outcome_of(
     mapped: list[MappedRow],
     keys: list[bytes | None] | None,
     compress: bool,
-    records: Callable[[], tuple[int, int, bytes]] | None = None,
+    spool_records: bool = False,
 ) -> MappedOutcome:
     """What pass one keeps of these mapped rows (``keys``: theirs, in order, if known).
 
-    With ``records`` (a plan's spool), a batch whose rows are all valid keeps its records as
-    read (``records()`` makes that form) instead of its rows mapped: a plan reads such a
-    batch back only to show it, or when a row shares its id or recording with another, and
-    maps it again then; any other batch it reads back every time."""
+    With ``spool_records`` (a plan's spool), a batch whose rows are all valid is spooled as
+    its records as read, not its rows mapped (``spooled`` None): a plan reads such a batch
+    back only to show it, or when a row shares its id or recording with another, and maps
+    it again then; any other batch it reads back every time."""
     importable = all(r.skip_reason is None and r.valid for r in mapped)
     valid = [
         (r.external_id, r.row_number, r.payload_hash, r.source_id, media_url_of(r))
@@ -96,9 +91,7 @@ def outcome_of(
     return MappedOutcome(
         valid,  # type: ignore[arg-type]
         {prefix_of(i, source or "") for i, _, _, source, _ in valid if i},
-        records()
-        if records is not None and importable
-        else serialized_batch(plain_rows(mapped), compress),
+        None if spool_records and importable else serialized_batch(plain_rows(mapped), compress),
         [r.external_id for r in mapped if r.external_id],
         importable,
         len(mapped),
@@ -108,20 +101,11 @@ def outcome_of(
     )
 
 
-SPOOLED_BY_SENDER = (MARSHALLED, 0, b"")
-"""A worker's outcome's spooled form when the main process spools the records it sent."""
-
-
 def spooled_records(records: list[ManifestRow], compress: bool) -> tuple[int, int, bytes]:
     """A batch's records as a plan's spool keeps them: pass two maps again the few batches
-    it reads back (``records_read_back``), and pass one spools half the bytes."""
+    it reads back (``manifest_rows`` of the body), and pass one spools half the bytes."""
     form, size, data = serialized_batch(list(map(tuple, records)), compress)  # pickled if need be
     return form | RECORDS, size, data
-
-
-def records_read_back(body: list[tuple[Any, ...]]) -> list[ManifestRow]:
-    """The records ``spooled_records`` kept, read back."""
-    return manifest_rows(body)
 
 
 def learned_keys(mapped: list[MappedRow], keys: list[bytes | None]) -> list[KeyedRow]:
@@ -266,14 +250,20 @@ class MappingPool:
                 self._stop_workers(wait=False)  # the batches still out are mapped here
             else:
                 self.by_workers += 1
-                if pending.sent is not None and outcome.spooled == SPOOLED_BY_SENDER:
-                    # The records as sent, compressed here: a worker never loads the codec.
-                    sent = serialized_records(pending.sent, pending.compress)
-                    outcome = outcome._replace(spooled=sent)
-                return outcome
-        records, compress = pending.records, pending.compress
-        spooled = (lambda: spooled_records(records, compress)) if pending.spool_records else None
-        return outcome_of(self.mapper(records), pending.keys, compress, spooled)
+                return self._records_put_in(outcome, pending)
+        mapped = self.mapper(pending.records)
+        outcome = outcome_of(mapped, pending.keys, pending.compress, pending.spool_records)
+        return self._records_put_in(outcome, pending)
+
+    @staticmethod
+    def _records_put_in(outcome: MappedOutcome, pending: _Pending) -> MappedOutcome:
+        """The outcome, its records as the spool keeps them if they are to be spooled: the
+        bytes sent to the worker, compressed here (a worker never loads the codec)."""
+        if outcome.spooled is not None:
+            return outcome
+        if pending.sent is not None:
+            return outcome._replace(spooled=serialized_records(pending.sent, pending.compress))
+        return outcome._replace(spooled=spooled_records(pending.records, pending.compress))
 
 
 class _Pending(NamedTuple):
@@ -346,8 +336,7 @@ def _map_in_worker(batch: bytes) -> bytes:
     rows, keys, compress, spool_records = marshal.loads(batch)
     records = manifest_rows(marshal.loads(rows))
     # A plan's spool keeps the records the main process sent: it spools them itself.
-    spooled = (lambda: SPOOLED_BY_SENDER) if spool_records else None
-    outcome = outcome_of(_worker_mapper(records), keys, compress, spooled)
+    outcome = outcome_of(_worker_mapper(records), keys, compress, spool_records)
     # A NamedTuple is not marshal's: its fields go as a plain tuple, rows and keys as theirs.
     rejected, learned = plain_rows(outcome.rejected), [tuple(k) for k in outcome.learned]
     return marshal.dumps((*outcome[:6], rejected, learned, outcome.undecodable))

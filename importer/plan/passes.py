@@ -30,7 +30,6 @@ from importer.plan.mapping_pool import (
     learned_keys,
     media_url_of,
     owned,
-    records_read_back,
     worker_count,
 )
 from importer.plan.media import preflight
@@ -45,7 +44,13 @@ from importer.plan.recordings import judge_recording, known_recordings, prefix_o
 from importer.plan.repeats import SeenOnce
 from importer.plan.spool_form import rows_of
 from importer.read.fingerprint import file_fingerprint
-from importer.read.manifest import ManifestRow, ReadStats, read_columns, read_manifest
+from importer.read.manifest import (
+    ManifestRow,
+    ReadStats,
+    manifest_rows,
+    read_columns,
+    read_manifest,
+)
 from importer.rows import contract
 from importer.rows.columnar import map_batch
 from importer.rows.dates import DateStyle
@@ -360,6 +365,7 @@ def index_manifest(
             last_row,
             _first_settled(settled),
         )
+        assert outcome.spooled is not None  # the pool puts a plan's records in
         index.spool_serialized(outcome.spooled, head)
         ledger.learn_row_keys(outcome.learned)
         seen["rows"] += outcome.mapped + len(settled)
@@ -523,7 +529,7 @@ def _spooled_rows(
 
     def read_back(record: SpooledRecord) -> list[MappedRow]:
         body = record.body()
-        return mapper(records_read_back(body)) if record.holds_records else rows_of(body)
+        return mapper(manifest_rows(body)) if record.holds_records else rows_of(body)
 
     return read_back
 

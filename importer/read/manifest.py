@@ -124,7 +124,7 @@ def read_manifest(
     if kind == "parquet":
         yield from _read_parquet(path, batch_size, source)
     elif kind == "xlsx":
-        yield from _batches(_read_sheet(path, source, stats), batch_size)
+        yield from _rebatched(([row] for row in _read_sheet(path, source, stats)), batch_size)
     else:
         yield from _rebatched(_read_csv(path, source, stats), batch_size)
 
@@ -133,17 +133,6 @@ def _looks_like_report_row(row: ManifestRow) -> bool:
     """One or two cells filled in a wide row: a heading or subtotal, whatever the id column."""
     cells = list(row.cells.values())
     return len(cells) > 2 * MAX_REPORT_ROW_CELLS and few_cells_filled(cells)
-
-
-def _batches(rows: Iterator[ManifestRow], batch_size: int) -> Iterator[list[ManifestRow]]:
-    batch: list[ManifestRow] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 _manifest_row = functools.partial(tuple.__new__, ManifestRow)
