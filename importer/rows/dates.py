@@ -202,21 +202,23 @@ general parser's searches (the same instant; ``tests/test_columnar.py`` holds th
 def _plain_iso(value: str, timezone: str) -> str | None:
     """A plain ISO time read in ``timezone``; None for anything else, or for what the
     general parser must judge (no such day, a skipped hour, a year out of range)."""
-    match = PLAIN_ISO.fullmatch(value)
-    if match is None:
+    if PLAIN_ISO.fullmatch(value) is None:
         return None
     try:
-        year, month, day, hour, minute, second = map(int, match.groups(default="0"))
-        naive = dt.datetime(year, month, day, hour, minute, second)
+        # The pattern admits only forms fromisoformat reads alike: digits, " " or "T".
+        naive = dt.datetime.fromisoformat(value)
     except ValueError:
         return None
-    offset = _offset_through_minute(timezone, year, month, day, hour, minute)
+    year = naive.year
+    offset = _offset_through_minute(
+        timezone, year, naive.month, naive.day, naive.hour, naive.minute
+    )
     if offset is None:
         return None  # a clock change in that minute: the general parser says what it means
-    utc = (naive - offset).replace(tzinfo=dt.timezone.utc)
+    utc = naive - offset if offset else naive
     if not EARLIEST_YEAR <= year <= LATEST_YEAR or not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
         return None
-    return utc.isoformat()
+    return utc.isoformat() + "+00:00"  # whole seconds: as isoformat writes UTC's
 
 
 @functools.lru_cache(maxsize=8192)
