@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from importer.errors import ImporterError
 from importer.read.manifest import ManifestRow, read_manifest
-from importer.rows.columnar import map_batch
+from importer.rows.columnar import index_entries, map_batch
 from importer.rows.dates import DateStyle
 from importer.rows.init import propose_mapping, render_mapping
 from importer.rows.mapping import ColumnMapping, load_mapping
@@ -41,6 +41,23 @@ def assert_same(mapped: list[MappedRow], batch: list[ManifestRow], options: Mapp
     expected = row_by_row(batch, options)
     assert mapped == expected
     assert [row.payload_hash for row in mapped] == [row.payload_hash for row in expected]
+
+
+def assert_entries_same(batch: list[ManifestRow], options: MappingOptions) -> bool:
+    """``index_entries``: map_row's rows when one is not plain, else what the index keeps of
+    each (all of them valid, with nothing to skip). Whether it gave entries."""
+    found = index_entries(batch, options)
+    expected = row_by_row(batch, options)
+    if found and isinstance(found[0], MappedRow):
+        assert_same(found, batch, options)  # type: ignore[arg-type]
+        return False
+    assert all(row.valid and row.skip_reason is None for row in expected)
+    assert found == [
+        (r.external_id, r.row_number, r.payload_hash, r.source_id, r.payload["media_url"])
+        for r in expected
+        if r.payload is not None
+    ]
+    return True
 
 
 def guessed_mapping(manifest: Path, folder: Path) -> ColumnMapping | None:
@@ -78,6 +95,7 @@ def test_every_manifest_maps_the_same_by_column_as_row_by_row(
     for options in choices:
         for batch in batches:
             assert_same(map_batch(batch, options), batch, options)
+            assert_entries_same(batch, options)
 
 
 def test_the_sample_manifest_is_mostly_plain_rows_mapped_by_column() -> None:
@@ -89,6 +107,9 @@ def test_the_sample_manifest_is_mostly_plain_rows_mapped_by_column() -> None:
     plain = [row for row in mapped if row.valid]
     assert len(plain) >= 40
     assert_same(mapped, batch, options)
+    valid = [r for r in batch if r.row_number in {row.row_number for row in plain}]
+    assert assert_entries_same(valid[:20], options)  # a plan's index keeps entries alone
+    assert not assert_entries_same(batch, options)
 
 
 PLAIN = {
@@ -200,6 +221,7 @@ def test_generated_rows_map_the_same_by_column(
 ) -> None:
     batch = [ManifestRow(n, row, problem if n == 3 else None) for n, row in enumerate(cells, 2)]
     assert_same(map_batch(batch, options), batch, options)
+    assert_entries_same(batch, options)
 
 
 def test_joined_people_and_value_maps_map_the_same_by_column() -> None:

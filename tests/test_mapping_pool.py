@@ -23,6 +23,7 @@ from importer.ledger.manifest_index import SpooledRecord
 from importer.plan.mapping_pool import (
     MappedOutcome,
     MappingPool,
+    batch_outcome,
     outcome_of,
     owned,
 )
@@ -287,3 +288,23 @@ def test_batches_a_dead_worker_had_are_mapped_here(tmp_path: Path) -> None:
 def comparable(outcome: MappedOutcome) -> tuple[Any, ...]:
     """The outcome with its spooled rows read back (marshal's bytes may differ by process)."""
     return (*outcome._replace(spooled=(0, 0, b"")), SpooledRecord(None, *outcome.spooled).body())
+
+
+def test_a_plans_batch_of_plain_rows_has_the_outcome_its_mapped_rows_give(tmp_path: Path) -> None:
+    """Made from index entries alone (no mapped row): the same index, prefixes, ids and
+    counts; a batch with a row not plain, and one whose keys are learned, from mapped rows."""
+    manifest = write_manifest(tmp_path / "m.csv", varied_rows(60))
+    options = import_settings(manifest, ReadingChoices()).mapping
+    mapper = BatchMapper(manifest, options)
+    made: list[int] = []
+    call = BatchMapper.__call__
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BatchMapper, "__call__", lambda self, b: made.append(len(b)) or call(self, b))
+        batches = list(read_manifest(manifest, 3))
+        for batch in batches:
+            for keys in (None, [b"k"] * len(batch)):
+                expected = outcome_of(call(mapper, batch), keys, False, True)
+                assert batch_outcome(mapper, batch, keys, False, True) == expected
+    plain = [b for b in batches if outcome_of(call(mapper, b), None, False, True).importable]
+    assert 0 < len(plain) < len(batches)
+    assert len(made) == len(batches)  # mapped rows only where keys are learned

@@ -221,12 +221,15 @@ def test_a_plans_batches_with_a_row_not_valid_are_spooled_mapped(
     path = write_manifest(tmp_path / "m.csv", rows)
     options = _settings(path, 4, False)
     mapped: list[int] = []
-    call = BatchMapper.__call__
-    monkeypatch.setattr(
-        BatchMapper,
-        "__call__",
-        lambda self, batch: mapped.extend(r.row_number for r in batch) or call(self, batch),
-    )
+    for name in ("__call__", "index_entries"):  # mapped rows, or index entries alone
+        method = getattr(BatchMapper, name)
+        monkeypatch.setattr(
+            BatchMapper,
+            name,
+            lambda self, batch, method=method: (
+                mapped.extend(r.row_number for r in batch) or method(self, batch)
+            ),
+        )
     with Ledger(tmp_path / "l.db", readonly=True) as ledger:
         printer = PlanPrinter()
         counts = plan_manifest(

@@ -101,6 +101,36 @@ def outcome_of(
     )
 
 
+def batch_outcome(
+    mapper: BatchMapping,
+    records: list[ManifestRow],
+    keys: list[bytes | None] | None,
+    compress: bool,
+    spool_records: bool = False,
+) -> MappedOutcome:
+    """``outcome_of(mapper(records), ...)``; for a batch whose records a plan's spool keeps,
+    made from the rows' index entries alone when every row is plain and no key is learned
+    (``BatchMapper.index_entries``: no mapped row is made)."""
+    entries_of = getattr(mapper, "index_entries", None) if spool_records and keys is None else None
+    found = entries_of(records) if entries_of is not None else None
+    if found is None:
+        return outcome_of(mapper(records), keys, compress, spool_records)
+    if found and isinstance(found[0], MappedRow):
+        return outcome_of(found, keys, compress, spool_records)
+    # Plain rows are valid, with nothing to skip: the batch is importable, nothing rejected.
+    return MappedOutcome(
+        found,
+        {prefix_of(i, source) for i, _, _, source, _ in found},
+        None,
+        [entry[0] for entry in found],
+        True,
+        len(found),
+        [],
+        [],
+        [],
+    )
+
+
 def spooled_records(records: list[ManifestRow], compress: bool) -> tuple[int, int, bytes]:
     """A batch's records as a plan's spool keeps them: pass two maps again the few batches
     it reads back (``manifest_rows`` of the body), and pass one spools half the bytes."""
@@ -251,8 +281,9 @@ class MappingPool:
             else:
                 self.by_workers += 1
                 return self._records_put_in(outcome, pending)
-        mapped = self.mapper(pending.records)
-        outcome = outcome_of(mapped, pending.keys, pending.compress, pending.spool_records)
+        outcome = batch_outcome(
+            self.mapper, pending.records, pending.keys, pending.compress, pending.spool_records
+        )
         return self._records_put_in(outcome, pending)
 
     @staticmethod
@@ -336,7 +367,7 @@ def _map_in_worker(batch: bytes) -> bytes:
     rows, keys, compress, spool_records = marshal.loads(batch)
     records = manifest_rows(marshal.loads(rows))
     # A plan's spool keeps the records the main process sent: it spools them itself.
-    outcome = outcome_of(_worker_mapper(records), keys, compress, spool_records)
+    outcome = batch_outcome(_worker_mapper, records, keys, compress, spool_records)
     # A NamedTuple is not marshal's: its fields go as a plain tuple, rows and keys as theirs.
     rejected, learned = plain_rows(outcome.rejected), [tuple(k) for k in outcome.learned]
     return marshal.dumps((*outcome[:6], rejected, learned, outcome.undecodable))

@@ -52,7 +52,7 @@ from importer.read.manifest import (
     read_manifest,
 )
 from importer.rows import contract
-from importer.rows.columnar import map_batch
+from importer.rows.columnar import IndexEntry, index_entries, map_batch
 from importer.rows.dates import DateStyle
 from importer.rows.file_checks import require_zone, settle_dates
 from importer.rows.row_keys import RowKeys, row_keys
@@ -130,6 +130,13 @@ class BatchMapper:
             return True
         named = columns.columns_of("transcript_path")
         return any(row.cells.get(column, "").strip() for row in batch for column in named)
+
+    def index_entries(self, batch: list[ManifestRow]) -> list[IndexEntry] | list[MappedRow] | None:
+        """``columnar.index_entries`` of the batch; None when its rows are not ``map_row``'s
+        alone (another target's mapper, a media preflight)."""
+        if self.mapper is not map_row or self.media_failures is not None:
+            return None
+        return index_entries(batch, self.options, file=self.file, read_transcript=self.reader)
 
     def __call__(self, batch: list[ManifestRow]) -> list[MappedRow]:
         if self.mapper is map_row:  # the same rows as map_row's, decided column by column

@@ -33,6 +33,7 @@ from importer.read.manifest import ManifestRow
 from importer.rows import contract
 from importer.rows.cells import EXCEL_ROUNDED, has_lone_surrogate, hidden_character
 from importer.rows.dates import parse_start_at
+from importer.rows.hashes import text_payload_hash
 from importer.rows.validate import (
     NOT_A_BOOLEAN,
     MappedRow,
@@ -50,6 +51,14 @@ NOT_PLAIN: Any = object()
 Value = TypeVar("Value")
 
 
+IndexEntry = tuple[str, int, str, str, str]
+"""(external_id, row, payload hash, source id, media URL): what a plan's index keeps of a
+plain row."""
+PlainRow = TypeVar("PlainRow")
+PlainMaker = Callable[[ManifestRow, dict[str, Any], Any, str], PlainRow]
+"""Makes a plain row's result from its record, payload, contact ids and source id."""
+
+
 def map_batch(
     batch: Sequence[ManifestRow],
     options: MappingOptions,
@@ -58,6 +67,49 @@ def map_batch(
     read_transcript: TranscriptReader | None = None,
 ) -> list[MappedRow]:
     """``[map_row(row) for row in batch]``, the same rows, each field decided per column."""
+
+    def plain(row: ManifestRow, payload: dict[str, Any], ids: Any, source_id: str) -> MappedRow:
+        return MappedRow.plain(file, row.row_number, row.cells, payload, ids, source_id)
+
+    return _mapped(batch, options, file, read_transcript, plain)
+
+
+def index_entries(
+    batch: Sequence[ManifestRow],
+    options: MappingOptions,
+    *,
+    file: str = "manifest",
+    read_transcript: TranscriptReader | None = None,
+) -> list[IndexEntry] | list[MappedRow]:
+    """The batch's index entries when every row is plain: all a plan keeps of a batch whose
+    records it spools (no ``MappedRow`` made, a sixth of mapping one); else ``map_batch``'s
+    rows, each mapped once."""
+
+    def entry(
+        row: ManifestRow, payload: dict[str, Any], ids: Any, source_id: str
+    ) -> tuple[Any, ...]:
+        found = (payload["external_id"], row.row_number, text_payload_hash(payload), source_id)
+        return (*found, payload["media_url"], row.cells, payload, ids)
+
+    made: list[Any] = _mapped(batch, options, file, read_transcript, entry)
+    if all(type(item) is tuple for item in made):
+        return [item[:5] for item in made]
+    return [
+        item
+        if type(item) is not tuple
+        else MappedRow.plain(file, item[1], item[5], item[6], item[7], item[3], item[2])
+        for item in made
+    ]
+
+
+def _mapped(
+    batch: Sequence[ManifestRow],
+    options: MappingOptions,
+    file: str,
+    read_transcript: TranscriptReader | None,
+    plain: PlainMaker[PlainRow],
+) -> list[MappedRow | PlainRow]:
+    """Each row: ``plain``'s result from its fields decided per column, or ``map_row``'s."""
     cells = [row.cells for row in batch]
     values = options.columns.field_columns(cells)
     columns = _Columns(values, options)
@@ -77,7 +129,7 @@ def map_batch(
         strict=True,
     )
     undecodable = has_lone_surrogate("".join(chain.from_iterable(map(dict.values, cells))))
-    mapped = []
+    mapped: list[MappedRow | PlainRow] = []
     for row, field_values in zip(batch, fields, strict=True):
         if row.problem or NOT_PLAIN in field_values or (undecodable and _undecodable(row)):
             mapped.append(
@@ -95,7 +147,7 @@ def map_batch(
         payload = request_payload(
             system, eid, kind, title, url, options.run_workflows, start, private, who, text
         )
-        mapped.append(MappedRow.plain(file, row.row_number, row.cells, payload, ids, source_id))
+        mapped.append(plain(row, payload, ids, source_id))
     return mapped
 
 

@@ -110,8 +110,9 @@ class MappedRow:
         payload: dict[str, Any],
         contact_ids: tuple[str, ...] | None,
         source_id: str,
+        payload_hash: str | None = None,
     ) -> MappedRow:
-        """A valid row, as ``MappedRow(...)`` makes it (its hash taken now)."""
+        """A valid row, as ``MappedRow(...)`` makes it (its hash taken now, unless given)."""
         return cls.from_fields(
             {
                 "file": file,
@@ -123,7 +124,7 @@ class MappedRow:
                 "contact_ids": contact_ids,
                 "skip_reason": None,
                 "source_id": source_id,
-                "payload_hash": text_payload_hash(payload),
+                "payload_hash": payload_hash or text_payload_hash(payload),
             }
         )
 
