@@ -251,6 +251,13 @@ def test_a_batch_naming_transcript_files_is_spooled_mapped(tmp_path: Path) -> No
     assert index.spools_records and kinds == [True, False, True]
 
 
+def test_a_batch_names_a_transcript_file_only_in_a_cell_not_blank(tmp_path: Path) -> None:
+    mapper = BatchMapper(tmp_path / "m.csv", MappingOptions(timezone="UTC"))
+    blank = [ManifestRow(2, {"transcript_path": " \t"}), ManifestRow(3, {"id": "7"})]
+    assert not mapper.reads_files(blank) and not mapper.reads_files([])
+    assert mapper.reads_files([*blank, ManifestRow(4, {"transcript_path": " t.txt "})])
+
+
 def test_a_default_transcript_file_is_read_once_too(tmp_path: Path) -> None:
     (tmp_path / "t.txt").write_text("Hello", encoding="utf-8")
     path = write_manifest(tmp_path / "m.csv", [row(n) for n in range(4)])

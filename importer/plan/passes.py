@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import operator
 from collections import Counter, deque
 from collections.abc import Callable, Container, Iterator
 from pathlib import Path
@@ -128,8 +129,12 @@ class BatchMapper:
         columns = self.options.columns
         if "transcript_path" in columns.defaults:
             return True
-        named = columns.columns_of("transcript_path")
-        return any(row.cells.get(column, "").strip() for row in batch for column in named)
+        cells = [row.cells for row in batch]
+        # A column's cells joined are blank exactly when each of them is: one look in C.
+        return any(
+            "".join(map(operator.methodcaller("get", column, ""), cells)).strip()
+            for column in columns.columns_of("transcript_path")
+        )
 
     def index_entries(self, batch: list[ManifestRow]) -> list[IndexEntry] | list[MappedRow] | None:
         """``columnar.index_entries`` of the batch; None when its rows are not ``map_row``'s
