@@ -34,6 +34,8 @@ COMPRESSED = 2
 RECORDS = 4
 """Added to a batch's form when it holds the batch's records as read, not its rows mapped
 (a plan's spool: pass two maps them again)."""
+COLUMNS = 8
+"""Added with ``RECORDS`` when the records are kept column by column (``PlainColumns``)."""
 LOOKUPS_BEFORE_CANDIDATES = 50_000
 """Rows looked up one by one (about 4 µs each) before the recording candidates are listed."""
 RAW_SPOOL_BYTES = 8 * 1024 * 1024
@@ -61,10 +63,11 @@ def serialized_batch(batch: object, compress: bool) -> tuple[int, int, bytes]:
     return _kept_as(*_serialized(batch), compress)
 
 
-def serialized_records(data: bytes, compress: bool) -> tuple[int, int, bytes]:
-    """A batch's records as read (``data``: marshalled), as the spool keeps them."""
+def serialized_records(data: bytes, compress: bool, columns: bool) -> tuple[int, int, bytes]:
+    """A batch's records as read (``data``: marshalled; ``columns``: column by column), as
+    the spool keeps them."""
     form, size, kept = _kept_as(MARSHALLED, data, compress)
-    return form | RECORDS, size, kept
+    return form | RECORDS | (COLUMNS if columns else 0), size, kept
 
 
 def _kept_as(form: int, data: bytes, compress: bool) -> tuple[int, int, bytes]:
@@ -86,7 +89,7 @@ def _read_back(form: int, size: int, blob: bytes) -> Any:
     try:
         if form & COMPRESSED:
             blob = _lz4().decompress(blob, decompressed_size=size, asbytes=True)
-        return _deserialized(form & ~COMPRESSED & ~RECORDS, blob)
+        return _deserialized(form & ~COMPRESSED & ~RECORDS & ~COLUMNS, blob)
     finally:
         if paused:
             gc.enable()
@@ -108,6 +111,11 @@ class SpooledRecord(NamedTuple):
     def holds_records(self) -> bool:
         """Whether the body is the batch's records as read, not its rows mapped."""
         return bool(self.form & RECORDS)
+
+    @property
+    def holds_columns(self) -> bool:
+        """Whether those records are kept column by column (``PlainColumns``'s values)."""
+        return bool(self.form & COLUMNS)
 
 
 @functools.cache

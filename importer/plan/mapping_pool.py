@@ -31,11 +31,16 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from importer.ledger.manifest_index import RECORDS, serialized_batch, serialized_records
+from importer.ledger.manifest_index import (
+    COLUMNS,
+    RECORDS,
+    serialized_batch,
+    serialized_records,
+)
 from importer.ledger.row_cache import KeyedRow
 from importer.plan.recordings import prefix_of
 from importer.plan.spool_form import plain_rows, rows_of
-from importer.read.manifest import ManifestRow, manifest_rows
+from importer.read.manifest import Batch, PlainColumns, manifest_rows
 from importer.rows.hashes import contacts_hash
 from importer.rows.validate import MappedRow
 from importer.settings import ROWS_BEFORE_WORKERS
@@ -103,7 +108,7 @@ def outcome_of(
 
 def batch_outcome(
     mapper: BatchMapping,
-    records: list[ManifestRow],
+    records: Batch,
     keys: list[bytes | None] | None,
     compress: bool,
     spool_records: bool = False,
@@ -131,11 +136,27 @@ def batch_outcome(
     )
 
 
-def spooled_records(records: list[ManifestRow], compress: bool) -> tuple[int, int, bytes]:
+def spooled_records(records: Batch, compress: bool) -> tuple[int, int, bytes]:
     """A batch's records as a plan's spool keeps them: pass two maps again the few batches
     it reads back (``manifest_rows`` of the body), and pass one spools half the bytes."""
-    form, size, data = serialized_batch(list(map(tuple, records)), compress)  # pickled if need be
+    if isinstance(records, PlainColumns):
+        form, size, data = serialized_batch(records.marshalled(), compress)  # pickled if need be
+        return form | RECORDS | COLUMNS, size, data
+    form, size, data = serialized_batch(list(map(tuple, records)), compress)
     return form | RECORDS, size, data
+
+
+def _marshalled_records(records: Batch) -> bytes:
+    """The batch's records as a worker reads them and a plan's spool keeps them
+    (``_records_read``); ValueError for a cell marshal refuses."""
+    if isinstance(records, PlainColumns):
+        return marshal.dumps(records.marshalled())  # type: ignore[arg-type]
+    return marshal.dumps(list(map(tuple, records)))
+
+
+def _records_read(data: bytes, columns: bool) -> Batch:
+    values = marshal.loads(data)
+    return PlainColumns(*values) if columns else manifest_rows(values)
 
 
 def learned_keys(mapped: list[MappedRow], keys: list[bytes | None]) -> list[KeyedRow]:
@@ -166,7 +187,7 @@ def owned(mapper: Callable[..., Any]) -> bool:
     return module.startswith("importer.") and "<" not in name and "." not in name
 
 
-BatchMapping = Callable[[list[ManifestRow]], list[MappedRow]]
+BatchMapping = Callable[[Batch], list[MappedRow]]
 
 
 class MappingPool:
@@ -216,7 +237,7 @@ class MappingPool:
 
     def submit(
         self,
-        records: list[ManifestRow],
+        records: Batch,
         keys: list[bytes | None] | None,
         compress: bool,
         *,
@@ -239,8 +260,9 @@ class MappingPool:
             try:
                 # Plain values both ways, in marshal's form: several times cheaper than
                 # pickling them, and the main process's time is what the workers wait on.
-                rows = marshal.dumps(list(map(tuple, records)))
-                batch = marshal.dumps((rows, keys, compress, spool_records))
+                rows = _marshalled_records(records)
+                columns = isinstance(records, PlainColumns)
+                batch = marshal.dumps((rows, columns, keys, compress, spool_records))
             except ValueError:
                 batch = None  # a cell that is not plain text: mapped here
             if batch is not None:
@@ -293,7 +315,9 @@ class MappingPool:
         if outcome.spooled is not None:
             return outcome
         if pending.sent is not None:
-            return outcome._replace(spooled=serialized_records(pending.sent, pending.compress))
+            columns = isinstance(pending.records, PlainColumns)
+            spooled = serialized_records(pending.sent, pending.compress, columns)
+            return outcome._replace(spooled=spooled)
         return outcome._replace(spooled=spooled_records(pending.records, pending.compress))
 
 
@@ -302,7 +326,7 @@ class _Pending(NamedTuple):
     map it here from, if need be."""
 
     future: concurrent.futures.Future[bytes] | None
-    records: list[ManifestRow]
+    records: Batch
     keys: list[bytes | None] | None
     compress: bool
     spool_records: bool
@@ -364,8 +388,8 @@ def _exit_when_orphaned(parent: int) -> None:
 
 def _map_in_worker(batch: bytes) -> bytes:
     assert _worker_mapper is not None
-    rows, keys, compress, spool_records = marshal.loads(batch)
-    records = manifest_rows(marshal.loads(rows))
+    rows, columns, keys, compress, spool_records = marshal.loads(batch)
+    records = _records_read(rows, columns)
     # A plan's spool keeps the records the main process sent: it spools them itself.
     outcome = batch_outcome(_worker_mapper, records, keys, compress, spool_records)
     # A NamedTuple is not marshal's: its fields go as a plain tuple, rows and keys as theirs.

@@ -46,11 +46,14 @@ from importer.plan.repeats import SeenOnce
 from importer.plan.spool_form import rows_of
 from importer.read.fingerprint import file_fingerprint
 from importer.read.manifest import (
+    Batch,
     ManifestRow,
+    PlainColumns,
     ReadStats,
     manifest_rows,
     read_columns,
     read_manifest,
+    read_manifest_columns,
 )
 from importer.rows import contract
 from importer.rows.columnar import IndexEntry, index_entries, map_batch
@@ -123,27 +126,32 @@ class BatchMapper:
         self.mapper = options.row_mapper or map_row
         self.media_failures = media_failures
 
-    def reads_files(self, batch: list[ManifestRow]) -> bool:
+    def reads_files(self, batch: Batch) -> bool:
         """Whether a row of the batch names a transcript file (read as the row is mapped),
         itself or by the mapping's default."""
         columns = self.options.columns
         if "transcript_path" in columns.defaults:
             return True
-        cells = [row.cells for row in batch]
+        named = columns.columns_of("transcript_path")
+        if isinstance(batch, PlainColumns):
+            where = dict(zip(batch.header, batch.columns, strict=True))
+            named_cells = [where[column] for column in named if column in where]
+        else:
+            cells = [row.cells for row in batch]
+            named_cells = [list(map(operator.methodcaller("get", c, ""), cells)) for c in named]
         # A column's cells joined are blank exactly when each of them is: one look in C.
-        return any(
-            "".join(map(operator.methodcaller("get", column, ""), cells)).strip()
-            for column in columns.columns_of("transcript_path")
-        )
+        return any("".join(column).strip() for column in named_cells)
 
-    def index_entries(self, batch: list[ManifestRow]) -> list[IndexEntry] | list[MappedRow] | None:
+    def index_entries(self, batch: Batch) -> list[IndexEntry] | list[MappedRow] | None:
         """``columnar.index_entries`` of the batch; None when its rows are not ``map_row``'s
         alone (another target's mapper, a media preflight)."""
         if self.mapper is not map_row or self.media_failures is not None:
             return None
         return index_entries(batch, self.options, file=self.file, read_transcript=self.reader)
 
-    def __call__(self, batch: list[ManifestRow]) -> list[MappedRow]:
+    def __call__(self, batch: Batch) -> list[MappedRow]:
+        if isinstance(batch, PlainColumns):
+            batch = batch.rows()
         if self.mapper is map_row:  # the same rows as map_row's, decided column by column
             mapped = map_batch(batch, self.options, file=self.file, read_transcript=self.reader)
         else:
@@ -386,13 +394,20 @@ def index_manifest(
         if stats is not None:
             stats.count_undecodable(outcome.undecodable)
 
-    def submit(pool: MappingPool, records: list[ManifestRow]) -> None:
+    def submit(pool: MappingPool, records: Batch) -> None:
         """Hand the batch's records the ledger does not know by key to the pool."""
-        settled, unsettled, unsettled_keys = _known_by_key(ledger, keys, records, index)
+        settled: list[SettledRow] = []
+        unsettled: Batch = records
+        unsettled_keys: list[bytes | None] | None = None
+        if isinstance(records, PlainColumns):  # read so only without keys: none settled
+            last_row = records.numbers[-1]
+        else:
+            settled, unsettled, unsettled_keys = _known_by_key(ledger, keys, records, index)
+            last_row = records[-1].row_number if records else 0
         # A transcript file is read once: its batch is spooled mapped.
         as_read = index.spools_records and not mapper.reads_files(unsettled)
         pool.submit(unsettled, unsettled_keys, index.compressing, spool_records=as_read)
-        in_flight.append((settled, records[-1].row_number if records else 0))
+        in_flight.append((settled, last_row))
 
     ledger.forget_learned_keys()  # any a pass one stopped before keeping them noted
     with MappingPool(
@@ -402,7 +417,11 @@ def index_manifest(
         settings.rows_before_workers,
     ) as pool:
         try:
-            for records in read_manifest(manifest, settings.batch_size, source, stats):
+            # A plan's batches of plain records reach the mapping column by column.
+            reader = (
+                read_manifest_columns if index.spools_records and keys is None else read_manifest
+            )
+            for records in reader(manifest, settings.batch_size, source, stats):
                 submit(pool, records)
                 for outcome in pool.ready():
                     keep(outcome)
@@ -541,6 +560,8 @@ def _spooled_rows(
 
     def read_back(record: SpooledRecord) -> list[MappedRow]:
         body = record.body()
+        if record.holds_columns:
+            return mapper(PlainColumns(*body))
         return mapper(manifest_rows(body)) if record.holds_records else rows_of(body)
 
     return read_back

@@ -51,12 +51,14 @@ def parquet_file(path: Path) -> Any:
 
 
 def parquet_batches(
-    path: Path, batch_size: int, id_column: str | None
-) -> Iterator[list[tuple[int, dict[str, str]]]]:
+    path: Path, batch_size: int, id_column: str | None, columns: bool = False
+) -> Iterator[list[tuple[int, dict[str, str]]] | tuple[list[str], list[int], list[list[str]]]]:
     """(row number, cells) of each non-blank record, batch by batch; ids read exactly.
 
     Column by column: a text column is taken as it is (nulls blank), other columns cell
-    by cell through ``parquet_cell``, and rows are made of the columns at the end."""
+    by cell through ``parquet_cell``, and rows are made of the columns at the end; with
+    ``columns``, a batch whose first cells are all filled (none blank) is given as its
+    (names, row numbers, columns) instead."""
     import pyarrow as pa
 
     parquet = parquet_file(path)
@@ -66,16 +68,19 @@ def parquet_batches(
         for record_batch in parquet.iter_batches(batch_size=batch_size):
             table = _microsecond_times(record_batch)
             first = row_number + 1
-            columns = [
+            texts = [
                 _id_texts(column.to_pylist(), str(path), name, first)
                 if name == id_column and not _is_text(column)
                 else _column_texts(column)
                 for name, column in zip(names, table.columns, strict=True)
             ]
             row_number += table.num_rows
+            if columns and table.num_rows and all(map(str.strip, texts[0])):
+                yield names, list(range(first, row_number + 1)), texts
+                continue
             yield [
                 (number, dict(zip(names, cells, strict=True)))
-                for number, cells in enumerate(zip(*columns, strict=True), start=first)
+                for number, cells in enumerate(zip(*texts, strict=True), start=first)
                 if cells[0].strip() or "".join(cells).strip()  # a blank record carries none
             ]
     except (pa.ArrowException, OSError) as error:

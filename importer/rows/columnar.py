@@ -11,7 +11,7 @@ transcript file) is mapped by ``map_row`` itself, so every error and message is 
 the row-by-row one. ``tests/test_columnar.py`` holds the two equal, row for row, on the
 suite's manifests and on generated rows.
 
-    >>> from importer.read.manifest import ManifestRow
+    >>> from importer.read.manifest import ManifestRow, PlainColumns
     >>> cells = {"id": "7", "type": "call", "title": "Intro", "source_system": "hubspot",
     ...          "media_url": "https://media.example.com/7.mp3", "start_at": "2024-05-01 14:30"}
     >>> rows = [ManifestRow(2, cells), ManifestRow(3, {**cells, "type": "memo"})]
@@ -24,12 +24,12 @@ suite's manifests and on generated rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from itertools import chain
+from collections.abc import Callable, Iterable, Sequence
+from itertools import chain, repeat
 from typing import Any, TypeVar
 
 from importer.errors import InvalidCell
-from importer.read.manifest import ManifestRow
+from importer.read.manifest import ManifestRow, PlainColumns
 from importer.rows import contract
 from importer.rows.cells import EXCEL_ROUNDED, has_lone_surrogate, hidden_character
 from importer.rows.dates import parse_start_at
@@ -55,8 +55,9 @@ IndexEntry = tuple[str, int, str, str, str]
 """(external_id, row, payload hash, source id, media URL): what a plan's index keeps of a
 plain row."""
 PlainRow = TypeVar("PlainRow")
-PlainMaker = Callable[[ManifestRow, dict[str, Any], Any, str], PlainRow]
-"""Makes a plain row's result from its record, payload, contact ids and source id."""
+PlainMaker = Callable[[int, int, dict[str, Any], Any, str], PlainRow]
+"""Makes a plain row's result from its place in the batch, its row number, its payload,
+contact ids and source id."""
 
 
 def map_batch(
@@ -68,14 +69,14 @@ def map_batch(
 ) -> list[MappedRow]:
     """``[map_row(row) for row in batch]``, the same rows, each field decided per column."""
 
-    def plain(row: ManifestRow, payload: dict[str, Any], ids: Any, source_id: str) -> MappedRow:
-        return MappedRow.plain(file, row.row_number, row.cells, payload, ids, source_id)
+    def plain(index: int, number: int, payload: dict[str, Any], ids: Any, source: str) -> MappedRow:
+        return MappedRow.plain(file, number, batch[index].cells, payload, ids, source)
 
     return _mapped(batch, options, file, read_transcript, plain)
 
 
 def index_entries(
-    batch: Sequence[ManifestRow],
+    batch: Sequence[ManifestRow] | PlainColumns,
     options: MappingOptions,
     *,
     file: str = "manifest",
@@ -83,35 +84,50 @@ def index_entries(
 ) -> list[IndexEntry] | list[MappedRow]:
     """The batch's index entries when every row is plain: all a plan keeps of a batch whose
     records it spools (no ``MappedRow`` made, a sixth of mapping one); else ``map_batch``'s
-    rows, each mapped once."""
+    rows, each mapped once. A batch of ``PlainColumns`` is read column by column: a row's
+    dict is made only if the row is not plain."""
 
-    def entry(
-        row: ManifestRow, payload: dict[str, Any], ids: Any, source_id: str
-    ) -> tuple[Any, ...]:
-        found = (payload["external_id"], row.row_number, text_payload_hash(payload), source_id)
-        return (*found, payload["media_url"], row.cells, payload, ids)
+    def entry(index: int, number: int, payload: dict[str, Any], ids: Any, source: str) -> Any:
+        found = (payload["external_id"], number, text_payload_hash(payload), source)
+        return (*found, payload["media_url"], index, payload, ids)
 
     made: list[Any] = _mapped(batch, options, file, read_transcript, entry)
     if all(type(item) is tuple for item in made):
         return [item[:5] for item in made]
+    row = batch.row if isinstance(batch, PlainColumns) else batch.__getitem__
     return [
         item
         if type(item) is not tuple
-        else MappedRow.plain(file, item[1], item[5], item[6], item[7], item[3], item[2])
+        else MappedRow.plain(file, item[1], row(item[5]).cells, item[6], item[7], item[3], item[2])
         for item in made
     ]
 
 
 def _mapped(
-    batch: Sequence[ManifestRow],
+    batch: Sequence[ManifestRow] | PlainColumns,
     options: MappingOptions,
     file: str,
     read_transcript: TranscriptReader | None,
     plain: PlainMaker[PlainRow],
 ) -> list[MappedRow | PlainRow]:
     """Each row: ``plain``'s result from its fields decided per column, or ``map_row``'s."""
-    cells = [row.cells for row in batch]
-    values = options.columns.field_columns(cells)
+    joined_people = "participants" in options.columns.joined
+    if isinstance(batch, PlainColumns) and joined_people:
+        batch = batch.rows()  # joined people are read from each row's own cells
+    if isinstance(batch, PlainColumns):
+        values = options.columns.field_columns_of(batch.header, batch.columns)
+        every_cell = chain.from_iterable(batch.columns)
+        numbers = batch.numbers
+        row_at: Callable[[int], ManifestRow] = batch.row
+        problems: Iterable[str | None] = [None] * len(numbers)
+        cells = None
+    else:
+        cells = [row.cells for row in batch]
+        values = options.columns.field_columns(cells)
+        every_cell = chain.from_iterable(map(dict.values, cells))
+        numbers = [row.row_number for row in batch]
+        problems = (row.problem for row in batch)
+        row_at = batch.__getitem__
     columns = _Columns(values, options)
     external_ids, source_ids = columns.external_ids()
     fields = zip(
@@ -123,15 +139,18 @@ def _mapped(
         columns.media_urls(),
         columns.decided("start_at", _start_at(options)),
         columns.decided("is_private", _is_private),
-        columns.participants(cells),
+        columns.participants(cells if joined_people else None),
         columns.transcripts(),
         columns.decided("contact_ids", _contact_ids),
         strict=True,
     )
-    undecodable = has_lone_surrogate("".join(chain.from_iterable(map(dict.values, cells))))
+    undecodable = has_lone_surrogate("".join(every_cell))
     mapped: list[MappedRow | PlainRow] = []
-    for row, field_values in zip(batch, fields, strict=True):
-        if row.problem or NOT_PLAIN in field_values or (undecodable and _undecodable(row)):
+    for index, (number, problem, field_values) in enumerate(
+        zip(numbers, problems, fields, strict=True)
+    ):
+        if problem or NOT_PLAIN in field_values or (undecodable and _undecodable(row_at(index))):
+            row = row_at(index)
             mapped.append(
                 map_row(
                     row.cells,
@@ -147,7 +166,7 @@ def _mapped(
         payload = request_payload(
             system, eid, kind, title, url, options.run_workflows, start, private, who, text
         )
-        mapped.append(plain(row, payload, ids, source_id))
+        mapped.append(plain(index, number, payload, ids, source_id))
     return mapped
 
 
@@ -228,9 +247,11 @@ class _Columns:
             result.append(url if plain and (printable or url.isprintable()) else NOT_PLAIN)
         return result
 
-    def participants(self, cells: list[dict[str, str]]) -> list[Any]:
+    def participants(self, cells: list[dict[str, str]] | None) -> list[Any]:
+        """The people of each row; ``cells``: the rows', when the mapping joins columns."""
         result: list[Any] = []
-        for row, value in zip(cells, self.values["participants"], strict=True):
+        values = self.values["participants"]
+        for row, value in zip(cells or repeat({}), values, strict=cells is not None):
             try:
                 result.append(participants_of(row, value, self.options))
             except InvalidCell:

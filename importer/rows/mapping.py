@@ -28,7 +28,7 @@ import functools
 import operator
 import sys
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,15 +103,35 @@ class ColumnMapping:
 
     def field_columns(self, rows: Sequence[MappingABC[str, str]]) -> dict[str, list[str]]:
         """``fields_of`` for a batch at once: each field's values, in the rows' order."""
+
+        def cells_of(column: str) -> Sequence[str]:
+            try:  # every row has the column, nearly always: taken in C
+                return list(map(operator.itemgetter(column), rows))
+            except KeyError:
+                return [cells.get(column, "") for cells in rows]
+
+        return self._field_columns(cells_of)
+
+    def field_columns_of(
+        self, header: Sequence[str], columns: Sequence[Sequence[str]]
+    ) -> dict[str, list[str]]:
+        """``field_columns`` of the rows ``dict(zip(header, cells))`` of these columns, read
+        from the columns themselves (of a name used twice, the last: as such a dict keeps)."""
+        where = {name: index for index, name in enumerate(header)}
+        blank = [""] * (len(columns[0]) if columns else 0)
+        return self._field_columns(
+            lambda column: columns[where[column]] if column in where else blank
+        )
+
+    def _field_columns(self, cells_of: Callable[[str], Sequence[str]]) -> dict[str, list[str]]:
+        """Each field's values, from each column's cells in the rows' order (``cells_of``)."""
         fields: dict[str, list[str]] = {}
         for name, column, folded, default in self._readers:
             if isinstance(column, tuple):
-                values = [join_cells(name, [cells.get(c, "") for c in column]) for cells in rows]
+                parts = zip(*map(cells_of, column), strict=True)
+                values = [join_cells(name, list(cells)) for cells in parts]
             else:
-                try:  # every row has the column, nearly always: taken in C
-                    values = list(map(operator.itemgetter(column), rows))
-                except KeyError:
-                    values = [cells.get(column, "") for cells in rows]
+                values = list(cells_of(column))
             if folded is not None:
                 values = [folded.get(value.strip().casefold(), value) for value in values]
             if default is not None:
