@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -370,7 +371,8 @@ def _csv_records(path: Path, reader: Any) -> Iterator[list[tuple[int, list[str],
             return
         placed: Iterable[tuple[int, list[str], int]]
         if reader.line_num - before == len(records):
-            placed = ((line, record, line) for line, record in enumerate(records, before + 1))
+            lines = range(before + 1, before + 1 + len(records))
+            placed = zip(lines, records, lines, strict=True)
         else:
             placed = []
             last = before
@@ -381,11 +383,22 @@ def _csv_records(path: Path, reader: Any) -> Iterator[list[tuple[int, list[str],
             first, record, last = placed[-1]
             placed[-1] = (first, record, min(last, reader.line_num))
         # Blank lines carry no recording (the first cell, when filled, says so at once).
-        yield [
-            (first, record, last)
-            for first, record, last in placed
-            if record and (record[0].strip() or "".join(record).strip())
-        ]
+        try:
+            filled = all(map(str.strip, map(_first_cell, records)))  # in C, nearly always
+        except IndexError:  # a blank line: a record of no cell
+            filled = False
+        yield (
+            list(placed)
+            if filled
+            else [
+                (first, record, last)
+                for first, record, last in placed
+                if record and (record[0].strip() or "".join(record).strip())
+            ]
+        )
+
+
+_first_cell = operator.itemgetter(0)
 
 
 def _lines_of(record: list[str]) -> int:
