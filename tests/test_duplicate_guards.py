@@ -228,6 +228,22 @@ def test_an_id_equal_under_nfkc_to_one_sent_before_is_not_sent(
     assert "external_id 'crm:7' and 'crm:\\uff17' which the ledger holds as sent before" in reasons
 
 
+def test_an_ascii_id_equal_under_nfkc_to_one_sent_before_is_not_sent(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A manifest of ASCII ids alone holds no lookalike of its own: the ledger's still counts."""
+    ledger = tmp_path / "l.db"
+    first = write_manifest(tmp_path / "first.csv", [row(1, id="\uff17")])
+    assert run(sandbox, first, ledger).exit_code == 0
+    second = write_manifest(tmp_path / "second.csv", [row(1, id="7"), row(2)])
+
+    result = run(sandbox, second, ledger)
+
+    assert result.exit_code == 1, result.output
+    assert count(result.output, "duplicate") == 1
+    assert len(sandbox.engagements()) == 2
+
+
 def test_ids_equal_under_nfkc_stay_unsent_when_the_manifest_is_run_again_unchanged(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:

@@ -251,6 +251,22 @@ def test_a_batch_naming_transcript_files_is_spooled_mapped(tmp_path: Path) -> No
     assert index.spools_records and kinds == [True, False, True]
 
 
+def test_ascii_ids_and_a_ledger_without_one_beyond_ascii_are_not_searched_for_lookalikes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    searched: list[int] = []
+    search = Ledger.lookalike_ids
+    monkeypatch.setattr(
+        Ledger, "lookalike_ids", lambda self, *a: searched.append(1) or search(self, *a)
+    )
+    for ids in (["1", "2"], ["1", "\uff11"]):
+        path = write_manifest(tmp_path / "m.csv", [row(n, id=value) for n, value in enumerate(ids)])
+        with Ledger(tmp_path / "l.db", readonly=True) as ledger:
+            _, duplicates, _ = index_manifest(ledger, _settings(path, 10, False))
+        assert len(duplicates) == len(searched) * 2
+    assert searched == [1]
+
+
 def test_a_batch_names_a_transcript_file_only_in_a_cell_not_blank(tmp_path: Path) -> None:
     mapper = BatchMapper(tmp_path / "m.csv", MappingOptions(timezone="UTC"))
     blank = [ManifestRow(2, {"transcript_path": " \t"}), ManifestRow(3, {"id": "7"})]

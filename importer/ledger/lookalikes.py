@@ -30,6 +30,16 @@ def nfkc(text: str | None) -> str | None:
 class Lookalikes(LedgerDB):
     """Lookalike ids between the manifest being read and the ledger."""
 
+    def sends_ids_beyond_ascii(self) -> bool:
+        """Whether the ledger holds a sent id beyond ASCII: only such an id can be a
+        lookalike of a manifest's ids when those are all ASCII."""
+        return bool(
+            self.db.execute(
+                f"SELECT 1 FROM engagements WHERE status != '{Status.PENDING}' "
+                f"AND {NOT_ASCII.format('external_id')} LIMIT 1"
+            ).fetchone()
+        )
+
     def lookalike_ids(
         self, index_table: str = "temp.manifest_index"
     ) -> Iterator[tuple[str, str, int | None]]:
