@@ -267,6 +267,17 @@ def test_ascii_ids_and_a_ledger_without_one_beyond_ascii_are_not_searched_for_lo
     assert searched == [1]
 
 
+def test_a_plans_index_rows_are_inserted_only_when_a_query_reads_them(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "m.csv", [row(n) for n in range(7)])
+    with Ledger(tmp_path / "l.db", readonly=True) as ledger:
+        index, duplicates, _ = index_manifest(ledger, _settings(path, 3, False), spool_records=True)
+        count = "SELECT COUNT(*), MIN(row_number), MAX(row_number) FROM temp.manifest_index"
+        assert not duplicates and ledger.db.execute(count).fetchone() == (0, None, None)
+        assert index.table == "temp.manifest_index"  # asked for: the rows are in it now
+        assert ledger.db.execute(count).fetchone() == (7, 2, 8)
+        assert not list(index.repeated())
+
+
 def test_a_batch_names_a_transcript_file_only_in_a_cell_not_blank(tmp_path: Path) -> None:
     mapper = BatchMapper(tmp_path / "m.csv", MappingOptions(timezone="UTC"))
     blank = [ManifestRow(2, {"transcript_path": " \t"}), ManifestRow(3, {"id": "7"})]

@@ -160,7 +160,7 @@ class ManifestIndex:
 
     def __init__(self, ledger: Ledger, table: str = SCRATCH) -> None:
         self.db = ledger.db
-        self.table = table
+        self._table = table
         self._ahead_for: frozenset[str] | None = None
         """The conflicting ids ``summary`` left out of ``temp.ahead`` (None: not usable)."""
         self.spooled_bytes = 0
@@ -170,16 +170,27 @@ class ManifestIndex:
         self.spools_records = False
         """Whether a batch may be spooled as its records as read rather than its rows mapped
         (``index_manifest``'s ``spool_records``; each batch's form says: ``RECORDS``)."""
+        self.defers_rows = False
+        """Whether ``add`` keeps rows aside, a batch a blob, until a query reads the table
+        (``table``): a plan of new rows that each hashes once reads none of it, and a
+        million rows cost two seconds to insert one by one."""
         self.no_recording_elsewhere = False
         """Set by pass one when each media URL of the file is on one row and the ledger holds
         none: no row's recording is under another external_id, so none is looked up (their
         indexes cost two seconds at a million rows). Rows this run sends add none: each has
         a media URL of its own."""
 
+    @property
+    def table(self) -> str:
+        """The table the index's rows are in: every row ``add`` kept aside is in it now."""
+        self._rows_in_table()
+        return self._table
+
     def kept_in(self, table: str) -> None:
         """Read these same rows from now on from the table ``keep_manifest`` kept them in (in
         external_id order and indexed: cheaper joins); what ``summary`` found stays usable."""
-        self.table = table
+        self._rows_in_table()
+        self._table = table
 
     def start(self) -> None:
         """An empty scratch table of (external_id, row, payload hash, source id, media URL)."""
@@ -189,6 +200,8 @@ class ManifestIndex:
             "media_url TEXT, settled INTEGER)"
         )
         self.db.execute("DELETE FROM temp.manifest_index")
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS manifest_rows_aside (rows BLOB)")
+        self.db.execute("DELETE FROM temp.manifest_rows_aside")
         self.db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS manifest_spool "
             "(seq INTEGER PRIMARY KEY, head BLOB, form INTEGER, size INTEGER, rows BLOB)"
@@ -235,13 +248,35 @@ class ManifestIndex:
         enter it as settled from the ledger straight: ``RowCache.settled_rows``)."""
         if not rows:
             return
+        if self.defers_rows:
+            try:
+                kept = marshal.dumps(rows)
+            except ValueError:  # a value marshal refuses: in the table, after those aside
+                self._rows_in_table()
+            else:
+                self.db.execute("INSERT INTO temp.manifest_rows_aside VALUES (?)", [kept])
+                return
+        self._inserted(rows)
+
+    def _inserted(self, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
         with self.db.conn:
             self.db.conn.executemany(
                 "INSERT INTO temp.manifest_index VALUES (?, ?, ?, ?, ?, 0)", rows
             )
 
+    def _rows_in_table(self) -> None:
+        """The rows ``add`` kept aside, inserted in the order added; none are kept aside
+        from now on."""
+        if not self.defers_rows:
+            return
+        self.defers_rows = False
+        for (kept,) in self.db.execute("SELECT rows FROM temp.manifest_rows_aside ORDER BY rowid"):
+            self._inserted(marshal.loads(kept))
+        self.db.execute("DELETE FROM temp.manifest_rows_aside")
+
     def settled_among(self, external_ids: Iterable[str]) -> bool:
         """Whether any of these external_ids is on a row added as settled."""
+        self._rows_in_table()
         self._ids_indexed()
         ids = list(external_ids)
         for start in range(0, len(ids), 500):

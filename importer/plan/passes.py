@@ -358,6 +358,7 @@ def index_manifest(
         and ledger.reads_no_engagements  # else batches with known ids are read back
         and not settings.plan.only_failed  # else every batch is read back
     )
+    index.defers_rows = index.spools_records  # a plan of rows new and unique reads none
     usable = settle and not settings.check_media and ledger.keys_of_use()
     keys = row_keys(mapping, source, mapper.mapper) if usable else None
     in_flight: deque[tuple[list[SettledRow], int]] = deque()
@@ -446,7 +447,7 @@ def index_manifest(
     # Lookalikes need an id beyond ASCII: nearly every export's ids are ASCII, as a first
     # import's ledger holds none (the search of both costs half a second a million rows).
     if not seen_once.ids_ascii() or ledger.sends_ids_beyond_ascii():
-        duplicates.update(lookalike_duplicates(ledger.lookalike_ids()))
+        duplicates.update(lookalike_duplicates(ledger.lookalike_ids(index.table)))
     if seen["settled"] and duplicates and index.settled_among(duplicates):
         # A row known by its key shares its external_id (or one alike) with another: judged
         # with them, as every row is without keys (rare; the index is built again, all
