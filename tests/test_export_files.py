@@ -11,8 +11,11 @@ import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from importer.errors import ManifestError
+from importer.read.csv_dialect import FOOTER_IN_FIRST_CELLS, FOOTER_START
 from importer.read.manifest import ManifestRow, read_columns, read_manifest
 from importer.rows.mapping import load_mapping
 from importer.rows.validate import MappingOptions, map_row
@@ -350,3 +353,17 @@ def test_xlsx_is_read_in_batches(tmp_path: Path) -> None:
     sizes = [len(first), *(len(batch) for batch in batches)]
     assert sizes == [1000, 1000, 500]
     assert first[0].row_number == 2
+
+
+pieces = st.sampled_from(["Total", "total ", "©", "12 records", "x", " ", "\x00", "é"])
+first_cells = st.lists(st.lists(pieces, max_size=4).map("".join), max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(first_cells)
+def test_a_batch_is_searched_for_a_footer_wherever_one_cell_starts_like_one(
+    cells: list[str],
+) -> None:
+    """One search of the batch's first cells joined finds every cell starting like a footer."""
+    if any(FOOTER_START.match(cell) for cell in cells):
+        assert FOOTER_IN_FIRST_CELLS.search("\x00".join(cells))

@@ -225,6 +225,9 @@ FOOTER_START = re.compile(
     r"count\b|record count\b|\d[\d,]* records?\b)",
     re.IGNORECASE,
 )
+FOOTER_IN_FIRST_CELLS = re.compile(r"(?:^|\x00)" + FOOTER_START.pattern, re.IGNORECASE)
+"""``FOOTER_START`` at the start of any of a batch's first cells joined with NUL: one search
+where a match of each cell finds a footer (a NUL inside a cell may find one that is not)."""
 # A trailing block longer than this is data, not a footer: memory stays bounded.
 MAX_FOOTER_ROWS = 20
 
@@ -259,7 +262,8 @@ class TrailingFooter:
         """The records known not to be the footer, in order."""
         records = list(records)
         held = self.held
-        if not held and not any(map(FOOTER_START.match, [r[1][0] for r in records if r[1]])):
+        first_cells = "\x00".join([r[1][0] for r in records if r[1]])
+        if not held and not FOOTER_IN_FIRST_CELLS.search(first_cells):
             return records  # nearly every batch: no record starts like a footer
         passed: list[tuple[int, list[str], Any]] = []
         for record in records:

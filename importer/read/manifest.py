@@ -315,7 +315,7 @@ def _read_csv(
         id_index = _column_index(header, source.id_column)
         width = len(header)
         for batch in _csv_records(path, reader):
-            cells = list(chain.from_iterable(record for _, record, _ in batch))
+            cells = list(chain.from_iterable(map(_record_of, batch)))
             # One search of the joined cells: the separator is not in the marker; and no cell
             # is longer than all of them together.
             joined = "\x01".join(cells)
@@ -325,10 +325,10 @@ def _read_csv(
                 or (len(joined) > MAX_CELL_CHARS and max(map(len, cells)) > MAX_CELL_CHARS)
             )
             kept = without_report_rows(footer.feed(batch), id_index, report_rows)
-            if not odd and {len(record) for _, record, _ in kept} <= {width}:
+            records = list(map(_record_of, kept))
+            if not odd and set(map(len, records)) <= {width}:
                 # What _row makes of records of the header's width with nothing odd.
                 if columns and kept:
-                    records = [record for _, record, _ in kept]
                     yield PlainColumns(
                         header, [n for n, _, _ in kept], list(zip(*records, strict=True))
                     )
@@ -399,6 +399,7 @@ def _csv_records(path: Path, reader: Any) -> Iterator[list[tuple[int, list[str],
 
 
 _first_cell = operator.itemgetter(0)
+_record_of = operator.itemgetter(1)
 
 
 def _lines_of(record: list[str]) -> int:
