@@ -17,10 +17,10 @@ from typing import Any
 
 from importer.errors import ManifestError
 
-BATCHES_READ = 16
+BATCHES_READ = 8
 """Batches read from the file at a time, then cut: each of pyarrow's reads and conversions
 costs as much again as a thousand rows (0.3 s of 0.6 at a million rows, in 1,000-row
-batches); sixteen hold a few megabytes of text."""
+batches); eight hold a few megabytes of text."""
 # Integers above 2**53 cannot all be held by a float: such an id has already been altered.
 MAX_EXACT_FLOAT = 2**53
 
