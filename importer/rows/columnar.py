@@ -25,7 +25,7 @@ suite's manifests and on generated rows.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from itertools import chain, repeat
+from itertools import chain
 from typing import Any, TypeVar
 
 from importer.errors import InvalidCell
@@ -34,6 +34,7 @@ from importer.rows import contract
 from importer.rows.cells import EXCEL_ROUNDED, has_lone_surrogate, hidden_character
 from importer.rows.dates import parse_start_at
 from importer.rows.hashes import text_payload_hash
+from importer.rows.participants import parse_participants, plain_people
 from importer.rows.validate import (
     NOT_A_BOOLEAN,
     MappedRow,
@@ -251,7 +252,18 @@ class _Columns:
         """The people of each row; ``cells``: the rows', when the mapping joins columns."""
         result: list[Any] = []
         values = self.values["participants"]
-        for row, value in zip(cells or repeat({}), values, strict=cells is not None):
+        if cells is None:  # each cell read by itself: written plainly, nearly always
+            for value in values:
+                text = value.strip()
+                plain = plain_people(text) if text else []
+                if plain is None:
+                    try:
+                        plain = parse_participants(value)
+                    except InvalidCell:
+                        plain = NOT_PLAIN
+                result.append(plain)
+            return result
+        for row, value in zip(cells, values, strict=True):
             try:
                 result.append(participants_of(row, value, self.options))
             except InvalidCell:
