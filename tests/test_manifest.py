@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from importer.errors import ManifestError
 from importer.read.csv_dialect import lines_are_short
 from importer.read.manifest import ManifestRow, read_columns, read_manifest
+from importer.read.parquet import batches_read_at_once, parquet_file
 from importer.rows.mapping import ColumnMapping
 from importer.rows.validate import MappingOptions, map_row
 
@@ -188,8 +189,10 @@ def test_a_missing_file(tmp_path: Path) -> None:
 # -- Parquet ------------------------------------------------------------------------------
 
 
-def write_parquet(path: Path, table: pa.Table, row_group_size: int | None = None) -> Path:
-    pq.write_table(table, path, row_group_size=row_group_size)
+def write_parquet(
+    path: Path, table: pa.Table, row_group_size: int | None = None, compression: str = "snappy"
+) -> Path:
+    pq.write_table(table, path, row_group_size=row_group_size, compression=compression)
     return path
 
 
@@ -282,6 +285,44 @@ def test_truncated_parquet(tmp_path: Path) -> None:
     assert str(path) in str(caught.value)
     with pytest.raises(ManifestError):
         read_columns(path)
+
+
+def test_a_damaged_parquet_hands_on_the_rows_before_the_fault_and_names_where(
+    tmp_path: Path,
+) -> None:
+    """Rows are read eight batches at a time: a fault in the sixth is read again a batch at a
+    time, so the five before it are handed on and the fault is named after row 5,000."""
+    n = 8000
+    table = pa.table({"id": [f"r{i}" for i in range(n)], "title": [f"t{i}" for i in range(n)]})
+    path = write_parquet(tmp_path / "m.parquet", table, row_group_size=1000, compression="none")
+    assert batches_read_at_once(parquet_file(path), 1000) == 8
+    offset = pq.ParquetFile(path).metadata.row_group(5).column(0).data_page_offset
+    data = bytearray(path.read_bytes())
+    data[offset : offset + 40] = b"\xff" * 40
+    path.write_bytes(bytes(data))
+    handed_on: list[int] = []
+    with pytest.raises(ManifestError, match="is damaged after row 5000"):
+        for batch in read_manifest(path):
+            handed_on.extend(row.row_number for row in batch)
+    assert handed_on == list(range(1, 5001))
+
+
+def test_parquet_rows_of_long_cells_are_read_a_batch_at_a_time(tmp_path: Path) -> None:
+    """Memory stays bounded by the batch size: only short rows are read several at a time."""
+    short = write_parquet(tmp_path / "s.parquet", pa.table({"id": [str(i) for i in range(50)]}))
+    long = write_parquet(
+        tmp_path / "l.parquet",
+        pa.table(
+            {"id": [str(i) for i in range(50)], "t": [f"{i}" + "x" * 5000 for i in range(50)]}
+        ),
+        compression="none",
+    )
+    assert batches_read_at_once(parquet_file(short), 1000) == 8
+    assert batches_read_at_once(parquet_file(long), 1000) == 1
+    assert batches_read_at_once(parquet_file(long), 20) == 8
+    batches = list(read_manifest(long, batch_size=20))
+    assert [len(b) for b in batches] == [20, 20, 10]
+    assert batches[2][9].cells["t"] == "49" + "x" * 5000
 
 
 def test_garbage_with_a_parquet_extension(tmp_path: Path) -> None:

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from importer.cli.options import ReadingChoices
 from importer.errors import ManifestError
 from importer.ledger import Ledger
-from importer.ledger.manifest_index import SpooledRecord
+from importer.ledger.manifest_index import COLUMNS, SpooledRecord
 from importer.plan.mapping_pool import (
     MappedOutcome,
     MappingPool,
@@ -29,7 +31,7 @@ from importer.plan.mapping_pool import (
 )
 from importer.plan.passes import BatchMapper, index_manifest
 from importer.plan.spool_form import rows_of
-from importer.read.manifest import ReadStats, manifest_rows, read_manifest
+from importer.read.manifest import PlainColumns, ReadStats, manifest_rows, read_manifest
 from importer.rows import validate
 from importer.rows.validate import MappedRow
 from importer.settings import ImportSettings
@@ -125,6 +127,54 @@ def test_workers_spool_a_plans_records_as_the_main_process_does(tmp_path: Path) 
         assert (manifest_rows(body) if holds else [r.row_number for r in rows_of(body)]) == (
             batch if holds else [r.row_number for r in batch]
         )
+
+
+def read_back(record: SpooledRecord) -> Any:
+    """A spooled body as rows: records (as rows, or column by column), or rows mapped."""
+    body = record.body()
+    if record.holds_columns:
+        return PlainColumns(*body).rows()
+    return manifest_rows(body) if record.holds_records else [r.row_number for r in rows_of(body)]
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_workers_take_and_spool_a_plans_batches_column_by_column(tmp_path: Path, kind: str) -> None:
+    """At the default batch size a plan's plain batches go to the workers as columns, are
+    spooled so, and come back as the main process alone makes them."""
+    rows = [row(n) for n in range(2600)]
+    rows[1500]["type"] = "memo"  # its batch is spooled mapped
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    if kind == "parquet":
+        manifest = tmp_path / "m.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), manifest)
+    settings = import_settings(manifest, ReadingChoices())
+
+    def spooled(workers: int) -> tuple[list[Any], list[Any], int]:
+        options = dataclasses.replace(settings, mapping_workers=workers, rows_before_workers=0)
+        by_workers: list[int] = []
+        exit_pool = MappingPool.__exit__
+        with (
+            Ledger(tmp_path / "none.db", readonly=True) as ledger,
+            pytest.MonkeyPatch.context() as patch,
+        ):
+            patch.setattr(
+                MappingPool,
+                "__exit__",
+                lambda pool, *a: by_workers.append(pool.by_workers) or exit_pool(pool, *a),
+            )
+            index, _, _ = index_manifest(ledger, options, spool_records=True)
+            records = list(index.spooled())
+            entries = sorted(ledger.db.execute(f"SELECT * FROM {index.table}").fetchall())
+        return [(r.head, r.form, read_back(r)) for r in records], entries, sum(by_workers)
+
+    (alone, entries, _), (with_workers, worker_entries, mapped_there) = spooled(0), spooled(2)
+
+    assert with_workers == alone and worker_entries == entries and mapped_there == 3
+    assert [form & COLUMNS for _, form, _ in alone] == [COLUMNS, 0, COLUMNS]
+    assert [rows for _, _, rows in alone][::2] == [
+        b for n, b in enumerate(read_manifest(manifest)) if n != 1
+    ]
+    assert len(entries) == 2599
 
 
 def test_workers_map_only_what_the_ledger_does_not_know(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -307,4 +357,6 @@ def test_a_plans_batch_of_plain_rows_has_the_outcome_its_mapped_rows_give(tmp_pa
                 assert batch_outcome(mapper, batch, keys, False, True) == expected
     plain = [b for b in batches if outcome_of(call(mapper, b), None, False, True).importable]
     assert 0 < len(plain) < len(batches)
+    entries = [mapper.index_entries(b) for b in plain]  # the entries alone: no mapped row made
+    assert any(found and type(found[0]) is tuple for found in entries)
     assert len(made) == len(batches)  # mapped rows only where keys are learned

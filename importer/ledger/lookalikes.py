@@ -40,9 +40,7 @@ class Lookalikes(LedgerDB):
             ).fetchone()
         )
 
-    def lookalike_ids(
-        self, index_table: str = "temp.manifest_index"
-    ) -> Iterator[tuple[str, str, int | None]]:
+    def lookalike_ids(self, index_table: str) -> Iterator[tuple[str, str, int | None]]:
         """``(external_id, lookalike, its row)`` for every id of the manifest's index (pass
         one's, or the table it was kept in) that another id, different as text, equals under
         NFKC: one of the manifest (its first row) or one the ledger holds as sent (row None).

@@ -244,8 +244,9 @@ class ManifestIndex:
             yield SpooledRecord(_deserialized(head[0], head[1:]), *found[2:])
 
     def add(self, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
-        """Add valid rows to the scratch table (rows known by their key as imported unchanged
-        enter it as settled from the ledger straight: ``RowCache.settled_rows``)."""
+        """Add valid rows to the scratch table, or keep them aside for it (``defers_rows``);
+        rows known by their key as imported unchanged enter it as settled from the ledger
+        straight (``RowCache.settled_rows``)."""
         if not rows:
             return
         if self.defers_rows:
@@ -276,7 +277,6 @@ class ManifestIndex:
 
     def settled_among(self, external_ids: Iterable[str]) -> bool:
         """Whether any of these external_ids is on a row added as settled."""
-        self._rows_in_table()
         self._ids_indexed()
         ids = list(external_ids)
         for start in range(0, len(ids), 500):

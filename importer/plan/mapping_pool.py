@@ -137,8 +137,9 @@ def batch_outcome(
 
 
 def spooled_records(records: Batch, compress: bool) -> tuple[int, int, bytes]:
-    """A batch's records as a plan's spool keeps them: pass two maps again the few batches
-    it reads back (``manifest_rows`` of the body), and pass one spools half the bytes."""
+    """A batch's records as a plan's spool keeps them (column by column for ``PlainColumns``,
+    form ``COLUMNS``): pass two maps again the few batches it reads back, and pass one
+    spools half the bytes."""
     if isinstance(records, PlainColumns):
         form, size, data = serialized_batch(records.marshalled(), compress)  # pickled if need be
         return form | RECORDS | COLUMNS, size, data
@@ -191,7 +192,7 @@ BatchMapping = Callable[[Batch], list[MappedRow]]
 
 
 class MappingPool:
-    """Maps batches and reduces them (``outcome_of``), in the main process until
+    """Maps batches and reduces them (``batch_outcome``), in the main process until
     ``rows_before_workers`` rows were handed in, then (``workers`` > 0) in worker processes,
     each mapping with ``worker_setup``'s mapper (a class or function the package owns, and
     its arguments: a worker makes its own); ``ready`` and ``rest`` give the outcomes in the

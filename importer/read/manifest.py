@@ -5,8 +5,9 @@ the line a record starts on when quoted cells span several lines, and users fix 
 line number. Its encoding and delimiter come from the file or the options
 (``csv_dialect``). ``.xlsx`` sheets are streamed with openpyxl (``xlsx``), numbered as Excel
 numbers rows; Parquet goes through pyarrow record batches. Either way memory holds one
-batch. A report footer after the last record, and a grouped report's headings and
-subtotals between records (rows with no id and one or two cells), are dropped and counted.
+batch (Parquet's short rows are read a few batches at a time, 8 MB at most). A report
+footer after the last record, and a grouped report's headings and subtotals between
+records (rows with no id and one or two cells), are dropped and counted.
 
     >>> sample = Path(__file__).parents[2] / "manifests" / "sample.csv"
     >>> for batch in read_manifest(sample, batch_size=2):
@@ -214,9 +215,10 @@ def manifest_rows(values: Iterable[tuple[int, dict[str, str], str | None]]) -> l
 
 
 def _rebatched(chunks: Iterator[Batch], batch_size: int) -> Iterator[Batch]:
-    """The rows of these lists in batches of ``batch_size`` (the last may be shorter; a size
-    below one is one). A chunk of ``PlainColumns`` the size of a batch, or shorter and the
-    last, is passed on as it is; otherwise its rows join the others."""
+    """The rows of these chunks in batches of ``batch_size`` (the last may be shorter; a
+    size below one is one). A chunk of ``PlainColumns`` the size of a batch with no rows
+    waiting before it, or the last chunk and all that is left, is passed on as it is;
+    otherwise its rows join the others."""
     batch_size = max(batch_size, 1)
     batch: list[ManifestRow] = []
     held: PlainColumns | None = None

@@ -17,10 +17,6 @@ from typing import Any
 
 from importer.errors import ManifestError
 
-BATCHES_READ = 8
-"""Batches read from the file at a time, then cut: each of pyarrow's reads and conversions
-costs as much again as a thousand rows (0.3 s of 0.6 at a million rows, in 1,000-row
-batches); eight hold a few megabytes of text."""
 # Integers above 2**53 cannot all be held by a float: such an id has already been altered.
 MAX_EXACT_FLOAT = 2**53
 
@@ -62,36 +58,80 @@ def parquet_batches(
     Column by column: a text column is taken as it is (nulls blank), other columns cell
     by cell through ``parquet_cell``, and rows are made of the columns at the end; with
     ``columns``, a batch whose first cells are all filled (none blank) is given as its
-    (names, row numbers, columns) instead."""
+    (names, row numbers, columns) instead. Short rows are read from the file several
+    batches at a time (``batches_read_at_once``); a fault there is read again a batch at a
+    time, so the rows before it are handed on and the fault named where it is."""
     import pyarrow as pa
 
     parquet = parquet_file(path)
     names = parquet.schema_arrow.names
-    row_number = 0
     batch_size = max(batch_size, 1)
-    try:
-        for record_batch in parquet.iter_batches(batch_size=batch_size * BATCHES_READ):
-            table = _microsecond_times(record_batch)
-            read = [
-                _id_texts(column.to_pylist(), str(path), name, row_number + 1)
-                if name == id_column and not _is_text(column)
-                else _column_texts(column)
-                for name, column in zip(names, table.columns, strict=True)
-            ]
-            for start in range(0, table.num_rows, batch_size):
-                texts = [column[start : start + batch_size] for column in read]
-                first = row_number + 1
-                row_number += min(batch_size, table.num_rows - start)
-                if columns and texts and all(map(str.strip, texts[0])):
-                    yield names, list(range(first, row_number + 1)), texts
-                    continue
-                yield [
-                    (number, dict(zip(names, cells, strict=True)))
-                    for number, cells in enumerate(zip(*texts, strict=True), start=first)
-                    if cells[0].strip() or "".join(cells).strip()  # a blank record carries none
-                ]
-    except (pa.ArrowException, OSError) as error:
-        raise ManifestError(str(path), f"is damaged after row {row_number} ({error})") from error
+    handed_on = 0
+    at_once = batches_read_at_once(parquet, batch_size)
+    for reading in (at_once, 1) if at_once > 1 else (1,):
+        read = 0
+        try:
+            for block in parquet.iter_batches(batch_size=batch_size * reading):
+                for start in range(0, block.num_rows, batch_size):
+                    if read + start < handed_on:
+                        continue  # handed on before a fault made the file be read again
+                    record_batch = block.slice(start, batch_size)
+                    yield _batch_texts(path, names, record_batch, handed_on + 1, id_column, columns)
+                    handed_on += record_batch.num_rows
+                read += block.num_rows
+            return
+        except (pa.ArrowException, OSError) as error:
+            if reading == 1:
+                raise ManifestError(
+                    str(path), f"is damaged after row {handed_on} ({error})"
+                ) from error
+
+
+BATCHES_READ = 8
+"""Batches read from the file at a time, then cut, when they hold short rows: each of
+pyarrow's reads costs as much again as a thousand rows (0.3 s of 0.6 at a million rows, in
+1,000-row batches)."""
+BYTES_READ_AT_ONCE = 8 * 1024 * 1024
+"""What several batches read at once may hold, by the file's own count of its rows' bytes:
+memory stays bounded by ``--batch-size`` (a batch of transcripts is read alone)."""
+
+
+def batches_read_at_once(parquet: Any, batch_size: int) -> int:
+    """``BATCHES_READ`` when that many batches of the file's rows (their average size, as
+    the file's metadata counts it) fit in ``BYTES_READ_AT_ONCE``; else one."""
+    metadata = parquet.metadata
+    row_groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    rows = sum(group.num_rows for group in row_groups)
+    if not rows:
+        return 1
+    row_bytes = sum(group.total_byte_size for group in row_groups) / rows
+    return BATCHES_READ if row_bytes * batch_size * BATCHES_READ <= BYTES_READ_AT_ONCE else 1
+
+
+def _batch_texts(
+    path: Path,
+    names: list[str],
+    record_batch: Any,
+    first: int,
+    id_column: str | None,
+    columns: bool,
+) -> list[tuple[int, dict[str, str]]] | tuple[list[str], list[int], list[list[str]]]:
+    """One batch's non-blank records as (row number, cells), or as (names, row numbers,
+    columns) with ``columns`` when no first cell is blank."""
+    table = _microsecond_times(record_batch)
+    texts = [
+        _id_texts(column.to_pylist(), str(path), name, first)
+        if name == id_column and not _is_text(column)
+        else _column_texts(column)
+        for name, column in zip(names, table.columns, strict=True)
+    ]
+    if columns and texts and table.num_rows and all(map(str.strip, texts[0])):
+        return names, list(range(first, first + table.num_rows)), texts
+    return [
+        (number, dict(zip(names, cells, strict=True)))
+        for number, cells in enumerate(zip(*texts, strict=True), start=first)
+        if cells[0].strip() or "".join(cells).strip()  # a blank record carries none
+    ]
 
 
 def _column_texts(column: Any) -> list[str]:

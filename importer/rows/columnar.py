@@ -11,7 +11,7 @@ transcript file) is mapped by ``map_row`` itself, so every error and message is 
 the row-by-row one. ``tests/test_columnar.py`` holds the two equal, row for row, on the
 suite's manifests and on generated rows.
 
-    >>> from importer.read.manifest import ManifestRow, PlainColumns
+    >>> from importer.read.manifest import ManifestRow
     >>> cells = {"id": "7", "type": "call", "title": "Intro", "source_system": "hubspot",
     ...          "media_url": "https://media.example.com/7.mp3", "start_at": "2024-05-01 14:30"}
     >>> rows = [ManifestRow(2, cells), ManifestRow(3, {**cells, "type": "memo"})]

@@ -194,9 +194,9 @@ def parse_start_at(text: str, timezone: str | None = None, style: DateStyle | No
     return format_rfc3339(moment)
 
 
-PLAIN_ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[T ]([0-9]{2}):([0-9]{2})(?::([0-9]{2}))?")
+PLAIN_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
 """``2024-03-05 14:30[:05]``, no offset: how most exports write times, read without the
-general parser's searches (the same instant; ``tests/test_columnar.py`` holds them equal)."""
+general parser's searches (the same instant; ``tests/test_plain_forms.py`` holds them equal)."""
 
 
 def _plain_iso(value: str, timezone: str) -> str | None:
