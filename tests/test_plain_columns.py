@@ -79,6 +79,23 @@ def test_plain_csv_and_parquet_batches_are_read_column_by_column(tmp_path: Path)
         ]
 
 
+def test_a_record_dropped_makes_one_batch_short_not_every_batch_after_it_rows(
+    tmp_path: Path,
+) -> None:
+    lines = ["id,type,title", *[f"{n},CALL,t{n}" for n in range(2500)]]
+    lines[500] = ""  # a blank line: its chunk of a thousand records holds 999
+    lines[1700] = "1699,CALL,t,extra"  # a record wider than the header: rows
+    path = tmp_path / "m.csv"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    by_columns, by_rows = read_both(path, 1000)
+    assert [(type(b).__name__, len(b)) for b in by_columns] == [
+        ("PlainColumns", 999),
+        ("list", 1000),
+        ("PlainColumns", 500),
+    ]
+    assert [r for b in by_columns for r in rows_of(b)] == [r for b in by_rows for r in b]
+
+
 def test_a_batch_with_an_odd_record_or_a_blank_first_cell_is_read_as_rows(
     tmp_path: Path,
 ) -> None:

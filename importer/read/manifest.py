@@ -216,31 +216,27 @@ def manifest_rows(values: Iterable[tuple[int, dict[str, str], str | None]]) -> l
 
 def _rebatched(chunks: Iterator[Batch], batch_size: int) -> Iterator[Batch]:
     """The rows of these chunks in batches of ``batch_size`` (the last may be shorter; a
-    size below one is one). A chunk of ``PlainColumns`` the size of a batch with no rows
-    waiting before it, or the last chunk and all that is left, is passed on as it is;
-    otherwise its rows join the others."""
+    size below one is one). A chunk of ``PlainColumns`` no longer than a batch is passed on
+    as it is, the rows waiting before it first: a record dropped (a blank line, a report's
+    subtotal) makes one batch short, not every batch after it rows."""
     batch_size = max(batch_size, 1)
     batch: list[ManifestRow] = []
-    held: PlainColumns | None = None
-    """A short chunk of plain records, passed on as it is if no other follows."""
     for chunk in chunks:
-        if held is not None:
-            batch.extend(held.rows())
-            held = None
+        if isinstance(chunk, PlainColumns) and len(chunk) <= batch_size:
+            if batch:
+                yield batch
+                batch = []
+            yield chunk
+            continue
         if not batch and len(chunk) == batch_size:
             yield chunk  # as read: the default batch is the reader's
-            continue
-        if not batch and isinstance(chunk, PlainColumns) and len(chunk) < batch_size:
-            held = chunk
             continue
         batch.extend(chunk.rows() if isinstance(chunk, PlainColumns) else chunk)
         whole = len(batch) - len(batch) % batch_size
         for start in range(0, whole, batch_size):
             yield batch[start : start + batch_size]
         del batch[:whole]
-    if held is not None:
-        yield held
-    elif batch:
+    if batch:
         yield batch
 
 
