@@ -13,13 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from importer.ledger import Ledger
-from importer.ledger.manifest_index import SpooledRecord
+from importer.ledger.manifest_index import ManifestIndex, SpooledRecord
 from importer.outcomes import Action, Status
 from importer.pipeline import plan_manifest
 from importer.plan.mapping_pool import spooled_records
 from importer.plan.passes import BatchMapper, index_manifest, planned_batches
 from importer.plan.repeats import SeenOnce
-from importer.read.manifest import ManifestRow, manifest_rows
+from importer.read.manifest import ManifestRow, PlainColumns, manifest_rows
 from importer.report.files import PlanPrinter
 from importer.rows.validate import MappingOptions
 from importer.settings import ImportSettings, PlanOptions
@@ -283,6 +283,23 @@ def test_a_batch_names_a_transcript_file_only_in_a_cell_not_blank(tmp_path: Path
     blank = [ManifestRow(2, {"transcript_path": " \t"}), ManifestRow(3, {"id": "7"})]
     assert not mapper.reads_files(blank) and not mapper.reads_files([])
     assert mapper.reads_files([*blank, ManifestRow(4, {"transcript_path": " t.txt "})])
+    columns = PlainColumns(["id", "transcript_path"], [2, 3], [["7", "8"], [" ", ""]])
+    assert not mapper.reads_files(columns)
+    assert mapper.reads_files(PlainColumns(["transcript_path"], [2], [["t.txt"]]))
+    assert not mapper.reads_files(PlainColumns(["id"], [2], [["7"]]))
+
+
+def test_rows_kept_aside_go_in_first_when_marshal_refuses_a_later_batch(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.db", readonly=True) as ledger:
+        index = ManifestIndex(ledger)
+        index.start()
+        index.defers_rows = True
+        index.add([("crm:1", 2, "h1", "1", "https://m/1.mp3")])
+        index.add([(Text("crm:2"), 3, "h2", "2", "https://m/2.mp3")])
+        index.add([("crm:3", 4, "h3", "3", "https://m/3.mp3")])
+        rows = "SELECT external_id FROM temp.manifest_index ORDER BY rowid"
+        assert [r[0] for r in ledger.db.execute(rows)] == ["crm:1", "crm:2", "crm:3"]
+        assert ledger.db.execute("SELECT COUNT(*) FROM temp.manifest_rows_aside").fetchone() == (0,)
 
 
 def test_a_default_transcript_file_is_read_once_too(tmp_path: Path) -> None:
