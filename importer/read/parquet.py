@@ -136,7 +136,8 @@ def _batch_texts(
 
 def _column_texts(column: Any) -> list[str]:
     if _is_text(column):  # nulls blank: the text a CSV cell would hold
-        return column.fill_null("").to_pylist()  # type: ignore[no-any-return]
+        filled = column.fill_null("") if column.null_count else column  # a column, not a call
+        return filled.to_pylist()  # type: ignore[no-any-return]
     return [parquet_cell(value) for value in column.to_pylist()]
 
 
