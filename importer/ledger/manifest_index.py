@@ -67,7 +67,13 @@ def serialized_records(data: bytes, compress: bool, columns: bool) -> tuple[int,
     """A batch's records as read (``data``: marshalled; ``columns``: column by column), as
     the spool keeps them."""
     form, size, kept = _kept_as(MARSHALLED, data, compress)
-    return form | RECORDS | (COLUMNS if columns else 0), size, kept
+    return form | records_form(columns), size, kept
+
+
+def records_form(columns: bool) -> int:
+    """What a batch's form adds when it holds its records as read (``columns``: column by
+    column)."""
+    return RECORDS | (COLUMNS if columns else 0)
 
 
 def _kept_as(form: int, data: bytes, compress: bool) -> tuple[int, int, bytes]:

@@ -31,16 +31,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from importer.ledger.manifest_index import (
-    COLUMNS,
-    RECORDS,
-    serialized_batch,
-    serialized_records,
-)
+from importer.ledger.manifest_index import records_form, serialized_batch, serialized_records
 from importer.ledger.row_cache import KeyedRow
 from importer.plan.recordings import prefix_of
 from importer.plan.spool_form import plain_rows, rows_of
-from importer.read.manifest import Batch, PlainColumns, manifest_rows
+from importer.read.manifest import Batch, PlainColumns, batch_of, batch_values
 from importer.rows.hashes import contacts_hash
 from importer.rows.validate import MappedRow
 from importer.settings import ROWS_BEFORE_WORKERS
@@ -140,24 +135,8 @@ def spooled_records(records: Batch, compress: bool) -> tuple[int, int, bytes]:
     """A batch's records as a plan's spool keeps them (column by column for ``PlainColumns``,
     form ``COLUMNS``): pass two maps again the few batches it reads back, and pass one
     spools half the bytes."""
-    if isinstance(records, PlainColumns):
-        form, size, data = serialized_batch(records.marshalled(), compress)  # pickled if need be
-        return form | RECORDS | COLUMNS, size, data
-    form, size, data = serialized_batch(list(map(tuple, records)), compress)
-    return form | RECORDS, size, data
-
-
-def _marshalled_records(records: Batch) -> bytes:
-    """The batch's records as a worker reads them and a plan's spool keeps them
-    (``_records_read``); ValueError for a cell marshal refuses."""
-    if isinstance(records, PlainColumns):
-        return marshal.dumps(records.marshalled())  # type: ignore[arg-type]
-    return marshal.dumps(list(map(tuple, records)))
-
-
-def _records_read(data: bytes, columns: bool) -> Batch:
-    values = marshal.loads(data)
-    return PlainColumns(*values) if columns else manifest_rows(values)
+    form, size, data = serialized_batch(batch_values(records), compress)  # pickled if need be
+    return form | records_form(isinstance(records, PlainColumns)), size, data
 
 
 def learned_keys(mapped: list[MappedRow], keys: list[bytes | None]) -> list[KeyedRow]:
@@ -261,7 +240,7 @@ class MappingPool:
             try:
                 # Plain values both ways, in marshal's form: several times cheaper than
                 # pickling them, and the main process's time is what the workers wait on.
-                rows = _marshalled_records(records)
+                rows = marshal.dumps(batch_values(records))
                 columns = isinstance(records, PlainColumns)
                 batch = marshal.dumps((rows, columns, keys, compress, spool_records))
             except ValueError:
@@ -390,7 +369,7 @@ def _exit_when_orphaned(parent: int) -> None:
 def _map_in_worker(batch: bytes) -> bytes:
     assert _worker_mapper is not None
     rows, columns, keys, compress, spool_records = marshal.loads(batch)
-    records = _records_read(rows, columns)
+    records = batch_of(marshal.loads(rows), columns)
     # A plan's spool keeps the records the main process sent: it spools them itself.
     outcome = batch_outcome(_worker_mapper, records, keys, compress, spool_records)
     # A NamedTuple is not marshal's: its fields go as a plain tuple, rows and keys as theirs.

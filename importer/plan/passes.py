@@ -50,7 +50,7 @@ from importer.read.manifest import (
     ManifestRow,
     PlainColumns,
     ReadStats,
-    manifest_rows,
+    batch_of,
     read_columns,
     read_manifest,
     read_manifest_columns,
@@ -446,7 +446,7 @@ def index_manifest(
     index.no_recording_elsewhere = not index.recordings_in_ledger() and seen_once.media_once_each()
     # Lookalikes need an id beyond ASCII: nearly every export's ids are ASCII, as a first
     # import's ledger holds none (the search of both costs half a second a million rows).
-    if not seen_once.ids_ascii() or ledger.sends_ids_beyond_ascii():
+    if not seen_once.ids_ascii or ledger.sends_ids_beyond_ascii():
         duplicates.update(lookalike_duplicates(ledger.lookalike_ids(index.table)))
     if seen["settled"] and duplicates and index.settled_among(duplicates):
         # A row known by its key shares its external_id (or one alike) with another: judged
@@ -564,9 +564,9 @@ def _spooled_rows(
 
     def read_back(record: SpooledRecord) -> list[MappedRow]:
         body = record.body()
-        if record.holds_columns:
-            return mapper(PlainColumns(*body))
-        return mapper(manifest_rows(body)) if record.holds_records else rows_of(body)
+        return (
+            mapper(batch_of(body, record.holds_columns)) if record.holds_records else rows_of(body)
+        )
 
     return read_back
 

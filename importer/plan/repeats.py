@@ -36,15 +36,17 @@ class SeenOnce:
         self.whole = True
         """False once rows entered the index without being hashed here (rows known by
         their key: their media URLs are not read)."""
-        self.ascii = True
-        """Whether every external_id added is ASCII text (its own NFKC form)."""
+        self.ids_ascii = True
+        """Whether every external_id hashed here is ASCII, its own NFKC form, so none is a
+        lookalike of another (False: one may be). Rows known by their key are not hashed:
+        their ids are the ledger's, sent (``Ledger.sends_ids_beyond_ascii`` tells of them)."""
 
     def add(self, valid: Sequence[tuple[str, int, str, str | None, str | None]]) -> None:
         """Valid rows as the index takes them: (external_id, row, hash, source id, media)."""
         ids = [row[0] for row in valid]
         self.ids.extend(map(hash, ids))
         self.media.extend(map(hash, [row[4] for row in valid if row[4] is not None]))
-        self.ascii = self.ascii and "".join(ids).isascii()
+        self.ids_ascii = self.ids_ascii and "".join(ids).isascii()
 
     def not_hashed(self) -> None:
         """Rows entered the index without passing here: nothing is known from the hashes."""
@@ -53,12 +55,6 @@ class SeenOnce:
     def ids_once_each(self) -> bool:
         """Every external_id is on one row (False: it may not be)."""
         return self.whole and not _any_equal(self.ids)
-
-    def ids_ascii(self) -> bool:
-        """Every external_id hashed here is ASCII, so none is a lookalike of another (False:
-        one may be). Rows known by their key are not hashed: their ids are the ledger's,
-        sent (``Ledger.sends_ids_beyond_ascii`` says if one is beyond ASCII)."""
-        return self.ascii
 
     def media_once_each(self) -> bool:
         """Every media URL is on one row (False: it may not be)."""

@@ -103,13 +103,22 @@ class PlainColumns:
             ]
         )
 
-    def marshalled(self) -> tuple[Sequence[str], list[int], Sequence[Sequence[str]]]:
-        """The batch as plain values (``PlainColumns(*values)`` makes it again)."""
-        return self.header, self.numbers, self.columns
-
 
 Batch = list[ManifestRow] | PlainColumns
 """What ``read_manifest_columns`` yields: rows, or plain records column by column."""
+
+
+def batch_values(batch: Batch) -> Any:
+    """The batch as plain values (marshal's): its columns' (header, numbers, columns), or its
+    rows' tuples; ``batch_of`` makes it again."""
+    if isinstance(batch, PlainColumns):
+        return batch.header, batch.numbers, batch.columns
+    return list(map(tuple, batch))
+
+
+def batch_of(values: Any, columns: bool) -> Batch:
+    """The batch of these ``batch_values`` (``columns``: of a ``PlainColumns``)."""
+    return PlainColumns(*values) if columns else manifest_rows(values)
 
 
 @dataclass

@@ -34,7 +34,7 @@ from importer.rows import contract
 from importer.rows.cells import EXCEL_ROUNDED, has_lone_surrogate, hidden_character
 from importer.rows.dates import parse_start_at
 from importer.rows.hashes import text_payload_hash
-from importer.rows.participants import parse_participants, plain_people
+from importer.rows.participants import parse_participants
 from importer.rows.validate import (
     NOT_A_BOOLEAN,
     MappedRow,
@@ -252,16 +252,12 @@ class _Columns:
         """The people of each row; ``cells``: the rows', when the mapping joins columns."""
         result: list[Any] = []
         values = self.values["participants"]
-        if cells is None:  # each cell read by itself: written plainly, nearly always
+        if cells is None:  # each cell read by itself
             for value in values:
-                text = value.strip()
-                plain = plain_people(text) if text else []
-                if plain is None:
-                    try:
-                        plain = parse_participants(value)
-                    except InvalidCell:
-                        plain = NOT_PLAIN
-                result.append(plain)
+                try:
+                    result.append(parse_participants(value))
+                except InvalidCell:
+                    result.append(NOT_PLAIN)
             return result
         for row, value in zip(cells, values, strict=True):
             try:

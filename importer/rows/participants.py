@@ -42,7 +42,7 @@ def parse_participants(text: str) -> list[dict[str, Any]]:
     value = text.strip()
     if not value:
         return []
-    plain = plain_people(value)
+    plain = _plain_people(value)
     if plain is not None:
         return plain
     if value.startswith("["):
@@ -70,7 +70,7 @@ PLAIN_PERSON = re.compile(
 """``Ana Ng <ana@acme.com>`` or ``ana@acme.com``: how most cells write a person."""
 
 
-def plain_people(value: str) -> list[dict[str, Any]] | None:
+def _plain_people(value: str) -> list[dict[str, Any]] | None:
     """People written plainly (printable, ``;`` between them, no comma, quote or JSON),
     read with one match each; None for anything the general reading must judge (the same
     result: ``tests/test_columnar.py`` holds them equal)."""
