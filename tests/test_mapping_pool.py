@@ -341,8 +341,9 @@ def comparable(outcome: MappedOutcome) -> tuple[Any, ...]:
 
 
 def test_a_plans_batch_of_plain_rows_has_the_outcome_its_mapped_rows_give(tmp_path: Path) -> None:
-    """Made from index entries alone (no mapped row): the same index, prefixes, ids and
-    counts; a batch with a row not plain, and one whose keys are learned, from mapped rows."""
+    """Made from index entries alone (no mapped row, no payload hash): the same index less
+    the hashes, prefixes, ids and counts; a batch with a row not plain, and one whose keys
+    are learned, from mapped rows."""
     manifest = write_manifest(tmp_path / "m.csv", varied_rows(60))
     options = import_settings(manifest, ReadingChoices()).mapping
     mapper = BatchMapper(manifest, options)
@@ -354,7 +355,12 @@ def test_a_plans_batch_of_plain_rows_has_the_outcome_its_mapped_rows_give(tmp_pa
         for batch in batches:
             for keys in (None, [b"k"] * len(batch)):
                 expected = outcome_of(call(mapper, batch), keys, False, True)
-                assert batch_outcome(mapper, batch, keys, False, True) == expected
+                found = batch_outcome(mapper, batch, keys, False, True)
+                unhashed = [(*v[:2], None, *v[3:]) for v in expected.valid]
+                assert found in (
+                    expected,
+                    expected._replace(valid=unhashed) if keys is None else None,
+                )
     plain = [b for b in batches if outcome_of(call(mapper, b), None, False, True).importable]
     assert 0 < len(plain) < len(batches)
     entries = [mapper.index_entries(b) for b in plain]  # the entries alone: no mapped row made

@@ -324,3 +324,33 @@ def test_records_with_a_cell_marshal_refuses_are_spooled_pickled() -> None:
     records = [ManifestRow(2, {"id": Text("x")}, None), ManifestRow(3, {"id": "y"}, None)]
     spooled = SpooledRecord(None, *spooled_records(records, compress=False))
     assert spooled.holds_records and manifest_rows(spooled.body()) == records
+
+
+def test_a_plans_repeated_ids_are_hashed_from_the_batches_holding_them_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Index entries carry no payload hash: for ids on several rows, pass one maps again
+    the batches holding them (rows 6 and 34: batches 2 and 9), and tells a repeat of the
+    same payload from one that differs."""
+    rows = [row(n) for n in range(40)]
+    rows[4] = rows[32] = row(4)  # the same row twice
+    rows[5], rows[33] = row(5), row(5, title="Another title")  # one id, payloads differ
+    path = write_manifest(tmp_path / "m.csv", rows)
+    mapped: list[int] = []
+    call = BatchMapper.__call__
+    monkeypatch.setattr(
+        BatchMapper, "__call__", lambda self, b: mapped.append(len(b)) or call(self, b)
+    )
+    with Ledger(tmp_path / "l.db", readonly=True) as ledger:
+        _, duplicates, _ = index_manifest(ledger, _settings(path, 4, False), spool_records=True)
+        hashes = ledger.db.execute(
+            "SELECT row_number, payload_hash FROM temp.manifest_index WHERE payload_hash "
+            "IS NOT NULL ORDER BY row_number"
+        ).fetchall()
+    assert mapped == [4, 4]  # batches 2 and 9 (rows 6-9 and 34-37), once each
+    assert [number for number, _ in hashes] == [6, 7, 34, 35]
+    assert hashes[0][1] == hashes[2][1] != hashes[1][1] != hashes[3][1]
+    assert {i: (d.first_row, d.conflicting) for i, d in duplicates.items()} == {
+        "crm:rec-4": (6, False),
+        "crm:rec-5": (7, True),
+    }

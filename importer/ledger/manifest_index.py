@@ -249,7 +249,7 @@ class ManifestIndex:
             head = found[1]
             yield SpooledRecord(_deserialized(head[0], head[1:]), *found[2:])
 
-    def add(self, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
+    def add(self, rows: list[tuple[str, int, str | None, str | None, str | None]]) -> None:
         """Add valid rows to the scratch table, or keep them aside for it (``defers_rows``);
         rows known by their key as imported unchanged enter it as settled from the ledger
         straight (``RowCache.settled_rows``)."""
@@ -265,7 +265,7 @@ class ManifestIndex:
                 return
         self._inserted(rows)
 
-    def _inserted(self, rows: list[tuple[str, int, str, str | None, str | None]]) -> None:
+    def _inserted(self, rows: list[tuple[str, int, str | None, str | None, str | None]]) -> None:
         with self.db.conn:
             self.db.conn.executemany(
                 "INSERT INTO temp.manifest_index VALUES (?, ?, ?, ?, ?, 0)", rows
@@ -280,6 +280,29 @@ class ManifestIndex:
         for (kept,) in self.db.execute("SELECT rows FROM temp.manifest_rows_aside ORDER BY rowid"):
             self._inserted(marshal.loads(kept))
         self.db.execute("DELETE FROM temp.manifest_rows_aside")
+
+    def unhashed_repeated(self) -> set[str]:
+        """The external_ids on more than one row of which a row was added without its
+        payload hash (a plan's index entries): ``repeated`` tells whether their payloads
+        differ once ``hashes_given`` has them."""
+        self._ids_indexed()
+        return {
+            external_id
+            for (external_id,) in self.db.execute(
+                f"SELECT external_id FROM {self.table} GROUP BY external_id "
+                "HAVING COUNT(*) > 1 AND COUNT(payload_hash) < COUNT(*)"
+            )
+        }
+
+    def hashes_given(self, hashes: Iterable[tuple[str, str, int]]) -> None:
+        """``(payload hash, external_id, row)``: the hash of that row, added without it."""
+        self._ids_indexed()
+        with self.db.conn:
+            self.db.conn.executemany(
+                f"UPDATE {self.table} SET payload_hash = ? WHERE external_id = ? "
+                "AND row_number = ? AND payload_hash IS NULL",
+                hashes,
+            )
 
     def settled_among(self, external_ids: Iterable[str]) -> bool:
         """Whether any of these external_ids is on a row added as settled."""

@@ -48,8 +48,9 @@ PARENT_CHECK_SECONDS = 1.0
 class MappedOutcome(NamedTuple):
     """A batch's mapped rows, reduced to what pass one keeps of them."""
 
-    valid: list[tuple[str, int, str, str | None, str | None]]
-    """(external_id, row, payload hash, source id, media URL) of each valid row."""
+    valid: list[tuple[str, int, str | None, str | None, str | None]]
+    """(external_id, row, payload hash, source id, media URL) of each valid row (the hash
+    None in a plan's index entries: ``batch_outcome``)."""
     prefixes: set[str]
     """The external_id prefixes of the valid rows."""
     spooled: tuple[int, int, bytes] | None
@@ -110,7 +111,7 @@ def batch_outcome(
 ) -> MappedOutcome:
     """``outcome_of(mapper(records), ...)``; for a batch whose records a plan's spool keeps,
     made from the rows' index entries alone when every row is plain and no key is learned
-    (``BatchMapper.index_entries``: no mapped row is made)."""
+    (``BatchMapper.index_entries``: no mapped row is made, no payload hash taken)."""
     entries_of = getattr(mapper, "index_entries", None) if spool_records and keys is None else None
     found = entries_of(records) if entries_of is not None else None
     if found is None:

@@ -437,10 +437,13 @@ def index_manifest(
             keep(outcome)
     ledger.keep_learned_keys()
     # SQL finds repeated ids and shared recordings only where hashes say there may be some.
+    ids_once_each = seen_once.ids_once_each()
+    if not ids_once_each and index.spools_records:
+        _hashes_of_repeated(index, mapper)
     duplicates = {
         external_id: DuplicateInfo(first_row, conflicting, rows, more)
         for external_id, first_row, conflicting, rows, more in (
-            index.repeated() if not seen_once.ids_once_each() else ()
+            index.repeated() if not ids_once_each else ()
         )
     }
     index.no_recording_elsewhere = not index.recordings_in_ledger() and seen_once.media_once_each()
@@ -459,6 +462,24 @@ def index_manifest(
             ledger, settings, stats, None, prefixes, settle=False, spool_records=spool_records
         )
     return index, duplicates, seen
+
+
+def _hashes_of_repeated(index: ManifestIndex, mapper: BatchMapper) -> None:
+    """The payload hashes a plan's index entries left out, of the rows whose external_id
+    is on another row too: whether their payloads differ decides how they are planned.
+    Only the spooled batches holding such a row are mapped again."""
+    repeated = index.unhashed_repeated()
+    if not repeated:
+        return
+    for record in index.spooled():
+        if not record.holds_records or repeated.isdisjoint(record.head[0]):
+            continue
+        rows = mapper(batch_of(record.body(), record.holds_columns))
+        index.hashes_given(
+            (row.payload_hash, row.external_id, row.row_number)
+            for row in rows
+            if row.external_id in repeated and row.payload_hash
+        )
 
 
 def _plain_mapping(mapper: BatchMapper) -> bool:

@@ -41,7 +41,7 @@ class SeenOnce:
         lookalike of another (False: one may be). Rows known by their key are not hashed:
         their ids are the ledger's, sent (``Ledger.sends_ids_beyond_ascii`` tells of them)."""
 
-    def add(self, valid: Sequence[tuple[str, int, str, str | None, str | None]]) -> None:
+    def add(self, valid: Sequence[tuple[str, int, str | None, str | None, str | None]]) -> None:
         """Valid rows as the index takes them: (external_id, row, hash, source id, media)."""
         ids = [row[0] for row in valid]
         self.ids.extend(map(hash, ids))

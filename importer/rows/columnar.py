@@ -33,7 +33,6 @@ from importer.read.manifest import ManifestRow, PlainColumns
 from importer.rows import contract
 from importer.rows.cells import EXCEL_ROUNDED, has_lone_surrogate, hidden_character
 from importer.rows.dates import parse_start_at
-from importer.rows.hashes import text_payload_hash
 from importer.rows.participants import parse_participants
 from importer.rows.validate import (
     NOT_A_BOOLEAN,
@@ -52,8 +51,8 @@ NOT_PLAIN: Any = object()
 Value = TypeVar("Value")
 
 
-IndexEntry = tuple[str, int, str, str, str]
-"""(external_id, row, payload hash, source id, media URL): what a plan's index keeps of a
+IndexEntry = tuple[str, int, None, str, str]
+"""(external_id, row, no payload hash, source id, media URL): what a plan's index keeps of a
 plain row."""
 PlainRow = TypeVar("PlainRow")
 PlainMaker = Callable[[int, int, dict[str, Any], Any, str], PlainRow]
@@ -86,11 +85,16 @@ def index_entries(
     """The batch's index entries when every row is plain: all a plan keeps of a batch whose
     records it spools (no ``MappedRow`` made, a sixth of mapping one); else ``map_batch``'s
     rows, each mapped once. A batch of ``PlainColumns`` is read column by column: a row's
-    dict is made only if the row is not plain."""
+    dict is made only if the row is not plain.
+
+    An entry holds no payload hash (a seventh of mapping a row): a plan spools records only
+    while the ledger holds no engagement, so its index meets no hash of the ledger's; it
+    compares the hashes of rows sharing an external_id, taken then (``passes``'
+    ``_hashes_of_repeated``)."""
 
     def entry(index: int, number: int, payload: dict[str, Any], ids: Any, source: str) -> Any:
-        found = (payload["external_id"], number, text_payload_hash(payload), source)
-        return (*found, payload["media_url"], index, payload, ids)
+        found = (payload["external_id"], number, None, source, payload["media_url"])
+        return (*found, index, payload, ids)
 
     made: list[Any] = _mapped(batch, options, file, read_transcript, entry)
     if all(type(item) is tuple for item in made):
@@ -99,7 +103,7 @@ def index_entries(
     return [
         item
         if type(item) is not tuple
-        else MappedRow.plain(file, item[1], row(item[5]).cells, item[6], item[7], item[3], item[2])
+        else MappedRow.plain(file, item[1], row(item[5]).cells, item[6], item[7], item[3])
         for item in made
     ]
 
