@@ -45,6 +45,7 @@ CHANGES = [
     ("2100-12-31 23:30", "Pacific/Chatham"),
     ("2100-12-31 23:30", "America/New_York"),  # 2101 in UTC
     ("1990-01-01 00:30", "Pacific/Chatham"),  # 1989 in UTC
+    ("1989-12-31 23:30", "America/New_York"),  # 1990 in UTC
 ]
 
 
@@ -53,11 +54,21 @@ def test_clock_changes_read_the_same_either_way() -> None:
         assert read(value, zone) == read(value.replace(" ", "x"), zone), (value, zone)
 
 
-# The days of 2024's clock changes: the fast reading learns a zone's offset a minute at a
-# time (and remembers it), so every minute of them, early and late in the minute.
+# Days of clock changes: the fast reading learns a zone's offset an hour at a time (a
+# minute at a time in an hour with a change, or half an hour off), and remembers it: so
+# every minute of them, early and late in the minute.
 CHANGE_DAYS = [
     ("2024-03-10", "America/New_York"),
     ("2024-11-03", "America/New_York"),
+    ("2024-03-31", "Europe/London"),
+    ("2024-10-27", "Europe/London"),
+    ("2018-11-04", "America/Sao_Paulo"),  # at midnight: a day without 00:00
+    ("2019-02-16", "America/Sao_Paulo"),  # its 23:00 hour twice
+    ("2010-03-14", "America/Goose_Bay"),  # whole hours apart, changing at 00:01
+    ("2010-11-06", "America/Goose_Bay"),  # 23:01-00:00 twice
+    ("2010-11-07", "America/Goose_Bay"),
+    ("2016-05-01", "America/Caracas"),  # -4:30 to -4 at 02:30: whole hours after
+    ("2018-05-04", "Asia/Pyongyang"),  # +8:30 to +9 at 23:30
     ("2024-04-07", "Australia/Lord_Howe"),
     ("2024-10-06", "Australia/Lord_Howe"),
     ("2024-04-07", "Pacific/Chatham"),

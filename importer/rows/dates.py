@@ -204,6 +204,11 @@ def _plain_iso(value: str, timezone: str) -> str | None:
     general parser must judge (no such day, a skipped hour, a year out of range)."""
     if PLAIN_ISO.fullmatch(value) is None:
         return None
+    # Minutes and seconds of 60 or more are the general parser's to refuse.
+    if value[14] <= "5" and (len(value) == 16 or value[17] <= "5"):
+        hour = _utc_hour(timezone, value[:10], value[11:13])
+        if hour is not None:  # whole hours apart all through the hour: the rest is as read
+            return f"{hour}{value[13:]}{'' if len(value) > 16 else ':00'}+00:00"
     try:
         # The pattern admits only forms fromisoformat reads alike: digits, " " or "T".
         naive = dt.datetime.fromisoformat(value)
@@ -222,16 +227,43 @@ def _plain_iso(value: str, timezone: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=8192)
+def _utc_hour(timezone: str, day: str, hour: str) -> str | None:
+    """``2024-03-05T19``: the UTC hour this local hour (``2024-03-05``, ``14``) is in when
+    the zone is whole hours from UTC all through it; else None (a clock change in it, a
+    zone half an hour off, no such hour, a year out of range). Most rows of an export
+    share their hour with others; an hour costs what a minute did."""
+    try:
+        start = dt.datetime.fromisoformat(f"{day} {hour}:00")
+    except ValueError:
+        return None
+    offset = _steady_offset(ZoneInfo(timezone), start, 3599)
+    if offset is None or offset % dt.timedelta(hours=1):
+        return None
+    utc = start - offset
+    if (
+        not EARLIEST_YEAR <= start.year <= LATEST_YEAR
+        or not EARLIEST_YEAR <= utc.year <= LATEST_YEAR
+    ):
+        return None
+    return utc.isoformat()[:13]
+
+
+@functools.lru_cache(maxsize=8192)
 def _offset_through_minute(
     timezone: str, year: int, month: int, day: int, hour: int, minute: int
 ) -> dt.timedelta | None:
     """The zone's UTC offset all through this local minute; None when the clocks change
-    in it or skip it. Equal offsets at its first and last second mean no change between:
-    a change moves the offset, and two never fall in one minute."""
-    zone = ZoneInfo(timezone)
+    in it or skip it."""
+    start = dt.datetime(year, month, day, hour, minute)
+    return _steady_offset(ZoneInfo(timezone), start, 59)
+
+
+def _steady_offset(zone: ZoneInfo, start: dt.datetime, seconds: int) -> dt.timedelta | None:
+    """The zone's UTC offset from the local time ``start`` through ``seconds`` later; None
+    when the clocks change or skip in between. Equal offsets at the first and last second
+    mean no change between: a change moves the offset, and two never fall within an hour."""
     offsets = set()
-    for second in (0, 59):
-        naive = dt.datetime(year, month, day, hour, minute, second)
+    for naive in (start, start + dt.timedelta(seconds=seconds)):
         aware = naive.replace(tzinfo=zone)
         if aware.astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None) != naive:
             return None  # the clocks skipped it
