@@ -25,7 +25,7 @@ from importer.ledger.manifest_index import ManifestIndex
 from importer.ledger.row_cache import KeyedRow
 from importer.plan import passes
 from importer.plan.passes import index_manifest
-from importer.read.manifest import ManifestRow
+from importer.read.manifest import ManifestRow, PlainColumns
 from importer.rows.row_keys import row_keys
 from importer.rows.validate import MappingOptions, map_row
 from importer.settings import SourceOptions
@@ -310,6 +310,25 @@ def test_a_batchs_keys_are_its_rows_keys(rows: list[tuple[dict[str, str], str | 
     records = [ManifestRow(n + 2, cells, problem) for n, (cells, problem) in enumerate(rows)]
     assert KEYS is not None and KEYS.transcript_column == "transcript_path"
     assert KEYS.keys(records) == [KEYS.key(r.cells, r.problem) for r in records]
+
+
+header_names = st.lists(
+    st.sampled_from(["id", "x\x1c", "transcript_path", "a\x1f"]), min_size=1, max_size=3
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(header_names, st.lists(st.lists(batch_text, min_size=3, max_size=3), max_size=4))
+def test_a_batch_of_columns_has_the_keys_of_its_rows(
+    header: list[str], records: list[list[str]]
+) -> None:
+    """``PlainColumns``: the keys of the rows it makes, the header naming a column twice, a
+    name or cell holding a separator, a transcript cell filled or not."""
+    numbers = list(range(2, 2 + len(records)))
+    columns = [[record[place] for record in records] for place in range(len(header))]
+    batch = PlainColumns(header, numbers, columns)
+    assert KEYS is not None
+    assert KEYS.keys(batch) == [KEYS.key(r.cells, r.problem) for r in batch.rows()]
 
 
 def settled_cases(

@@ -47,7 +47,6 @@ from importer.plan.spool_form import rows_of
 from importer.read.fingerprint import file_fingerprint
 from importer.read.manifest import (
     Batch,
-    ManifestRow,
     PlainColumns,
     ReadStats,
     batch_of,
@@ -266,30 +265,32 @@ def _checked_batches(
 def _known_by_key(
     ledger: Ledger,
     keys: RowKeys | None,
-    records: list[ManifestRow],
+    records: Batch,
     index: ManifestIndex | None = None,
-) -> tuple[list[SettledRow], list[ManifestRow], list[bytes | None] | None]:
+) -> tuple[list[SettledRow], Batch, list[bytes | None] | None]:
     """Of a batch: the rows the ledger knows by their key as imported unchanged (entered in
-    ``index`` as settled, if given), the records left to map, and those records' keys
-    (None without ``keys``)."""
+    ``index`` as settled, if given), the records left to map (in the batch's form), and
+    those records' keys (None without ``keys``)."""
     if keys is None:
         return [], records, None
     record_keys = keys.keys(records)
+    numbers = (
+        records.numbers
+        if isinstance(records, PlainColumns)
+        else [record.row_number for record in records]
+    )
     keyed = [
-        (key, record.row_number)
-        for record, key in zip(records, record_keys, strict=True)
-        if key is not None
+        (key, number) for number, key in zip(numbers, record_keys, strict=True) if key is not None
     ]
     settled = ledger.settled_rows(keyed, index.table if index is not None else None)
     if not settled:
         return settled, records, record_keys
-    numbers = {r.row_number for r in settled}
-    unsettled = [
-        (record, key)
-        for record, key in zip(records, record_keys, strict=True)
-        if record.row_number not in numbers
-    ]
-    return settled, [r for r, _ in unsettled], [k for _, k in unsettled]
+    known = {r.row_number for r in settled}
+    left = [place for place, number in enumerate(numbers) if number not in known]
+    unsettled_keys = [record_keys[place] for place in left]
+    if isinstance(records, PlainColumns):
+        return settled, records.subset(left), unsettled_keys
+    return settled, [records[place] for place in left], unsettled_keys
 
 
 def _first_settled(settled: list[SettledRow]) -> list[tuple[int, str]]:
@@ -397,13 +398,10 @@ def index_manifest(
 
     def submit(pool: MappingPool, records: Batch) -> None:
         """Hand the batch's records the ledger does not know by key to the pool."""
-        settled: list[SettledRow] = []
-        unsettled: Batch = records
-        unsettled_keys: list[bytes | None] | None = None
-        if isinstance(records, PlainColumns):  # read so only without keys: none settled
+        settled, unsettled, unsettled_keys = _known_by_key(ledger, keys, records, index)
+        if isinstance(records, PlainColumns):
             last_row = records.numbers[-1]
         else:
-            settled, unsettled, unsettled_keys = _known_by_key(ledger, keys, records, index)
             last_row = records[-1].row_number if records else 0
         # A transcript file is read once: its batch is spooled mapped.
         as_read = index.spools_records and not mapper.reads_files(unsettled)
@@ -418,11 +416,8 @@ def index_manifest(
         settings.rows_before_workers,
     ) as pool:
         try:
-            # A plan's batches of plain records reach the mapping column by column.
-            reader = (
-                read_manifest_columns if index.spools_records and keys is None else read_manifest
-            )
-            for records in reader(manifest, settings.batch_size, source, stats):
+            # Batches of plain records are keyed, and reach the mapping, column by column.
+            for records in read_manifest_columns(manifest, settings.batch_size, source, stats):
                 submit(pool, records)
                 for outcome in pool.ready():
                     keep(outcome)

@@ -93,6 +93,14 @@ class PlainColumns:
         cells = dict(zip(self.header, [column[index] for column in self.columns], strict=True))
         return ManifestRow(self.numbers[index], cells)
 
+    def subset(self, indexes: Sequence[int]) -> PlainColumns:
+        """The batch's rows at these places (in order), still column by column."""
+        return PlainColumns(
+            self.header,
+            [self.numbers[i] for i in indexes],
+            [[column[i] for i in indexes] for column in self.columns],
+        )
+
     def rows(self) -> list[ManifestRow]:
         """The batch's rows, as the reader makes them of records of the header's width."""
         header = self.header

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
 from pathlib import Path
 
 import importer
-from importer.read.manifest import ManifestRow
+from importer.read.manifest import Batch, PlainColumns
 from importer.rows.validate import MappingOptions, RowMapper
 from importer.settings import SourceOptions
 
@@ -59,33 +58,50 @@ class RowKeys:
             key=self.salt,
         ).digest()
 
-    def keys(self, records: Sequence[ManifestRow]) -> list[bytes | None]:
+    def keys(self, records: Batch) -> list[bytes | None]:
         """``key`` of each record, a batch at once: the rows' texts are checked for
         separators, encoded and split together, and each is hashed from a copy of one salted
         hash. Record by record as ``key`` does when a cell or problem holds a separator, a
-        record has no cells, or a transcript cell is filled (rare)."""
+        record has no cells, or a transcript cell is filled (rare). Records column by column
+        (``PlainColumns``) give the keys their rows give, with no row made (a header naming
+        a column twice makes the rows, whose cells hold one of the two)."""
         column = self.transcript_column
-        if not records or (
-            column is not None and any(r.cells.get(column, "").strip() for r in records)
-        ):
-            return [self.key(r.cells, r.problem) for r in records]
-        texts = [
-            "\x1f".join(r.cells)
-            + "\x1e"
-            + "\x1f".join(r.cells.values())
-            + ("" if r.problem is None else "\x1d" + r.problem)
-            for r in records
-        ]
+        if isinstance(records, PlainColumns):
+            header = records.header
+            named = dict(zip(header, records.columns, strict=True))
+            filled = column is not None and "".join(named.get(column, ())).strip()
+            if filled or len(set(header)) < len(header):
+                return self.keys(records.rows())
+            names = "\x1f".join(header) + "\x1e"
+            rows = len(records)
+            texts = [names + "\x1f".join(values) for values in zip(*records.columns, strict=True)]
+            cells, problems = len(header) * rows, 0
+        else:
+            if not records or (
+                column is not None and any(r.cells.get(column, "").strip() for r in records)
+            ):
+                return [self.key(r.cells, r.problem) for r in records]
+            rows = len(records)
+            texts = [
+                "\x1f".join(r.cells)
+                + "\x1e"
+                + "\x1f".join(r.cells.values())
+                + ("" if r.problem is None else "\x1d" + r.problem)
+                for r in records
+            ]
+            cells = sum(len(r.cells) for r in records)
+            problems = sum(r.problem is not None for r in records)
         joined = "\x1c".join(texts)  # between rows: a separator no part of a row holds
-        rows = len(records)
         # Each row's joins put 2 * (cells - 1) unit separators in it (a row without cells,
         # which ``key`` writes by repr, makes the count miss too: it has 0, not -2).
         if not (
-            joined.count("\x1f") == 2 * (sum(len(r.cells) for r in records) - rows)
+            joined.count("\x1f") == 2 * (cells - rows)
             and joined.count("\x1e") == rows
-            and joined.count("\x1d") == sum(r.problem is not None for r in records)
+            and joined.count("\x1d") == problems
             and joined.count("\x1c") == rows - 1
         ):
+            if isinstance(records, PlainColumns):
+                records = records.rows()
             return [self.key(r.cells, r.problem) for r in records]
         salted = hashlib.blake2b(b"j", digest_size=KEY_BYTES, key=self.salt)  # _row_text's "j"
         found: list[bytes | None] = []
