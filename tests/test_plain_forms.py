@@ -4,6 +4,7 @@ so that only the general reading takes it."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,12 +47,24 @@ CHANGES = [
     ("2100-12-31 23:30", "America/New_York"),  # 2101 in UTC
     ("1990-01-01 00:30", "Pacific/Chatham"),  # 1989 in UTC
     ("1989-12-31 23:30", "America/New_York"),  # 1990 in UTC
+    # Years no zone can convert all of: refused for their year, never a crash.
+    ("0001-01-01 12:30", "Pacific/Chatham"),
+    ("0001-01-01 09:30", "Asia/Tokyo"),
+    ("0001-01-01 00:00:00", "Europe/Berlin"),
+    ("9999-12-31 23:30", "America/New_York"),
 ]
 
 
 def test_clock_changes_read_the_same_either_way() -> None:
     for value, zone in CHANGES:
         assert read(value, zone) == read(value.replace(" ", "x"), zone), (value, zone)
+
+
+def test_a_year_no_zone_can_convert_is_refused_for_its_year() -> None:
+    for value, zone in CHANGES[-4:]:
+        for written in (value, value.replace(" ", "x")):
+            with pytest.raises(InvalidCell, match=f"is in {int(value[:4])}: outside 1990-2100"):
+                parse_start_at(written, zone)
 
 
 # Days of clock changes: the fast reading learns a zone's offset an hour at a time (a

@@ -215,13 +215,15 @@ def _plain_iso(value: str, timezone: str) -> str | None:
     except ValueError:
         return None
     year = naive.year
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        return None  # before the zone is asked: year 1 and 9999 cannot be converted
     offset = _offset_through_minute(
         timezone, year, naive.month, naive.day, naive.hour, naive.minute
     )
     if offset is None:
         return None  # a clock change in that minute: the general parser says what it means
     utc = naive - offset if offset else naive
-    if not EARLIEST_YEAR <= year <= LATEST_YEAR or not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
+    if not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
         return None
     return utc.isoformat() + "+00:00"  # whole seconds: as isoformat writes UTC's
 
@@ -236,6 +238,8 @@ def _utc_hour(timezone: str, day: str, hour: str) -> str | None:
         start = dt.datetime.fromisoformat(f"{day} {hour}:00")
     except ValueError:
         return None
+    if not EARLIEST_YEAR <= start.year <= LATEST_YEAR:
+        return None  # before the zone is asked: year 1 and 9999 cannot be converted
     offset = _steady_offset(ZoneInfo(timezone), start, 3599)
     if offset is None or offset % dt.timedelta(hours=1):
         return None
@@ -482,7 +486,12 @@ def _localise(naive: dt.datetime, zone: ZoneInfo, value: str, name: str) -> dt.d
     A time that happens twice (clocks going back) is read as the first of the two.
     """
     moment = naive.replace(tzinfo=zone)
-    back = moment.astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
+    try:
+        back = moment.astimezone(dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
+    except OverflowError:  # year 1 or 9999, whose times cannot all be converted
+        _check_years(value, naive)  # says which year, as for any year out of range
+        raise
+
     if back != naive:
         raise InvalidCell(
             f"{value!r} does not exist in {name}: the clocks skipped that hour; "
