@@ -79,21 +79,29 @@ def test_plain_csv_and_parquet_batches_are_read_column_by_column(tmp_path: Path)
         ]
 
 
-def test_a_record_dropped_makes_one_batch_short_not_every_batch_after_it_rows(
-    tmp_path: Path,
+@pytest.mark.parametrize("size", [7, 999, 1000, 5000])
+def test_batches_are_batch_size_long_whatever_records_are_dropped(
+    tmp_path: Path, size: int
 ) -> None:
+    """As ``read_manifest`` cuts them (a run's batches are what it records before a fault):
+    a blank line's chunk of 999 records joins the next chunk's columns, and each batch of
+    plain records alone stays columns; one with a record wider than the header is rows."""
     lines = ["id,type,title", *[f"{n},CALL,t{n}" for n in range(2500)]]
     lines[500] = ""  # a blank line: its chunk of a thousand records holds 999
-    lines[1700] = "1699,CALL,t,extra"  # a record wider than the header: rows
     path = tmp_path / "m.csv"
     path.write_text("\n".join(lines), encoding="utf-8")
-    by_columns, by_rows = read_both(path, 1000)
-    assert [(type(b).__name__, len(b)) for b in by_columns] == [
-        ("PlainColumns", 999),
-        ("list", 1000),
-        ("PlainColumns", 500),
-    ]
+    by_columns, by_rows = read_both(path, size)
+    assert [len(b) for b in by_columns] == [len(b) for b in by_rows]
+    assert [len(b) for b in by_rows][:-1] == [size] * (len(by_rows) - 1)
+    assert all(isinstance(b, PlainColumns) for b in by_columns)
     assert [r for b in by_columns for r in rows_of(b)] == [r for b in by_rows for r in b]
+    lines[1700] = "1699,CALL,t,extra"  # a record wider than the header
+    path.write_text("\n".join(lines), encoding="utf-8")
+    by_columns, by_rows = read_both(path, size)
+    assert [len(b) for b in by_columns] == [len(b) for b in by_rows]
+    assert [r for b in by_columns for r in rows_of(b)] == [r for b in by_rows for r in b]
+    odd = [b for b in by_columns if any(r.row_number == 1701 for r in rows_of(b))]
+    assert len(odd) == 1 and isinstance(odd[0], list)
 
 
 def test_a_batch_with_an_odd_record_or_a_blank_first_cell_is_read_as_rows(

@@ -589,3 +589,26 @@ def test_a_first_run_keeps_the_keys_of_every_valid_row(tmp_path: Path) -> None:
         index_manifest(ledger, settings, settle=True)
         kept = ledger.db.execute("SELECT external_id FROM row_keys ORDER BY external_id")
         assert [external_id for (external_id,) in kept] == [f"crm:rec-{n}" for n in range(9)]
+
+
+def test_a_batch_of_columns_keeps_its_unsettled_rows_with_their_own_keys(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Of a batch read column by column, the rows not known by their key are left as
+    columns, in order, each with its own key (the key a run then learns for it)."""
+    rows = [row(n) for n in range(12)]
+    ledger_path = tmp_path / "ledger.db"
+    import_once(sandbox, write_manifest(tmp_path / "m.csv", rows), ledger_path)
+    rows[3], rows[8] = row(3, title="Renamed"), row(8, title="Other")
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    settings, _ = passes.prepare(import_settings(manifest, ReadingChoices()))
+    source = passes._checked_source(manifest, settings.mapping, settings.source)
+    keys = row_keys(settings.mapping, source, map_row)
+    (batch,) = passes.read_manifest_columns(manifest, 100, source)
+    assert keys is not None and isinstance(batch, PlainColumns)
+    with Ledger(ledger_path) as ledger:
+        settled, unsettled, unsettled_keys = passes._known_by_key(ledger, keys, batch)
+    assert [r.row_number for r in settled] == [2, 3, 4, 6, 7, 8, 9, 11, 12, 13]
+    assert isinstance(unsettled, PlainColumns) and unsettled.numbers == [5, 10]
+    assert [r.cells["title"] for r in unsettled.rows()] == ["Renamed", "Other"]
+    assert unsettled_keys == [keys.key(r.cells, None) for r in unsettled.rows()]

@@ -199,7 +199,8 @@ class ManifestIndex:
         self._table = table
 
     def start(self) -> None:
-        """An empty scratch table of (external_id, row, payload hash, source id, media URL)."""
+        """An empty scratch table of (external_id, row, payload hash, source id, media URL);
+        the hash NULL for a plan's plain rows until ``hashes_given`` gives it."""
         self.db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS manifest_index "
             "(external_id TEXT, row_number INTEGER, payload_hash TEXT, source_id TEXT, "
@@ -506,7 +507,8 @@ class ManifestIndex:
 
     def repeated(self, shown: int = 10) -> Iterator[tuple[str, int, bool, tuple[int, ...], int]]:
         """external_ids on more than one row: first row, whether the payloads differ, the
-        first ``shown`` rows and how many more there are."""
+        first ``shown`` rows and how many more there are. Their rows' hashes must be in
+        (``unhashed_repeated`` names those that are not, ``hashes_given`` gives them)."""
         self._ids_indexed()
         # The repeated ids from the external_id index alone first; their rows only then.
         for row in self.db.query(

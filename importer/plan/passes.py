@@ -2,7 +2,8 @@
 
 Two passes keep memory bounded whatever the manifest's size: pass one (``index_manifest``)
 validates every row and indexes (external_id, row, payload hash) in SQLite's temp store,
-which finds duplicates across the whole file; pass two (``planned_batches``) plans each row
+which finds duplicates across the whole file (a plan hashes only the rows whose external_id
+repeats: ``_hashes_of_repeated``); pass two (``planned_batches``) plans each row
 against the ledger. ``prepare`` settles what the file as a whole decides first, and the
 media preflight, when asked for, reads the manifest once before.
 """

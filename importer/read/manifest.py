@@ -70,9 +70,10 @@ class ManifestRow(NamedTuple):
 
 class PlainColumns:
     """A batch of records each as wide as the header, nothing odd in any: kept column by
-    column, its rows made only when asked (``rows``, ``row``). A plan's workers map it as
-    it is (``columnar.index_entries``): a row's dict is made only where a rule needs it, and
-    columns cross to a worker in a third of the time of rows."""
+    column, its rows made only when asked (``rows``, ``row``). Pass one keys it
+    (``RowKeys.keys``) and its workers map it as it is (``columnar.index_entries``): a
+    row's dict is made only where a rule needs it, and columns cross to a worker in a third
+    of the time of rows."""
 
     __slots__ = ("columns", "header", "numbers")
 
@@ -92,6 +93,12 @@ class PlainColumns:
         """The batch's ``index``-th row, as ``rows`` makes it."""
         cells = dict(zip(self.header, [column[index] for column in self.columns], strict=True))
         return ManifestRow(self.numbers[index], cells)
+
+    def sliced(self, start: int, stop: int) -> PlainColumns:
+        """The batch's rows from ``start`` to ``stop``, still column by column."""
+        return PlainColumns(
+            self.header, self.numbers[start:stop], [column[start:stop] for column in self.columns]
+        )
 
     def subset(self, indexes: Sequence[int]) -> PlainColumns:
         """The batch's rows at these places (in order), still column by column."""
@@ -192,7 +199,8 @@ def read_manifest_columns(
     source: SourceOptions | None = None,
     stats: ReadStats | None = None,
 ) -> Iterator[Batch]:
-    """``read_manifest``, a batch of plain records (CSV, Parquet) kept column by column."""
+    """``read_manifest``'s batches, one of plain records (CSV, Parquet) kept column by
+    column."""
     return _batches(path, batch_size, source, stats, columns=True)
 
 
@@ -233,28 +241,54 @@ def manifest_rows(values: Iterable[tuple[int, dict[str, str], str | None]]) -> l
 
 def _rebatched(chunks: Iterator[Batch], batch_size: int) -> Iterator[Batch]:
     """The rows of these chunks in batches of ``batch_size`` (the last may be shorter; a
-    size below one is one). A chunk of ``PlainColumns`` no longer than a batch is passed on
-    as it is, the rows waiting before it first: a record dropped (a blank line, a report's
-    subtotal) makes one batch short, not every batch after it rows."""
+    size below one is one), whatever the chunks' sizes. A batch made of ``PlainColumns``
+    alone stays column by column: a record dropped (a blank line, a report's subtotal)
+    joins two chunks' columns, and every batch after it stays columns."""
     batch_size = max(batch_size, 1)
-    batch: list[ManifestRow] = []
+    waiting: list[Batch] = []
+    count = 0
     for chunk in chunks:
-        if isinstance(chunk, PlainColumns) and len(chunk) <= batch_size:
-            if batch:
-                yield batch
-                batch = []
-            yield chunk
-            continue
-        if not batch and len(chunk) == batch_size:
+        if not waiting and len(chunk) == batch_size:
             yield chunk  # as read: the default batch is the reader's
             continue
-        batch.extend(chunk.rows() if isinstance(chunk, PlainColumns) else chunk)
-        whole = len(batch) - len(batch) % batch_size
-        for start in range(0, whole, batch_size):
-            yield batch[start : start + batch_size]
-        del batch[:whole]
-    if batch:
-        yield batch
+        if chunk:
+            waiting.append(chunk)
+            count += len(chunk)
+        while count >= batch_size:
+            batch, waiting = _cut(waiting, batch_size)
+            count -= batch_size
+            yield batch
+    if count:
+        yield _joined(waiting)
+
+
+def _cut(pieces: list[Batch], size: int) -> tuple[Batch, list[Batch]]:
+    """The first ``size`` rows of these pieces as one batch, and the pieces left."""
+    taken: list[Batch] = []
+    for place, piece in enumerate(pieces):
+        if len(piece) >= size:
+            rest = piece[size:] if isinstance(piece, list) else piece.sliced(size, len(piece))
+            head = piece[:size] if isinstance(piece, list) else piece.sliced(0, size)
+            left = pieces[place + 1 :]
+            return _joined([*taken, head]), [rest, *left] if len(rest) else left
+        taken.append(piece)
+        size -= len(piece)
+    return _joined(taken), []
+
+
+def _joined(pieces: list[Batch]) -> Batch:
+    """These pieces as one batch: columns if each is (and of one header), else rows."""
+    if len(pieces) == 1:
+        return pieces[0]
+    plain = [p for p in pieces if isinstance(p, PlainColumns)]
+    if len(plain) == len(pieces) and all(p.header == plain[0].header for p in plain):
+        columns = zip(*(p.columns for p in plain), strict=True)
+        return PlainColumns(
+            plain[0].header,
+            [n for p in plain for n in p.numbers],
+            [list(chain.from_iterable(cells)) for cells in columns],
+        )
+    return list(chain.from_iterable(p.rows() if isinstance(p, PlainColumns) else p for p in pieces))
 
 
 def _open_csv(path: Path, source: SourceOptions) -> io.TextIOWrapper:
