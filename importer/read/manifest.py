@@ -22,6 +22,7 @@ import csv
 import functools
 import io
 import operator
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -245,8 +246,11 @@ def _rebatched(chunks: Iterator[Batch], batch_size: int) -> Iterator[Batch]:
     alone stays column by column: a record dropped (a blank line, a report's subtotal)
     joins two chunks' columns, and every batch after it stays columns."""
     batch_size = max(batch_size, 1)
-    waiting: list[Batch] = []
+    waiting: deque[Batch] = deque()
+    used = 0
+    """Rows of the first chunk waiting already handed on."""
     count = 0
+    """Rows waiting, not handed on."""
     for chunk in chunks:
         if not waiting and len(chunk) == batch_size:
             yield chunk  # as read: the default batch is the reader's
@@ -255,25 +259,28 @@ def _rebatched(chunks: Iterator[Batch], batch_size: int) -> Iterator[Batch]:
             waiting.append(chunk)
             count += len(chunk)
         while count >= batch_size:
-            batch, waiting = _cut(waiting, batch_size)
+            pieces: list[Batch] = []
+            need = batch_size
+            while need:
+                first = waiting[0]
+                take = min(need, len(first) - used)
+                pieces.append(_part(first, used, used + take))
+                used += take
+                need -= take
+                if used == len(first):
+                    waiting.popleft()
+                    used = 0
             count -= batch_size
-            yield batch
+            yield _joined(pieces)
     if count:
-        yield _joined(waiting)
+        yield _joined([_part(waiting[0], used, len(waiting[0])), *list(waiting)[1:]])
 
 
-def _cut(pieces: list[Batch], size: int) -> tuple[Batch, list[Batch]]:
-    """The first ``size`` rows of these pieces as one batch, and the pieces left."""
-    taken: list[Batch] = []
-    for place, piece in enumerate(pieces):
-        if len(piece) >= size:
-            rest = piece[size:] if isinstance(piece, list) else piece.sliced(size, len(piece))
-            head = piece[:size] if isinstance(piece, list) else piece.sliced(0, size)
-            left = pieces[place + 1 :]
-            return _joined([*taken, head]), [rest, *left] if len(rest) else left
-        taken.append(piece)
-        size -= len(piece)
-    return _joined(taken), []
+def _part(chunk: Batch, start: int, stop: int) -> Batch:
+    """The chunk's rows from ``start`` to ``stop``: the chunk itself when that is all."""
+    if start == 0 and stop == len(chunk):
+        return chunk
+    return chunk[start:stop] if isinstance(chunk, list) else chunk.sliced(start, stop)
 
 
 def _joined(pieces: list[Batch]) -> Batch:
