@@ -244,10 +244,7 @@ def _utc_hour(timezone: str, day: str, hour: str) -> str | None:
     if offset is None or offset % dt.timedelta(hours=1):
         return None
     utc = start - offset
-    if (
-        not EARLIEST_YEAR <= start.year <= LATEST_YEAR
-        or not EARLIEST_YEAR <= utc.year <= LATEST_YEAR
-    ):
+    if not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
         return None
     return utc.isoformat()[:13]
 
@@ -491,7 +488,6 @@ def _localise(naive: dt.datetime, zone: ZoneInfo, value: str, name: str) -> dt.d
     except OverflowError:  # year 1 or 9999, whose times cannot all be converted
         _check_years(value, naive)  # says which year, as for any year out of range
         raise
-
     if back != naive:
         raise InvalidCell(
             f"{value!r} does not exist in {name}: the clocks skipped that hour; "
